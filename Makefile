@@ -1,0 +1,54 @@
+# The partnership's four services. `make run` from a fresh clone; `make test` for everything.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install -q -c constraints.txt
+SERVICES := membership catalogue billing scheduling
+AMQP_URI ?= amqp://guest:guest@127.0.0.1:5672/
+export AMQP_URI
+# nameko's CLI imports eventlet, which warns that it is deprecated: silence that one line only.
+export PYTHONWARNINGS := ignore::Warning:nameko.cli.commands
+
+.PHONY: help install run demo test test-unit test-integration test-e2e lint bench images clean
+
+help:
+	@echo "make run    start the four services locally (creates .venv, installs, checks the broker)"
+	@echo "make demo   load a small county into the running services and show what each holds"
+	@echo "make test   the whole suite: import contracts, unit, integration, e2e, contracts, reliability"
+	@echo "make bench  event-path benchmark (raw pika beside the outbox->relay->inbox path)"
+	@echo "make images build each service's image with podman and start it once against the broker"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+	$(PIP) --config-settings editable_mode=compat -e shared $(foreach s,$(SERVICES),-e services/$(s)) \
+	    pytest pytest-timeout hypothesis import-linter jsonschema
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/python -m deploy.local
+
+demo: install
+	$(BIN)/python -m deploy.demo
+
+lint: install
+	$(BIN)/lint-imports
+
+test: install lint
+	$(BIN)/python -m pytest shared/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rs
+
+test-unit: install
+	$(BIN)/python -m pytest shared/tests $(foreach s,$(SERVICES),services/$(s)/tests/unit) -q
+
+bench: install
+	$(BIN)/python -m bench.event_path
+
+images:
+	bash deploy/images.sh
+
+clean:
+	rm -rf $(VENV) var build

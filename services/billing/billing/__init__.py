@@ -1,0 +1,1 @@
+"""Billing: charges, invoices, credit notes and payments for the right payer."""

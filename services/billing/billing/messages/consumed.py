@@ -1,0 +1,44 @@
+"""Billing's own, lenient copies of the upstream events it reads (unknown fields excluded)."""
+from marshmallow import EXCLUDE, Schema, fields
+
+
+class _Lenient(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class _Mat(_Lenient):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class MemberJoined(_Lenient):
+    """membership's `member_joined` v1."""
+
+    urn = fields.String(required=True)
+    name = fields.String(required=True)
+    is_academy = fields.Boolean(required=True)
+    mat = fields.Nested(_Mat, allow_none=True, required=True)
+
+
+class _Census(_Lenient):
+    date = fields.Date(required=True)
+    number_on_roll = fields.Integer(required=True)
+
+
+class SubscriptionStarted(_Lenient):
+    """catalogue's `subscription_started` v1."""
+
+    subscription_id = fields.String(required=True)
+    urn = fields.String(required=True)
+    school_name = fields.String(required=True)
+    mat = fields.Nested(_Mat, allow_none=True, required=True)
+    offering_code = fields.String(required=True)
+    offering_name = fields.String(required=True)
+    service_area = fields.String(required=True)
+    vat_treatment = fields.String(required=True)
+    period_start = fields.Date(required=True)
+    period_end = fields.Date(required=True)
+    quantity = fields.Integer(required=True)
+    annual_price_pence = fields.Integer(required=True)
+    census = fields.Nested(_Census, required=True)

@@ -1,0 +1,1 @@
+"""Membership: who belongs to the partnership, since when and in what capacity."""

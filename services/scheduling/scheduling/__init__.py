@@ -1,0 +1,1 @@
+"""Peer-network scheduling: networks, meetings, peer reviews and coaching on real school calendars."""

@@ -1,0 +1,54 @@
+"""Configuration: one YAML file per service with `${VAR:default}` substitution.
+
+The file is read with nameko's own loader, so `nameko run --config` and the
+service's command-line tools (migrations, operator commands) see the same values.
+Defaults in each `config.yml` work on localhost with SQLite; secrets come only
+from the environment.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+AMQP_URI_KEY = "AMQP_URI"
+DATABASE_URL_KEY = "DATABASE_URL"
+OPERATOR_KEY = "OPERATOR"
+EVENTS_KEY = "EVENTS"
+
+DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a service's YAML config, substituting `${VAR:default}` from the environment."""
+    from nameko.cli.main import setup_yaml_parser  # imports pkg_resources; only on demand
+
+    setup_yaml_parser()
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def operator_of(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The operator block of a config: at least `name`, the organisation running this function."""
+    operator = dict(config.get(OPERATOR_KEY) or {})
+    if not operator.get("name"):
+        raise ValueError("config OPERATOR.name is required: the organisation that runs this service")
+    return operator
+
+
+def events_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Event plumbing settings with their defaults filled in."""
+    settings = {
+        # Delays between attempts of a failing handler; its last failure dead-letters.
+        "retry_delays_ms": [1000, 5000, 30000],
+        # Broker-side safety net: a message redelivered this often (e.g. it crashes
+        # the process every time) is dead-lettered by RabbitMQ itself.
+        "delivery_limit": 20,
+        "relay_batch_size": 500,
+        "relay_poll_seconds": 0.5,
+        "relay_max_backoff_seconds": 30.0,
+        "outbox_retention_hours": 168,
+    }
+    settings.update(config.get(EVENTS_KEY) or {})
+    return settings

@@ -1,0 +1,238 @@
+"""`consumes`: nameko's event handler made reliable.
+
+nameko 2.14.1 acks a message whose handler raised (it is lost) or, with
+`requeue_on_error`, requeues it at once and forever. This entrypoint instead:
+
+- validates the envelope and the payload (the consumer's own marshmallow
+  schema, unknown fields excluded) before any worker runs; an invalid message
+  goes straight to the handler's dead-letter queue with the validation errors;
+- skips, and acks, an event whose id is already in the service's inbox;
+- acks only after the worker returned, i.e. after its unit of work committed;
+- on failure, parks a copy in the service's delay queue for the next backoff
+  step (attempt count in `x-attempt`) and acks the original, so the messages
+  behind it keep flowing; after the last step the copy goes to the dead-letter
+  queue with the error, the attempt count and the time recorded in headers;
+- if the copy cannot be published (broker trouble) the original is requeued,
+  never acked, so nothing is lost;
+- consumes from a quorum queue with a delivery limit, so even a message that
+  kills the process every time ends in the dead-letter queue.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import traceback
+from functools import partial
+
+from kombu import Connection, Producer
+from marshmallow import EXCLUDE, Schema, ValidationError
+from nameko.events import EventHandler
+from nameko.exceptions import ContainerBeingKilled
+from nameko.messaging import QueueConsumer
+
+from shared.config import events_settings
+from shared.envelope import Envelope, ReceivedEvent
+from shared.metrics import metrics_for
+from shared.topology import (dead_letter_queue_name, declare_handler_topology, handler_queue_arguments,
+                             retry_name)
+from shared.unit_of_work import EventAlreadyHandled
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_HEADER = 2000
+
+
+class ReliableQueueConsumer(QueueConsumer):
+    """nameko's queue consumer, but an undecodable message is dead-lettered instead of
+    breaking the consume loop (kombu would otherwise raise inside `drain_events`)."""
+
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            consumer.on_decode_error = provider.handle_undecodable
+        return consumers
+
+
+class Republisher:
+    """Publishes retry and dead-letter copies with confirms; one connection per process."""
+
+    def __init__(self, amqp_uri: str):
+        self.amqp_uri = amqp_uri
+        self._lock = threading.Lock()
+        self._connection = None
+        self._producer = None
+
+    def publish(self, body: bytes, *, exchange: str, routing_key: str, properties: dict, headers: dict) -> None:
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._producer is None:
+                        self._connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
+                                                      connect_timeout=5)
+                        self._producer = Producer(self._connection.channel())
+                    self._producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers,
+                                           delivery_mode=2, retry=False, **properties)
+                    return
+                except Exception:
+                    self.close()
+                    if attempt == 2:
+                        raise
+
+    def close(self) -> None:
+        connection, self._connection, self._producer = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+_republishers: dict[str, Republisher] = {}
+
+
+def _republisher(amqp_uri: str) -> Republisher:
+    if amqp_uri not in _republishers:
+        _republishers[amqp_uri] = Republisher(amqp_uri)
+    return _republishers[amqp_uri]
+
+
+def _copied_properties(message) -> dict:
+    keep = ("content_type", "content_encoding", "message_id", "type", "correlation_id", "app_id", "timestamp")
+    return {k: message.properties[k] for k in keep if message.properties.get(k) is not None}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class ReliableEventHandler(EventHandler):
+    """Handle one upstream event type exactly once in effect. See the module docstring."""
+
+    queue_consumer = ReliableQueueConsumer()
+
+    def __init__(self, source_service: str, event_type: str, schema: type[Schema] | Schema, version: int = 1,
+                 **kwargs):
+        self.schema = schema(unknown=EXCLUDE) if isinstance(schema, type) else schema
+        self.version = version
+        kwargs.setdefault("expected_exceptions", (EventAlreadyHandled,))
+        super().__init__(source_service, event_type, requeue_on_error=False, **kwargs)
+
+    def setup(self):
+        super().setup()
+        settings = events_settings(self.container.config)
+        self.retry_delays_ms = [int(d) for d in settings["retry_delays_ms"]]
+        self.delivery_limit = int(settings["delivery_limit"])
+        self.service_name = self.container.service_name
+        self.queue.queue_arguments = handler_queue_arguments(self.queue.name, self.delivery_limit)
+        self.metrics = metrics_for(self.service_name)
+        self.amqp_uri = self.container.config["AMQP_URI"]
+        self.republisher = _republisher(self.amqp_uri)
+        self._inbox_probe = None
+        for dependency in self.container.dependencies:
+            if hasattr(dependency, "already_handled"):
+                self._inbox_probe = dependency.already_handled
+        self._declare_topology()
+
+    def _declare_topology(self) -> None:
+        with Connection(self.amqp_uri, connect_timeout=5) as connection:
+            connection.ensure_connection(max_retries=None, interval_start=0.5, interval_step=1, interval_max=5)
+            declare_handler_topology(
+                connection.default_channel, source=self.source_service, event_type=self.event_type,
+                service=self.service_name, method=self.method_name, delivery_limit=self.delivery_limit,
+                retry_delays_ms=self.retry_delays_ms)
+
+    # -- receiving ----------------------------------------------------------------------------
+    def handle_message(self, body, message):
+        try:
+            envelope = Envelope.from_dict(body)
+            if envelope.type != self.event_type:
+                raise ValidationError({"type": [f"expected {self.event_type}, got {envelope.type}"]})
+            if envelope.version != self.version:
+                raise ValidationError({"version": [f"this handler reads version {self.version}"]})
+            payload = self.schema.load(envelope.payload)
+        except ValidationError as exc:
+            self._dead_letter(message, reason="invalid", error=f"ValidationError: {exc.messages}",
+                              event_type=self.event_type)
+            return
+        event = ReceivedEvent(envelope=envelope, payload=payload)
+        if self._inbox_probe is not None and self._inbox_probe(event.event_id):
+            self.metrics.events_duplicate.labels(self.event_type).inc()
+            self.metrics.events_consumed.labels(self.event_type, "duplicate").inc()
+            self.queue_consumer.ack_message(message)
+            return
+        context_data = {"correlation_id": envelope.correlation_id}
+        started = time.perf_counter()
+        try:
+            self.container.spawn_worker(self, (event,), {}, context_data=context_data,
+                                        handle_result=partial(self._handle_outcome, message, started))
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def handle_undecodable(self, message, exc) -> None:
+        self._dead_letter(message, reason="undecodable", error=f"{type(exc).__name__}: {exc}",
+                          event_type=self.event_type)
+
+    # -- outcome ------------------------------------------------------------------------------
+    def _handle_outcome(self, message, started, worker_ctx, result=None, exc_info=None):
+        self.metrics.handler_duration.labels(self.event_type).observe(time.perf_counter() - started)
+        if exc_info is None:
+            self.metrics.events_consumed.labels(self.event_type, "applied").inc()
+            self.queue_consumer.ack_message(message)
+        elif issubclass(exc_info[0], EventAlreadyHandled):
+            self.metrics.events_duplicate.labels(self.event_type).inc()
+            self.metrics.events_consumed.labels(self.event_type, "duplicate").inc()
+            self.queue_consumer.ack_message(message)
+        else:
+            error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+            self._retry_or_dead_letter(message, error)
+        return result, exc_info
+
+    def _retry_or_dead_letter(self, message, error: str) -> None:
+        attempt = int(message.headers.get("x-attempt", 1))
+        if attempt <= len(self.retry_delays_ms):
+            delay = self.retry_delays_ms[attempt - 1]
+            headers = dict(message.headers)
+            headers.update({"x-attempt": attempt + 1, "x-last-error": error[:MAX_ERROR_HEADER],
+                            "x-original-queue": self.queue.name})
+            try:
+                self.republisher.publish(message.body, exchange=retry_name(self.service_name, delay),
+                                         routing_key=self.queue.name, properties=_copied_properties(message),
+                                         headers=headers)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not park %s for retry (%s); requeued", self.event_type, exc)
+                self.queue_consumer.requeue_message(message)
+                return
+            self.metrics.events_retried.labels(self.event_type).inc()
+            self.metrics.events_consumed.labels(self.event_type, "retried").inc()
+            self.queue_consumer.ack_message(message)
+        else:
+            self._dead_letter(message, reason="exhausted", error=error, event_type=self.event_type,
+                              attempts=attempt)
+
+    def _dead_letter(self, message, *, reason: str, error: str, event_type: str, attempts: int | None = None):
+        headers = dict(message.headers or {})
+        headers.update({
+            "x-dead-letter-reason": reason,
+            "x-error": error[:MAX_ERROR_HEADER],
+            "x-dead-lettered-at": _now(),
+            "x-attempts": attempts if attempts is not None else int(headers.get("x-attempt", 1)),
+            "x-original-queue": self.queue.name,
+            "x-original-exchange": message.delivery_info.get("exchange", ""),
+            "x-original-routing-key": message.delivery_info.get("routing_key", ""),
+        })
+        try:
+            self.republisher.publish(message.body, exchange="", routing_key=dead_letter_queue_name(self.queue.name),
+                                     properties=_copied_properties(message), headers=headers)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not dead-letter %s (%s); requeued", event_type, exc)
+            self.queue_consumer.requeue_message(message)
+            return
+        log.error("dead-lettered %s from %s (%s): %s", event_type, self.queue.name, reason, error)
+        self.metrics.events_dead_lettered.labels(event_type, reason).inc()
+        self.metrics.events_consumed.labels(event_type, "dead_lettered").inc()
+        self.queue_consumer.ack_message(message)
+
+
+consumes = ReliableEventHandler.decorator

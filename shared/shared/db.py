@@ -1,0 +1,194 @@
+"""A service's own database: SQLite by default, PostgreSQL when DATABASE_URL says so.
+
+Guarantees:
+- SQLite runs in WAL mode and every write transaction starts with
+  `BEGIN IMMEDIATE`, taken first through an in-process lock (green under
+  eventlet) so two green threads never wait on each other inside SQLite, and
+  retried with a cooperative sleep while another *process* holds the lock.
+  Read-only sessions use a separate engine with a deferred BEGIN and never wait.
+- PostgreSQL connections are made cooperative under eventlet (psycogreen) so
+  one slow query never stalls the service's other green threads.
+- Migrations are Alembic's, one history per service, applied by `upgrade()`.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+SQLITE_LOCK_TIMEOUT_SECONDS = 5.0
+
+
+class DatabaseLocked(OperationalError):
+    """The database stayed locked by another process for longer than the lock timeout."""
+
+
+def _eventlet_active() -> bool:
+    try:
+        from eventlet import patcher
+
+        return patcher.is_monkey_patched("socket")
+    except ImportError:  # pragma: no cover
+        return False
+
+
+_psycopg_patched = False
+
+
+def _make_psycopg_green() -> None:
+    global _psycopg_patched
+    if not _psycopg_patched and _eventlet_active():
+        from psycogreen.eventlet import patch_psycopg
+
+        patch_psycopg()
+        _psycopg_patched = True
+
+
+def _is_locked_error(exc: BaseException) -> bool:
+    return "database is locked" in str(exc) or "database is busy" in str(exc)
+
+
+def _configure_sqlite(engine: Engine, *, immediate: bool, lock_timeout: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Leave transaction control to the `begin` listener below (pysqlite's own
+        # implicit BEGIN would defer locking to the first write).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # SQLite's own busy wait sleeps in C and would freeze every green thread;
+        # waiting happens in `_on_begin` instead, cooperatively.
+        cursor.execute("PRAGMA busy_timeout=0")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        deadline = time.monotonic() + lock_timeout
+        delay = 0.002
+        while True:
+            try:
+                connection.exec_driver_sql(statement)
+                return
+            except OperationalError as exc:
+                if not _is_locked_error(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+
+
+class Database:
+    """Engines and sessions of one service's database.
+
+    Use `transaction()` for work that writes (it serialises writers on SQLite)
+    and `reader()` for queries.
+    """
+
+    def __init__(self, url: str, *, lock_timeout: float = SQLITE_LOCK_TIMEOUT_SECONDS, echo: bool = False):
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            if self.url.database and self.url.database != ":memory:":
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            connect_args = {"check_same_thread": False}
+            self.engine = create_engine(self.url, connect_args=connect_args, echo=echo, pool_size=10)
+            self.read_engine = create_engine(self.url, connect_args=connect_args, echo=echo, pool_size=10)
+            _configure_sqlite(self.engine, immediate=True, lock_timeout=lock_timeout)
+            _configure_sqlite(self.read_engine, immediate=False, lock_timeout=lock_timeout)
+        else:
+            _make_psycopg_green()
+            self.engine = create_engine(self.url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            self.read_engine = self.engine
+        # Created after eventlet's monkey patching, so this is a green lock there.
+        self._writer = threading.Lock() if self.is_sqlite else None
+        self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(bind=self.read_engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose transaction is committed by the caller; rolled back if it is not."""
+        lock = self._writer
+        if lock is not None:
+            lock.acquire()
+        try:
+            session = self._sessions()
+            try:
+                yield session
+            finally:
+                session.rollback()
+                session.close()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A read-only session; never blocks behind writers."""
+        session = self._read_sessions()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    def ping(self) -> None:
+        """Raise unless the database answers a trivial query."""
+        with self.read_engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def upgrade(self, script_location: str) -> None:
+        """Apply the service's Alembic migrations up to head."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", script_location)
+        config.set_main_option("sqlalchemy.url", self.url.render_as_string(hide_password=False))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+
+def ensure_postgres_database(url: str) -> None:
+    """Create the PostgreSQL database named in `url` if it does not exist (tooling, not services)."""
+    target = make_url(url)
+    if target.get_backend_name() != "postgresql":
+        return
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+            ).scalar()
+            if not exists:
+                connection.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
+    finally:
+        admin.dispose()
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop the PostgreSQL database named in `url`, disconnecting its sessions (tests, tooling)."""
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+    finally:
+        admin.dispose()

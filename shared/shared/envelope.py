@@ -1,0 +1,198 @@
+"""The one envelope every event travels in, on the wire and in the outbox.
+
+An envelope is JSON: `event_id` (UUID), `type` (past-tense snake_case),
+`version` (schema version of the payload), `occurred_at` (UTC, ISO 8601),
+`producer` (service), `operator` (organisation running the producer),
+`correlation_id`, `causation_id` and `payload`. The same facts are copied into
+AMQP properties and headers (`message_id`, `type`, `content_type`,
+`x-event-version`, `x-producer`, `x-operator`, `x-correlation-id`,
+`x-causation-id`, `x-occurred-at`) so a consumer that is not nameko can route
+and de-duplicate without parsing the body.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import uuid
+from typing import Any, Mapping
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+CONTENT_TYPE = "application/json"
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$"
+
+
+def amqp_headers(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """The envelope's facts as AMQP headers (everything but the payload)."""
+    return {
+        "x-event-id": envelope["event_id"],
+        "x-event-type": envelope["type"],
+        "x-event-version": envelope["version"],
+        "x-producer": envelope["producer"],
+        "x-operator": envelope["operator"],
+        "x-correlation-id": envelope["correlation_id"],
+        "x-causation-id": envelope.get("causation_id") or "",
+        "x-occurred-at": envelope["occurred_at"],
+    }
+
+
+def amqp_properties(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """AMQP basic properties for an envelope (as a dict): persistent, identified, typed, with headers."""
+    return {
+        "message_id": envelope["event_id"],
+        "type": envelope["type"],
+        "content_type": CONTENT_TYPE,
+        "content_encoding": "utf-8",
+        "delivery_mode": 2,
+        "app_id": envelope["producer"],
+        "correlation_id": envelope["correlation_id"],
+        "application_headers": amqp_headers(envelope),
+    }
+
+
+class EnvelopeSchema(Schema):
+    """Strict schema of the envelope itself (the payload is checked by the event's own schema)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    event_id = fields.UUID(required=True)
+    type = fields.String(required=True, validate=validate.Regexp(EVENT_TYPE_PATTERN))
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    occurred_at = fields.AwareDateTime(required=True, default_timezone=dt.timezone.utc)
+    producer = fields.String(required=True, validate=validate.Length(min=1))
+    operator = fields.String(required=True, validate=validate.Length(min=1))
+    correlation_id = fields.String(required=True, validate=validate.Length(min=1))
+    causation_id = fields.String(required=True, allow_none=True)
+    payload = fields.Dict(required=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """An event as produced or received; immutable."""
+
+    event_id: str
+    type: str
+    version: int
+    occurred_at: dt.datetime
+    producer: str
+    operator: str
+    correlation_id: str
+    causation_id: str | None
+    payload: dict[str, Any]
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        type: str,
+        payload: Mapping[str, Any],
+        producer: str,
+        operator: str,
+        version: int = 1,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        occurred_at: dt.datetime | None = None,
+    ) -> "Envelope":
+        """A new event with a fresh id; it starts its own correlation unless given one."""
+        event_id = str(uuid.uuid4())
+        return cls(
+            event_id=event_id,
+            type=type,
+            version=version,
+            occurred_at=(occurred_at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc),
+            producer=producer,
+            operator=operator,
+            correlation_id=correlation_id or event_id,
+            causation_id=causation_id,
+            payload=dict(payload),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "type": self.type,
+            "version": self.version,
+            "occurred_at": self.occurred_at.isoformat().replace("+00:00", "Z"),
+            "producer": self.producer,
+            "operator": self.operator,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "payload": self.payload,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+
+    def amqp_properties(self) -> dict[str, Any]:
+        return amqp_properties(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Envelope":
+        """Parse a received envelope; raises `ValidationError` naming each bad field."""
+        if isinstance(data, (bytes, bytearray)):
+            data = data.decode("utf-8")
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError as exc:
+                raise ValidationError({"_body": [f"not JSON: {exc}"]}) from exc
+        if not isinstance(data, Mapping):
+            raise ValidationError({"_body": ["an event envelope must be a JSON object"]})
+        loaded = EnvelopeSchema().load(data)
+        return cls(
+            event_id=str(loaded["event_id"]),
+            type=loaded["type"],
+            version=loaded["version"],
+            occurred_at=loaded["occurred_at"].astimezone(dt.timezone.utc),
+            producer=loaded["producer"],
+            operator=loaded["operator"],
+            correlation_id=loaded["correlation_id"],
+            causation_id=loaded.get("causation_id"),
+            payload=loaded["payload"],
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReceivedEvent:
+    """An upstream event after its payload passed the consumer's own schema."""
+
+    envelope: Envelope
+    payload: dict[str, Any]
+
+    @property
+    def event_id(self) -> str:
+        return self.envelope.event_id
+
+    @property
+    def type(self) -> str:
+        return self.envelope.type
+
+
+class PayloadSchemas:
+    """The schemas a service publishes, by (type, version); publishing anything else fails.
+
+    `build()` serialises a payload with its schema and then validates the
+    serialised form, so what reaches the outbox is exactly what the contract says.
+    """
+
+    def __init__(self, schemas: Mapping[tuple[str, int], Schema]):
+        self._schemas = dict(schemas)
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self._schemas
+
+    def items(self):
+        return self._schemas.items()
+
+    def build(self, event_type: str, version: int, payload: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            schema = self._schemas[(event_type, version)]
+        except KeyError:
+            raise LookupError(f"no published schema for {event_type} v{version}") from None
+        dumped = schema.dump(payload)
+        errors = schema.validate(dumped)
+        if errors:
+            raise ValidationError({"payload": errors})
+        return dumped

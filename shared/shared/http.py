@@ -1,0 +1,161 @@
+"""JSON over HTTP for nameko services, with errors a client can act on.
+
+`@http(method, url)` handlers return a dict or list (200), or `(status, body)`.
+Failures never surface as a 500 with a traceback:
+- a body that is not JSON, or fields that fail the marshmallow schema: 400 with
+  `{"error": "invalid_request", "fields": {field: [rule, ...]}}`;
+- `NotFound` 404, `Conflict` 409, `RuleViolation` 422, each with a sentence;
+- an unknown route or method: 404/405 as JSON;
+- anything unexpected: 500 `{"error": "internal_error", "correlation_id": ...}`,
+  the traceback goes to the log only.
+Every response carries `X-Correlation-ID` (taken from the request or new).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from functools import partial
+from typing import Any, Mapping
+
+from eventlet.event import Event
+from marshmallow import Schema, ValidationError
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request, Response
+
+log = logging.getLogger(__name__)
+
+
+class _ExpectedErrorsWithoutTraceback(logging.Filter):
+    """nameko logs every *expected* worker exception (a 400, a 404) with its traceback;
+    keep the one-line warning, drop the traceback that says nothing about a client's typo."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("(expected) error handling worker"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("nameko.containers").addFilter(_ExpectedErrorsWithoutTraceback())
+
+CORRELATION_HEADER = "X-Correlation-ID"
+
+
+class HttpError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **details: Any):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(HttpError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(HttpError):
+    status = 409
+    code = "conflict"
+
+
+class RuleViolation(HttpError):
+    status = 422
+    code = "rule_violated"
+
+
+def json_response(status: int, body: Any, correlation_id: str | None = None) -> Response:
+    headers = {CORRELATION_HEADER: correlation_id} if correlation_id else None
+    return Response(json.dumps(body, default=str), status=status, mimetype="application/json", headers=headers)
+
+
+def load_body(request: Request, schema: Schema) -> dict:
+    """Parse and validate a JSON body; raises `ValidationError` naming each bad field."""
+    raw = request.get_data(cache=True, as_text=True)
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except ValueError as exc:
+        raise ValidationError({"_body": [f"not valid JSON: {exc.msg} at position {exc.pos}"]}) from None
+    if not isinstance(data, Mapping):
+        raise ValidationError({"_body": ["the request body must be a JSON object"]})
+    return schema.load(data)
+
+
+def load_query(request: Request, schema: Schema) -> dict:
+    return schema.load(request.args.to_dict())
+
+
+class JsonWsgiApp(WsgiApp):
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+            request.path_values = values
+            response = provider.handle_request(request)
+        except HTTPException as exc:
+            response = json_response(exc.code or 500, {"error": (exc.name or "error").lower().replace(" ", "_"),
+                                                        "message": exc.description})
+        return response(environ, start_response)
+
+
+class JsonWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+
+class JsonHttp(HttpRequestHandler):
+    """An HTTP entrypoint that speaks JSON and maps errors (see module docstring)."""
+
+    server = JsonWebServer()
+
+    def __init__(self, method: str, url: str, **kwargs):
+        kwargs.setdefault("expected_exceptions", (ValidationError, HttpError))
+        super().__init__(method, url, **kwargs)
+
+    def handle_request(self, request):
+        request.shallow = False
+        correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
+        try:
+            args, kwargs = self.get_entrypoint_parameters(request)
+            self.check_signature(args, kwargs)
+            done = Event()
+            self.container.spawn_worker(self, args, kwargs, context_data={"correlation_id": correlation_id},
+                                        handle_result=partial(self.handle_result, done))
+            result = done.wait()
+            return self._response(result, correlation_id)
+        except Exception as exc:  # noqa: BLE001 - mapped to a JSON error below
+            return self._error(exc, correlation_id)
+
+    def _response(self, result, correlation_id):
+        if isinstance(result, Response):
+            result.headers[CORRELATION_HEADER] = correlation_id
+            return result
+        status, body = (result if isinstance(result, tuple) else (200, result))
+        return json_response(status, body, correlation_id)
+
+    def _error(self, exc: Exception, correlation_id: str) -> Response:
+        if isinstance(exc, ValidationError):
+            messages = exc.messages if isinstance(exc.messages, dict) else {"_body": exc.messages}
+            return json_response(400, {"error": "invalid_request",
+                                       "message": "some fields are invalid; see `fields`",
+                                       "fields": messages}, correlation_id)
+        if isinstance(exc, HttpError):
+            return json_response(exc.status, {"error": exc.code, "message": exc.message, **exc.details},
+                                 correlation_id)
+        if isinstance(exc, HTTPException):
+            return json_response(exc.code or 400, {"error": "bad_request", "message": exc.description},
+                                 correlation_id)
+        log.error("unexpected error in %s (correlation %s)", self.method_name, correlation_id,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        return json_response(500, {"error": "internal_error",
+                                   "message": "the request failed unexpectedly; the service log has the details under this correlation id",
+                                   "correlation_id": correlation_id}, correlation_id)
+
+
+http = JsonHttp.decorator

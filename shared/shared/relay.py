@@ -1,0 +1,251 @@
+"""Outbox relay: publishes committed events to the service's exchange, with confirms.
+
+Guarantees:
+- A row is marked sent only after the broker confirmed it (publisher confirms,
+  persistent messages). A row the broker returns as unroutable (`mandatory`)
+  or nacks stays in the outbox and is retried with backoff.
+- Rows leave in outbox order (commit order), so the events of one aggregate are
+  published in the order they happened. A returned row does not hold back the
+  rows behind it: "unroutable" means no queue is bound for its type, so no
+  consumer can observe its position relative to them.
+- Broker down: nothing is marked, the relay retries with exponential backoff
+  (capped) and reconnects by itself; the rows wait. A confirm lost with the
+  connection leaves its row unsent, so it may be published twice; consumers'
+  inboxes make that harmless.
+- One round publishes up to `relay_batch_size` rows and waits for their
+  confirms together, which is what makes the outbox path fast.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from typing import Callable
+
+import amqp
+from kombu import Connection
+from sqlalchemy import delete, func, select, update
+
+from shared.db import Database
+from shared.envelope import amqp_properties
+from shared.messaging_tables import utcnow
+from shared.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+CONFIRM_TIMEOUT_SECONDS = 10.0
+
+
+def event_exchange(service: str) -> str:
+    """nameko's own naming: a topic exchange `<service>.events`, routing key = event type."""
+    return f"{service}.events"
+
+
+class RelayRoundFailed(Exception):
+    pass
+
+
+class OutboxRelay:
+    """Moves rows from one service's outbox to its exchange; `run()` loops until told to stop."""
+
+    def __init__(self, *, service: str, database: Database, outbox, amqp_uri: str, metrics: ServiceMetrics,
+                 settings: dict, signal=None, heartbeat: int = 20):
+        self.service = service
+        self.exchange = event_exchange(service)
+        self.database = database
+        self.outbox = outbox
+        self.amqp_uri = amqp_uri
+        self.metrics = metrics
+        self.batch_size = int(settings["relay_batch_size"])
+        self.poll_seconds = float(settings["relay_poll_seconds"])
+        self.max_backoff = float(settings["relay_max_backoff_seconds"])
+        self.retention = dt.timedelta(hours=float(settings["outbox_retention_hours"]))
+        self.signal = signal
+        self.heartbeat = heartbeat
+        self._connection: Connection | None = None
+        self._channel = None
+        self._next_tag = 1
+        self._acked: set[int] = set()
+        self._nacked: set[int] = set()
+        self._returned: dict[str, str] = {}
+        self._last_gauges = 0.0
+        self._last_prune = 0.0
+        self.stopping = False
+
+    # -- broker -----------------------------------------------------------------------------
+    def _connect(self) -> None:
+        connection = Connection(self.amqp_uri, heartbeat=self.heartbeat, connect_timeout=5)
+        connection.connect()
+        channel = connection.connection.channel()
+        channel.exchange_declare(self.exchange, "topic", durable=True, auto_delete=False)
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        channel.events["basic_return"].add(self._on_return)
+        self._connection, self._channel = connection, channel
+        self._next_tag = 1
+        self._acked.clear()
+        self._nacked.clear()
+        self._returned.clear()
+
+    def _disconnect(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # noqa: BLE001 - the connection is being abandoned anyway
+                pass
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(self._acked, delivery_tag, multiple)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(self._nacked, delivery_tag, multiple)
+
+    def _settle(self, into: set[int], delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            settled = self._acked | self._nacked
+            into.update(t for t in range(1, delivery_tag + 1) if t not in settled)
+        else:
+            into.add(delivery_tag)
+
+    def _on_return(self, exc, exchange, routing_key, message) -> None:
+        message_id = message.properties.get("message_id")
+        self._returned[message_id] = f"unroutable: {getattr(exc, 'reply_text', exc)}"
+
+    # -- one round ---------------------------------------------------------------------------
+    def _due_rows(self):
+        o = self.outbox
+        with self.database.reader() as session:
+            return session.execute(
+                select(o.c.id, o.c.event_id, o.c.event_type, o.c.body, o.c.attempts)
+                .where(o.c.sent_at.is_(None), o.c.next_attempt_at <= utcnow())
+                .order_by(o.c.id)
+                .limit(self.batch_size)
+            ).all()
+
+    def publish_due(self) -> int:
+        """Publish one batch of due rows; returns how many the broker confirmed."""
+        rows = self._due_rows()
+        if not rows:
+            return 0
+        if self._channel is None:
+            self._connect()
+        channel = self._channel
+        by_tag: dict[int, object] = {}
+        first_tag = self._next_tag
+        error: Exception | None = None
+        try:
+            for row in rows:
+                envelope = json.loads(row.body)
+                properties = amqp_properties(envelope)
+                message = amqp.Message(row.body.encode("utf-8"), **properties)
+                channel.basic_publish(message, exchange=self.exchange, routing_key=row.event_type, mandatory=True)
+                by_tag[self._next_tag] = row
+                self._next_tag += 1
+            self._await_confirms(first_tag, self._next_tag - 1)
+        except Exception as exc:  # noqa: BLE001 - any broker failure ends the round the same way
+            error = exc
+        confirmed = self._record_outcomes(by_tag)
+        if error is not None:
+            self._disconnect()
+            raise RelayRoundFailed(str(error)) from error
+        return confirmed
+
+    def _await_confirms(self, first: int, last: int) -> None:
+        deadline = time.monotonic() + CONFIRM_TIMEOUT_SECONDS
+        while True:
+            settled = self._acked | self._nacked
+            if all(t in settled for t in range(first, last + 1)):
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"broker did not confirm {last - first + 1} messages in time")
+            self._connection.drain_events(timeout=min(remaining, 1.0))
+
+    def _record_outcomes(self, by_tag: dict) -> int:
+        o = self.outbox
+        now = utcnow()
+        sent_ids, failed = [], []
+        for tag, row in by_tag.items():
+            returned = self._returned.pop(row.event_id, None)
+            if returned is not None:
+                failed.append((row, returned))
+                self.metrics.events_unroutable.labels(row.event_type).inc()
+            elif tag in self._nacked:
+                failed.append((row, "nacked by the broker"))
+            elif tag in self._acked:
+                sent_ids.append(row.id)
+                self.metrics.events_published.labels(row.event_type).inc()
+            self._acked.discard(tag)
+            self._nacked.discard(tag)
+        if sent_ids or failed:
+            with self.database.transaction() as session:
+                for chunk in _chunks(sent_ids, 500):
+                    session.execute(
+                        update(o).where(o.c.id.in_(chunk)).values(sent_at=now, attempts=o.c.attempts + 1)
+                    )
+                for row, reason in failed:
+                    delay = min(self.max_backoff, 0.5 * (2 ** min(row.attempts, 10)))
+                    session.execute(
+                        update(o).where(o.c.id == row.id).values(
+                            attempts=o.c.attempts + 1,
+                            last_error=reason,
+                            next_attempt_at=now + dt.timedelta(seconds=delay),
+                        )
+                    )
+                session.commit()
+        return len(sent_ids)
+
+    # -- housekeeping --------------------------------------------------------------------------
+    def backlog(self) -> tuple[int, float]:
+        """(unsent rows, age in seconds of the oldest unsent row)."""
+        o = self.outbox
+        with self.database.reader() as session:
+            count, oldest = session.execute(
+                select(func.count(), func.min(o.c.created_at)).where(o.c.sent_at.is_(None))
+            ).one()
+        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+        return int(count), max(age, 0.0)
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_gauges >= 1.0:
+            self._last_gauges = now
+            count, age = self.backlog()
+            self.metrics.outbox_backlog.set(count)
+            self.metrics.outbox_oldest_age.set(age)
+        if now - self._last_prune >= 60.0:
+            self._last_prune = now
+            o = self.outbox
+            with self.database.transaction() as session:
+                session.execute(delete(o).where(o.c.sent_at.is_not(None), o.c.sent_at < utcnow() - self.retention))
+                session.commit()
+        if self._connection is not None:
+            self._connection.heartbeat_check()
+
+    def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Publish until `should_stop()`; survives broker and database outages."""
+        backoff = 0.0
+        while not (self.stopping or should_stop()):
+            try:
+                self._housekeeping()
+                confirmed = self.publish_due()
+                backoff = 0.0
+                if confirmed < self.batch_size and self.signal is not None:
+                    self.signal.wait(self.poll_seconds)
+                elif confirmed < self.batch_size:
+                    time.sleep(self.poll_seconds)
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive any single failure
+                self.metrics.relay_errors.inc()
+                self._disconnect()
+                backoff = min(self.max_backoff, max(0.2, backoff * 2))
+                log.warning("outbox relay of %s: %s; retrying in %.1fs", self.service, exc, backoff)
+                time.sleep(backoff)
+        self._disconnect()
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

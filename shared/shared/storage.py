@@ -1,0 +1,81 @@
+"""`Storage`: the dependency provider that gives a nameko service its database.
+
+On container setup it connects to `DATABASE_URL` and applies the service's
+Alembic migrations; on start it runs the outbox relay in a managed green
+thread; on stop it lets the relay finish its round. Workers see
+`self.uow` (a `UnitsOfWork`): `with self.uow() as uow: ...; uow.commit()`.
+A unit of work opened by an event handler's worker is bound to that event
+(inbox, correlation and causation), one opened by an HTTP worker carries the
+request's correlation id.
+"""
+from __future__ import annotations
+
+import logging
+
+from nameko.extensions import DependencyProvider
+from sqlalchemy import MetaData, select
+
+from shared.config import events_settings, operator_of
+from shared.db import Database
+from shared.envelope import PayloadSchemas, ReceivedEvent
+from shared.messaging_tables import define_messaging_tables
+from shared.metrics import metrics_for
+from shared.relay import OutboxRelay
+from shared.unit_of_work import Origin, OutboxSignal, Producer, UnitsOfWork
+
+log = logging.getLogger(__name__)
+
+
+class Storage(DependencyProvider):
+    """The service's own database, unit of work, inbox and outbox relay."""
+
+    def __init__(self, *, migrations: str, published: PayloadSchemas, outbox=None, inbox=None):
+        self.migrations = migrations
+        self.published = published
+        if outbox is None or inbox is None:
+            outbox, inbox = define_messaging_tables(MetaData())
+        self.outbox, self.inbox = outbox, inbox
+        self.database: Database | None = None
+        self.relay: OutboxRelay | None = None
+
+    def setup(self):
+        config = self.container.config
+        service = self.container.service_name
+        self.database = Database(config["DATABASE_URL"])
+        self.database.upgrade(self.migrations)
+        self.producer = Producer(service=service, operator=operator_of(config)["name"], schemas=self.published)
+        self.signal = OutboxSignal()
+        self.relay = OutboxRelay(service=service, database=self.database, outbox=self.outbox,
+                                 amqp_uri=config["AMQP_URI"], metrics=metrics_for(service),
+                                 settings=events_settings(config), signal=self.signal)
+        self._relay_thread = None
+
+    def start(self):
+        self._relay_thread = self.container.spawn_managed_thread(self.relay.run, identifier="outbox_relay")
+
+    def stop(self):
+        if self.relay is not None:
+            self.relay.stopping = True
+            self.signal.notify()
+        if self._relay_thread is not None:
+            try:
+                self._relay_thread.wait()
+            except Exception:  # noqa: BLE001 - stopping; the error was logged by the relay
+                pass
+        if self.database is not None:
+            self.database.dispose()
+
+    def kill(self):
+        if self.database is not None:
+            self.database.dispose()
+
+    def already_handled(self, event_id: str) -> bool:
+        """Cheap inbox check made before a worker is spawned (the unit of work re-checks)."""
+        with self.database.reader() as session:
+            found = session.execute(select(self.inbox.c.event_id).where(self.inbox.c.event_id == event_id)).first()
+        return found is not None
+
+    def get_dependency(self, worker_ctx):
+        event = worker_ctx.args[0] if worker_ctx.args and isinstance(worker_ctx.args[0], ReceivedEvent) else None
+        origin = Origin(correlation_id=worker_ctx.data.get("correlation_id") or worker_ctx.call_id, event=event)
+        return UnitsOfWork(self.database, self.producer, self.outbox, self.inbox, origin, self.signal.notify)

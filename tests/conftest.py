@@ -1,0 +1,200 @@
+"""Fixtures for tests that run the real services as processes on the real broker.
+
+Every test session gets its own RabbitMQ virtual host (deleted afterwards), and
+every stack its own fresh databases (SQLite files in a temporary folder, or
+PostgreSQL databases created and dropped here), so runs never collide.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from deploy.local import SERVICES, SPECS, ServiceProcess  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+TEST_EVENT_SETTINGS = {"EVENT_RETRY_DELAYS_MS": "[200, 500]", "EVENT_DELIVERY_LIMIT": "5"}
+
+
+def rabbitmqctl(*args: str) -> str:
+    result = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+class Vhost:
+    """A throwaway RabbitMQ virtual host for one test session."""
+
+    def __init__(self):
+        self.name = f"test-{uuid.uuid4().hex[:10]}"
+        rabbitmqctl("add_vhost", self.name)
+        rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+        self.amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{self.name}"
+
+    def delete(self):
+        try:
+            rabbitmqctl("delete_vhost", self.name)
+        except Exception:  # noqa: BLE001 - best effort cleanup
+            pass
+
+
+@pytest.fixture(scope="session")
+def vhost():
+    host = Vhost()
+    yield host
+    host.delete()
+
+
+@pytest.fixture(scope="session")
+def amqp_uri(vhost):
+    return vhost.amqp_uri
+
+
+class Databases:
+    """Fresh databases, one per service, on SQLite or PostgreSQL; dropped on cleanup."""
+
+    def __init__(self, backend: str, tmp_path: Path):
+        self.backend = backend
+        self.tmp_path = tmp_path
+        self.created: list[str] = []
+
+    def url(self, service: str) -> str:
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.tmp_path / f'{service}-{uuid.uuid4().hex[:6]}.db'}"
+        from shared.db import ensure_postgres_database
+
+        url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/t_{service}_{uuid.uuid4().hex[:10]}"
+        ensure_postgres_database(url)
+        self.created.append(url)
+        return url
+
+    def drop_all(self):
+        from shared.db import drop_postgres_database
+
+        for url in self.created:
+            try:
+                drop_postgres_database(url)
+            except Exception:  # noqa: BLE001 - best effort cleanup
+                pass
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def databases(request, tmp_path):
+    dbs = Databases(request.param, tmp_path)
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture
+def sqlite_databases(tmp_path):
+    return Databases("sqlite", tmp_path)
+
+
+class Stack:
+    """Some or all services running as separate processes."""
+
+    def __init__(self, amqp_uri: str, databases: Databases, log_dir: Path, extra_env: dict | None = None):
+        self.amqp_uri = amqp_uri
+        self.databases = databases
+        self.log_dir = log_dir
+        self.extra_env = {**TEST_EVENT_SETTINGS, **(extra_env or {})}
+        self.processes: dict[str, ServiceProcess] = {}
+        self.database_urls: dict[str, str] = {}
+
+    def start(self, *names: str, wait: bool = True) -> "Stack":
+        names = names or tuple(spec.name for spec in SERVICES)
+        for name in names:
+            if name not in self.database_urls:
+                self.database_urls[name] = self.databases.url(name)
+            proc = ServiceProcess(SPECS[name], amqp_uri=self.amqp_uri, database_url=self.database_urls[name],
+                                  port=free_port(), log_path=self.log_dir / f"{name}.log", extra_env=self.extra_env)
+            self.processes[name] = proc.start()
+        if wait:
+            for name in names:
+                self.processes[name].wait_ready(90)
+        return self
+
+    def restart(self, name: str) -> None:
+        self.processes[name].stop()
+        self.start(name)
+
+    def url(self, name: str) -> str:
+        return self.processes[name].url
+
+    def stop_all(self) -> None:
+        for proc in self.processes.values():
+            proc.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"==== {n}\n{p.log_path.read_text(errors='replace')[-6000:]}"
+                         for n, p in self.processes.items() if p.log_path.exists())
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def stack_factory(amqp_uri, tmp_path, request):
+    stacks: list[Stack] = []
+
+    def make(databases: Databases, extra_env: dict | None = None) -> Stack:
+        stack = Stack(amqp_uri, databases, tmp_path / "logs", extra_env)
+        stacks.append(stack)
+        return stack
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for stack in stacks:
+        if failed:
+            print(stack.logs())
+        stack.stop_all()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def http_json(method: str, url: str, body: dict | None = None, timeout: float = 10.0) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def eventually(check, *, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):
+    """Poll `check()` until it returns a truthy value (returned) or the time is up (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except AssertionError as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"{message} not reached in {timeout:.0f}s; last: {last!r}")
