@@ -49,8 +49,14 @@ class Storage(DependencyProvider):
                                  amqp_uri=config["AMQP_URI"], metrics=metrics_for(service),
                                  settings=events_settings(config), signal=self.signal)
         self._relay_thread = None
+        faults = config.get("FAULTS") or {}
+        self.delay_before_commit = float(faults.get("delay_before_commit_seconds") or 0)
+        self.relay_paused = bool(faults.get("relay_paused"))
 
     def start(self):
+        if self.relay_paused:
+            log.warning("FAULTS.relay_paused: the outbox relay of %s is not started", self.container.service_name)
+            return
         self._relay_thread = self.container.spawn_managed_thread(self.relay.run, identifier="outbox_relay")
 
     def stop(self):
@@ -78,4 +84,5 @@ class Storage(DependencyProvider):
     def get_dependency(self, worker_ctx):
         event = worker_ctx.args[0] if worker_ctx.args and isinstance(worker_ctx.args[0], ReceivedEvent) else None
         origin = Origin(correlation_id=worker_ctx.data.get("correlation_id") or worker_ctx.call_id, event=event)
-        return UnitsOfWork(self.database, self.producer, self.outbox, self.inbox, origin, self.signal.notify)
+        return UnitsOfWork(self.database, self.producer, self.outbox, self.inbox, origin, self.signal.notify,
+                           self.delay_before_commit)

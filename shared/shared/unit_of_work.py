@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
+import time
 from typing import Any, Callable, Mapping
 
 from sqlalchemy import insert
@@ -53,7 +54,8 @@ class UnitOfWork:
     """Use as `with uow: ...; uow.commit()`. Uncommitted work is rolled back on exit."""
 
     def __init__(self, database: Database, producer: Producer, outbox, inbox, origin: Origin,
-                 on_commit: Callable[[], None] = lambda: None):
+                 on_commit: Callable[[], None] = lambda: None, delay_before_commit: float = 0.0):
+        self._delay_before_commit = delay_before_commit
         self._database = database
         self._producer = producer
         self._outbox = outbox
@@ -126,6 +128,10 @@ class UnitOfWork:
         return envelope
 
     def commit(self) -> None:
+        if self._delay_before_commit:
+            # Fault injection only (config FAULTS): hold the transaction open so a
+            # test can kill the process in the middle of a handler.
+            time.sleep(self._delay_before_commit)
         self.session.commit()
         if self.published:
             self._on_commit()
@@ -135,9 +141,9 @@ class UnitsOfWork:
     """What a service worker sees as `self.uow`: call it for a unit of work, `.read()` for queries."""
 
     def __init__(self, database: Database, producer: Producer, outbox, inbox, origin: Origin,
-                 on_commit: Callable[[], None]):
+                 on_commit: Callable[[], None], delay_before_commit: float = 0.0):
         self.database = database
-        self._make = lambda: UnitOfWork(database, producer, outbox, inbox, origin, on_commit)
+        self._make = lambda: UnitOfWork(database, producer, outbox, inbox, origin, on_commit, delay_before_commit)
 
     def __call__(self) -> UnitOfWork:
         return self._make()
