@@ -1,0 +1,60 @@
+"""Operator commands on real dead letters and a real outbox: list, redeliver after a fix, backlog."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+
+from deploy.local import ROOT
+from shared import ops
+from tests.conftest import eventually
+from tests.reliability import tools
+from tests.reliability.test_event_delivery import BILLING_SUBSCRIPTION_QUEUE, join_many, subscription_payload
+
+
+class TestDeadLetterCommands:
+    def test_dead_lettered_event_is_listed_and_redelivered_after_the_fault_is_fixed(self, stack_factory,
+                                                                                     sqlite_databases):
+        # One retry only, so a database locked for ~11 s exhausts the attempts.
+        stack = stack_factory(sqlite_databases, {"EVENT_RETRY_DELAYS_MS": "[100]"}).start("billing")
+        billing_db = stack.database_urls["billing"]
+        locker = sqlite3.connect(billing_db.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        event = tools.envelope("subscription_started",
+                               subscription_payload("340001", "e0000000-0000-4000-8000-000000000001"),
+                               producer="catalogue")
+        try:
+            tools.publish_raw(stack.amqp_uri, "catalogue.events", "subscription_started", event)
+            letters = eventually(lambda: ops.list_dead_letters(stack.amqp_uri, [BILLING_SUBSCRIPTION_QUEUE]),
+                                 timeout=40, message="the event dead-lettered")
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert [(l["event_id"], l["reason"], l["attempts"]) for l in letters] == [(event["event_id"], "exhausted", 2)]
+        assert "database is locked" in letters[0]["error"]
+        assert tools.count(billing_db, "charges") == 0
+
+        moved = ops.redeliver(stack.amqp_uri, [BILLING_SUBSCRIPTION_QUEUE], {event["event_id"]})
+        assert moved == 1
+        eventually(lambda: tools.count(billing_db, "charges") == 1, message="charge after redelivery")
+        assert ops.list_dead_letters(stack.amqp_uri, [BILLING_SUBSCRIPTION_QUEUE]) == []
+
+    def test_handler_queues_are_found_from_the_service_class(self):
+        assert ops.handler_queues("billing.entrypoints.service:BillingService") == [
+            BILLING_SUBSCRIPTION_QUEUE, "evt-membership-member_joined--billing.on_member_joined"]
+
+
+class TestOutboxCommand:
+    def test_outbox_backlog_is_reported_by_the_cli(self, stack_factory, sqlite_databases):
+        stack = stack_factory(sqlite_databases, {"FAULT_RELAY_PAUSED": "true"}).start("membership")
+        join_many(stack, 4)
+        env = {"DATABASE_URL": stack.database_urls["membership"], "PATH": "/usr/bin:/bin"}
+        result = subprocess.run([sys.executable, "-m", "shared.ops", "outbox", "--config",
+                                 str(ROOT / "services/membership/config.yml")],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["unsent"] == 4
+        assert report["oldest_unsent_age_seconds"] >= 0
