@@ -1,0 +1,111 @@
+"""`make demo`: load a small county into the running services and show what each now holds.
+
+Generates a few dozen schools (realistic types, phases, MATs and pupil numbers),
+publishes three offerings, has most schools buy, then prints each service's view.
+Needs `make run` in another terminal (or services at the URLs in DEMO_*_URL).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import urllib.error
+import urllib.request
+
+from deploy.local import SERVICES
+
+URLS = {spec.name: os.environ.get(f"DEMO_{spec.name.upper()}_URL", f"http://127.0.0.1:{spec.port}")
+        for spec in SERVICES}
+MATS = [("TR02345", "Great Learners Trust"), ("TR03456", "Oxford Diocesan Bucks Schools Trust"),
+        ("TR04567", "Chiltern Learning Trust")]
+TOWNS = [("Aylesbury", "HP19 8FF"), ("High Wycombe", "HP11 2JZ"), ("Amersham", "HP6 5AH"),
+         ("Buckingham", "MK18 1RT"), ("Chesham", "HP5 1DS"), ("Marlow", "SL7 1NT")]
+OFFERINGS = [
+    {"code": "SI-CORE", "name": "School improvement core offer", "service_area": "school_improvement",
+     "vat_treatment": "standard", "eligible_phases": ["primary", "secondary", "special"],
+     "edition": {"year": 2026, "terms": {"model": "per_pupil", "base_fee_pence": 150000,
+                                         "rate_by_phase": {"primary": "825", "secondary": "610", "special": "1200"},
+                                         "minimum_pence": 200000, "maximum_pence": 900000}}},
+    {"code": "GOV-TRAIN", "name": "Governance training and induction", "service_area": "governance",
+     "vat_treatment": "exempt", "eligible_phases": ["primary", "secondary", "special"],
+     "edition": {"year": 2026, "terms": {"model": "flat", "flat_fee_pence": 95000}}},
+    {"code": "LD-NETWORK", "name": "Peer learning networks", "service_area": "leadership_development",
+     "vat_treatment": "standard", "eligible_phases": ["primary", "secondary"],
+     "edition": {"year": 2026, "terms": {"model": "flat", "flat_fee_pence": 60000}}},
+]
+
+
+def call(method: str, url: str, body=None):
+    request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                     method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def county(rng: random.Random, size: int = 36) -> list[dict]:
+    schools = []
+    for index in range(size):
+        phase = rng.choices(["primary", "secondary", "special"], weights=[75, 20, 5])[0]
+        academy = rng.random() < (0.35 if phase == "primary" else 0.7)
+        town, postcode = rng.choice(TOWNS)
+        mat = rng.choice(MATS) if academy else None
+        roll = {"primary": rng.randint(60, 630), "secondary": rng.randint(600, 1800),
+                "special": rng.randint(40, 220)}[phase]
+        schools.append({
+            "urn": str(110000 + index * 7), "dfe_number": f"825/{(2000 if phase == 'primary' else 4000) + index}",
+            "name": f"{town} {'Academy' if academy else 'School'} {index + 1}",
+            "establishment_type": "academy_converter" if academy else rng.choice(
+                ["community", "voluntary_controlled", "voluntary_aided", "foundation"]),
+            "phase": phase, "local_authority": "Buckinghamshire", "postcode": postcode,
+            "number_on_roll": roll, "census_date": "2025-10-02", "joined_on": "2026-01-05",
+            "mat": {"id": mat[0], "name": mat[1]} if mat else None,
+        })
+    return schools
+
+
+def main() -> None:
+    rng = random.Random(2013)
+    for name, url in URLS.items():
+        status, _ = call("GET", f"{url}/ready")
+        if status != 200:
+            raise SystemExit(f"{name} is not ready at {url}: start the services with `make run` first")
+    for offering in OFFERINGS:
+        status, body = call("POST", f"{URLS['catalogue']}/offerings", offering)
+        print(f"offering {offering['code']}: {'published' if status == 201 else body.get('message')}")
+    schools = county(rng)
+    joined = [s for s in schools if call("POST", f"{URLS['membership']}/members", s)[0] in (201, 409)]
+    print(f"{len(joined)} schools are members")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(
+            call("GET", f"{URLS['catalogue']}/members/{s['urn']}")[0] != 200 for s in joined[-3:]):
+        time.sleep(0.5)
+    bought = 0
+    for school in joined:
+        for offering in OFFERINGS:
+            if school["phase"] in offering["eligible_phases"] and rng.random() < 0.6:
+                status, _ = call("POST", f"{URLS['catalogue']}/subscriptions", {
+                    "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026,
+                    "purchased_by": {"name": "Head Teacher", "role": "head_teacher"}})
+                bought += status == 201
+    print(f"{bought} SLAs bought (201s; repeats of the demo are refused as overlapping)")
+    time.sleep(2)
+    status, members = call("GET", f"{URLS['membership']}/members?limit=5000")
+    print(f"\nmembership: {members['count']} members")
+    status, charges = call("GET", f"{URLS['billing']}/charges")
+    by_payer: dict[str, int] = {}
+    for charge in charges["charges"]:
+        by_payer[charge["payer_name"]] = by_payer.get(charge["payer_name"], 0) + charge["amount_pence"]
+    print(f"billing: {charges['count']} charges, £{charges['total_pence'] / 100:,.2f} in all; biggest payers:")
+    for payer, pence in sorted(by_payer.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"  {payer:<40} £{pence / 100:>12,.2f}")
+    sample = joined[0]["urn"]
+    status, seen = call("GET", f"{URLS['scheduling']}/schools/{sample}")
+    print(f"scheduling: URN {sample} is eligible for {[e['offering_code'] for e in seen.get('eligibility', [])]}")
+
+
+if __name__ == "__main__":
+    main()
