@@ -44,7 +44,11 @@ def payer_for(*, urn: str, school_name: str, mat_id: str | None, mat_name: str |
 
 def first_year_end(period_start: dt.date, period_end: dt.date) -> dt.date:
     """Charges are annual: the first charge of an agreement covers at most its first year."""
-    one_year_on = period_start.replace(year=period_start.year + 1) - dt.timedelta(days=1)
+    try:
+        anniversary = period_start.replace(year=period_start.year + 1)
+    except ValueError:  # a 29 February start: the next year has no 29 February, its anniversary is 1 March
+        anniversary = dt.date(period_start.year + 1, 3, 1)
+    one_year_on = anniversary - dt.timedelta(days=1)
     return min(one_year_on, period_end)
 
 

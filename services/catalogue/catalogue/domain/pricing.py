@@ -45,7 +45,8 @@ class Quote:
     number_on_roll: int | None
 
     def breakdown(self) -> list[dict]:
-        return [{"label": s.label, "amount_pence": str(s.amount)} for s in self.steps]
+        # fixed-point, never exponent form ("1.72E+5"), which the published PriceStep pattern refuses
+        return [{"label": s.label, "amount_pence": format(s.amount, "f")} for s in self.steps]
 
 
 def _whole_pence(amount: Decimal) -> int:

@@ -10,8 +10,10 @@ import dataclasses
 import datetime as dt
 import re
 
-URN_PATTERN = re.compile(r"^\d{6}$")
-DFE_NUMBER_PATTERN = re.compile(r"^\d{3}/\d{4}$")
+# ASCII digits only, to the very end: `\d` also matches other scripts' digits and `$` matches
+# before a trailing newline, so "110394\n" would pass as a second, different URN.
+URN_PATTERN = re.compile(r"^[0-9]{6}\Z")
+DFE_NUMBER_PATTERN = re.compile(r"^[0-9]{3}/[0-9]{4}\Z")
 EARLY_YEARS_URNS = range(500000, 800000)
 
 PHASES = ("early_years", "primary", "secondary", "all_through", "special", "not_applicable")

@@ -1,0 +1,149 @@
+"""catalogue.domain.model.buy and sla_period: who may buy what, for which period."""
+import dataclasses
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from catalogue.domain.model import (CatalogueRuleBroken, Edition, KnownMember, NotAllowed, Offering, Overlapping,
+                                    Subscription, buy, sla_period)
+from catalogue.domain.pricing import PriceTerms
+
+TODAY = dt.date(2026, 3, 2)
+
+MAINTAINED = KnownMember(urn="110394", name="Haddenham Community Infant School", establishment_type="community",
+                         phase="primary", is_academy=False, mat_id=None, mat_name=None, number_on_roll=172,
+                         census_date=dt.date(2025, 10, 2), status="active")
+ACADEMY = dataclasses.replace(MAINTAINED, urn="145678", name="Aylesbury Vale Academy",
+                              establishment_type="academy_converter", phase="secondary", is_academy=True,
+                              mat_id="TR01234", mat_name="Chiltern Learning Trust", number_on_roll=900)
+OFFERING = Offering(code="SI-CORE", name="School improvement core offer", service_area="school_improvement",
+                    provider="Bucks Learning Trust", vat_treatment="standard",
+                    eligible_phases=("primary", "secondary"))
+TERMS = PriceTerms(model="per_pupil", base_fee_pence=150000,
+                   rate_by_phase={"primary": Decimal("825"), "secondary": Decimal("600")})
+EDITION = Edition(offering_code="SI-CORE", year=2026, terms=TERMS)
+
+
+def purchase(**overrides) -> Subscription:
+    arguments = dict(member=MAINTAINED, urn=MAINTAINED.urn, offering=OFFERING, edition=EDITION, years=1,
+                     purchased_by_name="Sam Head", purchased_by_role="head_teacher", po_number="PO-4471",
+                     today=TODAY, live_periods=[])
+    arguments.update(overrides)
+    if "member" in overrides and overrides["member"] is not None and "urn" not in overrides:
+        arguments["urn"] = overrides["member"].urn
+    return buy(**arguments)
+
+
+def refused(exception_type, **overrides) -> CatalogueRuleBroken:
+    with pytest.raises(exception_type) as caught:
+        purchase(**overrides)
+    assert type(caught.value) is exception_type
+    return caught.value
+
+
+class TestSlaPeriod:
+    def test_maintained_school_buys_april_to_march(self):
+        assert sla_period(2026, is_academy=False, years=1) == ("maintained", dt.date(2026, 4, 1),
+                                                               dt.date(2027, 3, 31))
+
+    def test_academy_buys_september_to_august(self):
+        assert sla_period(2026, is_academy=True, years=1) == ("academy", dt.date(2026, 9, 1), dt.date(2027, 8, 31))
+
+    @pytest.mark.parametrize("years", [1, 2, 3])
+    def test_multi_year_agreements_end_the_day_before_the_anniversary(self, years):
+        _, start, end = sla_period(2026, is_academy=False, years=years)
+        assert end == dt.date(2026 + years, 3, 31)
+        _, start, end = sla_period(2026, is_academy=True, years=years)
+        assert end == dt.date(2026 + years, 8, 31)
+
+    @given(year=st.integers(min_value=2000, max_value=2100), is_academy=st.booleans(),
+           years=st.sampled_from([1, 2, 3]))
+    def test_period_is_exactly_whole_years(self, year, is_academy, years):
+        _, start, end = sla_period(year, is_academy=is_academy, years=years)
+        assert end + dt.timedelta(days=1) == start.replace(year=start.year + years)
+
+
+class TestBuy:
+    def test_maintained_school_gets_an_april_to_march_sla(self):
+        sub = purchase()
+        assert (sub.payer_type, sub.period_start, sub.period_end) == ("maintained", dt.date(2026, 4, 1),
+                                                                      dt.date(2027, 3, 31))
+
+    def test_academy_gets_a_september_to_august_sla(self):
+        sub = purchase(member=ACADEMY)
+        assert (sub.payer_type, sub.period_start, sub.period_end) == ("academy", dt.date(2026, 9, 1),
+                                                                      dt.date(2027, 8, 31))
+
+    @pytest.mark.parametrize("years", [1, 2, 3])
+    def test_agreement_runs_one_to_three_years(self, years):
+        sub = purchase(years=years)
+        assert sub.years == years
+        assert sub.period_end == dt.date(2026 + years, 3, 31)
+
+    def test_price_is_quoted_from_the_members_phase_and_roll_and_frozen(self):
+        sub = purchase(years=3)
+        assert sub.annual_price_pence == 150000 + 825 * 172 == sub.quote.total_pence
+        assert (sub.census_date, sub.number_on_roll) == (MAINTAINED.census_date, 172)
+        assert purchase(member=ACADEMY).annual_price_pence == 150000 + 600 * 900
+
+    def test_subscription_records_what_was_bought_and_by_whom(self):
+        sub = purchase(purchased_by_role="business_manager", po_number=None)
+        assert (sub.urn, sub.offering_code, sub.edition_year) == ("110394", "SI-CORE", 2026)
+        assert (sub.purchased_by_name, sub.purchased_by_role, sub.po_number) == ("Sam Head", "business_manager",
+                                                                                 None)
+        assert sub.purchased_on == TODAY and sub.status == "active"
+
+    def test_each_purchase_has_its_own_id(self):
+        assert purchase().id != purchase().id
+
+    def test_periods_that_only_touch_do_not_overlap(self):
+        before = (dt.date(2025, 4, 1), dt.date(2026, 3, 31))
+        after = (dt.date(2027, 4, 1), dt.date(2028, 3, 31))
+        assert purchase(live_periods=[before, after]).period_start == dt.date(2026, 4, 1)
+
+
+class TestBuyRefusals:
+    def test_not_a_member(self):
+        error = refused(NotAllowed, member=None, urn="999999")
+        assert error.field == "urn"
+
+    @pytest.mark.parametrize("status", ["left", "suspended"])
+    def test_inactive_member(self, status):
+        error = refused(NotAllowed, member=dataclasses.replace(MAINTAINED, status=status))
+        assert error.field == "urn"
+
+    @pytest.mark.parametrize("role", ["teacher", "governor", "office_manager", ""])
+    def test_role_not_allowed_to_commit_spending(self, role):
+        error = refused(NotAllowed, purchased_by_role=role)
+        assert error.field == "purchased_by.role"
+
+    def test_phase_not_eligible(self):
+        error = refused(NotAllowed, member=dataclasses.replace(MAINTAINED, phase="early_years"))
+        assert error.field == "offering_code"
+
+    def test_edition_not_on_sale(self):
+        error = refused(NotAllowed, edition=dataclasses.replace(EDITION, on_sale=False))
+        assert error.field == "edition_year"
+
+    @pytest.mark.parametrize("years", [0, 4, -1])
+    def test_years_outside_one_to_three(self, years):
+        error = refused(NotAllowed, years=years)
+        assert error.field == "years"
+
+    @pytest.mark.parametrize("other", [
+        (dt.date(2026, 4, 1), dt.date(2027, 3, 31)),   # the same period
+        (dt.date(2025, 4, 1), dt.date(2026, 4, 1)),    # ends on our first day
+        (dt.date(2027, 3, 31), dt.date(2028, 3, 31)),  # starts on our last day
+        (dt.date(2026, 9, 1), dt.date(2027, 8, 31)),   # an academy-shaped period inside ours
+        (dt.date(2024, 4, 1), dt.date(2029, 3, 31)),   # covering ours entirely
+    ])
+    def test_overlapping_periods(self, other):
+        error = refused(Overlapping, live_periods=[other])
+        assert error.field == "offering_code"
+
+    def test_refusals_are_catalogue_rule_breaks(self):
+        assert issubclass(NotAllowed, CatalogueRuleBroken) and issubclass(Overlapping, CatalogueRuleBroken)
+        assert not issubclass(Overlapping, NotAllowed)

@@ -1,0 +1,236 @@
+"""shared.envelope: the one envelope every event travels in, and the published payload registry."""
+import datetime as dt
+import json
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from shared.envelope import CONTENT_TYPE, Envelope, PayloadSchemas, amqp_headers, amqp_properties
+
+OCCURRED_AT = dt.datetime(2026, 4, 1, 9, 30, tzinfo=dt.timezone.utc)
+ENVELOPE_FIELDS = ("event_id", "type", "version", "occurred_at", "producer", "operator", "correlation_id",
+                   "causation_id", "payload")
+
+
+def envelope(**overrides) -> Envelope:
+    arguments = dict(type="member_joined", payload={"urn": "110394"}, producer="membership",
+                     operator="bucks-learning-trust", occurred_at=OCCURRED_AT)
+    arguments.update(overrides)
+    return Envelope.new(**arguments)
+
+
+def wire(**overrides) -> dict:
+    data = envelope().to_dict()
+    data.update(overrides)
+    return data
+
+
+def rejected(data) -> dict:
+    with pytest.raises(ValidationError) as caught:
+        Envelope.from_dict(data)
+    return caught.value.messages
+
+
+class TestNew:
+    def test_each_event_gets_a_fresh_uuid(self):
+        first, second = envelope(), envelope()
+        assert first.event_id != second.event_id
+        assert str(uuid.UUID(first.event_id)) == first.event_id
+
+    def test_a_new_event_starts_its_own_correlation(self):
+        event = envelope()
+        assert event.correlation_id == event.event_id and event.causation_id is None
+
+    def test_correlation_and_causation_are_kept_when_given(self):
+        event = envelope(correlation_id="req-123", causation_id="evt-456")
+        assert (event.correlation_id, event.causation_id) == ("req-123", "evt-456")
+
+    def test_version_defaults_to_1(self):
+        assert envelope().version == 1 and envelope(version=3).version == 3
+
+    def test_occurred_at_is_converted_to_utc(self):
+        london_summer = dt.timezone(dt.timedelta(hours=1))
+        event = envelope(occurred_at=dt.datetime(2026, 4, 1, 10, 30, tzinfo=london_summer))
+        assert event.occurred_at == OCCURRED_AT and event.occurred_at.utcoffset() == dt.timedelta(0)
+
+    def test_occurred_at_defaults_to_now_in_utc(self):
+        before = dt.datetime.now(dt.timezone.utc)
+        event = envelope(occurred_at=None)
+        assert before <= event.occurred_at <= dt.datetime.now(dt.timezone.utc)
+        assert event.occurred_at.tzinfo is not None
+
+    def test_payload_is_copied(self):
+        payload = {"urn": "110394"}
+        event = envelope(payload=payload)
+        payload["urn"] = "999999"
+        assert event.payload == {"urn": "110394"}
+
+
+class TestToDict:
+    def test_has_exactly_the_envelope_fields(self):
+        assert tuple(envelope().to_dict()) == ENVELOPE_FIELDS
+
+    def test_occurred_at_is_iso_8601_utc_with_z(self):
+        assert envelope().to_dict()["occurred_at"] == "2026-04-01T09:30:00Z"
+
+    def test_to_json_is_compact_sorted_json_of_to_dict(self):
+        event = envelope()
+        assert json.loads(event.to_json()) == event.to_dict()
+        assert event.to_json() == json.dumps(event.to_dict(), separators=(",", ":"), sort_keys=True)
+
+
+class TestRoundTrip:
+    def test_from_dict_of_to_dict_is_the_same_envelope(self):
+        event = envelope(correlation_id="req-1", causation_id=str(uuid.uuid4()), version=2)
+        assert Envelope.from_dict(event.to_dict()) == event
+
+    @pytest.mark.parametrize("encode", [lambda e: e.to_json(), lambda e: e.to_json().encode("utf-8"),
+                                        lambda e: bytearray(e.to_json(), "utf-8")])
+    def test_from_json_text_and_bytes(self, encode):
+        event = envelope()
+        assert Envelope.from_dict(encode(event)) == event
+
+    def test_unknown_envelope_fields_are_ignored(self):
+        assert Envelope.from_dict(wire(extra="ignored")).type == "member_joined"
+
+    def test_a_naive_occurred_at_is_read_as_utc(self):
+        assert Envelope.from_dict(wire(occurred_at="2026-04-01T09:30:00")).occurred_at == OCCURRED_AT
+
+    def test_an_offset_occurred_at_is_converted_to_utc(self):
+        parsed = Envelope.from_dict(wire(occurred_at="2026-04-01T10:30:00+01:00"))
+        assert parsed.occurred_at == OCCURRED_AT and parsed.occurred_at.utcoffset() == dt.timedelta(0)
+
+    @given(event_type=st.from_regex(r"\A[a-z][a-z0-9]{0,8}(_[a-z0-9]{1,8}){0,3}\Z"),
+           version=st.integers(min_value=1, max_value=1000),
+           payload=st.dictionaries(st.text(max_size=10), st.integers() | st.text(max_size=10) | st.none(),
+                                   max_size=5),
+           causation=st.none() | st.uuids().map(str),
+           seconds=st.integers(min_value=0, max_value=4_000_000_000))
+    def test_round_trip_property(self, event_type, version, payload, causation, seconds):
+        occurred = dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+        event = envelope(type=event_type, version=version, payload=payload, causation_id=causation,
+                         occurred_at=occurred)
+        assert Envelope.from_dict(event.to_json()) == event
+
+
+class TestAmqpProperties:
+    def test_message_id_is_the_event_id(self):
+        event = envelope()
+        assert event.amqp_properties()["message_id"] == event.event_id
+
+    def test_typed_persistent_json(self):
+        properties = envelope().amqp_properties()
+        assert properties["type"] == "member_joined"
+        assert properties["content_type"] == CONTENT_TYPE == "application/json"
+        assert properties["content_encoding"] == "utf-8"
+        assert properties["delivery_mode"] == 2
+        assert properties["app_id"] == "membership"
+
+    def test_correlation_id_is_a_property(self):
+        assert envelope(correlation_id="req-1").amqp_properties()["correlation_id"] == "req-1"
+
+    def test_headers_carry_every_envelope_fact_but_the_payload(self):
+        event = envelope(version=2, correlation_id="req-1", causation_id="evt-0")
+        assert event.amqp_properties()["application_headers"] == {
+            "x-event-id": event.event_id,
+            "x-event-type": "member_joined",
+            "x-event-version": 2,
+            "x-producer": "membership",
+            "x-operator": "bucks-learning-trust",
+            "x-correlation-id": "req-1",
+            "x-causation-id": "evt-0",
+            "x-occurred-at": "2026-04-01T09:30:00Z",
+        }
+
+    def test_no_causation_is_an_empty_header(self):
+        assert envelope().amqp_properties()["application_headers"]["x-causation-id"] == ""
+
+    def test_module_functions_work_on_the_wire_dict(self):
+        event = envelope()
+        assert amqp_properties(event.to_dict()) == event.amqp_properties()
+        assert amqp_headers(event.to_dict()) == event.amqp_properties()["application_headers"]
+
+
+class TestFromDictRejects:
+    @pytest.mark.parametrize("body", ["{not json", b"\x00\x01", "", "{'single': 'quotes'}"])
+    def test_non_json(self, body):
+        messages = rejected(body)
+        assert "_body" in messages
+
+    @pytest.mark.parametrize("body", ["[1, 2]", "42", '"text"', [1, 2], None])
+    def test_json_that_is_not_an_object(self, body):
+        assert "_body" in rejected(body)
+
+    @pytest.mark.parametrize("field", ENVELOPE_FIELDS)
+    def test_each_missing_field_is_named(self, field):
+        data = wire()
+        del data[field]
+        assert field in rejected(data)
+
+    def test_every_missing_field_is_named_at_once(self):
+        assert set(rejected({})) == set(ENVELOPE_FIELDS)
+
+    @pytest.mark.parametrize("event_type", ["MemberJoined", "member-joined", "member joined", "1member", "_member",
+                                            "member__joined", "member_", ""])
+    def test_type_not_snake_case(self, event_type):
+        assert "type" in rejected(wire(type=event_type))
+
+    @pytest.mark.parametrize("version", [0, -1, "1", 1.5, None])
+    def test_bad_version(self, version):
+        assert "version" in rejected(wire(version=version))
+
+    @pytest.mark.parametrize(("field", "value"), [
+        ("event_id", "not-a-uuid"), ("occurred_at", "yesterday"), ("producer", ""), ("operator", ""),
+        ("correlation_id", ""), ("payload", [1, 2]), ("payload", None),
+    ])
+    def test_bad_values_are_named(self, field, value):
+        assert field in rejected(wire(**{field: value}))
+
+    def test_null_causation_is_fine(self):
+        assert Envelope.from_dict(wire(causation_id=None)).causation_id is None
+
+
+class _Joined(Schema):
+    class Meta:
+        unknown = RAISE
+
+    urn = fields.String(required=True, validate=validate.Regexp(r"^\d{6}$"))
+    number_on_roll = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    joined_on = fields.Date(required=True)
+
+
+class TestPayloadSchemas:
+    SCHEMAS = PayloadSchemas({("member_joined", 1): _Joined()})
+
+    def test_build_dumps_and_returns_the_wire_payload(self):
+        payload = self.SCHEMAS.build("member_joined", 1, {"urn": "110394", "number_on_roll": 172,
+                                                          "joined_on": dt.date(2026, 4, 1)})
+        assert payload == {"urn": "110394", "number_on_roll": 172, "joined_on": "2026-04-01"}
+
+    def test_membership_and_items(self):
+        assert ("member_joined", 1) in self.SCHEMAS and ("member_joined", 2) not in self.SCHEMAS
+        assert [key for key, _ in self.SCHEMAS.items()] == [("member_joined", 1)]
+
+    @pytest.mark.parametrize(("event_type", "version"), [("member_left", 1), ("member_joined", 2)])
+    def test_unknown_type_or_version_is_refused(self, event_type, version):
+        with pytest.raises(LookupError, match=f"{event_type} v{version}"):
+            self.SCHEMAS.build(event_type, version, {"urn": "110394", "number_on_roll": 1,
+                                                     "joined_on": dt.date(2026, 4, 1)})
+
+    @pytest.mark.parametrize(("payload", "bad_field"), [
+        ({"urn": "12345", "number_on_roll": 172, "joined_on": dt.date(2026, 4, 1)}, "urn"),
+        ({"urn": "110394", "number_on_roll": -1, "joined_on": dt.date(2026, 4, 1)}, "number_on_roll"),
+        ({"urn": "110394", "joined_on": dt.date(2026, 4, 1)}, "number_on_roll"),
+    ])
+    def test_invalid_payload_is_refused_under_payload(self, payload, bad_field):
+        with pytest.raises(ValidationError) as refused:
+            self.SCHEMAS.build("member_joined", 1, payload)
+        assert set(refused.value.messages) == {"payload"}
+        assert bad_field in refused.value.messages["payload"]
+
+    def test_an_empty_registry_refuses_everything(self):
+        with pytest.raises(LookupError):
+            PayloadSchemas({}).build("member_joined", 1, {})
