@@ -1,6 +1,6 @@
 """Fixtures for tests that run the real services as processes on the real broker.
 
-Every test session gets its own RabbitMQ virtual host (deleted afterwards), and
+Every test gets its own RabbitMQ virtual host (deleted afterwards), and
 every stack its own fresh databases (SQLite files in a temporary folder, or
 PostgreSQL databases created and dropped here), so runs never collide.
 """
@@ -51,14 +51,15 @@ class Vhost:
             pass
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def vhost():
+    # One per test: queues, retry copies and dead letters never leak between tests.
     host = Vhost()
     yield host
     host.delete()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def amqp_uri(vhost):
     return vhost.amqp_uri
 
