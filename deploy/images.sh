@@ -57,7 +57,8 @@ as_root() {
 # --- which services have code --------------------------------------------------
 PRESENT=()
 for name in "${SERVICES[@]}"; do
-  if [ -d "services/$name/$name" ] && [ -f "services/$name/pyproject.toml" ]; then
+  if [ -d "services/$name/$name" ] && [ -f "services/$name/pyproject.toml" ] \
+     && [ -f "services/$name/Dockerfile" ]; then
     PRESENT+=("$name")
   else
     log "skip $name: services/$name/$name/ or services/$name/pyproject.toml does not exist yet"
@@ -91,15 +92,34 @@ build_wheels() {
       --exclude=./shared/build --exclude='./services/*/build' \
       --exclude='./services/*/var' --exclude='*.db' \
       -cf - shared "${PRESENT[@]/#/services/}" | tar -C "$BUILD_DIR/src" -xf -
+  # One resolve for all services (they share shared's dependencies), then one
+  # wheelhouse per service: every dependency wheel, shared's and its own.
+  # SOURCE_DATE_EPOCH makes the project wheels byte-identical from run to run,
+  # so podman's layer cache still holds when nothing changed.
+  local all="$BUILD_DIR/wheels-all"
+  rm -rf "$all"
+  mkdir -p "$all"
+  if ! env -u PIP_CONSTRAINT SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-315532800}" \
+        "$py" -m pip wheel --disable-pip-version-check \
+        -c "$ROOT/constraints.txt" -w "$all" \
+        "$BUILD_DIR/src/shared" "${PRESENT[@]/#/$BUILD_DIR/src/services/}" \
+        > "$BUILD_DIR/wheels.log" 2>&1; then
+    tail -n 30 "$BUILD_DIR/wheels.log" >&2
+    die "pip wheel failed (log: build/wheels.log)"
+  fi
+  local whl base
   for name in "${PRESENT[@]}"; do
-    log "wheelhouse for $name -> build/wheelhouse/$name/"
     rm -rf "${WHEELHOUSE:?}/$name"
     mkdir -p "$WHEELHOUSE/$name"
-    # -c applies to the packages, not to the isolated build environment
-    # (whose setuptools the pyproject pins); PIP_CONSTRAINT would reach both.
-    env -u PIP_CONSTRAINT "$py" -m pip wheel --quiet --disable-pip-version-check \
-        -c "$ROOT/constraints.txt" -w "$WHEELHOUSE/$name" \
-        "$BUILD_DIR/src/shared" "$BUILD_DIR/src/services/$name"
+    for whl in "$all"/*.whl; do
+      base="$(basename "$whl")"
+      case "$base" in
+        partnership_shared-*|"partnership_${name}-"*) ;;
+        partnership_*) continue ;;
+      esac
+      cp -p "$whl" "$WHEELHOUSE/$name/"
+    done
+    log "wheelhouse build/wheelhouse/$name/: $(ls "$WHEELHOUSE/$name" | wc -l) wheels"
   done
 }
 
@@ -117,9 +137,11 @@ command -v podman >/dev/null 2>&1 || missing+=(podman)
 [ -x "$RUNC" ] || missing+=(runc)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 if [ "${#missing[@]}" -gt 0 ]; then
-  log "installing ${missing[*]} (apt-get)"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc debootstrap
+  log "installing ${missing[*]} with apt-get (log: build/apt.log)"
+  mkdir -p "$BUILD_DIR"
+  { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q \
+    && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc debootstrap
+  } > "$BUILD_DIR/apt.log" 2>&1 || { tail -n 30 "$BUILD_DIR/apt.log" >&2; die "apt-get install failed"; }
   RUNC="$(command -v runc 2>/dev/null || echo /usr/sbin/runc)"
 fi
 DEBOOTSTRAP="$(command -v debootstrap 2>/dev/null || echo /usr/sbin/debootstrap)"
@@ -175,18 +197,21 @@ else
   as_root "$DEBOOTSTRAP" --variant=minbase --include=python3,python3-venv,ca-certificates \
       bookworm "$rootfs" "$mirror" > "$BUILD_DIR/debootstrap.log" 2>&1 \
     || { tail -n 30 "$BUILD_DIR/debootstrap.log" >&2; die "debootstrap failed (log: build/debootstrap.log)"; }
-  as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+      "$rootfs"/usr/share/doc "$rootfs"/usr/share/man "$rootfs"/usr/share/info
   as_root tar -C "$rootfs" -c . | pm import \
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'ENV LANG=C.UTF-8' \
       --change 'CMD ["python3"]' \
-      - "$BASE_IMAGE" >/dev/null
+      - "$BASE_IMAGE" >> "$BUILD_DIR/debootstrap.log" 2>&1
   as_root rm -rf "$rootfs"
+  log "base image $BASE_IMAGE imported at $((SECONDS - START_SECONDS)) s"
   log "base image $BASE_IMAGE built: $(pm run --rm --network=host "$BASE_IMAGE" python3 --version)"
 fi
 
 # --- wheels and images ----------------------------------------------------------------
 build_wheels
+log "wheels ready at $((SECONDS - START_SECONDS)) s"
 
 failed=()
 BUILT=()
@@ -203,21 +228,26 @@ for name in "${PRESENT[@]}"; do
     failed+=("build:$name")
   fi
 done
-# Drop the dangling layers that rebuilds leave behind.
-pm image prune -f >/dev/null 2>&1 || true
+# Intermediate images are kept: they are the layer cache of the next run.
+# (Rebuilds after changes leave dangling ones; `podman image prune` drops them.)
 
 # --- smoke runs -----------------------------------------------------------------------
 smoke_amqp_uri() {
   if [ -n "${SMOKE_AMQP_URI:-}" ]; then echo "$SMOKE_AMQP_URI"; return; fi
   # A vhost of its own keeps the smoke containers from consuming the queues of
   # services or tests running on the same broker.
+  # Retried: tests on this machine may stop the broker's app for a moment.
+  local attempt
   if command -v rabbitmqctl >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
-    if timeout 30 rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$SMOKE_VHOST" \
-       || timeout 30 rabbitmqctl -q add_vhost "$SMOKE_VHOST" >/dev/null 2>&1; then
-      if timeout 30 rabbitmqctl -q set_permissions -p "$SMOKE_VHOST" guest '.*' '.*' '.*' >/dev/null 2>&1; then
+    for attempt in 1 2 3 4 5; do
+      if { timeout 30 rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$SMOKE_VHOST" \
+           || timeout 30 rabbitmqctl -q add_vhost "$SMOKE_VHOST" >/dev/null 2>&1; } \
+         && timeout 30 rabbitmqctl -q set_permissions -p "$SMOKE_VHOST" guest '.*' '.*' '.*' >/dev/null 2>&1; then
         echo "amqp://guest:guest@127.0.0.1:5672/$SMOKE_VHOST"; return
       fi
-    fi
+      sleep 3
+    done
+    warn "could not set up vhost $SMOKE_VHOST with rabbitmqctl; using /"
   fi
   echo "amqp://guest:guest@127.0.0.1:5672/"
 }
@@ -290,16 +320,23 @@ for name in "${BUILT[@]}"; do
   pm rm -f "$container" >/dev/null 2>&1 || true
   log "run $image on 127.0.0.1:$port (${CLASS[$name]})"
   # Not --rm: the logs must outlive a container that crashes; removed below.
+  # Without systemd, podman cannot schedule the image's HEALTHCHECK (it says so
+  # on stderr, harmlessly); it is run once by hand below instead.
   if ! pm run -d --network=host --name "$container" \
         -e "AMQP_URI=$amqp" \
         -e "DATABASE_URL=sqlite:////tmp/$name.db" \
         -e "WEB_SERVER_ADDRESS=127.0.0.1:$port" \
-        "$image" >/dev/null; then
+        "$image" > "$BUILD_DIR/run-$name.log" 2>&1; then
+    cat "$BUILD_DIR/run-$name.log" >&2
     warn "could not start $image"; failed+=("smoke:$name"); continue
   fi
   if poll "$container" "$port" "$SMOKE_TIMEOUT"; then
-    health="$(pm inspect --format '{{.State.Health.Status}}' "$container" 2>/dev/null || true)"
-    [ -z "$health" ] || log "$name: podman healthcheck status: $health"
+    if pm healthcheck run "$container" >/dev/null 2>&1; then
+      log "$name: image HEALTHCHECK passes"
+    else
+      warn "$name: image HEALTHCHECK fails"
+      failed+=("healthcheck:$name")
+    fi
   else
     warn "$name: not healthy; last log lines:"
     pm logs --tail 40 "$container" >&2 || true
@@ -308,6 +345,11 @@ for name in "${BUILT[@]}"; do
   pm stop -t 10 "$container" >/dev/null 2>&1 || true
   pm rm -f "$container" >/dev/null 2>&1 || true
 done
+
+# The smoke vhost's queues and messages go with it; the next run makes it anew.
+if [ "${amqp:-}" = "amqp://guest:guest@127.0.0.1:5672/$SMOKE_VHOST" ] && [ -z "${SMOKE_AMQP_URI:-}" ]; then
+  timeout 30 rabbitmqctl -q delete_vhost "$SMOKE_VHOST" >/dev/null 2>&1 || true
+fi
 
 elapsed=$((SECONDS - START_SECONDS))
 if [ "${#failed[@]}" -gt 0 ]; then
