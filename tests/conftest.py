@@ -25,7 +25,8 @@ if str(ROOT) not in sys.path:
 from deploy.local import SERVICES, SPECS, ServiceProcess  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-TEST_EVENT_SETTINGS = {"EVENT_RETRY_DELAYS_MS": "[200, 500]", "EVENT_DELIVERY_LIMIT": "5"}
+TEST_EVENT_SETTINGS = {"EVENT_RETRY_DELAYS_MS": "[200, 500]", "EVENT_DELIVERY_LIMIT": "5",
+                       "EVENT_RELAY_MAX_BACKOFF_SECONDS": "2"}
 
 
 def rabbitmqctl(*args: str) -> str:

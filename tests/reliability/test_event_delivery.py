@@ -29,7 +29,7 @@ def join_many(stack, count: int, pause: float = 0.0) -> list[str]:
     return urns
 
 
-def settled(stack, consumer: str, table: str, expected: int, timeout: float = 60.0):
+def settled(stack, consumer: str, table: str, expected: int, timeout: float = 120.0):
     url = stack.database_urls[consumer]
     eventually(lambda: tools.count(url, table) >= expected, timeout=timeout, message=f"{expected} rows in {consumer}.{table}")
     time.sleep(1.0)  # anything still in flight would show as an extra row now
