@@ -1,0 +1,4 @@
+from bench.common import metadata
+from shared.migrations import run_migrations
+
+run_migrations(metadata)
