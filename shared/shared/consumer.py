@@ -46,7 +46,21 @@ MAX_ERROR_HEADER = 2000
 
 class ReliableQueueConsumer(QueueConsumer):
     """nameko's queue consumer, but an undecodable message is dead-lettered instead of
-    breaking the consume loop (kombu would otherwise raise inside `drain_events`)."""
+    breaking the consume loop (kombu would otherwise raise inside `drain_events`), and an
+    ack or requeue on a connection the broker just dropped does not kill the container."""
+
+    def ack_message(self, message):
+        try:
+            super().ack_message(message)
+        except OSError as exc:
+            # The broker redelivers an unacked message; the inbox makes that harmless.
+            log.warning("ack lost with the connection (%s); the message will be redelivered", exc)
+
+    def requeue_message(self, message):
+        try:
+            super().requeue_message(message)
+        except OSError as exc:
+            log.warning("requeue lost with the connection (%s); the broker requeues it itself", exc)
 
     def get_consumers(self, consumer_cls, channel):
         consumers = super().get_consumers(consumer_cls, channel)

@@ -68,6 +68,7 @@ class OutboxRelay:
         self._next_tag = 1
         self._acked: set[int] = set()
         self._nacked: set[int] = set()
+        self._outstanding: set[int] = set()
         self._returned: dict[str, str] = {}
         self._last_gauges = 0.0
         self._last_prune = 0.0
@@ -87,6 +88,7 @@ class OutboxRelay:
         self._next_tag = 1
         self._acked.clear()
         self._nacked.clear()
+        self._outstanding.clear()
         self._returned.clear()
 
     def _disconnect(self) -> None:
@@ -104,11 +106,12 @@ class OutboxRelay:
         self._settle(self._nacked, delivery_tag, multiple)
 
     def _settle(self, into: set[int], delivery_tag: int, multiple: bool) -> None:
-        if multiple:
-            settled = self._acked | self._nacked
-            into.update(t for t in range(1, delivery_tag + 1) if t not in settled)
-        else:
-            into.add(delivery_tag)
+        # Only tags still awaiting a confirm: scanning from tag 1 would re-add the
+        # tags of earlier batches and grow these sets for the connection's lifetime.
+        tags = [t for t in self._outstanding if t <= delivery_tag] if multiple else [delivery_tag]
+        for tag in tags:
+            self._outstanding.discard(tag)
+            into.add(tag)
 
     def _on_return(self, exc, exchange, routing_key, message) -> None:
         message_id = message.properties.get("message_id")
@@ -143,6 +146,7 @@ class OutboxRelay:
                 message = amqp.Message(row.body.encode("utf-8"), **properties)
                 channel.basic_publish(message, exchange=self.exchange, routing_key=row.event_type, mandatory=True)
                 by_tag[self._next_tag] = row
+                self._outstanding.add(self._next_tag)
                 self._next_tag += 1
             self._await_confirms(first_tag, self._next_tag - 1)
         except Exception as exc:  # noqa: BLE001 - any broker failure ends the round the same way
