@@ -16,9 +16,18 @@ BENCH_POSTGRES_URL (throwaway databases, dropped afterwards):
     and a real nameko service (`bench.sink_service`, run by `nameko run`, so under
     eventlet) consumes them with shared's ReliableEventHandler: one unit of work per
     event, bound to it (inbox row + effect row in one transaction), ack after commit.
-    Sustained events/s from the first producer commit to the last committed effect.
+    Sustained events/s from the first producer commit to the last committed effect
+    (the producer stops committing after --max-seconds, 75 s by default, so the bench
+    stays bounded; the table says so when that cut N short). Beside it: each stage
+    alone (commits only; the relay draining a full outbox; the sink draining a full
+    queue) and the CPU each process, the broker and PostgreSQL spent per event
+    (from /proc), which is where the time goes on a 2-core machine.
 (c) latency at a fixed rate (200 events/s for 10 s): producer commit -> committed
     effect, p50/p95/p99/max.
+
+A run the broker's restart or a dead sink spoiled is marked DISTURBED and never
+counts as meeting a target. `--experiment` tries suggested changes to the project's
+code in bench-local subclasses (labelled, written to event_path.experiment.json).
 
 It prints a table and writes everything to var/bench/event_path.json. Both processes
 stamp times with time.time() on this one machine; the producer's stamp is taken just
@@ -211,12 +220,14 @@ class CpuMeter:
         self.available = Path("/proc/stat").exists()
 
     @staticmethod
-    def _machine() -> tuple[float, float]:
+    def _machine() -> dict[str, float]:
+        """Seconds of CPU since boot, all cores: busy (user, system, irq, softirq), steal, total."""
         with open("/proc/stat") as handle:
-            fields = [float(x) for x in handle.readline().split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
-        total = sum(fields[:8])
-        return (total - idle) / CLK_TCK, total / CLK_TCK
+            f = [float(x) / CLK_TCK for x in handle.readline().split()[1:9]]
+        f += [0.0] * (8 - len(f))
+        user, nice, system, idle, iowait, irq, softirq, steal = f
+        return {"busy": user + nice + system + irq + softirq, "irq_softirq": irq + softirq, "steal": steal,
+                "total": sum(f)}
 
     @staticmethod
     def _process(pid: int) -> float | None:
@@ -247,8 +258,7 @@ class CpuMeter:
         return found
 
     def _snapshot(self) -> dict:
-        busy, total = self._machine()
-        return {"busy": busy, "total": total, "named": self._by_name(),
+        return {**self._machine(), "named": self._by_name(),
                 "pids": {name: self._process(pid) for name, pid in self.pids.items()}}
 
     def start(self) -> "CpuMeter":
@@ -263,7 +273,9 @@ class CpuMeter:
         wall = (end["total"] - start["total"]) / (os.cpu_count() or 1)
         out = {"wall_seconds": wall, "machine_busy_cpu_seconds": end["busy"] - start["busy"],
                "machine_busy_fraction": (end["busy"] - start["busy"]) / (end["total"] - start["total"])
-               if end["total"] > start["total"] else None}
+               if end["total"] > start["total"] else None,
+               "machine_irq_softirq_seconds": end["irq_softirq"] - start["irq_softirq"],
+               "machine_steal_seconds": end["steal"] - start["steal"]}
         for group in ("rabbitmq", "postgres"):
             # processes that ended in between are missed; those that started count from zero
             out[group] = sum(used - start["named"][group].get(pid, 0.0) for pid, used in end["named"][group].items())
@@ -276,11 +288,14 @@ class CpuMeter:
 def cpu_per_event(cpu: dict, events: int, extra: dict | None = None) -> dict:
     """Milliseconds of CPU per event for each part, and what the rest of the machine used meanwhile."""
     parts = {k: v for k, v in {**cpu, **(extra or {})}.items()
-             if k not in ("wall_seconds", "machine_busy_cpu_seconds", "machine_busy_fraction") and v is not None}
+             if not k.startswith(("wall_", "machine_")) and v is not None}
     ours = sum(parts.values())
     result = {f"{k}_ms_per_event": 1000.0 * v / events for k, v in parts.items()} if events else {}
     if cpu.get("machine_busy_cpu_seconds") is not None and events:
-        result["everything_else_ms_per_event"] = 1000.0 * (cpu["machine_busy_cpu_seconds"] - ours) / events
+        irq = cpu.get("machine_irq_softirq_seconds") or 0.0
+        result["kernel_irq_softirq_ms_per_event"] = 1000.0 * irq / events
+        result["everything_else_ms_per_event"] = 1000.0 * (cpu["machine_busy_cpu_seconds"] - ours - irq) / events
+        result["steal_ms_per_event"] = 1000.0 * (cpu.get("machine_steal_seconds") or 0.0) / events
         result["machine_busy_fraction"] = cpu.get("machine_busy_fraction")
     return result
 
@@ -412,6 +427,9 @@ class Sink:
             time.sleep(0.2)
         raise TimeoutError(f"the sink service did not consume from {self.queue} within {timeout:.0f}s")
 
+    def alive(self) -> bool:
+        return self.child.proc.poll() is None
+
     def stop(self) -> None:
         self.child.stop(20)
 
@@ -445,19 +463,23 @@ def declare_topology(amqp_uri: str, source: str, events_config: dict | None = No
                                  retry_delays_ms=[int(d) for d in settings["retry_delays_ms"]])
 
 
-def wait_for_effects(engine, run: str, expected: int, timeout: float) -> int:
+def wait_for_effects(engine, run: str, expected: int, timeout: float, alive=lambda: True,
+                     stall_seconds: float = 20.0) -> int:
+    """Poll the sink's effect count until `expected`, the timeout, a dead sink, or no progress for a while."""
     from sqlalchemy import text
 
     deadline = time.monotonic() + timeout
-    done = 0
+    done, last_progress = -1, time.monotonic()
     while time.monotonic() < deadline:
         with engine.connect() as connection:
-            done = connection.execute(text("SELECT count(*) FROM bench_effects WHERE run = :run"),
-                                      {"run": run}).scalar()
-        if done >= expected:
+            now_done = connection.execute(text("SELECT count(*) FROM bench_effects WHERE run = :run"),
+                                          {"run": run}).scalar()
+        if now_done != done:
+            done, last_progress = now_done, time.monotonic()
+        if done >= expected or not alive() or time.monotonic() - last_progress > stall_seconds:
             break
         time.sleep(0.25)
-    return done
+    return max(done, 0)
 
 
 def analyse(source_engine, sink_engine, run: str, produced: dict) -> dict:
@@ -542,7 +564,8 @@ def run_stages(source_url: str, sink_url: str, amqp_uri: str, source: str, backe
     log(f"full path on {backend}: stage capacities, {m} events each: producer commits alone")
     produced = run_producer(database_url=source_url, amqp_uri=amqp_uri, source=source, run="stage", events=m,
                             timeout=args.phase_timeout, log_path=plog,
-                            extra=["--no-relay", "--mode", args.producer_mode, "--max-seconds", str(args.stage_seconds)])
+                            extra=["--no-relay", "--mode", args.producer_mode,
+                                   "--max-seconds", str(args.stage_seconds)])
     m = produced["events"]
     stages["producer_commits"] = {"events": m, "rate": _rate(m, produced["started"], produced["last_commit"]),
                                   "time_capped": produced["time_capped"]}
@@ -564,9 +587,12 @@ def run_stages(source_url: str, sink_url: str, amqp_uri: str, source: str, backe
     log(f"full path on {backend}: stage capacities: sink alone consumes {m} queued events")
     sink = start_sink()
     engine = create_engine(sink_url)
-    meter = CpuMeter({"sink": sink.child.proc.pid}).start()
     try:
-        done = wait_for_effects(engine, "stage", m, args.phase_timeout)
+        # The sink starts consuming before it is seen ready: CPU is counted for what it applies from here on.
+        meter = CpuMeter({"sink": sink.child.proc.pid}).start()
+        with engine.connect() as connection:
+            done_before = connection.execute(text("SELECT count(*) FROM bench_effects WHERE run = 'stage'")).scalar()
+        done = wait_for_effects(engine, "stage", m, args.phase_timeout, alive=sink.alive)
         cpu = meter.stop()
         with engine.connect() as connection:
             first, last = connection.execute(text(
@@ -574,7 +600,11 @@ def run_stages(source_url: str, sink_url: str, amqp_uri: str, source: str, backe
     finally:
         engine.dispose()
     stages["sink"] = {"events": done, "rate": (done - 1) / (last - first) if done > 1 and last > first else None,
-                      "complete": done == m, "cpu": cpu_per_event(cpu, done)}
+                      "complete": done == m, "cpu": cpu_per_event(cpu, done - done_before)}
+    if drained.get("relay_errors"):
+        stages["relay"]["disturbed"] = f"the relay lost the broker {drained['relay_errors']:.0f} time(s)"
+    if not stages["sink"]["complete"]:
+        stages["sink"]["disturbed"] = f"{done} of {m} effects arrived in time"
     return stages, sink
 
 
@@ -641,9 +671,9 @@ def run_full_path(backend: str, amqp_uri: str, workdir: Path, logdir: Path, args
                                 events=args.events, timeout=args.phase_timeout,
                                 log_path=logdir / f"producer-{backend}.log",
                                 extra=["--mode", args.producer_mode, "--max-seconds", str(args.max_seconds),
-                                       *_relay_experiment(args)],
+                                       "--concurrency", str(args.producer_concurrency), *_relay_experiment(args)],
                                 profile_path=(logdir / f"producer-{backend}.txt") if args.profile else None)
-        wait_for_effects(sink_engine, "tput", produced["events"], args.phase_timeout)
+        wait_for_effects(sink_engine, "tput", produced["events"], args.phase_timeout, alive=sink.alive)
         cpu = meter.stop()
         out["throughput"] = analyse(source_engine, sink_engine, "tput", produced)
         out["throughput"]["cpu"] = cpu_per_event(cpu, produced["events"],
@@ -657,7 +687,7 @@ def run_full_path(backend: str, amqp_uri: str, workdir: Path, logdir: Path, args
                                 events=count, timeout=args.phase_timeout, log_path=logdir / f"producer-{backend}.log",
                                 extra=["--mode", args.producer_mode, "--rate", str(args.latency_rate),
                                        "--max-seconds", str(args.latency_seconds * 3), *_relay_experiment(args)])
-        wait_for_effects(sink_engine, "lat", produced["events"], 30)
+        wait_for_effects(sink_engine, "lat", produced["events"], 30, alive=sink.alive)
         out["latency"] = analyse(source_engine, sink_engine, "lat", produced)
         _check_disturbance(out["latency"], produced, sink)
         out["sink_log_tail"] = _tail(sink.log_path)
@@ -771,8 +801,8 @@ def render_table(results: dict) -> str:
     if results.get("raw_error"):
         lines.append(f"  raw pika failed: {results['raw_error']}")
     lines.append("")
-    lines.append(f"(b) full path: UnitOfWork commit -> outbox -> OutboxRelay ({s['producer_mode']} thread, batched "
-                 "confirms) -> quorum queue ->")
+    lines.append(f"(b) full path: UnitOfWork commit ({s.get('producer_concurrency', 1)} at a time) -> outbox -> "
+                 f"OutboxRelay ({'OS' if s['producer_mode'] == 'thread' else 'green'} thread, batched confirms) -> quorum queue ->")
     lines.append(f"    nameko ReliableEventHandler (max_workers={s['max_workers']}) -> inbox + effect in one "
                  "transaction -> ack")
     lines.append(f"  {'db':<11} {'events':>7} {'effects':>8} {'first commit->last effect':>26} {'events/s':>9} "
@@ -790,7 +820,8 @@ def render_table(results: dict) -> str:
         if c:
             lines.append(f"  {'':<11} CPU ms/event: producer+relay {_fmt(c.get('producer_and_relay_ms_per_event'), 2)}, "
                          f"sink {_fmt(c.get('sink_ms_per_event'), 2)}, rabbitmq {_fmt(c.get('rabbitmq_ms_per_event'), 2)}, "
-                         f"postgres {_fmt(c.get('postgres_ms_per_event'), 2)}, everything else "
+                         f"postgres {_fmt(c.get('postgres_ms_per_event'), 2)}, kernel irq "
+                         f"{_fmt(c.get('kernel_irq_softirq_ms_per_event'), 2)}, everything else "
                          f"{_fmt(c.get('everything_else_ms_per_event'), 2)}; machine busy "
                          f"{_fmt((c.get('machine_busy_fraction') or 0) * 100)}%")
         if t.get("disturbed"):
@@ -799,6 +830,10 @@ def render_table(results: dict) -> str:
             lines.append(f"  {'':<11} (commits stopped after {s['max_seconds']:.0f} s: fewer events than asked)")
         if full.get("error"):
             lines.append(f"  {'':<11} then failed: {full['error']}")
+    if any(((full.get("throughput") or {}).get("cpu") for full in (results.get("full_path") or {}).values())):
+        lines.append("  (CPU from /proc over the run. \"kernel irq\": interrupt and softirq time (loopback network, "
+                     "disk completions); \"everything else\": busy CPU of no listed process: kernel workers, "
+                     "this driver, the producer's start-up, other processes.)")
     if any((full.get("stages") for full in (results.get("full_path") or {}).values())):
         lines.append("")
         lines.append(f"  each stage alone (same processes, {s['stage_events']:,} events, nothing else running "
@@ -810,9 +845,11 @@ def render_table(results: dict) -> str:
             if not st:
                 continue
             p, r, k = st["producer_commits"], st["relay"], st["sink"]
+            flags = "; ".join(x["disturbed"] for x in (r, k) if x.get("disturbed"))
             lines.append(f"  {backend:<11} {_fmt(p['rate']):>7} ({_fmt(p.get('cpu_ms_per_event'), 2):>5} ms) "
                          f"{_fmt(r['rate']):>12} ({_fmt(r.get('cpu_ms_per_event'), 2):>5} ms) "
-                         f"{_fmt(k['rate']):>9} ({_fmt((k.get('cpu') or {}).get('sink_ms_per_event'), 2):>5} ms)")
+                         f"{_fmt(k['rate']):>9} ({_fmt((k.get('cpu') or {}).get('sink_ms_per_event'), 2):>5} ms)"
+                         + (f"  DISTURBED: {flags}" if flags else ""))
     lines.append("")
     lines.append(f"(c) latency, producer commit -> committed effect, at {s['latency_rate']:.0f} events/s "
                  f"for {s['latency_seconds']:.0f} s")
@@ -859,8 +896,10 @@ def parse_args(argv=None):
     parser.add_argument("--max-workers", type=int, default=10, help="sink's nameko max_workers (= prefetch)")
     parser.add_argument("--producer-mode", choices=("green", "thread"), default="green",
                         help="relay beside the producer as an eventlet green thread (as Storage runs it) or an OS thread")
-    parser.add_argument("--max-seconds", type=float, default=40.0,
-                        help="bound on the throughput run's committing, seconds (default 40)")
+    parser.add_argument("--producer-concurrency", type=int, default=1,
+                        help="units of work the producer commits at once in the throughput run (default 1)")
+    parser.add_argument("--max-seconds", type=float, default=75.0,
+                        help="bound on the throughput run's committing, seconds (default 75)")
     parser.add_argument("--stage-events", type=int, default=4000,
                         help="events for each stage measured alone (producer, relay, sink); 0 skips (default 4000)")
     parser.add_argument("--stage-seconds", type=float, default=10.0)
@@ -913,6 +952,7 @@ def main(argv=None) -> int:
                      "latency_seconds": args.latency_seconds, "max_workers": args.max_workers,
                      "relay_batch_size": 500, "backends": args.backends, "producer_mode": args.producer_mode,
                      "max_seconds": args.max_seconds, "stage_events": args.stage_events,
+                     "producer_concurrency": args.producer_concurrency,
                      "experiments": args.experiment,
                      "relay_linger_ms": args.relay_linger_ms if "relay-linger" in args.experiment else None},
         "targets": {"events_per_s": TARGET_EVENTS_PER_S, "ratio_to_raw": TARGET_RATIO, "p99_ms": TARGET_P99_MS},

@@ -79,6 +79,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--rate", type=float, default=0.0, help="events per second; 0 = as fast as possible")
     parser.add_argument("--mode", choices=("green", "thread"), default="green")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="units of work committing at once (green threads or threads), like a service's "
+                             "concurrent workers; ignored with --rate")
     parser.add_argument("--no-relay", action="store_true", help="commit only; leave the outbox full")
     parser.add_argument("--relay-only", action="store_true", help="commit nothing; drain the outbox")
     parser.add_argument("--max-seconds", type=float, default=0.0, help="stop committing after this long (0: never)")
@@ -128,31 +131,53 @@ def main() -> None:
 
     interval = 1.0 / args.rate if args.rate > 0 else 0.0
     origin = Origin()
-    first_commit = last_commit = None
-    committed = 0
+    total = 0 if args.relay_only else args.events
+    state = {"next": 0, "committed": 0, "first": None, "last": None}
     cpu_started = time.process_time()
     started = time.time()
     stop_at = started + args.max_seconds if args.max_seconds > 0 else None
+
+    def commit_events():
+        """One worker: takes the next sequence number and commits it, until all are done or time is up."""
+        while state["next"] < total:
+            seq = state["next"]
+            state["next"] += 1
+            if interval:
+                delay = started + seq * interval - time.time()
+                if delay > 0:
+                    time.sleep(delay)  # green under eventlet
+            with UnitOfWork(database, producer, outbox, inbox, origin, on_commit=signal.notify) as uow:
+                uow.session.execute(insert(ticks).values(run=args.run, seq=seq, value=f"tick-{seq}"))
+                uow.publish(EVENT_TYPE, {"run": args.run, "seq": seq, "committed_at": time.time()},
+                            aggregate=f"tick-{seq % 100}")
+                uow.commit()
+            now = time.time()
+            state["last"] = now if state["last"] is None else max(state["last"], now)
+            state["committed"] += 1
+            if state["first"] is None:
+                state["first"] = now
+            if stop_at is not None and now >= stop_at:
+                state["next"] = total  # the others stop too
+            if green and not interval:
+                eventlet.sleep(0)  # a service's worker ends here and the hub runs the others
+
     if profile is not None:
         profile.enable()
-    for seq in range(0 if args.relay_only else args.events):
-        if interval:
-            delay = started + seq * interval - time.time()
-            if delay > 0:
-                time.sleep(delay)  # green under eventlet
-        with UnitOfWork(database, producer, outbox, inbox, origin, on_commit=signal.notify) as uow:
-            uow.session.execute(insert(ticks).values(run=args.run, seq=seq, value=f"tick-{seq}"))
-            uow.publish(EVENT_TYPE, {"run": args.run, "seq": seq, "committed_at": time.time()},
-                        aggregate=f"tick-{seq % 100}")
-            uow.commit()
-        last_commit = time.time()
-        committed += 1
-        if first_commit is None:
-            first_commit = last_commit
-        if stop_at is not None and last_commit >= stop_at:
-            break
-        if green and not interval:
-            eventlet.sleep(0)  # a service's worker ends here and the hub runs the others
+    concurrency = 1 if interval else max(1, args.concurrency)
+    if concurrency == 1:
+        commit_events()
+    elif green:
+        pool = eventlet.GreenPool(concurrency)
+        for _ in range(concurrency):
+            pool.spawn(commit_events)
+        pool.waitall()
+    else:
+        workers = [threading.Thread(target=commit_events) for _ in range(concurrency)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    committed, first_commit, last_commit = state["committed"], state["first"], state["last"]
 
     # Wait (bounded) for the relay to drain the outbox.
     backlog = None
@@ -189,6 +214,7 @@ def main() -> None:
         "time_capped": committed < args.events and not args.relay_only,
         "rate": args.rate,
         "mode": args.mode,
+        "concurrency": concurrency,
         "started": started,
         "relay_started": relay_started,
         "first_commit": first_commit,
