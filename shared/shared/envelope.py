@@ -68,6 +68,9 @@ class EnvelopeSchema(Schema):
     payload = fields.Dict(required=True)
 
 
+_ENVELOPE_SCHEMA = EnvelopeSchema()  # stateless; built once, not per received message
+
+
 @dataclasses.dataclass(frozen=True)
 class Envelope:
     """An event as produced or received; immutable."""
@@ -140,7 +143,7 @@ class Envelope:
                 raise ValidationError({"_body": [f"not JSON: {exc}"]}) from exc
         if not isinstance(data, Mapping):
             raise ValidationError({"_body": ["an event envelope must be a JSON object"]})
-        loaded = EnvelopeSchema().load(data)
+        loaded = _ENVELOPE_SCHEMA.load(data)
         return cls(
             event_id=str(loaded["event_id"]),
             type=loaded["type"],
