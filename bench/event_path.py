@@ -26,8 +26,7 @@ BENCH_POSTGRES_URL (throwaway databases, dropped afterwards):
     effect, p50/p95/p99/max.
 
 A run the broker's restart or a dead sink spoiled is marked DISTURBED and never
-counts as meeting a target. `--experiment` tries suggested changes to the project's
-code in bench-local subclasses (labelled, written to event_path.experiment.json).
+counts as meeting a target.
 
 It prints a table and writes everything to var/bench/event_path.json. Both processes
 stamp times with time.time() on this one machine; the producer's stamp is taken just
@@ -59,6 +58,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import shared  # noqa: E402,F401  (silences eventlet's deprecation warning before anything imports it)
+
+from shared.config import events_settings  # noqa: E402
 
 from bench import raw_pika  # noqa: E402
 from bench.common import find_result, handler_queue, naive_utc_to_epoch, percentile  # noqa: E402
@@ -394,7 +395,7 @@ class Sink:
     """`python -m nameko run bench.sink_service:BenchSink` as a child process."""
 
     def __init__(self, *, amqp_uri: str, database_url: str, source: str, workdir: Path, log_path: Path,
-                 max_workers: int, profile_path: Path | None = None, experiments: tuple[str, ...] = ()):
+                 max_workers: int, profile_path: Path | None = None):
         import yaml
 
         self.amqp_uri = amqp_uri
@@ -410,7 +411,7 @@ class Sink:
         else:
             command += ["-m", "nameko"]
         command += ["run", "--config", str(config_path), "bench.sink_service:BenchSink"]
-        env = {"BENCH_SOURCE": source, "BENCH_EXPERIMENTS": ",".join(experiments),
+        env = {"BENCH_SOURCE": source,
                "PYTHONWARNINGS": SILENCE_EVENTLET, "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": str(ROOT)}
         self.child = Child(command, env=env, log_path=log_path, capture=False)
@@ -608,10 +609,6 @@ def run_stages(source_url: str, sink_url: str, amqp_uri: str, source: str, backe
     return stages, sink
 
 
-def _relay_experiment(args) -> list[str]:
-    return ["--relay-linger-ms", str(args.relay_linger_ms)] if "relay-linger" in args.experiment else []
-
-
 def _check_disturbance(result: dict, produced: dict, sink: "Sink") -> None:
     """Flag a run the broker's restart (or a dead sink) spoiled, so no one reads its figures as capacity."""
     problems = []
@@ -651,8 +648,7 @@ def run_full_path(backend: str, amqp_uri: str, workdir: Path, logdir: Path, args
             log(f"full path on {backend}: starting the sink service (nameko run, max_workers={args.max_workers})")
             started = Sink(amqp_uri=amqp_uri, database_url=sink_url, source=source, workdir=workdir,
                            log_path=logdir / f"sink-{backend}.log", max_workers=args.max_workers,
-                           profile_path=(logdir / f"sink-{backend}.prof") if args.profile else None,
-                           experiments=tuple(e for e in args.experiment if e != "relay-linger"))
+                           profile_path=(logdir / f"sink-{backend}.prof") if args.profile else None)
             started.wait_ready(60)
             return started
 
@@ -671,7 +667,7 @@ def run_full_path(backend: str, amqp_uri: str, workdir: Path, logdir: Path, args
                                 events=args.events, timeout=args.phase_timeout,
                                 log_path=logdir / f"producer-{backend}.log",
                                 extra=["--mode", args.producer_mode, "--max-seconds", str(args.max_seconds),
-                                       "--concurrency", str(args.producer_concurrency), *_relay_experiment(args)],
+                                       "--concurrency", str(args.producer_concurrency)],
                                 profile_path=(logdir / f"producer-{backend}.txt") if args.profile else None)
         wait_for_effects(sink_engine, "tput", produced["events"], args.phase_timeout, alive=sink.alive)
         cpu = meter.stop()
@@ -686,7 +682,7 @@ def run_full_path(backend: str, amqp_uri: str, workdir: Path, logdir: Path, args
         produced = run_producer(database_url=source_url, amqp_uri=amqp_uri, source=source, run="lat",
                                 events=count, timeout=args.phase_timeout, log_path=logdir / f"producer-{backend}.log",
                                 extra=["--mode", args.producer_mode, "--rate", str(args.latency_rate),
-                                       "--max-seconds", str(args.latency_seconds * 3), *_relay_experiment(args)])
+                                       "--max-seconds", str(args.latency_seconds * 3)])
         wait_for_effects(sink_engine, "lat", produced["events"], 30, alive=sink.alive)
         out["latency"] = analyse(source_engine, sink_engine, "lat", produced)
         _check_disturbance(out["latency"], produced, sink)
@@ -774,9 +770,6 @@ def build_summary(results: dict) -> dict:
 def render_table(results: dict) -> str:
     lines = []
     s = results["settings"]
-    if s.get("experiments"):
-        lines.append(f"EXPERIMENT RUN, NOT THE PROJECT'S CODE PATH: {', '.join(s['experiments'])}"
-                     + (f" (linger {s['relay_linger_ms']:.0f} ms)" if s.get("relay_linger_ms") else ""))
     lines.append(f"Event-path benchmark  ({results['machine']['cpus']} cores, load avg at start "
                  f"{results['machine']['loadavg_start']}, N={s['events']:,})")
     lines.append("")
@@ -905,21 +898,15 @@ def parse_args(argv=None):
     parser.add_argument("--stage-seconds", type=float, default=10.0)
     parser.add_argument("--phase-timeout", type=float, default=120.0, help="bound on each phase, seconds")
     parser.add_argument("--skip-raw", action="store_true")
-    parser.add_argument("--experiment", action="append", default=[],
-                        choices=("relay-linger", "no-probe", "envelope-schema-once"),
-                        help="EXPERIMENT, not the project's code: try a suggested change in bench-local "
-                             "subclasses (repeatable); results are labelled as such")
-    parser.add_argument("--relay-linger-ms", type=float, default=5.0, help="for --experiment relay-linger")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the producer, the relay and the sink; reports in var/bench/logs/")
     parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_PG_URL))
     parser.add_argument("--out", default=None,
-                        help="JSON file (default var/bench/event_path.json; event_path.experiment.json with --experiment)")
+                        help="JSON file (default var/bench/event_path.json)")
     args = parser.parse_args(argv)
     if args.out is None:
-        name = "event_path.experiment.json" if args.experiment else "event_path.json"
-        args.out = str(ROOT / "var" / "bench" / name)
+        args.out = str(ROOT / "var" / "bench" / "event_path.json")
     if args.events < 2:
         parser.error("--events must be at least 2")
     return args
@@ -950,11 +937,10 @@ def main(argv=None) -> int:
         "settings": {"events": args.events, "per_message_events": min(args.events, args.per_message_events),
                      "window": args.window, "latency_rate": args.latency_rate,
                      "latency_seconds": args.latency_seconds, "max_workers": args.max_workers,
-                     "relay_batch_size": 500, "backends": args.backends, "producer_mode": args.producer_mode,
+                     "relay_batch_size": events_settings({})["relay_batch_size"], "backends": args.backends, "producer_mode": args.producer_mode,
                      "max_seconds": args.max_seconds, "stage_events": args.stage_events,
                      "producer_concurrency": args.producer_concurrency,
-                     "experiments": args.experiment,
-                     "relay_linger_ms": args.relay_linger_ms if "relay-linger" in args.experiment else None},
+                     "relay_linger_ms": events_settings({})["relay_linger_ms"]},
         "targets": {"events_per_s": TARGET_EVENTS_PER_S, "ratio_to_raw": TARGET_RATIO, "p99_ms": TARGET_P99_MS},
     }
     results["versions"]["rabbitmq"] = _rabbitmq_version()

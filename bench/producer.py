@@ -51,18 +51,6 @@ from shared.unit_of_work import Origin, OutboxSignal, Producer, UnitOfWork  # no
 from bench.common import EVENT_TYPE, MIGRATIONS, PUBLISHED, emit, inbox, outbox, ticks  # noqa: E402
 
 
-class LingeringRelay(OutboxRelay):
-    """EXPERIMENT, not the project's relay: waits `linger` seconds before each round reads the outbox,
-    so a round carries what several commits added instead of one or two rows."""
-
-    linger = 0.0
-
-    def _due_rows(self):
-        if self.linger:
-            time.sleep(self.linger)
-        return super()._due_rows()
-
-
 def _profile_text(profile: cProfile.Profile, limit: int = 30) -> str:
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
@@ -88,8 +76,6 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     parser.add_argument("--batch-size", type=int, default=None, help="relay_batch_size (default: the project's)")
     parser.add_argument("--profile", default=None, help="write a cProfile report here")
-    parser.add_argument("--relay-linger-ms", type=float, default=0.0,
-                        help="EXPERIMENT: the relay waits this long before each round (not the project's code)")
     args = parser.parse_args()
     green = args.mode == "green"
     if green:
@@ -102,10 +88,7 @@ def main() -> None:
     settings = events_settings({})
     if args.batch_size:
         settings["relay_batch_size"] = args.batch_size
-    relay_class = OutboxRelay
-    if args.relay_linger_ms > 0:
-        relay_class = type("LingeringRelay", (LingeringRelay,), {"linger": args.relay_linger_ms / 1000.0})
-    relay = relay_class(service=args.source, database=database, outbox=outbox, amqp_uri=args.amqp,
+    relay = OutboxRelay(service=args.source, database=database, outbox=outbox, amqp_uri=args.amqp,
                         metrics=metrics_for(args.source), settings=settings, signal=signal)
     # cProfile is per OS thread; under eventlet one profile sees every green thread.
     profile = cProfile.Profile() if args.profile else None
@@ -147,7 +130,7 @@ def main() -> None:
                 if delay > 0:
                     time.sleep(delay)  # green under eventlet
             with UnitOfWork(database, producer, outbox, inbox, origin, on_commit=signal.notify) as uow:
-                uow.session.execute(insert(ticks).values(run=args.run, seq=seq, value=f"tick-{seq}"))
+                uow.session.execute(insert(ticks), {"run": args.run, "seq": seq, "value": f"tick-{seq}"})
                 uow.publish(EVENT_TYPE, {"run": args.run, "seq": seq, "committed_at": time.time()},
                             aggregate=f"tick-{seq % 100}")
                 uow.commit()

@@ -23,37 +23,20 @@ from shared.storage import Storage
 from bench.common import EVENT_TYPE, MIGRATIONS, SINK_PUBLISHES, SINK_SERVICE, TickedIn, effects, inbox, outbox
 
 SOURCE = os.environ.get("BENCH_SOURCE", "benchsrc")
-# EXPERIMENTS (off unless the driver's --experiment asks; never the project's code path):
-# "no-probe": no inbox look-up before each worker (the unit of work's inbox insert still
-# refuses duplicates); "envelope-schema-once": one EnvelopeSchema instance for every message.
-EXPERIMENTS = set(filter(None, os.environ.get("BENCH_EXPERIMENTS", "").split(",")))
-
-
-class _StorageWithoutProbe(Storage):
-    already_handled = None  # ReliableEventHandler then skips its pre-spawn inbox probe
-
-
-if "envelope-schema-once" in EXPERIMENTS:
-    import shared.envelope
-
-    _ENVELOPE_SCHEMA = shared.envelope.EnvelopeSchema()
-    shared.envelope.EnvelopeSchema = lambda: _ENVELOPE_SCHEMA
-
-_storage_class = _StorageWithoutProbe if "no-probe" in EXPERIMENTS else Storage
 
 
 class BenchSink:
     name = SINK_SERVICE
-    uow = _storage_class(migrations=MIGRATIONS, published=SINK_PUBLISHES, outbox=outbox, inbox=inbox)
+    uow = Storage(migrations=MIGRATIONS, published=SINK_PUBLISHES, outbox=outbox, inbox=inbox)
 
     @consumes(SOURCE, EVENT_TYPE, TickedIn)
     def on_ticked(self, event):
         with self.uow() as uow:
-            uow.session.execute(insert(effects).values(
-                event_id=event.event_id,
-                run=event.payload["run"],
-                seq=event.payload["seq"],
-                produced_at=event.payload["committed_at"],
-                applied_at=time.time(),
-            ))
+            uow.session.execute(insert(effects), {
+                "event_id": event.event_id,
+                "run": event.payload["run"],
+                "seq": event.payload["seq"],
+                "produced_at": event.payload["committed_at"],
+                "applied_at": time.time(),
+            })
             uow.commit()

@@ -47,6 +47,7 @@ def events_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         "delivery_limit": 20,
         "relay_batch_size": 500,
         "relay_poll_seconds": 0.5,
+        "relay_linger_ms": 5,
         "relay_max_backoff_seconds": 30.0,
         "outbox_retention_hours": 168,
     }

@@ -6,7 +6,10 @@ nameko 2.14.1 acks a message whose handler raised (it is lost) or, with
 - validates the envelope and the payload (the consumer's own marshmallow
   schema, unknown fields excluded) before any worker runs; an invalid message
   goes straight to the handler's dead-letter queue with the validation errors;
-- skips, and acks, an event whose id is already in the service's inbox;
+- an event whose id is already in the service's inbox is acked without
+  effect: the handler's unit of work inserts the inbox row first and raises
+  `EventAlreadyHandled` (no separate look-up per message, which cost a fifth
+  of the consumer's time);
 - acks only after the worker returned, i.e. after its unit of work committed;
 - on failure, parks a copy in the service's delay queue for the next backoff
   step (attempt count in `x-attempt`) and acks the original, so the messages
@@ -143,10 +146,6 @@ class ReliableEventHandler(EventHandler):
         self.metrics = metrics_for(self.service_name)
         self.amqp_uri = self.container.config["AMQP_URI"]
         self.republisher = _republisher(self.amqp_uri)
-        self._inbox_probe = None
-        for dependency in self.container.dependencies:
-            if hasattr(dependency, "already_handled"):
-                self._inbox_probe = dependency.already_handled
         self._declare_topology()
 
     def _declare_topology(self) -> None:
@@ -171,11 +170,6 @@ class ReliableEventHandler(EventHandler):
                               event_type=self.event_type)
             return
         event = ReceivedEvent(envelope=envelope, payload=payload)
-        if self._inbox_probe is not None and self._inbox_probe(event.event_id):
-            self.metrics.events_duplicate.labels(self.event_type).inc()
-            self.metrics.events_consumed.labels(self.event_type, "duplicate").inc()
-            self.queue_consumer.ack_message(message)
-            return
         context_data = {"correlation_id": envelope.correlation_id}
         started = time.perf_counter()
         try:

@@ -13,7 +13,11 @@ Guarantees:
   connection leaves its row unsent, so it may be published twice; consumers'
   inboxes make that harmless.
 - One round publishes up to `relay_batch_size` rows and waits for their
-  confirms together, which is what makes the outbox path fast.
+  confirms together, which is what makes the outbox path fast. Woken by a
+  commit, the relay first lingers `relay_linger_ms` (5 ms by default), so a
+  round carries what several commits added instead of one row: that bounds
+  the added latency and cuts the relay's reads, publishes' round trips and
+  `sent_at` updates per event several-fold under load.
 """
 from __future__ import annotations
 
@@ -59,6 +63,7 @@ class OutboxRelay:
         self.metrics = metrics
         self.batch_size = int(settings["relay_batch_size"])
         self.poll_seconds = float(settings["relay_poll_seconds"])
+        self.linger_seconds = float(settings.get("relay_linger_ms", 0)) / 1000.0
         self.max_backoff = float(settings["relay_max_backoff_seconds"])
         self.retention = dt.timedelta(hours=float(settings["outbox_retention_hours"]))
         self.signal = signal
@@ -237,10 +242,15 @@ class OutboxRelay:
                 self._housekeeping()
                 confirmed = self.publish_due()
                 backoff = 0.0
-                if confirmed < self.batch_size and self.signal is not None:
-                    self.signal.wait(self.poll_seconds)
-                elif confirmed < self.batch_size:
+                if confirmed >= self.batch_size:
+                    continue  # more rows are due at once
+                if self.signal is not None:
+                    woken = self.signal.wait(self.poll_seconds)
+                else:
+                    woken = False
                     time.sleep(self.poll_seconds)
+                if woken and self.linger_seconds:
+                    time.sleep(self.linger_seconds)
             except Exception as exc:  # noqa: BLE001 - the relay must outlive any single failure
                 self.metrics.relay_errors.inc()
                 self._disconnect()

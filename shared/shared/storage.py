@@ -75,12 +75,6 @@ class Storage(DependencyProvider):
         if self.database is not None:
             self.database.dispose()
 
-    def already_handled(self, event_id: str) -> bool:
-        """Cheap inbox check made before a worker is spawned (the unit of work re-checks)."""
-        with self.database.reader() as session:
-            found = session.execute(select(self.inbox.c.event_id).where(self.inbox.c.event_id == event_id)).first()
-        return found is not None
-
     def get_dependency(self, worker_ctx):
         event = worker_ctx.args[0] if worker_ctx.args and isinstance(worker_ctx.args[0], ReceivedEvent) else None
         origin = Origin(correlation_id=worker_ctx.data.get("correlation_id") or worker_ctx.call_id, event=event)

@@ -29,6 +29,19 @@ from shared.envelope import Envelope, PayloadSchemas, ReceivedEvent
 from shared.messaging_tables import utcnow
 
 
+_INSERTS: dict = {}
+
+
+def _insert_into(table):
+    """One INSERT statement per table, values passed as parameters: SQLAlchemy then reuses
+    its compiled form instead of building and cache-keying a new statement per row (that
+    was a third of a commit's CPU)."""
+    statement = _INSERTS.get(table)
+    if statement is None:
+        statement = _INSERTS[table] = insert(table)
+    return statement
+
+
 class EventAlreadyHandled(Exception):
     """The event's id is in the inbox: its effect was committed before."""
 
@@ -85,14 +98,12 @@ class UnitOfWork:
 
     def _record_in_inbox(self, event: ReceivedEvent) -> None:
         try:
-            self.session.execute(
-                insert(self._inbox).values(
-                    event_id=event.event_id,
-                    event_type=event.type,
-                    producer=event.envelope.producer,
-                    handled_at=utcnow(),
-                )
-            )
+            self.session.execute(_insert_into(self._inbox), {
+                "event_id": event.event_id,
+                "event_type": event.type,
+                "producer": event.envelope.producer,
+                "handled_at": utcnow(),
+            })
         except IntegrityError:
             raise EventAlreadyHandled(event.event_id) from None
 
@@ -112,18 +123,16 @@ class UnitOfWork:
             occurred_at=occurred_at,
         )
         now = utcnow()
-        self.session.execute(
-            insert(self._outbox).values(
-                event_id=envelope.event_id,
-                event_type=event_type,
-                version=version,
-                aggregate=aggregate,
-                body=envelope.to_json(),
-                created_at=now,
-                next_attempt_at=now,
-                attempts=0,
-            )
-        )
+        self.session.execute(_insert_into(self._outbox), {
+            "event_id": envelope.event_id,
+            "event_type": event_type,
+            "version": version,
+            "aggregate": aggregate,
+            "body": envelope.to_json(),
+            "created_at": now,
+            "next_attempt_at": now,
+            "attempts": 0,
+        })
         self.published.append(envelope)
         return envelope
 
