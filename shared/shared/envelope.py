@@ -194,7 +194,10 @@ class PayloadSchemas:
             schema = self._schemas[(event_type, version)]
         except KeyError:
             raise LookupError(f"no published schema for {event_type} v{version}") from None
-        dumped = schema.dump(payload)
+        try:
+            dumped = schema.dump(payload)
+        except (TypeError, ValueError) as exc:  # a value its field cannot serialise at all
+            raise ValidationError({"payload": [f"cannot be serialised: {exc}"]}) from None
         errors = schema.validate(dumped)
         if errors:
             raise ValidationError({"payload": errors})

@@ -78,6 +78,7 @@ class UnitOfWork:
         self._transaction = None
         self.session: Session | None = None
         self.published: list[Envelope] = []
+        self._published_in_bulk = 0
 
     def __enter__(self) -> "UnitOfWork":
         self._transaction = self._database.transaction()
@@ -136,13 +137,44 @@ class UnitOfWork:
         self.published.append(envelope)
         return envelope
 
+    def publish_many(self, events, *, version: int = 1, chunk_size: int = 1000) -> int:
+        """Add many events to the outbox in bulk: `events` yields (event_type, payload, aggregate).
+
+        The same guarantees as `publish()` (each payload validated, same transaction,
+        outbox order = iteration order), with one multi-row INSERT per chunk, so a
+        bulk operation (an import, a renewal round, a billing run) does not pay a
+        statement per event. Envelopes are not kept in `published`; returns the count."""
+        cause = self.origin.event
+        correlation_id = cause.envelope.correlation_id if cause else self.origin.correlation_id
+        causation_id = cause.event_id if cause else None
+        statement = _insert_into(self._outbox)
+        count, rows = 0, []
+        now = utcnow()
+        for event_type, payload, aggregate in events:
+            body = self._producer.schemas.build(event_type, version, payload)
+            envelope = Envelope.new(type=event_type, version=version, payload=body,
+                                    producer=self._producer.service, operator=self._producer.operator,
+                                    correlation_id=correlation_id, causation_id=causation_id)
+            rows.append({"event_id": envelope.event_id, "event_type": event_type, "version": version,
+                         "aggregate": aggregate, "body": envelope.to_json(), "created_at": now,
+                         "next_attempt_at": now, "attempts": 0})
+            if len(rows) >= chunk_size:
+                self.session.execute(statement, rows)
+                count += len(rows)
+                rows = []
+        if rows:
+            self.session.execute(statement, rows)
+            count += len(rows)
+        self._published_in_bulk += count
+        return count
+
     def commit(self) -> None:
         if self._delay_before_commit:
             # Fault injection only (config FAULTS): hold the transaction open so a
             # test can kill the process in the middle of a handler.
             time.sleep(self._delay_before_commit)
         self.session.commit()
-        if self.published:
+        if self.published or self._published_in_bulk:
             self._on_commit()
 
 
