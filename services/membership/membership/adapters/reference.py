@@ -50,4 +50,12 @@ def read_text(path: str, what: str) -> str:
     file = Path(path)
     if not file.is_file():
         raise ReferenceDataMissing(f"{what} file not found: {file}")
-    return file.read_text(encoding="utf-8-sig", errors="replace")
+    return decode(file.read_bytes())
+
+
+def decode(data: bytes) -> str:
+    """GIAS files are Windows-1252, files saved from spreadsheets often UTF-8 (with a BOM): accept both."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")

@@ -303,12 +303,12 @@ class MembershipService(base.ObservableService):
     @http("POST", "/imports/schools")
     def import_schools_http(self, request):
         options = load_query(request, SchoolImport())
-        text = request.get_data(as_text=True)
+        text = reference.decode(request.get_data())
         return self._import_schools(text, options)
 
     @http("POST", "/imports/links")
     def import_links_http(self, request):
-        text = request.get_data(as_text=True)
+        text = reference.decode(request.get_data())
         try:
             report = handlers.import_links(self.uow(), text)
         except ValueError as exc:
