@@ -43,11 +43,14 @@ class LinkReport:
     rows_read: int = 0
     links: list[Link] = dataclasses.field(default_factory=list)
     both_directions: int = 0
+    undated: int = 0
+    already_held: int = 0
     unused: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     problems: list[dict] = dataclasses.field(default_factory=list)
 
     def summary(self) -> dict:
         return {"rows_read": self.rows_read, "links": len(self.links), "listed_from_both_ends": self.both_directions,
+                "undated_links": self.undated, "already_held": self.already_held,
                 "unused_by_reason": dict(sorted(self.unused.items())), "problems": self.problems[:200],
                 "problem_count": len(self.problems)}
 
@@ -99,9 +102,7 @@ def normalise_links(rows) -> LinkReport:
         if established and (seen.established_on is None or established < seen.established_on):
             found[pair] = dataclasses.replace(seen, established_on=established)
     report.links = list(found.values())
-    undated = sum(1 for link in report.links if link.established_on is None)
-    if undated:
-        report.unused["(kept) links with no date on either end"] = undated
+    report.undated = sum(1 for link in report.links if link.established_on is None)
     return report
 
 

@@ -315,7 +315,7 @@ def import_links(uow, text: str) -> lineage.LinkReport:
         repository.add_links_many(uow.session, new, source="gias")
         repository.update_link_dates(uow.session, dated)
         uow.commit()
-    report.unused["(already held) links"] = len(report.links) - len(new)
+    report.already_held = len(report.links) - len(new)
     return report
 
 

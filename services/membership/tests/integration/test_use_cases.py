@@ -182,7 +182,7 @@ class TestLinks:
             (1, "132245"), (2, "100016"), (2, "100017")]
         assert found["predecessors"][1]["established_on"] == "2005-09-01"
         again = handlers.import_links(uows(), text)
-        assert again.unused["(already held) links"] == 3
+        assert again.already_held == 3
 
     def test_the_real_register_file(self, uows):
         from pathlib import Path
