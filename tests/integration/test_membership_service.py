@@ -237,3 +237,34 @@ class TestBulkImport:
             assert cluster.membership.school_history(a["urn"])["events"][0]["kind"] == "joined"
             assert cluster.membership.mat_of_school_on(a["urn"], "2026-05-01")["mat"] is None
             assert cluster.membership.contacts_by_role(a["urn"], role="head_teacher")["count"] == 0
+
+
+class TestCooperativeTrust:
+    def test_who_may_vote_on_a_date(self, stack_factory, databases):
+        stack = stack_factory(databases).start("membership")
+        base = stack.url("membership")
+        a, b = (school(joined_on="2019-09-01", census_date="2019-10-03") for _ in range(2))
+        for s in (a, b):
+            assert http_json("POST", f"{base}/members", s)[0] == 201
+        assert http_json("POST", f"{base}/cooperative/participants",
+                         {"trust_role": "member", "urn": a["urn"], "joined_on": "2020-01-01", "on_forum": True})[0] == 201
+        assert http_json("POST", f"{base}/cooperative/participants",
+                         {"trust_role": "member", "urn": b["urn"], "joined_on": "2020-01-01"})[0] == 201
+        status, body = http_json("POST", f"{base}/cooperative/participants",
+                                 {"trust_role": "member", "urn": "499999", "joined_on": "2020-01-01"})
+        assert status == 400 and "urn" in body["fields"]
+        assert http_json("POST", f"{base}/cooperative/participants", {
+            "trust_role": "partner", "id": "COOPCOL", "name": "The Co-operative College", "joined_on": "2020-01-01",
+            "on_forum": True})[0] == 201
+        assert http_json("POST", f"{base}/members/{b['urn']}/leaving",
+                         {"effective_date": "2021-09-01", "reason": "left the partnership"})[0] == 200
+        status, before = http_json("GET", f"{base}/cooperative?on=2021-08-31")
+        assert status == 200 and before["total_votes"] == 2
+        status, after = http_json("GET", f"{base}/cooperative?on=2021-09-01")
+        assert [v["urn"] for v in after["voters"]] == [a["urn"]]
+        assert [p["party_id"] for p in after["partners"]] == ["COOPCOL"]
+        assert sorted(p["party_id"] for p in after["forum"]) == sorted([a["urn"], "COOPCOL"])
+        assert http_json("POST", f"{base}/organisations", {"id": "BC", "kind": "council",
+                                                           "name": "Buckinghamshire Council"})[0] == 201
+        assert http_json("POST", f"{base}/organisations", {"id": "BC", "kind": "council",
+                                                           "name": "Buckinghamshire Council"})[0] == 409
