@@ -268,3 +268,9 @@ class TestCooperativeTrust:
                                                            "name": "Buckinghamshire Council"})[0] == 201
         assert http_json("POST", f"{base}/organisations", {"id": "BC", "kind": "council",
                                                            "name": "Buckinghamshire Council"})[0] == 409
+        status, body = http_json("POST", f"{base}/organisations/BC/leaving", {"effective_date": "2000-01-01",
+                                                                             "reason": "x"})
+        assert status == 400 and "effective_date" in body["fields"]
+        status, metrics = 200, __import__("urllib.request").request.urlopen(f"{base}/metrics").read().decode()
+        assert 'membership_members{kind="school",status="active"} 1.0' in metrics
+        assert 'membership_members{kind="school",status="left"} 1.0' in metrics

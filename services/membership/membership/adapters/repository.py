@@ -82,6 +82,11 @@ def list_members(session, *, status: str | None = None, phase: str | None = None
     return [_to_member(r) for r in session.execute(query.limit(limit).offset(offset))]
 
 
+def member_counts(session) -> dict[tuple[str, str], int]:
+    query = select(members.c.kind, members.c.status, func.count()).group_by(members.c.kind, members.c.status)
+    return {(kind, status): count for kind, status, count in session.execute(query)}
+
+
 def add(session, member: SchoolMember) -> None:
     session.execute(insert(members).values(**_member_values(member)))
 
@@ -239,6 +244,11 @@ def open_organisation(session, org_id: str):
 
 def add_organisation(session, *, org_id: str, kind: str, name: str, joined_on: dt.date) -> None:
     session.execute(insert(organisations).values(org_id=org_id, kind=kind, name=name, joined_on=joined_on))
+
+
+def close_organisation(session, org_id: str, left_on: dt.date, reason: str) -> None:
+    session.execute(update(organisations).where(organisations.c.org_id == org_id, organisations.c.left_on.is_(None))
+                    .values(left_on=left_on, left_reason=reason))
 
 
 def list_organisations(session, *, kind: str | None = None, on: dt.date | None = None) -> list[dict]:

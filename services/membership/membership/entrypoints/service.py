@@ -11,8 +11,10 @@ import datetime as dt
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from nameko.rpc import rpc
+from werkzeug.wrappers import Response
 
 from shared.http import Conflict, NotFound, http, load_body, load_query
+from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
 from shared import service as base
 from shared.storage import Storage
 
@@ -94,6 +96,7 @@ class Conversion(Strict):
     postcode = fields.String(validate=POSTCODE_RULE)
     number_on_roll = fields.Integer(strict=True, validate=validate.Range(min=0, max=10000))
     census_date = fields.Date()
+    carry_contacts = fields.Boolean(load_default=False)
 
 
 class MemberFilter(Strict):
@@ -335,6 +338,11 @@ class MembershipService(base.ObservableService):
         command = load_body(request, Organisation())
         return 201, _domain_errors(lambda: handlers.join_organisation(self.uow(), command))
 
+    @http("POST", "/organisations/<string:org_id>/leaving")
+    def organisation_leaves(self, request, org_id):
+        command = load_body(request, Leave())
+        return _domain_errors(lambda: handlers.organisation_leaves(self.uow(), org_id, command))
+
     @http("GET", "/organisations")
     def list_organisations(self, request):
         with self.uow.read() as session:
@@ -408,6 +416,17 @@ class MembershipService(base.ObservableService):
     @http("GET", "/cooperative")
     def trust_http(self, request):
         return self.cooperative_on(load_query(request, OnDate())["on"].isoformat())
+
+    @http("GET", "/metrics")
+    def prometheus_metrics(self, request):
+        """Prometheus text, with the board's figures: members by kind and status, open organisations."""
+        registry = metrics_for(self.name)
+        gauge = registry.gauge("members", "Membership records by kind and status (left and converted included).",
+                               ("kind", "status"))
+        with self.uow.read() as session:
+            for (kind, status), count in repository.member_counts(session).items():
+                gauge.labels(kind=kind, status=status).set(count)
+        return Response(registry.exposition(), mimetype=None, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # --- RPC (queries only; never on another service's write path) ----------------------------------------------
 

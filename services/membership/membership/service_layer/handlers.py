@@ -183,8 +183,29 @@ def convert_to_academy(uow, urn: str, command: dict) -> model.Conversion:
                           "local_authority": new.local_authority, "postcode": new.postcode,
                           "number_on_roll": new.number_on_roll, "census_date": new.census_date},
             "mat": _mat_json(conversion.mat)}, aggregate=f"school:{old.urn}")
+        if command.get("carry_contacts"):
+            _carry_contacts(uow, old.urn, new.urn, conversion.conversion_date)
         uow.commit()
     return conversion
+
+
+def _carry_contacts(uow, old_urn: str, new_urn: str, day: dt.date) -> None:
+    """Opt-in at conversion: the people in role at the old school hold the same roles at the academy from the
+    conversion date (the old roles end the same day); each change is a `contact_role_changed`."""
+    for found in repository.contacts_at(uow.session, old_urn):
+        if found["erased"]:
+            continue
+        held = next(r for r in repository.roles_of(uow.session, found["contact_id"])
+                    if r.urn == old_urn and r.role == found["role"] and r.active)
+        if day <= held.started_on:
+            continue
+        ended = dataclasses.replace(held, ended_on=day, end_reason="school converted to academy",
+                                    may_commit_spending=False)
+        repository.save_role(uow.session, ended)
+        _role_event(uow, ended, found["display_name"], day)
+        moved = dataclasses.replace(held, urn=new_urn, started_on=day, ended_on=None, end_reason=None)
+        repository.add_role(uow.session, moved)
+        _role_event(uow, moved, found["display_name"], day)
 
 
 # --- bulk import of the DfE register -------------------------------------------------------------------------
@@ -361,6 +382,20 @@ def join_organisation(uow, command: dict) -> dict:
         uow.commit()
     return {"id": command["id"], "kind": command["kind"], "name": command["name"].strip(),
             "joined_on": command["joined_on"].isoformat(), "left_on": None}
+
+
+def organisation_leaves(uow, org_id: str, command: dict) -> dict:
+    with uow:
+        row = repository.open_organisation(uow.session, org_id)
+        if row is None:
+            raise model.NotAMember("id", f"no open organisation {org_id}")
+        if command["effective_date"] <= row.joined_on:
+            raise model.MembershipRuleBroken("effective_date", "leaving must be after joining "
+                                                               f"({row.joined_on.isoformat()})")
+        repository.close_organisation(uow.session, org_id, command["effective_date"], command["reason"].strip())
+        uow.commit()
+    return {"id": org_id, "kind": row.kind, "name": row.name, "joined_on": row.joined_on.isoformat(),
+            "left_on": command["effective_date"].isoformat(), "left_reason": command["reason"].strip()}
 
 
 # --- contacts ------------------------------------------------------------------------------------------------

@@ -113,6 +113,21 @@ class TestConversion:
             assert model.mat_on(repository.history_of(session, "110394"), D(2027, 8, 31)) is None
             assert model.mat_on(repository.history_of(session, "110394"), D(2027, 9, 1)) is False
 
+    def test_contacts_move_to_the_academy_only_when_asked(self, uows):
+        handlers.join_school(uows(), school())
+        head = handlers.add_contact(uows(), "110394", {"display_name": "A. Head", "role": "head_teacher",
+                                                       "effective_date": D(2026, 4, 1)})
+        handlers.convert_to_academy(uows(), "110394", {"successor_urn": "149876", "conversion_date": D(2027, 9, 1),
+                                                       "mat": TRUST, "carry_contacts": True})
+        roles = [(e["urn"], e["active"], e["may_commit_spending"], e["effective_date"])
+                 for e in uows.events("contact_role_changed")]
+        assert roles == [("110394", True, True, "2026-04-01"), ("110394", False, False, "2027-09-01"),
+                         ("149876", True, True, "2027-09-01")]
+        with uows.read() as session:
+            assert [c["contact_id"] for c in repository.contacts_at(session, "149876", role="head_teacher")] == [
+                head["contact_id"]]
+            assert repository.contacts_at(session, "110394") == []
+
     def test_an_academy_cannot_convert(self, uows):
         handlers.join_school(uows(), school(establishment_type="academy_converter", mat=TRUST))
         with pytest.raises(model.MembershipRuleBroken) as refused:
