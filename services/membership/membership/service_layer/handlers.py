@@ -135,7 +135,8 @@ def record_census(uow, urn: str, census_date: dt.date, number_on_roll: int):
                 repository.save(uow.session, member)
             repository.add_history(uow.session, [model.HistoryEntry(urn, census_date, "census_recorded", {
                 "old_number_on_roll": recorded.old_number_on_roll, "number_on_roll": number_on_roll})])
-            uow.publish("census_recorded", _census_payload(recorded), aggregate=f"school:{urn}")
+            if member.status == "active":  # an application is announced, census and all, when accepted
+                uow.publish("census_recorded", _census_payload(recorded), aggregate=f"school:{urn}")
             uow.commit()
     return member, recorded
 
@@ -308,7 +309,8 @@ def import_schools(uow, text: str, *, known_types: set[str], census_date: dt.dat
                     (urn, row.census_date, row.number_on_roll))
                 history.append(model.HistoryEntry(urn, row.census_date, "census_recorded", {
                     "old_number_on_roll": recorded.old_number_on_roll, "number_on_roll": row.number_on_roll}))
-                uow.publish("census_recorded", _census_payload(recorded), aggregate=f"school:{urn}")
+                if changed.status == "active":
+                    uow.publish("census_recorded", _census_payload(recorded), aggregate=f"school:{urn}")
                 report.census_updated += 1
         repository.add_many(session, new_members)
         repository.save_many(session, changed_members)

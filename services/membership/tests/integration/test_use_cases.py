@@ -83,6 +83,14 @@ class TestCensus:
         with uows.read() as session:
             assert repository.open_member(session, "110394").number_on_roll == 185
 
+    def test_an_application_census_is_announced_with_the_joining(self, uows):
+        handlers.apply_to_join(uows(), school())
+        handlers.record_census(uows(), "110394", D(2026, 1, 15), 190)
+        assert uows.events() == []
+        handlers.activate(uows(), "110394", D(2026, 4, 1))
+        joined = uows.events("member_joined")[0]
+        assert (joined["number_on_roll"], joined["census_date"]) == (190, "2026-01-15")
+
     def test_census_of_a_left_school_is_refused(self, uows):
         handlers.join_school(uows(), school())
         handlers.leave(uows(), "110394", D(2027, 1, 1), "closed")
