@@ -20,6 +20,7 @@ from shared.storage import Storage
 
 from membership.adapters import reference, repository
 from membership.adapters.tables import inbox, outbox
+from membership.dependencies import ReferenceData
 from membership.domain import contacts as people
 from membership.domain import model
 from membership.messages.published import PUBLISHED
@@ -213,12 +214,7 @@ class MembershipService(base.ObservableService):
 
     name = "membership"
     uow = Storage(migrations="membership:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
-    _types: set[str] | None = None
-
-    def _known_types(self) -> set[str]:
-        if MembershipService._types is None:
-            MembershipService._types = reference.load_establishment_types(reference.types_path(self.config))
-        return MembershipService._types
+    reference_data = ReferenceData()
 
     # --- members and their lifecycle ---------------------------------------------------------------------------
 
@@ -326,7 +322,7 @@ class MembershipService(base.ObservableService):
         if options["census_date"] is None and "census_date" not in columns:
             raise ValidationError({"census_date": ["the file has no CensusDate column: give census_date"]})
         report = handlers.import_schools(
-            self.uow(), text, known_types=self._known_types(),
+            self.uow(), text, known_types=set(self.reference_data.establishment_types),
             census_date=options["census_date"] or options["joined_on"], joined_on=options["joined_on"],
             effective_date=options["effective_date"])
         return report.as_dict()
