@@ -24,8 +24,107 @@ members = sa.Table(
     sa.Column("mat_name", sa.String(200)),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("joined_on", sa.Date, nullable=False),
+    # first day no longer a member (events.md's effective_date of leaving)
     sa.Column("left_on", sa.Date),
+    sa.Column("left_reason", sa.String(200)),
+    sa.Column("member_since", sa.Date),
     # One open record per URN, enforced by the database as well as the domain.
     sa.Index("uq_members_open_urn", "urn", unique=True,
              sqlite_where=sa.text("left_on IS NULL"), postgresql_where=sa.text("left_on IS NULL")),
+    sa.Index("ix_members_urn", "urn"),
+)
+
+# Every dated change of a member, oldest first: the school's history and "MAT on a date".
+member_history = sa.Table(
+    "member_history",
+    metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("urn", sa.String(6), nullable=False, index=True),
+    sa.Column("effective_date", sa.Date, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+)
+
+census_records = sa.Table(
+    "census_records",
+    metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("urn", sa.String(6), nullable=False),
+    sa.Column("census_date", sa.Date, nullable=False),
+    sa.Column("number_on_roll", sa.Integer, nullable=False),
+    sa.UniqueConstraint("urn", "census_date", name="uq_census_records_urn_date"),
+)
+
+establishment_links = sa.Table(
+    "establishment_links",
+    metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("predecessor_urn", sa.String(6), nullable=False),
+    sa.Column("successor_urn", sa.String(6), nullable=False, index=True),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("established_on", sa.Date),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.UniqueConstraint("predecessor_urn", "successor_urn", name="uq_establishment_links_pair"),
+)
+
+organisations = sa.Table(
+    "organisations",
+    metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("org_id", sa.String(20), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("joined_on", sa.Date, nullable=False),
+    sa.Column("left_on", sa.Date),
+    sa.Column("left_reason", sa.String(200)),
+    sa.Index("uq_organisations_open", "org_id", unique=True,
+             sqlite_where=sa.text("left_on IS NULL"), postgresql_where=sa.text("left_on IS NULL")),
+)
+
+# The minimum personal data: a display name and an optional work email; both go on erasure.
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("contact_id", sa.String(36), primary_key=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(254)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("erased_at", sa.DateTime),
+)
+
+contact_roles = sa.Table(
+    "contact_roles",
+    metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("contact_id", sa.String(36), sa.ForeignKey("contacts.contact_id"), nullable=False, index=True),
+    sa.Column("urn", sa.String(6), nullable=False, index=True),
+    sa.Column("role", sa.String(30), nullable=False),
+    sa.Column("may_commit_spending", sa.Boolean, nullable=False),
+    sa.Column("started_on", sa.Date, nullable=False),
+    sa.Column("ended_on", sa.Date),
+    sa.Column("end_reason", sa.String(200)),
+    sa.Column("appointment_type", sa.String(30)),
+    sa.Column("committees", sa.Text, nullable=False, server_default="[]"),
+)
+
+governor_training = sa.Table(
+    "governor_training",
+    metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("contact_id", sa.String(36), sa.ForeignKey("contacts.contact_id"), nullable=False, index=True),
+    sa.Column("course", sa.String(200), nullable=False),
+    sa.Column("completed_on", sa.Date, nullable=False),
+)
+
+trust_participants = sa.Table(
+    "trust_participants",
+    metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("party_id", sa.String(20), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("trust_role", sa.String(20), nullable=False),
+    sa.Column("joined_on", sa.Date, nullable=False),
+    sa.Column("left_on", sa.Date),
+    sa.Column("on_forum", sa.Boolean, nullable=False, server_default=sa.false()),
 )

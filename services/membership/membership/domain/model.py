@@ -75,6 +75,17 @@ class SchoolMember:
     mat: Mat | None = None
     status: str = "active"
     left_on: dt.date | None = None
+    left_reason: str | None = None
+    # first day of continuous membership: an academy keeps its predecessor's
+    member_since: dt.date | None = None
+
+    def __post_init__(self):
+        if self.member_since is None:
+            self.member_since = self.joined_on
+
+    def is_member_on(self, day: dt.date) -> bool:
+        """A member from `joined_on` up to the day before `left_on` (events.md's effective dates)."""
+        return self.status != "applied" and self.joined_on <= day and (self.left_on is None or day < self.left_on)
 
     @property
     def is_academy(self) -> bool:
@@ -87,7 +98,8 @@ class SchoolMember:
 
 def join_school(*, open_member: SchoolMember | None, urn: str, dfe_number: str, name: str, establishment_type: str,
                 phase: str, local_authority: str, postcode: str, number_on_roll: int, census_date: dt.date,
-                joined_on: dt.date, mat: Mat | None) -> SchoolMember:
+                joined_on: dt.date, mat: Mat | None, last_left_on: dt.date | None = None,
+                status: str = "active") -> SchoolMember:
     """A school joins on `joined_on`. Refuses a second open record for the URN, an academy
     without its MAT, a maintained school with one, and a census after the joining date's year."""
     check_urn(urn, early_years=establishment_type == "early_years_provider")
@@ -104,6 +116,218 @@ def join_school(*, open_member: SchoolMember | None, urn: str, dfe_number: str, 
         raise MembershipRuleBroken("number_on_roll", "the number on roll cannot be negative")
     if census_date > joined_on + dt.timedelta(days=366):
         raise MembershipRuleBroken("census_date", "the census date is more than a year after joining")
+    if last_left_on is not None and joined_on < last_left_on:
+        raise MembershipRuleBroken("joined_on", f"URN {urn} left on {last_left_on.isoformat()}; "
+                                               "it cannot re-join before that date")
+    if phase not in PHASES:
+        raise MembershipRuleBroken("phase", f"unknown phase {phase!r}")
     return SchoolMember(urn=urn, dfe_number=dfe_number, name=name.strip(), establishment_type=establishment_type,
                         phase=phase, local_authority=local_authority.strip(), postcode=postcode.strip().upper(),
-                        number_on_roll=number_on_roll, census_date=census_date, joined_on=joined_on, mat=mat)
+                        number_on_roll=number_on_roll, census_date=census_date, joined_on=joined_on, mat=mat,
+                        status=status)
+
+
+# --- lifecycle: apply -> active -> left (or converted), re-join ------------------------------------------------
+
+STATUSES = ("applied", "active", "left", "converted")
+DETAIL_FIELDS = ("dfe_number", "name", "establishment_type", "phase", "local_authority", "postcode", "mat")
+CONVERTED = "converted_to_academy"
+
+
+class NotAMember(MembershipRuleBroken):
+    """The URN has no open membership in the state the change needs (a 404 or 409 at the edge)."""
+
+
+def apply_to_join(**arguments) -> SchoolMember:
+    """A school applies; the same rules as joining, but it is not a member until activated."""
+    return join_school(status="applied", **arguments)
+
+
+def activate(member: SchoolMember, effective_date: dt.date) -> SchoolMember:
+    """An application accepted: a member from `effective_date`."""
+    if member.status != "applied":
+        raise MembershipRuleBroken("status", f"URN {member.urn} is {member.status}, not an application")
+    if member.census_date > effective_date + dt.timedelta(days=366):
+        raise MembershipRuleBroken("effective_date", "the census date is more than a year after joining")
+    return dataclasses.replace(member, status="active", joined_on=effective_date, member_since=effective_date)
+
+
+def leave(member: SchoolMember, *, effective_date: dt.date, reason: str) -> SchoolMember:
+    """The member leaves: `effective_date` is its first day no longer a member."""
+    if member.status != "active":
+        raise MembershipRuleBroken("status", f"URN {member.urn} is {member.status}; only an active member leaves")
+    if effective_date <= member.joined_on:
+        raise MembershipRuleBroken("effective_date", f"leaving on {effective_date.isoformat()} is not after "
+                                                     f"joining on {member.joined_on.isoformat()}")
+    reason = (reason or "").strip()
+    if not reason:
+        raise MembershipRuleBroken("reason", "give the reason for leaving")
+    return dataclasses.replace(member, status="left", left_on=effective_date, left_reason=reason)
+
+
+def _check_establishment(establishment_type: str, mat: Mat | None, phase: str) -> None:
+    if establishment_type not in ESTABLISHMENT_TYPES:
+        raise MembershipRuleBroken("establishment_type", f"unknown establishment type {establishment_type!r}")
+    if phase not in PHASES:
+        raise MembershipRuleBroken("phase", f"unknown phase {phase!r}")
+    if establishment_type in ACADEMY_TYPES and mat is None:
+        raise MembershipRuleBroken("mat", "an academy belongs to a multi-academy trust; give its MAT")
+    if establishment_type not in ACADEMY_TYPES and mat is not None:
+        raise MembershipRuleBroken("mat", "a maintained school is not in a multi-academy trust")
+
+
+def _tidy(field: str, value):
+    if field in ("name", "local_authority") and isinstance(value, str):
+        return value.strip()
+    if field == "postcode" and isinstance(value, str):
+        return value.strip().upper()
+    return value
+
+
+def change_details(member: SchoolMember, *, effective_date: dt.date, **proposed) -> tuple[SchoolMember, dict]:
+    """New details for an open member from `effective_date`. Returns the member as changed and only the real
+    changes as `{field: {"old": .., "new": ..}}` (empty when nothing changed). A maintained school becoming an
+    academy is a conversion (new URN), never a change of details."""
+    if member.status not in ("active", "applied"):
+        raise MembershipRuleBroken("status", f"URN {member.urn} is {member.status}; its details are closed")
+    unknown = set(proposed) - set(DETAIL_FIELDS)
+    if unknown:
+        raise MembershipRuleBroken(sorted(unknown)[0], "not a detail that can be changed")
+    if effective_date < member.joined_on:
+        raise MembershipRuleBroken("effective_date", "a change cannot apply before the member joined")
+    changes = {}
+    for field, value in proposed.items():
+        value = _tidy(field, value)
+        old = getattr(member, field)
+        if value != old:
+            changes[field] = {"old": old, "new": value}
+    if not changes:
+        return member, {}
+    changed = dataclasses.replace(member, **{f: c["new"] for f, c in changes.items()})
+    if "dfe_number" in changes:
+        check_dfe_number(changed.dfe_number)
+    if (member.establishment_type not in ACADEMY_TYPES and changed.establishment_type in ACADEMY_TYPES
+            and member.establishment_type != "early_years_provider"):
+        raise MembershipRuleBroken("establishment_type", "a maintained school becomes an academy by conversion "
+                                                         "(a new URN), not by a change of details")
+    if (member.establishment_type in ACADEMY_TYPES) != (changed.establishment_type in ACADEMY_TYPES):
+        raise MembershipRuleBroken("establishment_type", "an academy cannot become a maintained school by a "
+                                                         "change of details")
+    if (member.establishment_type == "early_years_provider") != (changed.establishment_type == "early_years_provider"):
+        raise MembershipRuleBroken("establishment_type", "an early years provider and a school have different "
+                                                         "kinds of URN; this is a new establishment")
+    _check_establishment(changed.establishment_type, changed.mat, changed.phase)
+    if not changed.name:
+        raise MembershipRuleBroken("name", "the name cannot be empty")
+    return changed, changes
+
+
+@dataclasses.dataclass(frozen=True)
+class CensusRecorded:
+    urn: str
+    census_date: dt.date
+    old_number_on_roll: int | None
+    number_on_roll: int
+    is_latest: bool
+
+
+def record_census(member: SchoolMember, *, census_date: dt.date, number_on_roll: int,
+                  previous_on_that_date: int | None, latest_before: int | None) -> tuple[SchoolMember, CensusRecorded | None]:
+    """Pupils on roll at a census. The old figure is the one recorded for that census date if any, else the
+    latest earlier census. Returns None for the event when the same figure is recorded again."""
+    if member.status not in ("active", "applied"):
+        raise MembershipRuleBroken("urn", f"URN {member.urn} is {member.status}; census figures are for open members")
+    if isinstance(number_on_roll, bool) or not isinstance(number_on_roll, int) or number_on_roll < 0:
+        raise MembershipRuleBroken("number_on_roll", "the number on roll is a whole number, 0 or more")
+    if previous_on_that_date == number_on_roll:
+        return member, None
+    old = previous_on_that_date if previous_on_that_date is not None else latest_before
+    is_latest = census_date >= member.census_date
+    if is_latest:
+        member = dataclasses.replace(member, census_date=census_date, number_on_roll=number_on_roll)
+    return member, CensusRecorded(member.urn, census_date, old, number_on_roll, is_latest)
+
+
+# --- academy conversion ----------------------------------------------------------------------------------------
+
+CONVERTER_TYPES = ("academy_converter", "academy_special", "free_school", "academy_sponsor_led",
+                   "university_technical_college", "studio_school")
+
+
+@dataclasses.dataclass(frozen=True)
+class Conversion:
+    predecessor: SchoolMember
+    successor: SchoolMember
+    mat: Mat
+    conversion_date: dt.date
+
+
+def convert_to_academy(predecessor: SchoolMember | None, *, successor_open: SchoolMember | None, successor_urn: str,
+                       successor_dfe_number: str | None, conversion_date: dt.date, mat: Mat | None,
+                       successor_name: str | None = None, establishment_type: str = "academy_converter",
+                       phase: str | None = None, postcode: str | None = None, number_on_roll: int | None = None,
+                       census_date: dt.date | None = None) -> Conversion:
+    """The maintained school closes the day before `conversion_date`; the academy (a new URN, in `mat`) opens on
+    it, with the membership continuous (`member_since` carried over)."""
+    if predecessor is None or predecessor.status != "active":
+        raise NotAMember("urn", "only an active member converts")
+    if predecessor.establishment_type not in MAINTAINED_TYPES:
+        raise MembershipRuleBroken("urn", f"URN {predecessor.urn} is {predecessor.establishment_type}, not a "
+                                          "maintained school; only a maintained school converts")
+    check_urn(successor_urn)
+    if successor_urn == predecessor.urn:
+        raise MembershipRuleBroken("successor_urn", "the academy is a new establishment with a new URN")
+    if successor_open is not None:
+        raise AlreadyMember("successor_urn", f"URN {successor_urn} is already an open member")
+    if mat is None:
+        raise MembershipRuleBroken("mat", "an academy opens in a multi-academy trust; give its MAT")
+    if establishment_type not in ACADEMY_TYPES:
+        raise MembershipRuleBroken("establishment_type", f"{establishment_type!r} is not an academy type")
+    if conversion_date <= predecessor.joined_on:
+        raise MembershipRuleBroken("conversion_date", "the conversion date must be after the school joined "
+                                                      f"({predecessor.joined_on.isoformat()})")
+    dfe_number = successor_dfe_number or predecessor.dfe_number
+    check_dfe_number(dfe_number)
+    closed = dataclasses.replace(predecessor, status="converted", left_on=conversion_date, left_reason=CONVERTED)
+    successor = SchoolMember(
+        urn=successor_urn, dfe_number=dfe_number, name=(successor_name or predecessor.name).strip(),
+        establishment_type=establishment_type, phase=phase or predecessor.phase,
+        local_authority=predecessor.local_authority, postcode=(postcode or predecessor.postcode).strip().upper(),
+        number_on_roll=predecessor.number_on_roll if number_on_roll is None else number_on_roll,
+        census_date=census_date or predecessor.census_date, joined_on=conversion_date, mat=mat,
+        member_since=predecessor.member_since)
+    if successor.number_on_roll < 0:
+        raise MembershipRuleBroken("number_on_roll", "the number on roll cannot be negative")
+    if successor.phase not in PHASES:
+        raise MembershipRuleBroken("phase", f"unknown phase {successor.phase!r}")
+    return Conversion(closed, successor, mat, conversion_date)
+
+
+# --- history ---------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class HistoryEntry:
+    """One dated change in a member's life: `kind` joined/applied/activated/left/converted/details_changed/
+    census_recorded/opened_by_conversion; `details` what changed (JSON-safe values)."""
+
+    urn: str
+    effective_date: dt.date
+    kind: str
+    details: dict
+
+
+def mat_on(entries: list[HistoryEntry], day: dt.date) -> dict | None | bool:
+    """The MAT (`{"id","name"}` or None) of a school on `day` by replaying its history; False if it was not a
+    member that day."""
+    state, member = None, False
+    for entry in sorted(entries, key=lambda e: e.effective_date):
+        if entry.effective_date > day:
+            break
+        if entry.kind in ("joined", "activated", "opened_by_conversion"):
+            member = True
+            state = entry.details.get("mat")
+        elif entry.kind in ("left", "converted"):
+            member = False
+        elif entry.kind == "details_changed" and "mat" in entry.details:
+            state = entry.details["mat"]["new"]
+    return state if member else False

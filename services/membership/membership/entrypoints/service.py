@@ -1,36 +1,47 @@
-"""The membership nameko service: HTTP and RPC in, `member_joined` out.
+"""The membership nameko service: HTTP and RPC in; member_joined, member_left, member_details_changed,
+census_recorded, school_converted_to_academy, contact_role_changed and contact_erased out (via the outbox).
 
-Entrypoints only parse, call a use case and map the result; the rules live in
-`membership.domain`.
+Entrypoints only parse and validate (marshmallow), call a use case and map the result; the rules live in
+`membership.domain`. A broken rule is a 400 naming the field, a second open record a 409, an unknown URN
+or contact a 404; nothing is written when a command is refused.
 """
 from __future__ import annotations
 
 import datetime as dt
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from nameko.rpc import rpc
+from werkzeug.wrappers import Response
 
 from shared.http import Conflict, NotFound, http, load_body, load_query
+from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
 from shared import service as base
 from shared.storage import Storage
 
-from membership.adapters import repository
+from membership.adapters import reference, repository
 from membership.adapters.tables import inbox, outbox
+from membership.dependencies import ReferenceData
+from membership.domain import contacts as people
 from membership.domain import model
 from membership.messages.published import PUBLISHED
 from membership.service_layer import handlers
 
+URN_RULE = validate.Regexp(r"^[0-9]{6}\Z", error="a URN is exactly 6 digits")
+POSTCODE_RULE = validate.Regexp(r"^[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}$", error="not a UK postcode")
 
-class MatIn(Schema):
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class MatIn(Strict):
     id = fields.String(required=True, validate=validate.Length(min=1, max=20))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
-class JoinSchool(Schema):
-    """POST /members: a school joins the partnership."""
-
-    class Meta:
-        unknown = RAISE
+class JoinSchool(Strict):
+    """POST /members (and /applications): a school joins (applies to join) the partnership."""
 
     urn = fields.String(required=True)
     dfe_number = fields.String(required=True)
@@ -38,22 +49,148 @@ class JoinSchool(Schema):
     establishment_type = fields.String(required=True, validate=validate.OneOf(model.ESTABLISHMENT_TYPES))
     phase = fields.String(required=True, validate=validate.OneOf(model.PHASES))
     local_authority = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    postcode = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}$",
-                                                                      error="not a UK postcode"))
+    postcode = fields.String(required=True, validate=POSTCODE_RULE)
     number_on_roll = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10000))
     census_date = fields.Date(required=True)
     joined_on = fields.Date(load_default=lambda: dt.date.today())
     mat = fields.Nested(MatIn, load_default=None, allow_none=True)
 
 
-class MemberFilter(Schema):
-    class Meta:
-        unknown = RAISE
+class EffectiveDate(Strict):
+    effective_date = fields.Date(required=True)
 
-    status = fields.String(validate=validate.OneOf(("active", "left")))
+
+class Leave(Strict):
+    effective_date = fields.Date(required=True)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class ChangeDetails(Strict):
+    effective_date = fields.Date(required=True)
+    dfe_number = fields.String()
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    establishment_type = fields.String(validate=validate.OneOf(model.ESTABLISHMENT_TYPES))
     phase = fields.String(validate=validate.OneOf(model.PHASES))
-    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000))
+    local_authority = fields.String(validate=validate.Length(min=1, max=100))
+    postcode = fields.String(validate=POSTCODE_RULE)
+    mat = fields.Nested(MatIn, allow_none=True)
+
+    @validates_schema
+    def something_to_change(self, data, **kwargs):
+        if len(data) < 2:
+            raise ValidationError("give at least one detail to change", "_body")
+
+
+class Census(Strict):
+    census_date = fields.Date(required=True)
+    number_on_roll = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10000))
+
+
+class Conversion(Strict):
+    successor_urn = fields.String(required=True, validate=URN_RULE)
+    successor_dfe_number = fields.String()
+    successor_name = fields.String(validate=validate.Length(min=1, max=200))
+    conversion_date = fields.Date(required=True)
+    mat = fields.Nested(MatIn, required=True)
+    establishment_type = fields.String(validate=validate.OneOf(model.ACADEMY_TYPES))
+    phase = fields.String(validate=validate.OneOf(model.PHASES))
+    postcode = fields.String(validate=POSTCODE_RULE)
+    number_on_roll = fields.Integer(strict=True, validate=validate.Range(min=0, max=10000))
+    census_date = fields.Date()
+    carry_contacts = fields.Boolean(load_default=False)
+
+
+class MemberFilter(Strict):
+    status = fields.String(validate=validate.OneOf(model.STATUSES))
+    phase = fields.String(validate=validate.OneOf(model.PHASES))
+    establishment_type = fields.String(validate=validate.OneOf(model.ESTABLISHMENT_TYPES))
+    mat_id = fields.String(validate=validate.Length(min=1, max=20))
+    kind = fields.String(validate=validate.OneOf(("school", "early_years_provider")))
+    on = fields.Date()
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=50000))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class OnDate(Strict):
+    on = fields.Date(required=True)
+
+
+class SchoolImport(Strict):
+    census_date = fields.Date(load_default=None)
+    joined_on = fields.Date(load_default=lambda: dt.date.today())
+    effective_date = fields.Date(load_default=None)
+
+
+class Organisation(Strict):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    kind = fields.String(required=True, validate=validate.OneOf(("mat", "council", "partner")))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    joined_on = fields.Date(load_default=lambda: dt.date.today())
+
+
+class NewContact(Strict):
+    display_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
+    role = fields.String(required=True, validate=validate.OneOf(people.ROLES))
+    may_commit_spending = fields.Boolean(load_default=None, allow_none=True)
+    effective_date = fields.Date(load_default=lambda: dt.date.today())
+    appointment_type = fields.String(load_default=None, validate=validate.OneOf(people.APPOINTMENT_TYPES))
+    committees = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=None)
+
+
+class NewRole(Strict):
+    urn = fields.String(required=True, validate=URN_RULE)
+    role = fields.String(required=True, validate=validate.OneOf(people.ROLES))
+    may_commit_spending = fields.Boolean(load_default=None, allow_none=True)
+    effective_date = fields.Date(load_default=lambda: dt.date.today())
+    appointment_type = fields.String(load_default=None, validate=validate.OneOf(people.APPOINTMENT_TYPES))
+    committees = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=None)
+
+
+class ChangeRole(Strict):
+    may_commit_spending = fields.Boolean()
+    committees = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
+    effective_date = fields.Date(load_default=lambda: dt.date.today())
+
+
+class EndRole(Strict):
+    effective_date = fields.Date(required=True)
+    reason = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+
+
+class Training(Strict):
+    course = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    completed_on = fields.Date(required=True)
+
+
+class ContactFilter(Strict):
+    role = fields.String(validate=validate.OneOf(people.ROLES))
+    on = fields.Date()
+    include_ended = fields.Boolean(load_default=False)
+
+
+class TrustJoin(Strict):
+    trust_role = fields.String(required=True, validate=validate.OneOf(people.TRUST_ROLES))
+    urn = fields.String(validate=URN_RULE)
+    id = fields.String(validate=validate.Length(min=1, max=20))
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    joined_on = fields.Date(required=True)
+    on_forum = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def identified(self, data, **kwargs):
+        if data["trust_role"] == "member" and not data.get("urn"):
+            raise ValidationError("a member of the co-operative trust is a school: give its urn", "urn")
+        if data["trust_role"] == "partner" and not (data.get("id") and data.get("name")):
+            raise ValidationError("a partner needs an id and a name", "id")
+
+
+class TrustLeave(Strict):
+    effective_date = fields.Date(required=True)
+
+
+class Forum(Strict):
+    on_forum = fields.Boolean(required=True)
 
 
 def _domain_errors(call):
@@ -61,15 +198,25 @@ def _domain_errors(call):
         return call()
     except model.AlreadyMember as exc:
         raise Conflict(exc.message, field=exc.field) from None
+    except model.NotAMember as exc:
+        raise NotFound(exc.message, field=exc.field) from None
     except model.MembershipRuleBroken as exc:
         raise ValidationError({exc.field: [exc.message]}) from None
 
 
+def _check_urn(urn: str) -> None:
+    if not model.URN_PATTERN.match(urn):
+        raise ValidationError({"urn": ["a URN is exactly 6 digits"]})
+
+
 class MembershipService(base.ObservableService):
-    """Who belongs to the partnership; publishes `member_joined`."""
+    """Who belongs to the partnership, since when and in what capacity; tells the others by events."""
 
     name = "membership"
     uow = Storage(migrations="membership:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
+    reference_data = ReferenceData()
+
+    # --- members and their lifecycle ---------------------------------------------------------------------------
 
     @http("POST", "/members")
     def join(self, request):
@@ -77,28 +224,281 @@ class MembershipService(base.ObservableService):
         member = _domain_errors(lambda: handlers.join_school(self.uow(), command))
         return 201, handlers.member_view(member)
 
+    @http("POST", "/applications")
+    def apply(self, request):
+        command = load_body(request, JoinSchool())
+        member = _domain_errors(lambda: handlers.apply_to_join(self.uow(), command))
+        return 201, handlers.member_view(member)
+
+    @http("POST", "/members/<string:urn>/activation")
+    def activate(self, request, urn):
+        _check_urn(urn)
+        command = load_body(request, EffectiveDate())
+        member = _domain_errors(lambda: handlers.activate(self.uow(), urn, command["effective_date"]))
+        return handlers.member_view(member)
+
+    @http("POST", "/members/<string:urn>/leaving")
+    def leave(self, request, urn):
+        _check_urn(urn)
+        command = load_body(request, Leave())
+        member = _domain_errors(lambda: handlers.leave(self.uow(), urn, command["effective_date"], command["reason"]))
+        return handlers.member_view(member)
+
+    @http("PATCH", "/members/<string:urn>")
+    def change_details(self, request, urn):
+        _check_urn(urn)
+        command = load_body(request, ChangeDetails())
+        effective_date = command.pop("effective_date")
+        member, changes = _domain_errors(lambda: handlers.change_details(self.uow(), urn, effective_date, command))
+        view = handlers.member_view(member)
+        view["changed"] = sorted(changes)
+        return view
+
+    @http("POST", "/members/<string:urn>/census")
+    def record_census(self, request, urn):
+        _check_urn(urn)
+        command = load_body(request, Census())
+        member, recorded = _domain_errors(lambda: handlers.record_census(
+            self.uow(), urn, command["census_date"], command["number_on_roll"]))
+        return (201 if recorded else 200), {
+            "urn": urn, "census_date": command["census_date"].isoformat(),
+            "number_on_roll": command["number_on_roll"],
+            "old_number_on_roll": recorded.old_number_on_roll if recorded else command["number_on_roll"],
+            "recorded": recorded is not None, "member": handlers.member_view(member)}
+
+    @http("POST", "/members/<string:urn>/conversion")
+    def convert(self, request, urn):
+        _check_urn(urn)
+        command = load_body(request, Conversion())
+        conversion = _domain_errors(lambda: handlers.convert_to_academy(self.uow(), urn, command))
+        return 201, {"conversion_date": conversion.conversion_date.isoformat(),
+                     "predecessor": handlers.member_view(conversion.predecessor),
+                     "successor": handlers.member_view(conversion.successor)}
+
     @http("GET", "/members/<string:urn>")
     def get_member_http(self, request, urn):
         return self._member(urn)
 
     @http("GET", "/members")
     def list_members_http(self, request):
-        query = load_query(request, MemberFilter())
+        return self.find_members(**load_query(request, MemberFilter()))
+
+    @http("GET", "/members/<string:urn>/history")
+    def history_http(self, request, urn):
+        return self._history(urn)
+
+    @http("GET", "/members/<string:urn>/mat")
+    def mat_on_http(self, request, urn):
+        return self._mat_on(urn, load_query(request, OnDate())["on"])
+
+    @http("GET", "/members/<string:urn>/lineage")
+    def lineage_http(self, request, urn):
+        _check_urn(urn)
         with self.uow.read() as session:
-            found = repository.list_members(session, **query)
-        return {"members": [handlers.member_view(m) for m in found], "count": len(found)}
+            return handlers.lineage_of(session, urn)
+
+    # --- bulk imports --------------------------------------------------------------------------------------------
+
+    @http("POST", "/imports/schools")
+    def import_schools_http(self, request):
+        options = load_query(request, SchoolImport())
+        text = reference.decode(request.get_data())
+        return self._import_schools(text, options)
+
+    @http("POST", "/imports/links")
+    def import_links_http(self, request):
+        text = reference.decode(request.get_data())
+        try:
+            report = handlers.import_links(self.uow(), text)
+        except ValueError as exc:
+            raise ValidationError({"_body": [str(exc)]}) from None
+        return report.summary()
+
+    def _import_schools(self, text: str, options: dict) -> dict:
+        try:
+            columns, _ = handlers.read_register_csv(text)
+        except ValueError as exc:
+            raise ValidationError({"_body": [str(exc)]}) from None
+        if options["census_date"] is None and "census_date" not in columns:
+            raise ValidationError({"census_date": ["the file has no CensusDate column: give census_date"]})
+        report = handlers.import_schools(
+            self.uow(), text, known_types=set(self.reference_data.establishment_types),
+            census_date=options["census_date"] or options["joined_on"], joined_on=options["joined_on"],
+            effective_date=options["effective_date"])
+        return report.as_dict()
+
+    # --- organisations -------------------------------------------------------------------------------------------
+
+    @http("POST", "/organisations")
+    def join_organisation(self, request):
+        command = load_body(request, Organisation())
+        return 201, _domain_errors(lambda: handlers.join_organisation(self.uow(), command))
+
+    @http("POST", "/organisations/<string:org_id>/leaving")
+    def organisation_leaves(self, request, org_id):
+        command = load_body(request, Leave())
+        return _domain_errors(lambda: handlers.organisation_leaves(self.uow(), org_id, command))
+
+    @http("GET", "/organisations")
+    def list_organisations(self, request):
+        with self.uow.read() as session:
+            found = repository.list_organisations(session)
+        return {"organisations": found, "count": len(found)}
+
+    # --- contacts ------------------------------------------------------------------------------------------------
+
+    @http("POST", "/members/<string:urn>/contacts")
+    def add_contact(self, request, urn):
+        _check_urn(urn)
+        command = load_body(request, NewContact())
+        return 201, _domain_errors(lambda: handlers.add_contact(self.uow(), urn, command))
+
+    @http("GET", "/members/<string:urn>/contacts")
+    def contacts_http(self, request, urn):
+        _check_urn(urn)
+        return self.contacts_by_role(urn, **{k: (v.isoformat() if isinstance(v, dt.date) else v)
+                                             for k, v in load_query(request, ContactFilter()).items()})
+
+    @http("POST", "/contacts/<string:contact_id>/roles")
+    def add_role(self, request, contact_id):
+        command = load_body(request, NewRole())
+        return 201, _domain_errors(lambda: handlers.add_role(self.uow(), contact_id, command))
+
+    @http("PATCH", "/contacts/<string:contact_id>/roles/<string:urn>/<string:role>")
+    def change_role(self, request, contact_id, urn, role):
+        command = load_body(request, ChangeRole())
+        return _domain_errors(lambda: handlers.change_role(self.uow(), contact_id, urn, role, command))
+
+    @http("POST", "/contacts/<string:contact_id>/roles/<string:urn>/<string:role>/end")
+    def end_role(self, request, contact_id, urn, role):
+        command = load_body(request, EndRole())
+        return _domain_errors(lambda: handlers.end_role(self.uow(), contact_id, urn, role, command))
+
+    @http("POST", "/contacts/<string:contact_id>/training")
+    def record_training(self, request, contact_id):
+        command = load_body(request, Training())
+        return 201, _domain_errors(lambda: handlers.record_training(self.uow(), contact_id, command,
+                                                                    dt.date.today()))
+
+    @http("GET", "/contacts/<string:contact_id>/export")
+    def export_contact(self, request, contact_id):
+        with self.uow.read() as session:
+            found = handlers.export_contact(session, contact_id)
+        if found is None:
+            raise NotFound(f"no contact {contact_id}", field="contact_id")
+        return found
+
+    @http("DELETE", "/contacts/<string:contact_id>")
+    def erase_contact(self, request, contact_id):
+        return _domain_errors(lambda: handlers.erase_contact(self.uow(), contact_id))
+
+    # --- co-operative trust --------------------------------------------------------------------------------------
+
+    @http("POST", "/cooperative/participants")
+    def join_trust(self, request):
+        command = load_body(request, TrustJoin())
+        return 201, _domain_errors(lambda: handlers.join_trust(self.uow(), command))
+
+    @http("POST", "/cooperative/participants/<string:party_id>/leaving")
+    def leave_trust(self, request, party_id):
+        command = load_body(request, TrustLeave())
+        return _domain_errors(lambda: handlers.leave_trust(self.uow(), party_id, command["effective_date"]))
+
+    @http("PUT", "/cooperative/participants/<string:party_id>/forum")
+    def forum(self, request, party_id):
+        command = load_body(request, Forum())
+        return _domain_errors(lambda: handlers.set_forum(self.uow(), party_id, command["on_forum"]))
+
+    @http("GET", "/cooperative")
+    def trust_http(self, request):
+        return self.cooperative_on(load_query(request, OnDate())["on"].isoformat())
+
+    @http("GET", "/metrics")
+    def prometheus_metrics(self, request):
+        """Prometheus text, with the board's figures: members by kind and status, open organisations."""
+        registry = metrics_for(self.name)
+        gauge = registry.gauge("members", "Membership records by kind and status (left and converted included).",
+                               ("kind", "status"))
+        with self.uow.read() as session:
+            for (kind, status), count in repository.member_counts(session).items():
+                gauge.labels(kind=kind, status=status).set(count)
+        return Response(registry.exposition(), mimetype=None, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    # --- RPC (queries only; never on another service's write path) ----------------------------------------------
 
     @rpc
     def get_member(self, urn):
-        """The open membership of `urn`, or None. For queries only, never on a write path."""
+        """The open membership of `urn`, or None."""
         try:
             return self._member(urn)
-        except NotFound:
+        except (NotFound, ValidationError):
             return None
 
+    @rpc
+    def find_members(self, on=None, status=None, phase=None, establishment_type=None, mat_id=None, kind=None,
+                     limit=500, offset=0):
+        """Members (records) with filters; `on` (ISO date) keeps those who were members that day."""
+        if isinstance(on, str):
+            on = dt.date.fromisoformat(on)
+        with self.uow.read() as session:
+            found = repository.list_members(session, status=status, phase=phase, on=on,
+                                            establishment_type=establishment_type, mat_id=mat_id, kind=kind,
+                                            limit=limit, offset=offset)
+        return {"members": [handlers.member_view(m) for m in found], "count": len(found)}
+
+    @rpc
+    def school_history(self, urn):
+        return self._history(urn)
+
+    @rpc
+    def mat_of_school_on(self, urn, on):
+        return self._mat_on(urn, dt.date.fromisoformat(on) if isinstance(on, str) else on)
+
+    @rpc
+    def lineage(self, urn):
+        with self.uow.read() as session:
+            return handlers.lineage_of(session, urn)
+
+    @rpc
+    def contacts_by_role(self, urn, role=None, on=None, include_ended=False):
+        with self.uow.read() as session:
+            found = repository.contacts_at(session, urn, role=role,
+                                           on=dt.date.fromisoformat(on) if isinstance(on, str) else on,
+                                           include_ended=include_ended)
+        return {"urn": urn, "contacts": found, "count": len(found)}
+
+    @rpc
+    def cooperative_on(self, on):
+        with self.uow.read() as session:
+            return handlers.trust_on(session, dt.date.fromisoformat(on) if isinstance(on, str) else on)
+
     def _member(self, urn: str) -> dict:
+        _check_urn(urn)
         with self.uow.read() as session:
             member = repository.open_member(session, urn)
         if member is None:
-            raise NotFound(f"no open membership for URN {urn}")
+            raise NotFound(f"no open membership for URN {urn}", field="urn")
         return handlers.member_view(member)
+
+    def _history(self, urn: str) -> dict:
+        _check_urn(urn)
+        with self.uow.read() as session:
+            records = repository.records_of(session, urn)
+            entries = repository.history_of(session, urn)
+            censuses = repository.censuses_of(session, urn)
+            lineage = handlers.lineage_of(session, urn)
+        if not records:
+            raise NotFound(f"URN {urn} has never been a member", field="urn")
+        return {"urn": urn, "records": [handlers.member_view(r) for r in records],
+                "events": [{"effective_date": e.effective_date.isoformat(), "kind": e.kind, "details": e.details}
+                           for e in entries],
+                "censuses": censuses, "predecessors": lineage["predecessors"], "successors": lineage["successors"]}
+
+    def _mat_on(self, urn: str, day: dt.date) -> dict:
+        _check_urn(urn)
+        with self.uow.read() as session:
+            entries = repository.history_of(session, urn)
+        mat = model.mat_on(entries, day)
+        if mat is False:
+            raise NotFound(f"URN {urn} was not a member on {day.isoformat()}", field="urn")
+        return {"urn": urn, "on": day.isoformat(), "mat": mat}

@@ -1,0 +1,95 @@
+"""Operator commands of the membership service, outside nameko (the running service's relay publishes the
+events they commit to the outbox):
+
+    python -m membership.cli import-schools FILE [--census-date YYYY-MM-DD] [--joined-on YYYY-MM-DD]
+    python -m membership.cli import-links [FILE]        # default: $MEMBERSHIP_GIAS_LINKS
+
+Both read DATABASE_URL and OPERATOR_NAME like the service (through its config.yml, `--config`), print a JSON
+report (each rejected row with its line, column and reason) and exit 0, or 2 when the file cannot be read.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from shared.config import load_config, operator_of
+from shared.db import Database
+from shared.unit_of_work import Origin, Producer, UnitOfWork
+
+from membership.adapters import reference
+from membership.adapters.tables import inbox, outbox
+from membership.messages.published import PUBLISHED
+from membership.service_layer import handlers
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config.yml"
+
+
+class CommandUnits:
+    """Units of work as the service makes them, for one command-line run (one correlation id)."""
+
+    def __init__(self, config: dict):
+        self.database = Database(config["DATABASE_URL"])
+        self.database.upgrade("membership:migrations")
+        self.producer = Producer(service="membership", operator=operator_of(config)["name"], schemas=PUBLISHED)
+        self.origin = Origin(correlation_id=f"cli-{uuid.uuid4()}")
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self.database, self.producer, outbox, inbox, self.origin)
+
+
+def _date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m membership.cli", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=os.environ.get("MEMBERSHIP_CONFIG", str(DEFAULT_CONFIG)))
+    commands = parser.add_subparsers(dest="command", required=True)
+    schools = commands.add_parser("import-schools", help="bulk import in the DfE register's column layout")
+    schools.add_argument("file")
+    schools.add_argument("--census-date", type=_date, default=None,
+                         help="census of NumberOfPupils when the file has no CensusDate column")
+    schools.add_argument("--joined-on", type=_date, default=dt.date.today())
+    schools.add_argument("--effective-date", type=_date, default=None, help="of detail changes (default joined-on)")
+    schools.add_argument("--types", default=None, help="the GIAS establishment-types CSV (default: packaged copy)")
+    links = commands.add_parser("import-links", help="the DfE register's predecessor/successor links")
+    links.add_argument("file", nargs="?", default=os.environ.get(reference.LINKS_ENV))
+    args = parser.parse_args(argv)
+
+    config = load_config(args.config)
+    started = time.perf_counter()
+    try:
+        if args.command == "import-schools":
+            known = reference.load_establishment_types(args.types or reference.types_path(config))
+            text = reference.read_text(args.file, "schools CSV")
+            columns, _ = handlers.read_register_csv(text)
+            if args.census_date is None and "census_date" not in columns:
+                raise ValueError("the file has no CensusDate column: give --census-date")
+            units = CommandUnits(config)
+            report = handlers.import_schools(units(), text, known_types=known,
+                                             census_date=args.census_date or args.joined_on,
+                                             joined_on=args.joined_on, effective_date=args.effective_date)
+            result = report.as_dict()
+        else:
+            if not args.file:
+                raise ValueError(f"give the links file or set {reference.LINKS_ENV}")
+            text = reference.read_text(args.file, "links CSV")
+            units = CommandUnits(config)
+            result = handlers.import_links(units(), text).summary()
+    except (ValueError, reference.ReferenceDataMissing) as exc:
+        print(json.dumps({"error": str(exc)}), file=sys.stderr)
+        return 2
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    print(json.dumps(result, indent=1, default=str))
+    units.database.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
