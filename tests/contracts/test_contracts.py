@@ -146,10 +146,10 @@ class TestGeneratedFiles:
         assert contracts.problems(tmp_path) == []
         schema_file = tmp_path / "services/membership/contracts/member_joined.v1.schema.json"
         schema_file.write_text(schema_file.read_text() + " ", encoding="utf-8")
-        leftover = tmp_path / "services/membership/contracts/member_left.v1.schema.json"
+        leftover = tmp_path / "services/membership/contracts/member_vanished.v1.schema.json"
         leftover.write_text("{}", encoding="utf-8")
         assert sorted(contracts.problems(tmp_path)) == [
-            "no longer published: services/membership/contracts/member_left.v1.schema.json",
+            "no longer published: services/membership/contracts/member_vanished.v1.schema.json",
             "out of date: services/membership/contracts/member_joined.v1.schema.json",
         ]
         contracts.write(tmp_path)
