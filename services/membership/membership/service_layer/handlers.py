@@ -263,6 +263,7 @@ def import_schools(uow, text: str, *, known_types: set[str], census_date: dt.dat
         census = repository.all_census(session)
         new_members, changed_members, history = [], [], []
         census_new, census_changed = [], []
+        events = []  # published in bulk, in file order, with the rows they describe
         for urn, row in accepted.items():
             member = current.get(urn)
             try:
@@ -276,7 +277,7 @@ def import_schools(uow, text: str, *, known_types: set[str], census_date: dt.dat
                     new_members.append(member)
                     census_new.append((urn, row.census_date, row.number_on_roll))
                     history.append(model.HistoryEntry(urn, joined_on, "joined", _snapshot(member)))
-                    uow.publish("member_joined", member_joined_payload(member), aggregate=f"school:{urn}")
+                    events.append(("member_joined", member_joined_payload(member), f"school:{urn}"))
                     report.joined += 1
                     continue
                 changed, changes = model.change_details(
@@ -302,7 +303,7 @@ def import_schools(uow, text: str, *, known_types: set[str], census_date: dt.dat
                 history.append(model.HistoryEntry(urn, payload["effective_date"], "details_changed",
                                                   payload["changes"]))
                 if changed.status == "active":
-                    uow.publish("member_details_changed", payload, aggregate=f"school:{urn}")
+                    events.append(("member_details_changed", payload, f"school:{urn}"))
                 report.changed += 1
             if recorded is not None:
                 (census_changed if previous is not None else census_new).append(
@@ -310,13 +311,14 @@ def import_schools(uow, text: str, *, known_types: set[str], census_date: dt.dat
                 history.append(model.HistoryEntry(urn, row.census_date, "census_recorded", {
                     "old_number_on_roll": recorded.old_number_on_roll, "number_on_roll": row.number_on_roll}))
                 if changed.status == "active":
-                    uow.publish("census_recorded", _census_payload(recorded), aggregate=f"school:{urn}")
+                    events.append(("census_recorded", _census_payload(recorded), f"school:{urn}"))
                 report.census_updated += 1
         repository.add_many(session, new_members)
         repository.save_many(session, changed_members)
         repository.add_census_many(session, census_new)
         repository.update_census_many(session, census_changed)
         repository.add_history(session, history)
+        uow.publish_many(events)
         uow.commit()
     report.rejected.sort(key=lambda r: r["line"])
     return report
