@@ -1,7 +1,9 @@
 """Reads and writes catalogue state through a unit of work's session (SQLAlchemy Core)."""
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from decimal import Decimal
 
 from sqlalchemy import and_, func, insert, or_, select, update
@@ -293,6 +295,38 @@ def latest_cover(session, since: dt.date) -> dict[tuple[str, str], dt.date]:
 def insert_many(session, table, rows: list[dict]) -> None:
     if rows:
         session.execute(insert(table), rows)
+
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's own storage format on SQLite; PostgreSQL reads it too
+
+
+def bulk_insert(session, table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert many rows fast, in the session's transaction, below SQLAlchemy's per-row work.
+
+    Rows hold text-ready values: dates as ISO strings, timestamps in TIMESTAMP_FORMAT, JSON
+    already serialised, booleans, ints, strings or None. PostgreSQL gets one COPY; SQLite one
+    executemany on the DBAPI cursor (the storage formats SQLAlchemy itself uses there).
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dbapi = connection.connection.dbapi_connection
+    if connection.dialect.name == "postgresql":
+        buffer = io.StringIO()
+        csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
+        buffer.seek(0)
+        cursor = dbapi.cursor()
+        try:
+            cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
+        finally:
+            cursor.close()
+    else:
+        cursor = dbapi.cursor()
+        try:
+            cursor.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                               f"VALUES ({', '.join('?' for _ in columns)})", rows)
+        finally:
+            cursor.close()
 
 
 def mark_renewed(session, ids: list[str]) -> None:

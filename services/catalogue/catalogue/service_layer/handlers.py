@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 import uuid
 from decimal import Decimal
@@ -445,8 +446,18 @@ class _RoundContext:
     quotes: dict = dataclasses.field(default_factory=dict)
 
 
+SUBSCRIPTION_COLUMNS = (
+    "id", "urn", "offering_code", "edition_year", "payer_type", "period_start", "period_end", "years",
+    "annual_price_pence", "breakdown", "census_date", "number_on_roll", "po_number", "purchased_by_name",
+    "purchased_by_role", "purchased_on", "status", "quantity", "entitlements", "continues_subscription_id", "origin",
+    "auto_renew", "renewed", "covered_until")
+OUTBOX_COLUMNS = ("event_id", "event_type", "version", "aggregate", "body", "created_at", "next_attempt_at",
+                  "attempts")
+
+
 def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
     now = utcnow()
+    now_text = now.strftime(repository.TIMESTAMP_FORMAT)
     today_text = ctx.today.isoformat()
     new_rows, outbox_rows, envelopes, renewed_ids, expired_ids = [], [], [], [], []
     with uow:
@@ -454,11 +465,10 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
 
         def add_event(event_type: str, payload: dict, urn: str) -> None:
             envelope = Envelope.new(type=event_type, payload=payload, producer=SERVICE, operator=ctx.operator,
-                                    correlation_id=correlation_id)
+                                    correlation_id=correlation_id, occurred_at=now)
             envelopes.append(envelope)
-            outbox_rows.append({"event_id": envelope.event_id, "event_type": event_type, "version": 1,
-                                "aggregate": f"school:{urn}", "body": envelope.to_json(), "created_at": now,
-                                "next_attempt_at": now, "attempts": 0})
+            outbox_rows.append((envelope.event_id, event_type, 1, f"school:{urn}", envelope.to_json(), now_text,
+                                now_text, 0))
 
         for row in rows:
             offering = ctx.offerings[row.offering_code]
@@ -468,25 +478,25 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
                 renewed_ids.append(row.id)  # the school bought this year itself: nothing to renew
                 summary.already_bought += 1
                 continue
-            price = None
-            member = model.KnownMember(urn=row.urn, name=row.school_name, establishment_type=row.establishment_type,
-                                       phase=row.phase, is_academy=row.is_academy, mat_id=row.mat_id,
-                                       mat_name=row.mat_name, number_on_roll=row.number_on_roll,
-                                       census_date=row.census_date, status=row.member_status)
+            priced = None
             if (row.member_status == "active" and edition is not None and edition.on_sale
                     and (offering.withdrawn_on is None or offering.withdrawn_on > start)
-                    and model.is_eligible(offering, member)):
+                    and model.is_eligible(offering, _RowMember(row.phase, row.establishment_type))):
                 subscriber = len(ctx.areas.get((row.urn, offering.service_area), ())) > 1
                 key = (row.offering_code, row.phase, row.number_on_roll, row.quantity, subscriber)
-                price = ctx.quotes.get(key)
-                if price is None:
+                priced = ctx.quotes.get(key)
+                if priced is None:
                     try:
                         price = quote(edition.terms, phase=row.phase, number_on_roll=row.number_on_roll,
                                       quantity=row.quantity, subscriber=subscriber)
+                        breakdown = price.breakdown()
+                        entitlements = repository.entitlements_to_json(edition.entitlements)
+                        priced = (price.total_pence, breakdown, json.dumps(breakdown), entitlements,
+                                  json.dumps(entitlements))
                     except PricingError:
-                        price = False
-                    ctx.quotes[key] = price
-            if not price:
+                        priced = False
+                    ctx.quotes[key] = priced
+            if not priced:
                 expired_ids.append(row.id)
                 effective = (row.period_end + dt.timedelta(days=1)).isoformat()
                 payload = {"subscription_id": row.id, "urn": row.urn, "effective_date": effective,
@@ -496,29 +506,23 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
                 add_event("subscription_ended", payload, row.urn)
                 summary.expired += 1
                 continue
+            total, breakdown, breakdown_json, entitlements, entitlements_json = priced
             new_id = str(uuid.uuid4())
-            breakdown = price.breakdown()
-            entitlements = repository.entitlements_to_json(edition.entitlements)
-            new_rows.append({
-                "id": new_id, "urn": row.urn, "offering_code": row.offering_code, "edition_year": ctx.year,
-                "payer_type": payer_type, "period_start": start, "period_end": end, "years": row.years,
-                "annual_price_pence": price.total_pence, "breakdown": breakdown, "census_date": row.census_date,
-                "number_on_roll": row.number_on_roll, "po_number": row.po_number,
-                "purchased_by_name": "renewal round", "purchased_by_role": "automatic_renewal",
-                "purchased_on": ctx.today, "status": "active", "quantity": row.quantity,
-                "entitlements": entitlements, "purchased_by_contact_id": None, "continues_subscription_id": row.id,
-                "origin": "renewal", "auto_renew": True, "renewed": False, "covered_until": end,
-                "end_reason": None, "ended_from": None, "cancelled_on": None})
+            start_text, end_text, census_text = start.isoformat(), end.isoformat(), row.census_date.isoformat()
+            new_rows.append((
+                new_id, row.urn, row.offering_code, ctx.year, payer_type, start_text, end_text, row.years, total,
+                breakdown_json, census_text, row.number_on_roll, row.po_number, "renewal round",
+                "automatic_renewal", today_text, "active", row.quantity, entitlements_json, row.id, "renewal",
+                True, False, end_text))
             payload = {
                 "subscription_id": new_id, "urn": row.urn, "school_name": row.school_name,
                 "is_academy": row.is_academy,
                 "mat": {"id": row.mat_id, "name": row.mat_name} if row.mat_id else None,
                 "payer_type": payer_type, "offering_code": row.offering_code, "offering_name": offering.name,
                 "service_area": offering.service_area, "vat_treatment": offering.vat_treatment,
-                "edition_year": ctx.year, "period_start": start.isoformat(), "period_end": end.isoformat(),
-                "years": row.years, "quantity": row.quantity, "annual_price_pence": price.total_pence,
-                "price_breakdown": breakdown,
-                "census": {"date": row.census_date.isoformat(), "number_on_roll": row.number_on_roll},
+                "edition_year": ctx.year, "period_start": start_text, "period_end": end_text,
+                "years": row.years, "quantity": row.quantity, "annual_price_pence": total,
+                "price_breakdown": breakdown, "census": {"date": census_text, "number_on_roll": row.number_on_roll},
                 "po_number": row.po_number, "purchased_on": today_text, "entitlements": entitlements,
                 "continues_subscription_id": row.id, "renewal_of": row.id}
             if not summary.renewed:
@@ -526,14 +530,22 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
             add_event("subscription_renewed", payload, row.urn)
             renewed_ids.append(row.id)
             summary.renewed += 1
-        repository.insert_many(uow.session, subscriptions, new_rows)
-        repository.insert_many(uow.session, outbox, outbox_rows)
+        repository.bulk_insert(uow.session, subscriptions, SUBSCRIPTION_COLUMNS, new_rows)
+        repository.bulk_insert(uow.session, outbox, OUTBOX_COLUMNS, outbox_rows)
         repository.mark_renewed(uow.session, renewed_ids)
         repository.mark_expired(uow.session, expired_ids)
         # the relay is woken by a commit that published; these rows were written in bulk
         uow.published.extend(envelopes)
         uow.commit()
     summary.events += len(outbox_rows)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RowMember:
+    """Just what eligibility reads."""
+
+    phase: str
+    establishment_type: str
 
 
 def _check(schema, payload: dict) -> None:
