@@ -305,19 +305,29 @@ def bulk_insert(session, table, columns: tuple[str, ...], rows: list[tuple]) -> 
 
     Rows hold text-ready values: dates as ISO strings, timestamps in TIMESTAMP_FORMAT, JSON
     already serialised, booleans, ints, strings or None. PostgreSQL gets one COPY; SQLite one
-    executemany on the DBAPI cursor (the storage formats SQLAlchemy itself uses there).
+    executemany on the DBAPI cursor (the storage formats SQLAlchemy itself uses there). Under
+    eventlet (psycogreen), where COPY is refused, PostgreSQL gets multi-row INSERTs.
     """
     if not rows:
         return
     connection = session.connection()
     dbapi = connection.connection.dbapi_connection
     if connection.dialect.name == "postgresql":
-        buffer = io.StringIO()
-        csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
-        buffer.seek(0)
+        from psycopg2.extensions import get_wait_callback
+        from psycopg2.extras import execute_values
+
         cursor = dbapi.cursor()
         try:
-            cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
+            if get_wait_callback() is None:
+                buffer = io.StringIO()
+                csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
+                buffer.seek(0)
+                cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)",
+                                   buffer)
+            else:
+                # green (eventlet) connections cannot COPY: multi-row INSERTs instead
+                execute_values(cursor, f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES %s", rows,
+                               page_size=1000)
         finally:
             cursor.close()
     else:
