@@ -228,3 +228,65 @@ class TestRenewalRound:
             report = handlers.demand_report(session)
         assert report == [{"service_area": "governance", "year": 2027, "eligible": 4, "renewing": 3,
                            "buy_back_rate": "0.7500"}]
+
+
+class TestCatalogueChanges:
+    def test_withdrawal_ends_slas_takes_editions_off_sale_and_refuses_new_purchases(self, uows):
+        publish_offerings(uows)
+        head = join(uows, "150001")
+        sub = buy(uows, "150001", head, "GOV-TRAIN")
+        endings = handlers.withdraw_offering(uows(), "GOV-TRAIN", D(2026, 9, 1))
+        assert [(e.subscription_id, e.effective_date, e.reason) for e in endings] == [
+            (sub.id, D(2026, 9, 1), "withdrawn")]
+        assert events(uows, "offering_withdrawn")[0]["payload"] == {"offering_code": "GOV-TRAIN",
+                                                                    "effective_date": "2026-09-01"}
+        assert events(uows, "edition_priced")[-1]["payload"]["on_sale"] is False
+        head2 = join(uows, "150002")
+        with pytest.raises(model.NotAllowed):
+            buy(uows, "150002", head2, "GOV-TRAIN")
+        with pytest.raises(model.Conflicting):
+            handlers.withdraw_offering(uows(), "GOV-TRAIN", D(2026, 10, 1))
+
+    def test_an_editions_price_never_changes_and_sale_can_be_paused(self, uows):
+        publish_offerings(uows)
+        with pytest.raises(model.Conflicting) as refused:
+            handlers.add_edition(uows(), "SI-CORE", {"year": 2026, "terms": {"model": "flat", "flat_fee_pence": 1}})
+        assert refused.value.field == "year"
+        handlers.set_on_sale(uows(), "SI-CORE", 2026, False)
+        head = join(uows, "150003")
+        with pytest.raises(model.NotAllowed) as refused:
+            buy(uows, "150003", head, "SI-CORE")
+        assert refused.value.field == "edition_year" and "not on sale" in refused.value.message
+
+    def test_capacity_and_the_subscriber_delegate_price(self, uows):
+        publish_offerings(uows)
+        handlers.publish_offering(uows(), {
+            "code": "LD-NET", "name": "Peer learning network", "service_area": "leadership_development",
+            "vat_treatment": "standard", "capacity": 1, "edition": {"year": 2026, "terms": {
+                "model": "per_delegate", "subscriber_price_pence": 9000, "non_subscriber_price_pence": 15000}}},
+            provider="test-operator")
+        first, second = join(uows, "150004"), join(uows, "150005")
+        buy(uows, "150004", first, "LD-COACH")  # same service area: a subscriber from April
+        with uows.read() as session:
+            quoted = handlers.quote_for(session, {"urn": "150004", "offering_code": "LD-NET", "edition_year": 2026,
+                                                  "quantity": 3}, today=D(2026, 3, 2))
+        assert (quoted["subscriber"], quoted["annual_price_pence"]) == (True, 27000)
+        assert buy(uows, "150004", first, "LD-NET", quantity=3).annual_price_pence == 27000
+        with pytest.raises(model.OverCapacity):
+            buy(uows, "150005", second, "LD-NET")
+
+    def test_details_and_census_keep_the_newest_and_never_reprice_a_sold_sla(self, uows):
+        publish_offerings(uows)
+        head = join(uows, "150006", roll=172)
+        sub = buy(uows, "150006", head, "SI-CORE")
+        handlers.record_census(uows(), {"urn": "150006", "census_date": D(2026, 10, 1), "number_on_roll": 400})
+        handlers.record_census(uows(), {"urn": "150006", "census_date": D(2024, 10, 1), "number_on_roll": 10})
+        handlers.record_member_details_changed(uows(), {
+            "urn": "150006", "effective_date": D(2026, 11, 1), "name": "Renamed School", "phase": "primary",
+            "establishment_type": "foundation", "is_academy": False, "mat": None})
+        with uows.read() as session:
+            member = handlers.repository.member(session, "150006")
+            again = handlers.repository.subscription(session, sub.id)
+        assert (member.name, member.establishment_type, member.number_on_roll) == ("Renamed School", "foundation",
+                                                                                   400)
+        assert (again.annual_price_pence, again.number_on_roll) == (291900, 172)
