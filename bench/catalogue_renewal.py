@@ -94,7 +94,7 @@ def load(uows, schools: int, rng: random.Random) -> None:
                     "purchased_by_name": "bench", "purchased_by_role": "head_teacher",
                     "purchased_on": dt.date(2026, 3, 1), "status": "active", "quantity": QUANTITY.get(code, 1),
                     "entitlements": [], "purchased_by_contact_id": None, "continues_subscription_id": None,
-                    "origin": "purchase", "auto_renew": True, "renewed": False, "covered_until": end})
+                    "origin": "purchase", "auto_renew": True, "covered_until": end})
         for chunk in range(0, len(member_rows), 5000):
             session.execute(sa.insert(members), member_rows[chunk:chunk + 5000])
         for chunk in range(0, len(sub_rows), 10000):
@@ -127,10 +127,10 @@ def run(backend: str, schools: int) -> dict:
         started = time.perf_counter()
         load(uows, schools, rng)
         loaded = time.perf_counter() - started
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         summary = handlers.run_renewal_round(uows, year=2027, today=dt.date(2027, 1, 11), operator="bench-operator",
                                              uplift_percent=Decimal("3"))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         renewed_rows = count(uows, subscriptions, subscriptions.c.origin == "renewal")
         events = count(uows, outbox, outbox.c.event_type == "subscription_renewed")
         expected = schools * len(OFFERINGS)
@@ -138,7 +138,8 @@ def run(backend: str, schools: int) -> dict:
         again = handlers.run_renewal_round(uows, year=2027, today=dt.date(2027, 1, 12), operator="bench-operator")
         assert again.renewed == 0 and again.due == 0
         return {"backend": backend, "schools": schools, "slas": expected, "load_seconds": round(loaded, 1),
-                "round_seconds": round(seconds, 2), "renewed": summary.renewed,
+                "round_seconds": round(seconds, 2), "round_cpu_seconds_this_process": round(cpu, 2),
+                "load_average_1m": os.getloadavg()[0], "renewed": summary.renewed,
                 "events_in_outbox": events, "renewals_per_second": round(summary.renewed / seconds),
                 "target_seconds": TARGET_SECONDS, "met": seconds < TARGET_SECONDS}
     finally:
@@ -165,7 +166,9 @@ def main() -> None:
         results.append(result)
         print(f"{backend:<16} {result['slas']:>7,} SLAs renewed in {result['round_seconds']:>6.2f} s "
               f"({result['renewals_per_second']:,}/s, {result['events_in_outbox']:,} events in the outbox; "
-              f"target < {TARGET_SECONDS:.0f} s: {'met' if result['met'] else 'MISSED'}; load {result['load_seconds']} s)",
+              f"target < {TARGET_SECONDS:.0f} s: {'met' if result['met'] else 'MISSED'}; "
+              f"{result['round_cpu_seconds_this_process']} s CPU in this process; "
+              f"machine load {result['load_average_1m']:.1f} on {os.cpu_count()} cores)",
               flush=True)
     out = ROOT / "var" / "bench" / "catalogue_renewal.json"
     out.parent.mkdir(parents=True, exist_ok=True)

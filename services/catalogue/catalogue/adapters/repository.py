@@ -187,7 +187,7 @@ def subscription_values(item: Subscription) -> dict:
         purchased_on=item.purchased_on, status=item.status, quantity=item.quantity,
         entitlements=entitlements_to_json(item.entitlements), purchased_by_contact_id=item.purchased_by_contact_id,
         continues_subscription_id=item.continues_subscription_id, origin=item.origin, auto_renew=item.auto_renew,
-        renewed=False, covered_until=item.covered_until)
+        covered_until=item.covered_until)
 
 
 def add_subscription(session, item: Subscription) -> None:
@@ -264,8 +264,11 @@ def _notice(period_end: dt.date) -> str:
 
 
 # -- renewal round (bulk) ----------------------------------------------------------------------
+renewals = subscriptions.alias("renewals")
+
+
 def due_for_renewal(session, windows: dict[str, tuple[dt.date, dt.date]]):
-    """Rows of SLAs due to renew (auto-renewing, not yet renewed, still covered to their end,
+    """Rows of SLAs due to renew (auto-renewing, not yet continued by a renewal, still covered to their end,
     ending in their payer type's window) with their member and offering, in id order."""
     conditions = [and_(subscriptions.c.payer_type == payer, subscriptions.c.period_end.between(low, high))
                   for payer, (low, high) in windows.items()]
@@ -276,8 +279,10 @@ def due_for_renewal(session, windows: dict[str, tuple[dt.date, dt.date]]):
                     members.c.mat_name, members.c.number_on_roll, members.c.census_date,
                     members.c.status.label("member_status"))
              .join(members, members.c.urn == subscriptions.c.urn)
-             .where(subscriptions.c.auto_renew.is_(True), subscriptions.c.renewed.is_(False),
-                    subscriptions.c.covered_until == subscriptions.c.period_end, or_(*conditions))
+             .where(subscriptions.c.auto_renew.is_(True),
+                    subscriptions.c.covered_until == subscriptions.c.period_end, or_(*conditions),
+                    ~select(renewals.c.id).where(renewals.c.continues_subscription_id == subscriptions.c.id,
+                                                 renewals.c.origin == "renewal").exists())
              .order_by(subscriptions.c.id))
     return session.execute(query).all()
 
@@ -339,15 +344,10 @@ def bulk_insert(session, table, columns: tuple[str, ...], rows: list[tuple]) -> 
             cursor.close()
 
 
-def mark_renewed(session, ids: list[str]) -> None:
-    if ids:
-        session.execute(update(subscriptions).where(subscriptions.c.id.in_(ids)).values(renewed=True))
-
-
 def mark_expired(session, ids: list[str]) -> None:
     if ids:
         session.execute(update(subscriptions).where(subscriptions.c.id.in_(ids)).values(
-            renewed=True, auto_renew=False, status="ended", end_reason="expired"))
+            auto_renew=False, status="ended", end_reason="expired"))
 
 
 def holdings(session):

@@ -84,7 +84,6 @@ subscriptions = sa.Table(
     sa.Column("continues_subscription_id", sa.String(36)),
     sa.Column("origin", sa.String(20), nullable=False, server_default="purchase"),
     sa.Column("auto_renew", sa.Boolean, nullable=False, server_default=sa.true()),
-    sa.Column("renewed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("covered_until", sa.Date, nullable=False),
     sa.Column("end_reason", sa.String(20)),
     sa.Column("ended_from", sa.Date),

@@ -401,12 +401,12 @@ def run_renewal_round(uows, *, year: int, today: dt.date, operator: str, uplift_
                       chunk_size: int = 5000) -> RoundSummary:
     """The yearly renewal round: open `year`'s editions, then renew every SLA due into them.
 
-    Due: auto-renewing, not yet renewed, still covering to its end, and ending in the year
-    before `year`'s period starts for its payer type. Each is renewed for the same number of
+    Due: auto-renewing, not yet continued by a renewal, still covering to its end, and ending
+    in the year before `year`'s period starts for its payer type. Each is renewed for the same number of
     years at `year`'s price for the school's current census, or, when it cannot be (the
     school left, is no longer eligible, the edition is not on sale, no price fits), it ends
     as expired. A school that already bought `year` is left alone. Chunks of `chunk_size`
-    commit each with their events (bulk inserts into the outbox); a second run resumes
+    commit each with their SLAs and events (bulk inserts into the outbox); a second run resumes
     where a failed one stopped and never renews twice.
     """
     started = time.perf_counter()
@@ -450,7 +450,7 @@ SUBSCRIPTION_COLUMNS = (
     "id", "urn", "offering_code", "edition_year", "payer_type", "period_start", "period_end", "years",
     "annual_price_pence", "breakdown", "census_date", "number_on_roll", "po_number", "purchased_by_name",
     "purchased_by_role", "purchased_on", "status", "quantity", "entitlements", "continues_subscription_id", "origin",
-    "auto_renew", "renewed", "covered_until")
+    "auto_renew", "covered_until")
 OUTBOX_COLUMNS = ("event_id", "event_type", "version", "aggregate", "body", "created_at", "next_attempt_at",
                   "attempts")
 
@@ -459,7 +459,7 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
     now = utcnow()
     now_text = now.strftime(repository.TIMESTAMP_FORMAT)
     today_text = ctx.today.isoformat()
-    new_rows, outbox_rows, envelopes, renewed_ids, expired_ids = [], [], [], [], []
+    new_rows, outbox_rows, envelopes, expired_ids = [], [], [], []
     with uow:
         correlation_id = uow.origin.correlation_id
 
@@ -475,7 +475,7 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
             edition = ctx.editions.get(row.offering_code)
             payer_type, start, end = model.sla_period(ctx.year, is_academy=row.is_academy, years=row.years)
             if ctx.covered.get((row.urn, row.offering_code), start - dt.timedelta(days=1)) >= start:
-                renewed_ids.append(row.id)  # the school bought this year itself: nothing to renew
+                # the school bought this year itself: nothing to renew (looked at again by a later run)
                 summary.already_bought += 1
                 continue
             priced = None
@@ -513,7 +513,7 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
                 new_id, row.urn, row.offering_code, ctx.year, payer_type, start_text, end_text, row.years, total,
                 breakdown_json, census_text, row.number_on_roll, row.po_number, "renewal round",
                 "automatic_renewal", today_text, "active", row.quantity, entitlements_json, row.id, "renewal",
-                True, False, end_text))
+                True, end_text))
             payload = {
                 "subscription_id": new_id, "urn": row.urn, "school_name": row.school_name,
                 "is_academy": row.is_academy,
@@ -528,11 +528,9 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
             if not summary.renewed:
                 _check(RENEWED_SCHEMA, payload)
             add_event("subscription_renewed", payload, row.urn)
-            renewed_ids.append(row.id)
             summary.renewed += 1
         repository.bulk_insert(uow.session, subscriptions, SUBSCRIPTION_COLUMNS, new_rows)
         repository.bulk_insert(uow.session, outbox, OUTBOX_COLUMNS, outbox_rows)
-        repository.mark_renewed(uow.session, renewed_ids)
         repository.mark_expired(uow.session, expired_ids)
         # the relay is woken by a commit that published; these rows were written in bulk
         uow.published.extend(envelopes)

@@ -41,7 +41,6 @@ def upgrade():
         batch.add_column(sa.Column("continues_subscription_id", sa.String(36)))
         batch.add_column(sa.Column("origin", sa.String(20), nullable=False, server_default="purchase"))
         batch.add_column(sa.Column("auto_renew", sa.Boolean, nullable=False, server_default=sa.true()))
-        batch.add_column(sa.Column("renewed", sa.Boolean, nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column("covered_until", sa.Date))
         batch.add_column(sa.Column("end_reason", sa.String(20)))
         batch.add_column(sa.Column("ended_from", sa.Date))
@@ -59,7 +58,7 @@ def downgrade():
         batch.drop_index("ux_subscriptions_continuation")
         batch.drop_index("ix_subscriptions_due")
         batch.drop_index("ix_subscriptions_offering_period")
-        for column in ("cancelled_on", "ended_from", "end_reason", "covered_until", "renewed", "auto_renew",
+        for column in ("cancelled_on", "ended_from", "end_reason", "covered_until", "auto_renew",
                        "origin", "continues_subscription_id", "purchased_by_contact_id", "entitlements",
                        "quantity"):
             batch.drop_column(column)
