@@ -1,35 +1,40 @@
-"""Reads and writes catalogue state through a unit of work's session."""
+"""Reads and writes catalogue state through a unit of work's session (SQLAlchemy Core)."""
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 from decimal import Decimal
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, func, insert, or_, select, update
 
-from catalogue.adapters.tables import editions, members, offerings, subscriptions
-from catalogue.domain.model import Edition, KnownMember, Offering, Subscription
-from catalogue.domain.pricing import PriceTerms
+from catalogue.adapters.tables import contacts, editions, members, offerings, subscriptions
+from catalogue.domain.model import (Contact, Edition, Ending, Entitlement, KnownMember, Offering, Subscription)
+from catalogue.domain.pricing import Quote, Step, terms_from_json, terms_to_json
 
-
-def terms_to_json(terms: PriceTerms) -> dict:
-    return {"model": terms.model, "flat_fee_pence": terms.flat_fee_pence, "base_fee_pence": terms.base_fee_pence,
-            "rate_by_phase": {k: str(v) for k, v in terms.rate_by_phase.items()},
-            "minimum_pence": terms.minimum_pence, "maximum_pence": terms.maximum_pence}
+__all__ = ["terms_to_json", "terms_from_json"]
 
 
-def terms_from_json(data: dict) -> PriceTerms:
-    return PriceTerms(model=data["model"], flat_fee_pence=data.get("flat_fee_pence") or 0,
-                      base_fee_pence=data.get("base_fee_pence") or 0,
-                      rate_by_phase={k: Decimal(v) for k, v in (data.get("rate_by_phase") or {}).items()},
-                      minimum_pence=data.get("minimum_pence"), maximum_pence=data.get("maximum_pence"))
+def _date(value) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(value)
+
+
+# -- members and contacts ----------------------------------------------------------------------
+def _member(row) -> KnownMember:
+    return KnownMember(urn=row.urn, name=row.name, establishment_type=row.establishment_type, phase=row.phase,
+                       is_academy=row.is_academy, mat_id=row.mat_id, mat_name=row.mat_name,
+                       number_on_roll=row.number_on_roll, census_date=row.census_date, status=row.status)
 
 
 def member(session, urn: str) -> KnownMember | None:
     row = session.execute(select(members).where(members.c.urn == urn)).first()
-    if row is None:
-        return None
-    return KnownMember(urn=row.urn, name=row.name, establishment_type=row.establishment_type, phase=row.phase,
-                       is_academy=row.is_academy, mat_id=row.mat_id, mat_name=row.mat_name,
-                       number_on_roll=row.number_on_roll, census_date=row.census_date, status=row.status)
+    return None if row is None else _member(row)
+
+
+def member_row(session, urn: str):
+    return session.execute(select(members).where(members.c.urn == urn)).first()
 
 
 def upsert_member(session, values: dict) -> None:
@@ -40,63 +45,314 @@ def upsert_member(session, values: dict) -> None:
         session.execute(insert(members).values(**values))
 
 
+def update_member(session, urn: str, values: dict) -> bool:
+    return session.execute(members.update().where(members.c.urn == urn).values(**values)).rowcount > 0
+
+
+def successors(session) -> dict[str, str]:
+    rows = session.execute(select(members.c.urn, members.c.successor_urn).where(members.c.successor_urn.is_not(None)))
+    return {r.urn: r.successor_urn for r in rows}
+
+
+def contact(session, contact_id: str, urn: str) -> Contact | None:
+    """The person's strongest role at this member: active and allowed to spend first."""
+    rows = session.execute(select(contacts).where(contacts.c.contact_id == contact_id, contacts.c.urn == urn)).all()
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: (r.active and r.may_commit_spending, r.active, r.effective_date))
+    return Contact(contact_id=best.contact_id, urn=best.urn, display_name=best.display_name, role=best.role,
+                   may_commit_spending=best.may_commit_spending, active=best.active)
+
+
+def record_contact_role(session, values: dict) -> None:
+    key = and_(contacts.c.contact_id == values["contact_id"], contacts.c.urn == values["urn"],
+               contacts.c.role == values["role"])
+    found = session.execute(select(contacts.c.effective_date).where(key)).first()
+    if found is None:
+        session.execute(insert(contacts).values(**values))
+    elif found.effective_date <= values["effective_date"]:  # an older change arriving late never wins
+        session.execute(contacts.update().where(key).values(**values))
+
+
+def erase_contact(session, contact_id: str) -> None:
+    session.execute(contacts.delete().where(contacts.c.contact_id == contact_id))
+    session.execute(subscriptions.update().where(subscriptions.c.purchased_by_contact_id == contact_id)
+                    .values(purchased_by_name="(erased)", purchased_by_contact_id=None))
+
+
+# -- offerings and editions --------------------------------------------------------------------
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(p for p in (text or "").split(",") if p)
+
+
+def _offering(row) -> Offering:
+    return Offering(code=row.code, name=row.name, service_area=row.service_area, provider=row.provider,
+                    vat_treatment=row.vat_treatment, eligible_phases=_split(row.eligible_phases),
+                    description=row.description, eligible_types=_split(row.eligible_types), capacity=row.capacity,
+                    withdrawn_on=row.withdrawn_on)
+
+
 def offering(session, code: str) -> Offering | None:
     row = session.execute(select(offerings).where(offerings.c.code == code)).first()
-    if row is None:
-        return None
-    return Offering(code=row.code, name=row.name, service_area=row.service_area, provider=row.provider,
-                    vat_treatment=row.vat_treatment, eligible_phases=tuple(row.eligible_phases.split(",")),
-                    description=row.description)
+    return None if row is None else _offering(row)
 
 
 def all_offerings(session) -> list[tuple[Offering, list[Edition]]]:
-    result = []
-    for row in session.execute(select(offerings.c.code).order_by(offerings.c.code)):
-        found = offering(session, row.code)
-        result.append((found, [edition(session, row.code, e.year) for e in session.execute(
-            select(editions.c.year).where(editions.c.offering_code == row.code).order_by(editions.c.year))]))
-    return result
+    found = [_offering(r) for r in session.execute(select(offerings).order_by(offerings.c.code))]
+    by_code: dict[str, list[Edition]] = {o.code: [] for o in found}
+    for row in session.execute(select(editions).order_by(editions.c.offering_code, editions.c.year)):
+        by_code[row.offering_code].append(_edition(row))
+    return [(o, by_code[o.code]) for o in found]
 
 
 def add_offering(session, item: Offering) -> None:
     session.execute(insert(offerings).values(
         code=item.code, name=item.name, service_area=item.service_area, provider=item.provider,
         vat_treatment=item.vat_treatment, eligible_phases=",".join(item.eligible_phases),
-        description=item.description))
+        description=item.description, eligible_types=",".join(item.eligible_types), capacity=item.capacity,
+        withdrawn_on=item.withdrawn_on))
+
+
+def withdraw_offering(session, code: str, effective_date: dt.date) -> None:
+    session.execute(offerings.update().where(offerings.c.code == code).values(withdrawn_on=effective_date))
+    session.execute(editions.update().where(editions.c.offering_code == code).values(on_sale=False))
+
+
+def entitlements_to_json(items) -> list[dict]:
+    return [{"kind": e.kind, "quantity": e.quantity} for e in items]
+
+
+def entitlements_from_json(data) -> tuple[Entitlement, ...]:
+    return tuple(Entitlement(e["kind"], e["quantity"]) for e in (data or ()))
+
+
+def _edition(row) -> Edition:
+    return Edition(offering_code=row.offering_code, year=row.year, terms=terms_from_json(row.terms),
+                   on_sale=row.on_sale, entitlements=entitlements_from_json(row.entitlements))
 
 
 def edition(session, offering_code: str, year: int) -> Edition | None:
     row = session.execute(select(editions).where(editions.c.offering_code == offering_code,
                                                  editions.c.year == year)).first()
-    if row is None:
-        return None
-    return Edition(offering_code=row.offering_code, year=row.year, terms=terms_from_json(row.terms),
-                   on_sale=row.on_sale)
+    return None if row is None else _edition(row)
+
+
+def editions_of_year(session, year: int) -> dict[str, Edition]:
+    return {r.offering_code: _edition(r) for r in session.execute(select(editions).where(editions.c.year == year))}
 
 
 def add_edition(session, item: Edition) -> None:
     session.execute(insert(editions).values(offering_code=item.offering_code, year=item.year,
-                                            terms=terms_to_json(item.terms), on_sale=item.on_sale))
+                                            terms=terms_to_json(item.terms), on_sale=item.on_sale,
+                                            entitlements=entitlements_to_json(item.entitlements)))
 
 
-def live_periods(session, urn: str, offering_code: str):
-    rows = session.execute(select(subscriptions.c.period_start, subscriptions.c.period_end).where(
+def set_on_sale(session, offering_code: str, year: int, on_sale: bool) -> None:
+    session.execute(editions.update().where(editions.c.offering_code == offering_code, editions.c.year == year)
+                    .values(on_sale=on_sale))
+
+
+# -- subscriptions -----------------------------------------------------------------------------
+def live_periods(session, urn: str, offering_code: str) -> list[tuple[dt.date, dt.date]]:
+    rows = session.execute(select(subscriptions.c.period_start, subscriptions.c.covered_until).where(
         subscriptions.c.urn == urn, subscriptions.c.offering_code == offering_code,
-        subscriptions.c.status == "active"))
-    return [(r.period_start, r.period_end) for r in rows]
+        subscriptions.c.covered_until >= subscriptions.c.period_start))
+    return [(r.period_start, r.covered_until) for r in rows]
 
 
-def add_subscription(session, item: Subscription) -> None:
-    session.execute(insert(subscriptions).values(
+def holders(session, offering_code: str, start: dt.date, end: dt.date) -> int:
+    """SLAs of an offering covering part of `start`..`end` (capacity)."""
+    return session.execute(select(func.count()).select_from(subscriptions).where(
+        subscriptions.c.offering_code == offering_code, subscriptions.c.period_start <= end,
+        subscriptions.c.covered_until >= start, subscriptions.c.covered_until >= subscriptions.c.period_start)
+    ).scalar_one()
+
+
+def holds_area(session, urn: str, service_area: str, on: dt.date, *, other_than: str) -> bool:
+    """Does the school hold an SLA in this service area on that day (subscriber price)?"""
+    return session.execute(select(subscriptions.c.id).join(
+        offerings, offerings.c.code == subscriptions.c.offering_code).where(
+        subscriptions.c.urn == urn, offerings.c.service_area == service_area,
+        subscriptions.c.offering_code != other_than, subscriptions.c.period_start <= on,
+        subscriptions.c.covered_until >= on).limit(1)).first() is not None
+
+
+def subscription_values(item: Subscription) -> dict:
+    return dict(
         id=item.id, urn=item.urn, offering_code=item.offering_code, edition_year=item.edition_year,
         payer_type=item.payer_type, period_start=item.period_start, period_end=item.period_end, years=item.years,
         annual_price_pence=item.annual_price_pence, breakdown=item.quote.breakdown(),
         census_date=item.census_date, number_on_roll=item.number_on_roll, po_number=item.po_number,
         purchased_by_name=item.purchased_by_name, purchased_by_role=item.purchased_by_role,
-        purchased_on=item.purchased_on, status=item.status))
+        purchased_on=item.purchased_on, status=item.status, quantity=item.quantity,
+        entitlements=entitlements_to_json(item.entitlements), purchased_by_contact_id=item.purchased_by_contact_id,
+        continues_subscription_id=item.continues_subscription_id, origin=item.origin, auto_renew=item.auto_renew,
+        covered_until=item.covered_until)
+
+
+def add_subscription(session, item: Subscription) -> None:
+    session.execute(insert(subscriptions).values(**subscription_values(item)))
+
+
+def _subscription(row) -> Subscription:
+    steps = tuple(Step(s["label"], Decimal(s["amount_pence"])) for s in row.breakdown)
+    return Subscription(
+        id=row.id, urn=row.urn, offering_code=row.offering_code, edition_year=row.edition_year,
+        payer_type=row.payer_type, period_start=row.period_start, period_end=row.period_end, years=row.years,
+        annual_price_pence=row.annual_price_pence,
+        quote=Quote(row.annual_price_pence, steps, row.number_on_roll, row.quantity), census_date=row.census_date,
+        number_on_roll=row.number_on_roll, po_number=row.po_number, purchased_by_name=row.purchased_by_name,
+        purchased_by_role=row.purchased_by_role, purchased_on=row.purchased_on, status=row.status,
+        quantity=row.quantity, entitlements=entitlements_from_json(row.entitlements),
+        purchased_by_contact_id=row.purchased_by_contact_id, continues_subscription_id=row.continues_subscription_id,
+        origin=row.origin, auto_renew=row.auto_renew, covered_until=row.covered_until)
+
+
+def subscription(session, subscription_id: str) -> Subscription | None:
+    row = session.execute(select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
+    return None if row is None else _subscription(row)
+
+
+def subscription_row(session, subscription_id: str):
+    return session.execute(select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
+
+
+def covering_from(session, urn: str, day: dt.date) -> list[Subscription]:
+    """The school's SLAs that still cover `day` or anything after it, oldest first."""
+    rows = session.execute(select(subscriptions).where(
+        subscriptions.c.urn == urn, subscriptions.c.covered_until >= day,
+        subscriptions.c.covered_until >= subscriptions.c.period_start).order_by(subscriptions.c.period_start,
+                                                                                subscriptions.c.id))
+    return [_subscription(r) for r in rows]
+
+
+def of_offering_from(session, offering_code: str, day: dt.date) -> list[Subscription]:
+    rows = session.execute(select(subscriptions).where(
+        subscriptions.c.offering_code == offering_code, subscriptions.c.covered_until >= day,
+        subscriptions.c.covered_until >= subscriptions.c.period_start).order_by(subscriptions.c.id))
+    return [_subscription(r) for r in rows]
+
+
+def record_ending(session, ending: Ending, *, status: str, cancelled_on: dt.date | None = None) -> None:
+    session.execute(subscriptions.update().where(subscriptions.c.id == ending.subscription_id).values(
+        covered_until=ending.covered_until, status=status, end_reason=ending.reason, ended_from=ending.effective_date,
+        cancelled_on=cancelled_on, auto_renew=False))
+
+
+def stop_renewal(session, subscription_id: str, cancelled_on: dt.date, reason: str) -> None:
+    session.execute(subscriptions.update().where(subscriptions.c.id == subscription_id).values(
+        auto_renew=False, cancelled_on=cancelled_on, end_reason=reason))
 
 
 def subscriptions_of(session, urn: str) -> list[dict]:
     rows = session.execute(select(subscriptions).where(subscriptions.c.urn == urn)
-                           .order_by(subscriptions.c.period_start))
-    return [dict(r._mapping) for r in rows]
+                           .order_by(subscriptions.c.period_start, subscriptions.c.offering_code))
+    return [subscription_view(r) for r in rows]
+
+
+def subscription_view(row) -> dict:
+    view = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row._mapping.items()}
+    view["price_breakdown"] = view.pop("breakdown")
+    view["notice_date"] = None if row.period_end is None else _notice(row.period_end)
+    return view
+
+
+def _notice(period_end: dt.date) -> str:
+    from catalogue.domain.model import notice_date
+
+    return notice_date(period_end).isoformat()
+
+
+# -- renewal round (bulk) ----------------------------------------------------------------------
+renewals = subscriptions.alias("renewals")
+
+
+def due_for_renewal(session, windows: dict[str, tuple[dt.date, dt.date]]):
+    """Rows of SLAs due to renew (auto-renewing, not yet continued by a renewal, still covered to their end,
+    ending in their payer type's window) with their member and offering, in id order."""
+    conditions = [and_(subscriptions.c.payer_type == payer, subscriptions.c.period_end.between(low, high))
+                  for payer, (low, high) in windows.items()]
+    query = (select(subscriptions.c.id, subscriptions.c.urn, subscriptions.c.offering_code,
+                    subscriptions.c.payer_type, subscriptions.c.period_end, subscriptions.c.years,
+                    subscriptions.c.quantity, subscriptions.c.po_number, members.c.name.label("school_name"),
+                    members.c.establishment_type, members.c.phase, members.c.is_academy, members.c.mat_id,
+                    members.c.mat_name, members.c.number_on_roll, members.c.census_date,
+                    members.c.status.label("member_status"))
+             .join(members, members.c.urn == subscriptions.c.urn)
+             .where(subscriptions.c.auto_renew.is_(True),
+                    subscriptions.c.covered_until == subscriptions.c.period_end, or_(*conditions),
+                    ~select(renewals.c.id).where(renewals.c.continues_subscription_id == subscriptions.c.id,
+                                                 renewals.c.origin == "renewal").exists())
+             .order_by(subscriptions.c.id))
+    return session.execute(query).all()
+
+
+def latest_cover(session, since: dt.date) -> dict[tuple[str, str], dt.date]:
+    """(urn, offering) -> the last day covered, for SLAs covering `since` or later (a school that
+    already bought next year's edition is not renewed over it)."""
+    rows = session.execute(select(subscriptions.c.urn, subscriptions.c.offering_code,
+                                  func.max(subscriptions.c.covered_until).label("until")).where(
+        subscriptions.c.covered_until >= since, subscriptions.c.covered_until >= subscriptions.c.period_start)
+        .group_by(subscriptions.c.urn, subscriptions.c.offering_code))
+    return {(r.urn, r.offering_code): r.until for r in rows}
+
+
+def insert_many(session, table, rows: list[dict]) -> None:
+    if rows:
+        session.execute(insert(table), rows)
+
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's own storage format on SQLite; PostgreSQL reads it too
+
+
+def bulk_insert(session, table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert many rows fast, in the session's transaction, below SQLAlchemy's per-row work.
+
+    Rows hold text-ready values: dates as ISO strings, timestamps in TIMESTAMP_FORMAT, JSON
+    already serialised, booleans, ints, strings or None. PostgreSQL gets one COPY; SQLite one
+    executemany on the DBAPI cursor (the storage formats SQLAlchemy itself uses there). Under
+    eventlet (psycogreen), where COPY is refused, PostgreSQL gets multi-row INSERTs.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dbapi = connection.connection.dbapi_connection
+    if connection.dialect.name == "postgresql":
+        from psycopg2.extensions import get_wait_callback
+        from psycopg2.extras import execute_values
+
+        cursor = dbapi.cursor()
+        try:
+            if get_wait_callback() is None:
+                buffer = io.StringIO()
+                csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
+                buffer.seek(0)
+                cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)",
+                                   buffer)
+            else:
+                # green (eventlet) connections cannot COPY: multi-row INSERTs instead
+                execute_values(cursor, f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES %s", rows,
+                               page_size=1000)
+        finally:
+            cursor.close()
+    else:
+        cursor = dbapi.cursor()
+        try:
+            cursor.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                               f"VALUES ({', '.join('?' for _ in columns)})", rows)
+        finally:
+            cursor.close()
+
+
+def mark_expired(session, ids: list[str]) -> None:
+    if ids:
+        session.execute(update(subscriptions).where(subscriptions.c.id.in_(ids)).values(
+            auto_renew=False, status="ended", end_reason="expired"))
+
+
+def holdings(session):
+    """(urn, service area, payer type, period_start, covered_until) of every SLA that covered something."""
+    return session.execute(select(subscriptions.c.urn, offerings.c.service_area, subscriptions.c.payer_type,
+                                  subscriptions.c.period_start, subscriptions.c.covered_until)
+                           .join(offerings, offerings.c.code == subscriptions.c.offering_code)
+                           .where(subscriptions.c.covered_until >= subscriptions.c.period_start)).all()

@@ -19,6 +19,21 @@ members = sa.Table(
     sa.Column("census_date", sa.Date, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("joined_on", sa.Date, nullable=False),
+    sa.Column("left_on", sa.Date),
+    sa.Column("predecessor_urn", sa.String(6)),
+    sa.Column("successor_urn", sa.String(6)),
+)
+
+# One row per person and role at a member; only what authorising a purchase needs.
+contacts = sa.Table(
+    "contacts", metadata,
+    sa.Column("contact_id", sa.String(36), primary_key=True),
+    sa.Column("urn", sa.String(6), primary_key=True),
+    sa.Column("role", sa.String(40), primary_key=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("may_commit_spending", sa.Boolean, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("effective_date", sa.Date, nullable=False),
 )
 
 offerings = sa.Table(
@@ -30,6 +45,9 @@ offerings = sa.Table(
     sa.Column("vat_treatment", sa.String(10), nullable=False),
     sa.Column("eligible_phases", sa.String(200), nullable=False),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("eligible_types", sa.String(400), nullable=False, server_default=""),
+    sa.Column("capacity", sa.Integer),
+    sa.Column("withdrawn_on", sa.Date),
 )
 
 editions = sa.Table(
@@ -38,6 +56,7 @@ editions = sa.Table(
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("terms", sa.JSON, nullable=False),
     sa.Column("on_sale", sa.Boolean, nullable=False),
+    sa.Column("entitlements", sa.JSON, nullable=False, server_default="[]"),
 )
 
 subscriptions = sa.Table(
@@ -59,4 +78,18 @@ subscriptions = sa.Table(
     sa.Column("purchased_by_role", sa.String(40), nullable=False),
     sa.Column("purchased_on", sa.Date, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("entitlements", sa.JSON, nullable=False, server_default="[]"),
+    sa.Column("purchased_by_contact_id", sa.String(36)),
+    sa.Column("continues_subscription_id", sa.String(36)),
+    sa.Column("origin", sa.String(20), nullable=False, server_default="purchase"),
+    sa.Column("auto_renew", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("covered_until", sa.Date, nullable=False),
+    sa.Column("end_reason", sa.String(20)),
+    sa.Column("ended_from", sa.Date),
+    sa.Column("cancelled_on", sa.Date),
+    sa.Index("ix_subscriptions_offering_period", "offering_code", "period_start"),
+    sa.Index("ix_subscriptions_due", "period_end"),
+    # one renewal and one conversion move per SLA, even if a round or an event runs twice
+    sa.Index("ux_subscriptions_continuation", "continues_subscription_id", "origin", unique=True),
 )

@@ -1,5 +1,6 @@
-"""The catalogue nameko service: offerings and SLA purchases over HTTP, members from events,
-`subscription_started` out. Rules live in `catalogue.domain`."""
+"""The catalogue nameko service: offerings, editions, quotes, SLA purchases, cancellations, the
+renewal round and the demand report over HTTP; members and contacts from membership's events.
+Rules live in `catalogue.domain`, use cases in `catalogue.service_layer.handlers`."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,24 +10,33 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from shared import service as base
 from shared.config import operator_of
 from shared.consumer import consumes
-from shared.http import Conflict, NotFound, RuleViolation, http, load_body
+from shared.http import Conflict, NotFound, RuleViolation, http, load_body, load_query
 from shared.storage import Storage
 
 from catalogue.adapters import repository
 from catalogue.adapters.tables import inbox, outbox
 from catalogue.domain import model
-from catalogue.domain.pricing import PRICING_MODELS, PricingError
+from catalogue.domain.model import PHASES
+from catalogue.domain.pricing import PRICING_MODELS, SESSION_UNITS, Band, PriceTerms, PricingError, check_terms
 from catalogue.messages import consumed
 from catalogue.messages.published import PUBLISHED
 from catalogue.service_layer import handlers
 
-PHASES = ("early_years", "primary", "secondary", "all_through", "special", "not_applicable")
+CODE = r"^[A-Z0-9][A-Z0-9-]{1,39}$"
+URN = validate.Regexp(r"^\d{6}$", error="a URN is exactly 6 digits")
 
 
-class Terms(Schema):
+class _Strict(Schema):
     class Meta:
         unknown = RAISE
 
+
+class BandIn(_Strict):
+    up_to_pupils = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0))
+    price_pence = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
+class Terms(_Strict):
     model = fields.String(required=True, validate=validate.OneOf(PRICING_MODELS))
     flat_fee_pence = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
     base_fee_pence = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
@@ -34,80 +44,168 @@ class Terms(Schema):
                                 values=fields.Decimal(validate=validate.Range(min=0), places=None), load_default=dict)
     minimum_pence = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0))
     maximum_pence = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0))
+    bands = fields.List(fields.Nested(BandIn), load_default=list)
+    unit = fields.String(load_default="session", validate=validate.OneOf(SESSION_UNITS))
+    unit_price_pence = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    subscriber_price_pence = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    non_subscriber_price_pence = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    bundle_price_pence = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    includes = fields.List(fields.String(validate=validate.Regexp(CODE)), load_default=list)
 
     @validates_schema
     def _consistent(self, data, **_):
-        if data["model"] == "per_pupil" and not data["rate_by_phase"]:
-            raise ValidationError({"rate_by_phase": ["a per-pupil price needs a rate for at least one phase"]})
-        low, high = data.get("minimum_pence"), data.get("maximum_pence")
-        if low is not None and high is not None and low > high:
-            raise ValidationError({"minimum_pence": ["the minimum is above the maximum"]})
+        values = dict(data)
+        values["bands"] = tuple(Band(b["up_to_pupils"], b["price_pence"]) for b in data["bands"])
+        values["includes"] = tuple(data["includes"])
+        try:
+            check_terms(PriceTerms(**values))
+        except PricingError as exc:
+            raise ValidationError({exc.field: [exc.message]}) from None
 
 
-class EditionIn(Schema):
+class EntitlementIn(_Strict):
+    kind = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$",
+                                                                 error="a kind is snake_case, e.g. included_place"))
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=1000))
+
+
+class EditionIn(_Strict):
+    """POST /offerings/<code>/editions (and `edition` in POST /offerings)"""
+
     year = fields.Integer(required=True, strict=True, validate=validate.Range(min=2000, max=2100))
     terms = fields.Nested(Terms, required=True)
+    entitlements = fields.List(fields.Nested(EntitlementIn), load_default=list)
+    on_sale = fields.Boolean(load_default=True)
 
 
-class PublishOffering(Schema):
+class PublishOffering(_Strict):
     """POST /offerings"""
 
-    class Meta:
-        unknown = RAISE
-
-    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9][A-Z0-9-]{1,39}$"))
+    code = fields.String(required=True, validate=validate.Regexp(CODE))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     service_area = fields.String(required=True, validate=validate.OneOf(model.SERVICE_AREAS))
     vat_treatment = fields.String(required=True, validate=validate.OneOf(model.VAT_TREATMENTS))
-    eligible_phases = fields.List(fields.String(validate=validate.OneOf(PHASES)), required=True,
-                                  validate=validate.Length(min=1))
-    description = fields.String(load_default="")
-    edition = fields.Nested(EditionIn, required=True)
+    eligible_phases = fields.List(fields.String(validate=validate.OneOf(PHASES)), load_default=list)
+    eligible_establishment_types = fields.List(fields.String(validate=validate.Length(min=1, max=60)),
+                                               load_default=list)
+    capacity = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
+    description = fields.String(load_default="", validate=validate.Length(max=4000))
+    edition = fields.Nested(EditionIn, load_default=None)
 
 
-class Buyer(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    role = fields.String(required=True, validate=validate.Length(min=1, max=40))
+class OnSale(_Strict):
+    on_sale = fields.Boolean(required=True)
 
 
-class BuySubscription(Schema):
+class Withdraw(_Strict):
+    effective_date = fields.Date(required=True)
+
+
+class BuySubscription(_Strict):
     """POST /subscriptions"""
 
-    class Meta:
-        unknown = RAISE
-
-    urn = fields.String(required=True, validate=validate.Regexp(r"^\d{6}$", error="a URN is exactly 6 digits"))
+    urn = fields.String(required=True, validate=URN)
     offering_code = fields.String(required=True)
     edition_year = fields.Integer(required=True, strict=True)
     years = fields.Integer(load_default=1, strict=True, validate=validate.OneOf((1, 2, 3)))
+    quantity = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10000))
     po_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
-    purchased_by = fields.Nested(Buyer, required=True)
+    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+
+
+class QuoteQuery(_Strict):
+    urn = fields.String(required=True, validate=URN)
+    offering_code = fields.String(required=True)
+    edition_year = fields.Integer(required=True)
+    quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000))
+
+
+class Cancel(_Strict):
+    """POST /subscriptions/<id>/cancel: no effective_date cancels the renewal (by the notice date)."""
+
+    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    effective_date = fields.Date(load_default=None, allow_none=True)
+
+
+class RenewalRound(_Strict):
+    """POST /renewal-rounds"""
+
+    year = fields.Integer(required=True, strict=True, validate=validate.Range(min=2000, max=2100))
+    uplift_percent = fields.Decimal(load_default=0, places=None, validate=validate.Range(min=0, max=50))
+
+
+class YearQuery(_Strict):
+    year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100))
 
 
 def _offering_view(item: model.Offering, editions: list[model.Edition]) -> dict:
     return {"code": item.code, "name": item.name, "service_area": item.service_area, "provider": item.provider,
-            "vat_treatment": item.vat_treatment, "eligible_phases": list(item.eligible_phases),
+            "description": item.description, "vat_treatment": item.vat_treatment,
+            "eligible_phases": list(item.eligible_phases), "eligible_establishment_types": list(item.eligible_types),
+            "capacity": item.capacity, "withdrawn_on": item.withdrawn_on.isoformat() if item.withdrawn_on else None,
             "editions": [{"year": e.year, "label": e.label, "on_sale": e.on_sale,
-                          "terms": repository.terms_to_json(e.terms)} for e in editions]}
+                          "terms": repository.terms_to_json(e.terms),
+                          "entitlements": repository.entitlements_to_json(e.entitlements)} for e in editions]}
+
+
+def _refused(exc: Exception):
+    """Map a refusal to its HTTP error: 404 unknown, 409 conflicting state, 422 a broken rule."""
+    if isinstance(exc, handlers.UnknownOffering):
+        return NotFound(f"no offering {exc.args[0]}", field="offering_code")
+    if isinstance(exc, handlers.UnknownSubscription):
+        return NotFound(f"no subscription {exc.args[0]}", field="subscription_id")
+    if isinstance(exc, (model.Overlapping, model.OverCapacity, model.Conflicting)):
+        return Conflict(exc.message, field=exc.field)
+    return RuleViolation(exc.message, field=exc.field)
+
+
+REFUSALS = (handlers.UnknownOffering, handlers.UnknownSubscription, model.CatalogueRuleBroken, PricingError)
 
 
 class CatalogueService(base.ObservableService):
-    """What the operator sells and who bought it; publishes `subscription_started`."""
+    """What the operator sells, on what terms and at what price, and who bought it."""
 
     name = "catalogue"
     uow = Storage(migrations="catalogue:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
 
+    # -- membership's events -------------------------------------------------------------------
     @consumes("membership", "member_joined", consumed.MemberJoined)
     def on_member_joined(self, event):
         handlers.record_member_joined(self.uow(), event.payload)
 
+    @consumes("membership", "member_left", consumed.MemberLeft)
+    def on_member_left(self, event):
+        handlers.record_member_left(self.uow(), event.payload)
+
+    @consumes("membership", "member_details_changed", consumed.MemberDetailsChanged)
+    def on_member_details_changed(self, event):
+        handlers.record_member_details_changed(self.uow(), event.payload)
+
+    @consumes("membership", "census_recorded", consumed.CensusRecorded)
+    def on_census_recorded(self, event):
+        handlers.record_census(self.uow(), event.payload)
+
+    @consumes("membership", "school_converted_to_academy", consumed.SchoolConvertedToAcademy)
+    def on_school_converted(self, event):
+        handlers.record_conversion(self.uow(), event.payload)
+
+    @consumes("membership", "contact_role_changed", consumed.ContactRoleChanged)
+    def on_contact_role_changed(self, event):
+        handlers.record_contact_role(self.uow(), event.payload)
+
+    @consumes("membership", "contact_erased", consumed.ContactErased)
+    def on_contact_erased(self, event):
+        handlers.erase_contact(self.uow(), event.payload)
+
+    # -- offerings and editions ----------------------------------------------------------------
     @http("POST", "/offerings")
     def publish_offering(self, request):
         command = load_body(request, PublishOffering())
         try:
             item = handlers.publish_offering(self.uow(), command, provider=operator_of(self.config)["name"])
-        except model.CatalogueRuleBroken as exc:
-            raise Conflict(exc.message, field=exc.field) from None
+        except REFUSALS as exc:
+            raise _refused(exc) from None
         return 201, {"code": item.code}
 
     @http("GET", "/offerings")
@@ -115,28 +213,118 @@ class CatalogueService(base.ObservableService):
         with self.uow.read() as session:
             return {"offerings": [_offering_view(o, e) for o, e in repository.all_offerings(session)]}
 
+    @http("GET", "/offerings/<string:code>")
+    def show_offering(self, request, code):
+        with self.uow.read() as session:
+            found = [(o, e) for o, e in repository.all_offerings(session) if o.code == code]
+        if not found:
+            raise NotFound(f"no offering {code}", field="offering_code")
+        return _offering_view(*found[0])
+
+    @http("POST", "/offerings/<string:code>/editions")
+    def add_edition(self, request, code):
+        command = load_body(request, EditionIn())
+        try:
+            edition = handlers.add_edition(self.uow(), code, command)
+        except REFUSALS as exc:
+            raise _refused(exc) from None
+        return 201, {"offering_code": code, "year": edition.year, "on_sale": edition.on_sale}
+
+    @http("POST", "/offerings/<string:code>/editions/<int:year>/sale")
+    def set_on_sale(self, request, code, year):
+        command = load_body(request, OnSale())
+        try:
+            edition = handlers.set_on_sale(self.uow(), code, year, command["on_sale"])
+        except REFUSALS as exc:
+            raise _refused(exc) from None
+        return {"offering_code": code, "year": edition.year, "on_sale": edition.on_sale}
+
+    @http("POST", "/offerings/<string:code>/withdraw")
+    def withdraw(self, request, code):
+        command = load_body(request, Withdraw())
+        try:
+            endings = handlers.withdraw_offering(self.uow(), code, command["effective_date"])
+        except REFUSALS as exc:
+            raise _refused(exc) from None
+        return {"offering_code": code, "effective_date": command["effective_date"].isoformat(),
+                "subscriptions_ended": [e.subscription_id for e in endings]}
+
+    # -- quotes and purchases ------------------------------------------------------------------
+    @http("GET", "/quotes")
+    def quote(self, request):
+        query = load_query(request, QuoteQuery())
+        try:
+            with self.uow.read() as session:
+                return handlers.quote_for(session, query, today=dt.date.today())
+        except REFUSALS as exc:
+            raise _refused(exc) from None
+
     @http("POST", "/subscriptions")
     def buy(self, request):
         command = load_body(request, BuySubscription())
         try:
             sub = handlers.buy_subscription(self.uow(), command, today=dt.date.today())
-        except handlers.UnknownOffering as exc:
-            raise NotFound(f"no offering {exc.args[0]}", field="offering_code") from None
-        except model.Overlapping as exc:
-            raise Conflict(exc.message, field=exc.field) from None
-        except (model.CatalogueRuleBroken, PricingError) as exc:
-            raise RuleViolation(exc.message, field=exc.field) from None
+        except REFUSALS as exc:
+            raise _refused(exc) from None
         return 201, {"subscription_id": sub.id, "urn": sub.urn, "offering_code": sub.offering_code,
+                     "edition_year": sub.edition_year, "payer_type": sub.payer_type,
                      "period_start": sub.period_start.isoformat(), "period_end": sub.period_end.isoformat(),
+                     "years": sub.years, "quantity": sub.quantity, "notice_date": sub.notice_date.isoformat(),
                      "annual_price_pence": sub.annual_price_pence, "price_breakdown": sub.quote.breakdown(),
-                     "census": {"date": sub.census_date.isoformat(), "number_on_roll": sub.number_on_roll}}
+                     "census": {"date": sub.census_date.isoformat(), "number_on_roll": sub.number_on_roll},
+                     "entitlements": repository.entitlements_to_json(sub.entitlements)}
+
+    @http("GET", "/subscriptions/<string:subscription_id>")
+    def show_subscription(self, request, subscription_id):
+        with self.uow.read() as session:
+            found = repository.subscription_row(session, subscription_id)
+        if found is None:
+            raise NotFound(f"no subscription {subscription_id}", field="subscription_id")
+        return repository.subscription_view(found)
+
+    @http("POST", "/subscriptions/<string:subscription_id>/cancel")
+    def cancel(self, request, subscription_id):
+        command = load_body(request, Cancel())
+        try:
+            ending = handlers.cancel_subscription(self.uow(), subscription_id, command, today=dt.date.today())
+        except REFUSALS as exc:
+            raise _refused(exc) from None
+        return {"subscription_id": subscription_id, "effective_date": ending.effective_date.isoformat(),
+                "covered_until": ending.covered_until.isoformat(), "reason": ending.reason}
+
+    # -- renewal round, views and reports ------------------------------------------------------
+    @http("POST", "/renewal-rounds")
+    def renewal_round(self, request):
+        command = load_body(request, RenewalRound())
+        summary = handlers.run_renewal_round(self.uow, year=command["year"], today=dt.date.today(),
+                                             operator=operator_of(self.config)["name"],
+                                             uplift_percent=command["uplift_percent"])
+        return 201, summary.as_dict()
 
     @http("GET", "/members/<string:urn>")
     def known_member(self, request, urn):
         with self.uow.read() as session:
-            found = repository.member(session, urn)
+            found = repository.member_row(session, urn)
             subs = repository.subscriptions_of(session, urn)
         if found is None:
-            raise NotFound(f"the catalogue knows no member with URN {urn}")
+            raise NotFound(f"the catalogue knows no member with URN {urn}", field="urn")
         return {"urn": found.urn, "name": found.name, "phase": found.phase, "is_academy": found.is_academy,
-                "status": found.status, "subscriptions": subs}
+                "establishment_type": found.establishment_type, "number_on_roll": found.number_on_roll,
+                "census_date": found.census_date.isoformat(), "status": found.status,
+                "mat": {"id": found.mat_id, "name": found.mat_name} if found.mat_id else None,
+                "predecessor_urn": found.predecessor_urn, "successor_urn": found.successor_urn,
+                "subscriptions": subs}
+
+    @http("GET", "/members/<string:urn>/renewal")
+    def renewal_view(self, request, urn):
+        query = load_query(request, YearQuery())
+        try:
+            with self.uow.read() as session:
+                return handlers.renewal_view(session, urn, query["year"])
+        except REFUSALS as exc:
+            raise _refused(exc) from None
+
+    @http("GET", "/reports/buy-back")
+    def buy_back(self, request):
+        with self.uow.read() as session:
+            return {"buy_back": handlers.demand_report(session)}

@@ -1,80 +1,610 @@
-"""Catalogue use cases: each takes a unit of work and a validated command."""
+"""Catalogue use cases: each takes a unit of work (or a factory of them) and a validated command.
+
+Every state change commits together with the events it causes (the outbox);
+a refused command raises a `CatalogueRuleBroken` before anything is written.
+"""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+import time
+import uuid
+from decimal import Decimal
+
+from shared.envelope import Envelope
+from shared.messaging_tables import utcnow
 
 from catalogue.adapters import repository
+from catalogue.adapters.tables import outbox, subscriptions
 from catalogue.domain import model
-from catalogue.domain.pricing import PriceTerms
+from catalogue.domain.pricing import PriceTerms, PricingError, check_terms, quote, terms_to_json, uplifted
+from catalogue.messages.published import SubscriptionEndedV1, SubscriptionRenewedV1
+
+SERVICE = "catalogue"
 
 
 class UnknownOffering(Exception):
     pass
 
 
+class UnknownSubscription(Exception):
+    pass
+
+
+def _mat(mat: dict | None) -> dict:
+    return {"mat_id": mat["id"] if mat else None, "mat_name": mat["name"] if mat else None}
+
+
+# -- membership's events -----------------------------------------------------------------------
 def record_member_joined(uow, payload: dict) -> None:
     """Keep the catalogue's own copy of a member (membership's `member_joined`)."""
     with uow:
-        mat = payload.get("mat")
         repository.upsert_member(uow.session, {
             "urn": payload["urn"], "name": payload["name"], "establishment_type": payload["establishment_type"],
-            "phase": payload["phase"], "is_academy": payload["is_academy"],
-            "mat_id": mat["id"] if mat else None, "mat_name": mat["name"] if mat else None,
+            "phase": payload["phase"], "is_academy": payload["is_academy"], **_mat(payload.get("mat")),
             "number_on_roll": payload["number_on_roll"], "census_date": payload["census_date"],
-            "status": "active", "joined_on": payload["joined_on"]})
+            "status": "active", "joined_on": payload["joined_on"], "left_on": None})
         uow.commit()
+
+
+def record_member_details_changed(uow, payload: dict) -> None:
+    with uow:
+        repository.update_member(uow.session, payload["urn"], {
+            "name": payload["name"], "establishment_type": payload["establishment_type"], "phase": payload["phase"],
+            "is_academy": payload["is_academy"], **_mat(payload.get("mat"))})
+        uow.commit()
+
+
+def record_census(uow, payload: dict) -> None:
+    """A new census figure prices the member's next per-pupil purchase or renewal (never an SLA already sold)."""
+    with uow:
+        found = repository.member_row(uow.session, payload["urn"])
+        if found is not None and found.census_date <= payload["census_date"]:
+            repository.update_member(uow.session, payload["urn"], {
+                "number_on_roll": payload["number_on_roll"], "census_date": payload["census_date"]})
+        uow.commit()
+
+
+def record_contact_role(uow, payload: dict) -> None:
+    with uow:
+        repository.record_contact_role(uow.session, {
+            k: payload[k] for k in ("contact_id", "urn", "role", "display_name", "may_commit_spending", "active",
+                                    "effective_date")})
+        uow.commit()
+
+
+def erase_contact(uow, payload: dict) -> None:
+    """Remove the person's name and role wherever the catalogue kept them (their SLAs stay, anonymised)."""
+    with uow:
+        repository.erase_contact(uow.session, payload["contact_id"])
+        uow.commit()
+
+
+def _publish_ending(uow, ending: model.Ending) -> None:
+    uow.publish("subscription_ended", {"subscription_id": ending.subscription_id, "urn": ending.urn,
+                                       "effective_date": ending.effective_date, "reason": ending.reason},
+                aggregate=f"school:{ending.urn}")
+
+
+def record_member_left(uow, payload: dict) -> list[model.Ending]:
+    """A member left: its SLAs end from the leaving date (`subscription_ended`, reason left)."""
+    with uow:
+        session = uow.session
+        left_on = payload["effective_date"]
+        repository.update_member(session, payload["urn"], {"status": "left", "left_on": left_on})
+        endings = []
+        for sub in repository.covering_from(session, payload["urn"], left_on):
+            ending = model.end_from(sub, left_on, "left")
+            if ending is not None:
+                repository.record_ending(session, ending, status="ended")
+                _publish_ending(uow, ending)
+                endings.append(ending)
+        uow.commit()
+    return endings
+
+
+def record_conversion(uow, payload: dict) -> list[tuple[model.Ending, model.Subscription]]:
+    """Academy conversion: the successor becomes a member (same membership, continuous); each
+    predecessor SLA still running ends on the conversion date (reason converted) and carries on
+    for the successor at the same frozen price, to the old period's end."""
+    with uow:
+        session = uow.session
+        day = payload["conversion_date"]
+        old, new, mat = payload["predecessor"], payload["successor"], payload["mat"]
+        repository.upsert_member(session, {
+            "urn": new["urn"], "name": new["name"], "establishment_type": new["establishment_type"],
+            "phase": new["phase"], "is_academy": True, **_mat(mat), "number_on_roll": new["number_on_roll"],
+            "census_date": new["census_date"], "status": "active", "joined_on": day, "left_on": None,
+            "predecessor_urn": old["urn"]})
+        repository.update_member(session, old["urn"], {"status": "converted", "left_on": day,
+                                                       "successor_urn": new["urn"]})
+        successor = repository.member(session, new["urn"])
+        moved = []
+        for sub in repository.covering_from(session, old["urn"], day):
+            ending = model.end_from(sub, day, "converted")
+            if ending is None:
+                continue
+            carried = model.moved_to_successor(sub, successor=successor, conversion_date=day)
+            repository.record_ending(session, ending, status="ended")
+            repository.add_subscription(session, carried)
+            _publish_ending(uow, ending)
+            offering = repository.offering(session, sub.offering_code)
+            uow.publish("subscription_started", subscription_payload(carried, successor, offering),
+                        aggregate=f"school:{carried.urn}")
+            moved.append((ending, carried))
+        uow.commit()
+    return moved
+
+
+# -- offerings and editions --------------------------------------------------------------------
+def offering_payload(item: model.Offering) -> dict:
+    return {"offering_code": item.code, "name": item.name, "service_area": item.service_area,
+            "provider": item.provider, "description": item.description, "vat_treatment": item.vat_treatment,
+            "eligibility": {"phases": list(item.eligible_phases), "establishment_types": list(item.eligible_types)},
+            "capacity": item.capacity}
+
+
+def edition_payload(item: model.Edition) -> dict:
+    return {"offering_code": item.offering_code, "edition_year": item.year, "pricing": terms_to_json(item.terms),
+            "entitlements": repository.entitlements_to_json(item.entitlements), "on_sale": item.on_sale}
+
+
+def _terms(data: dict) -> PriceTerms:
+    from catalogue.domain.pricing import Band
+
+    values = dict(data)
+    values["bands"] = tuple(Band(b.get("up_to_pupils"), b["price_pence"]) for b in values.get("bands") or ())
+    values["includes"] = tuple(values.get("includes") or ())
+    terms = PriceTerms(**values)
+    try:
+        check_terms(terms)
+    except PricingError as exc:
+        raise model.NotAllowed(f"terms.{exc.field}", exc.message) from None
+    return terms
+
+
+def _edition(code: str, data: dict) -> model.Edition:
+    return model.Edition(offering_code=code, year=data["year"], terms=_terms(data["terms"]),
+                         on_sale=data.get("on_sale", True),
+                         entitlements=tuple(model.Entitlement(e["kind"], e["quantity"])
+                                            for e in data.get("entitlements") or ()))
 
 
 def publish_offering(uow, command: dict, provider: str) -> model.Offering:
-    """Add an offering with its first edition (no event yet: nobody consumes offerings so far)."""
+    """Add an offering (and its first edition if given): `offering_published`, `edition_priced`."""
     with uow:
         if repository.offering(uow.session, command["code"]) is not None:
-            raise model.CatalogueRuleBroken("code", f"offering {command['code']} already exists")
+            raise model.Conflicting("code", f"offering {command['code']} already exists")
         item = model.Offering(code=command["code"], name=command["name"], service_area=command["service_area"],
                               provider=provider, vat_treatment=command["vat_treatment"],
-                              eligible_phases=tuple(command["eligible_phases"]),
-                              description=command.get("description", ""))
+                              eligible_phases=tuple(command.get("eligible_phases") or ()),
+                              description=command.get("description", ""),
+                              eligible_types=tuple(command.get("eligible_establishment_types") or ()),
+                              capacity=command.get("capacity"))
+        edition = _edition(item.code, command["edition"]) if command.get("edition") else None
+        if edition is not None:
+            _check_bundle(uow.session, edition)
         repository.add_offering(uow.session, item)
-        edition = command["edition"]
-        repository.add_edition(uow.session, model.Edition(offering_code=item.code, year=edition["year"],
-                                                          terms=PriceTerms(**edition["terms"]), on_sale=True))
+        uow.publish("offering_published", offering_payload(item), aggregate=f"offering:{item.code}")
+        if edition is not None:
+            repository.add_edition(uow.session, edition)
+            uow.publish("edition_priced", edition_payload(edition), aggregate=f"offering:{item.code}")
         uow.commit()
     return item
+
+
+def _check_bundle(session, edition: model.Edition) -> None:
+    for code in edition.terms.includes:
+        if code == edition.offering_code or repository.offering(session, code) is None:
+            raise model.NotAllowed("terms.includes", f"a bundle packages existing offerings; {code} is not one")
+
+
+def add_edition(uow, offering_code: str, command: dict) -> model.Edition:
+    """Price a new edition of an offering (`edition_priced`); an edition's price never changes once set."""
+    with uow:
+        found = repository.offering(uow.session, offering_code)
+        if found is None:
+            raise UnknownOffering(offering_code)
+        if found.withdrawn_on is not None:
+            raise model.NotAllowed("offering_code", f"{found.name} was withdrawn on {found.withdrawn_on.isoformat()}")
+        if repository.edition(uow.session, offering_code, command["year"]) is not None:
+            raise model.Conflicting("year", f"{found.name} already has a {command['year']} edition; "
+                                            f"a sold price never changes")
+        edition = _edition(offering_code, command)
+        _check_bundle(uow.session, edition)
+        repository.add_edition(uow.session, edition)
+        uow.publish("edition_priced", edition_payload(edition), aggregate=f"offering:{offering_code}")
+        uow.commit()
+    return edition
+
+
+def set_on_sale(uow, offering_code: str, year: int, on_sale: bool) -> model.Edition:
+    with uow:
+        found = repository.offering(uow.session, offering_code)
+        if found is None:
+            raise UnknownOffering(offering_code)
+        edition = repository.edition(uow.session, offering_code, year)
+        if edition is None:
+            raise UnknownOffering(f"{offering_code} {year}")
+        if on_sale and found.withdrawn_on is not None:
+            raise model.NotAllowed("on_sale", f"{found.name} was withdrawn on {found.withdrawn_on.isoformat()}")
+        if edition.on_sale != on_sale:
+            repository.set_on_sale(uow.session, offering_code, year, on_sale)
+            edition = dataclasses.replace(edition, on_sale=on_sale)
+            uow.publish("edition_priced", edition_payload(edition), aggregate=f"offering:{offering_code}")
+        uow.commit()
+    return edition
+
+
+def withdraw_offering(uow, offering_code: str, effective_date: dt.date) -> list[model.Ending]:
+    """Stop selling an offering from a date: its editions go off sale and its SLAs end then (reason withdrawn)."""
+    with uow:
+        session = uow.session
+        found = repository.offering(session, offering_code)
+        if found is None:
+            raise UnknownOffering(offering_code)
+        if found.withdrawn_on is not None:
+            raise model.Conflicting("offering_code", f"{found.name} was already withdrawn on "
+                                                     f"{found.withdrawn_on.isoformat()}")
+        on_sale = [e for o, eds in repository.all_offerings(session) if o.code == offering_code for e in eds
+                   if e.on_sale]
+        repository.withdraw_offering(session, offering_code, effective_date)
+        uow.publish("offering_withdrawn", {"offering_code": offering_code, "effective_date": effective_date},
+                    aggregate=f"offering:{offering_code}")
+        for edition in on_sale:
+            uow.publish("edition_priced", edition_payload(dataclasses.replace(edition, on_sale=False)),
+                        aggregate=f"offering:{offering_code}")
+        endings = []
+        for sub in repository.of_offering_from(session, offering_code, effective_date):
+            ending = model.end_from(sub, effective_date, "withdrawn")
+            if ending is not None:
+                repository.record_ending(session, ending, status="ended")
+                _publish_ending(uow, ending)
+                endings.append(ending)
+        uow.commit()
+    return endings
+
+
+# -- quotes and purchases ----------------------------------------------------------------------
+def _priced_context(session, command: dict, today: dt.date):
+    offering = repository.offering(session, command["offering_code"])
+    if offering is None:
+        raise UnknownOffering(command["offering_code"])
+    edition = repository.edition(session, offering.code, command["edition_year"])
+    if edition is None:
+        raise model.NotAllowed("edition_year", f"{offering.name} has no {command['edition_year']} edition")
+    member = repository.member(session, command["urn"])
+    if member is None:
+        raise model.NotAllowed("urn", f"URN {command['urn']} is not a member known to the catalogue")
+    _, start, _ = model.sla_period(edition.year, is_academy=member.is_academy, years=1)
+    subscriber = repository.holds_area(session, member.urn, offering.service_area, start, other_than=offering.code)
+    return offering, edition, member, subscriber
+
+
+def quote_for(session, command: dict, today: dt.date) -> dict:
+    """The price a named school would pay for an edition, with the census used and every step."""
+    offering, edition, member, subscriber = _priced_context(session, command, today)
+    result = quote(edition.terms, phase=member.phase, number_on_roll=member.number_on_roll,
+                   quantity=command.get("quantity", 1), subscriber=subscriber)
+    payer_type, start, end = model.sla_period(edition.year, is_academy=member.is_academy, years=1)
+    return {"urn": member.urn, "school_name": member.name, "offering_code": offering.code,
+            "offering_name": offering.name, "edition_year": edition.year, "on_sale": edition.on_sale,
+            "eligible": model.is_eligible(offering, member), "payer_type": payer_type,
+            "period_start": start.isoformat(), "period_end": end.isoformat(), "phase": member.phase,
+            "census": {"date": member.census_date.isoformat(), "number_on_roll": member.number_on_roll},
+            "quantity": result.quantity, "subscriber": subscriber, "pricing": terms_to_json(edition.terms),
+            "price_breakdown": result.breakdown(), "annual_price_pence": result.total_pence,
+            "vat_treatment": offering.vat_treatment,
+            "entitlements": repository.entitlements_to_json(edition.entitlements)}
 
 
 def buy_subscription(uow, command: dict, today: dt.date) -> model.Subscription:
     """A school buys an SLA; commits it and `subscription_started` together."""
     with uow:
         session = uow.session
-        offering = repository.offering(session, command["offering_code"])
-        if offering is None:
-            raise UnknownOffering(command["offering_code"])
-        edition = repository.edition(session, offering.code, command["edition_year"])
-        if edition is None:
-            raise model.NotAllowed("edition_year", f"{offering.name} has no {command['edition_year']} edition")
-        member = repository.member(session, command["urn"])
-        buyer = command["purchased_by"]
-        subscription = model.buy(member=member, urn=command["urn"], offering=offering, edition=edition,
-                                 years=command["years"], purchased_by_name=buyer["name"],
-                                 purchased_by_role=buyer["role"], po_number=command.get("po_number"),
-                                 today=today, live_periods=repository.live_periods(session, command["urn"],
-                                                                                   offering.code))
+        offering, edition, member, subscriber = _priced_context(session, command, today)
+        years = command.get("years", 1)
+        _, start, end = model.sla_period(edition.year, is_academy=member.is_academy, years=max(1, min(years, 3)))
+        subscription = model.buy(
+            member=member, urn=command["urn"], offering=offering, edition=edition, years=years,
+            buyer=repository.contact(session, command["contact_id"], command["urn"]),
+            contact_id=command["contact_id"], po_number=command.get("po_number"), today=today,
+            live_periods=repository.live_periods(session, command["urn"], offering.code),
+            quantity=command.get("quantity", 1), subscriber=subscriber,
+            holders=repository.holders(session, offering.code, start, end) if offering.capacity else 0)
         repository.add_subscription(session, subscription)
-        uow.publish("subscription_started", subscription_started_payload(subscription, member, offering),
+        uow.publish("subscription_started", subscription_payload(subscription, member, offering),
                     aggregate=f"school:{subscription.urn}")
         uow.commit()
     return subscription
 
 
-def subscription_started_payload(sub: model.Subscription, member: model.KnownMember, offering: model.Offering):
+def cancel_subscription(uow, subscription_id: str, command: dict, today: dt.date) -> model.Ending:
+    """Cancel an SLA's renewal (up to its notice date) or end it from a date: `subscription_cancelled`."""
+    with uow:
+        session = uow.session
+        sub = repository.subscription(session, subscription_id)
+        if sub is None:
+            raise UnknownSubscription(subscription_id)
+        model.check_authorised(repository.contact(session, command["contact_id"], sub.urn),
+                               contact_id=command["contact_id"], urn=sub.urn)
+        ending = model.cancel(sub, effective_date=command.get("effective_date"), today=today,
+                              reason=command["reason"])
+        if command.get("effective_date") is None:
+            repository.stop_renewal(session, sub.id, today, command["reason"])
+        else:
+            repository.record_ending(session, ending, status="cancelled", cancelled_on=today)
+        uow.publish("subscription_cancelled", {"subscription_id": sub.id, "urn": sub.urn, "cancelled_on": today,
+                                               "effective_date": ending.effective_date, "reason": ending.reason},
+                    aggregate=f"school:{sub.urn}")
+        uow.commit()
+    return ending
+
+
+def subscription_payload(sub: model.Subscription, member: model.KnownMember, offering: model.Offering) -> dict:
     return {
         "subscription_id": sub.id, "urn": sub.urn, "school_name": member.name, "is_academy": member.is_academy,
         "mat": {"id": member.mat_id, "name": member.mat_name} if member.mat_id else None,
         "payer_type": sub.payer_type, "offering_code": offering.code, "offering_name": offering.name,
         "service_area": offering.service_area, "vat_treatment": offering.vat_treatment,
         "edition_year": sub.edition_year, "period_start": sub.period_start, "period_end": sub.period_end,
-        "years": sub.years, "quantity": 1, "annual_price_pence": sub.annual_price_pence,
+        "years": sub.years, "quantity": sub.quantity, "annual_price_pence": sub.annual_price_pence,
         "price_breakdown": sub.quote.breakdown(),
         "census": {"date": sub.census_date, "number_on_roll": sub.number_on_roll},
         "po_number": sub.po_number, "purchased_on": sub.purchased_on,
+        "entitlements": repository.entitlements_to_json(sub.entitlements),
+        "continues_subscription_id": sub.continues_subscription_id,
     }
+
+
+# -- renewal round -----------------------------------------------------------------------------
+RENEWED_SCHEMA = SubscriptionRenewedV1()
+ENDED_SCHEMA = SubscriptionEndedV1()
+
+
+@dataclasses.dataclass
+class RoundSummary:
+    year: int
+    editions_opened: list[str] = dataclasses.field(default_factory=list)
+    due: int = 0
+    renewed: int = 0
+    expired: int = 0
+    already_bought: int = 0
+    events: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def open_editions(uow, year: int, uplift_percent: Decimal) -> list[str]:
+    """Open `year`'s edition of every offering still sold that has last year's and not this year's,
+    at last year's terms raised by `uplift_percent`, with the same entitlements."""
+    opened = []
+    with uow:
+        for item, editions in repository.all_offerings(uow.session):
+            years = {e.year: e for e in editions}
+            if item.withdrawn_on is not None or year in years or (year - 1) not in years:
+                continue
+            last = years[year - 1]
+            edition = model.Edition(offering_code=item.code, year=year, terms=uplifted(last.terms, uplift_percent),
+                                    on_sale=True, entitlements=last.entitlements)
+            repository.add_edition(uow.session, edition)
+            uow.publish("edition_priced", edition_payload(edition), aggregate=f"offering:{item.code}")
+            opened.append(item.code)
+        uow.commit()
+    return opened
+
+
+def run_renewal_round(uows, *, year: int, today: dt.date, operator: str, uplift_percent: Decimal = Decimal(0),
+                      chunk_size: int = 5000) -> RoundSummary:
+    """The yearly renewal round: open `year`'s editions, then renew every SLA due into them.
+
+    Due: auto-renewing, not yet continued by a renewal, still covering to its end, and ending
+    in the year before `year`'s period starts for its payer type. Each is renewed for the same number of
+    years at `year`'s price for the school's current census, or, when it cannot be (the
+    school left, is no longer eligible, the edition is not on sale, no price fits), it ends
+    as expired. A school that already bought `year` is left alone. Chunks of `chunk_size`
+    commit each with their SLAs and events (bulk inserts into the outbox); a second run resumes
+    where a failed one stopped and never renews twice.
+    """
+    started = time.perf_counter()
+    summary = RoundSummary(year=year)
+    summary.editions_opened = open_editions(uows(), year, Decimal(uplift_percent))
+    windows = {payer: model.due_window(year, payer) for payer in ("maintained", "academy")}
+    uow = uows()
+    with uow:
+        session = uow.session
+        due = repository.due_for_renewal(session, windows)
+        editions = repository.editions_of_year(session, year)
+        offerings = {o.code: o for o, _ in repository.all_offerings(session)}
+        earliest = min(model.sla_period(year, is_academy=a, years=1)[1] for a in (False, True))
+        covered = repository.latest_cover(session, earliest)
+    summary.due = len(due)
+    areas: dict[tuple[str, str], set[str]] = {}
+    for row in due:
+        areas.setdefault((row.urn, offerings[row.offering_code].service_area), set()).add(row.offering_code)
+    context = _RoundContext(year=year, today=today, operator=operator, editions=editions, offerings=offerings,
+                            covered=covered, areas=areas)
+    for index in range(0, len(due), chunk_size):
+        _renew_chunk(uows(), due[index:index + chunk_size], context, summary)
+        time.sleep(0)  # under eventlet, let the service's other green threads run between chunks
+    summary.seconds = round(time.perf_counter() - started, 3)
+    return summary
+
+
+@dataclasses.dataclass
+class _RoundContext:
+    year: int
+    today: dt.date
+    operator: str
+    editions: dict
+    offerings: dict
+    covered: dict
+    areas: dict
+    quotes: dict = dataclasses.field(default_factory=dict)
+
+
+SUBSCRIPTION_COLUMNS = (
+    "id", "urn", "offering_code", "edition_year", "payer_type", "period_start", "period_end", "years",
+    "annual_price_pence", "breakdown", "census_date", "number_on_roll", "po_number", "purchased_by_name",
+    "purchased_by_role", "purchased_on", "status", "quantity", "entitlements", "continues_subscription_id", "origin",
+    "auto_renew", "covered_until")
+OUTBOX_COLUMNS = ("event_id", "event_type", "version", "aggregate", "body", "created_at", "next_attempt_at",
+                  "attempts")
+
+
+def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
+    now = utcnow()
+    now_text = now.strftime(repository.TIMESTAMP_FORMAT)
+    today_text = ctx.today.isoformat()
+    new_rows, outbox_rows, envelopes, expired_ids = [], [], [], []
+    with uow:
+        correlation_id = uow.origin.correlation_id
+
+        def add_event(event_type: str, payload: dict, urn: str) -> None:
+            envelope = Envelope.new(type=event_type, payload=payload, producer=SERVICE, operator=ctx.operator,
+                                    correlation_id=correlation_id, occurred_at=now)
+            envelopes.append(envelope)
+            outbox_rows.append((envelope.event_id, event_type, 1, f"school:{urn}", envelope.to_json(), now_text,
+                                now_text, 0))
+
+        for row in rows:
+            offering = ctx.offerings[row.offering_code]
+            edition = ctx.editions.get(row.offering_code)
+            payer_type, start, end = model.sla_period(ctx.year, is_academy=row.is_academy, years=row.years)
+            if ctx.covered.get((row.urn, row.offering_code), start - dt.timedelta(days=1)) >= start:
+                # the school bought this year itself: nothing to renew (looked at again by a later run)
+                summary.already_bought += 1
+                continue
+            priced = None
+            if (row.member_status == "active" and edition is not None and edition.on_sale
+                    and (offering.withdrawn_on is None or offering.withdrawn_on > start)
+                    and model.is_eligible(offering, _RowMember(row.phase, row.establishment_type))):
+                subscriber = len(ctx.areas.get((row.urn, offering.service_area), ())) > 1
+                key = (row.offering_code, row.phase, row.number_on_roll, row.quantity, subscriber)
+                priced = ctx.quotes.get(key)
+                if priced is None:
+                    try:
+                        price = quote(edition.terms, phase=row.phase, number_on_roll=row.number_on_roll,
+                                      quantity=row.quantity, subscriber=subscriber)
+                        breakdown = price.breakdown()
+                        entitlements = repository.entitlements_to_json(edition.entitlements)
+                        priced = (price.total_pence, breakdown, json.dumps(breakdown), entitlements,
+                                  json.dumps(entitlements))
+                    except PricingError:
+                        priced = False
+                    ctx.quotes[key] = priced
+            if not priced:
+                expired_ids.append(row.id)
+                effective = (row.period_end + dt.timedelta(days=1)).isoformat()
+                payload = {"subscription_id": row.id, "urn": row.urn, "effective_date": effective,
+                           "reason": "expired"}
+                if not summary.expired:
+                    _check(ENDED_SCHEMA, payload)
+                add_event("subscription_ended", payload, row.urn)
+                summary.expired += 1
+                continue
+            total, breakdown, breakdown_json, entitlements, entitlements_json = priced
+            new_id = str(uuid.uuid4())
+            start_text, end_text, census_text = start.isoformat(), end.isoformat(), row.census_date.isoformat()
+            new_rows.append((
+                new_id, row.urn, row.offering_code, ctx.year, payer_type, start_text, end_text, row.years, total,
+                breakdown_json, census_text, row.number_on_roll, row.po_number, "renewal round",
+                "automatic_renewal", today_text, "active", row.quantity, entitlements_json, row.id, "renewal",
+                True, end_text))
+            payload = {
+                "subscription_id": new_id, "urn": row.urn, "school_name": row.school_name,
+                "is_academy": row.is_academy,
+                "mat": {"id": row.mat_id, "name": row.mat_name} if row.mat_id else None,
+                "payer_type": payer_type, "offering_code": row.offering_code, "offering_name": offering.name,
+                "service_area": offering.service_area, "vat_treatment": offering.vat_treatment,
+                "edition_year": ctx.year, "period_start": start_text, "period_end": end_text,
+                "years": row.years, "quantity": row.quantity, "annual_price_pence": total,
+                "price_breakdown": breakdown, "census": {"date": census_text, "number_on_roll": row.number_on_roll},
+                "po_number": row.po_number, "purchased_on": today_text, "entitlements": entitlements,
+                "continues_subscription_id": row.id, "renewal_of": row.id}
+            if not summary.renewed:
+                _check(RENEWED_SCHEMA, payload)
+            add_event("subscription_renewed", payload, row.urn)
+            summary.renewed += 1
+        repository.bulk_insert(uow.session, subscriptions, SUBSCRIPTION_COLUMNS, new_rows)
+        repository.bulk_insert(uow.session, outbox, OUTBOX_COLUMNS, outbox_rows)
+        repository.mark_expired(uow.session, expired_ids)
+        # the relay is woken by a commit that published; these rows were written in bulk
+        uow.published.extend(envelopes)
+        uow.commit()
+    summary.events += len(outbox_rows)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RowMember:
+    """Just what eligibility reads."""
+
+    phase: str
+    establishment_type: str
+
+
+def _check(schema, payload: dict) -> None:
+    """The bulk path writes payloads without marshmallow; the first of each kind is checked against the contract."""
+    errors = schema.validate(payload)
+    if errors:
+        raise ValueError(f"renewal payload breaks the published contract: {errors}")
+
+
+# -- views and reports -------------------------------------------------------------------------
+def renewal_view(session, urn: str, year: int) -> dict:
+    """What a school held last year beside this year's price for each, and what it renewed into."""
+    member = repository.member(session, urn)
+    if member is None:
+        raise model.NotAllowed("urn", f"URN {urn} is not a member known to the catalogue")
+    lines = []
+    subs = repository.subscriptions_of(session, urn)
+    by_continuation = {s["continues_subscription_id"]: s for s in subs if s["origin"] == "renewal"}
+    for sub in subs:
+        if sub["origin"] == "renewal" and sub["edition_year"] == year:
+            continue
+        start, until = dt.date.fromisoformat(sub["period_start"]), dt.date.fromisoformat(sub["covered_until"])
+        if year - 1 not in model.years_held(start, until, sub["payer_type"]):
+            continue
+        offering = repository.offering(session, sub["offering_code"])
+        edition = repository.edition(session, sub["offering_code"], year)
+        this_year = None
+        if edition is not None:
+            try:
+                priced = quote(edition.terms, phase=member.phase, number_on_roll=member.number_on_roll,
+                               quantity=sub["quantity"])
+                this_year = {"edition_year": year, "on_sale": edition.on_sale,
+                             "annual_price_pence": priced.total_pence, "price_breakdown": priced.breakdown()}
+            except PricingError as exc:
+                this_year = {"edition_year": year, "on_sale": edition.on_sale, "not_priced": exc.message}
+        renewal = by_continuation.get(sub["id"])
+        lines.append({"offering_code": sub["offering_code"], "offering_name": offering.name,
+                      "service_area": offering.service_area,
+                      "last_year": {k: sub[k] for k in ("id", "edition_year", "period_start", "period_end",
+                                                        "annual_price_pence", "quantity", "auto_renew",
+                                                        "notice_date")},
+                      "this_year": this_year, "renewed_as": renewal["id"] if renewal else None})
+    return {"urn": urn, "year": year, "census": {"date": member.census_date.isoformat(),
+                                                "number_on_roll": member.number_on_roll}, "lines": lines}
+
+
+def demand_report(session) -> list[dict]:
+    """Buy-back rate by service area and year: schools renewing / schools eligible (held it the year before).
+    A converted school and its academy count as one school."""
+    successors = repository.successors(session)
+
+    def lineage(urn: str) -> str:
+        seen = set()
+        while urn in successors and urn not in seen:
+            seen.add(urn)
+            urn = successors[urn]
+        return urn
+
+    facts = set()
+    for row in repository.holdings(session):
+        for year in model.years_held(row.period_start, row.covered_until, row.payer_type):
+            facts.add((lineage(row.urn), row.service_area, year))
+    return [{"service_area": r.service_area, "year": r.year, "eligible": r.eligible, "renewing": r.renewing,
+             "buy_back_rate": r.rate} for r in model.buy_back(facts)]

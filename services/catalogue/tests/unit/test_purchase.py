@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from catalogue.domain.model import (CatalogueRuleBroken, Edition, KnownMember, NotAllowed, Offering, Overlapping,
-                                    Subscription, buy, sla_period)
+from catalogue.domain.model import (CatalogueRuleBroken, Contact, Edition, KnownMember, NotAllowed, Offering,
+                                    OverCapacity, Overlapping, Subscription, buy, sla_period)
 from catalogue.domain.pricing import PriceTerms
 
 TODAY = dt.date(2026, 3, 2)
@@ -25,15 +25,18 @@ OFFERING = Offering(code="SI-CORE", name="School improvement core offer", servic
 TERMS = PriceTerms(model="per_pupil", base_fee_pence=150000,
                    rate_by_phase={"primary": Decimal("825"), "secondary": Decimal("600")})
 EDITION = Edition(offering_code="SI-CORE", year=2026, terms=TERMS)
+HEAD = Contact(contact_id="c-head", urn=MAINTAINED.urn, display_name="Sam Head", role="head_teacher",
+               may_commit_spending=True, active=True)
 
 
 def purchase(**overrides) -> Subscription:
     arguments = dict(member=MAINTAINED, urn=MAINTAINED.urn, offering=OFFERING, edition=EDITION, years=1,
-                     purchased_by_name="Sam Head", purchased_by_role="head_teacher", po_number="PO-4471",
-                     today=TODAY, live_periods=[])
+                     buyer=HEAD, contact_id=HEAD.contact_id, po_number="PO-4471", today=TODAY, live_periods=[])
     arguments.update(overrides)
     if "member" in overrides and overrides["member"] is not None and "urn" not in overrides:
         arguments["urn"] = overrides["member"].urn
+        if "buyer" not in overrides:
+            arguments["buyer"] = dataclasses.replace(HEAD, urn=overrides["member"].urn)
     return buy(**arguments)
 
 
@@ -90,10 +93,12 @@ class TestBuy:
         assert purchase(member=ACADEMY).annual_price_pence == 150000 + 600 * 900
 
     def test_subscription_records_what_was_bought_and_by_whom(self):
-        sub = purchase(purchased_by_role="business_manager", po_number=None)
+        manager = dataclasses.replace(HEAD, contact_id="c-bm", display_name="Bo Manager", role="business_manager")
+        sub = purchase(buyer=manager, contact_id="c-bm", po_number=None)
         assert (sub.urn, sub.offering_code, sub.edition_year) == ("110394", "SI-CORE", 2026)
-        assert (sub.purchased_by_name, sub.purchased_by_role, sub.po_number) == ("Sam Head", "business_manager",
+        assert (sub.purchased_by_name, sub.purchased_by_role, sub.po_number) == ("Bo Manager", "business_manager",
                                                                                  None)
+        assert sub.purchased_by_contact_id == "c-bm"
         assert sub.purchased_on == TODAY and sub.status == "active"
 
     def test_each_purchase_has_its_own_id(self):
@@ -115,10 +120,43 @@ class TestBuyRefusals:
         error = refused(NotAllowed, member=dataclasses.replace(MAINTAINED, status=status))
         assert error.field == "urn"
 
-    @pytest.mark.parametrize("role", ["teacher", "governor", "office_manager", ""])
-    def test_role_not_allowed_to_commit_spending(self, role):
-        error = refused(NotAllowed, purchased_by_role=role)
-        assert error.field == "purchased_by.role"
+    @pytest.mark.parametrize("role", ["senco", "governor", "dsl"])
+    def test_contact_not_allowed_to_commit_spending(self, role):
+        buyer = dataclasses.replace(HEAD, role=role, may_commit_spending=False)
+        error = refused(NotAllowed, buyer=buyer)
+        assert error.field == "contact_id" and "may not commit the school's spending" in error.message
+
+    def test_contact_whose_role_ended(self):
+        error = refused(NotAllowed, buyer=dataclasses.replace(HEAD, active=False))
+        assert error.field == "contact_id" and "has ended" in error.message
+
+    def test_unknown_contact(self):
+        error = refused(NotAllowed, buyer=None, contact_id="nobody")
+        assert error.field == "contact_id" and "not a contact of URN 110394" in error.message
+
+    def test_contact_of_another_school(self):
+        error = refused(NotAllowed, buyer=dataclasses.replace(HEAD, urn="999999"))
+        assert error.field == "contact_id"
+
+    def test_establishment_type_not_eligible(self):
+        offering = dataclasses.replace(OFFERING, eligible_types=("academy_converter",))
+        error = refused(NotAllowed, offering=offering)
+        assert error.field == "offering_code" and "community schools" in error.message
+
+    def test_empty_eligibility_sells_to_everyone(self):
+        offering = dataclasses.replace(OFFERING, eligible_phases=(), eligible_types=())
+        assert purchase(offering=offering, member=dataclasses.replace(MAINTAINED, phase="primary"))
+
+    def test_withdrawn_offering(self):
+        error = refused(NotAllowed, offering=dataclasses.replace(OFFERING, withdrawn_on=TODAY))
+        assert error.field == "offering_code" and "withdrawn" in error.message
+
+    def test_over_capacity(self):
+        error = refused(OverCapacity, offering=dataclasses.replace(OFFERING, capacity=3), holders=3)
+        assert error.field == "offering_code" and "full" in error.message
+
+    def test_under_capacity_is_sold(self):
+        assert purchase(offering=dataclasses.replace(OFFERING, capacity=3), holders=2)
 
     def test_phase_not_eligible(self):
         error = refused(NotAllowed, member=dataclasses.replace(MAINTAINED, phase="early_years"))
@@ -146,4 +184,5 @@ class TestBuyRefusals:
 
     def test_refusals_are_catalogue_rule_breaks(self):
         assert issubclass(NotAllowed, CatalogueRuleBroken) and issubclass(Overlapping, CatalogueRuleBroken)
+        assert issubclass(OverCapacity, CatalogueRuleBroken)
         assert not issubclass(Overlapping, NotAllowed)

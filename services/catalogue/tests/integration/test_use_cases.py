@@ -1,0 +1,292 @@
+"""Catalogue use cases on the real databases (SQLite and PostgreSQL), without a broker:
+purchases, refusals that write nothing, leaving, conversion, cancellation, the renewal round
+(bulk outbox rows) and the buy-back report. Events are read back from the outbox."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from shared.db import Database, drop_postgres_database, ensure_postgres_database
+from shared.unit_of_work import Origin, Producer, UnitsOfWork
+
+from catalogue.adapters.tables import inbox, outbox, subscriptions
+from catalogue.domain import model
+from catalogue.messages.published import PUBLISHED, SubscriptionRenewedV1
+from catalogue.service_layer import handlers
+
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+D = dt.date
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def uows(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'catalogue.db'}"
+    else:
+        url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/t_catalogue_uc_{uuid.uuid4().hex[:10]}"
+        ensure_postgres_database(url)
+    database = Database(url)
+    database.upgrade("catalogue:migrations")
+    producer = Producer(service="catalogue", operator="test-operator", schemas=PUBLISHED)
+    yield UnitsOfWork(database, producer, outbox, inbox, Origin(correlation_id="test"), lambda: None)
+    database.dispose()
+    if request.param == "postgresql":
+        drop_postgres_database(url)
+
+
+def events(uows, event_type=None) -> list[dict]:
+    with uows.read() as session:
+        rows = session.execute(sa.select(outbox.c.body).order_by(outbox.c.id)).scalars().all()
+    found = [json.loads(body) for body in rows]
+    return [e for e in found if event_type is None or e["type"] == event_type]
+
+
+def join(uows, urn, *, phase="primary", roll=210, mat=None, establishment_type="community"):
+    handlers.record_member_joined(uows(), {
+        "urn": urn, "name": f"School {urn}", "establishment_type": establishment_type, "phase": phase,
+        "is_academy": mat is not None, "mat": mat, "number_on_roll": roll, "census_date": D(2025, 10, 2),
+        "joined_on": D(2026, 1, 5)})
+    contact_id = str(uuid.uuid4())
+    handlers.record_contact_role(uows(), {"contact_id": contact_id, "urn": urn, "display_name": f"Head of {urn}",
+                                          "role": "head_teacher", "may_commit_spending": True, "active": True,
+                                          "effective_date": D(2026, 1, 5)})
+    return contact_id
+
+
+OFFERINGS = {
+    "SI-CORE": {"name": "School improvement core offer", "service_area": "school_improvement",
+                "terms": {"model": "per_pupil", "base_fee_pence": 150000,
+                          "rate_by_phase": {"primary": Decimal("825"), "secondary": Decimal("610")},
+                          "minimum_pence": 200000, "maximum_pence": 900000}},
+    "GOV-TRAIN": {"name": "Governance training", "service_area": "governance",
+                  "terms": {"model": "banded", "bands": [{"up_to_pupils": 200, "price_pence": 60000},
+                                                         {"up_to_pupils": None, "price_pence": 95000}]}},
+    "LD-COACH": {"name": "Leadership coaching days", "service_area": "leadership_development",
+                 "terms": {"model": "per_session", "unit": "day", "unit_price_pence": 45000}},
+}
+
+
+def publish_offerings(uows):
+    for code, spec in OFFERINGS.items():
+        handlers.publish_offering(uows(), {
+            "code": code, "name": spec["name"], "service_area": spec["service_area"], "vat_treatment": "standard",
+            "eligible_phases": ["primary", "secondary"], "edition": {
+                "year": 2026, "terms": spec["terms"], "entitlements": [{"kind": "in_house_session", "quantity": 2}]}},
+            provider="test-operator")
+
+
+def buy(uows, urn, contact_id, code, **extra):
+    return handlers.buy_subscription(uows(), {"urn": urn, "offering_code": code, "edition_year": 2026,
+                                              "contact_id": contact_id, **extra}, today=D(2026, 3, 2))
+
+
+class TestPurchase:
+    def test_three_pricing_models_priced_and_published_with_entitlements(self, uows):
+        publish_offerings(uows)
+        head = join(uows, "110001", roll=172)
+        subs = [buy(uows, "110001", head, "SI-CORE"), buy(uows, "110001", head, "GOV-TRAIN"),
+                buy(uows, "110001", head, "LD-COACH", quantity=3)]
+        assert [s.annual_price_pence for s in subs] == [291900, 60000, 135000]
+        started = [e["payload"] for e in events(uows, "subscription_started")]
+        assert [(p["offering_code"], p["annual_price_pence"], p["quantity"]) for p in started] == [
+            ("SI-CORE", 291900, 1), ("GOV-TRAIN", 60000, 1), ("LD-COACH", 135000, 3)]
+        assert started[0]["entitlements"] == [{"kind": "in_house_session", "quantity": 2}]
+        assert started[0]["continues_subscription_id"] is None
+        assert started[0]["census"] == {"date": "2025-10-02", "number_on_roll": 172}
+        priced = [e["payload"] for e in events(uows, "edition_priced")]
+        assert priced[1]["pricing"] == {"model": "banded", "bands": [{"up_to_pupils": 200, "price_pence": 60000},
+                                                                     {"up_to_pupils": None, "price_pence": 95000}]}
+
+    def test_refusals_write_nothing(self, uows):
+        publish_offerings(uows)
+        head = join(uows, "110002")
+        before = len(events(uows))
+        senco = str(uuid.uuid4())
+        handlers.record_contact_role(uows(), {"contact_id": senco, "urn": "110002", "display_name": "S. Senco",
+                                              "role": "senco", "may_commit_spending": False, "active": True,
+                                              "effective_date": D(2026, 1, 5)})
+        with pytest.raises(model.NotAllowed) as refused:
+            buy(uows, "110002", senco, "SI-CORE")
+        assert refused.value.field == "contact_id"
+        buy(uows, "110002", head, "SI-CORE")
+        with pytest.raises(model.Overlapping):
+            buy(uows, "110002", head, "SI-CORE", years=2)
+        with uows.read() as session:
+            assert session.execute(sa.select(sa.func.count()).select_from(subscriptions)).scalar_one() == 1
+        assert len(events(uows)) == before + 1
+
+    def test_erasing_a_contact_removes_their_name_and_authority(self, uows):
+        publish_offerings(uows)
+        head = join(uows, "110003")
+        sub = buy(uows, "110003", head, "GOV-TRAIN")
+        handlers.erase_contact(uows(), {"contact_id": head})
+        with uows.read() as session:
+            row = session.execute(sa.select(subscriptions).where(subscriptions.c.id == sub.id)).one()
+        assert (row.purchased_by_name, row.purchased_by_contact_id) == ("(erased)", None)
+        with pytest.raises(model.NotAllowed):
+            buy(uows, "110003", head, "SI-CORE")
+
+
+class TestLeavingAndConversion:
+    def test_leaving_ends_every_sla_from_the_leaving_date(self, uows):
+        publish_offerings(uows)
+        head = join(uows, "110010")
+        first = buy(uows, "110010", head, "SI-CORE", years=2)
+        handlers.record_member_left(uows(), {"urn": "110010", "effective_date": D(2026, 11, 1), "reason": "closed"})
+        ended = [e["payload"] for e in events(uows, "subscription_ended")]
+        assert ended == [{"subscription_id": first.id, "urn": "110010", "effective_date": "2026-11-01",
+                          "reason": "left"}]
+        with pytest.raises(model.NotAllowed) as refused:
+            buy(uows, "110010", head, "GOV-TRAIN")
+        assert refused.value.field == "urn"
+
+    def test_conversion_ends_each_predecessor_sla_and_starts_the_successors(self, uows):
+        publish_offerings(uows)
+        head = join(uows, "110020", roll=172)
+        bought = [buy(uows, "110020", head, "SI-CORE", years=2), buy(uows, "110020", head, "GOV-TRAIN"),
+                  buy(uows, "110020", head, "LD-COACH", quantity=2)]
+        handlers.record_conversion(uows(), {
+            "conversion_date": D(2027, 1, 1), "predecessor": {"urn": "110020"},
+            "successor": {"urn": "149020", "name": "Academy 149020", "establishment_type": "academy_converter",
+                          "phase": "primary", "number_on_roll": 180, "census_date": D(2026, 10, 1)},
+            "mat": {"id": "TR01234", "name": "Great Learners Trust"}})
+        ended = {e["payload"]["subscription_id"]: e["payload"] for e in events(uows, "subscription_ended")}
+        assert set(ended) == {s.id for s in bought}
+        assert {(p["effective_date"], p["reason"]) for p in ended.values()} == {("2027-01-01", "converted")}
+        started = [e["payload"] for e in events(uows, "subscription_started")][3:]
+        by_old = {p["continues_subscription_id"]: p for p in started}
+        for old in bought:
+            new = by_old[old.id]
+            assert (new["urn"], new["payer_type"], new["is_academy"]) == ("149020", "academy", True)
+            assert new["mat"] == {"id": "TR01234", "name": "Great Learners Trust"}
+            assert (new["period_start"], new["period_end"]) == ("2027-01-01", old.period_end.isoformat())
+            assert new["annual_price_pence"] == old.annual_price_pence and new["offering_code"] == old.offering_code
+            assert new["census"] == {"date": "2025-10-02", "number_on_roll": 172}  # frozen with the price
+
+
+class TestRenewalRound:
+    def test_round_opens_editions_renews_the_due_and_expires_the_rest_once(self, uows):
+        publish_offerings(uows)
+        staying, leaving, cancelling, multi = (join(uows, u) for u in ("120001", "120002", "120003", "120004"))
+        academy = join(uows, "140005", mat={"id": "TR1", "name": "Trust One"})
+        renewing = buy(uows, "120001", staying, "SI-CORE")
+        buy(uows, "120002", leaving, "SI-CORE")
+        cancelled = buy(uows, "120003", cancelling, "GOV-TRAIN")
+        buy(uows, "120004", multi, "SI-CORE", years=3)
+        academic = buy(uows, "140005", academy, "LD-COACH", quantity=2)
+        handlers.cancel_subscription(uows(), cancelled.id, {"contact_id": cancelling, "reason": "budget"},
+                                     today=D(2026, 12, 1))
+        handlers.record_member_left(uows(), {"urn": "120002", "effective_date": D(2027, 4, 1), "reason": "closed"})
+        handlers.record_census(uows(), {"urn": "120001", "census_date": D(2026, 10, 1), "old_number_on_roll": 210,
+                                        "number_on_roll": 300})
+
+        summary = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11), operator="test-operator",
+                                             uplift_percent=Decimal("3"))
+        assert sorted(summary.editions_opened) == ["GOV-TRAIN", "LD-COACH", "SI-CORE"]
+        assert (summary.due, summary.renewed, summary.expired) == (3, 2, 1)
+        renewed = {e["payload"]["renewal_of"]: e for e in events(uows, "subscription_renewed")}
+        assert set(renewed) == {renewing.id, academic.id}
+        payload = renewed[renewing.id]["payload"]
+        # 154500 + 300 x 849.75 = 409425 at the new census and the uplifted 2027 price
+        assert (payload["period_start"], payload["period_end"], payload["annual_price_pence"]) == (
+            "2027-04-01", "2028-03-31", 409425)
+        assert payload["census"] == {"date": "2026-10-01", "number_on_roll": 300}
+        assert payload["continues_subscription_id"] == renewing.id
+        assert renewed[renewing.id]["correlation_id"] == "test"
+        assert renewed[academic.id]["payload"]["period_start"] == "2027-09-01"
+        assert renewed[academic.id]["payload"]["annual_price_pence"] == 2 * 46350
+        for event in renewed.values():
+            # the bulk path writes exactly what the strict schema would (`build` dumps then validates)
+            facts = SubscriptionRenewedV1().load(event["payload"])
+            assert PUBLISHED.build("subscription_renewed", 1, facts) == event["payload"]
+        expired = [e["payload"] for e in events(uows, "subscription_ended") if e["payload"]["reason"] == "expired"]
+        assert [(p["urn"], p["effective_date"]) for p in expired] == [("120002", "2027-04-01")]
+
+        again = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 12), operator="test-operator")
+        assert (again.editions_opened, again.due, again.renewed, again.expired) == ([], 0, 0, 0)
+
+        with uows.read() as session:
+            view = handlers.renewal_view(session, "120001", 2027)
+        assert [(line["offering_code"], line["last_year"]["annual_price_pence"], line["renewed_as"] is not None)
+                for line in view["lines"]] == [("SI-CORE", 323250, True)]
+        assert view["lines"][0]["this_year"]["annual_price_pence"] == 409425
+
+    def test_buy_back_report_by_area_and_year(self, uows):
+        publish_offerings(uows)
+        heads = {u: join(uows, u) for u in ("130001", "130002", "130003", "130004")}
+        bought = {urn: buy(uows, urn, head, "GOV-TRAIN") for urn, head in heads.items()}
+        handlers.cancel_subscription(uows(), bought["130004"].id,
+                                     {"contact_id": heads["130004"], "reason": "budget"}, today=D(2026, 12, 1))
+        handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11), operator="test-operator")
+        with uows.read() as session:
+            report = handlers.demand_report(session)
+        assert report == [{"service_area": "governance", "year": 2027, "eligible": 4, "renewing": 3,
+                           "buy_back_rate": "0.7500"}]
+
+
+class TestCatalogueChanges:
+    def test_withdrawal_ends_slas_takes_editions_off_sale_and_refuses_new_purchases(self, uows):
+        publish_offerings(uows)
+        head = join(uows, "150001")
+        sub = buy(uows, "150001", head, "GOV-TRAIN")
+        endings = handlers.withdraw_offering(uows(), "GOV-TRAIN", D(2026, 9, 1))
+        assert [(e.subscription_id, e.effective_date, e.reason) for e in endings] == [
+            (sub.id, D(2026, 9, 1), "withdrawn")]
+        assert events(uows, "offering_withdrawn")[0]["payload"] == {"offering_code": "GOV-TRAIN",
+                                                                    "effective_date": "2026-09-01"}
+        assert events(uows, "edition_priced")[-1]["payload"]["on_sale"] is False
+        head2 = join(uows, "150002")
+        with pytest.raises(model.NotAllowed):
+            buy(uows, "150002", head2, "GOV-TRAIN")
+        with pytest.raises(model.Conflicting):
+            handlers.withdraw_offering(uows(), "GOV-TRAIN", D(2026, 10, 1))
+
+    def test_an_editions_price_never_changes_and_sale_can_be_paused(self, uows):
+        publish_offerings(uows)
+        with pytest.raises(model.Conflicting) as refused:
+            handlers.add_edition(uows(), "SI-CORE", {"year": 2026, "terms": {"model": "flat", "flat_fee_pence": 1}})
+        assert refused.value.field == "year"
+        handlers.set_on_sale(uows(), "SI-CORE", 2026, False)
+        head = join(uows, "150003")
+        with pytest.raises(model.NotAllowed) as refused:
+            buy(uows, "150003", head, "SI-CORE")
+        assert refused.value.field == "edition_year" and "not on sale" in refused.value.message
+
+    def test_capacity_and_the_subscriber_delegate_price(self, uows):
+        publish_offerings(uows)
+        handlers.publish_offering(uows(), {
+            "code": "LD-NET", "name": "Peer learning network", "service_area": "leadership_development",
+            "vat_treatment": "standard", "capacity": 1, "edition": {"year": 2026, "terms": {
+                "model": "per_delegate", "subscriber_price_pence": 9000, "non_subscriber_price_pence": 15000}}},
+            provider="test-operator")
+        first, second = join(uows, "150004"), join(uows, "150005")
+        buy(uows, "150004", first, "LD-COACH")  # same service area: a subscriber from April
+        with uows.read() as session:
+            quoted = handlers.quote_for(session, {"urn": "150004", "offering_code": "LD-NET", "edition_year": 2026,
+                                                  "quantity": 3}, today=D(2026, 3, 2))
+        assert (quoted["subscriber"], quoted["annual_price_pence"]) == (True, 27000)
+        assert buy(uows, "150004", first, "LD-NET", quantity=3).annual_price_pence == 27000
+        with pytest.raises(model.OverCapacity):
+            buy(uows, "150005", second, "LD-NET")
+
+    def test_details_and_census_keep_the_newest_and_never_reprice_a_sold_sla(self, uows):
+        publish_offerings(uows)
+        head = join(uows, "150006", roll=172)
+        sub = buy(uows, "150006", head, "SI-CORE")
+        handlers.record_census(uows(), {"urn": "150006", "census_date": D(2026, 10, 1), "number_on_roll": 400})
+        handlers.record_census(uows(), {"urn": "150006", "census_date": D(2024, 10, 1), "number_on_roll": 10})
+        handlers.record_member_details_changed(uows(), {
+            "urn": "150006", "effective_date": D(2026, 11, 1), "name": "Renamed School", "phase": "primary",
+            "establishment_type": "foundation", "is_academy": False, "mat": None})
+        with uows.read() as session:
+            member = handlers.repository.member(session, "150006")
+            again = handlers.repository.subscription(session, sub.id)
+        assert (member.name, member.establishment_type, member.number_on_roll) == ("Renamed School", "foundation",
+                                                                                   400)
+        assert (again.annual_price_pence, again.number_on_roll) == (291900, 172)
