@@ -1,7 +1,8 @@
 """`make demo`: load a small county into the running services and show what each now holds.
 
 Generates a few dozen schools (realistic types, phases, MATs and pupil numbers),
-publishes three offerings, has most schools buy, then prints each service's view.
+publishes three offerings, appoints each school's head teacher, has most schools buy
+(the head orders), then prints each service's view.
 Needs `make run` in another terminal (or services at the URLs in DEMO_*_URL).
 """
 from __future__ import annotations
@@ -67,6 +68,18 @@ def county(rng: random.Random, size: int = 36) -> list[dict]:
     return schools
 
 
+def head_teacher(urn: str) -> str:
+    """The school's head teacher's contact id: the one on record, else a newly appointed one."""
+    status, found = call("GET", f"{URLS['membership']}/members/{urn}/contacts?role=head_teacher")
+    if status == 200 and found["contacts"]:
+        return found["contacts"][0]["contact_id"]
+    status, body = call("POST", f"{URLS['membership']}/members/{urn}/contacts",
+                        {"display_name": f"Head Teacher {urn}", "role": "head_teacher", "effective_date": "2026-01-05"})
+    if status != 201:
+        raise SystemExit(f"could not appoint a head teacher at {urn}: {body}")
+    return body["contact_id"]
+
+
 def main() -> None:
     rng = random.Random(2013)
     for name, url in URLS.items():
@@ -79,9 +92,12 @@ def main() -> None:
     schools = county(rng)
     joined = [s for s in schools if call("POST", f"{URLS['membership']}/members", s)[0] in (201, 409)]
     print(f"{len(joined)} schools are members")
+    heads = {school["urn"]: head_teacher(school["urn"]) for school in joined}
+    print(f"{len(heads)} head teachers on record (they may commit their school's spending)")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(
-            call("GET", f"{URLS['catalogue']}/members/{s['urn']}")[0] != 200 for s in joined[-3:]):
+            not call("GET", f"{URLS['catalogue']}/members/{s['urn']}")[1].get("authorised_buyers")
+            for s in joined[-3:]):
         time.sleep(0.5)
     bought = 0
     for school in joined:
@@ -89,7 +105,7 @@ def main() -> None:
             if school["phase"] in offering["eligible_phases"] and rng.random() < 0.6:
                 status, _ = call("POST", f"{URLS['catalogue']}/subscriptions", {
                     "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026,
-                    "purchased_by": {"name": "Head Teacher", "role": "head_teacher"}})
+                    "contact_id": heads[school["urn"]]})
                 bought += status == 201
     print(f"{bought} SLAs bought (201s; repeats of the demo are refused as overlapping)")
     time.sleep(2)

@@ -48,4 +48,3 @@ def flat_offering(**overrides) -> dict:
     return data
 
 
-HEAD_TEACHER = {"name": "A. Head", "role": "head_teacher"}

@@ -1,6 +1,7 @@
 """The first flow across all four services, as separate processes on the real broker:
-a school joins -> member_joined -> it buys an SLA -> subscription_started -> billing
-charges the right payer and scheduling records the school as eligible."""
+a school joins -> member_joined, its head teacher is appointed -> contact_role_changed
+-> the head buys an SLA -> subscription_started -> billing charges the right payer and
+scheduling records the school as eligible."""
 from __future__ import annotations
 
 from tests import factories
@@ -18,6 +19,19 @@ def _catalogue_knows(stack, urn):
                       message=f"catalogue learning of {urn}")
 
 
+def _appoint(stack, urn, role="head_teacher", name="A. Head"):
+    """Membership appoints a contact; returns its id once the catalogue knows it may buy."""
+    status, body = http_json("POST", f"{stack.url('membership')}/members/{urn}/contacts",
+                             {"display_name": name, "role": role, "effective_date": "2026-01-05"})
+    assert status == 201, body
+    contact_id = body["contact_id"]
+    if body["may_commit_spending"]:
+        eventually(lambda: contact_id in [b["contact_id"] for b in http_json(
+            "GET", f"{stack.url('catalogue')}/members/{urn}")[1].get("authorised_buyers", [])],
+            message=f"catalogue learning that {role} {contact_id} may buy")
+    return contact_id
+
+
 class TestSchoolJoinsAndBuys:
     def test_maintained_school_is_charged_itself_and_becomes_eligible(self, stack_factory, databases):
         stack = stack_factory(databases).start()
@@ -28,9 +42,10 @@ class TestSchoolJoinsAndBuys:
         joined = _join(stack, school)
         assert joined["status"] == "active" and joined["urn"] == school["urn"]
         _catalogue_knows(stack, school["urn"])
+        head = _appoint(stack, school["urn"])
         status, sub = http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
             "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026,
-            "purchased_by": factories.HEAD_TEACHER, "po_number": "PO-1"})
+            "contact_id": head, "po_number": "PO-1"})
         assert status == 201, sub
         # 150000 + 172 x 825 = 291900 pence, above the 200000 minimum
         assert sub["annual_price_pence"] == 291900
@@ -64,9 +79,10 @@ class TestSchoolJoinsAndBuys:
         school = factories.academy(mat_id="TR04321", mat_name="Oxford Diocesan Bucks Schools Trust")
         _join(stack, school)
         _catalogue_knows(stack, school["urn"])
+        manager = _appoint(stack, school["urn"], role="business_manager", name="B. Manager")
         status, sub = http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
             "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026, "years": 2,
-            "purchased_by": {"name": "B. Manager", "role": "business_manager"}})
+            "contact_id": manager})
         assert status == 201, sub
         assert (sub["period_start"], sub["period_end"]) == ("2026-09-01", "2028-08-31")
 
@@ -83,15 +99,21 @@ class TestRefusals:
         http_json("POST", f"{stack.url('catalogue')}/offerings", offering)
         status, body = http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
             "urn": "123456", "offering_code": offering["code"], "edition_year": 2026,
-            "purchased_by": factories.HEAD_TEACHER})
+            "contact_id": "5d1c8f0e-7a43-4a8e-9a55-0f6f0f1b2c3d"})
         assert status == 422 and body["field"] == "urn" and "not a member" in body["message"]
 
         school = factories.school()
         _join(stack, school)
         _catalogue_knows(stack, school["urn"])
+        senco = _appoint(stack, school["urn"], role="senco", name="C. Senco")
+        # the SENCO's appointment reaches the catalogue, but a SENCO may not commit spending
+        eventually(lambda: http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
+            "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026,
+            "contact_id": senco})[1].get("message", "").find("may not commit") >= 0,
+            message="the catalogue refusing the SENCO as a buyer")
         status, body = http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
             "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026,
-            "purchased_by": {"name": "C. Teacher", "role": "class_teacher"}})
-        assert status == 422 and body["field"] == "purchased_by.role"
+            "contact_id": senco})
+        assert status == 422 and body["field"] == "contact_id" and "may not commit" in body["message"]
         status, body = http_json("GET", f"{stack.url('catalogue')}/members/{school['urn']}")
         assert body["subscriptions"] == []

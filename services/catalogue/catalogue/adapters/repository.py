@@ -64,6 +64,15 @@ def contact(session, contact_id: str, urn: str) -> Contact | None:
                    may_commit_spending=best.may_commit_spending, active=best.active)
 
 
+def authorised_buyers(session, urn: str) -> list[dict]:
+    """Who may buy for this member now: active contacts whose role may commit its spending (ids only)."""
+    rows = session.execute(select(contacts.c.contact_id, contacts.c.role)
+                           .where(contacts.c.urn == urn, contacts.c.active.is_(True),
+                                  contacts.c.may_commit_spending.is_(True))
+                           .order_by(contacts.c.contact_id, contacts.c.role)).all()
+    return [{"contact_id": r.contact_id, "role": r.role} for r in rows]
+
+
 def record_contact_role(session, values: dict) -> None:
     key = and_(contacts.c.contact_id == values["contact_id"], contacts.c.urn == values["urn"],
                contacts.c.role == values["role"])

@@ -306,6 +306,7 @@ class CatalogueService(base.ObservableService):
         with self.uow.read() as session:
             found = repository.member_row(session, urn)
             subs = repository.subscriptions_of(session, urn)
+            buyers = repository.authorised_buyers(session, urn)
         if found is None:
             raise NotFound(f"the catalogue knows no member with URN {urn}", field="urn")
         return {"urn": found.urn, "name": found.name, "phase": found.phase, "is_academy": found.is_academy,
@@ -313,7 +314,7 @@ class CatalogueService(base.ObservableService):
                 "census_date": found.census_date.isoformat(), "status": found.status,
                 "mat": {"id": found.mat_id, "name": found.mat_name} if found.mat_id else None,
                 "predecessor_urn": found.predecessor_urn, "successor_urn": found.successor_urn,
-                "subscriptions": subs}
+                "authorised_buyers": buyers, "subscriptions": subs}
 
     @http("GET", "/members/<string:urn>/renewal")
     def renewal_view(self, request, urn):
