@@ -20,7 +20,8 @@ the old one already applied.
 
 Values round-trip exactly between SQLite and PostgreSQL: integers and strings
 as JSON, booleans as JSON booleans, dates, times and datetimes as ISO 8601
-(naive stays naive, aware keeps its offset), decimals as strings, floats as
+(naive stays naive; a `timezone=True` column travels in UTC, since SQLite
+keeps no offset), decimals as strings, floats as
 JSON numbers (shortest repr), UUIDs as canonical strings, JSON columns as
 their JSON text, binary as base64. A column of any other type is refused at
 export, naming it, rather than exported approximately.
@@ -145,6 +146,10 @@ def redacted(url: str) -> str:
 def kind_of(column: sa.Column) -> str:
     """The portable kind of a column's type; refuses one the format cannot carry exactly."""
     t = column.type
+    if isinstance(t, sa.DateTime) and t.timezone:
+        # SQLite keeps no offset: such values are read back naive, so both
+        # dialects' values travel normalised to UTC.
+        return "datetime_utc"
     checks: list[tuple[type, str]] = [
         (sa.JSON, "json"), (sa.Boolean, "boolean"), (sa.DateTime, "datetime"), (sa.Date, "date"),
         (sa.Time, "time"), (sa.Uuid, "uuid"), (sa.Float, "float"), (sa.Numeric, "decimal"),
@@ -159,6 +164,9 @@ def kind_of(column: sa.Column) -> str:
 def encode(kind: str, value: Any) -> Any:
     if value is None:
         return None
+    if kind == "datetime_utc":
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+        return aware.astimezone(dt.timezone.utc).isoformat()
     if kind in ("date", "datetime", "time"):
         return value.isoformat()
     if kind == "decimal":
@@ -181,7 +189,7 @@ def decode(kind: str, value: Any, target_kind: str | None = None) -> Any:
         return None
     if kind == "date":
         out: Any = dt.date.fromisoformat(value)
-    elif kind == "datetime":
+    elif kind in ("datetime", "datetime_utc"):
         out = dt.datetime.fromisoformat(value)
     elif kind == "time":
         out = dt.time.fromisoformat(value)
