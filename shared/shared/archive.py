@@ -356,21 +356,35 @@ class Archive:
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise ArchiveError(f"{self.path}: {name} cannot be read ({exc})") from exc
 
+    def _stream(self, name: str):
+        member = self._members.get(name)
+        if member is None:
+            raise ArchiveError(f"{self.path}: {name} is missing")
+        return self._tar.extractfile(member)
+
     def verify(self) -> None:
         """Raise `ArchiveError` naming the first file whose checksum or row count is wrong."""
         for entry in self.manifest["tables"]:
-            data = self._read(entry["file"])
-            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            digest, rows = hashlib.sha256(), 0
+            try:
+                with self._stream(entry["file"]) as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+                        rows += block.count(b"\n")
+            except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+                raise ArchiveError(f"{self.path}: {entry['file']} cannot be read ({exc})") from exc
+            if digest.hexdigest() != entry["sha256"]:
                 raise ArchiveError(f"{self.path}: {entry['file']} does not match its SHA-256 (damaged)")
-            rows = data.count(b"\n")
             if rows != entry["rows"]:
                 raise ArchiveError(f"{self.path}: {entry['file']} holds {rows} rows, the manifest says "
                                    f"{entry['rows']}")
 
     def rows(self, entry: Mapping[str, Any]) -> Iterable[dict]:
-        for line in io.TextIOWrapper(io.BytesIO(self._read(entry["file"])), encoding="utf-8"):
-            if line.strip():
-                yield json.loads(line)
+        """The rows of one table, streamed (call `verify()` first)."""
+        with self._stream(entry["file"]) as handle:
+            for line in io.TextIOWrapper(handle, encoding="utf-8"):
+                if line.strip():
+                    yield json.loads(line)
 
 
 # -- import -----------------------------------------------------------------------------------------

@@ -129,13 +129,14 @@ def definitions(service: str, *, old_uri: str, new_uri: str, label: str, shovel_
     def queue(name, arguments):
         queues[name] = {"name": name, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": arguments}
 
-    for handler in handlers_of(service):
+    handlers = handlers_of(service)
+    for handler in handlers:
         exchange(f"{handler.source}.events")
         queue(handler.queue, handler_queue_arguments(handler.queue, delivery_limit))
         queue(dead_letter_queue_name(handler.queue), {"x-queue-type": "quorum"})
         bindings.append({"source": f"{handler.source}.events", "vhost": vhost, "destination": handler.queue,
                          "destination_type": "queue", "routing_key": handler.event_type, "arguments": {}})
-    for delay in retry_delays_ms:
+    for delay in retry_delays_ms if handlers else ():
         name = retry_name(service, delay)
         exchange(name, "fanout")
         queue(name, {"x-message-ttl": int(delay), "x-dead-letter-exchange": ""})

@@ -210,6 +210,9 @@ def _drill(stack_factory, tmp_path, mat_vhost, sqlite, postgresql):
     assert report["import"]["rows_loaded"]["charges"] == report["export"]["row_counts"]["charges"] >= 5
     assert report["import"]["handover_event"]["to_operator"] == COUNCIL
     time.sleep(1.5)  # the gap: billing runs nowhere, its queues keep collecting
+    billing_queues = [h.queue for h in links.handlers_of("billing")]
+    eventually(lambda: sum(queue_depths(county, billing_queues).values()) > 0, timeout=30,
+               message="events waiting for billing during the gap")
     council_billing = start_instance(stack, "billing", amqp_uri=county, database_url=council_db,
                                      operator=COUNCIL, logs=logs)
     assert http_json("GET", f"{council_billing.url}/health")[1]["operator"] == COUNCIL
@@ -231,6 +234,9 @@ def _drill(stack_factory, tmp_path, mat_vhost, sqlite, postgresql):
                  "--stop-pid", str(old_scheduling.process.pid))
     assert old_scheduling.process.wait(5) is not None
     assert report["import"]["rows_loaded"]["schools"] >= 5
+    scheduling_queues = [h.queue for h in links.handlers_of("scheduling")]
+    eventually(lambda: sum(queue_depths(county, scheduling_queues).values()) > 0, timeout=30,
+               message="events waiting for scheduling during the gap")
     linked = ops("link-brokers", "--service", "scheduling", "--old-amqp", county, "--new-amqp", mat_vhost.amqp_uri,
                  "--label", MAT, "--config", str(ROOT / "services/scheduling/config.yml"),
                  "--write-definitions", str(tmp_path / "scheduling-links.json"))
