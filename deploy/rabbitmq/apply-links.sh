@@ -11,6 +11,9 @@
 # 3. waits until every queue exists: RabbitMQ imports parameters before queues, and a
 #    shovel started first would declare a plain classic queue the service cannot consume;
 # 4. sets each shovel (rabbitmqctl set_parameter shovel ...) and waits until all run.
+# The old broker must already have the service's handler queues and its `<service>.events`
+# exchange: it does if the old instance ever ran there (`partnership-ops link-brokers`
+# declares them when missing).
 # ${VAR} placeholders in the file come from the environment; a missing one stops the script.
 # Same effect as `partnership-ops link-brokers`, for hosts without the partnership's Python.
 set -euo pipefail

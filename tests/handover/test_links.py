@@ -9,7 +9,7 @@ import uuid
 
 import pika
 import pytest
-from kombu import Connection
+from kombu import Connection, Exchange
 
 from deploy.local import ROOT
 from shared import links
@@ -33,6 +33,7 @@ def declare_old_instance_queues(amqp_uri: str) -> None:
     """What the old scheduling instance declared when it first started."""
     settings = events_settings({})
     with Connection(amqp_uri) as connection:
+        Exchange("scheduling.events", type="topic", durable=True)(connection.default_channel).declare()  # its relay
         for handler in links.handlers_of("scheduling"):
             declare_handler_topology(connection.default_channel, source=handler.source,
                                      event_type=handler.event_type, service="scheduling", method=handler.method,
