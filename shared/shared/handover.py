@@ -66,6 +66,11 @@ EXAMPLES = {(EVENT_TYPE, 1): {"function": "billing", "from_operator": "bucks-lea
                               "to_operator": "buckinghamshire-council", "effective_date": "2027-04-01"}}
 
 
+def with_handover(published: PayloadSchemas) -> PayloadSchemas:
+    """A service's own published schemas plus `function_handed_over`, for its `PUBLISHED`."""
+    return PayloadSchemas({**dict(published.items()), **dict(PUBLISHED.items())})
+
+
 class StillConsuming(Exception):
     """The old instance (or another) still consumes the service's queues."""
 
