@@ -36,7 +36,7 @@ import pika
 from marshmallow import RAISE, Schema, fields, validate
 from sqlalchemy import MetaData, func, select, update
 
-from shared.archive import ServiceSchema, export_service, import_service, redacted
+from shared.archive import export_service, import_service, redacted
 from shared.db import Database
 from shared.envelope import Envelope, PayloadSchemas
 from shared.messaging_tables import define_messaging_tables, utcnow
@@ -198,7 +198,7 @@ def drain_outbox(service: str, database_url: str, amqp_uri: str, timeout: float 
             left = session.execute(select(outbox.c.event_type, func.count()).where(outbox.c.sent_at.is_(None))
                                    .group_by(outbox.c.event_type)).all()
     finally:
-        relay._disconnect()
+        relay._disconnect()  # no public close yet (asked of the lead); the relay's own stop path does this
         database.dispose()
     return {"unsent_before": before, "published": published, "relay_errors": errors,
             "left_unsent": sum(n for _, n in left), "left_unsent_by_type": {t: n for t, n in left}}
@@ -219,6 +219,5 @@ def handover(*, service: str, from_database: str, from_amqp: str, to_database: s
     report["export"] = {"archive": str(archive), "from_database": redacted(from_database),
                         "alembic_revision": manifest["alembic_revision"], "row_counts": manifest["row_counts"]}
     envelope = handed_over_envelope(service, from_operator["name"], to_operator, effective_date)
-    report["import"] = import_service(service, to_database, archive, extra_rows=outbox_writer(envelope),
-                                      schema=ServiceSchema.of(service))
+    report["import"] = import_service(service, to_database, archive, extra_rows=outbox_writer(envelope))
     return report

@@ -333,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         except (ArchiveError, ImportRefused, UnsupportedColumn, StillConsuming, LookupError, TimeoutError) as exc:
             print(json.dumps({"command": args.command, "refused": f"{type(exc).__name__}: {exc}"}), file=sys.stderr)
             return 2
+        except (RuntimeError, OSError) as exc:  # rabbitmqctl failed or missing, broker or database unreachable
+            print(json.dumps({"command": args.command, "failed": f"{type(exc).__name__}: {exc}"}), file=sys.stderr)
+            return 1
         print(json.dumps(report, indent=2, default=str))
         return 0
     config = load_config(args.config)
