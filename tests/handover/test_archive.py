@@ -245,10 +245,11 @@ class TestRefusals:
 
 
 class TestErase:
-    def test_erase_reports_and_removes_declared_personal_data_and_the_outbox(self, both, tmp_path):
+    @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+    def test_erase_reports_and_removes_declared_personal_data_and_the_outbox(self, both, tmp_path, backend):
         schema = probe_schema(tmp_path, personal_data={"schools": ("head_teacher", "name"),
                                                        "visits": ("visitor_name",), "gone": ("x",)})
-        url = both["sqlite"].url("probe")
+        url = both[backend].url("probe")
         fill(schema, url)
         path = tmp_path / "a.tar.gz"
         archive.export_service("probe", url, path, schema=schema)
@@ -260,8 +261,11 @@ class TestErase:
         assert report["skipped"] == [{"table": "gone", "column": "x", "reason": "not in this database"}]
         assert report["outbox_events_deleted"] == 5 and report["values_erased"] == 8 and report["vacuumed"]
         assert {r[2] for r in dump(url, "schools", "id")} == {"[erased]"}
-        raw = open(url.removeprefix("sqlite:///"), "rb").read()
-        assert not any(name.encode() in raw for name in ("Ada Lovelace", "Visitor"))
+        assert {r[2] for r in dump(url, "visits", "id")} == {"[erased]"}
+        assert [r[3] for r in dump(url, "schools", "id")] == [None, None, None]
+        if backend == "sqlite":  # nothing left in the file's free pages either
+            raw = open(url.removeprefix("sqlite:///"), "rb").read()
+            assert not any(name.encode() in raw for name in ("Ada Lovelace", "Visitor"))
         # Erasing again finds nothing left.
         again = archive.erase_personal_data("probe", url, archive_path=path, schema=schema)
         assert again["values_erased"] == 0
