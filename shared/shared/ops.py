@@ -4,6 +4,17 @@
     partnership-ops redeliver     --config ... --service ... [--queue QUEUE.dead] [--event-id ID ...] [--all]
     partnership-ops outbox        --config services/billing/config.yml
 
+Handing a function to another operator (docs/handover.md):
+
+    partnership-ops export    --service billing --database URL --out billing.tar.gz [--operator NAME]
+    partnership-ops import    --service billing --database URL --archive billing.tar.gz
+                              [--handover-to OPERATOR --effective-date YYYY-MM-DD]
+    partnership-ops drain     --service billing --database URL --amqp URI
+    partnership-ops handover  --service billing --from-database URL --from-amqp URI --from-operator NAME
+                              --to-database URL --to-operator NAME --archive FILE [--effective-date D] [--stop-pid PID]
+    partnership-ops link-brokers --service scheduling --old-amqp URI --new-amqp URI --label mat [--enable-plugin]
+    partnership-ops erase     --service billing --database URL --archive billing.tar.gz [--declaration FILE]
+
 `dead-letters` lists every dead-lettered event of the service's handlers with
 its reason, error, attempts and time, without consuming anything.
 `redeliver` moves dead-lettered events back to the queue of the handler that
@@ -11,6 +22,15 @@ failed (and only that handler), with a fresh attempt count; each is removed
 from the dead-letter queue only after the broker confirmed the redelivery.
 `outbox` shows the unsent backlog, the age of the oldest unsent row and the
 rows the broker returned or refused, with their last error.
+
+`export` writes a verified, portable archive of a service's database (its
+tables, inbox, unsent outbox and Alembic revision); `import` loads one into an
+empty database (either dialect), refusing a damaged archive, an unknown
+revision or a non-empty target; `drain` publishes a stopped instance's outbox;
+`handover` runs the whole cut-over (stop, check, drain, export, import with the
+`function_handed_over` event); `link-brokers` links a service moved to another
+broker with shovels; `erase` removes the old operator's personal data. Each
+prints a JSON report; a refusal exits with status 2 and says why.
 """
 from __future__ import annotations
 
@@ -128,10 +148,171 @@ def outbox_report(database_url: str) -> dict:
     }
 
 
+HANDOVER_COMMANDS = ("export", "import", "drain", "handover", "link-brokers", "erase")
+
+
+def _add_handover_commands(commands) -> None:
+    import os
+
+    env = os.environ.get
+    sub = commands.add_parser("export", help="write a service's archive")
+    sub.add_argument("--service", required=True)
+    sub.add_argument("--database", default=env("DATABASE_URL"), help="default: $DATABASE_URL")
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--operator", default=env("OPERATOR_NAME"), help="operator running it (default $OPERATOR_NAME)")
+    sub.add_argument("--operator-legal-name", default=env("OPERATOR_LEGAL_NAME"))
+
+    sub = commands.add_parser("import", help="load an archive into an empty database")
+    sub.add_argument("--service", required=True)
+    sub.add_argument("--database", default=env("DATABASE_URL"), help="default: $DATABASE_URL")
+    sub.add_argument("--archive", required=True)
+    sub.add_argument("--handover-to", help="new operator: also write function_handed_over to the new outbox")
+    sub.add_argument("--effective-date", type=_date, help="first day the new operator runs it (default today)")
+
+    sub = commands.add_parser("drain", help="publish a stopped instance's outbox")
+    sub.add_argument("--service", required=True)
+    sub.add_argument("--database", default=env("DATABASE_URL"))
+    sub.add_argument("--amqp", default=env("AMQP_URI"))
+    sub.add_argument("--timeout", type=float, default=30.0)
+
+    sub = commands.add_parser("handover", help="stop, drain, export and import under the new operator")
+    sub.add_argument("--service", required=True)
+    sub.add_argument("--from-database", required=True)
+    sub.add_argument("--from-amqp", required=True)
+    sub.add_argument("--from-operator", required=True)
+    sub.add_argument("--from-operator-legal-name")
+    sub.add_argument("--to-database", required=True)
+    sub.add_argument("--to-operator", required=True)
+    sub.add_argument("--archive", required=True)
+    sub.add_argument("--effective-date", type=_date, help="default today")
+    sub.add_argument("--stop-pid", type=int, help="SIGTERM this process (the old instance) and wait for it")
+    sub.add_argument("--drain-timeout", type=float, default=30.0)
+
+    sub = commands.add_parser("link-brokers", help="shovels between the old broker and the new operator's")
+    sub.add_argument("--service", required=True, help="the service that moved to the new broker")
+    sub.add_argument("--old-amqp", required=True, help="old broker, as this host reaches it")
+    sub.add_argument("--new-amqp", required=True, help="new broker, as this host reaches it")
+    sub.add_argument("--old-shovel-uri", help="old broker as the new broker reaches it (default --old-amqp)")
+    sub.add_argument("--new-shovel-uri", help="new broker as itself reaches it (default --new-amqp)")
+    sub.add_argument("--label", required=True, help="short name of the link, e.g. the new operator")
+    sub.add_argument("--shovel-vhost", help="vhost on the new broker holding the shovels (default: --new-amqp's)")
+    sub.add_argument("--config", help="the new instance's config.yml, for its delivery limit and retry delays")
+    sub.add_argument("--enable-plugin", action="store_true", help="rabbitmq-plugins enable the shovel plugins")
+    sub.add_argument("--write-definitions", help="also write a definitions file (rabbitmqctl import_definitions)")
+    sub.add_argument("--dry-run", action="store_true", help="print the plan; declare and apply nothing")
+    sub.add_argument("--rabbitmqctl", default="rabbitmqctl")
+
+    sub = commands.add_parser("erase", help="erase the old operator's personal data after a handover")
+    sub.add_argument("--service", required=True)
+    sub.add_argument("--database", default=env("DATABASE_URL"))
+    sub.add_argument("--archive", required=True, help="the verified archive the handover wrote")
+    sub.add_argument("--declaration", help="JSON {service: {table: [column, ...]}} used when the service's "
+                                           "adapters/tables.py declares no PERSONAL_DATA")
+
+
+def _date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _require(parser, args, *names) -> None:
+    for name in names:
+        if not getattr(args, name):
+            parser.error(f"--{name.replace('_', '-')} is required (or set its environment variable)")
+
+
+def run_handover_command(parser, args) -> dict:
+    import datetime as dt
+
+    from shared import archive, handover, links
+
+    today = dt.date.today()
+    if args.command == "export":
+        _require(parser, args, "database", "operator")
+        operator = {"name": args.operator, **({"legal_name": args.operator_legal_name}
+                                              if args.operator_legal_name else {})}
+        manifest = archive.export_service(args.service, args.database, args.out, operator=operator)
+        return {"archive": args.out, "service": args.service, "operator": operator,
+                "alembic_revision": manifest["alembic_revision"], "row_counts": manifest["row_counts"],
+                "checksums": {e["file"]: e["sha256"] for e in manifest["tables"]}}
+    if args.command == "import":
+        _require(parser, args, "database")
+        extra = None
+        if args.handover_to:
+            with archive.Archive(args.archive) as opened:
+                from_operator = opened.manifest["operator"].get("name")
+            if not from_operator or from_operator == args.handover_to:
+                raise archive.ImportRefused(f"--handover-to {args.handover_to!r}: the archive's operator is "
+                                            f"{from_operator!r}; a handover needs a different operator")
+            envelope = handover.handed_over_envelope(args.service, from_operator, args.handover_to,
+                                                     args.effective_date or today)
+            extra = handover.outbox_writer(envelope)
+        return archive.import_service(args.service, args.database, args.archive, extra_rows=extra)
+    if args.command == "drain":
+        _require(parser, args, "database", "amqp")
+        queues = [h.queue for h in links.handlers_of(args.service)]
+        return {"queues": handover.assert_not_consuming(args.amqp, queues),
+                "drain": handover.drain_outbox(args.service, args.database, args.amqp, args.timeout)}
+    if args.command == "handover":
+        if args.from_operator == args.to_operator:
+            parser.error("--to-operator must differ from --from-operator (to move a database, export and import)")
+        operator = {"name": args.from_operator, **({"legal_name": args.from_operator_legal_name}
+                                                   if args.from_operator_legal_name else {})}
+        return handover.handover(
+            service=args.service, from_database=args.from_database, from_amqp=args.from_amqp,
+            to_database=args.to_database, archive=args.archive, from_operator=operator,
+            to_operator=args.to_operator, effective_date=args.effective_date or today,
+            handler_queues=[h.queue for h in links.handlers_of(args.service)], stop_pid=args.stop_pid,
+            drain_timeout=args.drain_timeout)
+    if args.command == "link-brokers":
+        return _link_brokers(args)
+    if args.command == "erase":
+        _require(parser, args, "database")
+        return archive.erase_personal_data(args.service, args.database, archive_path=args.archive,
+                                           declaration_file=args.declaration)
+    raise AssertionError(args.command)
+
+
+def _link_brokers(args) -> dict:
+    from shared import links
+    from shared.config import events_settings
+
+    settings = events_settings(load_config(args.config) if args.config else {})
+    delivery_limit = int(settings["delivery_limit"])
+    retry_delays = [int(d) for d in settings["retry_delays_ms"]]
+    old_uri = args.old_shovel_uri or args.old_amqp
+    new_uri = args.new_shovel_uri or args.new_amqp
+    vhost = args.shovel_vhost or links.vhost_of(args.new_amqp)
+    shovels = links.plan(args.service, old_uri=old_uri, new_uri=new_uri, label=args.label)
+    report: dict = {"service": args.service, "shovel_vhost": vhost,
+                    "shovels": [{"name": s["name"], **{k: v for k, v in s["value"].items()
+                                                       if not k.endswith("-uri")}} for s in shovels]}
+    if args.write_definitions:
+        links.write_definitions(args.write_definitions, links.definitions(
+            args.service, old_uri=old_uri, new_uri=new_uri, label=args.label, shovel_vhost=vhost,
+            delivery_limit=delivery_limit, retry_delays_ms=retry_delays))
+        report["definitions"] = args.write_definitions
+    if args.dry_run:
+        return report
+    if args.enable_plugin:
+        links.enable_plugin()
+        report["plugins_enabled"] = list(links.PLUGINS)
+    report["declared"] = links.declare(args.service, old_amqp=args.old_amqp, new_amqp=args.new_amqp,
+                                       label=args.label, delivery_limit=delivery_limit, retry_delays_ms=retry_delays)
+    names = links.apply(shovels, vhost=vhost, executable=args.rabbitmqctl)
+    report["running"] = links.wait_running(names, vhost=vhost, executable=args.rabbitmqctl)
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="partnership-ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_handover_commands(commands)
     for name in ("dead-letters", "redeliver"):
         sub = commands.add_parser(name)
         sub.add_argument("--config", required=True)
@@ -143,6 +324,20 @@ def main(argv: list[str] | None = None) -> int:
     sub = commands.add_parser("outbox")
     sub.add_argument("--config", required=True)
     args = parser.parse_args(argv)
+    if args.command in HANDOVER_COMMANDS:
+        from shared.archive import ArchiveError, ImportRefused, UnsupportedColumn
+        from shared.handover import StillConsuming
+
+        try:
+            report = run_handover_command(parser, args)
+        except (ArchiveError, ImportRefused, UnsupportedColumn, StillConsuming, LookupError, TimeoutError) as exc:
+            print(json.dumps({"command": args.command, "refused": f"{type(exc).__name__}: {exc}"}), file=sys.stderr)
+            return 2
+        except (RuntimeError, OSError) as exc:  # rabbitmqctl failed or missing, broker or database unreachable
+            print(json.dumps({"command": args.command, "failed": f"{type(exc).__name__}: {exc}"}), file=sys.stderr)
+            return 1
+        print(json.dumps(report, indent=2, default=str))
+        return 0
     config = load_config(args.config)
     if args.command == "outbox":
         print(json.dumps(outbox_report(config["DATABASE_URL"]), indent=2))

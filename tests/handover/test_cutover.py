@@ -1,0 +1,132 @@
+"""The cut-over on the real broker, one service at a time: refused while the old instance
+still consumes; rows the broker would not route travel in the archive and are published by
+the new instance, before its `function_handed_over`; the event's schema."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import pika
+import pytest
+import sqlalchemy as sa
+from marshmallow import ValidationError
+
+from deploy.local import ROOT
+from shared import handover
+from shared.envelope import PayloadSchemas
+from tests.conftest import TEST_EVENT_SETTINGS, Databases, eventually
+from tests.handover.test_drill import start_instance
+from tests.reliability import tools
+from tests.reliability.test_event_delivery import subscription_payload
+
+
+def run_ops(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "shared.ops", *args], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT, env={**os.environ, **TEST_EVENT_SETTINGS})
+
+
+def table_names(url: str) -> list[str]:
+    engine = sa.create_engine(url)
+    try:
+        return sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+class TestRefusals:
+    def test_handover_is_refused_while_the_old_instance_still_consumes(self, stack_factory, sqlite_databases, tmp_path):
+        stack = stack_factory(sqlite_databases).start("billing")
+        target = sqlite_databases.url("billing-new")
+        result = run_ops("handover", "--service", "billing", "--from-database", stack.database_urls["billing"],
+                         "--from-amqp", stack.amqp_uri, "--from-operator", "bucks-learning-trust",
+                         "--to-database", target, "--to-operator", "buckinghamshire-council",
+                         "--archive", str(tmp_path / "a.tar.gz"))
+        assert result.returncode == 2, result.stdout + result.stderr
+        refusal = json.loads(result.stderr)["refused"]
+        assert refusal.startswith("StillConsuming") and "evt-catalogue-subscription_started--billing" in refusal
+        assert table_names(target) == [] and not (tmp_path / "a.tar.gz").exists()
+        assert stack.processes["billing"].alive()
+
+    def test_handover_to_the_same_operator_is_refused(self, tmp_path):
+        result = run_ops("handover", "--service", "billing", "--from-database", "sqlite:///x.db", "--from-amqp",
+                         "amqp://", "--from-operator", "trust", "--to-database", "sqlite:///y.db", "--to-operator",
+                         "trust", "--archive", str(tmp_path / "a.tar.gz"))
+        assert result.returncode == 2 and "must differ" in result.stderr
+
+
+class TestCarriedOutbox:
+    def test_unroutable_rows_travel_and_the_new_instance_publishes_them_before_the_handover(
+            self, stack_factory, tmp_path):
+        sqlite, postgresql = Databases("sqlite", tmp_path), Databases("postgresql", tmp_path)
+        try:
+            # Nothing is bound to billing.events yet: its charge_recorded rows stay unsent.
+            stack = stack_factory(sqlite).start("billing")
+            for index in range(3):
+                event = tools.envelope("subscription_started", subscription_payload(
+                    f"31000{index}", f"c0000000-0000-4000-8000-00000000000{index}"), producer="catalogue")
+                tools.publish_raw(stack.amqp_uri, "catalogue.events", "subscription_started", event)
+            old_db = stack.database_urls["billing"]
+            eventually(lambda: tools.count(old_db, "outbox", "WHERE sent_at IS NULL") == 3, message="3 charges")
+            new_db = postgresql.url("billing")
+            result = run_ops("handover", "--service", "billing", "--from-database", old_db, "--from-amqp",
+                             stack.amqp_uri, "--from-operator", "bucks-learning-trust", "--to-database", new_db,
+                             "--to-operator", "buckinghamshire-council", "--archive", str(tmp_path / "b.tar.gz"),
+                             "--effective-date", "2027-04-01", "--drain-timeout", "2",
+                             "--stop-pid", str(stack.processes["billing"].process.pid))
+            assert result.returncode == 0, result.stderr
+            report = json.loads(result.stdout)
+            assert report["drain"]["left_unsent_by_type"] == {"charge_recorded": 3}
+            assert report["import"]["outbox_unsent_events"] == 3
+            old_ids = [r[0] for r in _rows(old_db, "SELECT event_id FROM outbox ORDER BY id")]
+
+            connection = pika.BlockingConnection(pika.URLParameters(stack.amqp_uri))
+            channel = connection.channel()
+            channel.queue_declare("observer", durable=True)
+            channel.queue_bind("observer", "billing.events", "#")
+            connection.close()
+            start_instance(stack, "billing", amqp_uri=stack.amqp_uri, database_url=new_db,
+                           operator="buckinghamshire-council", logs=tmp_path / "logs")
+            eventually(lambda: tools.queue_depth(stack.amqp_uri, "observer") == 4, timeout=60,
+                       message="carried rows and the handover published")
+            received = [json.loads(body) for _, body in tools.queue_messages(stack.amqp_uri, "observer")]
+            assert [e["event_id"] for e in received[:3]] == old_ids
+            assert {e["operator"] for e in received[:3]} == {"bucks-learning-trust"}
+            last = received[3]
+            assert (last["type"], last["operator"], last["payload"]["effective_date"]) == (
+                "function_handed_over", "buckinghamshire-council", "2027-04-01")
+        finally:
+            postgresql.drop_all()
+
+
+def _rows(url, query):
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(sa.text(query)))
+    finally:
+        engine.dispose()
+
+
+class TestEventSchema:
+    def test_payload_is_the_agreed_four_fields(self):
+        envelope = handover.handed_over_envelope("scheduling", "bucks-learning-trust", "great-learners-trust",
+                                                 dt.date(2027, 9, 1))
+        assert envelope.payload == {"function": "scheduling", "from_operator": "bucks-learning-trust",
+                                    "to_operator": "great-learners-trust", "effective_date": "2027-09-01"}
+        assert (envelope.type, envelope.version, envelope.producer, envelope.operator) == (
+            "function_handed_over", 1, "scheduling", "great-learners-trust")
+
+    @pytest.mark.parametrize("field,value", [("function", "Billing!"), ("from_operator", ""),
+                                             ("effective_date", "1 April")])
+    def test_bad_payload_is_refused_naming_the_field(self, field, value):
+        payload = {**handover.EXAMPLES[(handover.EVENT_TYPE, 1)], field: value}
+        with pytest.raises(ValidationError) as caught:
+            handover.FunctionHandedOverV1().load(payload)
+        assert field in caught.value.messages
+
+    def test_a_service_adds_it_to_its_published_schemas(self):
+        combined = handover.with_handover(PayloadSchemas({("charge_recorded", 1): object()}))
+        assert ("charge_recorded", 1) in combined and ("function_handed_over", 1) in combined

@@ -1,0 +1,111 @@
+"""Separate brokers: the link definitions in deploy/ applied with rabbitmqctl, a second
+virtual host on the same broker standing in for the new operator's RabbitMQ."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+
+import pika
+import pytest
+from kombu import Connection, Exchange
+
+from deploy.local import ROOT
+from shared import links
+from shared.config import events_settings
+from shared.topology import declare_handler_topology
+from tests.conftest import Vhost, eventually, rabbitmqctl
+from tests.reliability import tools
+
+SCRIPT = ROOT / "deploy" / "rabbitmq" / "apply-links.sh"
+DEFINITIONS = ROOT / "deploy" / "rabbitmq" / "links" / "scheduling.json"
+
+
+@pytest.fixture
+def new_broker():
+    host = Vhost()
+    yield host
+    host.delete()
+
+
+def declare_old_instance_queues(amqp_uri: str) -> None:
+    """What the old scheduling instance declared when it first started."""
+    settings = events_settings({})
+    with Connection(amqp_uri) as connection:
+        Exchange("scheduling.events", type="topic", durable=True)(connection.default_channel).declare()  # its relay
+        for handler in links.handlers_of("scheduling"):
+            declare_handler_topology(connection.default_channel, source=handler.source,
+                                     event_type=handler.event_type, service="scheduling", method=handler.method,
+                                     delivery_limit=int(settings["delivery_limit"]),
+                                     retry_delays_ms=[int(d) for d in settings["retry_delays_ms"]])
+
+
+def browse(amqp_uri: str, queue: str) -> list[dict]:
+    return [json.loads(body) for _, body in tools.queue_messages(amqp_uri, queue)]
+
+
+class TestLinkDefinitions:
+    def test_applied_definitions_carry_events_both_ways_between_brokers(self, vhost, new_broker):
+        old, new = vhost, new_broker
+        declare_old_instance_queues(old.amqp_uri)
+        gap_event = tools.envelope("member_joined", {"urn": "123456"}, producer="membership")
+        tools.publish_raw(old.amqp_uri, "membership.events", "member_joined", gap_event)
+
+        env = {**os.environ, "OLD_BROKER_URI": old.amqp_uri, "NEW_BROKER_URI": new.amqp_uri,
+               "NEW_BROKER_VHOST": new.name, "NEW_OPERATOR": "great-learners-trust"}
+        result = subprocess.run(["bash", str(SCRIPT), str(DEFINITIONS)], capture_output=True, text=True,
+                                env=env, timeout=300)
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert "all shovels running" in result.stdout
+
+        joined_queue = "evt-membership-member_joined--scheduling.on_member_joined"
+        # The event published while nothing consumed reaches the new broker's queue, and so does a later one.
+        later_event = tools.envelope("member_joined", {"urn": "654321"}, producer="membership")
+        tools.publish_raw(old.amqp_uri, "membership.events", "member_joined", later_event)
+        # (counted without browsing: every browse of a quorum queue counts towards its delivery limit)
+        eventually(lambda: tools.queue_depth(new.amqp_uri, joined_queue) == 2, timeout=30,
+                   message="events forwarded to the new broker")
+        moved = browse(new.amqp_uri, joined_queue)
+        assert [e["event_id"] for e in moved] == [gap_event["event_id"], later_event["event_id"]]
+        queues = rabbitmqctl("list_queues", "-p", new.name, "name", "type", "--no-table-headers", "-q")
+        assert f"{joined_queue}\tquorum" in queues.splitlines()
+
+        # What the moved service publishes on its broker reaches the old broker's exchange, routing key kept.
+        observer = f"observer-{uuid.uuid4().hex[:6]}"
+        connection = pika.BlockingConnection(pika.URLParameters(old.amqp_uri))
+        connection.channel().queue_declare(observer, durable=True)
+        connection.channel().queue_bind(observer, "scheduling.events", "attendance_recorded")
+        connection.close()
+        outgoing = tools.envelope("attendance_recorded", {"attendance_id": "a1"}, producer="scheduling")
+        tools.publish_raw(new.amqp_uri, "scheduling.events", "attendance_recorded", outgoing)
+        eventually(lambda: tools.queue_depth(old.amqp_uri, observer) == 1, timeout=30, message="event on the old broker")
+        arrived = browse(old.amqp_uri, observer)
+        assert [e["event_id"] for e in arrived] == [outgoing["event_id"]]
+
+    def test_missing_variable_stops_the_script_before_anything_is_applied(self, new_broker):
+        env = {k: v for k, v in os.environ.items() if not k.endswith("BROKER_URI")}
+        result = subprocess.run(["bash", str(SCRIPT), str(DEFINITIONS)], capture_output=True, text=True,
+                                env=env, timeout=60)
+        assert result.returncode != 0
+        assert "NEW_BROKER_URI" in result.stderr and "OLD_BROKER_URI" in result.stderr
+
+
+class TestPlan:
+    def test_one_inbound_shovel_per_handler_and_one_outbound_for_the_exchange(self):
+        shovels = links.plan("billing", old_uri="amqp://old/", new_uri="amqp://new/", label="council")
+        assert [(s["name"], s["value"].get("src-queue"), s["value"].get("dest-queue"),
+                 s["value"].get("dest-exchange")) for s in shovels] == [
+            ("handover.evt-catalogue-subscription_started--billing.on_subscription_started",
+             "evt-catalogue-subscription_started--billing.on_subscription_started",
+             "evt-catalogue-subscription_started--billing.on_subscription_started", None),
+            ("handover.evt-membership-member_joined--billing.on_member_joined",
+             "evt-membership-member_joined--billing.on_member_joined",
+             "evt-membership-member_joined--billing.on_member_joined", None),
+            ("link.billing.events.council", "link.billing.events.council", None, "billing.events")]
+        assert {s["value"]["ack-mode"] for s in shovels} == {"on-confirm"}
+
+    def test_definitions_in_deploy_match_the_services(self):
+        result = subprocess.run([os.sys.executable, "-m", "deploy.links", "--check"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
