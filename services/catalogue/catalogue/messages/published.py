@@ -14,7 +14,9 @@
 """
 from marshmallow import RAISE, Schema, fields, validate
 
+from shared import handover
 from shared.envelope import PayloadSchemas
+from shared.handover import with_handover
 
 from catalogue.domain.model import END_REASONS, PHASES, SERVICE_AREAS, VAT_TREATMENTS
 from catalogue.domain.pricing import PRICING_MODELS, SESSION_UNITS
@@ -158,7 +160,7 @@ class SubscriptionEndedV1(_Strict):
     reason = fields.String(required=True, validate=validate.OneOf(END_REASONS))
 
 
-PUBLISHED = PayloadSchemas({
+PUBLISHED = with_handover(PayloadSchemas({
     ("offering_published", 1): OfferingPublishedV1(),
     ("edition_priced", 1): EditionPricedV1(),
     ("offering_withdrawn", 1): OfferingWithdrawnV1(),
@@ -166,7 +168,7 @@ PUBLISHED = PayloadSchemas({
     ("subscription_renewed", 1): SubscriptionRenewedV1(),
     ("subscription_cancelled", 1): SubscriptionCancelledV1(),
     ("subscription_ended", 1): SubscriptionEndedV1(),
-})
+}))
 
 _STARTED_EXAMPLE = {
     "subscription_id": "6b0f3c1e-8a43-4a8e-9a55-0f6f0f1b2c3d", "urn": "110394",
@@ -218,3 +220,4 @@ EXAMPLES = {
         "reason": "converted",
     },
 }
+EXAMPLES.update(handover.EXAMPLES)

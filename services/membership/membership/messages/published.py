@@ -5,7 +5,9 @@ needs to act without calling back. `member_joined` v1 is unchanged for its exist
 """
 from marshmallow import RAISE, Schema, fields, validate
 
+from shared import handover
 from shared.envelope import PayloadSchemas
+from shared.handover import with_handover
 
 from membership.domain.contacts import ROLES as CONTACT_ROLES
 from membership.domain.model import ESTABLISHMENT_TYPES, MEMBER_KINDS, PHASES
@@ -160,7 +162,7 @@ class ContactErasedV1(Schema):
     contact_id = fields.UUID(required=True)
 
 
-PUBLISHED = PayloadSchemas({
+PUBLISHED = with_handover(PayloadSchemas({
     ("member_joined", 1): MemberJoinedV1(),
     ("member_left", 1): MemberLeftV1(),
     ("member_details_changed", 1): MemberDetailsChangedV1(),
@@ -168,7 +170,7 @@ PUBLISHED = PayloadSchemas({
     ("school_converted_to_academy", 1): SchoolConvertedToAcademyV1(),
     ("contact_role_changed", 1): ContactRoleChangedV1(),
     ("contact_erased", 1): ContactErasedV1(),
-})
+}))
 
 CONTACT_ID = "3f2b6c1e-8d4a-4e7b-9c2d-1a5e6f7b8c9d"
 EXAMPLES = {
@@ -202,3 +204,4 @@ EXAMPLES = {
                                   "effective_date": "2026-04-01"},
     ("contact_erased", 1): {"contact_id": CONTACT_ID},
 }
+EXAMPLES.update(handover.EXAMPLES)
