@@ -534,18 +534,20 @@ def plan(problem: Problem, *, time_limit: float = 4.0, cluster_size: int = 300, 
 
 # ---------------------------------------------------------------- changes
 def replan(problem: Problem, reviews: list[Review], *, from_date: dt.date,
-           problems_of) -> tuple[list[Review], dict[str, Review]]:
+           problems_of) -> tuple[list[Review], dict[str, Review], list[str]]:
     """Re-plan only reviews on/after `from_date` that `problems_of(review)` finds broken.
 
     Keeps each broken review's dates and replaces only the reviewers that break a rule;
     moves the review to another open week only when no replacement fits. Returns the
-    new list and `{host_urn: new review}` for each review that changed.
+    new list, `{host_urn: new review}` for each review that changed, and the hosts whose
+    broken review could not be repaired (left as they were, for a person to decide).
     """
     state = _State()
     for review in reviews:
         state.add(review, problem.reviewers)
     pool = [r for r in problem.reviewers.values() if r.trained]
     changed: dict[str, Review] = {}
+    unresolved: list[str] = []
     out = list(reviews)
     for index, review in enumerate(out):
         if review.dates[0] < from_date or not problems_of(review):
@@ -560,12 +562,14 @@ def replan(problem: Problem, reviews: list[Review], *, from_date: dt.date,
             req = HostRequest(review.host_urn, len(review.dates), len(review.team))
             new = place_host(problem, req, state, pool)
         if new is None:
-            raise Infeasible([f"host {review.host_urn}: no replacement team outside its school and MAT "
-                              f"on any open week after {from_date}"])
+            unresolved.append(f"host {review.host_urn}: no replacement team outside its school and MAT "
+                              f"on any open week after {from_date}")
+            state.add(review, problem.reviewers)
+            continue
         state.add(new, problem.reviewers)
         out[index] = new
         changed[review.host_urn] = new
-    return out, changed
+    return out, changed, unresolved
 
 
 def _refill(problem: Problem, review: Review, keep, state: _State, pool) -> Review | None:
