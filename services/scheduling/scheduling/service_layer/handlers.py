@@ -98,10 +98,11 @@ def record_conversion(uow, payload: dict) -> list[dict]:
             "local_authority": cal.la_key(new["local_authority"]), "number_on_roll": new.get("number_on_roll"),
             "predecessor_urn": old, "closed_on": None, "venue_capacity": before.get("venue_capacity")})
         repo.set_mat_from(uow.session, new["urn"], day, mat)
+        previous_urns = {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(uow.session)}
         repo.move_contacts(uow.session, old, new["urn"])
         repo.copy_calendar(uow.session, old, new["urn"], day)
         changed = _replan_reviews(uow, day, f"school {old} converted to academy {new['urn']} in MAT {mat} on {day}",
-                                  renamed=(old, new["urn"]))
+                                  renamed=(old, new["urn"]), previous_urns=previous_urns)
         uow.commit()
     return changed
 
@@ -286,13 +287,13 @@ def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, t
 
 def _review_payload(review_id, cycle, review: pr.Review, reviewers) -> dict:
     return {"review_id": review_id, "cycle": cycle, "host_urn": review.host_urn,
-            "dates": [d.isoformat() for d in review.dates],
+            "dates": list(review.dates),
             "team": [{"reviewer_id": rid, "urn": reviewers[rid].urn if rid in reviewers else "000000", "role": role}
                      for rid, role in review.team]}
 
 
 def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] | None = None,
-                    left: str | None = None) -> list[dict]:
+                    left: str | None = None, previous_urns: dict | None = None) -> list[dict]:
     """Re-plan, in every cycle that reaches past `day`, only the reviews from `day` on that now break a rule."""
     changed_out = []
     session = uow.session
@@ -304,6 +305,10 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
         before = {rid: (review, row) for rid, review, row in stored}
         # the team as stored, with each reviewer's school as it was then (for `previous_team`)
         problem_before = repo.review_problem(session, number, [], settings["days"], settings["team_size"])
+        if previous_urns:
+            problem_before = pr.Problem(number, problem_before.schools, {
+                rid: pr.Reviewer(rid, previous_urns.get(rid, r.urn)) for rid, r in problem_before.reviewers.items()},
+                ())
         reviews = []
         for rid, review, row in stored:
             if renamed and review.host_urn == renamed[0] and review.dates[0] >= day:
@@ -316,7 +321,7 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
                     repo.update_review(session, rid, None, status="cancelled")
                     payload = {**_review_payload(rid, number, old_review, problem_before.reviewers),
                                "status": "cancelled", "previous_host_urn": old_review.host_urn,
-                               "previous_dates": [d.isoformat() for d in old_review.dates],
+                               "previous_dates": list(old_review.dates),
                                "previous_team": _review_payload(rid, number, old_review, problem_before.reviewers)["team"],
                                "reason": reason}
                     uow.publish("peer_review_rescheduled", payload, aggregate=old_review.host_urn)
@@ -337,7 +342,7 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
             repo.update_review(session, rid, fresh)
             payload = {**_review_payload(rid, number, fresh, problem.reviewers), "status": "scheduled",
                        "previous_host_urn": original.host_urn,
-                       "previous_dates": [d.isoformat() for d in original.dates],
+                       "previous_dates": list(original.dates),
                        "previous_team": _review_payload(rid, number, original, problem_before.reviewers)["team"],
                        "reason": reason}
             uow.publish("peer_review_rescheduled", payload, aggregate=fresh.host_urn)
@@ -452,7 +457,7 @@ def plan_meetings(uow, network_id: str, year: int) -> dict:
                                            "term": meeting.term, "day": meeting.date, "host_urn": meeting.host_urn,
                                            "invited": meeting.invited})
             body = {"meeting_id": meeting_id, "network_id": network_id, "network_name": net.name,
-                    "academic_year": year, "term": meeting.term, "date": meeting.date.isoformat(),
+                    "academic_year": year, "term": meeting.term, "date": meeting.date,
                     "host_urn": meeting.host_urn, "invited": meeting.invited}
             uow.publish("meeting_scheduled", body, aggregate=network_id)
             out.append(body)
@@ -548,7 +553,7 @@ def book(uow, session_id: str, urn: str, contact_id: str, booked_on: dt.date) ->
         position = max((b["position"] for b in existing), default=0) + 1
         booking_id = str(uuid.uuid4())
         base = {"booking_id": booking_id, "session_id": session_id, "course_code": course["course_code"], "urn": urn,
-                "contact_id": contact_id, "session_date": found["day"].isoformat()}
+                "contact_id": contact_id, "session_date": found["day"]}
         if status == courses.CONFIRMED:
             decision = _price(uow.session, course, urn, booked_on, found["day"])
             repo.add_booking(uow.session, {"booking_id": booking_id, "session_id": session_id, "urn": urn,
@@ -596,7 +601,7 @@ def cancel_booking(uow, booking_id: str, today: dt.date) -> dict:
                                     unit_price_pence=decision.unit_price_pence,
                                     subscription_id=decision.subscription_id)
                 promoted = {"booking_id": next_id, "session_id": sess["session_id"], "course_code": sess["course_code"],
-                            "urn": nb["urn"], "contact_id": nb["contact_id"], "session_date": sess["day"].isoformat(),
+                            "urn": nb["urn"], "contact_id": nb["contact_id"], "session_date": sess["day"],
                             "price_basis": decision.basis, "unit_price_pence": decision.unit_price_pence,
                             "promoted_from_waiting_list": True}
                 uow.publish("booking_confirmed", promoted, aggregate=sess["session_id"])
@@ -636,7 +641,7 @@ def record_attendance(uow, booking_id: str, attended: bool) -> dict:
         body = {"attendance_id": attendance_id, "booking_id": booking_id, "session_id": sess["session_id"],
                 "course_code": course["course_code"], "offering_code": course["offering_code"],
                 "service_area": course["service_area"], "urn": found["urn"], "contact_id": found["contact_id"],
-                "session_date": sess["day"].isoformat(), "attended": attended, "chargeable": chargeable,
+                "session_date": sess["day"], "attended": attended, "chargeable": chargeable,
                 "price_basis": found["price_basis"], "unit_price_pence": found["unit_price_pence"],
                 "vat_treatment": course["vat_treatment"]}
         uow.publish("attendance_recorded", body, aggregate=found["urn"])
