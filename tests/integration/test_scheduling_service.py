@@ -118,7 +118,8 @@ class TestPeerReviewsAndConversion:
         def replanned():
             status, body = http_json("GET", f"{url}/peer-review-cycles/{CYCLE}")
             review = next(r for r in body["reviews"] if r["review_id"] == target["review_id"])
-            return body if all(m["urn"] != successor for m in review["team"]) and status == 200 else None
+            gone = all(m["urn"] not in (converting, successor) for m in review["team"])
+            return body if gone and status == 200 else None
 
         body = eventually(replanned, message="review re-planned")
         assert body["violations"] == []
