@@ -62,7 +62,7 @@ def main(argv=None):
     parser.add_argument("--sizes", default="250,2500")
     args = parser.parse_args(argv)
     for n in (int(s) for s in args.sizes.split(",")):
-        limit = TARGETS.get(n, 60.0) * 0.7
+        limit = TARGETS.get(n, 60.0) * 0.7  # the planner's own budget; the rest is headroom on a shared machine
         figures = run(n, limit)
         parts = figures.pop("parts")
         print(" ".join(f"{k}={v}" for k, v in figures.items()))

@@ -294,6 +294,10 @@ def networks(session) -> list[dict]:
     return [dict(r._mapping) for r in session.execute(select(t.networks))]
 
 
+def update_network(session, network_id: str, **values) -> None:
+    session.execute(update(t.networks).where(t.networks.c.network_id == network_id).values(**values))
+
+
 def meetings(session, network_id: str | None = None) -> list[dict]:
     query = select(t.meetings).order_by(t.meetings.c.day)
     if network_id:

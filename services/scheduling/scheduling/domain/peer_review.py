@@ -27,7 +27,7 @@ import re
 import time
 from typing import Iterable
 
-from scheduling.domain.calendar import SchoolCalendar, is_open
+from scheduling.domain.calendar import SchoolCalendar, is_open, open_days
 
 MIN_TEAM, MAX_TEAM = 2, 4
 MIN_DAYS, MAX_DAYS = 1, 3
@@ -50,6 +50,14 @@ class School:
     mats: tuple[tuple[dt.date, str | None], ...] = ()  # (first day, MAT id or None), in date order
     location: tuple[float, float] | None = None  # km east/north, when known
     preferred_term: str | None = None
+
+    def is_open(self, day: dt.date) -> bool:
+        """`calendar.is_open`, memoised per school (the planner asks millions of times)."""
+        cached = self.__dict__.get("_open_days")
+        if cached is None:
+            cached = frozenset(open_days(self.calendar))
+            object.__setattr__(self, "_open_days", cached)
+        return day in cached
 
     def mat_on(self, day: dt.date) -> str | None:
         current = None
@@ -148,12 +156,13 @@ def cycle_weeks(cycle: int) -> list[dt.date]:
     return weeks
 
 
-def dates_in_week(calendar: SchoolCalendar, monday: dt.date, days: int) -> tuple[dt.date, ...] | None:
+def dates_in_week(school: "School | SchoolCalendar", monday: dt.date, days: int) -> tuple[dt.date, ...] | None:
     """The first `days` consecutive weekdays of that week on which the school is open."""
+    opened = school.is_open if isinstance(school, School) else (lambda d: is_open(school, d))
     run: list[dt.date] = []
     for offset in range(5):
         day = monday + dt.timedelta(days=offset)
-        if is_open(calendar, day):
+        if opened(day):
             run.append(day)
             if len(run) == days:
                 return tuple(run)
@@ -173,7 +182,7 @@ def reviewer_may_serve(problem: Problem, reviewer: Reviewer, host: str, dates: I
         mat = hosting.mat_on(day)
         if mat is not None and home.mat_on(day) == mat:
             return False
-        if day in reviewer.unavailable or not is_open(home.calendar, day):
+        if day in reviewer.unavailable or not home.is_open(day):
             return False
     return True
 
@@ -193,15 +202,23 @@ def diagnose(problem: Problem) -> list[str]:
             reasons.append(f"host {req.urn}: a review lasts {MIN_DAYS}-{MAX_DAYS} days, not {req.days}")
         if not (MIN_TEAM <= req.team_size <= MAX_TEAM):
             reasons.append(f"host {req.urn}: a team has {MIN_TEAM}-{MAX_TEAM} reviewers, not {req.team_size}")
-        slots = [d for d in (dates_in_week(school.calendar, w, req.days) for w in weeks) if d]
+        slots = [d for d in (dates_in_week(school, w, req.days) for w in weeks) if d]
         if not slots:
             reasons.append(f"host {req.urn}: never open on {req.days} consecutive days in cycle {problem.cycle}")
             continue
-        outside = [r for r in trained if any(reviewer_may_serve(problem, r, req.urn, s) for s in slots)]
-        if len(outside) < req.team_size:
+        outside, lead_found = 0, False
+        for r in trained:  # stop as soon as a team with a lead is possible
+            if (not r.can_lead or lead_found) and outside >= req.team_size:
+                continue
+            if any(reviewer_may_serve(problem, r, req.urn, s) for s in slots):
+                outside += 1
+                lead_found = lead_found or r.can_lead
+            if lead_found and outside >= req.team_size:
+                break
+        if outside < req.team_size:
             reasons.append(f"host {req.urn}: too few trained reviewers outside the host's school and MAT "
-                           f"(and open on its dates): {len(outside)}, needs {req.team_size}")
-        elif not any(r.can_lead for r in outside):
+                           f"(and open on its dates): {outside}, needs {req.team_size}")
+        elif not lead_found:
             reasons.append(f"host {req.urn}: no trained lead reviewer outside the host's school and MAT")
     seats = sum(min(max(h.team_size, MIN_TEAM), MAX_TEAM) for h in problem.hosts)
     if trained and seats > len(trained) * len(weeks):
@@ -218,10 +235,10 @@ def assign_weeks(problem: Problem, hosts: list[HostRequest]) -> dict[str, tuple[
     weeks = cycle_weeks(problem.cycle)
     options = {}
     for req in hosts:
-        cal = problem.schools[req.urn].calendar
+        host_school = problem.schools[req.urn]
         found = []
         for index, monday in enumerate(weeks):
-            dates = dates_in_week(cal, monday, req.days)
+            dates = dates_in_week(host_school, monday, req.days)
             if dates:
                 found.append((index, dates))
         options[req.urn] = found
@@ -264,10 +281,19 @@ class _State:
         self.reviewed = {(s, h) for s, h in self.reviewed if h != review.host_urn}  # one review per host
 
 
+_CANDIDATES: dict = {}
+
+
 def _candidates(problem: Problem, host: str, dates, pool: Iterable[Reviewer]) -> list[Reviewer]:
-    hosting = problem.schools[host]
-    found = [r for r in pool if reviewer_may_serve(problem, r, host, dates)]
-    found.sort(key=lambda r: (travel_km(problem.schools[r.urn], hosting), r.reviewer_id))
+    """Reviewers of `pool` allowed at `host` on `dates`, nearest first (memoised for the current plan)."""
+    pool = pool if isinstance(pool, (list, tuple)) else list(pool)
+    key = (id(problem), id(pool), host, tuple(dates))
+    found = _CANDIDATES.get(key)
+    if found is None:
+        hosting = problem.schools[host]
+        found = [r for r in pool if reviewer_may_serve(problem, r, host, dates)]
+        found.sort(key=lambda r: (travel_km(problem.schools[r.urn], hosting), r.reviewer_id))
+        _CANDIDATES[key] = found
     return found
 
 
@@ -294,12 +320,12 @@ def greedy_team(problem: Problem, req: HostRequest, dates, state: _State, pool) 
 
 def place_host(problem: Problem, req: HostRequest, state: _State, pool, preferred_dates=None) -> Review | None:
     """Greedy placement of one host: its assigned dates first, then every other open week."""
-    cal = problem.schools[req.urn].calendar
+    host_school = problem.schools[req.urn]
     tried = []
     if preferred_dates:
         tried.append(tuple(preferred_dates))
     for monday in cycle_weeks(problem.cycle):
-        dates = dates_in_week(cal, monday, req.days)
+        dates = dates_in_week(host_school, monday, req.days)
         if dates and dates not in tried:
             tried.append(dates)
     for dates in tried:
@@ -354,7 +380,6 @@ def _improve(problem: Problem, reviews: list[Review], state: _State, pool, deadl
 def heuristic(problem: Problem, hosts: list[HostRequest], weeks: dict, state: _State, pool,
               deadline: float) -> tuple[list[Review], list[HostRequest]]:
     reviews, missed = [], []
-    pool = list(pool)
     order = sorted(hosts, key=lambda h: (len(_candidates(problem, h.urn, weeks.get(h.urn, ()), pool))
                                         if h.urn in weeks else 0, h.urn))
     for req in order:
@@ -368,11 +393,10 @@ def heuristic(problem: Problem, hosts: list[HostRequest], weeks: dict, state: _S
 
 
 def cp_sat_teams(problem: Problem, hosts: list[HostRequest], weeks: dict, pool, hint: list[Review],
-                 time_limit: float, max_candidates: int = 14) -> tuple[list[Review] | None, str]:
+                 deadline: float, max_candidates: int = 14) -> tuple[list[Review] | None, str]:
     """Choose teams for hosts on their assigned dates with CP-SAT. Returns (reviews, status)."""
     from ortools.sat.python import cp_model
 
-    pool = list(pool)
     model = cp_model.CpModel()
     x, lead, cands = {}, {}, {}
     hinted = {(rv.host_urn, rid): role for rv in hint for rid, role in rv.team}
@@ -387,12 +411,12 @@ def cp_sat_teams(problem: Problem, hosts: list[HostRequest], weeks: dict, pool, 
         if len(keep) < req.team_size or not any(r.can_lead for r in keep.values()):
             return None, "infeasible"
         for r in cands[req.urn]:
-            x[req.urn, r.reviewer_id] = model.NewBoolVar("")
+            x[req.urn, r.reviewer_id] = model.new_bool_var("")
             if r.can_lead:
-                lead[req.urn, r.reviewer_id] = model.NewBoolVar("")
-                model.AddImplication(lead[req.urn, r.reviewer_id], x[req.urn, r.reviewer_id])
-        model.Add(sum(x[req.urn, r.reviewer_id] for r in cands[req.urn]) == req.team_size)
-        model.AddExactlyOne(lead[req.urn, r.reviewer_id] for r in cands[req.urn] if r.can_lead)
+                lead[req.urn, r.reviewer_id] = model.new_bool_var("")
+                model.add_implication(lead[req.urn, r.reviewer_id], x[req.urn, r.reviewer_id])
+        model.add(sum(x[req.urn, r.reviewer_id] for r in cands[req.urn]) == req.team_size)
+        model.add_exactly_one(lead[req.urn, r.reviewer_id] for r in cands[req.urn] if r.can_lead)
     # nobody in two places at once: one review per reviewer per day
     by_day = collections.defaultdict(list)
     for req in hosts:
@@ -401,7 +425,7 @@ def cp_sat_teams(problem: Problem, hosts: list[HostRequest], weeks: dict, pool, 
                 by_day[r.reviewer_id, day].append(x[req.urn, r.reviewer_id])
     for group in by_day.values():
         if len(group) > 1:
-            model.AddAtMostOne(group)
+            model.add_at_most_one(group)
     # reciprocity: school A reviewing B forbids B reviewing A in the cycle
     reviews_of = collections.defaultdict(list)  # (reviewer school, host) -> vars
     for req in hosts:
@@ -410,41 +434,41 @@ def cp_sat_teams(problem: Problem, hosts: list[HostRequest], weeks: dict, pool, 
     for (a, b), there in reviews_of.items():
         if a < b and (b, a) in reviews_of:
             back = reviews_of[b, a]
-            ab, ba = model.NewBoolVar(""), model.NewBoolVar("")
+            ab, ba = model.new_bool_var(""), model.new_bool_var("")
             for v in there:
-                model.AddImplication(v, ab)
+                model.add_implication(v, ab)
             for v in back:
-                model.AddImplication(v, ba)
-            model.AddBoolOr([ab.Not(), ba.Not()])
+                model.add_implication(v, ba)
+            model.add_bool_or([ab.Not(), ba.Not()])
     # load: minimise the maximum, then travel
     loads = collections.defaultdict(list)
     for (host, rid), var in x.items():
         loads[rid].append(var)
-    top = model.NewIntVar(0, len(hosts), "max_load")
-    bottom = model.NewIntVar(0, len(hosts), "min_load")
+    top = model.new_int_var(0, len(hosts), "max_load")
+    bottom = model.new_int_var(0, len(hosts), "min_load")
     for rid, vars_ in loads.items():
-        model.Add(sum(vars_) <= top)
-        model.Add(sum(vars_) >= bottom)
+        model.add(sum(vars_) <= top)
+        model.add(sum(vars_) >= bottom)
     travel = []
     for (host, rid), var in x.items():
         km = travel_km(problem.schools[problem.reviewers[rid].urn], problem.schools[host])
         travel.append(int(round(km)) * var)
-    model.Minimize(10000 * top - 1000 * bottom + sum(travel))
+    model.minimize(10000 * top - 1000 * bottom + sum(travel))
     for key, var in x.items():
-        model.AddHint(var, 1 if key in hinted else 0)
+        model.add_hint(var, 1 if key in hinted else 0)
     for key, var in lead.items():
-        model.AddHint(var, 1 if hinted.get(key) == LEAD else 0)
+        model.add_hint(var, 1 if hinted.get(key) == LEAD else 0)
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.2, time_limit)
+    solver.parameters.max_time_in_seconds = max(0.1, deadline - time.monotonic())  # building the model counts
     solver.parameters.num_search_workers = 2
     solver.parameters.random_seed = 7
-    status = solver.Solve(model)
+    status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None, "infeasible" if status == cp_model.INFEASIBLE else "no solution in time"
     reviews = []
     for req in hosts:
-        team = [(r.reviewer_id, LEAD if solver.Value(lead.get((req.urn, r.reviewer_id), 0)) else MEMBER)
-                for r in cands[req.urn] if solver.Value(x[req.urn, r.reviewer_id])]
+        team = [(r.reviewer_id, LEAD if solver.value(lead.get((req.urn, r.reviewer_id), 0)) else MEMBER)
+                for r in cands[req.urn] if solver.value(x[req.urn, r.reviewer_id])]
         team.sort(key=lambda t: (t[1] != LEAD, t[0]))
         reviews.append(Review(req.urn, tuple(weeks[req.urn]), tuple(team)))
     return reviews, "optimal" if status == cp_model.OPTIMAL else "feasible"
@@ -475,7 +499,7 @@ def clusters(problem: Problem, size: int) -> list[list[str]]:
 def plan(problem: Problem, *, time_limit: float = 4.0, cluster_size: int = 300, use_solver: bool = True) -> PlanResult:
     """Every host's review for the cycle. Raises `Infeasible` naming the rule that cannot hold."""
     started = time.monotonic()
-    deadline = started + time_limit
+    _CANDIDATES.clear()
     reasons = [r for r in diagnose(problem)]
     if reasons:
         raise Infeasible(reasons)
@@ -501,7 +525,7 @@ def plan(problem: Problem, *, time_limit: float = 4.0, cluster_size: int = 300, 
             fixed_weeks = {rv.host_urn: rv.dates for rv in greedy}
             remaining = budget_end - time.monotonic()
             if remaining > 0.3:
-                solved, status = cp_sat_teams(problem, hosts, fixed_weeks, pool, greedy, remaining)
+                solved, status = cp_sat_teams(problem, hosts, fixed_weeks, pool, greedy, budget_end)
                 if solved is not None:
                     chosen = solved
                     parts.append(f"{label}: cp-sat {status}")
@@ -529,6 +553,7 @@ def plan(problem: Problem, *, time_limit: float = 4.0, cluster_size: int = 300, 
     methods = {"cp-sat" if "cp-sat optimal" in p or "cp-sat feasible" in p else "heuristic" for p in parts}
     method = "+".join(sorted(methods)) if methods else "none"
     reviews.sort(key=lambda r: (r.dates[0], r.host_urn))
+    _CANDIDATES.clear()
     return PlanResult(reviews=reviews, method=method, parts=parts, seconds=time.monotonic() - started)
 
 
@@ -542,6 +567,7 @@ def replan(problem: Problem, reviews: list[Review], *, from_date: dt.date,
     new list, `{host_urn: new review}` for each review that changed, and the hosts whose
     broken review could not be repaired (left as they were, for a person to decide).
     """
+    _CANDIDATES.clear()
     state = _State()
     for review in reviews:
         state.add(review, problem.reviewers)
@@ -569,6 +595,7 @@ def replan(problem: Problem, reviews: list[Review], *, from_date: dt.date,
         state.add(new, problem.reviewers)
         out[index] = new
         changed[review.host_urn] = new
+    _CANDIDATES.clear()
     return out, changed, unresolved
 
 

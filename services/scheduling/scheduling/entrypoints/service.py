@@ -128,6 +128,26 @@ class AttendanceBody(_Body):
     attended = fields.Boolean(required=True)
 
 
+class MentorBody(_Body):
+    mentor_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    urn = fields.String(required=True, validate=URN)
+    phase = fields.String(required=True)
+    strengths = fields.List(fields.String(), load_default=list)
+    capacity = fields.Integer(load_default=2, strict=True, validate=validate.Range(min=1, max=10))
+
+
+class LeaderBody(_Body):
+    leader_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    urn = fields.String(required=True, validate=URN)
+    phase = fields.String(required=True)
+    needs = fields.List(fields.String(), load_default=list)
+
+
+class CoachingBody(_Body):
+    mentors = fields.List(fields.Nested(MentorBody), required=True, validate=validate.Length(min=1))
+    leaders = fields.List(fields.Nested(LeaderBody), required=True, validate=validate.Length(min=1))
+
+
 def _urn(urn: str) -> str:
     from marshmallow import ValidationError
 
@@ -296,6 +316,14 @@ class SchedulingService(base.ObservableService):
     def get_network(self, request, network_id):
         with self.uow.read() as session:
             return handlers.network_view(session, network_id)
+
+    # ---------------------------------------------------------------- coaching
+    @http("POST", "/coaching/matches")
+    @mapped
+    def post_coaching(self, request):
+        body = load_body(request, CoachingBody())
+        with self.uow.read() as session:
+            return handlers.match_coaching(session, body["mentors"], body["leaders"])
 
     # ---------------------------------------------------------------- courses and bookings
     @http("POST", "/courses")

@@ -12,7 +12,7 @@ import uuid
 
 from scheduling.adapters import repository as repo
 from scheduling.domain import calendar as cal
-from scheduling.domain import courses, networks, peer_review as pr
+from scheduling.domain import coaching, courses, networks, peer_review as pr
 from scheduling.domain.model import eligibility_from_subscription
 from scheduling.domain.review_validator import validate
 
@@ -56,6 +56,7 @@ def record_member_left(uow, payload: dict) -> list[dict]:
             return []
         repo.update_school(uow.session, urn, active=False, closed_on=day)
         changed = _replan_reviews(uow, day, f"school {urn} left the partnership on {day}", left=urn)
+        changed += _move_meetings(uow, urn, day, f"host {urn} left the partnership on {day}")
         uow.commit()
     return changed
 
@@ -103,6 +104,8 @@ def record_conversion(uow, payload: dict) -> list[dict]:
         repo.copy_calendar(uow.session, old, new["urn"], day)
         changed = _replan_reviews(uow, day, f"school {old} converted to academy {new['urn']} in MAT {mat} on {day}",
                                   renamed=(old, new["urn"]), previous_urns=previous_urns)
+        changed += _move_meetings(uow, old, day, f"host {old} converted to academy {new['urn']} on {day}",
+                                  renamed=new["urn"])
         uow.commit()
     return changed
 
@@ -465,6 +468,45 @@ def plan_meetings(uow, network_id: str, year: int) -> dict:
     return {"network_id": network_id, "academic_year": year, "meetings": out}
 
 
+def _move_meetings(uow, urn: str, day: dt.date, reason: str, renamed: str | None = None) -> list[dict]:
+    """A converted host keeps its meetings under its new URN; a host that left hands each of its
+    meetings from `day` on to the next school in the rotation, in the same term."""
+    session = uow.session
+    out = []
+    for net in repo.networks(session):
+        if urn not in net["member_urns"]:
+            continue
+        members = [m for m in net["member_urns"] if m != urn] + ([renamed] if renamed else [])
+        repo.update_network(session, net["network_id"], member_urns=sorted(members))
+        network = networks.Network(net["network_id"], net["name"], tuple(sorted(members)), tuple(net["people"]))
+        for m in repo.meetings(session, net["network_id"]):
+            if m["host_urn"] != urn or m["day"] < day:
+                continue
+            if renamed:
+                moved = networks.Meeting(net["network_id"], m["term"], m["day"], renamed, m["invited"])
+            else:
+                year = m["academic_year"]
+                calendars = repo.calendars(session, year, members)
+                schools = repo.school_rows(session, members)
+                capacities = {u: (r["venue_capacity"] or 30) for u, r in schools.items() if r["active"]}
+                history = [(x["host_urn"], x["day"]) for x in repo.meetings(session, net["network_id"])
+                           if x["meeting_id"] != m["meeting_id"]]
+                old = networks.Meeting(net["network_id"], m["term"], m["day"], urn, m["invited"])
+                try:
+                    moved = networks.reschedule(old, network, calendars, capacities, history, _diary(session, year))
+                except networks.NoMeetingPossible as exc:
+                    log.warning("meeting %s could not move: %s", m["meeting_id"], exc)
+                    continue
+            repo.update_meeting(session, m["meeting_id"], day=moved.date, host_urn=moved.host_urn)
+            body = {"meeting_id": m["meeting_id"], "network_id": net["network_id"], "network_name": net["name"],
+                    "academic_year": m["academic_year"], "term": m["term"], "date": moved.date,
+                    "host_urn": moved.host_urn, "invited": m["invited"], "previous_date": m["day"],
+                    "previous_host_urn": urn, "reason": reason}
+            uow.publish("meeting_rescheduled", body, aggregate=net["network_id"])
+            out.append(body)
+    return out
+
+
 def network_view(session, network_id: str) -> dict:
     row = repo.network(session, network_id)
     if row is None:
@@ -647,3 +689,18 @@ def record_attendance(uow, booking_id: str, attended: bool) -> dict:
         uow.publish("attendance_recorded", body, aggregate=found["urn"])
         uow.commit()
     return body
+
+
+# =============================================================== coaching
+def match_coaching(session, mentors: list[dict], leaders: list[dict]) -> dict:
+    """Pairs mentors with leaders (phase, need, never the same school, load limits); every school must be known."""
+    urns = {m["urn"] for m in mentors} | {l["urn"] for l in leaders}
+    known = repo.school_rows(session, urns)
+    unknown = sorted(urns - set(known))
+    if unknown:
+        raise NotKnown(f"scheduling knows no school with URN {', '.join(unknown)}")
+    pairs, unmatched = coaching.match(
+        [coaching.Mentor(m["mentor_id"], m["urn"], m["phase"], frozenset(m["strengths"]), m["capacity"]) for m in mentors],
+        [coaching.Leader(l["leader_id"], l["urn"], l["phase"], frozenset(l["needs"])) for l in leaders])
+    return {"pairs": [{"mentor_id": p.mentor_id, "leader_id": p.leader_id, "needs_met": list(p.needs_met)}
+                      for p in pairs], "unmatched": unmatched}
