@@ -258,6 +258,21 @@ class TestCoursesNetworksCalendars:
         status, body = http_json("POST", f"{url}/networks", {"name": "Ghosts", "member_urns": [outsider]})
         assert status == 404
 
+        # the summer host leaves: only that meeting moves, to another member, same term
+        summer = year["meetings"][2]
+        publish(amqp_uri, "membership", "member_left", {"urn": summer["host_urn"], "name": "x",
+                                                        "effective_date": "2027-01-01", "reason": "closed"})
+
+        def moved():
+            view = http_json("GET", f"{url}/networks/{net['network_id']}")[1]
+            return view if view["meetings"][-1]["host_urn"] != summer["host_urn"] else None
+        view = eventually(moved, message="meeting moved")
+        assert [m["host_urn"] for m in view["meetings"][:2]] == [m["host_urn"] for m in year["meetings"][:2]]
+        assert summer["host_urn"] not in view["member_urns"]
+        rescheduled = [p for t, p in outbox_types(stack.database_urls["scheduling"]) if t == "meeting_rescheduled"]
+        assert [(p["meeting_id"], p["previous_host_urn"], p["term"]) for p in rescheduled] == [
+            (summer["meeting_id"], summer["host_urn"], "summer")]
+
         # calendars: an INSET day closes the school; bad term dates are refused naming the rule
         assert http_json("PUT", f"{url}/schools/{a}/inset-days/2026", {"days": ["2026-09-04"]})[0] == 200
         closed = http_json("GET", f"{url}/schools/{a}/open/2026-09-04")[1]

@@ -130,3 +130,19 @@ class TestCoaching:
     def test_no_mentor_of_the_phase(self):
         _, unmatched = coaching.match(self.M, [coaching.Leader("l", "C", "secondary", frozenset())])
         assert unmatched == ["l: no mentor of that phase outside the leader's school"]
+
+
+class TestReschedule:
+    def test_a_meeting_whose_host_left_moves_to_the_next_host_in_the_same_term(self):
+        diary = networks.Diary()
+        calendars = cals(*NET.member_urns)
+        caps = {u: 30 for u in NET.member_urns}
+        year = networks.plan_year(NET, 2026, calendars, caps, [], diary)
+        leaving = year[2].host_urn
+        remaining = networks.Network(NET.network_id, NET.name, tuple(u for u in NET.member_urns if u != leaving),
+                                     NET.people)
+        history = [(m.host_urn, m.date) for m in year[:2]]
+        moved = networks.reschedule(year[2], remaining, {u: calendars[u] for u in remaining.member_urns},
+                                    {u: 30 for u in remaining.member_urns}, history, diary)
+        assert moved.host_urn != leaving and moved.term == "summer"
+        assert cal.is_open(calendars[moved.host_urn], moved.date)

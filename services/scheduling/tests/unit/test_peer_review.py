@@ -235,3 +235,31 @@ class TestReplanAfterConversion:
         unaffected = [r for r in result.reviews if r.host_urn not in changed]
         assert all(r in new for r in unaffected)
         assert changed["100001"].dates == host_review.dates  # same dates, new reviewer
+
+
+class TestReplanWhenAReviewerBecomesUnavailable:
+    def test_only_that_review_changes_and_keeps_its_dates(self):
+        problem = small_problem(8)
+        result = plan(problem, time_limit=2)
+        target = result.reviews[3]
+        rid = target.reviewer_ids[0]
+        reviewers = dict(problem.reviewers)
+        reviewers[rid] = dataclasses.replace(reviewers[rid], unavailable=frozenset(target.dates))
+        after = dataclasses.replace(problem, reviewers=reviewers)
+        new, changed, unresolved = replan(after, result.reviews, from_date=START,
+                                          problems_of=lambda r: validate(after, [r], require_all_hosts=False))
+        assert list(changed) == [target.host_urn] and unresolved == []
+        assert rid not in changed[target.host_urn].reviewer_ids and changed[target.host_urn].dates == target.dates
+        assert validate(after, new) == []
+
+    def test_a_review_before_the_change_date_is_left_alone(self):
+        problem = small_problem(8)
+        result = plan(problem, time_limit=2)
+        target = result.reviews[0]
+        rid = target.reviewer_ids[0]
+        reviewers = dict(problem.reviewers)
+        reviewers[rid] = dataclasses.replace(reviewers[rid], unavailable=frozenset(target.dates))
+        after = dataclasses.replace(problem, reviewers=reviewers)
+        _, changed, _ = replan(after, result.reviews, from_date=target.dates[-1] + dt.timedelta(days=1),
+                               problems_of=lambda r: validate(after, [r], require_all_hosts=False))
+        assert changed == {}
