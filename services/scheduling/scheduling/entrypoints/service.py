@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from functools import wraps
 
+from eventlet import tpool
 from marshmallow import Schema, fields, validate
 
 from shared import service as base
@@ -276,8 +277,9 @@ class SchedulingService(base.ObservableService):
     @mapped
     def post_cycle(self, request):
         body = load_body(request, CycleBody())
+        # the solver runs in a native thread so heartbeats, events and other requests go on meanwhile
         return 201, handlers.plan_cycle(self.uow(), body["cycle"], body["offering_code"], body["days"],
-                                        body["team_size"], body["time_limit_seconds"])
+                                        body["team_size"], body["time_limit_seconds"], run=tpool.execute)
 
     @http("GET", "/peer-review-cycles/<int:cycle>")
     @mapped

@@ -247,7 +247,10 @@ def register_reviewer(uow, reviewer_id: str, urn: str, trained: bool, can_lead: 
             "unavailable": sorted(d.isoformat() for d in unavailable), "rescheduled": changed}
 
 
-def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, time_limit: float) -> dict:
+def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, time_limit: float,
+               run=lambda fn, *args, **kwargs: fn(*args, **kwargs)) -> dict:
+    """Plans and publishes a cycle's reviews. `run` executes the (CPU-bound) planner; the
+    entrypoint passes a runner that keeps the service responsive meanwhile."""
     with uow:
         if repo.cycle(uow.session, cycle):
             raise AlreadyExists(f"peer reviews for cycle {cycle} are already planned")
@@ -267,7 +270,7 @@ def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, t
             raise Refused(f"no term dates known for host school(s) {', '.join(missing[:5])} in {cycle}",
                           field="cycle", rule="term_dates_known")
         try:
-            result = pr.plan(problem, time_limit=time_limit)
+            result = run(pr.plan, problem, time_limit=time_limit)
         except pr.Infeasible as exc:
             raise Refused("no peer-review schedule satisfies the hard rules", rule="infeasible",
                           reasons=exc.reasons) from None
