@@ -521,20 +521,22 @@ def plan(problem: Problem, *, time_limit: float = 4.0, cluster_size: int = 300, 
         greedy, missed = heuristic(problem, hosts, weeks, local, pool, min(budget_end, time.monotonic() + 0.25 * (budget_end - time.monotonic())))
         label = f"cluster {index + 1}/{len(groups)} ({len(hosts)} hosts)"
         chosen = greedy
-        if use_solver and not missed:
-            fixed_weeks = {rv.host_urn: rv.dates for rv in greedy}
-            remaining = budget_end - time.monotonic()
-            if remaining > 0.3:
-                solved, status = cp_sat_teams(problem, hosts, fixed_weeks, pool, greedy, budget_end)
-                if solved is not None:
-                    chosen = solved
-                    parts.append(f"{label}: cp-sat {status}")
-                else:
-                    parts.append(f"{label}: heuristic (cp-sat {status})")
+        remaining = budget_end - time.monotonic()
+        if use_solver and remaining > 0.3:
+            # hosts the greedy pass could not serve keep their stage-1 week; CP-SAT may still find teams
+            fixed_weeks = {**weeks, **{rv.host_urn: rv.dates for rv in greedy}}
+            wanted = [h for h in hosts if h.urn in fixed_weeks]
+            solved, status = (cp_sat_teams(problem, wanted, fixed_weeks, pool, greedy, budget_end)
+                              if len(wanted) == len(hosts) else (None, "a host has no open week"))
+            if solved is not None:
+                chosen, missed = solved, []
+                parts.append(f"{label}: cp-sat {status}")
             else:
-                parts.append(f"{label}: heuristic (no time left for cp-sat)")
+                parts.append(f"{label}: heuristic (cp-sat {status})"
+                             + (f", {len(missed)} hosts left to the global pass" if missed else ""))
         else:
-            parts.append(f"{label}: heuristic" + (f", {len(missed)} hosts left to the global pass" if missed else ""))
+            parts.append(f"{label}: heuristic" + (" (no time left for cp-sat)" if use_solver else "")
+                         + (f", {len(missed)} hosts left to the global pass" if missed else ""))
         leftovers += missed
         for review in chosen:
             state.add(review, problem.reviewers)

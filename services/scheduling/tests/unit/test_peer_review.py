@@ -263,3 +263,42 @@ class TestReplanWhenAReviewerBecomesUnavailable:
         _, changed, _ = replan(after, result.reviews, from_date=target.dates[-1] + dt.timedelta(days=1),
                                problems_of=lambda r: validate(after, [r], require_all_hosts=False))
         assert changed == {}
+
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+@st.composite
+def random_problems(draw):
+    n = draw(st.integers(min_value=3, max_value=14))
+    mats = {i: draw(st.sampled_from([None, None, "M1", "M2"])) for i in range(n)}
+    converts = {i: draw(st.sampled_from([None, None, None, "M1", "M2"])) for i in range(n)}
+    open_days = list(cal.open_days(cal.SchoolCalendar("x", LA)))
+    schools, reviewers, hosts = {}, {}, []
+    for i in range(n):
+        urn = f"{500001 + i}"
+        history = ((START, mats[i]),) + (((dt.date(2027, 1, 4), converts[i]),) if converts[i] else ())
+        insets = draw(st.lists(st.sampled_from(open_days), max_size=5, unique=True))
+        schools[urn] = School(urn, f"HP{i % 9 + 1} 1AA", cal.SchoolCalendar(urn, LA, frozenset(insets)), history,
+                              location=(draw(st.floats(0, 30)), draw(st.floats(0, 30))),
+                              preferred_term=draw(st.sampled_from([None, "autumn", "spring", "summer"])))
+        for k in range(draw(st.integers(min_value=0, max_value=3))):
+            rid = f"{urn}-{k}"
+            away = frozenset(draw(st.lists(st.sampled_from(open_days), max_size=20)))
+            reviewers[rid] = Reviewer(rid, urn, trained=draw(st.booleans()) or k == 0, can_lead=draw(st.booleans()),
+                                      unavailable=away)
+        hosts.append(HostRequest(urn, draw(st.integers(1, 3)), draw(st.integers(2, 3))))
+    return Problem(2026, schools, reviewers, tuple(hosts))
+
+
+class TestEveryPlanPassesTheValidator:
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(problem=random_problems(), use_solver=st.booleans())
+    def test_a_plan_is_valid_or_the_problem_is_declared_infeasible(self, problem, use_solver):
+        try:
+            result = plan(problem, time_limit=0.5, use_solver=use_solver, cluster_size=6)
+        except Infeasible as exc:
+            assert exc.reasons and all(isinstance(r, str) and r for r in exc.reasons)
+            return
+        assert validate(problem, result.reviews) == []
