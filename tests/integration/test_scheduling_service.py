@@ -146,6 +146,18 @@ class TestPeerReviewsAndConversion:
         status, refused = http_json("GET", f"{url}/peer-reviews/{rid}/report?urn={outside[0]}")
         assert status == 403 and refused["error"] == "forbidden"
 
+        # a reviewer becomes unavailable on their review's dates: only that review changes
+        other = next(r for r in body["reviews"] if r["review_id"] != target["review_id"])
+        busy = other["team"][0]
+        status, updated = http_json("POST", f"{url}/reviewers", {
+            "reviewer_id": busy["reviewer_id"], "urn": busy["urn"], "trained": True, "can_lead": True,
+            "unavailable": other["dates"], "today": "2026-09-01"})
+        assert status == 201 and [p["review_id"] for p in updated["rescheduled"]] == [other["review_id"]]
+        final = {r["review_id"]: r for r in http_json("GET", f"{url}/peer-review-cycles/{CYCLE}")[1]["reviews"]}
+        assert busy["reviewer_id"] not in {m["reviewer_id"] for m in final[other["review_id"]]["team"]}
+        assert final[other["review_id"]]["dates"] == other["dates"]
+        assert http_json("GET", f"{url}/peer-review-cycles/{CYCLE}")[1]["violations"] == []
+
     def test_an_impossible_cycle_says_which_rule_bites_and_writes_nothing(self, stack_factory, databases, amqp_uri):
         stack = stack_factory(databases).start("scheduling")
         url = stack.url("scheduling")

@@ -75,6 +75,7 @@ class ReviewerBody(_Body):
     trained = fields.Boolean(required=True)
     can_lead = fields.Boolean(load_default=False)
     unavailable = fields.List(fields.Date(), load_default=list)
+    today = fields.Date(load_default=None)
 
 
 class CycleBody(_Body):
@@ -271,7 +272,7 @@ class SchedulingService(base.ObservableService):
     def post_reviewer(self, request):
         body = load_body(request, ReviewerBody())
         return 201, handlers.register_reviewer(self.uow(), body["reviewer_id"], body["urn"], body["trained"],
-                                               body["can_lead"], body["unavailable"])
+                                               body["can_lead"], body["unavailable"], body["today"])
 
     @http("POST", "/peer-review-cycles")
     @mapped

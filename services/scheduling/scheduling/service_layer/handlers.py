@@ -233,15 +233,18 @@ def _school(session, urn: str) -> dict:
 
 # =============================================================== peer reviews
 def register_reviewer(uow, reviewer_id: str, urn: str, trained: bool, can_lead: bool,
-                      unavailable: list[dt.date]) -> dict:
+                      unavailable: list[dt.date], today: dt.date | None = None) -> dict:
+    """Adds or updates a reviewer; reviews from today on that the change breaks are re-planned."""
     with uow:
         school = _school(uow.session, urn)
         if not school["active"]:
             raise Refused(f"school {urn} is no longer a member", field="urn", rule="active_member")
         if can_lead and not trained:
             raise Refused("a lead reviewer must be trained", field="can_lead", rule="lead_is_trained")
+        repo_had = any(r["reviewer_id"] == reviewer_id for r in repo.reviewer_rows(uow.session))
         repo.upsert_reviewer(uow.session, reviewer_id, urn, trained, can_lead, sorted(d.isoformat() for d in unavailable))
-        changed = _replan_reviews(uow, dt.date.min, f"reviewer {reviewer_id}'s availability changed") if unavailable else []
+        changed = _replan_reviews(uow, today or dt.date.today(),
+                                  f"reviewer {reviewer_id} became unavailable or changed role") if repo_had else []
         uow.commit()
     return {"reviewer_id": reviewer_id, "urn": urn, "trained": trained, "can_lead": can_lead,
             "unavailable": sorted(d.isoformat() for d in unavailable), "rescheduled": changed}
