@@ -286,7 +286,7 @@ def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, t
         for review in result.reviews:
             review_id = str(uuid.uuid4())
             repo.add_review(uow.session, review_id, cycle, review)
-            body = _review_payload(review_id, cycle, review, problem.reviewers)
+            body = _review_payload(review_id, cycle, review, {k: r.urn for k, r in problem.reviewers.items()})
             uow.publish("peer_review_scheduled", {**body, "method": result.method}, aggregate=review.host_urn)
             out.append(body)
         uow.commit()
@@ -294,10 +294,11 @@ def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, t
             "violations": 0, "reviews": out}
 
 
-def _review_payload(review_id, cycle, review: pr.Review, reviewers) -> dict:
+def _review_payload(review_id, cycle, review: pr.Review, urn_of) -> dict:
+    """The review as events and the API show it; `urn_of` maps each reviewer to their school."""
     return {"review_id": review_id, "cycle": cycle, "host_urn": review.host_urn,
             "dates": list(review.dates),
-            "team": [{"reviewer_id": rid, "urn": reviewers[rid].urn if rid in reviewers else "000000", "role": role}
+            "team": [{"reviewer_id": rid, "urn": urn_of[rid], "role": role}
                      for rid, role in review.team]}
 
 
@@ -313,11 +314,7 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
             continue
         before = {rid: (review, row) for rid, review, row in stored}
         # the team as stored, with each reviewer's school as it was then (for `previous_team`)
-        problem_before = repo.review_problem(session, number, [], settings["days"], settings["team_size"])
-        if previous_urns:
-            problem_before = pr.Problem(number, problem_before.schools, {
-                rid: pr.Reviewer(rid, previous_urns.get(rid, r.urn)) for rid, r in problem_before.reviewers.items()},
-                ())
+        urns_before = previous_urns or {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(session)}
         reviews = []
         for rid, review, row in stored:
             if renamed and review.host_urn == renamed[0] and review.dates[0] >= day:
@@ -328,10 +325,10 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
                 if review.host_urn == left and review.dates[-1] >= day:
                     old_review = before[rid][0]
                     repo.update_review(session, rid, None, status="cancelled")
-                    payload = {**_review_payload(rid, number, old_review, problem_before.reviewers),
+                    payload = {**_review_payload(rid, number, old_review, urns_before),
                                "status": "cancelled", "previous_host_urn": old_review.host_urn,
                                "previous_dates": list(old_review.dates),
-                               "previous_team": _review_payload(rid, number, old_review, problem_before.reviewers)["team"],
+                               "previous_team": _review_payload(rid, number, old_review, urns_before)["team"],
                                "reason": reason}
                     uow.publish("peer_review_rescheduled", payload, aggregate=old_review.host_urn)
                     changed_out.append(payload)
@@ -340,6 +337,7 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
         problem = repo.review_problem(session, number, hosts, settings["days"], settings["team_size"])
         ids = [rid for rid, _ in reviews]
         plain = [r for _, r in reviews]
+        urns_now = {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(session)}
         new, changed, unresolved = pr.replan(problem, plain, from_date=day,
                                              problems_of=lambda r: validate(problem, [r], require_all_hosts=False))
         for reason_left in unresolved:  # stays visible as a violation in GET /peer-review-cycles/<cycle>
@@ -349,10 +347,10 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
             if fresh == original:
                 continue
             repo.update_review(session, rid, fresh)
-            payload = {**_review_payload(rid, number, fresh, problem.reviewers), "status": "scheduled",
+            payload = {**_review_payload(rid, number, fresh, urns_now), "status": "scheduled",
                        "previous_host_urn": original.host_urn,
                        "previous_dates": list(original.dates),
-                       "previous_team": _review_payload(rid, number, original, problem_before.reviewers)["team"],
+                       "previous_team": _review_payload(rid, number, original, urns_before)["team"],
                        "reason": reason}
             uow.publish("peer_review_rescheduled", payload, aggregate=fresh.host_urn)
             changed_out.append(payload)
@@ -367,6 +365,7 @@ def cycle_view(session, number: int) -> dict:
     live = [review for _, review, row in stored if row["status"] == "scheduled"]
     problem = repo.review_problem(session, number, [r.host_urn for r in live], settings["days"], settings["team_size"])
     violations = validate(problem, live)
+    urn_of = {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(session)}
     loads: dict[str, int] = {}
     for review in live:
         for rid in review.reviewer_ids:
@@ -374,7 +373,7 @@ def cycle_view(session, number: int) -> dict:
     return {"cycle": number, "method": settings["method"], "parts": settings["parts"],
             "violations": [f"{v.rule}: {v.detail}" for v in violations],
             "load": {"min": min(loads.values(), default=0), "max": max(loads.values(), default=0)},
-            "reviews": [{**_review_payload(rid, number, review, problem.reviewers), "status": row["status"]}
+            "reviews": [{**_review_payload(rid, number, review, urn_of), "status": row["status"]}
                         for rid, review, row in stored]}
 
 
