@@ -302,3 +302,24 @@ class TestEveryPlanPassesTheValidator:
             assert exc.reasons and all(isinstance(r, str) and r for r in exc.reasons)
             return
         assert validate(problem, result.reviews) == []
+
+
+class TestReplanWhenTheHostConverts:
+    def test_the_host_joining_its_reviewers_mat_changes_only_its_own_review(self):
+        problem = small_problem(8, mats={7: "M9"})
+        result = plan(problem, time_limit=2)
+        # the host joins the MAT of its lead reviewer's school from a week before its review
+        target = next(r for r in result.reviews if r.dates[0] > dt.date(2026, 10, 1))
+        lead_school = problem.reviewers[target.lead].urn
+        conversion = target.dates[0] - dt.timedelta(days=7)
+        schools = dict(problem.schools)
+        schools[lead_school] = dataclasses.replace(schools[lead_school], mats=((START, "M5"),))
+        schools[target.host_urn] = dataclasses.replace(schools[target.host_urn],
+                                                       mats=((START, None), (conversion, "M5")))
+        after = dataclasses.replace(problem, schools=schools)
+        broken = {v.host_urn for v in validate(after, result.reviews)}
+        new, changed, unresolved = replan(after, result.reviews, from_date=conversion,
+                                          problems_of=lambda r: validate(after, [r], require_all_hosts=False))
+        assert validate(after, new) == [] and unresolved == []
+        assert target.host_urn in changed and set(changed) == broken
+        assert problem.reviewers[changed[target.host_urn].lead].urn != lead_school
