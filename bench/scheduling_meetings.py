@@ -11,6 +11,7 @@ import collections
 import random
 import time
 
+from scheduling.adapters.repository import default_la_term_dates
 from scheduling.domain import calendar as cal
 from scheduling.domain import networks
 
@@ -19,7 +20,7 @@ TARGET_SECONDS = 5.0
 
 def generated(n_networks: int = 50, n_schools: int = 250, year: int = 2026, seed: int = 3):
     rng = random.Random(seed)
-    la = cal.DEFAULT_LA_TERM_DATES[("buckinghamshire", year)]
+    la = default_la_term_dates()[("buckinghamshire", year)]
     days = list(cal.open_days(cal.SchoolCalendar("x", la)))
     urns = [f"{200000 + i:06d}" for i in range(n_schools)]
     calendars = {u: cal.SchoolCalendar(u, la, frozenset(rng.sample(days, 5))) for u in urns}

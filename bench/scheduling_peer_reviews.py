@@ -11,6 +11,7 @@ import datetime as dt
 import random
 import time
 
+from scheduling.adapters.repository import default_la_term_dates
 from scheduling.domain import calendar as cal
 from scheduling.domain.peer_review import HostRequest, Problem, Reviewer, School, plan
 from scheduling.domain.review_validator import validate
@@ -22,7 +23,7 @@ def generated(n: int, cycle: int = 2026, seed: int = 1) -> Problem:
     """n schools on a square of side ~ sqrt(n)*3 km; a third in 1 of n/12 MATs, some converting
     mid-year; 2 trained reviewers each (one a lead), five INSET days each, a quarter on own dates."""
     rng = random.Random(seed)
-    la = cal.DEFAULT_LA_TERM_DATES[("buckinghamshire", cycle)]
+    la = default_la_term_dates()[("buckinghamshire", cycle)]
     side = (n ** 0.5) * 3
     schools, reviewers, hosts = {}, {}, []
     mats = [f"MAT{i:04d}" for i in range(max(1, n // 12))]

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
+from importlib import resources
 
 from sqlalchemy import delete, func, insert, select, update
 
@@ -160,12 +163,19 @@ def copy_calendar(session, old_urn: str, new_urn: str, from_day: dt.date) -> Non
                 {"periods": row.periods})
 
 
+@functools.lru_cache(maxsize=1)
+def default_la_term_dates() -> dict[tuple[str, int], cal.TermDates]:
+    """Term dates shipped with the service as data (Buckinghamshire 2025/26 and 2026/27)."""
+    text = resources.files("scheduling").joinpath("data/la_term_dates.json").read_text(encoding="utf-8")
+    return cal.defaults_from_data(json.loads(text))
+
+
 def la_term_dates(session, la: str, year: int) -> cal.TermDates | None:
     row = session.execute(select(t.la_term_dates).where(t.la_term_dates.c.local_authority == la,
                                                         t.la_term_dates.c.academic_year == year)).first()
     if row:
         return cal.term_dates_from_dict(year, row.periods)
-    return cal.DEFAULT_LA_TERM_DATES.get((la, year))
+    return default_la_term_dates().get((la, year))
 
 
 def calendars(session, year: int, urns=None) -> dict[str, cal.SchoolCalendar]:

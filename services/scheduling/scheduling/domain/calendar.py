@@ -117,6 +117,12 @@ def calendar_for(urn: str, establishment_type: str | None, la_dates: TermDates, 
     return SchoolCalendar(urn=urn, term_dates=term_dates, inset_days=insets)
 
 
+def defaults_from_data(data: dict) -> dict[tuple[str, int], TermDates]:
+    """The shipped defaults (`scheduling/data/la_term_dates.json`, read by the adapters) as term dates."""
+    return {(la.lower(), int(year)): term_dates_from_dict(int(year), periods)
+            for la, years in data.items() if not la.startswith("_") for year, periods in years.items()}
+
+
 def term_dates_from_dict(academic_year: int, periods: Iterable[dict]) -> TermDates:
     return TermDates(academic_year, tuple(
         TermPeriod(p["term"], _date(p["start"]), _date(p["end"])) for p in periods))
@@ -124,28 +130,6 @@ def term_dates_from_dict(academic_year: int, periods: Iterable[dict]) -> TermDat
 
 def _date(value) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
-
-
-# Buckinghamshire Council's published pattern (six half terms); the service loads
-# these as defaults and an operator may replace them through the API.
-DEFAULT_LA_TERM_DATES: dict[tuple[str, int], TermDates] = {
-    ("buckinghamshire", 2025): term_dates_from_dict(2025, [
-        {"term": "autumn", "start": "2025-09-03", "end": "2025-10-24"},
-        {"term": "autumn", "start": "2025-11-03", "end": "2025-12-19"},
-        {"term": "spring", "start": "2026-01-05", "end": "2026-02-13"},
-        {"term": "spring", "start": "2026-02-23", "end": "2026-03-27"},
-        {"term": "summer", "start": "2026-04-13", "end": "2026-05-22"},
-        {"term": "summer", "start": "2026-06-01", "end": "2026-07-22"},
-    ]),
-    ("buckinghamshire", 2026): term_dates_from_dict(2026, [
-        {"term": "autumn", "start": "2026-09-03", "end": "2026-10-23"},
-        {"term": "autumn", "start": "2026-11-02", "end": "2026-12-18"},
-        {"term": "spring", "start": "2027-01-04", "end": "2027-02-12"},
-        {"term": "spring", "start": "2027-02-22", "end": "2027-03-25"},
-        {"term": "summer", "start": "2027-04-12", "end": "2027-05-28"},
-        {"term": "summer", "start": "2027-06-07", "end": "2027-07-21"},
-    ]),
-}
 
 
 def la_key(local_authority: str | None) -> str:

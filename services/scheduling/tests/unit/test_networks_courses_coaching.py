@@ -3,10 +3,11 @@ import datetime as dt
 
 import pytest
 
+from scheduling.adapters.repository import default_la_term_dates
 from scheduling.domain import calendar as cal
 from scheduling.domain import coaching, courses, networks
 
-LA = cal.DEFAULT_LA_TERM_DATES[("buckinghamshire", 2026)]
+LA = default_la_term_dates()[("buckinghamshire", 2026)]
 
 
 def cals(*urns, insets=None):
@@ -30,7 +31,7 @@ class TestRotation:
     def test_over_years_every_member_hosts_equally(self):
         history, diary = [], networks.Diary()
         for year in (2025, 2026):
-            la = cal.DEFAULT_LA_TERM_DATES[("buckinghamshire", year)]
+            la = default_la_term_dates()[("buckinghamshire", year)]
             cs = {u: cal.SchoolCalendar(u, la) for u in ("A", "B", "C", "D")}
             net = networks.Network("n", "SENCOs", ("A", "B", "C", "D"), ("p",))
             for m in networks.plan_year(net, year, cs, {u: 10 for u in cs}, history, diary):

@@ -5,12 +5,13 @@ import datetime as dt
 
 import pytest
 
+from scheduling.adapters.repository import default_la_term_dates
 from scheduling.domain import calendar as cal
 from scheduling.domain.peer_review import (LEAD, MEMBER, HostRequest, Infeasible, Problem, Review, Reviewer,
                                            School, plan, replan)
 from scheduling.domain.review_validator import validate
 
-LA = cal.DEFAULT_LA_TERM_DATES[("buckinghamshire", 2026)]
+LA = default_la_term_dates()[("buckinghamshire", 2026)]
 START = dt.date(2026, 9, 1)
 
 
