@@ -474,6 +474,85 @@ def cp_sat_teams(problem: Problem, hosts: list[HostRequest], weeks: dict, pool, 
     return reviews, "optimal" if status == cp_model.OPTIMAL else "feasible"
 
 
+def cp_sat_with_weeks(problem: Problem, deadline: float) -> tuple[list[Review] | None, str]:
+    """Exact model for small problems: CP-SAT chooses each host's week *and* its team together.
+    Returns (reviews, status); status "infeasible" is a proof that no schedule exists."""
+    from ortools.sat.python import cp_model
+
+    pool = [r for r in problem.reviewers.values() if r.trained]
+    model = cp_model.CpModel()
+    weeks = cycle_weeks(problem.cycle)
+    options, y, x, z, lead = {}, {}, {}, {}, {}
+    per_day = collections.defaultdict(list)
+    for req in problem.hosts:
+        host = problem.schools[req.urn]
+        options[req.urn] = [d for d in (dates_in_week(host, w, req.days) for w in weeks) if d]
+        for o, dates in enumerate(options[req.urn]):
+            y[req.urn, o] = model.new_bool_var("")
+        model.add_exactly_one(y[req.urn, o] for o in range(len(options[req.urn])))
+        for r in pool:
+            allowed = [o for o, dates in enumerate(options[req.urn]) if reviewer_may_serve(problem, r, req.urn, dates)]
+            if not allowed:
+                continue
+            x[req.urn, r.reviewer_id] = var = model.new_bool_var("")
+            for o in allowed:
+                z[req.urn, r.reviewer_id, o] = zv = model.new_bool_var("")
+                model.add_implication(zv, y[req.urn, o])
+                for day in options[req.urn][o]:
+                    per_day[r.reviewer_id, day].append(zv)
+            model.add(sum(z[req.urn, r.reviewer_id, o] for o in allowed) == var)
+            if r.can_lead:
+                lead[req.urn, r.reviewer_id] = lv = model.new_bool_var("")
+                model.add_implication(lv, var)
+        team = [v for (h, _), v in x.items() if h == req.urn]
+        model.add(sum(team) == req.team_size)
+        leads = [v for (h, _), v in lead.items() if h == req.urn]
+        if not leads:
+            return None, "infeasible"
+        model.add_exactly_one(leads)
+    for group in per_day.values():
+        if len(group) > 1:
+            model.add_at_most_one(group)
+    reviews_of = collections.defaultdict(list)
+    for (host, rid), var in x.items():
+        reviews_of[problem.reviewers[rid].urn, host].append(var)
+    for (a, b), there in reviews_of.items():
+        if a < b and (b, a) in reviews_of:
+            ab, ba = model.new_bool_var(""), model.new_bool_var("")
+            for v in there:
+                model.add_implication(v, ab)
+            for v in reviews_of[b, a]:
+                model.add_implication(v, ba)
+            model.add_bool_or([ab.Not(), ba.Not()])
+    top = model.new_int_var(0, len(problem.hosts), "max_load")
+    loads = collections.defaultdict(list)
+    for (host, rid), var in x.items():
+        loads[rid].append(var)
+    for vars_ in loads.values():
+        model.add(sum(vars_) <= top)
+    model.minimize(top)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.5, deadline - time.monotonic())
+    solver.parameters.num_search_workers = 2
+    solver.parameters.random_seed = 7
+    status = solver.solve(model)
+    if status == cp_model.INFEASIBLE:
+        return None, "infeasible"
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None, "no solution in time"
+    reviews = []
+    for req in problem.hosts:
+        chosen = next(o for o in range(len(options[req.urn])) if solver.value(y[req.urn, o]))
+        team = [(rid, LEAD if (h, rid) in lead and solver.value(lead[h, rid]) else MEMBER)
+                for (h, rid), var in x.items() if h == req.urn and solver.value(var)]
+        team.sort(key=lambda t: (t[1] != LEAD, t[0]))
+        reviews.append(Review(req.urn, options[req.urn][chosen], tuple(team)))
+    return reviews, "optimal" if status == cp_model.OPTIMAL else "feasible"
+
+
+EXACT_MODEL_LIMIT = 200_000  # host x reviewer x week triples: above this the exact model is not tried
+
+
 # ---------------------------------------------------------------- clustering
 def clusters(problem: Problem, size: int) -> list[list[str]]:
     """Split school URNs into geographic groups of at most `size` (recursive halving on the wider axis)."""
@@ -546,9 +625,7 @@ def plan(problem: Problem, *, time_limit: float = 4.0, cluster_size: int = 300, 
         for req in leftovers:
             review = place_host(problem, req, state, pool)
             if review is None:
-                raise Infeasible([f"host {req.urn}: no team of {req.team_size} free trained reviewers "
-                                  f"(one a lead) outside its school and MAT on any open week, given the other reviews "
-                                  f"and the rule that a school is never reviewed by a school it reviews"])
+                return _exact_or_explain(problem, req, started, time_limit)
             state.add(review, problem.reviewers)
             reviews.append(review)
         parts.append(f"global greedy pass: {len(leftovers)} hosts")
@@ -557,6 +634,27 @@ def plan(problem: Problem, *, time_limit: float = 4.0, cluster_size: int = 300, 
     reviews.sort(key=lambda r: (r.dates[0], r.host_urn))
     _CANDIDATES.clear()
     return PlanResult(reviews=reviews, method=method, parts=parts, seconds=time.monotonic() - started)
+
+
+def _exact_or_explain(problem: Problem, req: HostRequest, started: float, time_limit: float) -> PlanResult:
+    """The fast passes left a host unserved: on a small problem let CP-SAT choose weeks and teams
+    together (a proof either way); otherwise say which host could not be served and why."""
+    why = (f"host {req.urn}: no team of {req.team_size} free trained reviewers (one a lead) outside its school "
+           f"and MAT on any open week, given the other reviews and the rule that a school is never reviewed "
+           f"by a school it reviews")
+    size = len(problem.hosts) * sum(1 for r in problem.reviewers.values() if r.trained) * 52
+    if size > EXACT_MODEL_LIMIT:
+        raise Infeasible([why + " (found by the heuristic passes; too large for the exact model)"])
+    deadline = max(started + time_limit, time.monotonic() + 1.0)
+    reviews, status = cp_sat_with_weeks(problem, deadline)
+    if reviews is None:
+        if status == "infeasible":
+            raise Infeasible([why + " (proved by CP-SAT over every week of the cycle, each review on its week's first open days)"])
+        raise Infeasible([why + " (CP-SAT found no schedule within the time limit either)"])
+    reviews.sort(key=lambda r: (r.dates[0], r.host_urn))
+    _CANDIDATES.clear()
+    return PlanResult(reviews=reviews, method="cp-sat", parts=[f"exact model, weeks and teams together: cp-sat {status}"],
+                      seconds=time.monotonic() - started)
 
 
 # ---------------------------------------------------------------- changes
