@@ -9,6 +9,7 @@ from functools import wraps
 
 from eventlet import tpool
 from marshmallow import Schema, fields, validate
+from sqlalchemy.exc import IntegrityError
 
 from shared import service as base
 from shared.consumer import consumes
@@ -44,6 +45,10 @@ def mapped(func):
             raise Forbidden(str(exc)) from None
         except handlers.Refused as exc:
             raise RuleViolation(str(exc), **exc.details) from None
+        except IntegrityError:
+            # two requests raced for the same thing (a cycle, a network name, a booking); one won
+            raise Conflict("a concurrent request changed the same record first; nothing was written, "
+                           "read the current state and retry") from None
     return wrapper
 
 
