@@ -1,30 +1,380 @@
-"""Reads and writes scheduling state through a unit of work's session."""
+"""Reads and writes scheduling state through a unit of work's session (SQLAlchemy Core)."""
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+import datetime as dt
+import functools
+import json
+from importlib import resources
 
-from scheduling.adapters.tables import eligibility, schools
+from sqlalchemy import delete, func, insert, select, update
+
+from scheduling.adapters import tables as t
+from scheduling.domain import calendar as cal
+from scheduling.domain import peer_review as pr
 from scheduling.domain.model import Eligibility
 
 
-def upsert_school(session, values: dict) -> None:
-    if session.execute(select(schools.c.urn).where(schools.c.urn == values["urn"])).first():
-        session.execute(schools.update().where(schools.c.urn == values["urn"]).values(**values))
+def _plain(row) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row._mapping.items()}
+
+
+def _upsert(session, table, keys: dict, values: dict) -> None:
+    where = [table.c[k] == v for k, v in keys.items()]
+    if session.execute(select(*[table.c[k] for k in keys]).where(*where)).first():
+        if values:
+            session.execute(update(table).where(*where).values(**values))
     else:
-        session.execute(insert(schools).values(**values))
+        session.execute(insert(table).values(**keys, **values))
 
 
-def add_eligibility(session, item: Eligibility) -> None:
-    session.execute(insert(eligibility).values(
-        subscription_id=item.subscription_id, urn=item.urn, offering_code=item.offering_code,
-        service_area=item.service_area, period_start=item.period_start, period_end=item.period_end))
+# ------------------------------------------------------------ schools and MATs
+def upsert_school(session, values: dict) -> None:
+    values = dict(values)
+    _upsert(session, t.schools, {"urn": values.pop("urn")}, values)
+
+
+def update_school(session, urn: str, **values) -> None:
+    session.execute(update(t.schools).where(t.schools.c.urn == urn).values(**values))
+
+
+def set_mat_from(session, urn: str, day: dt.date, mat_id: str | None) -> None:
+    """From `day` on the school is in `mat_id`; later entries (if any) are kept."""
+    _upsert(session, t.school_mats, {"urn": urn, "effective_from": day}, {"mat_id": mat_id})
+
+
+def mat_history(session, urns=None) -> dict[str, tuple]:
+    query = select(t.school_mats).order_by(t.school_mats.c.urn, t.school_mats.c.effective_from)
+    if urns is not None:
+        query = query.where(t.school_mats.c.urn.in_(list(urns)))
+    found: dict[str, list] = {}
+    for row in session.execute(query):
+        found.setdefault(row.urn, []).append((row.effective_from, row.mat_id))
+    return {u: tuple(v) for u, v in found.items()}
 
 
 def school(session, urn: str) -> dict | None:
-    row = session.execute(select(schools).where(schools.c.urn == urn)).first()
-    return dict(row._mapping) if row else None
+    row = session.execute(select(t.schools).where(t.schools.c.urn == urn)).first()
+    return _plain(row) if row else None
+
+
+def school_rows(session, urns=None) -> dict[str, dict]:
+    query = select(t.schools)
+    if urns is not None:
+        query = query.where(t.schools.c.urn.in_(list(urns)))
+    return {row.urn: dict(row._mapping) for row in session.execute(query)}
+
+
+# ------------------------------------------------------------ eligibility and prices
+def add_eligibility(session, item: Eligibility, included_places: int = 0) -> None:
+    _upsert(session, t.eligibility, {"subscription_id": item.subscription_id},
+            {"urn": item.urn, "offering_code": item.offering_code, "service_area": item.service_area,
+             "period_start": item.period_start, "period_end": item.period_end, "included_places": included_places})
+
+
+def end_eligibility(session, subscription_id: str, first_day_not_covered: dt.date) -> None:
+    last = first_day_not_covered - dt.timedelta(days=1)
+    row = session.execute(select(t.eligibility).where(t.eligibility.c.subscription_id == subscription_id)).first()
+    if row and row.period_end > last:
+        session.execute(update(t.eligibility).where(t.eligibility.c.subscription_id == subscription_id)
+                        .values(period_end=max(last, row.period_start - dt.timedelta(days=1))))
 
 
 def eligibility_of(session, urn: str) -> list[dict]:
-    rows = session.execute(select(eligibility).where(eligibility.c.urn == urn).order_by(eligibility.c.period_start))
-    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r._mapping.items()} for r in rows]
+    rows = session.execute(select(t.eligibility).where(t.eligibility.c.urn == urn).order_by(t.eligibility.c.period_start))
+    return [_plain(r) for r in rows]
+
+
+def entitlements(session, urn: str, offering_code: str) -> list[dict]:
+    rows = session.execute(select(t.eligibility).where(t.eligibility.c.urn == urn,
+                                                       t.eligibility.c.offering_code == offering_code))
+    return [dict(r._mapping) for r in rows]
+
+
+def subscribed_urns(session, offering_code: str, first: dt.date, last: dt.date) -> set[str]:
+    rows = session.execute(select(t.eligibility.c.urn).where(
+        t.eligibility.c.offering_code == offering_code, t.eligibility.c.period_start <= last,
+        t.eligibility.c.period_end >= first))
+    return {r.urn for r in rows}
+
+
+def upsert_offering(session, values: dict) -> None:
+    values = dict(values)
+    _upsert(session, t.offerings, {"offering_code": values.pop("offering_code")}, values)
+
+
+def offering(session, code: str) -> dict | None:
+    row = session.execute(select(t.offerings).where(t.offerings.c.offering_code == code)).first()
+    return dict(row._mapping) if row else None
+
+
+def upsert_edition_price(session, code: str, year: int, values: dict) -> None:
+    _upsert(session, t.edition_prices, {"offering_code": code, "edition_year": year}, values)
+
+
+def edition_price(session, code: str, year: int) -> dict | None:
+    row = session.execute(select(t.edition_prices).where(t.edition_prices.c.offering_code == code,
+                                                         t.edition_prices.c.edition_year == year)).first()
+    return dict(row._mapping) if row else None
+
+
+# ------------------------------------------------------------ contacts
+def upsert_contact(session, values: dict) -> None:
+    values = dict(values)
+    _upsert(session, t.contacts, {"contact_id": values.pop("contact_id")}, values)
+
+
+def contact(session, contact_id: str) -> dict | None:
+    row = session.execute(select(t.contacts).where(t.contacts.c.contact_id == contact_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def erase_contact(session, contact_id: str) -> None:
+    session.execute(delete(t.contacts).where(t.contacts.c.contact_id == contact_id))
+
+
+def move_contacts(session, old_urn: str, new_urn: str) -> None:
+    session.execute(update(t.contacts).where(t.contacts.c.urn == old_urn).values(urn=new_urn))
+    session.execute(update(t.reviewers).where(t.reviewers.c.urn == old_urn).values(urn=new_urn))
+
+
+# ------------------------------------------------------------ calendars
+def set_la_term_dates(session, la: str, year: int, periods: list[dict]) -> None:
+    _upsert(session, t.la_term_dates, {"local_authority": la, "academic_year": year}, {"periods": periods})
+
+
+def set_school_term_dates(session, urn: str, year: int, periods: list[dict]) -> None:
+    _upsert(session, t.school_term_dates, {"urn": urn, "academic_year": year}, {"periods": periods})
+
+
+def set_inset_days(session, urn: str, year: int, days: list[dt.date]) -> None:
+    first, last = dt.date(year, 9, 1), dt.date(year + 1, 8, 31)
+    session.execute(delete(t.inset_days).where(t.inset_days.c.urn == urn, t.inset_days.c.day >= first,
+                                               t.inset_days.c.day <= last))
+    for day in days:
+        session.execute(insert(t.inset_days).values(urn=urn, day=day))
+
+
+def copy_calendar(session, old_urn: str, new_urn: str, from_day: dt.date) -> None:
+    """A converted school keeps its INSET days and own term dates from the conversion date on."""
+    for row in session.execute(select(t.inset_days).where(t.inset_days.c.urn == old_urn, t.inset_days.c.day >= from_day)):
+        _upsert(session, t.inset_days, {"urn": new_urn, "day": row.day}, {})
+    for row in session.execute(select(t.school_term_dates).where(t.school_term_dates.c.urn == old_urn)):
+        _upsert(session, t.school_term_dates, {"urn": new_urn, "academic_year": row.academic_year},
+                {"periods": row.periods})
+
+
+@functools.lru_cache(maxsize=1)
+def default_la_term_dates() -> dict[tuple[str, int], cal.TermDates]:
+    """Term dates shipped with the service as data (Buckinghamshire 2025/26 and 2026/27)."""
+    text = resources.files("scheduling").joinpath("data/la_term_dates.json").read_text(encoding="utf-8")
+    return cal.defaults_from_data(json.loads(text))
+
+
+def la_term_dates(session, la: str, year: int) -> cal.TermDates | None:
+    row = session.execute(select(t.la_term_dates).where(t.la_term_dates.c.local_authority == la,
+                                                        t.la_term_dates.c.academic_year == year)).first()
+    if row:
+        return cal.term_dates_from_dict(year, row.periods)
+    return default_la_term_dates().get((la, year))
+
+
+def calendars(session, year: int, urns=None) -> dict[str, cal.SchoolCalendar]:
+    """Each school's calendar for the academic year; schools whose LA has no term dates are left out."""
+    rows = school_rows(session, urns)
+    own = {r.urn: cal.term_dates_from_dict(year, r.periods)
+           for r in session.execute(select(t.school_term_dates).where(t.school_term_dates.c.academic_year == year))}
+    first, last = dt.date(year, 9, 1), dt.date(year + 1, 8, 31)
+    insets: dict[str, list] = {}
+    for r in session.execute(select(t.inset_days).where(t.inset_days.c.day >= first, t.inset_days.c.day <= last)):
+        insets.setdefault(r.urn, []).append(r.day)
+    la_cache: dict[str, cal.TermDates | None] = {}
+    found = {}
+    for urn, row in rows.items():
+        la = cal.la_key(row.get("local_authority"))
+        if la not in la_cache:
+            la_cache[la] = la_term_dates(session, la, year)
+        la_dates = la_cache[la] or own.get(urn)
+        if la_dates is None:
+            continue
+        found[urn] = cal.calendar_for(urn, row.get("establishment_type"), la_dates, own.get(urn), insets.get(urn, ()))
+    return found
+
+
+# ------------------------------------------------------------ reviewers and peer reviews
+def upsert_reviewer(session, reviewer_id: str, urn: str, trained: bool, can_lead: bool, unavailable: list[str]) -> None:
+    _upsert(session, t.reviewers, {"reviewer_id": reviewer_id},
+            {"urn": urn, "trained": trained, "can_lead": can_lead, "unavailable": unavailable})
+
+
+def reviewer_rows(session) -> list[dict]:
+    return [dict(r._mapping) for r in session.execute(select(t.reviewers).order_by(t.reviewers.c.reviewer_id))]
+
+
+def review_problem(session, cycle: int, host_urns, days: int, team_size: int) -> pr.Problem:
+    """The planner's view of the cycle: every known school with its calendar and MAT history, every reviewer."""
+    rows = school_rows(session)
+    calendars_ = calendars(session, cycle)
+    history = mat_history(session)
+    schools = {}
+    for urn, row in rows.items():
+        if urn not in calendars_:
+            continue
+        mats = history.get(urn) or ((dt.date(cycle, 9, 1), row["mat_id"]),)
+        closed = row.get("closed_on")
+        calendar_ = calendars_[urn]
+        if closed is not None:  # a closed school is open on no day from its closing date
+            periods = tuple(p for p in calendar_.term_dates.periods if p.start < closed)
+            periods = tuple(p if p.end < closed else cal.TermPeriod(p.term, p.start, closed - dt.timedelta(days=1))
+                            for p in periods if p.start <= closed - dt.timedelta(days=1))
+            calendar_ = cal.SchoolCalendar(urn, cal.TermDates(cycle, periods), calendar_.inset_days)
+        schools[urn] = pr.School(urn=urn, postcode=row["postcode"], calendar=calendar_, mats=mats)
+    reviewers = {}
+    for r in reviewer_rows(session):
+        if r["urn"] in schools:
+            reviewers[r["reviewer_id"]] = pr.Reviewer(r["reviewer_id"], r["urn"], r["trained"], r["can_lead"],
+                                                      frozenset(dt.date.fromisoformat(d) for d in r["unavailable"]))
+    hosts = tuple(pr.HostRequest(u, days, team_size) for u in sorted(host_urns) if u in schools)
+    return pr.Problem(cycle=cycle, schools=schools, reviewers=reviewers, hosts=hosts)
+
+
+def cycle(session, number: int) -> dict | None:
+    row = session.execute(select(t.review_cycles).where(t.review_cycles.c.cycle == number)).first()
+    return dict(row._mapping) if row else None
+
+
+def add_cycle(session, number: int, offering_code: str, method: str, parts: list[str], days: int, team_size: int) -> None:
+    session.execute(insert(t.review_cycles).values(cycle=number, offering_code=offering_code, method=method,
+                                                   parts=parts, days=days, team_size=team_size))
+
+
+def add_review(session, review_id: str, cycle_: int, review: pr.Review) -> None:
+    session.execute(insert(t.peer_reviews).values(
+        review_id=review_id, cycle=cycle_, host_urn=review.host_urn, dates=[d.isoformat() for d in review.dates],
+        team=[list(m) for m in review.team], status="scheduled"))
+
+
+def update_review(session, review_id: str, review: pr.Review | None, status: str = "scheduled") -> None:
+    values = {"status": status}
+    if review is not None:
+        values |= {"host_urn": review.host_urn, "dates": [d.isoformat() for d in review.dates],
+                   "team": [list(m) for m in review.team]}
+    session.execute(update(t.peer_reviews).where(t.peer_reviews.c.review_id == review_id).values(**values))
+
+
+def reviews_of_cycle(session, cycle_: int, status: str | None = "scheduled") -> list[tuple[str, pr.Review, dict]]:
+    query = select(t.peer_reviews).where(t.peer_reviews.c.cycle == cycle_).order_by(t.peer_reviews.c.review_id)
+    if status:
+        query = query.where(t.peer_reviews.c.status == status)
+    return [(r.review_id, to_review(r), dict(r._mapping)) for r in session.execute(query)]
+
+
+def to_review(row) -> pr.Review:
+    return pr.Review(row.host_urn, tuple(dt.date.fromisoformat(d) for d in row.dates), tuple(tuple(m) for m in row.team))
+
+
+def review_row(session, review_id: str) -> dict | None:
+    row = session.execute(select(t.peer_reviews).where(t.peer_reviews.c.review_id == review_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def cycles_touching(session, day: dt.date) -> list[int]:
+    return [r.cycle for r in session.execute(select(t.review_cycles.c.cycle)) if dt.date(r.cycle + 1, 8, 31) >= day]
+
+
+def set_report(session, review_id: str, report: str) -> None:
+    session.execute(update(t.peer_reviews).where(t.peer_reviews.c.review_id == review_id).values(report=report))
+
+
+# ------------------------------------------------------------ networks and meetings
+def add_network(session, values: dict) -> None:
+    session.execute(insert(t.networks).values(**values))
+
+
+def network(session, network_id: str) -> dict | None:
+    row = session.execute(select(t.networks).where(t.networks.c.network_id == network_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def network_by_name(session, name: str) -> dict | None:
+    row = session.execute(select(t.networks).where(t.networks.c.name == name)).first()
+    return dict(row._mapping) if row else None
+
+
+def networks(session) -> list[dict]:
+    return [dict(r._mapping) for r in session.execute(select(t.networks))]
+
+
+def update_network(session, network_id: str, **values) -> None:
+    session.execute(update(t.networks).where(t.networks.c.network_id == network_id).values(**values))
+
+
+def meetings(session, network_id: str | None = None) -> list[dict]:
+    query = select(t.meetings).order_by(t.meetings.c.day)
+    if network_id:
+        query = query.where(t.meetings.c.network_id == network_id)
+    return [dict(r._mapping) for r in session.execute(query)]
+
+
+def add_meeting(session, values: dict) -> None:
+    session.execute(insert(t.meetings).values(**values))
+
+
+def update_meeting(session, meeting_id: str, **values) -> None:
+    session.execute(update(t.meetings).where(t.meetings.c.meeting_id == meeting_id).values(**values))
+
+
+# ------------------------------------------------------------ courses, sessions, bookings
+def add_course(session, values: dict) -> None:
+    session.execute(insert(t.courses).values(**values))
+
+
+def course(session, code: str) -> dict | None:
+    row = session.execute(select(t.courses).where(t.courses.c.course_code == code)).first()
+    return dict(row._mapping) if row else None
+
+
+def add_session(session, values: dict) -> None:
+    session.execute(insert(t.sessions).values(**values))
+
+
+def session_row(session, session_id: str, lock: bool = False) -> dict | None:
+    query = select(t.sessions).where(t.sessions.c.session_id == session_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.execute(query).first()
+    return dict(row._mapping) if row else None
+
+
+def bookings_of(session, session_id: str) -> list[dict]:
+    rows = session.execute(select(t.bookings).where(t.bookings.c.session_id == session_id)
+                           .order_by(t.bookings.c.position))
+    return [dict(r._mapping) for r in rows]
+
+
+def add_booking(session, values: dict) -> None:
+    session.execute(insert(t.bookings).values(**values))
+
+
+def booking(session, booking_id: str) -> dict | None:
+    row = session.execute(select(t.bookings).where(t.bookings.c.booking_id == booking_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def update_booking(session, booking_id: str, **values) -> None:
+    session.execute(update(t.bookings).where(t.bookings.c.booking_id == booking_id).values(**values))
+
+
+def included_used(session, subscription_ids) -> dict[str, int]:
+    rows = session.execute(select(t.bookings.c.subscription_id, func.count()).where(
+        t.bookings.c.subscription_id.in_(list(subscription_ids)), t.bookings.c.status == "confirmed",
+        t.bookings.c.price_basis == "included_place").group_by(t.bookings.c.subscription_id))
+    return {sid: n for sid, n in rows}
+
+
+def attendance_of(session, booking_id: str) -> dict | None:
+    row = session.execute(select(t.attendance).where(t.attendance.c.booking_id == booking_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def add_attendance(session, values: dict) -> None:
+    session.execute(insert(t.attendance).values(**values))

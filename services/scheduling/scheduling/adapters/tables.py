@@ -1,4 +1,10 @@
-"""Scheduling's tables (SQLAlchemy Core); the migrations create exactly these."""
+"""Scheduling's tables (SQLAlchemy Core); the migrations create exactly these.
+
+Local copies learnt from events: `schools`, `school_mats` (MAT membership by date, so a
+conversion changes "same MAT" from its date only), `contacts`, `offerings`,
+`edition_prices`, `eligibility`. Scheduling's own state: calendars, reviewers, peer
+reviews, networks and meetings, courses, sessions, bookings and attendance.
+"""
 import sqlalchemy as sa
 
 from shared.messaging_tables import define_messaging_tables
@@ -14,6 +20,19 @@ schools = sa.Table(
     sa.Column("mat_id", sa.String(20)),
     sa.Column("postcode", sa.String(10), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("establishment_type", sa.String(40)),
+    sa.Column("local_authority", sa.String(80)),
+    sa.Column("number_on_roll", sa.Integer),
+    sa.Column("predecessor_urn", sa.String(6)),
+    sa.Column("closed_on", sa.Date),
+    sa.Column("venue_capacity", sa.Integer),
+)
+
+school_mats = sa.Table(
+    "school_mats", metadata,
+    sa.Column("urn", sa.String(6), primary_key=True),
+    sa.Column("effective_from", sa.Date, primary_key=True),
+    sa.Column("mat_id", sa.String(40)),
 )
 
 eligibility = sa.Table(
@@ -24,4 +43,142 @@ eligibility = sa.Table(
     sa.Column("service_area", sa.String(40), nullable=False),
     sa.Column("period_start", sa.Date, nullable=False),
     sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("included_places", sa.Integer, nullable=False, server_default="0"),
+)
+
+contacts = sa.Table(
+    "contacts", metadata,
+    sa.Column("contact_id", sa.String(36), primary_key=True),
+    sa.Column("urn", sa.String(6), nullable=False, index=True),
+    sa.Column("display_name", sa.String(200)),
+    sa.Column("role", sa.String(30), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+)
+
+offerings = sa.Table(
+    "offerings", metadata,
+    sa.Column("offering_code", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("service_area", sa.String(40), nullable=False),
+    sa.Column("vat_treatment", sa.String(20), nullable=False),
+)
+
+edition_prices = sa.Table(
+    "edition_prices", metadata,
+    sa.Column("offering_code", sa.String(40), primary_key=True),
+    sa.Column("edition_year", sa.Integer, primary_key=True),
+    sa.Column("model", sa.String(20), nullable=False),
+    sa.Column("subscriber_price_pence", sa.Integer),
+    sa.Column("non_subscriber_price_pence", sa.Integer),
+    sa.Column("included_places", sa.Integer, nullable=False, server_default="0"),
+)
+
+la_term_dates = sa.Table(
+    "la_term_dates", metadata,
+    sa.Column("local_authority", sa.String(80), primary_key=True),
+    sa.Column("academic_year", sa.Integer, primary_key=True),
+    sa.Column("periods", sa.JSON, nullable=False),
+)
+
+school_term_dates = sa.Table(
+    "school_term_dates", metadata,
+    sa.Column("urn", sa.String(6), primary_key=True),
+    sa.Column("academic_year", sa.Integer, primary_key=True),
+    sa.Column("periods", sa.JSON, nullable=False),
+)
+
+inset_days = sa.Table(
+    "inset_days", metadata,
+    sa.Column("urn", sa.String(6), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+)
+
+reviewers = sa.Table(
+    "reviewers", metadata,
+    sa.Column("reviewer_id", sa.String(36), primary_key=True),
+    sa.Column("urn", sa.String(6), nullable=False, index=True),
+    sa.Column("trained", sa.Boolean, nullable=False),
+    sa.Column("can_lead", sa.Boolean, nullable=False),
+    sa.Column("unavailable", sa.JSON, nullable=False),
+)
+
+review_cycles = sa.Table(
+    "review_cycles", metadata,
+    sa.Column("cycle", sa.Integer, primary_key=True),
+    sa.Column("offering_code", sa.String(40), nullable=False),
+    sa.Column("method", sa.String(40), nullable=False),
+    sa.Column("parts", sa.JSON, nullable=False),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("team_size", sa.Integer, nullable=False),
+)
+
+peer_reviews = sa.Table(
+    "peer_reviews", metadata,
+    sa.Column("review_id", sa.String(36), primary_key=True),
+    sa.Column("cycle", sa.Integer, nullable=False, index=True),
+    sa.Column("host_urn", sa.String(6), nullable=False),
+    sa.Column("dates", sa.JSON, nullable=False),
+    sa.Column("team", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("report", sa.Text),
+)
+
+networks = sa.Table(
+    "networks", metadata,
+    sa.Column("network_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("member_urns", sa.JSON, nullable=False),
+    sa.Column("people", sa.JSON, nullable=False),
+)
+
+meetings = sa.Table(
+    "meetings", metadata,
+    sa.Column("meeting_id", sa.String(36), primary_key=True),
+    sa.Column("network_id", sa.String(36), nullable=False, index=True),
+    sa.Column("academic_year", sa.Integer, nullable=False),
+    sa.Column("term", sa.String(10), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("host_urn", sa.String(6), nullable=False),
+    sa.Column("invited", sa.Integer, nullable=False),
+    sa.UniqueConstraint("network_id", "academic_year", "term"),
+)
+
+courses = sa.Table(
+    "courses", metadata,
+    sa.Column("course_code", sa.String(40), primary_key=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("offering_code", sa.String(40)),
+    sa.Column("service_area", sa.String(40), nullable=False),
+    sa.Column("vat_treatment", sa.String(20), nullable=False),
+)
+
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("session_id", sa.String(36), primary_key=True),
+    sa.Column("course_code", sa.String(40), nullable=False, index=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("capacity", sa.Integer, nullable=False),
+    sa.Column("cutoff_days", sa.Integer, nullable=False),
+)
+
+bookings = sa.Table(
+    "bookings", metadata,
+    sa.Column("booking_id", sa.String(36), primary_key=True),
+    sa.Column("session_id", sa.String(36), nullable=False, index=True),
+    sa.Column("urn", sa.String(6), nullable=False),
+    sa.Column("contact_id", sa.String(36), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("price_basis", sa.String(20)),
+    sa.Column("unit_price_pence", sa.Integer),
+    sa.Column("subscription_id", sa.String(36)),
+    sa.Column("booked_on", sa.Date, nullable=False),
+)
+
+attendance = sa.Table(
+    "attendance", metadata,
+    sa.Column("attendance_id", sa.String(36), primary_key=True),
+    sa.Column("booking_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("attended", sa.Boolean, nullable=False),
+    sa.Column("chargeable", sa.Boolean, nullable=False),
 )

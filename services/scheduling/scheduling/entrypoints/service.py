@@ -1,33 +1,237 @@
-"""The scheduling nameko service: members and SLAs in from events, eligibility kept locally.
-Rules live in `scheduling.domain`."""
+"""The scheduling nameko service: members, MATs, contacts, offerings and SLAs in from events;
+calendars, peer reviews, networks, courses and bookings over HTTP. Thin: every rule lives
+in `scheduling.domain`, every use case in `scheduling.service_layer.handlers`."""
 from __future__ import annotations
+
+import datetime as dt
+import uuid
+from functools import wraps
+
+from eventlet import tpool
+from marshmallow import Schema, fields, validate
+from sqlalchemy.exc import IntegrityError
 
 from shared import service as base
 from shared.consumer import consumes
-from shared.http import NotFound, http
-from shared.storage import Storage
+from shared.http import Conflict, HttpError, NotFound, RuleViolation, http, load_body, load_query
 
 from scheduling.adapters import repository
 from scheduling.adapters.tables import inbox, outbox
+from scheduling.domain.calendar import TERMS
 from scheduling.messages import consumed
 from scheduling.messages.published import PUBLISHED
 from scheduling.service_layer import handlers
+from shared.storage import Storage
+
+URN = validate.Regexp(r"^\d{6}$", error="a URN is 6 digits")
+
+
+class Forbidden(HttpError):
+    status = 403
+    code = "forbidden"
+
+
+def mapped(func):
+    """Turns the use cases' exceptions into the JSON errors of `shared.http`."""
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except handlers.NotKnown as exc:
+            raise NotFound(str(exc)) from None
+        except handlers.AlreadyExists as exc:
+            raise Conflict(str(exc)) from None
+        except handlers.Forbidden as exc:
+            raise Forbidden(str(exc)) from None
+        except handlers.Refused as exc:
+            raise RuleViolation(str(exc), **exc.details) from None
+        except IntegrityError:
+            # two requests raced for the same thing (a cycle, a network name, a booking); one won
+            raise Conflict("a concurrent request changed the same record first; nothing was written, "
+                           "read the current state and retry") from None
+    return wrapper
+
+
+class _Body(Schema):
+    pass
+
+
+class Period(_Body):
+    term = fields.String(required=True, validate=validate.OneOf(TERMS))
+    start = fields.Date(required=True)
+    end = fields.Date(required=True)
+
+
+class TermDatesBody(_Body):
+    periods = fields.List(fields.Nested(Period), required=True, validate=validate.Length(min=1))
+
+
+class InsetDaysBody(_Body):
+    days = fields.List(fields.Date(), required=True, validate=validate.Length(max=5))
+
+
+class VenueBody(_Body):
+    capacity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2000))
+
+
+class ReviewerBody(_Body):
+    reviewer_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    urn = fields.String(required=True, validate=URN)
+    trained = fields.Boolean(required=True)
+    can_lead = fields.Boolean(load_default=False)
+    unavailable = fields.List(fields.Date(), load_default=list)
+    today = fields.Date(load_default=None)
+
+
+class CycleBody(_Body):
+    cycle = fields.Integer(required=True, strict=True, validate=validate.Range(min=2000, max=2100))
+    offering_code = fields.String(load_default="PEER-REVIEW")
+    days = fields.Integer(load_default=2, strict=True, validate=validate.Range(min=1, max=3))
+    team_size = fields.Integer(load_default=2, strict=True, validate=validate.Range(min=2, max=4))
+    time_limit_seconds = fields.Float(load_default=4.0, validate=validate.Range(min=0.5, max=120))
+
+
+class ReportBody(_Body):
+    urn = fields.String(required=True, validate=URN)
+    report = fields.String(required=True, validate=validate.Length(min=1, max=20000))
+
+
+class AsSchool(_Body):
+    urn = fields.String(required=True, validate=URN)
+
+
+class NetworkBody(_Body):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    member_urns = fields.List(fields.String(validate=URN), required=True, validate=validate.Length(min=1))
+    people = fields.List(fields.String(validate=validate.Length(min=1, max=36)), load_default=list)
+    preferred_weekday = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=4))
+
+
+class CourseBody(_Body):
+    course_code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9][A-Z0-9-]{1,39}$"))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    offering_code = fields.String(load_default=None, allow_none=True)
+    service_area = fields.String(load_default=None)
+    vat_treatment = fields.String(load_default=None, validate=validate.OneOf(("standard", "zero", "exempt")))
+
+
+class SessionBody(_Body):
+    date = fields.Date(required=True)
+    capacity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1000))
+    cutoff_days = fields.Integer(load_default=7, strict=True, validate=validate.Range(min=0, max=90))
+
+
+class BookingBody(_Body):
+    urn = fields.String(required=True, validate=URN)
+    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    booked_on = fields.Date(load_default=None)
+
+
+class CancelBody(_Body):
+    today = fields.Date(load_default=None)
+
+
+class AttendanceBody(_Body):
+    attended = fields.Boolean(required=True)
+
+
+class MentorBody(_Body):
+    mentor_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    urn = fields.String(required=True, validate=URN)
+    phase = fields.String(required=True)
+    strengths = fields.List(fields.String(), load_default=list)
+    capacity = fields.Integer(load_default=2, strict=True, validate=validate.Range(min=1, max=10))
+
+
+class LeaderBody(_Body):
+    leader_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    urn = fields.String(required=True, validate=URN)
+    phase = fields.String(required=True)
+    needs = fields.List(fields.String(), load_default=list)
+
+
+class CoachingBody(_Body):
+    mentors = fields.List(fields.Nested(MentorBody), required=True, validate=validate.Length(min=1))
+    leaders = fields.List(fields.Nested(LeaderBody), required=True, validate=validate.Length(min=1))
+
+
+def _urn(urn: str) -> str:
+    from marshmallow import ValidationError
+
+    if not URN.regex.match(urn):
+        raise ValidationError({"urn": ["a URN is 6 digits"]})
+    return urn
+
+
+def _day(value: str, field: str = "date") -> dt.date:
+    from marshmallow import ValidationError
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError({field: ["not a valid date (YYYY-MM-DD)"]}) from None
 
 
 class SchedulingService(base.ObservableService):
-    """Who may take part in what, from members' and SLAs' events."""
+    """Peer networks, peer reviews, coaching and courses on real school calendars."""
 
     name = "scheduling"
     uow = Storage(migrations="scheduling:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
 
+    # ---------------------------------------------------------------- upstream events
     @consumes("membership", "member_joined", consumed.MemberJoined)
     def on_member_joined(self, event):
         handlers.record_member_joined(self.uow(), event.payload)
+
+    @consumes("membership", "member_left", consumed.MemberLeft)
+    def on_member_left(self, event):
+        handlers.record_member_left(self.uow(), event.payload)
+
+    @consumes("membership", "member_details_changed", consumed.MemberDetailsChanged)
+    def on_member_details_changed(self, event):
+        handlers.record_member_details_changed(self.uow(), event.payload)
+
+    @consumes("membership", "census_recorded", consumed.CensusRecorded)
+    def on_census_recorded(self, event):
+        handlers.record_census(self.uow(), event.payload)
+
+    @consumes("membership", "school_converted_to_academy", consumed.SchoolConvertedToAcademy)
+    def on_school_converted(self, event):
+        handlers.record_conversion(self.uow(), event.payload)
+
+    @consumes("membership", "contact_role_changed", consumed.ContactRoleChanged)
+    def on_contact_role_changed(self, event):
+        handlers.record_contact(self.uow(), event.payload)
+
+    @consumes("membership", "contact_erased", consumed.ContactErased)
+    def on_contact_erased(self, event):
+        handlers.erase_contact(self.uow(), event.payload)
+
+    @consumes("catalogue", "offering_published", consumed.OfferingPublished)
+    def on_offering_published(self, event):
+        handlers.record_offering(self.uow(), event.payload)
+
+    @consumes("catalogue", "edition_priced", consumed.EditionPriced)
+    def on_edition_priced(self, event):
+        handlers.record_edition_price(self.uow(), event.payload)
 
     @consumes("catalogue", "subscription_started", consumed.SubscriptionStarted)
     def on_subscription_started(self, event):
         handlers.record_eligibility(self.uow(), event.payload)
 
+    @consumes("catalogue", "subscription_renewed", consumed.SubscriptionRenewed)
+    def on_subscription_renewed(self, event):
+        handlers.record_eligibility(self.uow(), event.payload)
+
+    @consumes("catalogue", "subscription_cancelled", consumed.SubscriptionCancelled)
+    def on_subscription_cancelled(self, event):
+        handlers.end_eligibility(self.uow(), event.payload)
+
+    @consumes("catalogue", "subscription_ended", consumed.SubscriptionEnded)
+    def on_subscription_ended(self, event):
+        handlers.end_eligibility(self.uow(), event.payload)
+
+    # ---------------------------------------------------------------- schools and calendars
     @http("GET", "/schools/<string:urn>")
     def school(self, request, urn):
         with self.uow.read() as session:
@@ -36,3 +240,133 @@ class SchedulingService(base.ObservableService):
         if found is None and not eligible:
             raise NotFound(f"scheduling knows no school with URN {urn}")
         return {"school": found, "eligibility": eligible}
+
+    @http("GET", "/schools/<string:urn>/open/<string:day>")
+    @mapped
+    def school_open(self, request, urn, day):
+        with self.uow.read() as session:
+            return handlers.school_open(session, _urn(urn), _day(day))
+
+    @http("PUT", "/calendars/<string:la>/<int:year>")
+    @mapped
+    def put_la_term_dates(self, request, la, year):
+        body = load_body(request, TermDatesBody())
+        return handlers.set_la_term_dates(self.uow(), la, year, body["periods"])
+
+    @http("PUT", "/schools/<string:urn>/term-dates/<int:year>")
+    @mapped
+    def put_school_term_dates(self, request, urn, year):
+        body = load_body(request, TermDatesBody())
+        return handlers.set_school_term_dates(self.uow(), _urn(urn), year, body["periods"])
+
+    @http("PUT", "/schools/<string:urn>/inset-days/<int:year>")
+    @mapped
+    def put_inset_days(self, request, urn, year):
+        body = load_body(request, InsetDaysBody())
+        return handlers.set_inset_days(self.uow(), _urn(urn), year, body["days"])
+
+    @http("PUT", "/schools/<string:urn>/venue")
+    @mapped
+    def put_venue(self, request, urn):
+        body = load_body(request, VenueBody())
+        return handlers.set_venue_capacity(self.uow(), _urn(urn), body["capacity"])
+
+    # ---------------------------------------------------------------- peer reviews
+    @http("POST", "/reviewers")
+    @mapped
+    def post_reviewer(self, request):
+        body = load_body(request, ReviewerBody())
+        return 201, handlers.register_reviewer(self.uow(), body["reviewer_id"], body["urn"], body["trained"],
+                                               body["can_lead"], body["unavailable"], body["today"])
+
+    @http("POST", "/peer-review-cycles")
+    @mapped
+    def post_cycle(self, request):
+        body = load_body(request, CycleBody())
+        # the solver runs in a native thread so heartbeats, events and other requests go on meanwhile
+        return 201, handlers.plan_cycle(self.uow(), body["cycle"], body["offering_code"], body["days"],
+                                        body["team_size"], body["time_limit_seconds"], run=tpool.execute)
+
+    @http("GET", "/peer-review-cycles/<int:cycle>")
+    @mapped
+    def get_cycle(self, request, cycle):
+        with self.uow.read() as session:
+            return handlers.cycle_view(session, cycle)
+
+    @http("PUT", "/peer-reviews/<string:review_id>/report")
+    @mapped
+    def put_report(self, request, review_id):
+        body = load_body(request, ReportBody())
+        return handlers.write_report(self.uow(), review_id, body["urn"], body["report"])
+
+    @http("GET", "/peer-reviews/<string:review_id>/report")
+    @mapped
+    def get_report(self, request, review_id):
+        query = load_query(request, AsSchool())
+        with self.uow.read() as session:
+            return handlers.read_report(session, review_id, query["urn"])
+
+    # ---------------------------------------------------------------- networks
+    @http("POST", "/networks")
+    @mapped
+    def post_network(self, request):
+        body = load_body(request, NetworkBody())
+        return 201, handlers.create_network(self.uow(), body["name"], body["member_urns"], body["people"],
+                                            body["preferred_weekday"])
+
+    @http("POST", "/networks/<string:network_id>/meetings/<int:year>")
+    @mapped
+    def post_meetings(self, request, network_id, year):
+        return 201, handlers.plan_meetings(self.uow(), network_id, year)
+
+    @http("GET", "/networks/<string:network_id>")
+    @mapped
+    def get_network(self, request, network_id):
+        with self.uow.read() as session:
+            return handlers.network_view(session, network_id)
+
+    # ---------------------------------------------------------------- coaching
+    @http("POST", "/coaching/matches")
+    @mapped
+    def post_coaching(self, request):
+        body = load_body(request, CoachingBody())
+        with self.uow.read() as session:
+            return handlers.match_coaching(session, body["mentors"], body["leaders"])
+
+    # ---------------------------------------------------------------- courses and bookings
+    @http("POST", "/courses")
+    @mapped
+    def post_course(self, request):
+        body = load_body(request, CourseBody())
+        return 201, handlers.create_course(self.uow(), body)
+
+    @http("POST", "/courses/<string:code>/sessions")
+    @mapped
+    def post_session(self, request, code):
+        body = load_body(request, SessionBody())
+        return 201, handlers.add_session(self.uow(), code, body["date"], body["capacity"], body["cutoff_days"])
+
+    @http("GET", "/sessions/<string:session_id>")
+    @mapped
+    def get_session(self, request, session_id):
+        with self.uow.read() as session:
+            return handlers.session_view(session, session_id)
+
+    @http("POST", "/sessions/<string:session_id>/bookings")
+    @mapped
+    def post_booking(self, request, session_id):
+        body = load_body(request, BookingBody())
+        return 201, handlers.book(self.uow(), session_id, body["urn"], body["contact_id"],
+                                  body["booked_on"] or dt.date.today())
+
+    @http("POST", "/bookings/<string:booking_id>/cancel")
+    @mapped
+    def post_cancel(self, request, booking_id):
+        body = load_body(request, CancelBody())
+        return handlers.cancel_booking(self.uow(), booking_id, body["today"] or dt.date.today())
+
+    @http("POST", "/bookings/<string:booking_id>/attendance")
+    @mapped
+    def post_attendance(self, request, booking_id):
+        body = load_body(request, AttendanceBody())
+        return 201, handlers.record_attendance(self.uow(), booking_id, body["attended"])

@@ -1,4 +1,5 @@
-"""Scheduling's own, lenient copies of the upstream events it reads (unknown fields excluded)."""
+"""Scheduling's own, lenient copies of the upstream events it reads (unknown fields excluded),
+trimmed to the fields it uses, exactly as docs/events.md fixes them."""
 from marshmallow import EXCLUDE, Schema, fields
 
 
@@ -11,6 +12,11 @@ class _Mat(_Lenient):
     id = fields.String(required=True)
 
 
+class _Entitlement(_Lenient):
+    kind = fields.String(required=True)
+    quantity = fields.Integer(required=True)
+
+
 class MemberJoined(_Lenient):
     """membership's `member_joined` v1."""
 
@@ -19,6 +25,94 @@ class MemberJoined(_Lenient):
     phase = fields.String(required=True)
     mat = fields.Nested(_Mat, allow_none=True, required=True)
     postcode = fields.String(required=True)
+    establishment_type = fields.String(load_default=None)
+    local_authority = fields.String(load_default=None)
+    number_on_roll = fields.Integer(load_default=None, allow_none=True)
+    joined_on = fields.Date(load_default=None)
+
+
+class MemberLeft(_Lenient):
+    """membership's `member_left` v1."""
+
+    urn = fields.String(required=True)
+    effective_date = fields.Date(required=True)
+
+
+class MemberDetailsChanged(_Lenient):
+    """membership's `member_details_changed` v1 (the member's current details)."""
+
+    urn = fields.String(required=True)
+    effective_date = fields.Date(required=True)
+    name = fields.String(required=True)
+    establishment_type = fields.String(required=True)
+    phase = fields.String(required=True)
+    mat = fields.Nested(_Mat, allow_none=True, required=True)
+    local_authority = fields.String(required=True)
+    postcode = fields.String(required=True)
+
+
+class CensusRecorded(_Lenient):
+    """membership's `census_recorded` v1."""
+
+    urn = fields.String(required=True)
+    number_on_roll = fields.Integer(required=True)
+
+
+class _Predecessor(_Lenient):
+    urn = fields.String(required=True)
+
+
+class _Successor(_Lenient):
+    urn = fields.String(required=True)
+    name = fields.String(required=True)
+    establishment_type = fields.String(required=True)
+    phase = fields.String(required=True)
+    local_authority = fields.String(required=True)
+    postcode = fields.String(required=True)
+    number_on_roll = fields.Integer(load_default=None, allow_none=True)
+
+
+class SchoolConvertedToAcademy(_Lenient):
+    """membership's `school_converted_to_academy` v1: one event, no join or leave."""
+
+    conversion_date = fields.Date(required=True)
+    predecessor = fields.Nested(_Predecessor, required=True)
+    successor = fields.Nested(_Successor, required=True)
+    mat = fields.Nested(_Mat, required=True)
+
+
+class ContactRoleChanged(_Lenient):
+    """membership's `contact_role_changed` v1."""
+
+    contact_id = fields.String(required=True)
+    urn = fields.String(required=True)
+    display_name = fields.String(required=True)
+    role = fields.String(required=True)
+    active = fields.Boolean(required=True)
+
+
+class ContactErased(_Lenient):
+    """membership's `contact_erased` v1."""
+
+    contact_id = fields.String(required=True)
+
+
+class OfferingPublished(_Lenient):
+    """catalogue's `offering_published` v1."""
+
+    offering_code = fields.String(required=True)
+    name = fields.String(required=True)
+    service_area = fields.String(required=True)
+    vat_treatment = fields.String(required=True)
+
+
+class EditionPriced(_Lenient):
+    """catalogue's `edition_priced` v1; scheduling reads per-delegate prices and included places."""
+
+    offering_code = fields.String(required=True)
+    edition_year = fields.Integer(required=True)
+    pricing = fields.Dict(required=True)
+    entitlements = fields.List(fields.Nested(_Entitlement), load_default=list)
 
 
 class SubscriptionStarted(_Lenient):
@@ -30,3 +124,20 @@ class SubscriptionStarted(_Lenient):
     service_area = fields.String(required=True)
     period_start = fields.Date(required=True)
     period_end = fields.Date(required=True)
+    entitlements = fields.List(fields.Nested(_Entitlement), load_default=list)
+
+
+class SubscriptionRenewed(SubscriptionStarted):
+    """catalogue's `subscription_renewed` v1 (every field of `subscription_started`)."""
+
+
+class SubscriptionCancelled(_Lenient):
+    """catalogue's `subscription_cancelled` v1: `effective_date` is the first day no longer covered."""
+
+    subscription_id = fields.String(required=True)
+    urn = fields.String(required=True)
+    effective_date = fields.Date(required=True)
+
+
+class SubscriptionEnded(SubscriptionCancelled):
+    """catalogue's `subscription_ended` v1: `effective_date` is the first day no longer covered."""

@@ -1,22 +1,711 @@
-"""Scheduling use cases: each takes a unit of work and an event payload."""
+"""Scheduling use cases: each takes a unit of work and a payload or command, applies the rules of
+`scheduling.domain` and writes its events to the outbox in the same transaction.
+
+Errors: `NotKnown` (404), `Refused` (422: a rule refuses, the message names it),
+`AlreadyExists` (409). A refused command writes nothing.
+"""
 from __future__ import annotations
 
-from scheduling.adapters import repository
-from scheduling.domain import model
+import datetime as dt
+import logging
+import uuid
+
+from scheduling.adapters import repository as repo
+from scheduling.domain import calendar as cal
+from scheduling.domain import coaching, courses, networks, peer_review as pr
+from scheduling.domain.model import eligibility_from_subscription
+from scheduling.domain.review_validator import validate
+
+log = logging.getLogger(__name__)
 
 
+class NotKnown(Exception):
+    pass
+
+
+class Refused(Exception):
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.details = details
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+# =============================================================== upstream events
 def record_member_joined(uow, payload: dict) -> None:
     with uow:
         mat = payload.get("mat")
-        repository.upsert_school(uow.session, {"urn": payload["urn"], "name": payload["name"],
-                                               "phase": payload["phase"], "mat_id": mat["id"] if mat else None,
-                                               "postcode": payload["postcode"], "active": True})
+        joined = payload.get("joined_on") or dt.date(2000, 1, 1)
+        repo.upsert_school(uow.session, {
+            "urn": payload["urn"], "name": payload["name"], "phase": payload["phase"],
+            "mat_id": mat["id"] if mat else None, "postcode": payload["postcode"], "active": True,
+            "establishment_type": payload.get("establishment_type"),
+            "local_authority": cal.la_key(payload.get("local_authority")),
+            "number_on_roll": payload.get("number_on_roll"), "closed_on": None})
+        repo.set_mat_from(uow.session, payload["urn"], joined, mat["id"] if mat else None)
         uow.commit()
 
 
-def record_eligibility(uow, payload: dict) -> model.Eligibility:
+def record_member_left(uow, payload: dict) -> list[dict]:
     with uow:
-        item = model.eligibility_from_subscription(payload)
-        repository.add_eligibility(uow.session, item)
+        urn, day = payload["urn"], payload["effective_date"]
+        if repo.school(uow.session, urn) is None:
+            uow.commit()  # nothing known about it: the inbox still records the event
+            return []
+        repo.update_school(uow.session, urn, active=False, closed_on=day)
+        changed = _replan_reviews(uow, day, f"school {urn} left the partnership on {day}", left=urn)
+        changed += _move_meetings(uow, urn, day, f"host {urn} left the partnership on {day}")
+        uow.commit()
+    return changed
+
+
+def record_member_details_changed(uow, payload: dict) -> list[dict]:
+    with uow:
+        urn, day = payload["urn"], payload["effective_date"]
+        before = repo.school(uow.session, urn)
+        mat = payload.get("mat")
+        mat_id = mat["id"] if mat else None
+        repo.upsert_school(uow.session, {
+            "urn": urn, "name": payload["name"], "phase": payload["phase"], "mat_id": mat_id,
+            "postcode": payload["postcode"], "active": True, "establishment_type": payload["establishment_type"],
+            "local_authority": cal.la_key(payload["local_authority"])})
+        changed = []
+        if before is None or before["mat_id"] != mat_id:
+            repo.set_mat_from(uow.session, urn, day, mat_id)
+            changed = _replan_reviews(uow, day, f"school {urn} moved to MAT {mat_id} on {day}")
+        uow.commit()
+    return changed
+
+
+def record_census(uow, payload: dict) -> None:
+    with uow:
+        repo.update_school(uow.session, payload["urn"], number_on_roll=payload["number_on_roll"])
+        uow.commit()
+
+
+def record_conversion(uow, payload: dict) -> list[dict]:
+    """The predecessor closes on the conversion date; the successor (same membership) opens in the MAT.
+    Its people move with it; peer reviews from that date are checked and only broken ones re-planned."""
+    with uow:
+        day = payload["conversion_date"]
+        old, new, mat = payload["predecessor"]["urn"], payload["successor"], payload["mat"]["id"]
+        before = repo.school(uow.session, old) or {}
+        repo.update_school(uow.session, old, active=False, closed_on=day)
+        repo.upsert_school(uow.session, {
+            "urn": new["urn"], "name": new["name"], "phase": new["phase"], "mat_id": mat,
+            "postcode": new["postcode"], "active": True, "establishment_type": new["establishment_type"],
+            "local_authority": cal.la_key(new["local_authority"]), "number_on_roll": new.get("number_on_roll"),
+            "predecessor_urn": old, "closed_on": None, "venue_capacity": before.get("venue_capacity")})
+        repo.set_mat_from(uow.session, new["urn"], day, mat)
+        previous_urns = {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(uow.session)}
+        repo.move_contacts(uow.session, old, new["urn"])
+        repo.copy_calendar(uow.session, old, new["urn"], day)
+        changed = _replan_reviews(uow, day, f"school {old} converted to academy {new['urn']} in MAT {mat} on {day}",
+                                  renamed=(old, new["urn"]), previous_urns=previous_urns)
+        changed += _move_meetings(uow, old, day, f"host {old} converted to academy {new['urn']} on {day}",
+                                  renamed=new["urn"])
+        uow.commit()
+    return changed
+
+
+def record_contact(uow, payload: dict) -> None:
+    with uow:
+        repo.upsert_contact(uow.session, {"contact_id": str(payload["contact_id"]), "urn": payload["urn"],
+                                          "display_name": payload["display_name"], "role": payload["role"],
+                                          "active": payload["active"]})
+        uow.commit()
+
+
+def erase_contact(uow, payload: dict) -> None:
+    with uow:
+        repo.erase_contact(uow.session, str(payload["contact_id"]))
+        uow.commit()
+
+
+def record_offering(uow, payload: dict) -> None:
+    with uow:
+        repo.upsert_offering(uow.session, {k: payload[k] for k in ("offering_code", "name", "service_area",
+                                                                  "vat_treatment")})
+        uow.commit()
+
+
+def _included(entitlements) -> int:
+    return sum(int(e["quantity"]) for e in entitlements or () if e["kind"] == "included_place")
+
+
+def record_edition_price(uow, payload: dict) -> None:
+    with uow:
+        pricing = payload["pricing"]
+        repo.upsert_edition_price(uow.session, payload["offering_code"], payload["edition_year"], {
+            "model": pricing.get("model", "unknown"),
+            "subscriber_price_pence": pricing.get("subscriber_price_pence"),
+            "non_subscriber_price_pence": pricing.get("non_subscriber_price_pence"),
+            "included_places": _included(payload.get("entitlements"))})
+        uow.commit()
+
+
+def record_eligibility(uow, payload: dict):
+    with uow:
+        item = eligibility_from_subscription(payload)
+        repo.add_eligibility(uow.session, item, _included(payload.get("entitlements")))
         uow.commit()
     return item
+
+
+def end_eligibility(uow, payload: dict) -> None:
+    with uow:
+        repo.end_eligibility(uow.session, str(payload["subscription_id"]), payload["effective_date"])
+        uow.commit()
+
+
+# =============================================================== calendars
+def set_la_term_dates(uow, la: str, year: int, periods: list[dict]) -> dict:
+    dates = _term_dates(year, periods)
+    with uow:
+        repo.set_la_term_dates(uow.session, cal.la_key(la), year, _periods_json(dates))
+        uow.commit()
+    return {"local_authority": cal.la_key(la), "academic_year": year, "periods": _periods_json(dates)}
+
+
+def set_school_term_dates(uow, urn: str, year: int, periods: list[dict]) -> dict:
+    dates = _term_dates(year, periods)
+    with uow:
+        school = _school(uow.session, urn)
+        if cal.follows_la_dates(school.get("establishment_type")):
+            raise Refused(f"school {urn} is a {school.get('establishment_type')} school: it follows its LA's term dates",
+                          field="periods", rule="la_sets_term_dates")
+        repo.set_school_term_dates(uow.session, urn, year, _periods_json(dates))
+        uow.commit()
+    return {"urn": urn, "academic_year": year, "periods": _periods_json(dates)}
+
+
+def set_inset_days(uow, urn: str, year: int, days: list[dt.date]) -> dict:
+    if len(set(days)) != len(days) or len(days) > 5:
+        raise Refused("a school has at most five distinct INSET days a year", field="days", rule="at_most_five")
+    outside = [d for d in days if cal.academic_year_of(d) != year]
+    if outside:
+        raise Refused(f"{outside[0]} is not in academic year {year}", field="days", rule="in_academic_year")
+    with uow:
+        _school(uow.session, urn)
+        repo.set_inset_days(uow.session, urn, year, sorted(days))
+        uow.commit()
+    return {"urn": urn, "academic_year": year, "inset_days": [d.isoformat() for d in sorted(days)]}
+
+
+def school_open(session, urn: str, day: dt.date) -> dict:
+    _school(session, urn)
+    calendars = repo.calendars(session, cal.academic_year_of(day), [urn])
+    if urn not in calendars:
+        raise Refused(f"no term dates for school {urn}'s local authority in {cal.academic_year_of(day)}",
+                      field="date", rule="term_dates_known")
+    calendar = calendars[urn]
+    reason = None
+    if day.weekday() >= 5:
+        reason = "weekend"
+    elif calendar.term_dates.term_of(day) is None:
+        reason = "school holiday"
+    elif cal.is_bank_holiday(day):
+        reason = "bank holiday"
+    elif day in calendar.inset_days:
+        reason = "INSET day"
+    return {"urn": urn, "date": day.isoformat(), "open": cal.is_open(calendar, day), "closed_because": reason}
+
+
+def _term_dates(year: int, periods: list[dict]) -> cal.TermDates:
+    try:
+        return cal.term_dates_from_dict(year, periods)
+    except ValueError as exc:
+        raise Refused(str(exc), field="periods", rule="valid_term_dates") from None
+
+
+def _periods_json(dates: cal.TermDates) -> list[dict]:
+    return [{"term": p.term, "start": p.start.isoformat(), "end": p.end.isoformat()} for p in dates.periods]
+
+
+def _school(session, urn: str) -> dict:
+    found = repo.school(session, urn)
+    if found is None:
+        raise NotKnown(f"scheduling knows no school with URN {urn}")
+    return found
+
+
+# =============================================================== peer reviews
+def register_reviewer(uow, reviewer_id: str, urn: str, trained: bool, can_lead: bool,
+                      unavailable: list[dt.date], today: dt.date | None = None) -> dict:
+    """Adds or updates a reviewer; reviews from today on that the change breaks are re-planned."""
+    with uow:
+        school = _school(uow.session, urn)
+        if not school["active"]:
+            raise Refused(f"school {urn} is no longer a member", field="urn", rule="active_member")
+        if can_lead and not trained:
+            raise Refused("a lead reviewer must be trained", field="can_lead", rule="lead_is_trained")
+        repo_had = any(r["reviewer_id"] == reviewer_id for r in repo.reviewer_rows(uow.session))
+        repo.upsert_reviewer(uow.session, reviewer_id, urn, trained, can_lead, sorted(d.isoformat() for d in unavailable))
+        changed = _replan_reviews(uow, today or dt.date.today(),
+                                  f"reviewer {reviewer_id} became unavailable or changed role") if repo_had else []
+        uow.commit()
+    return {"reviewer_id": reviewer_id, "urn": urn, "trained": trained, "can_lead": can_lead,
+            "unavailable": sorted(d.isoformat() for d in unavailable), "rescheduled": changed}
+
+
+def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, time_limit: float,
+               run=lambda fn, *args, **kwargs: fn(*args, **kwargs)) -> dict:
+    """Plans and publishes a cycle's reviews. `run` executes the (CPU-bound) planner; the
+    entrypoint passes a runner that keeps the service responsive meanwhile."""
+    with uow:
+        if repo.cycle(uow.session, cycle):
+            raise AlreadyExists(f"peer reviews for cycle {cycle} are already planned")
+        first, last = dt.date(cycle, 9, 1), dt.date(cycle + 1, 8, 31)
+        subscribed = repo.subscribed_urns(uow.session, offering_code, first, last)
+        rows = repo.school_rows(uow.session, subscribed)
+        hosts = {u for u, r in rows.items() if r["active"]}
+        if not hosts:
+            raise Refused(f"no active school subscribes to {offering_code} in cycle {cycle}",
+                          field="offering_code", rule="subscribed_hosts")
+        problem = repo.review_problem(uow.session, cycle, hosts, days, team_size)
+        # reviewers come from schools subscribed to peer review
+        problem = pr.Problem(cycle, problem.schools,
+                             {k: r for k, r in problem.reviewers.items() if r.urn in subscribed}, problem.hosts)
+        missing = sorted(hosts - {h.urn for h in problem.hosts})
+        if missing:
+            raise Refused(f"no term dates known for host school(s) {', '.join(missing[:5])} in {cycle}",
+                          field="cycle", rule="term_dates_known")
+        try:
+            result = run(pr.plan, problem, time_limit=time_limit)
+        except pr.Infeasible as exc:
+            raise Refused("no peer-review schedule satisfies the hard rules", rule="infeasible",
+                          reasons=exc.reasons) from None
+        violations = validate(problem, result.reviews)
+        if violations:  # never publish a schedule the independent validator refuses
+            raise Refused("the planned schedule failed validation", rule="validator",
+                          reasons=[f"{v.rule}: {v.detail}" for v in violations])
+        repo.add_cycle(uow.session, cycle, offering_code, result.method, result.parts, days, team_size)
+        out = []
+        for review in result.reviews:
+            review_id = str(uuid.uuid4())
+            repo.add_review(uow.session, review_id, cycle, review)
+            body = _review_payload(review_id, cycle, review, {k: r.urn for k, r in problem.reviewers.items()})
+            uow.publish("peer_review_scheduled", {**body, "method": result.method}, aggregate=review.host_urn)
+            out.append(body)
+        uow.commit()
+    return {"cycle": cycle, "method": result.method, "parts": result.parts, "seconds": round(result.seconds, 3),
+            "violations": 0, "reviews": out}
+
+
+def _review_payload(review_id, cycle, review: pr.Review, urn_of) -> dict:
+    """The review as events and the API show it; `urn_of` maps each reviewer to their school."""
+    return {"review_id": review_id, "cycle": cycle, "host_urn": review.host_urn,
+            "dates": list(review.dates),
+            "team": [{"reviewer_id": rid, "urn": urn_of[rid], "role": role}
+                     for rid, role in review.team]}
+
+
+def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] | None = None,
+                    left: str | None = None, previous_urns: dict | None = None) -> list[dict]:
+    """Re-plan, in every cycle that reaches past `day`, only the reviews from `day` on that now break a rule."""
+    changed_out = []
+    session = uow.session
+    for number in repo.cycles_touching(session, day):
+        settings = repo.cycle(session, number)
+        stored = repo.reviews_of_cycle(session, number)
+        if not stored:
+            continue
+        before = {rid: (review, row) for rid, review, row in stored}
+        # the team as stored, with each reviewer's school as it was then (for `previous_team`)
+        urns_before = previous_urns or {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(session)}
+        reviews = []
+        for rid, review, row in stored:
+            if renamed and review.host_urn == renamed[0] and review.dates[0] >= day:
+                review = pr.Review(renamed[1], review.dates, review.team)
+            reviews.append((rid, review))
+        if left:
+            for rid, review in list(reviews):
+                if review.host_urn == left and review.dates[-1] >= day:
+                    old_review = before[rid][0]
+                    repo.update_review(session, rid, None, status="cancelled")
+                    payload = {**_review_payload(rid, number, old_review, urns_before),
+                               "status": "cancelled", "previous_host_urn": old_review.host_urn,
+                               "previous_dates": list(old_review.dates),
+                               "previous_team": _review_payload(rid, number, old_review, urns_before)["team"],
+                               "reason": reason}
+                    uow.publish("peer_review_rescheduled", payload, aggregate=old_review.host_urn)
+                    changed_out.append(payload)
+                    reviews.remove((rid, review))
+        hosts = [r.host_urn for _, r in reviews]
+        problem = repo.review_problem(session, number, hosts, settings["days"], settings["team_size"])
+        ids = [rid for rid, _ in reviews]
+        plain = [r for _, r in reviews]
+        urns_now = {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(session)}
+        new, changed, unresolved = pr.replan(problem, plain, from_date=day,
+                                             problems_of=lambda r: validate(problem, [r], require_all_hosts=False))
+        for reason_left in unresolved:  # stays visible as a violation in GET /peer-review-cycles/<cycle>
+            log.warning("cycle %s: %s", number, reason_left)
+        for rid, old_stored, fresh in zip(ids, plain, new):
+            original = before[rid][0]
+            if fresh == original:
+                continue
+            repo.update_review(session, rid, fresh)
+            payload = {**_review_payload(rid, number, fresh, urns_now), "status": "scheduled",
+                       "previous_host_urn": original.host_urn,
+                       "previous_dates": list(original.dates),
+                       "previous_team": _review_payload(rid, number, original, urns_before)["team"],
+                       "reason": reason}
+            uow.publish("peer_review_rescheduled", payload, aggregate=fresh.host_urn)
+            changed_out.append(payload)
+    return changed_out
+
+
+def cycle_view(session, number: int) -> dict:
+    settings = repo.cycle(session, number)
+    if settings is None:
+        raise NotKnown(f"no peer reviews planned for cycle {number}")
+    stored = repo.reviews_of_cycle(session, number, status=None)
+    live = [review for _, review, row in stored if row["status"] == "scheduled"]
+    problem = repo.review_problem(session, number, [r.host_urn for r in live], settings["days"], settings["team_size"])
+    violations = validate(problem, live)
+    urn_of = {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(session)}
+    loads: dict[str, int] = {}
+    for review in live:
+        for rid in review.reviewer_ids:
+            loads[rid] = loads.get(rid, 0) + 1
+    return {"cycle": number, "method": settings["method"], "parts": settings["parts"],
+            "violations": [f"{v.rule}: {v.detail}" for v in violations],
+            "load": {"min": min(loads.values(), default=0), "max": max(loads.values(), default=0)},
+            "reviews": [{**_review_payload(rid, number, review, urn_of), "status": row["status"]}
+                        for rid, review, row in stored]}
+
+
+def write_report(uow, review_id: str, urn: str, report: str) -> dict:
+    with uow:
+        row = repo.review_row(uow.session, review_id)
+        if row is None:
+            raise NotKnown(f"no peer review {review_id}")
+        if row["host_urn"] != urn:
+            raise Refused("only the host school's review team lead files a review's report; it is private to the host",
+                          field="urn", rule="host_only")
+        repo.set_report(uow.session, review_id, report)
+        uow.commit()
+    return {"review_id": review_id, "host_urn": urn}
+
+
+def read_report(session, review_id: str, urn: str) -> dict:
+    row = repo.review_row(session, review_id)
+    if row is None:
+        raise NotKnown(f"no peer review {review_id}")
+    if row["host_urn"] != urn:
+        raise Forbidden(f"a review's report is private to its host school ({row['host_urn']})")
+    return {"review_id": review_id, "host_urn": urn, "report": row["report"]}
+
+
+class Forbidden(Exception):
+    pass
+
+
+# =============================================================== networks and meetings
+def create_network(uow, name: str, member_urns: list[str], people: list[str], preferred_weekday) -> dict:
+    with uow:
+        if repo.network_by_name(uow.session, name):
+            raise AlreadyExists(f"a network called {name!r} exists")
+        rows = repo.school_rows(uow.session, member_urns)
+        unknown = sorted(set(member_urns) - set(rows))
+        if unknown:
+            raise NotKnown(f"scheduling knows no school with URN {', '.join(unknown)}")
+        inactive = sorted(u for u, r in rows.items() if not r["active"])
+        if inactive:
+            raise Refused(f"school(s) {', '.join(inactive)} are no longer members", field="member_urns",
+                          rule="active_member")
+        for person in people:
+            found = repo.contact(uow.session, person)
+            if found is None or not found["active"] or found["urn"] not in member_urns:
+                raise Refused(f"person {person} is not an active contact at a member school of the network",
+                              field="people", rule="member_school_contact")
+        network_id = str(uuid.uuid4())
+        repo.add_network(uow.session, {"network_id": network_id, "name": name, "member_urns": sorted(set(member_urns)),
+                                       "people": list(dict.fromkeys(people))})
+        uow.commit()
+    return {"network_id": network_id, "name": name, "member_urns": sorted(set(member_urns)), "people": people,
+            "preferred_weekday": preferred_weekday}
+
+
+def _diary(session, year: int) -> networks.Diary:
+    diary = networks.Diary()
+    nets = {n["network_id"]: n for n in repo.networks(session)}
+    for m in repo.meetings(session):
+        if m["academic_year"] != year:
+            continue
+        diary.hosts.add((m["host_urn"], m["day"]))
+        for person in nets[m["network_id"]]["people"]:
+            diary.people.add((person, m["day"]))
+    return diary
+
+
+def plan_meetings(uow, network_id: str, year: int) -> dict:
+    with uow:
+        row = repo.network(uow.session, network_id)
+        if row is None:
+            raise NotKnown(f"no network {network_id}")
+        existing = [m for m in repo.meetings(uow.session, network_id) if m["academic_year"] == year]
+        if existing:
+            raise AlreadyExists(f"meetings of {row['name']} for {year} are already planned")
+        net = networks.Network(network_id, row["name"], tuple(row["member_urns"]), tuple(row["people"]))
+        calendars = repo.calendars(uow.session, year, net.member_urns)
+        schools = repo.school_rows(uow.session, net.member_urns)
+        capacities = {u: (r["venue_capacity"] or 30) for u, r in schools.items() if r["active"]}
+        history = [(m["host_urn"], m["day"]) for m in repo.meetings(uow.session, network_id)]
+        try:
+            planned = networks.plan_year(net, year, calendars, capacities, history, _diary(uow.session, year))
+        except networks.NoMeetingPossible as exc:
+            raise Refused(str(exc), rule="no_meeting_possible") from None
+        out = []
+        for meeting in planned:
+            meeting_id = str(uuid.uuid4())
+            repo.add_meeting(uow.session, {"meeting_id": meeting_id, "network_id": network_id, "academic_year": year,
+                                           "term": meeting.term, "day": meeting.date, "host_urn": meeting.host_urn,
+                                           "invited": meeting.invited})
+            body = {"meeting_id": meeting_id, "network_id": network_id, "network_name": net.name,
+                    "academic_year": year, "term": meeting.term, "date": meeting.date,
+                    "host_urn": meeting.host_urn, "invited": meeting.invited}
+            uow.publish("meeting_scheduled", body, aggregate=network_id)
+            out.append(body)
+        uow.commit()
+    return {"network_id": network_id, "academic_year": year, "meetings": out}
+
+
+def _move_meetings(uow, urn: str, day: dt.date, reason: str, renamed: str | None = None) -> list[dict]:
+    """A converted host keeps its meetings under its new URN; a host that left hands each of its
+    meetings from `day` on to the next school in the rotation, in the same term."""
+    session = uow.session
+    out = []
+    for net in repo.networks(session):
+        if urn not in net["member_urns"]:
+            continue
+        members = [m for m in net["member_urns"] if m != urn] + ([renamed] if renamed else [])
+        repo.update_network(session, net["network_id"], member_urns=sorted(members))
+        network = networks.Network(net["network_id"], net["name"], tuple(sorted(members)), tuple(net["people"]))
+        for m in repo.meetings(session, net["network_id"]):
+            if m["host_urn"] != urn or m["day"] < day:
+                continue
+            if renamed:
+                moved = networks.Meeting(net["network_id"], m["term"], m["day"], renamed, m["invited"])
+            else:
+                year = m["academic_year"]
+                calendars = repo.calendars(session, year, members)
+                schools = repo.school_rows(session, members)
+                capacities = {u: (r["venue_capacity"] or 30) for u, r in schools.items() if r["active"]}
+                history = [(x["host_urn"], x["day"]) for x in repo.meetings(session, net["network_id"])
+                           if x["meeting_id"] != m["meeting_id"]]
+                old = networks.Meeting(net["network_id"], m["term"], m["day"], urn, m["invited"])
+                try:
+                    moved = networks.reschedule(old, network, calendars, capacities, history, _diary(session, year))
+                except networks.NoMeetingPossible as exc:
+                    log.warning("meeting %s could not move: %s", m["meeting_id"], exc)
+                    continue
+            repo.update_meeting(session, m["meeting_id"], day=moved.date, host_urn=moved.host_urn)
+            body = {"meeting_id": m["meeting_id"], "network_id": net["network_id"], "network_name": net["name"],
+                    "academic_year": m["academic_year"], "term": m["term"], "date": moved.date,
+                    "host_urn": moved.host_urn, "invited": m["invited"], "previous_date": m["day"],
+                    "previous_host_urn": urn, "reason": reason}
+            uow.publish("meeting_rescheduled", body, aggregate=net["network_id"])
+            out.append(body)
+    return out
+
+
+def network_view(session, network_id: str) -> dict:
+    row = repo.network(session, network_id)
+    if row is None:
+        raise NotKnown(f"no network {network_id}")
+    return {**row, "meetings": [{**m, "day": m["day"].isoformat()} for m in repo.meetings(session, network_id)]}
+
+
+def set_venue_capacity(uow, urn: str, capacity: int) -> dict:
+    with uow:
+        _school(uow.session, urn)
+        repo.update_school(uow.session, urn, venue_capacity=capacity)
+        uow.commit()
+    return {"urn": urn, "venue_capacity": capacity}
+
+
+# =============================================================== courses and bookings
+def create_course(uow, values: dict) -> dict:
+    with uow:
+        if repo.course(uow.session, values["course_code"]):
+            raise AlreadyExists(f"course {values['course_code']} exists")
+        if values.get("offering_code"):
+            found = repo.offering(uow.session, values["offering_code"])
+            if found is None:
+                raise NotKnown(f"no offering {values['offering_code']} has been published")
+            values = {**values, "service_area": values.get("service_area") or found["service_area"],
+                      "vat_treatment": values.get("vat_treatment") or found["vat_treatment"]}
+        if not values.get("service_area") or not values.get("vat_treatment"):
+            raise Refused("a course without an offering needs service_area and vat_treatment",
+                          field="service_area", rule="required_without_offering")
+        repo.add_course(uow.session, values)
+        uow.commit()
+    return values
+
+
+def add_session(uow, course_code: str, day: dt.date, capacity: int, cutoff_days: int) -> dict:
+    with uow:
+        if repo.course(uow.session, course_code) is None:
+            raise NotKnown(f"no course {course_code}")
+        if day.weekday() >= 5 or cal.is_bank_holiday(day):
+            raise Refused(f"{day} is a weekend or bank holiday: every school is closed", field="date",
+                          rule="open_day")
+        session_id = str(uuid.uuid4())
+        repo.add_session(uow.session, {"session_id": session_id, "course_code": course_code, "day": day,
+                                       "capacity": capacity, "cutoff_days": cutoff_days})
+        uow.commit()
+    return {"session_id": session_id, "course_code": course_code, "date": day.isoformat(), "capacity": capacity,
+            "cutoff_days": cutoff_days}
+
+
+def _price(session, course: dict, urn: str, day: dt.date, session_day: dt.date) -> courses.PriceDecision:
+    code = course["offering_code"]
+    if not code:
+        return courses.PriceDecision("free", 0, None)
+    row = repo.edition_price(session, code, cal.academic_year_of(session_day))
+    price = None
+    if row and row["non_subscriber_price_pence"] is not None:
+        price = courses.Price(row["subscriber_price_pence"] if row["subscriber_price_pence"] is not None
+                              else row["non_subscriber_price_pence"], row["non_subscriber_price_pence"])
+    held = [courses.Entitlement(e["subscription_id"], e["period_start"], e["period_end"], e["included_places"])
+            for e in repo.entitlements(session, urn, code)]
+    used = repo.included_used(session, [e.subscription_id for e in held])
+    return courses.price_for(day, price, held, used)
+
+
+def book(uow, session_id: str, urn: str, contact_id: str, booked_on: dt.date) -> dict:
+    with uow:
+        found = repo.session_row(uow.session, session_id, lock=True)
+        if found is None:
+            raise NotKnown(f"no session {session_id}")
+        school = repo.school(uow.session, urn)
+        if school is None or not school["active"]:
+            raise Refused(f"school {urn} is not a member: only member schools' people may book", field="urn",
+                          rule="member_school")
+        person = repo.contact(uow.session, contact_id)
+        if person is None or not person["active"] or person["urn"] != urn:
+            raise Refused(f"person {contact_id} is not an active contact of school {urn}", field="contact_id",
+                          rule="contact_of_school")
+        if booked_on > found["day"]:
+            raise Refused("the session has already taken place", field="booked_on", rule="before_session")
+        existing = repo.bookings_of(uow.session, session_id)
+        if any(b["contact_id"] == contact_id and b["status"] != courses.CANCELLED for b in existing):
+            raise AlreadyExists(f"person {contact_id} already holds a booking on this session")
+        course = repo.course(uow.session, found["course_code"])
+        confirmed = sum(1 for b in existing if b["status"] == courses.CONFIRMED)
+        status = courses.status_for_new_booking(found["capacity"], confirmed)
+        position = max((b["position"] for b in existing), default=0) + 1
+        booking_id = str(uuid.uuid4())
+        base = {"booking_id": booking_id, "session_id": session_id, "course_code": course["course_code"], "urn": urn,
+                "contact_id": contact_id, "session_date": found["day"]}
+        if status == courses.CONFIRMED:
+            decision = _price(uow.session, course, urn, booked_on, found["day"])
+            repo.add_booking(uow.session, {"booking_id": booking_id, "session_id": session_id, "urn": urn,
+                                           "contact_id": contact_id, "status": status, "position": position,
+                                           "price_basis": decision.basis, "unit_price_pence": decision.unit_price_pence,
+                                           "subscription_id": decision.subscription_id, "booked_on": booked_on})
+            body = {**base, "price_basis": decision.basis, "unit_price_pence": decision.unit_price_pence,
+                    "promoted_from_waiting_list": False}
+            uow.publish("booking_confirmed", body, aggregate=session_id)
+        else:
+            repo.add_booking(uow.session, {"booking_id": booking_id, "session_id": session_id, "urn": urn,
+                                           "contact_id": contact_id, "status": status, "position": position,
+                                           "booked_on": booked_on})
+            waiting = sum(1 for b in existing if b["status"] == courses.WAITLISTED) + 1
+            body = {**base, "position": waiting}
+            uow.publish("booking_waitlisted", body, aggregate=session_id)
+        uow.commit()
+    return {**body, "status": status}
+
+
+def cancel_booking(uow, booking_id: str, today: dt.date) -> dict:
+    with uow:
+        found = repo.booking(uow.session, booking_id)
+        if found is None:
+            raise NotKnown(f"no booking {booking_id}")
+        if found["status"] == courses.CANCELLED:
+            raise Refused("the booking is already cancelled", rule="not_cancelled")
+        sess = repo.session_row(uow.session, found["session_id"], lock=True)
+        try:
+            courses.may_cancel(sess["day"], sess["cutoff_days"], today)
+        except courses.BookingRefused as exc:
+            raise Refused(str(exc), rule="cancellation_cut_off") from None
+        was_confirmed = found["status"] == courses.CONFIRMED
+        repo.update_booking(uow.session, booking_id, status=courses.CANCELLED)
+        promoted = None
+        if was_confirmed:
+            waiting = [(b["position"], b["booking_id"]) for b in repo.bookings_of(uow.session, sess["session_id"])
+                       if b["status"] == courses.WAITLISTED]
+            next_id = courses.next_in_line(waiting)
+            if next_id:
+                nb = repo.booking(uow.session, next_id)
+                course = repo.course(uow.session, sess["course_code"])
+                decision = _price(uow.session, course, nb["urn"], today, sess["day"])
+                repo.update_booking(uow.session, next_id, status=courses.CONFIRMED, price_basis=decision.basis,
+                                    unit_price_pence=decision.unit_price_pence,
+                                    subscription_id=decision.subscription_id)
+                promoted = {"booking_id": next_id, "session_id": sess["session_id"], "course_code": sess["course_code"],
+                            "urn": nb["urn"], "contact_id": nb["contact_id"], "session_date": sess["day"],
+                            "price_basis": decision.basis, "unit_price_pence": decision.unit_price_pence,
+                            "promoted_from_waiting_list": True}
+                uow.publish("booking_confirmed", promoted, aggregate=sess["session_id"])
+        uow.commit()
+    return {"booking_id": booking_id, "status": courses.CANCELLED, "promoted": promoted}
+
+
+def session_view(session, session_id: str) -> dict:
+    found = repo.session_row(session, session_id)
+    if found is None:
+        raise NotKnown(f"no session {session_id}")
+    books = repo.bookings_of(session, session_id)
+    return {"session_id": session_id, "course_code": found["course_code"], "date": found["day"].isoformat(),
+            "capacity": found["capacity"],
+            "confirmed": [b["booking_id"] for b in books if b["status"] == courses.CONFIRMED],
+            "waiting_list": [b["booking_id"] for b in books if b["status"] == courses.WAITLISTED],
+            "bookings": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in b.items()} for b in books]}
+
+
+def record_attendance(uow, booking_id: str, attended: bool) -> dict:
+    with uow:
+        found = repo.booking(uow.session, booking_id)
+        if found is None:
+            raise NotKnown(f"no booking {booking_id}")
+        if found["status"] != courses.CONFIRMED:
+            raise Refused(f"only a confirmed place has attendance; this booking is {found['status']}",
+                          rule="confirmed_booking")
+        if repo.attendance_of(uow.session, booking_id):
+            raise AlreadyExists(f"attendance for booking {booking_id} is already recorded")
+        sess = repo.session_row(uow.session, found["session_id"])
+        course = repo.course(uow.session, sess["course_code"])
+        # a confirmed paid place is charged whether or not the person came (no-shows pay)
+        chargeable = courses.chargeable(found["price_basis"], found["unit_price_pence"])
+        attendance_id = str(uuid.uuid4())
+        repo.add_attendance(uow.session, {"attendance_id": attendance_id, "booking_id": booking_id,
+                                          "attended": attended, "chargeable": chargeable})
+        body = {"attendance_id": attendance_id, "booking_id": booking_id, "session_id": sess["session_id"],
+                "course_code": course["course_code"], "offering_code": course["offering_code"],
+                "service_area": course["service_area"], "urn": found["urn"], "contact_id": found["contact_id"],
+                "session_date": sess["day"], "attended": attended, "chargeable": chargeable,
+                "price_basis": found["price_basis"], "unit_price_pence": found["unit_price_pence"],
+                "vat_treatment": course["vat_treatment"]}
+        uow.publish("attendance_recorded", body, aggregate=found["urn"])
+        uow.commit()
+    return body
+
+
+# =============================================================== coaching
+def match_coaching(session, mentors: list[dict], leaders: list[dict]) -> dict:
+    """Pairs mentors with leaders (phase, need, never the same school, load limits); every school must be known."""
+    urns = {m["urn"] for m in mentors} | {l["urn"] for l in leaders}
+    known = repo.school_rows(session, urns)
+    unknown = sorted(urns - set(known))
+    if unknown:
+        raise NotKnown(f"scheduling knows no school with URN {', '.join(unknown)}")
+    pairs, unmatched = coaching.match(
+        [coaching.Mentor(m["mentor_id"], m["urn"], m["phase"], frozenset(m["strengths"]), m["capacity"]) for m in mentors],
+        [coaching.Leader(l["leader_id"], l["urn"], l["phase"], frozenset(l["needs"])) for l in leaders])
+    return {"pairs": [{"mentor_id": p.mentor_id, "leader_id": p.leader_id, "needs_met": list(p.needs_met)}
+                      for p in pairs], "unmatched": unmatched}
