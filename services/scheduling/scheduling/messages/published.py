@@ -6,7 +6,9 @@ docs/events.md. The others (meetings, bookings, peer reviews) are read by nobody
 """
 from marshmallow import RAISE, Schema, fields, validate
 
+from shared import handover
 from shared.envelope import PayloadSchemas
+from shared.handover import with_handover
 
 URN = validate.Regexp(r"^\d{6}$")
 PRICE_BASES = ("included_place", "subscriber", "non_subscriber", "free")
@@ -115,7 +117,7 @@ class PeerReviewRescheduledV1(_Review):
     reason = fields.String(required=True)
 
 
-PUBLISHED = PayloadSchemas({
+PUBLISHED = with_handover(PayloadSchemas({
     ("attendance_recorded", 1): AttendanceRecordedV1(),
     ("meeting_scheduled", 1): MeetingScheduledV1(),
     ("meeting_rescheduled", 1): MeetingRescheduledV1(),
@@ -123,7 +125,7 @@ PUBLISHED = PayloadSchemas({
     ("booking_waitlisted", 1): BookingWaitlistedV1(),
     ("peer_review_scheduled", 1): PeerReviewScheduledV1(),
     ("peer_review_rescheduled", 1): PeerReviewRescheduledV1(),
-})
+}))
 
 _MEETING = {"meeting_id": "0b9d2f4e-6c1a-4a53-8f0e-2d7c9b1a3e55", "network_id": "5f1c8e2a-3b4d-4e6f-9a0b-1c2d3e4f5a6b",
             "network_name": "Aylesbury primary heads", "academic_year": 2026, "term": "autumn", "date": "2026-10-14",
@@ -157,3 +159,4 @@ EXAMPLES = {
                                      "previous_dates": ["2027-02-23", "2027-02-24"], "previous_team": _TEAM,
                                      "reason": "school 110417 converted into MAT GLT (same MAT as the host) on 2027-01-01"},
 }
+EXAMPLES.update(handover.EXAMPLES)
