@@ -81,13 +81,26 @@ def save_subscription(session, subscription: dict) -> None:
         "period_start": subscription["period_start"], "period_end": subscription["period_end"], "terms": terms})
 
 
-def end_subscription(session, subscription_id: str, ends_from: dt.date, reason: str) -> None:
-    session.execute(update(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
-                    .values(ends_from=ends_from, end_reason=reason))
+def end_subscription(session, subscription_id: str, urn: str, ends_from: dt.date, reason: str) -> None:
+    """Record the end; if the SLA's start has not arrived yet (events of different types may be consumed
+    out of order), keep the end on a placeholder that its start will fill in."""
+    found = session.execute(update(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
+                            .values(ends_from=ends_from, end_reason=reason))
+    if found.rowcount == 0:
+        session.execute(insert(subscriptions).values(
+            subscription_id=subscription_id, urn=urn, period_start=ends_from, period_end=ends_from,
+            ends_from=ends_from, end_reason=reason, terms="{}"))
+
+
+def subscription_end(session, subscription_id: str) -> tuple[dt.date | None, str | None]:
+    row = session.execute(select(subscriptions.c.ends_from, subscriptions.c.end_reason)
+                          .where(subscriptions.c.subscription_id == subscription_id)).first()
+    return (row.ends_from, row.end_reason) if row else (None, None)
 
 
 def open_subscriptions(session, up_to: dt.date):
-    query = select(subscriptions).where(subscriptions.c.period_end > subscriptions.c.period_start)
+    query = select(subscriptions).where(subscriptions.c.period_end > subscriptions.c.period_start,
+                                        subscriptions.c.terms != "{}")
     for row in session.execute(query):
         terms = json.loads(row.terms)
         for key in ("period_start", "period_end"):
@@ -186,7 +199,8 @@ def due_charges(session, payer_keys: Sequence[str], up_to: dt.date) -> list:
              .select_from(charges.outerjoin(credited, credited.c.id == charges.c.credits_charge_id))
              .where(charges.c.payer_key.in_(list(payer_keys)), charges.c.status == "uninvoiced",
                     charges.c.period_start <= up_to)
-             .order_by(charges.c.payer_key, charges.c.kind, charges.c.period_start, charges.c.id))
+             .order_by(charges.c.payer_key, charges.c.kind, charges.c.period_start, charges.c.offering_code,
+                       charges.c.id))
     return list(session.execute(query))
 
 
@@ -301,7 +315,7 @@ def add_overdue_notice(session, document_id: str, as_of: dt.date) -> None:
 
 def invoiced_lines(session) -> list:
     """Every line of every document with its document's kind, issue date and payer (for reports)."""
-    query = (select(document_lines.c.urn, document_lines.c.service_area, document_lines.c.period_start,
+    query = (select(document_lines.c.urn, document_lines.c.service_area, document_lines.c.period_end,
                     document_lines.c.net_pence, documents.c.kind, documents.c.issue_date)
              .join(documents, documents.c.id == document_lines.c.document_id))
     return list(session.execute(query))

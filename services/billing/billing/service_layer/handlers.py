@@ -147,6 +147,9 @@ def record_subscription_charge(uow, payload: dict) -> model.Charge:
         repository.save_subscription(uow.session, payload)
         provisional = model.Payer("school", payload["urn"], payload["school_name"])
         charge = _record_charge(uow, model.charge_for_subscription(payload, provisional))
+        ends_from, reason = repository.subscription_end(uow.session, str(payload["subscription_id"]))
+        if ends_from is not None:  # its end was consumed first
+            _credit_unexpired(uow, str(payload["subscription_id"]), ends_from, reason)
         uow.commit()
     return charge
 
@@ -154,18 +157,23 @@ def record_subscription_charge(uow, payload: dict) -> model.Charge:
 def record_subscription_end(uow, payload: dict, reason: str) -> list[model.Charge]:
     """Cancelled or ended from `effective_date`: credit each charge's unexpired part to the payer it was charged to."""
     with uow:
-        day = payload["effective_date"]
-        sid = payload["subscription_id"]
-        repository.end_subscription(uow.session, sid, day, payload.get("reason") or reason)
-        charged = repository.charges_of_subscription(uow.session, sid)
-        already = repository.credited_charge_ids(uow.session, [c.id for c, _ in charged])
-        credits = []
-        for charge, status in charged:
-            credit = None if charge.id in already else model.credit_for(charge, day, payload.get("reason") or reason)
-            if credit is not None:
-                repository.add_charge(uow.session, credit, status="unmatched" if status == "unmatched" else "uninvoiced")
-                credits.append(credit)
+        reason = payload.get("reason") or reason
+        repository.end_subscription(uow.session, payload["subscription_id"], payload["urn"],
+                                    payload["effective_date"], reason)
+        credits = _credit_unexpired(uow, payload["subscription_id"], payload["effective_date"], reason)
         uow.commit()
+    return credits
+
+
+def _credit_unexpired(uow, subscription_id: str, day: dt.date, reason: str) -> list[model.Charge]:
+    charged = repository.charges_of_subscription(uow.session, subscription_id)
+    already = repository.credited_charge_ids(uow.session, [c.id for c, _ in charged])
+    credits = []
+    for charge, status in charged:
+        credit = None if charge.id in already else model.credit_for(charge, day, reason)
+        if credit is not None:
+            repository.add_charge(uow.session, credit, status="unmatched" if status == "unmatched" else "uninvoiced")
+            credits.append(credit)
     return credits
 
 

@@ -96,15 +96,17 @@ def sustainability(session, as_of: dt.date) -> dict:
     revenue: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     paying: dict[str, set] = defaultdict(set)
     for line in repository.invoiced_lines(session):
-        year = academic_year_label(academic_year_of(line.period_start))
+        # A charge counts in the academic year its cover ends in: an April-March SLA is that
+        # academic year's revenue, as is a September-August one.
+        year = academic_year_label(academic_year_of(line.period_end))
         amount = line.net_pence if line.kind == "invoice" else -line.net_pence
         revenue[year][line.service_area] += amount
         if line.kind == "invoice" and line.net_pence > 0:
             paying[year].add(line.urn)
     buyers: dict[int, set] = defaultdict(set)
-    for row in session.execute(select(charges.c.urn, charges.c.period_start).where(
+    for row in session.execute(select(charges.c.urn, charges.c.period_end).where(
             charges.c.kind == "charge", charges.c.source == "subscription")):
-        buyers[academic_year_of(row.period_start)].add(row.urn)
+        buyers[academic_year_of(row.period_end)].add(row.urn)
     buy_back = {}
     for year in sorted(buyers):
         before = buyers.get(year - 1)
