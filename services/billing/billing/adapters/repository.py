@@ -109,10 +109,14 @@ def open_subscriptions(session, up_to: dt.date):
         yield row.ends_from, terms
 
 
-def charged_periods(session) -> set[tuple[str, dt.date]]:
-    query = select(charges.c.subscription_id, charges.c.period_start).where(
-        charges.c.kind == "charge", charges.c.subscription_id.is_not(None))
-    return {(r.subscription_id, r.period_start) for r in session.execute(query)}
+def charged_periods(session, subscription_ids: set[str]) -> set[tuple[str, dt.date]]:
+    found = set()
+    ids = sorted(subscription_ids)
+    for i in range(0, len(ids), 500):
+        query = select(charges.c.subscription_id, charges.c.period_start).where(
+            charges.c.kind == "charge", charges.c.subscription_id.in_(ids[i:i + 500]))
+        found |= {(r.subscription_id, r.period_start) for r in session.execute(query)}
+    return found
 
 
 # -- charges ---------------------------------------------------------------------------------------
@@ -192,16 +196,30 @@ def payers_due(session, up_to: dt.date) -> list[str]:
     return [r.payer_key for r in session.execute(query)]
 
 
-def due_charges(session, payer_keys: Sequence[str], up_to: dt.date) -> list:
-    """Uninvoiced charges and credits of these payers up to a date, with the document of a credited charge."""
+_LINE_COLUMNS = ("id", "urn", "payer_key", "payer_kind", "payer_id", "payer_name", "kind", "offering_code",
+                 "offering_name", "description", "service_area", "period_start", "period_end", "quantity",
+                 "unit_price_pence", "census_date", "number_on_roll", "vat_treatment", "amount_pence")
+
+
+def due_charges(session, payer_keys: Sequence[str], up_to: dt.date) -> dict[str, list]:
+    """Per payer key, its uninvoiced charges, then its credits (each with the document of the charge it
+    credits, or None), dated up to `up_to`; only the columns an invoice line needs."""
+    keys = list(payer_keys)
+    order = (charges.c.period_start, charges.c.offering_code, charges.c.id)
+    found: dict[str, list] = {key: [] for key in keys}
+    plain = (select(*[charges.c[c] for c in _LINE_COLUMNS])
+             .where(charges.c.payer_key.in_(keys), charges.c.status == "uninvoiced", charges.c.kind == "charge",
+                    charges.c.period_start <= up_to).order_by(charges.c.payer_key, *order))
+    for row in session.execute(plain):
+        found[row.payer_key].append(row)
     credited = charges.alias("credited")
-    query = (select(charges, credited.c.document_id.label("credited_document_id"))
-             .select_from(charges.outerjoin(credited, credited.c.id == charges.c.credits_charge_id))
-             .where(charges.c.payer_key.in_(list(payer_keys)), charges.c.status == "uninvoiced",
-                    charges.c.period_start <= up_to)
-             .order_by(charges.c.payer_key, charges.c.kind, charges.c.period_start, charges.c.offering_code,
-                       charges.c.id))
-    return list(session.execute(query))
+    credits = (select(*[charges.c[c] for c in _LINE_COLUMNS], credited.c.document_id.label("credited_document_id"))
+               .select_from(charges.outerjoin(credited, credited.c.id == charges.c.credits_charge_id))
+               .where(charges.c.payer_key.in_(keys), charges.c.status == "uninvoiced", charges.c.kind == "credit",
+                      charges.c.period_start <= up_to).order_by(charges.c.payer_key, *order))
+    for row in session.execute(credits):
+        found[row.payer_key].append(row)
+    return found
 
 
 def take_numbers(session, operator_name: str, kind: str, count: int) -> int:
@@ -219,14 +237,31 @@ def take_numbers(session, operator_name: str, kind: str, count: int) -> int:
     return row.last_number + 1
 
 
-def mark_run_charges_invoiced(session, run_id: str) -> None:
-    """One set-based update: every charge on a line of this run's documents points at its document."""
-    lines_of_run = (select(document_lines.c.charge_id).join(documents, documents.c.id == document_lines.c.document_id)
-                    .where(documents.c.billing_run_id == run_id))
-    document_of = (select(document_lines.c.document_id).where(document_lines.c.charge_id == charges.c.id)
-                   .order_by(document_lines.c.document_id.desc()).limit(1).scalar_subquery())
-    session.execute(update(charges).where(charges.c.id.in_(lines_of_run), charges.c.status == "uninvoiced")
-                    .values(status="invoiced", document_id=document_of))
+def mark_payers_charges(session, issued: Sequence[tuple[str, str]], up_to: dt.date) -> None:
+    """For each (document id, payer key) where that document is the payer's only one in the run:
+    all its uninvoiced charges dated up to `up_to` are on it. Only for SQLite, whose one writer
+    (BEGIN IMMEDIATE since the run began) means no charge can have arrived since they were read."""
+    statement = (update(charges)
+                 .where(charges.c.payer_key == bindparam("pk"), charges.c.status == "uninvoiced",
+                        charges.c.period_start <= bindparam("up_to"))
+                 .values(status="invoiced", document_id=bindparam("doc")))
+    params = [{"doc": doc, "pk": pk, "up_to": up_to} for doc, pk in issued]
+    for i in range(0, len(params), CHUNK):
+        session.execute(statement, params[i:i + CHUNK])
+
+
+def mark_documents_charges(session, issued: Sequence[tuple[str, str]]) -> None:
+    """For each (document id, payer key): that payer's uninvoiced charges on a line of that document
+    become invoiced by it. One executemany per chunk of documents; the payer key lets the
+    (status, payer_key) index find the few candidate rows, the line check keeps it exact."""
+    on_document = select(document_lines.c.charge_id).where(
+        document_lines.c.charge_id == charges.c.id, document_lines.c.document_id == bindparam("doc")).exists()
+    statement = (update(charges)
+                 .where(charges.c.payer_key == bindparam("pk"), charges.c.status == "uninvoiced", on_document)
+                 .values(status="invoiced", document_id=bindparam("doc")))
+    params = [{"doc": doc, "pk": pk} for doc, pk in issued]
+    for i in range(0, len(params), CHUNK):
+        session.execute(statement, params[i:i + CHUNK])
 
 
 def mark_charges(session, charge_ids: Sequence[str], status: str, document_id: str | None = None) -> None:

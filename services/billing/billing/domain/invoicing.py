@@ -32,7 +32,7 @@ class Operator:
     payment_terms_days: int
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)  # not frozen: a national run builds hundreds of thousands
 class Line:
     charge_id: str
     urn: str
@@ -59,7 +59,9 @@ class Line:
 
 
 def line_for(charge, sign: int = 1) -> Line:
-    """The invoice line of a charge (or, with sign -1, of a credit netted on the same invoice)."""
+    """The invoice line of a charge (or, with sign -1, of a credit netted on the same invoice).
+
+    `charge` is a `Charge` or anything with the same attributes (a stored row)."""
     net = sign * charge.amount_pence
     vat = vat_pence(abs(net), charge.vat_treatment) * sign
     return Line(charge_id=charge.id, urn=charge.urn, offering_code=charge.offering_code,

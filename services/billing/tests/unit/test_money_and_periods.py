@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.domain.money import prorate, round_half_up, vat_pence
+from billing.domain.money import prorate, ratio_half_up, round_half_up, vat_pence
 from billing.domain.periods import (academic_year_of, agreement_year_containing, billing_period, days_between,
                                     shift_years)
 
@@ -23,6 +23,11 @@ class TestRoundHalfUp:
         value = Fraction(numerator, denominator)
         result = round_half_up(value)
         assert type(result) is int and abs(value - result) <= Fraction(1, 2)
+
+
+    @given(st.integers(-10**12, 10**12), st.integers(1, 10**6))
+    def test_whole_number_path_agrees_with_the_exact_one(self, numerator, denominator):
+        assert ratio_half_up(numerator, denominator) == round_half_up(Fraction(numerator, denominator))
 
 
 class TestProrate:
