@@ -17,7 +17,6 @@ from billing.adapters.tables import (billing_runs, charges, document_lines, docu
                                      subscriptions)
 from billing.domain.model import Affiliation, Charge, Payer
 from shared.envelope import Envelope
-from shared.messaging_tables import utcnow
 
 CHUNK = 5000
 

@@ -236,8 +236,8 @@ class BillingService(base.ObservableService):
         return {"as_of": command["as_of"].isoformat(), "newly_overdue": found, "count": len(found)}
 
     @timer(interval=3600)
-    def overdue_check_daily(self):
-        """Hourly: publish `invoice_overdue` for invoices that became overdue today (each invoice once)."""
+    def overdue_check_hourly(self):
+        """Every hour: publish `invoice_overdue` for invoices found overdue as of today (each invoice once)."""
         handlers.check_overdue(self.uow(), _today())
 
     # -- reports and exports -----------------------------------------------------------------------

@@ -6,20 +6,17 @@ a redelivered event changes nothing.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
-import io
 import json
 import uuid
 from collections import defaultdict
-from typing import Any
 
 from billing.adapters import repository
 from billing.adapters.tables import billing_runs, document_lines, documents, mat_billing, members
 from billing.domain import invoicing, model
 from billing.domain.invoicing import Operator
-from billing.domain.periods import BillingPeriod, academic_year_label, academic_year_of
+from billing.domain.periods import BillingPeriod
 from billing.messages.published import PUBLISHED
 from shared.envelope import Envelope
 from shared.http import NotFound, RuleViolation

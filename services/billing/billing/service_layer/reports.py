@@ -15,7 +15,7 @@ from collections import defaultdict
 from sqlalchemy import func, select
 
 from billing.adapters import repository
-from billing.adapters.tables import charges, members, subscriptions
+from billing.adapters.tables import charges, members
 from billing.domain import invoicing
 from billing.domain.periods import academic_year_label, academic_year_of
 
