@@ -221,6 +221,19 @@ def due_charges(session, payer_keys: Sequence[str], up_to: dt.date) -> dict[str,
     return found
 
 
+def lock_numbering(session, operator_name: str) -> None:
+    """Take the operator's numbering rows (creating them the first time) for the rest of the
+    transaction: billing runs and corrections of one operator then happen one after another, so a
+    run reads the charges only after any earlier run committed (never invoicing a charge twice)."""
+    for kind in ("invoice", "credit_note"):
+        row = session.execute(select(document_sequences.c.last_number).where(
+            document_sequences.c.operator_name == operator_name, document_sequences.c.kind == kind)
+            .with_for_update()).first()
+        if row is None:
+            session.execute(insert(document_sequences).values(operator_name=operator_name, kind=kind,
+                                                              last_number=0))
+
+
 def take_numbers(session, operator_name: str, kind: str, count: int) -> int:
     """Reserve `count` consecutive numbers; returns the first. Gap-free: the reservation commits or rolls
     back with the documents (PostgreSQL locks the row until then; SQLite has one writer)."""

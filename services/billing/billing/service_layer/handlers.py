@@ -12,6 +12,8 @@ import json
 import uuid
 from collections import defaultdict
 
+from sqlalchemy.exc import IntegrityError
+
 from billing.adapters import repository
 from billing.adapters.tables import billing_runs, document_lines, documents, mat_billing, members
 from billing.domain import invoicing, model
@@ -19,7 +21,7 @@ from billing.domain.invoicing import Operator
 from billing.domain.periods import BillingPeriod
 from billing.messages.published import PUBLISHED
 from shared.envelope import Envelope
-from shared.http import NotFound, RuleViolation
+from shared.http import Conflict, NotFound, RuleViolation
 from shared.messaging_tables import utcnow
 
 EARLIEST = dt.date(1900, 1, 1)
@@ -359,9 +361,20 @@ def run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: d
 
     Rerunning the same period returns the first run and issues nothing. Runs in one
     transaction: either every document of the run is issued with its number and event,
-    or none is (numbers stay gap-free).
+    or none is (numbers stay gap-free). Two runs at once: the second waits for the first
+    (PostgreSQL row lock, SQLite's single writer), or is refused with 409 if both were
+    the operator's very first.
     """
+    try:
+        return _run_billing(uow, operator=operator, period=period, issue_date=issue_date)
+    except IntegrityError:
+        raise Conflict("another billing run of this operator was committed at the same moment; "
+                       "run it again (a rerun of the same period issues nothing)", field="period") from None
+
+
+def _run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: dt.date) -> dict:
     with uow:
+        repository.lock_numbering(uow.session, operator.name)
         existing = repository.billing_run(uow.session, operator.name, period.label)
         if existing is not None:
             return {**_run_summary(existing), "rerun": True}
@@ -418,6 +431,7 @@ def correct_invoice(uow, *, operator: Operator, number: str, corrections: dict[i
     """Credit the whole invoice and re-bill it with the corrected line amounts (line_no -> net pence);
     the issued invoice itself never changes."""
     with uow:
+        repository.lock_numbering(uow.session, operator.name)
         invoice = repository.document(uow.session, number=number)
         if invoice is None or invoice.kind != "invoice":
             raise NotFound(f"no invoice numbered {number}", field="number")

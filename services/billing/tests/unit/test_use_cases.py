@@ -294,3 +294,31 @@ class TestAttendanceReportsExports:
         credit = sum(int(r.split(",")[4]) for r in journal.strip().splitlines()[1:])
         assert debit == credit == 132500
         assert "GB123456789" in page and "Bucks Learning Trust" in page and "£1,325.00" in page
+
+
+class TestNumberingProperty:
+    def test_reserved_numbers_are_consecutive_per_operator_and_kind_and_roll_back_with_their_work(self, tmp_path):
+        from hypothesis import given, settings
+        from hypothesis import strategies as st
+
+        from billing.adapters import repository
+
+        books = Books(tmp_path)
+        issued: dict[tuple[str, str], list[int]] = {}
+
+        @settings(max_examples=25, deadline=None)
+        @given(st.lists(st.tuples(st.sampled_from(["trust", "council"]), st.sampled_from(["invoice", "credit_note"]),
+                                  st.integers(1, 5), st.booleans()), min_size=1, max_size=8))
+        def check(steps):
+            for operator, kind, count, commits in steps:
+                with books.database.transaction() as session:
+                    repository.lock_numbering(session, operator)
+                    first = repository.take_numbers(session, operator, kind, count)
+                    if commits:
+                        session.commit()
+                        issued.setdefault((operator, kind), []).extend(range(first, first + count))
+            for numbers in issued.values():
+                assert numbers == list(range(1, len(numbers) + 1))  # gap-free, no repeats
+
+        check()
+        books.database.dispose()
