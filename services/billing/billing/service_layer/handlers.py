@@ -395,7 +395,7 @@ def _run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: 
             for doc in docs:
                 issued[doc["kind"]] += 1
                 gross += doc["gross_pence"] if doc["kind"] == "invoice" else 0
-            _mark_invoiced(uow.session, docs, period.end)
+            repository.mark_documents_charges(uow.session, [doc["id"] for doc in docs])
             repository.mark_charges(uow.session, netted, "netted")
         row = dict(id=run_id, operator_name=operator.name, period=period.label, period_start=period.start,
                    period_end=period.end, issue_date=issue_date, invoices_issued=issued["invoice"],
@@ -403,18 +403,6 @@ def _run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: 
         uow.session.execute(billing_runs.insert().values(**row))
         uow.commit()
     return {**_run_summary(row), "rerun": False}
-
-
-def _mark_invoiced(session, docs: list[dict], up_to: dt.date) -> None:
-    per_payer: dict[str, list[str]] = defaultdict(list)
-    for doc in docs:
-        per_payer[doc["payer_key"]].append(doc["id"])
-    sole = [(ids[0], key) for key, ids in per_payer.items() if len(ids) == 1]
-    if session.get_bind().dialect.name != "sqlite":
-        sole = []  # other writers may have added charges since they were read: match line by line
-    sole_docs = {doc for doc, _ in sole}
-    repository.mark_payers_charges(session, sole, up_to)
-    repository.mark_documents_charges(session, [(d["id"], d["payer_key"]) for d in docs if d["id"] not in sole_docs])
 
 
 def _run_summary(row) -> dict:
