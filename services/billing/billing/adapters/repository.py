@@ -250,15 +250,26 @@ def take_numbers(session, operator_name: str, kind: str, count: int) -> int:
 
 
 def mark_documents_charges(session, document_ids: Sequence[str]) -> None:
-    """Every still-uninvoiced charge on a line of these documents becomes invoiced by its document:
-    one set-based UPDATE ... FROM (PostgreSQL, SQLite >= 3.33) per thousand documents."""
+    """Every still-uninvoiced charge on a line of these documents becomes invoiced by its document,
+    set-based, a thousand documents a statement. PostgreSQL: UPDATE ... FROM the lines. SQLite
+    (whose UPDATE ... FROM slowed down more than linearly with the table here): the charges IN the
+    chunk's lines, each taking its document from its line through the charge_id index."""
     ids = list(document_ids)
+    postgres = session.get_bind().dialect.name == "postgresql"
     for i in range(0, len(ids), 1000):
-        session.execute(
-            update(charges)
-            .where(charges.c.id == document_lines.c.charge_id, document_lines.c.document_id.in_(ids[i:i + 1000]),
-                   charges.c.status == "uninvoiced")
-            .values(status="invoiced", document_id=document_lines.c.document_id))
+        chunk = ids[i:i + 1000]
+        if postgres:
+            statement = (update(charges)
+                         .where(charges.c.id == document_lines.c.charge_id,
+                                document_lines.c.document_id.in_(chunk), charges.c.status == "uninvoiced")
+                         .values(status="invoiced", document_id=document_lines.c.document_id))
+        else:
+            on_lines = select(document_lines.c.charge_id).where(document_lines.c.document_id.in_(chunk))
+            line_document = (select(document_lines.c.document_id).where(document_lines.c.charge_id == charges.c.id)
+                             .limit(1).scalar_subquery())
+            statement = (update(charges).where(charges.c.id.in_(on_lines), charges.c.status == "uninvoiced")
+                         .values(status="invoiced", document_id=line_document))
+        session.execute(statement)
 
 
 def mark_charges(session, charge_ids: Sequence[str], status: str, document_id: str | None = None) -> None:
