@@ -322,3 +322,39 @@ class TestNumberingProperty:
 
         check()
         books.database.dispose()
+
+
+class TestMembershipChanges:
+    def test_a_mat_change_moves_charges_dated_from_it_to_the_mat_but_not_earlier_ones(self, books):
+        from billing.messages.consumed_new import MemberDetailsChanged
+
+        books.join("110001", name="Wing School")
+        books.buy("110001", 100000)  # dated 2026-04-01: the school pays
+        handlers.record_member_details_changed(books.uow(), MemberDetailsChanged().load({
+            "urn": "110001", "effective_date": "2026-09-01", "name": "Wing Academy", "is_academy": True,
+            "mat": {"id": "TR5", "name": "Trust Five"},
+            "changes": {"mat": {"old": None, "new": {"id": "TR5", "name": "Trust Five"}}}}))
+        books.buy("110001", 50000, start="2026-09-01", end="2027-08-31")  # dated after: the MAT pays
+        with books.read() as s:
+            found = reports.repository.find_charges(s, urn="110001")
+        assert [(c["period_start"], c["payer_kind"], c["payer_id"]) for c in found] == [
+            ("2026-04-01", "school", "110001"), ("2026-09-01", "mat", "TR5")]
+
+    def test_attendance_of_an_unknown_school_waits_unmatched_and_a_leaver_keeps_its_open_items(self, books):
+        from billing.messages.consumed_new import MemberLeft
+
+        handlers.record_attendance(books.uow(), AttendanceRecorded().load({
+            "attendance_id": "att-9", "course_code": "DSL-UPDATE", "offering_code": None,
+            "service_area": "governance", "urn": "130001", "session_date": "2026-10-01", "attended": True,
+            "chargeable": True, "price_basis": "non_subscriber", "unit_price_pence": 9000, "vat_treatment": "standard"}))
+        with books.read() as s:
+            assert [c["status"] for c in reports.repository.find_charges(s, urn="130001")] == ["unmatched"]
+        books.join("130001")
+        books.run()
+        handlers.record_member_left(books.uow(), MemberLeft().load(
+            {"urn": "130001", "name": "School 130001", "effective_date": "2026-12-01", "reason": "closed"}))
+        paid = handlers.record_payment(books.uow(), number="BLT-000001", amount_pence=10800,
+                                       received_on=dt.date(2027, 2, 1), reference="after leaving")
+        assert paid["status"] == "paid"
+        with books.read() as s:
+            assert reports.sustainability(s, dt.date(2027, 1, 1))["members"] == 0
