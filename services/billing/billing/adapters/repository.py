@@ -1,20 +1,41 @@
-"""Reads and writes billing state through a unit of work's session."""
+"""Reads and writes billing state through a unit of work's session (SQLAlchemy Core).
+
+Bulk paths (the billing run) insert with executemany in chunks and update
+charges with one set-based statement, so a national run stays a few
+round trips per thousand payers.
+"""
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+import datetime as dt
+import json
+from typing import Iterable, Sequence
 
-from billing.adapters.tables import charges, mat_billing, members
-from billing.domain.model import Charge
+from sqlalchemy import and_, bindparam, func, insert, select, update
+
+from billing.adapters.tables import (billing_runs, charges, document_lines, document_sequences, documents,
+                                     mat_billing, member_affiliations, members, outbox, overdue_notices, payments,
+                                     subscriptions)
+from billing.domain.model import Affiliation, Charge, Payer
+from shared.envelope import Envelope
+
+CHUNK = 5000
 
 
-def upsert(session, table, key: str, values: dict) -> None:
-    column = table.c[key]
-    if session.execute(select(column).where(column == values[key])).first():
-        session.execute(table.update().where(column == values[key]).values(**values))
+def upsert(session, table, key: str | Sequence[str], values: dict) -> None:
+    keys = [key] if isinstance(key, str) else list(key)
+    where = and_(*[table.c[k] == values[k] for k in keys])
+    if session.execute(select(table.c[keys[0]]).where(where)).first():
+        session.execute(table.update().where(where).values(**values))
     else:
         session.execute(insert(table).values(**values))
 
 
+def insert_many(session, table, rows: list[dict]) -> None:
+    for i in range(0, len(rows), CHUNK):
+        session.execute(insert(table), rows[i:i + CHUNK])
+
+
+# -- members ---------------------------------------------------------------------------------------
 def mat_pays_centrally(session, mat_id: str | None) -> bool:
     if not mat_id:
         return False
@@ -22,24 +43,322 @@ def mat_pays_centrally(session, mat_id: str | None) -> bool:
     return True if row is None else bool(row.pays_centrally)
 
 
-def add_charge(session, charge: Charge) -> None:
-    session.execute(insert(charges).values(
-        id=charge.id, subscription_id=charge.subscription_id, urn=charge.urn, payer_kind=charge.payer.kind,
-        payer_id=charge.payer.id, payer_name=charge.payer.name, offering_code=charge.offering_code,
-        offering_name=charge.offering_name, service_area=charge.service_area, period_start=charge.period_start,
-        period_end=charge.period_end, amount_pence=charge.amount_pence, vat_treatment=charge.vat_treatment,
-        census_date=charge.census_date, number_on_roll=charge.number_on_roll, status="uninvoiced"))
-
-
-def find_charges(session, *, urn: str | None = None, payer_id: str | None = None) -> list[dict]:
-    query = select(charges).order_by(charges.c.period_start, charges.c.id)
-    if urn:
-        query = query.where(charges.c.urn == urn)
-    if payer_id:
-        query = query.where(charges.c.payer_id == payer_id)
-    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r._mapping.items()}
-            for r in session.execute(query)]
+def pays_centrally(session):
+    settings = {r.mat_id: bool(r.pays_centrally) for r in session.execute(select(mat_billing))}
+    return lambda mat_id: settings.get(mat_id, True)
 
 
 def member_known(session, urn: str) -> bool:
     return session.execute(select(members.c.urn).where(members.c.urn == urn)).first() is not None
+
+
+def record_affiliation(session, affiliation: Affiliation) -> None:
+    upsert(session, member_affiliations, ("urn", "effective_from"), {
+        "urn": affiliation.urn, "effective_from": affiliation.effective_from, "name": affiliation.name,
+        "is_academy": affiliation.is_academy, "mat_id": affiliation.mat_id, "mat_name": affiliation.mat_name})
+
+
+def affiliations(session, urn: str) -> list[Affiliation]:
+    rows = session.execute(select(member_affiliations).where(member_affiliations.c.urn == urn))
+    return [Affiliation(r.urn, r.effective_from, r.name, bool(r.is_academy), r.mat_id, r.mat_name) for r in rows]
+
+
+def set_left_on(session, urn: str, day: dt.date) -> None:
+    session.execute(update(members).where(members.c.urn == urn).values(left_on=day))
+
+
+# -- subscriptions -----------------------------------------------------------------------------------
+def _jsonable(value):
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+
+
+def save_subscription(session, subscription: dict) -> None:
+    terms = json.dumps({k: ({kk: _jsonable(vv) for kk, vv in v.items()} if isinstance(v, dict) else _jsonable(v))
+                        for k, v in subscription.items()})
+    upsert(session, subscriptions, "subscription_id", {
+        "subscription_id": str(subscription["subscription_id"]), "urn": subscription["urn"],
+        "period_start": subscription["period_start"], "period_end": subscription["period_end"], "terms": terms})
+
+
+def end_subscription(session, subscription_id: str, urn: str, ends_from: dt.date, reason: str) -> None:
+    """Record the end; if the SLA's start has not arrived yet (events of different types may be consumed
+    out of order), keep the end on a placeholder that its start will fill in."""
+    found = session.execute(update(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
+                            .values(ends_from=ends_from, end_reason=reason))
+    if found.rowcount == 0:
+        session.execute(insert(subscriptions).values(
+            subscription_id=subscription_id, urn=urn, period_start=ends_from, period_end=ends_from,
+            ends_from=ends_from, end_reason=reason, terms="{}"))
+
+
+def subscription_end(session, subscription_id: str) -> tuple[dt.date | None, str | None]:
+    row = session.execute(select(subscriptions.c.ends_from, subscriptions.c.end_reason)
+                          .where(subscriptions.c.subscription_id == subscription_id)).first()
+    return (row.ends_from, row.end_reason) if row else (None, None)
+
+
+def open_subscriptions(session, up_to: dt.date):
+    query = select(subscriptions).where(subscriptions.c.period_end > subscriptions.c.period_start,
+                                        subscriptions.c.terms != "{}")
+    for row in session.execute(query):
+        terms = json.loads(row.terms)
+        for key in ("period_start", "period_end"):
+            terms[key] = dt.date.fromisoformat(terms[key])
+        terms["census"]["date"] = dt.date.fromisoformat(terms["census"]["date"])
+        yield row.ends_from, terms
+
+
+def charged_periods(session, subscription_ids: set[str]) -> set[tuple[str, dt.date]]:
+    found = set()
+    ids = sorted(subscription_ids)
+    for i in range(0, len(ids), 500):
+        query = select(charges.c.subscription_id, charges.c.period_start).where(
+            charges.c.kind == "charge", charges.c.subscription_id.in_(ids[i:i + 500]))
+        found |= {(r.subscription_id, r.period_start) for r in session.execute(query)}
+    return found
+
+
+# -- charges ---------------------------------------------------------------------------------------
+def charge_row(charge: Charge, status: str) -> dict:
+    return dict(
+        id=charge.id, subscription_id=charge.subscription_id, urn=charge.urn, payer_kind=charge.payer.kind,
+        payer_id=charge.payer.id, payer_name=charge.payer.name, payer_key=f"{charge.payer.kind}:{charge.payer.id}",
+        offering_code=charge.offering_code, offering_name=charge.offering_name, service_area=charge.service_area,
+        period_start=charge.period_start, period_end=charge.period_end, amount_pence=charge.amount_pence,
+        vat_treatment=charge.vat_treatment, census_date=charge.census_date, number_on_roll=charge.number_on_roll,
+        status=status, kind=charge.kind, source=charge.source, quantity=charge.quantity,
+        unit_price_pence=charge.unit_price_pence, basis_pence=charge.basis_pence, basis_days=charge.basis_days,
+        attendance_id=charge.attendance_id, credits_charge_id=charge.credits_charge_id,
+        description=charge.description[:300], document_id=None)
+
+
+def add_charge(session, charge: Charge, status: str = "uninvoiced") -> None:
+    session.execute(insert(charges).values(**charge_row(charge, status)))
+
+
+def to_charge(row) -> Charge:
+    return Charge(id=row.id, subscription_id=row.subscription_id, urn=row.urn,
+                  payer=Payer(row.payer_kind, row.payer_id, row.payer_name), offering_code=row.offering_code,
+                  offering_name=row.offering_name, service_area=row.service_area, period_start=row.period_start,
+                  period_end=row.period_end, amount_pence=row.amount_pence, vat_treatment=row.vat_treatment,
+                  census_date=row.census_date, number_on_roll=row.number_on_roll, kind=row.kind, source=row.source,
+                  quantity=row.quantity, unit_price_pence=row.unit_price_pence, basis_pence=row.basis_pence,
+                  basis_days=row.basis_days, attendance_id=row.attendance_id,
+                  credits_charge_id=row.credits_charge_id, description=row.description)
+
+
+def charges_of_subscription(session, subscription_id: str) -> list[tuple[Charge, str]]:
+    query = select(charges).where(charges.c.subscription_id == subscription_id, charges.c.kind == "charge")
+    return [(to_charge(r), r.status) for r in session.execute(query)]
+
+
+def credited_charge_ids(session, charge_ids: Iterable[str]) -> set[str]:
+    ids = list(charge_ids)
+    if not ids:
+        return set()
+    query = select(charges.c.credits_charge_id).where(charges.c.credits_charge_id.in_(ids))
+    return {r.credits_charge_id for r in session.execute(query)}
+
+
+def unmatched_charges(session, urn: str) -> list[Charge]:
+    query = select(charges).where(charges.c.urn == urn, charges.c.status == "unmatched").order_by(charges.c.id)
+    return [to_charge(r) for r in session.execute(query)]
+
+
+def match_charge(session, charge_id: str, payer: Payer) -> None:
+    session.execute(update(charges).where(charges.c.id == charge_id).values(
+        status="uninvoiced", payer_kind=payer.kind, payer_id=payer.id, payer_name=payer.name,
+        payer_key=f"{payer.kind}:{payer.id}"))
+
+
+def find_charges(session, *, urn: str | None = None, payer_id: str | None = None,
+                 status: str | None = None) -> list[dict]:
+    query = select(charges).order_by(charges.c.period_start, charges.c.kind, charges.c.id)
+    if urn:
+        query = query.where(charges.c.urn == urn)
+    if payer_id:
+        query = query.where(charges.c.payer_id == payer_id)
+    if status:
+        query = query.where(charges.c.status == status)
+    return [{k: _jsonable(v) for k, v in r._mapping.items()} for r in session.execute(query)]
+
+
+# -- billing run -------------------------------------------------------------------------------------
+def billing_run(session, operator_name: str, period: str):
+    return session.execute(select(billing_runs).where(billing_runs.c.operator_name == operator_name,
+                                                      billing_runs.c.period == period)).first()
+
+
+def payers_due(session, up_to: dt.date) -> list[str]:
+    query = (select(charges.c.payer_key).where(charges.c.status == "uninvoiced", charges.c.period_start <= up_to)
+             .distinct().order_by(charges.c.payer_key))
+    return [r.payer_key for r in session.execute(query)]
+
+
+_LINE_COLUMNS = ("id", "urn", "payer_key", "payer_kind", "payer_id", "payer_name", "kind", "offering_code",
+                 "offering_name", "description", "service_area", "period_start", "period_end", "quantity",
+                 "unit_price_pence", "census_date", "number_on_roll", "vat_treatment", "amount_pence")
+
+
+def due_charges(session, payer_keys: Sequence[str], up_to: dt.date) -> dict[str, list]:
+    """Per payer key, its uninvoiced charges, then its credits (each with the document of the charge it
+    credits, or None), dated up to `up_to`; only the columns an invoice line needs."""
+    keys = list(payer_keys)
+    order = (charges.c.period_start, charges.c.offering_code, charges.c.id)
+    found: dict[str, list] = {key: [] for key in keys}
+    plain = (select(*[charges.c[c] for c in _LINE_COLUMNS])
+             .where(charges.c.payer_key.in_(keys), charges.c.status == "uninvoiced", charges.c.kind == "charge",
+                    charges.c.period_start <= up_to).order_by(charges.c.payer_key, *order))
+    for row in session.execute(plain):
+        found[row.payer_key].append(row)
+    credited = charges.alias("credited")
+    credits = (select(*[charges.c[c] for c in _LINE_COLUMNS], credited.c.document_id.label("credited_document_id"))
+               .select_from(charges.outerjoin(credited, credited.c.id == charges.c.credits_charge_id))
+               .where(charges.c.payer_key.in_(keys), charges.c.status == "uninvoiced", charges.c.kind == "credit",
+                      charges.c.period_start <= up_to).order_by(charges.c.payer_key, *order))
+    for row in session.execute(credits):
+        found[row.payer_key].append(row)
+    return found
+
+
+def lock_numbering(session, operator_name: str) -> None:
+    """Take the operator's numbering rows (creating them the first time) for the rest of the
+    transaction: billing runs and corrections of one operator then happen one after another, so a
+    run reads the charges only after any earlier run committed (never invoicing a charge twice)."""
+    for kind in ("invoice", "credit_note"):
+        row = session.execute(select(document_sequences.c.last_number).where(
+            document_sequences.c.operator_name == operator_name, document_sequences.c.kind == kind)
+            .with_for_update()).first()
+        if row is None:
+            session.execute(insert(document_sequences).values(operator_name=operator_name, kind=kind,
+                                                              last_number=0))
+
+
+def take_numbers(session, operator_name: str, kind: str, count: int) -> int:
+    """Reserve `count` consecutive numbers; returns the first. Gap-free: the reservation commits or rolls
+    back with the documents (PostgreSQL locks the row until then; SQLite has one writer)."""
+    row = session.execute(select(document_sequences.c.last_number).where(
+        document_sequences.c.operator_name == operator_name, document_sequences.c.kind == kind)
+        .with_for_update()).first()
+    if row is None:
+        session.execute(insert(document_sequences).values(operator_name=operator_name, kind=kind, last_number=count))
+        return 1
+    session.execute(update(document_sequences).where(
+        document_sequences.c.operator_name == operator_name, document_sequences.c.kind == kind)
+        .values(last_number=row.last_number + count))
+    return row.last_number + 1
+
+
+def mark_documents_charges(session, document_ids: Sequence[str]) -> None:
+    """Every still-uninvoiced charge on a line of these documents becomes invoiced by its document,
+    set-based, a thousand documents a statement. PostgreSQL: UPDATE ... FROM the lines. SQLite
+    (whose UPDATE ... FROM slowed down more than linearly with the table here): the charges IN the
+    chunk's lines, each taking its document from its line through the charge_id index."""
+    ids = list(document_ids)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i:i + 1000]
+        if postgres:
+            statement = (update(charges)
+                         .where(charges.c.id == document_lines.c.charge_id,
+                                document_lines.c.document_id.in_(chunk), charges.c.status == "uninvoiced")
+                         .values(status="invoiced", document_id=document_lines.c.document_id))
+        else:
+            on_lines = select(document_lines.c.charge_id).where(document_lines.c.document_id.in_(chunk))
+            line_document = (select(document_lines.c.document_id).where(document_lines.c.charge_id == charges.c.id)
+                             .limit(1).scalar_subquery())
+            statement = (update(charges).where(charges.c.id.in_(on_lines), charges.c.status == "uninvoiced")
+                         .values(status="invoiced", document_id=line_document))
+        session.execute(statement)
+
+
+def mark_charges(session, charge_ids: Sequence[str], status: str, document_id: str | None = None) -> None:
+    for i in range(0, len(charge_ids), 500):
+        session.execute(update(charges).where(charges.c.id.in_(list(charge_ids[i:i + 500])))
+                        .values(status=status, document_id=document_id))
+
+
+def outbox_row(envelope: Envelope, aggregate: str, now: dt.datetime) -> dict:
+    """An outbox row exactly as `UnitOfWork.publish` writes one (shared.messaging_tables)."""
+    return dict(event_id=envelope.event_id, event_type=envelope.type, version=envelope.version, aggregate=aggregate,
+                body=envelope.to_json(), created_at=now, next_attempt_at=now, attempts=0)
+
+
+# -- documents ----------------------------------------------------------------------------------------
+def document(session, number: str | None = None, document_id: str | None = None):
+    query = select(documents)
+    query = query.where(documents.c.number == number) if number else query.where(documents.c.id == document_id)
+    return session.execute(query.order_by(documents.c.created_at.desc())).first()
+
+
+def document_numbers(session, ids) -> dict[str, str]:
+    return {r.id: r.number for r in session.execute(select(documents.c.id, documents.c.number)
+                                                     .where(documents.c.id.in_(list(ids))))}
+
+
+def lines_of(session, document_id: str) -> list:
+    return list(session.execute(select(document_lines).where(document_lines.c.document_id == document_id)
+                                .order_by(document_lines.c.line_no)))
+
+
+def paid_and_credited(session, document_ids: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+    """Per invoice id: (paid, credited) pence."""
+    paid_q = select(payments.c.document_id, func.sum(payments.c.amount_pence)).group_by(payments.c.document_id)
+    credit_q = (select(documents.c.credits_document_id, func.sum(documents.c.gross_pence))
+                .where(documents.c.kind == "credit_note").group_by(documents.c.credits_document_id))
+    if document_ids is not None:
+        paid_q = paid_q.where(payments.c.document_id.in_(list(document_ids)))
+        credit_q = credit_q.where(documents.c.credits_document_id.in_(list(document_ids)))
+    paid = {r[0]: int(r[1]) for r in session.execute(paid_q)}
+    credited = {r[0]: int(r[1]) for r in session.execute(credit_q)}
+    keys = set(paid) | set(credited)
+    return {k: (paid.get(k, 0), credited.get(k, 0)) for k in keys}
+
+
+def balance_of(session, invoice) -> int:
+    paid, credited = paid_and_credited(session, [invoice.id]).get(invoice.id, (0, 0))
+    return invoice.gross_pence - paid - credited
+
+
+def invoices(session, *, payer_key: str | None = None, issued_from: dt.date | None = None,
+             issued_to: dt.date | None = None, kind: str | None = None) -> list:
+    query = select(documents).order_by(documents.c.issue_date, documents.c.kind, documents.c.number)
+    if payer_key:
+        query = query.where(documents.c.payer_key == payer_key)
+    if issued_from:
+        query = query.where(documents.c.issue_date >= issued_from)
+    if issued_to:
+        query = query.where(documents.c.issue_date <= issued_to)
+    if kind:
+        query = query.where(documents.c.kind == kind)
+    return list(session.execute(query))
+
+
+def add_payment(session, row: dict) -> None:
+    session.execute(insert(payments).values(**row))
+
+
+def payments_of(session, *, payer_key: str | None = None, received_to: dt.date | None = None) -> list:
+    query = (select(payments, documents.c.number, documents.c.payer_key)
+             .join(documents, documents.c.id == payments.c.document_id).order_by(payments.c.received_on))
+    if payer_key:
+        query = query.where(documents.c.payer_key == payer_key)
+    if received_to:
+        query = query.where(payments.c.received_on <= received_to)
+    return list(session.execute(query))
+
+
+def overdue_notified(session) -> set[str]:
+    return {r.document_id for r in session.execute(select(overdue_notices.c.document_id))}
+
+
+def add_overdue_notice(session, document_id: str, as_of: dt.date) -> None:
+    session.execute(insert(overdue_notices).values(document_id=document_id, as_of=as_of))
+
+
+def invoiced_lines(session) -> list:
+    """Every line of every document with its document's kind, issue date and payer (for reports)."""
+    query = (select(document_lines.c.urn, document_lines.c.service_area, document_lines.c.period_end,
+                    document_lines.c.net_pence, documents.c.kind, documents.c.issue_date)
+             .join(documents, documents.c.id == document_lines.c.document_id))
+    return list(session.execute(query))

@@ -1,4 +1,9 @@
-"""Billing's tables (SQLAlchemy Core); the migrations create exactly these."""
+"""Billing's tables (SQLAlchemy Core); the migrations create exactly these.
+
+Issued documents (`documents`, `document_lines`) are only ever inserted: a
+correction is a new credit note and a new invoice, never an update.
+Balances are derived from payments and credit notes.
+"""
 import sqlalchemy as sa
 
 from shared.messaging_tables import define_messaging_tables
@@ -13,6 +18,18 @@ members = sa.Table(
     sa.Column("is_academy", sa.Boolean, nullable=False),
     sa.Column("mat_id", sa.String(20)),
     sa.Column("mat_name", sa.String(200)),
+    sa.Column("left_on", sa.Date),  # first day no longer a member (left, or closed at conversion)
+)
+
+# A member's standing from a date, so a charge's payer is decided on the charge's date.
+member_affiliations = sa.Table(
+    "member_affiliations", metadata,
+    sa.Column("urn", sa.String(6), primary_key=True),
+    sa.Column("effective_from", sa.Date, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("is_academy", sa.Boolean, nullable=False),
+    sa.Column("mat_id", sa.String(20)),
+    sa.Column("mat_name", sa.String(200)),
 )
 
 mat_billing = sa.Table(
@@ -21,10 +38,22 @@ mat_billing = sa.Table(
     sa.Column("pays_centrally", sa.Boolean, nullable=False),
 )
 
+# The SLAs billing has heard of, so later years of multi-year agreements fall due on their own.
+subscriptions = sa.Table(
+    "subscriptions", metadata,
+    sa.Column("subscription_id", sa.String(36), primary_key=True),
+    sa.Column("urn", sa.String(6), nullable=False, index=True),
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("ends_from", sa.Date),
+    sa.Column("end_reason", sa.String(40)),
+    sa.Column("terms", sa.Text, nullable=False),  # the event's payload, JSON
+)
+
 charges = sa.Table(
     "charges", metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("subscription_id", sa.String(36), nullable=False),
+    sa.Column("subscription_id", sa.String(36)),
     sa.Column("urn", sa.String(6), nullable=False, index=True),
     sa.Column("payer_kind", sa.String(10), nullable=False),
     sa.Column("payer_id", sa.String(20), nullable=False, index=True),
@@ -36,9 +65,110 @@ charges = sa.Table(
     sa.Column("period_end", sa.Date, nullable=False),
     sa.Column("amount_pence", sa.BigInteger, nullable=False),
     sa.Column("vat_treatment", sa.String(10), nullable=False),
-    sa.Column("census_date", sa.Date, nullable=False),
-    sa.Column("number_on_roll", sa.Integer, nullable=False),
+    sa.Column("census_date", sa.Date),
+    sa.Column("number_on_roll", sa.Integer),
+    # unmatched (school not known yet), uninvoiced, invoiced
     sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False, server_default="charge"),
+    sa.Column("source", sa.String(20), nullable=False, server_default="subscription"),
+    sa.Column("quantity", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("unit_price_pence", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("basis_pence", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("basis_days", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("attendance_id", sa.String(64), unique=True),
+    sa.Column("credits_charge_id", sa.String(36), unique=True),
+    sa.Column("description", sa.String(300), nullable=False, server_default=""),
+    sa.Column("document_id", sa.String(36), index=True),
+    sa.Column("payer_key", sa.String(32), nullable=False, server_default="", index=True),
     # A subscription's period is charged once, whatever the broker does.
     sa.UniqueConstraint("subscription_id", "period_start", name="uq_charges_subscription_period"),
+    sa.Index("ix_charges_status_payer", "status", "payer_key"),
+)
+
+documents = sa.Table(
+    "documents", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(12), nullable=False),  # invoice, credit_note
+    sa.Column("number", sa.String(40), nullable=False),
+    sa.Column("operator_name", sa.String(100), nullable=False),
+    sa.Column("operator", sa.Text, nullable=False),  # the operator's identity as printed, JSON
+    sa.Column("payer_kind", sa.String(10), nullable=False),
+    sa.Column("payer_id", sa.String(20), nullable=False),
+    sa.Column("payer_name", sa.String(200), nullable=False),
+    sa.Column("payer_key", sa.String(32), nullable=False, index=True),
+    sa.Column("billing_run_id", sa.String(36), index=True),
+    sa.Column("billing_period", sa.String(20)),
+    sa.Column("credits_document_id", sa.String(36), index=True),
+    sa.Column("reason", sa.String(200)),
+    sa.Column("issue_date", sa.Date, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("net_pence", sa.BigInteger, nullable=False),
+    sa.Column("vat_pence", sa.BigInteger, nullable=False),
+    sa.Column("gross_pence", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("operator_name", "kind", "number", name="uq_documents_number"),
+)
+
+document_lines = sa.Table(
+    "document_lines", metadata,
+    sa.Column("document_id", sa.String(36), primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),
+    sa.Column("charge_id", sa.String(36), nullable=False),
+    sa.Column("urn", sa.String(6), nullable=False),
+    sa.Column("offering_code", sa.String(40), nullable=False),
+    sa.Column("description", sa.String(300), nullable=False),
+    sa.Column("service_area", sa.String(40), nullable=False),
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("unit_price_pence", sa.BigInteger, nullable=False),
+    sa.Column("census_date", sa.Date),
+    sa.Column("number_on_roll", sa.Integer),
+    sa.Column("vat_treatment", sa.String(10), nullable=False),
+    sa.Column("vat_code", sa.String(2), nullable=False),
+    sa.Column("net_pence", sa.BigInteger, nullable=False),
+    sa.Column("vat_pence", sa.BigInteger, nullable=False),
+    sa.Column("gross_pence", sa.BigInteger, nullable=False),
+    sa.Index("ix_document_lines_charge_id", "charge_id"),
+)
+
+# Gap-free numbering: the last number used, per operator and document kind, taken in the
+# same transaction as the documents it numbers.
+document_sequences = sa.Table(
+    "document_sequences", metadata,
+    sa.Column("operator_name", sa.String(100), primary_key=True),
+    sa.Column("kind", sa.String(12), primary_key=True),
+    sa.Column("last_number", sa.BigInteger, nullable=False),
+)
+
+billing_runs = sa.Table(
+    "billing_runs", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("operator_name", sa.String(100), nullable=False),
+    sa.Column("period", sa.String(20), nullable=False),
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("issue_date", sa.Date, nullable=False),
+    sa.Column("invoices_issued", sa.Integer, nullable=False),
+    sa.Column("credit_notes_issued", sa.Integer, nullable=False),
+    sa.Column("gross_pence", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("operator_name", "period", name="uq_billing_runs_period"),
+)
+
+payments = sa.Table(
+    "payments", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("document_id", sa.String(36), nullable=False, index=True),
+    sa.Column("amount_pence", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("received_on", sa.Date, nullable=False),
+    sa.Column("reference", sa.String(100)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+overdue_notices = sa.Table(
+    "overdue_notices", metadata,
+    sa.Column("document_id", sa.String(36), primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
 )

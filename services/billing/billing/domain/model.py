@@ -3,12 +3,22 @@
 The payer of a charge is decided on the charge's date: a school pays for
 itself unless it is an academy whose MAT pays centrally (a setting per MAT,
 central by default). Money is integer pence.
+
+A charge remembers its pro-rating basis (`basis_pence` for `basis_days`: the
+annual price for its agreement year, or a session's price for one day), so a
+credit for the unexpired part is worked out on the same basis as the charge
+that replaces it: credit and re-charge are equal, and together with what the
+old payer keeps they never exceed the whole.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import uuid
+from typing import Sequence
+
+from billing.domain.money import prorate
+from billing.domain.periods import DAY, agreement_year_containing, days_between, shift_years, year_ending
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +41,22 @@ class Charge:
     period_end: dt.date
     amount_pence: int
     vat_treatment: str
-    census_date: dt.date
-    number_on_roll: int
+    census_date: dt.date | None
+    number_on_roll: int | None
+    kind: str = "charge"  # "charge", or "credit" (the unexpired part of a charge, given back)
+    source: str = "subscription"  # "subscription", "attendance" or "correction"
+    quantity: int = 1
+    unit_price_pence: int = 0
+    basis_pence: int = 0
+    basis_days: int = 1
+    attendance_id: str | None = None
+    credits_charge_id: str | None = None
+    description: str = ""
+
+    @property
+    def charge_date(self) -> dt.date:
+        """The date that decides the payer: the first day the charge covers."""
+        return self.period_start
 
 
 def payer_for(*, urn: str, school_name: str, mat_id: str | None, mat_name: str | None,
@@ -52,13 +76,140 @@ def first_year_end(period_start: dt.date, period_end: dt.date) -> dt.date:
     return min(one_year_on, period_end)
 
 
-def charge_for_subscription(subscription: dict, payer: Payer) -> Charge:
-    start = subscription["period_start"]
+def first_charged_year(subscription: dict) -> tuple[dt.date, dt.date, dt.date]:
+    """(charged from, charged to, start of the whole year it is a part of) for an SLA's first charge.
+
+    A new agreement is charged its first year from its start. An SLA that carries
+    another on (`continues_subscription_id`: moved at academy conversion) is charged
+    up to the end of the agreement year it starts in, counted back from its end.
+    """
+    start, end = subscription["period_start"], subscription["period_end"]
+    if subscription.get("continues_subscription_id"):
+        year_start, year_end = agreement_year_containing(start, end)
+    else:
+        year_end = first_year_end(start, end)
+        year_start = year_ending(year_end)[0]
+    return start, year_end, year_start
+
+
+def subscription_year_charge(subscription: dict, payer: Payer, start: dt.date, end: dt.date,
+                             year_start: dt.date) -> Charge:
+    """The charge for `start`..`end` of the agreement year beginning `year_start`, pro-rated by days."""
     census = subscription["census"]
+    quantity = subscription["quantity"]
+    annual = subscription["annual_price_pence"] * quantity
+    year_days = days_between(year_start, year_ending(shift_years(year_start, 1) - DAY)[1])
+    amount = annual if start <= year_start else prorate(annual, days_between(start, end), year_days)
+    description = subscription["offering_name"]
+    if amount != annual:
+        description += f" ({days_between(start, end)} of {year_days} days)"
     return Charge(id=str(uuid.uuid4()), subscription_id=str(subscription["subscription_id"]),
                   urn=subscription["urn"], payer=payer, offering_code=subscription["offering_code"],
                   offering_name=subscription["offering_name"], service_area=subscription["service_area"],
-                  period_start=start, period_end=first_year_end(start, subscription["period_end"]),
-                  amount_pence=subscription["annual_price_pence"] * subscription["quantity"],
+                  period_start=start, period_end=end, amount_pence=amount,
                   vat_treatment=subscription["vat_treatment"], census_date=census["date"],
-                  number_on_roll=census["number_on_roll"])
+                  number_on_roll=census["number_on_roll"], quantity=quantity,
+                  unit_price_pence=subscription["annual_price_pence"], basis_pence=annual, basis_days=year_days,
+                  description=description)
+
+
+def charge_for_subscription(subscription: dict, payer: Payer) -> Charge:
+    """The first charge of an SLA: its first (or, when carried on, current) agreement year, pro-rated by days."""
+    start, end, year_start = first_charged_year(subscription)
+    return subscription_year_charge(subscription, payer, start, end, year_start)
+
+
+def later_agreement_years(period_start: dt.date, period_end: dt.date, *, up_to: dt.date,
+                          ends_from: dt.date | None = None) -> list[tuple[dt.date, dt.date]]:
+    """The whole agreement years after the first one that start on or before `up_to`
+    (and before `ends_from`, the first day no longer covered, when the SLA ended early)."""
+    years = []
+    start = first_year_end(period_start, period_end) + DAY
+    while start <= period_end and start <= up_to and (ends_from is None or start < ends_from):
+        end = min(shift_years(start, 1) - DAY, period_end)
+        years.append((start, end))
+        start = end + DAY
+    return years
+
+
+def unexpired_credit(charge: Charge, effective_date: dt.date) -> int:
+    """What to give back of `charge` when its cover stops from `effective_date` (first day not covered).
+
+    Worked out on the charge's own basis, and never more than the charge itself.
+    """
+    if effective_date > charge.period_end:
+        return 0
+    if effective_date <= charge.period_start:
+        return charge.amount_pence
+    unexpired = days_between(effective_date, charge.period_end)
+    return min(charge.amount_pence, prorate(charge.basis_pence, unexpired, charge.basis_days))
+
+
+def credit_for(charge: Charge, effective_date: dt.date, reason: str) -> Charge | None:
+    """A credit (negative on the payer's account) for the unexpired part of `charge`, to the same payer."""
+    amount = unexpired_credit(charge, effective_date)
+    if amount <= 0:
+        return None
+    start = max(effective_date, charge.period_start)
+    return dataclasses.replace(
+        charge, id=str(uuid.uuid4()), kind="credit", subscription_id=None, attendance_id=None,
+        period_start=start, period_end=charge.period_end, amount_pence=amount, credits_charge_id=charge.id,
+        description=f"Credit: {charge.offering_name} from {start.isoformat()} ({reason})")
+
+
+def conversion_split(old_charge: Charge, successor_subscription: dict, new_payer: Payer) -> tuple[Charge | None, Charge]:
+    """At academy conversion: (the old payer's credit for the unexpired part, the new payer's charge for it).
+
+    The successor's SLA starts on the conversion date and is charged to the end of
+    the agreement year on the same annual basis, so the credit equals the new charge
+    and the old payer's remainder plus the new charge is exactly the old charge.
+    """
+    credit = credit_for(old_charge, successor_subscription["period_start"], "converted")
+    return credit, charge_for_subscription(successor_subscription, new_payer)
+
+
+def attendance_charge(attendance: dict, payer: Payer) -> Charge:
+    """A chargeable place at a session: one delegate at the session's unit price, on the session's date."""
+    day = attendance["session_date"]
+    price = attendance["unit_price_pence"]
+    return Charge(id=str(uuid.uuid4()), subscription_id=None, urn=attendance["urn"], payer=payer,
+                  offering_code=attendance.get("offering_code") or attendance["course_code"],
+                  offering_name=attendance["course_code"], service_area=attendance["service_area"],
+                  period_start=day, period_end=day, amount_pence=price, vat_treatment=attendance["vat_treatment"],
+                  census_date=None, number_on_roll=None, source="attendance", quantity=1, unit_price_pence=price,
+                  basis_pence=price, basis_days=1, attendance_id=str(attendance["attendance_id"]),
+                  description=f"{attendance['course_code']} session {day.isoformat()} ({attendance['price_basis']})")
+
+
+@dataclasses.dataclass(frozen=True)
+class Affiliation:
+    """A member's standing from a date: academy or not, and its MAT."""
+
+    urn: str
+    effective_from: dt.date
+    name: str
+    is_academy: bool
+    mat_id: str | None
+    mat_name: str | None
+
+
+def affiliation_on(history: Sequence[Affiliation], day: dt.date) -> Affiliation | None:
+    """The standing in force on `day`: the latest one from on or before it, else the earliest known."""
+    if not history:
+        return None
+    ordered = sorted(history, key=lambda a: a.effective_from)
+    current = ordered[0]
+    for affiliation in ordered:
+        if affiliation.effective_from <= day:
+            current = affiliation
+    return current
+
+
+def payer_on(history: Sequence[Affiliation], day: dt.date, pays_centrally) -> Payer | None:
+    """Who pays a charge dated `day`; `pays_centrally(mat_id)` says whether a MAT pays for its academies."""
+    affiliation = affiliation_on(history, day)
+    if affiliation is None:
+        return None
+    return payer_for(urn=affiliation.urn, school_name=affiliation.name, mat_id=affiliation.mat_id,
+                     mat_name=affiliation.mat_name,
+                     mat_pays_centrally=pays_centrally(affiliation.mat_id) if affiliation.mat_id else False)

@@ -1,59 +1,287 @@
-"""The billing nameko service: SLAs in from the catalogue's events, charges out.
-Rules live in `billing.domain`."""
+"""The billing nameko service: members, SLAs and attendance in from upstream events;
+charges, invoices, credit notes, payments and reports out, over HTTP and events.
+Rules live in `billing.domain`; use cases in `billing.service_layer`.
+
+Every refusal is a JSON 4xx naming the field and the rule (`shared.http`).
+"""
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+import datetime as dt
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from nameko.timer import timer
+from werkzeug.wrappers import Response
 
 from shared import service as base
 from shared.consumer import consumes
-from shared.http import http, load_body, load_query
+from shared.http import NotFound, RuleViolation, http, load_body, load_query
+from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
 from shared.storage import Storage
 
 from billing.adapters import repository
 from billing.adapters.tables import inbox, outbox
-from billing.messages import consumed
+from billing.domain.periods import billing_period
+from billing.messages import consumed, consumed_new
 from billing.messages.published import PUBLISHED
-from billing.service_layer import handlers
+from billing.service_layer import handlers, reports
+
+URN = validate.Regexp(r"^\d{6}$", error="a URN is exactly 6 digits")
 
 
-class ChargeFilter(Schema):
+class _Strict(Schema):
     class Meta:
         unknown = RAISE
 
-    urn = fields.String(validate=validate.Regexp(r"^\d{6}$", error="a URN is exactly 6 digits"))
+
+class ChargeFilter(_Strict):
+    urn = fields.String(validate=URN)
     payer_id = fields.String(validate=validate.Length(min=1, max=20))
+    status = fields.String(validate=validate.OneOf(("unmatched", "uninvoiced", "invoiced", "netted")))
 
 
-class MatBilling(Schema):
-    class Meta:
-        unknown = RAISE
-
+class MatBilling(_Strict):
     pays_centrally = fields.Boolean(required=True)
 
 
+class BillingRunRequest(_Strict):
+    period = fields.String(required=True, validate=validate.Length(min=7, max=20))
+    issue_date = fields.Date(required=True)
+
+
+class PaymentRequest(_Strict):
+    invoice_number = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    amount_pence = fields.Integer(required=True, strict=True, validate=validate.Range(
+        min=1, error="a payment is a positive whole number of pence"))
+    currency = fields.String(load_default="GBP", validate=validate.Equal("GBP", error="only GBP is accepted"))
+    received_on = fields.Date(required=True)
+    reference = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+
+
+class CorrectedLine(_Strict):
+    line_no = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    net_pence = fields.Integer(required=True, strict=True, validate=validate.Range(
+        min=0, error="a corrected line is zero or more whole pence"))
+
+
+class CorrectionRequest(_Strict):
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=150))
+    issue_date = fields.Date(required=True)
+    lines = fields.List(fields.Nested(CorrectedLine), required=True, validate=validate.Length(min=1))
+
+    @validates_schema
+    def _distinct_lines(self, data, **kwargs):
+        numbers = [line["line_no"] for line in data.get("lines", [])]
+        if len(numbers) != len(set(numbers)):
+            raise ValidationError("each line is corrected at most once", "lines")
+
+
+class AsOf(_Strict):
+    as_of = fields.Date(load_default=None)
+
+
+class DocumentFilter(_Strict):
+    payer_key = fields.String(validate=validate.Regexp(r"^(school|mat):.{1,20}$",
+                                                       error="a payer is school:<urn> or mat:<id>"))
+    issued_from = fields.Date()
+    issued_to = fields.Date()
+    kind = fields.String(validate=validate.OneOf(("invoice", "credit_note")))
+
+
+class DateRange(_Strict):
+    issued_from = fields.Date()
+    issued_to = fields.Date()
+
+
+class OverdueCheck(_Strict):
+    as_of = fields.Date(required=True)
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
 class BillingService(base.ObservableService):
-    """Charges for the right payer; publishes `charge_recorded`."""
+    """Billing for the right payer: charges, invoices, credit notes, payments, reports and exports."""
 
     name = "billing"
     uow = Storage(migrations="billing:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
 
+    # -- upstream events ---------------------------------------------------------------------------
     @consumes("membership", "member_joined", consumed.MemberJoined)
     def on_member_joined(self, event):
         handlers.record_member_joined(self.uow(), event.payload)
+
+    @consumes("membership", "member_left", consumed_new.MemberLeft)
+    def on_member_left(self, event):
+        handlers.record_member_left(self.uow(), event.payload)
+
+    @consumes("membership", "member_details_changed", consumed_new.MemberDetailsChanged)
+    def on_member_details_changed(self, event):
+        handlers.record_member_details_changed(self.uow(), event.payload)
+
+    @consumes("membership", "school_converted_to_academy", consumed_new.SchoolConvertedToAcademy)
+    def on_school_converted(self, event):
+        handlers.record_conversion(self.uow(), event.payload)
 
     @consumes("catalogue", "subscription_started", consumed.SubscriptionStarted)
     def on_subscription_started(self, event):
         handlers.record_subscription_charge(self.uow(), event.payload)
 
+    @consumes("catalogue", "subscription_renewed", consumed_new.SubscriptionRenewed)
+    def on_subscription_renewed(self, event):
+        handlers.record_subscription_charge(self.uow(), event.payload)
+
+    @consumes("catalogue", "subscription_cancelled", consumed_new.SubscriptionCancelled)
+    def on_subscription_cancelled(self, event):
+        handlers.record_subscription_end(self.uow(), event.payload, "cancelled")
+
+    @consumes("catalogue", "subscription_ended", consumed_new.SubscriptionEnded)
+    def on_subscription_ended(self, event):
+        handlers.record_subscription_end(self.uow(), event.payload, "ended")
+
+    @consumes("scheduling", "attendance_recorded", consumed_new.AttendanceRecorded)
+    def on_attendance_recorded(self, event):
+        handlers.record_attendance(self.uow(), event.payload)
+
+    # -- charges and payers ------------------------------------------------------------------------
     @http("GET", "/charges")
     def list_charges(self, request):
         query = load_query(request, ChargeFilter())
         with self.uow.read() as session:
             found = repository.find_charges(session, **query)
-        return {"charges": found, "count": len(found), "total_pence": sum(c["amount_pence"] for c in found)}
+        return {"charges": found, "count": len(found),
+                "total_pence": sum(c["amount_pence"] * (1 if c["kind"] == "charge" else -1) for c in found)}
 
     @http("PUT", "/mats/<string:mat_id>/billing")
     def set_mat_billing(self, request, mat_id):
         command = load_body(request, MatBilling())
         handlers.set_mat_billing(self.uow(), mat_id, command["pays_centrally"])
         return {"mat_id": mat_id, "pays_centrally": command["pays_centrally"]}
+
+    # -- invoicing ---------------------------------------------------------------------------------
+    def _operator(self):
+        return handlers.operator_from_config(self.config["OPERATOR"])
+
+    @http("POST", "/billing-runs")
+    def run_billing(self, request):
+        command = load_body(request, BillingRunRequest())
+        frequency = (self.config.get("BILLING") or {}).get("frequency", "annual")
+        try:
+            period = billing_period(command["period"], frequency)
+        except ValueError as exc:
+            raise RuleViolation(str(exc), field="period") from None
+        result = handlers.run_billing(self.uow(), operator=self._operator(), period=period,
+                                      issue_date=command["issue_date"])
+        return (200 if result["rerun"] else 201), result
+
+    @http("GET", "/invoices")
+    def list_documents(self, request):
+        query = load_query(request, DocumentFilter())
+        with self.uow.read() as session:
+            found = reports.document_list(session, **query)
+        return {"documents": found, "count": len(found)}
+
+    @http("GET", "/invoices/<string:number>")
+    def get_document(self, request, number):
+        with self.uow.read() as session:
+            view = reports.document_view(session, number)
+        if view is None:
+            raise NotFound(f"no invoice or credit note numbered {number}", field="number")
+        return view
+
+    @http("GET", "/invoices/<string:number>/document.html")
+    def get_document_html(self, request, number):
+        with self.uow.read() as session:
+            view = reports.document_view(session, number)
+        if view is None:
+            raise NotFound(f"no invoice or credit note numbered {number}", field="number")
+        return Response(reports.document_html(view), mimetype="text/html")
+
+    @http("POST", "/invoices/<string:number>/corrections")
+    def correct_invoice(self, request, number):
+        command = load_body(request, CorrectionRequest())
+        result = handlers.correct_invoice(
+            self.uow(), operator=self._operator(), number=number, reason=command["reason"],
+            corrections={line["line_no"]: line["net_pence"] for line in command["lines"]},
+            issue_date=command["issue_date"])
+        return 201, result
+
+    # -- payments and debt -------------------------------------------------------------------------
+    @http("POST", "/payments")
+    def record_payment(self, request):
+        command = load_body(request, PaymentRequest())
+        result = handlers.record_payment(self.uow(), number=command["invoice_number"],
+                                         amount_pence=command["amount_pence"], received_on=command["received_on"],
+                                         reference=command["reference"])
+        return 201, result
+
+    @http("GET", "/payers/<string:kind>/<string:payer_id>/statement")
+    def statement(self, request, kind, payer_id):
+        if kind not in ("school", "mat"):
+            raise NotFound(f"no payer kind {kind}: it is school or mat", field="kind")
+        query = load_query(request, AsOf())
+        with self.uow.read() as session:
+            return reports.statement(session, f"{kind}:{payer_id}", query.get("as_of"))
+
+    @http("GET", "/reports/aged-debt")
+    def aged_debt(self, request):
+        query = load_query(request, AsOf())
+        with self.uow.read() as session:
+            return reports.aged_debt(session, query.get("as_of") or _today())
+
+    @http("POST", "/overdue-checks")
+    def overdue_check(self, request):
+        command = load_body(request, OverdueCheck())
+        found = handlers.check_overdue(self.uow(), command["as_of"])
+        return {"as_of": command["as_of"].isoformat(), "newly_overdue": found, "count": len(found)}
+
+    @timer(interval=3600)
+    def overdue_check_hourly(self):
+        """Every hour: publish `invoice_overdue` for invoices found overdue as of today (each invoice once)."""
+        handlers.check_overdue(self.uow(), _today())
+
+    # -- reports and exports -----------------------------------------------------------------------
+    @http("GET", "/reports/sustainability")
+    def sustainability(self, request):
+        query = load_query(request, AsOf())
+        with self.uow.read() as session:
+            return reports.sustainability(session, query.get("as_of") or _today())
+
+    @http("GET", "/exports/invoices.csv")
+    def export_invoices(self, request):
+        query = load_query(request, DateRange())
+        with self.uow.read() as session:
+            body = reports.invoices_csv(session, query.get("issued_from"), query.get("issued_to"))
+        return Response(body, mimetype="text/csv")
+
+    @http("GET", "/exports/journal.csv")
+    def export_journal(self, request):
+        query = load_query(request, DateRange())
+        with self.uow.read() as session:
+            body = reports.journal_csv(session, query.get("issued_from"), query.get("issued_to"))
+        return Response(body, mimetype="text/csv")
+
+    @http("GET", "/metrics")
+    def prometheus_metrics(self, request):
+        """Prometheus text, with the board's gauges refreshed from the books first."""
+        metrics = metrics_for(self.name)
+        with self.uow.read() as session:
+            picture = reports.sustainability(session, _today())
+        revenue = metrics.gauge("revenue_pence", "Invoiced revenue net of credit notes, pence.",
+                                ("academic_year", "service_area"))
+        for year, areas in picture["revenue_pence"].items():
+            for area, pence in areas.items():
+                revenue.labels(year, area).set(pence)
+        paying = metrics.gauge("paying_members", "Members invoiced in the academic year.", ("academic_year",))
+        for year, count in picture["paying_members"].items():
+            paying.labels(year).set(count)
+        buy_back = metrics.gauge("buy_back_ratio", "Share of last year's buyers who bought again.",
+                                 ("academic_year",))
+        for year, figures in picture["buy_back"].items():
+            buy_back.labels(year).set(figures["rate"])
+        debt = metrics.gauge("debt_pence", "Outstanding invoice balances by age, pence.", ("age",))
+        for age, pence in picture["debt_pence"].items():
+            if age != "total":
+                debt.labels(age).set(pence)
+        metrics.gauge("members", "Current members billing knows of.").set(picture["members"])
+        return Response(metrics.exposition(), mimetype=None, headers={"Content-Type": CONTENT_TYPE_LATEST})

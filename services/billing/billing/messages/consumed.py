@@ -19,6 +19,7 @@ class MemberJoined(_Lenient):
     name = fields.String(required=True)
     is_academy = fields.Boolean(required=True)
     mat = fields.Nested(_Mat, allow_none=True, required=True)
+    joined_on = fields.Date(load_default=None)
 
 
 class _Census(_Lenient):
@@ -42,3 +43,6 @@ class SubscriptionStarted(_Lenient):
     quantity = fields.Integer(required=True)
     annual_price_pence = fields.Integer(required=True)
     census = fields.Nested(_Census, required=True)
+    # Optional (docs/events.md): a renewal, or the predecessor's SLA moved at academy conversion.
+    continues_subscription_id = fields.String(allow_none=True, load_default=None)
+    renewal_of = fields.String(allow_none=True, load_default=None)

@@ -1,0 +1,142 @@
+"""Invoices, credit notes, balances and aged debt. Pure Python, no I/O.
+
+- A line's net is its charge's amount (already rounded once); its VAT is
+  rounded once, half up; its gross is net + VAT. Totals are sums of lines.
+- A payer's uninvoiced charges go on one invoice; a credit for a charge that
+  is not invoiced yet is a negative line on that same invoice; a credit for an
+  invoiced charge goes on a credit note that references the charge's invoice.
+- Numbers are gap-free per operator and document kind: `<prefix><000001>` for
+  invoices, `<prefix>CN<000001>` for credit notes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Iterable, Sequence
+
+from billing.domain.money import VAT_CODES, vat_pence
+
+AGE_BUCKETS = ("current", "1_30", "31_60", "61_90", "over_90")
+
+
+@dataclasses.dataclass(frozen=True)
+class Operator:
+    """Who issues the documents; printed on every invoice."""
+
+    name: str
+    legal_name: str
+    address: str
+    vat_number: str
+    bank_details: dict
+    invoice_prefix: str
+    payment_terms_days: int
+
+
+@dataclasses.dataclass(slots=True)  # not frozen: a national run builds hundreds of thousands
+class Line:
+    charge_id: str
+    urn: str
+    offering_code: str
+    description: str
+    service_area: str
+    period_start: dt.date
+    period_end: dt.date
+    quantity: int
+    unit_price_pence: int
+    census_date: dt.date | None
+    number_on_roll: int | None
+    vat_treatment: str
+    net_pence: int
+    vat_pence: int
+
+    @property
+    def gross_pence(self) -> int:
+        return self.net_pence + self.vat_pence
+
+    @property
+    def vat_code(self) -> str:
+        return VAT_CODES[self.vat_treatment]
+
+
+def line_for(charge, sign: int = 1) -> Line:
+    """The invoice line of a charge (or, with sign -1, of a credit netted on the same invoice).
+
+    `charge` is a `Charge` or anything with the same attributes (a stored row)."""
+    net = sign * charge.amount_pence
+    vat = vat_pence(abs(net), charge.vat_treatment) * sign
+    return Line(charge_id=charge.id, urn=charge.urn, offering_code=charge.offering_code,
+                description=charge.description or charge.offering_name, service_area=charge.service_area,
+                period_start=charge.period_start, period_end=charge.period_end, quantity=charge.quantity,
+                unit_price_pence=charge.unit_price_pence, census_date=charge.census_date,
+                number_on_roll=charge.number_on_roll, vat_treatment=charge.vat_treatment,
+                net_pence=net, vat_pence=vat)
+
+
+@dataclasses.dataclass(frozen=True)
+class Totals:
+    net_pence: int
+    vat_pence: int
+    gross_pence: int
+
+
+def totals(lines: Iterable[Line]) -> Totals:
+    net = vat = 0
+    for line in lines:
+        net += line.net_pence
+        vat += line.vat_pence
+    return Totals(net, vat, net + vat)
+
+
+def document_number(prefix: str, kind: str, number: int) -> str:
+    return f"{prefix}{'CN' if kind == 'credit_note' else ''}{number:06d}"
+
+
+def due_date(issue_date: dt.date, payment_terms_days: int) -> dt.date:
+    return issue_date + dt.timedelta(days=payment_terms_days)
+
+
+def age_bucket(due: dt.date, as_of: dt.date) -> str:
+    """How late a balance is on `as_of`: not yet due, or days past the due date in 30-day bands."""
+    late = (as_of - due).days
+    if late <= 0:
+        return "current"
+    if late <= 30:
+        return "1_30"
+    if late <= 60:
+        return "31_60"
+    if late <= 90:
+        return "61_90"
+    return "over_90"
+
+
+def aged_debt(open_items: Iterable[tuple[dt.date, int]], as_of: dt.date) -> dict[str, int]:
+    """Sum of outstanding balances (due date, pence) by age bucket; credit balances are not debt."""
+    buckets = {bucket: 0 for bucket in AGE_BUCKETS}
+    for due, balance in open_items:
+        if balance > 0:
+            buckets[age_bucket(due, as_of)] += balance
+    buckets["total"] = sum(buckets[b] for b in AGE_BUCKETS)
+    return buckets
+
+
+def is_overdue(due: dt.date, balance_pence: int, as_of: dt.date) -> bool:
+    return balance_pence > 0 and as_of > due
+
+
+def payment_status(gross_pence: int, balance_pence: int) -> str:
+    if balance_pence <= 0 and gross_pence > 0:
+        return "overpaid" if balance_pence < 0 else "paid"
+    if balance_pence < gross_pence:
+        return "part_paid"
+    return "unpaid"
+
+
+def statement(entries: Sequence[dict]) -> list[dict]:
+    """Entries (date, kind, reference, amount_pence signed: + owed, - paid/credited) with a running balance."""
+    running = 0
+    out = []
+    order = {"invoice": 0, "credit_note": 1, "payment": 2}
+    for entry in sorted(entries, key=lambda e: (e["date"], order.get(e["kind"], 3), e["reference"])):
+        running += entry["amount_pence"]
+        out.append({**entry, "balance_pence": running})
+    return out
