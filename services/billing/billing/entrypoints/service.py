@@ -21,7 +21,7 @@ from shared.storage import Storage
 from billing.adapters import repository
 from billing.adapters.tables import inbox, outbox
 from billing.domain.periods import billing_period
-from billing.messages import consumed, consumed_new
+from billing.messages import consumed
 from billing.messages.published import PUBLISHED
 from billing.service_layer import handlers, reports
 
@@ -111,15 +111,15 @@ class BillingService(base.ObservableService):
     def on_member_joined(self, event):
         handlers.record_member_joined(self.uow(), event.payload)
 
-    @consumes("membership", "member_left", consumed_new.MemberLeft)
+    @consumes("membership", "member_left", consumed.MemberLeft)
     def on_member_left(self, event):
         handlers.record_member_left(self.uow(), event.payload)
 
-    @consumes("membership", "member_details_changed", consumed_new.MemberDetailsChanged)
+    @consumes("membership", "member_details_changed", consumed.MemberDetailsChanged)
     def on_member_details_changed(self, event):
         handlers.record_member_details_changed(self.uow(), event.payload)
 
-    @consumes("membership", "school_converted_to_academy", consumed_new.SchoolConvertedToAcademy)
+    @consumes("membership", "school_converted_to_academy", consumed.SchoolConvertedToAcademy)
     def on_school_converted(self, event):
         handlers.record_conversion(self.uow(), event.payload)
 
@@ -127,19 +127,19 @@ class BillingService(base.ObservableService):
     def on_subscription_started(self, event):
         handlers.record_subscription_charge(self.uow(), event.payload)
 
-    @consumes("catalogue", "subscription_renewed", consumed_new.SubscriptionRenewed)
+    @consumes("catalogue", "subscription_renewed", consumed.SubscriptionRenewed)
     def on_subscription_renewed(self, event):
         handlers.record_subscription_charge(self.uow(), event.payload)
 
-    @consumes("catalogue", "subscription_cancelled", consumed_new.SubscriptionCancelled)
+    @consumes("catalogue", "subscription_cancelled", consumed.SubscriptionCancelled)
     def on_subscription_cancelled(self, event):
         handlers.record_subscription_end(self.uow(), event.payload, "cancelled")
 
-    @consumes("catalogue", "subscription_ended", consumed_new.SubscriptionEnded)
+    @consumes("catalogue", "subscription_ended", consumed.SubscriptionEnded)
     def on_subscription_ended(self, event):
         handlers.record_subscription_end(self.uow(), event.payload, "ended")
 
-    @consumes("scheduling", "attendance_recorded", consumed_new.AttendanceRecorded)
+    @consumes("scheduling", "attendance_recorded", consumed.AttendanceRecorded)
     def on_attendance_recorded(self, event):
         handlers.record_attendance(self.uow(), event.payload)
 

@@ -10,7 +10,9 @@ All money is integer pence.
 """
 from marshmallow import RAISE, Schema, fields, validate
 
+from shared import handover
 from shared.envelope import PayloadSchemas
+from shared.handover import with_handover
 
 
 class _Strict(Schema):
@@ -110,13 +112,13 @@ class InvoiceOverdueV1(_Strict):
     balance_pence = fields.Integer(**_PENCE, validate=validate.Range(min=1))
 
 
-PUBLISHED = PayloadSchemas({
+PUBLISHED = with_handover(PayloadSchemas({
     ("charge_recorded", 1): ChargeRecordedV1(),
     ("invoice_issued", 1): InvoiceIssuedV1(),
     ("credit_note_issued", 1): CreditNoteIssuedV1(),
     ("payment_recorded", 1): PaymentRecordedV1(),
     ("invoice_overdue", 1): InvoiceOverdueV1(),
-})
+}))
 _OPERATOR = {"name": "bucks-learning-trust", "legal_name": "Bucks Learning Trust", "vat_number": "GB123456789"}
 _PAYER = {"kind": "school", "id": "110394", "name": "Haddenham Community Infant School"}
 
@@ -148,3 +150,4 @@ EXAMPLES = {
         "days_overdue": 32, "balance_pence": 150280,
     },
 }
+EXAMPLES.update(handover.EXAMPLES)

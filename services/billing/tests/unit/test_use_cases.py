@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from billing.adapters.tables import charges, documents, inbox, outbox
 from billing.domain.periods import billing_period
 from billing.messages.consumed import MemberJoined, SubscriptionStarted
-from billing.messages.consumed_new import AttendanceRecorded, SchoolConvertedToAcademy, SubscriptionCancelled
+from billing.messages.consumed import AttendanceRecorded, SchoolConvertedToAcademy, SubscriptionCancelled
 from billing.messages.published import PUBLISHED
 from billing.service_layer import handlers, reports
 from shared.db import Database
@@ -326,7 +326,7 @@ class TestNumberingProperty:
 
 class TestMembershipChanges:
     def test_a_mat_change_moves_charges_dated_from_it_to_the_mat_but_not_earlier_ones(self, books):
-        from billing.messages.consumed_new import MemberDetailsChanged
+        from billing.messages.consumed import MemberDetailsChanged
 
         books.join("110001", name="Wing School")
         books.buy("110001", 100000)  # dated 2026-04-01: the school pays
@@ -341,7 +341,7 @@ class TestMembershipChanges:
             ("2026-04-01", "school", "110001"), ("2026-09-01", "mat", "TR5")]
 
     def test_attendance_of_an_unknown_school_waits_unmatched_and_a_leaver_keeps_its_open_items(self, books):
-        from billing.messages.consumed_new import MemberLeft
+        from billing.messages.consumed import MemberLeft
 
         handlers.record_attendance(books.uow(), AttendanceRecorded().load({
             "attendance_id": "att-9", "course_code": "DSL-UPDATE", "offering_code": None,
