@@ -10,13 +10,16 @@ export AMQP_URI
 # nameko's CLI imports eventlet, which warns that it is deprecated: silence that one line only.
 export PYTHONWARNINGS := ignore::Warning:nameko.cli.commands
 
-.PHONY: help install run demo test test-unit test-integration test-e2e lint bench images clean
+.PHONY: help install run demo test test-unit test-integration test-e2e lint bench bench-events bench-membership \
+	bench-catalogue bench-billing bench-scheduling images clean
 
 help:
 	@echo "make run    start the four services locally (creates .venv, installs, checks the broker)"
 	@echo "make demo   load a small county into the running services and show what each holds"
 	@echo "make test   the whole suite: import contracts, unit, integration, e2e, contracts, reliability"
-	@echo "make bench  event-path benchmark (raw pika beside the outbox->relay->inbox path)"
+	@echo "make bench  every benchmark (about 10 min): the event path beside raw pika, then each service's"
+	@echo "            national-scale figure; one alone: make bench-events|bench-membership|bench-catalogue|"
+	@echo "            bench-billing|bench-scheduling"
 	@echo "make images build each service's image with podman and start it once against the broker"
 
 $(BIN)/python:
@@ -37,6 +40,8 @@ demo: install
 
 lint: install
 	$(BIN)/lint-imports
+	$(BIN)/python -m deploy.contracts --check
+	$(BIN)/python -m deploy.links --check
 
 test: install lint
 	$(BIN)/python -m pytest shared/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rs
@@ -44,8 +49,24 @@ test: install lint
 test-unit: install
 	$(BIN)/python -m pytest shared/tests $(foreach s,$(SERVICES),services/$(s)/tests/unit) -q
 
-bench: install
+# Run one after another, never beside the tests: they measure a 2-core machine.
+bench: bench-events bench-membership bench-catalogue bench-billing bench-scheduling
+
+bench-events: install
 	$(BIN)/python -m bench.event_path
+
+bench-membership: install
+	$(BIN)/python -m bench.membership_import
+
+bench-catalogue: install
+	$(BIN)/python -m bench.catalogue_renewal --backend all
+
+bench-billing: install
+	$(BIN)/python -m bench.billing_run
+
+bench-scheduling: install
+	$(BIN)/python -m bench.scheduling_peer_reviews
+	$(BIN)/python -m bench.scheduling_meetings
 
 images:
 	bash deploy/images.sh
