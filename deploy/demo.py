@@ -118,6 +118,15 @@ def main() -> None:
     print(f"billing: {charges['count']} charges, £{charges['total_pence'] / 100:,.2f} in all; biggest payers:")
     for payer, pence in sorted(by_payer.items(), key=lambda kv: -kv[1])[:5]:
         print(f"  {payer:<40} £{pence / 100:>12,.2f}")
+    status, run = call("POST", f"{URLS['billing']}/billing-runs", {"period": "2026/27", "issue_date": "2026-09-01"})
+    if status in (200, 201):
+        status, invoices = call("GET", f"{URLS['billing']}/invoices")
+        documents = invoices["documents"]
+        numbers = sorted(d["number"] for d in documents)
+        print(f"billing run 2026/27{' (a rerun: nothing new issued)' if run.get('rerun') else ''}: "
+              f"{len(numbers)} documents, {numbers[0] if numbers else '-'} .. {numbers[-1] if numbers else '-'}")
+    else:
+        print(f"billing run refused: {run.get('message')}")
     sample = joined[0]["urn"]
     status, seen = call("GET", f"{URLS['scheduling']}/schools/{sample}")
     print(f"scheduling: URN {sample} is eligible for {[e['offering_code'] for e in seen.get('eligibility', [])]}")
