@@ -13,7 +13,7 @@ Handing a function to another operator (docs/handover.md):
     partnership-ops handover  --service billing --from-database URL --from-amqp URI --from-operator NAME
                               --to-database URL --to-operator NAME --archive FILE [--effective-date D] [--stop-pid PID]
     partnership-ops link-brokers --service scheduling --old-amqp URI --new-amqp URI --label mat [--enable-plugin]
-    partnership-ops erase     --service billing --database URL --archive billing.tar.gz [--declaration FILE]
+    partnership-ops erase     --service billing --database URL --archive billing.tar.gz
 
 `dead-letters` lists every dead-lettered event of the service's handlers with
 its reason, error, attempts and time, without consuming anything.
@@ -206,8 +206,6 @@ def _add_handover_commands(commands) -> None:
     sub.add_argument("--service", required=True)
     sub.add_argument("--database", default=env("DATABASE_URL"))
     sub.add_argument("--archive", required=True, help="the verified archive the handover wrote")
-    sub.add_argument("--declaration", help="JSON {service: {table: [column, ...]}} used when the service's "
-                                           "adapters/tables.py declares no PERSONAL_DATA")
 
 
 def _date(text: str):
@@ -272,8 +270,7 @@ def run_handover_command(parser, args) -> dict:
         return _link_brokers(args)
     if args.command == "erase":
         _require(parser, args, "database")
-        return archive.erase_personal_data(args.service, args.database, archive_path=args.archive,
-                                           declaration_file=args.declaration)
+        return archive.erase_personal_data(args.service, args.database, archive_path=args.archive)
     raise AssertionError(args.command)
 
 
