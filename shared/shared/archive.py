@@ -124,12 +124,7 @@ class ServiceSchema:
             return False
 
     def upgrade(self, database: Database, revision: str) -> None:
-        from alembic import command
-
-        config = self.alembic_config(database.url.render_as_string(hide_password=False))
-        with database.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+        database.upgrade(self.migrations, revision)
 
 
 def current_revision(connection) -> str | None:

@@ -34,7 +34,7 @@ from typing import Any, Mapping
 
 import pika
 from marshmallow import RAISE, Schema, fields, validate
-from sqlalchemy import MetaData, func, select, update
+from sqlalchemy import MetaData
 
 from shared.archive import export_service, import_service, redacted
 from shared.db import Database
@@ -154,11 +154,6 @@ def assert_not_consuming(amqp_uri: str, queues: list[str], wait: float = 15.0) -
 
 
 # -- draining the old outbox -----------------------------------------------------------------------
-def unsent_count(database: Database, outbox) -> int:
-    with database.reader() as session:
-        return int(session.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one())
-
-
 def drain_outbox(service: str, database_url: str, amqp_uri: str, timeout: float = 30.0) -> dict:
     """Publish the stopped instance's unsent outbox with the service's own relay; report what is left.
 
@@ -168,40 +163,18 @@ def drain_outbox(service: str, database_url: str, amqp_uri: str, timeout: float 
     """
     from shared.config import events_settings
     from shared.metrics import metrics_for
-    from shared.relay import OutboxRelay, RelayRoundFailed
+    from shared.relay import OutboxRelay
 
     outbox, _ = define_messaging_tables(MetaData())
     database = Database(database_url)
     settings = events_settings({"EVENTS": {"relay_max_backoff_seconds": 1.0}})
     relay = OutboxRelay(service=service, database=database, outbox=outbox, amqp_uri=amqp_uri,
                         metrics=metrics_for(service), settings=settings)
-    published = errors = 0
     try:
-        with database.transaction() as session:
-            session.execute(update(outbox).where(outbox.c.sent_at.is_(None)).values(next_attempt_at=utcnow()))
-            session.commit()
-        before = unsent_count(database, outbox)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                confirmed = relay.publish_due()
-            except RelayRoundFailed:
-                errors += 1
-                confirmed = 0
-                time.sleep(0.5)
-            published += confirmed
-            if unsent_count(database, outbox) == 0:
-                break
-            if confirmed == 0:
-                time.sleep(0.2)
-        with database.reader() as session:
-            left = session.execute(select(outbox.c.event_type, func.count()).where(outbox.c.sent_at.is_(None))
-                                   .group_by(outbox.c.event_type)).all()
+        return relay.drain(timeout)
     finally:
-        relay._disconnect()  # no public close yet (asked of the lead); the relay's own stop path does this
+        relay.close()
         database.dispose()
-    return {"unsent_before": before, "published": published, "relay_errors": errors,
-            "left_unsent": sum(n for _, n in left), "left_unsent_by_type": {t: n for t, n in left}}
 
 
 # -- the whole cut-over ----------------------------------------------------------------------------
