@@ -2,6 +2,9 @@
 
 The cut-over, in order (`partnership-ops handover` runs steps 1-5; see docs/handover.md):
 
+0. Optionally (`--quiesce-url`), the running old instance stops consuming
+   (`POST /ops/quiesce`: nameko cancels each reliable handler's consumer) and
+   its own relay drains its outbox until `GET /ops/outbox` says `drained`.
 1. The old instance stops (SIGTERM: nameko finishes its workers, acks what it
    committed and stops its relay). Its durable quorum queues stay bound and
    keep collecting every upstream event from then on.
@@ -153,6 +156,36 @@ def assert_not_consuming(amqp_uri: str, queues: list[str], wait: float = 15.0) -
         time.sleep(0.3)
 
 
+# -- quiescing a running instance -----------------------------------------------------------------
+def _http_json(method: str, url: str, timeout: float = 10.0) -> dict:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(url, data=b"{}" if method == "POST" else None, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def quiesce_instance(url: str, timeout: float = 30.0) -> dict:
+    """Ask the running old instance to stop consuming (`POST /ops/quiesce`), then wait until its own
+    relay has drained its outbox and no handler worker runs (`GET /ops/outbox` says `drained`).
+
+    Its HTTP entrypoints keep serving, so it must still be stopped before the export. Not
+    drained in time is reported, not refused: the stopped instance's outbox is drained next.
+    """
+    base = url.rstrip("/")
+    started = time.monotonic()
+    first = _http_json("POST", f"{base}/ops/quiesce")
+    state = first
+    while not state.get("drained") and time.monotonic() - started < timeout:
+        time.sleep(0.2)
+        state = _http_json("GET", f"{base}/ops/outbox")
+    return {"url": base, "quiesced": first.get("quiesced_now", []), "drained": bool(state.get("drained")),
+            "unsent": state.get("unsent"), "handler_workers_running": state.get("handler_workers_running"),
+            "seconds": round(time.monotonic() - started, 1)}
+
+
 # -- draining the old outbox -----------------------------------------------------------------------
 def drain_outbox(service: str, database_url: str, amqp_uri: str, timeout: float = 30.0) -> dict:
     """Publish the stopped instance's unsent outbox with the service's own relay; report what is left.
@@ -180,10 +213,17 @@ def drain_outbox(service: str, database_url: str, amqp_uri: str, timeout: float 
 # -- the whole cut-over ----------------------------------------------------------------------------
 def handover(*, service: str, from_database: str, from_amqp: str, to_database: str, archive: str | Path,
              from_operator: Mapping[str, Any], to_operator: str, effective_date: dt.date,
-             handler_queues: list[str], stop_pid: int | None = None, drain_timeout: float = 30.0) -> dict:
-    """Steps 1-5 of the module docstring; returns a report of each."""
+             handler_queues: list[str], stop_pid: int | None = None, drain_timeout: float = 30.0,
+             quiesce_url: str | None = None) -> dict:
+    """Steps 1-5 of the module docstring; returns a report of each.
+
+    With `quiesce_url` (the old instance's HTTP address) the running instance first stops
+    consuming and lets its own relay drain its outbox (`quiesce_instance`), then it is stopped.
+    """
     report: dict[str, Any] = {"service": service, "from_operator": from_operator["name"],
                               "to_operator": to_operator, "effective_date": effective_date.isoformat()}
+    if quiesce_url is not None:
+        report["quiesce"] = quiesce_instance(quiesce_url, drain_timeout)
     if stop_pid is not None:
         report["stopped"] = stop_process(stop_pid)
     report["queues"] = assert_not_consuming(from_amqp, handler_queues)
