@@ -307,7 +307,7 @@ class TestCommandLine:
         exported = run("export", "--service", "billing", "--database", source, "--out", str(path),
                        "--operator", "bucks-learning-trust")
         assert exported.returncode == 0, exported.stderr
-        assert json.loads(exported.stdout)["alembic_revision"] == "0001"
+        assert json.loads(exported.stdout)["alembic_revision"] == archive.ServiceSchema.of("billing").head()
         imported = run("import", "--service", "billing", "--database", target, "--archive", str(path),
                        "--handover-to", "buckinghamshire-council", "--effective-date", "2027-04-01")
         assert imported.returncode == 0, imported.stderr

@@ -66,6 +66,10 @@ class TestCarriedOutbox:
         try:
             # Nothing is bound to billing.events yet: its charge_recorded rows stay unsent.
             stack = stack_factory(sqlite).start("billing")
+            upstream = Upstream(stack.amqp_uri)
+            for index in range(3):  # known schools: their charges are matched and announced
+                upstream.member_joined(f"31000{index}", f"School 31000{index}")
+            eventually(lambda: tools.count(stack.database_urls["billing"], "inbox") == 3, message="3 schools")
             for index in range(3):
                 event = tools.envelope("subscription_started", subscription_payload(
                     f"31000{index}", f"c0000000-0000-4000-8000-00000000000{index}"), producer="catalogue")
