@@ -124,12 +124,7 @@ class ServiceSchema:
             return False
 
     def upgrade(self, database: Database, revision: str) -> None:
-        from alembic import command
-
-        config = self.alembic_config(database.url.render_as_string(hide_password=False))
-        with database.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+        database.upgrade(self.migrations, revision)
 
 
 def current_revision(connection) -> str | None:
@@ -501,21 +496,27 @@ def _reset_sequences(connection, tables: Iterable[sa.Table]) -> dict[str, int]:
 
 
 # -- erasing what the old operator keeps ------------------------------------------------------------
-def personal_data_of(schema: ServiceSchema, declaration_file: str | Path | None) -> dict[str, tuple[str, ...]]:
-    """The service's own `PERSONAL_DATA` declaration, else its entry in a declaration file."""
-    if schema.personal_data is not None:
-        return dict(schema.personal_data)
-    if declaration_file is None:
-        raise LookupError(f"{schema.name}.adapters.tables declares no PERSONAL_DATA; pass --declaration FILE")
-    declared = json.loads(Path(declaration_file).read_text(encoding="utf-8"))
-    if schema.name not in declared:
-        raise LookupError(f"{declaration_file} declares no personal data for {schema.name}")
-    return {table: tuple(columns) for table, columns in declared[schema.name].items()}
+def personal_data_of(schema: ServiceSchema) -> dict[str, tuple[str, ...]]:
+    """The service's own `PERSONAL_DATA` declaration (in `<service>/adapters/tables.py`).
+
+    Refused when the service declares none: an erase that guesses would either miss
+    personal data or destroy what is not. Every declared column must exist in the
+    service's tables, so a renamed column cannot silently stop being erased.
+    """
+    if schema.personal_data is None:
+        raise LookupError(f"{schema.name}.adapters.tables declares no PERSONAL_DATA = {{table: [columns]}}; "
+                          "declare it (an empty dict if the service holds none) before erasing")
+    unknown = [f"{t}.{c}" for t, columns in schema.personal_data.items() for c in columns
+               if t not in schema.metadata.tables or c not in schema.metadata.tables[t].columns]
+    if unknown:
+        raise LookupError(f"{schema.name}.adapters.tables PERSONAL_DATA names columns it does not have: {unknown}")
+    return dict(schema.personal_data)
 
 
 def erase_personal_data(service: str, database_url: str, *, archive_path: str | Path,
-                        declaration_file: str | Path | None = None, schema: ServiceSchema | None = None) -> dict:
-    """Erase the declared personal columns and the outbox's copies of payloads; returns what was erased.
+                        schema: ServiceSchema | None = None) -> dict:
+    """Erase the service's declared personal columns (`PERSONAL_DATA`) and the outbox's copies of
+    payloads; returns what was erased.
 
     Refused unless `archive_path` is a verified archive of this service, so the
     old operator cannot erase a function's only copy by mistake. Values in a
@@ -528,9 +529,10 @@ def erase_personal_data(service: str, database_url: str, *, archive_path: str | 
         if archive.manifest["service"] != service:
             raise ArchiveError(f"{archive_path} is an archive of {archive.manifest['service']}, not of {service}")
         archive.verify()
-    declared = personal_data_of(schema, declaration_file)
+    declared = personal_data_of(schema)
     database = Database(database_url)
     report: dict[str, Any] = {"service": service, "database": redacted(database_url), "archive": str(archive_path),
+                              "declared": {t: list(c) for t, c in sorted(declared.items())},
                               "erased": [], "skipped": []}
     try:
         with database.transaction() as session:

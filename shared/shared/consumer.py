@@ -148,6 +148,29 @@ class ReliableEventHandler(EventHandler):
         self.republisher = _republisher(self.amqp_uri)
         self._declare_topology()
 
+    # -- quiescing (handover: stop consuming while the relay drains) ------------------------------
+    @property
+    def quiesced(self) -> bool:
+        return getattr(self, "_quiesced", False)
+
+    def quiesce(self) -> bool:
+        """Stop consuming this handler's queue; the queue stays bound and keeps collecting.
+
+        nameko cancels the consumer (from its consumer thread) and returns once it is
+        cancelled; workers already running finish and ack as usual. A message the
+        broker had already pushed but no worker took stays unacked and goes back to
+        the queue when the process stops. Idempotent: returns True the first time.
+        """
+        if self.quiesced:
+            return False
+        self._quiesced = True
+        self.queue_consumer.unregister_provider(self)
+        return True
+
+    def stop(self):
+        if not self.quiesced:  # a quiesced handler is already unregistered (twice would fail)
+            super().stop()
+
     def _declare_topology(self) -> None:
         with Connection(self.amqp_uri, connect_timeout=5) as connection:
             connection.ensure_connection(max_retries=None, interval_start=0.5, interval_step=1, interval_max=5)

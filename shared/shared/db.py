@@ -148,8 +148,8 @@ class Database:
         with self.read_engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
-    def upgrade(self, script_location: str) -> None:
-        """Apply the service's Alembic migrations up to head."""
+    def upgrade(self, script_location: str, revision: str = "head") -> None:
+        """Apply the service's Alembic migrations up to `revision` (default: head), in one transaction."""
         from alembic import command
         from alembic.config import Config
 
@@ -158,7 +158,7 @@ class Database:
         config.set_main_option("sqlalchemy.url", self.url.render_as_string(hide_password=False))
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -2,6 +2,9 @@
 
 The cut-over, in order (`partnership-ops handover` runs steps 1-5; see docs/handover.md):
 
+0. Optionally (`--quiesce-url`), the running old instance stops consuming
+   (`POST /ops/quiesce`: nameko cancels each reliable handler's consumer) and
+   its own relay drains its outbox until `GET /ops/outbox` says `drained`.
 1. The old instance stops (SIGTERM: nameko finishes its workers, acks what it
    committed and stops its relay). Its durable quorum queues stay bound and
    keep collecting every upstream event from then on.
@@ -34,7 +37,7 @@ from typing import Any, Mapping
 
 import pika
 from marshmallow import RAISE, Schema, fields, validate
-from sqlalchemy import MetaData, func, select, update
+from sqlalchemy import MetaData
 
 from shared.archive import export_service, import_service, redacted
 from shared.db import Database
@@ -153,12 +156,37 @@ def assert_not_consuming(amqp_uri: str, queues: list[str], wait: float = 15.0) -
         time.sleep(0.3)
 
 
+# -- quiescing a running instance -----------------------------------------------------------------
+def _http_json(method: str, url: str, timeout: float = 10.0) -> dict:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(url, data=b"{}" if method == "POST" else None, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def quiesce_instance(url: str, timeout: float = 30.0) -> dict:
+    """Ask the running old instance to stop consuming (`POST /ops/quiesce`), then wait until its own
+    relay has drained its outbox and no handler worker runs (`GET /ops/outbox` says `drained`).
+
+    Its HTTP entrypoints keep serving, so it must still be stopped before the export. Not
+    drained in time is reported, not refused: the stopped instance's outbox is drained next.
+    """
+    base = url.rstrip("/")
+    started = time.monotonic()
+    first = _http_json("POST", f"{base}/ops/quiesce")
+    state = first
+    while not state.get("drained") and time.monotonic() - started < timeout:
+        time.sleep(0.2)
+        state = _http_json("GET", f"{base}/ops/outbox")
+    return {"url": base, "quiesced": first.get("quiesced_now", []), "drained": bool(state.get("drained")),
+            "unsent": state.get("unsent"), "handler_workers_running": state.get("handler_workers_running"),
+            "seconds": round(time.monotonic() - started, 1)}
+
+
 # -- draining the old outbox -----------------------------------------------------------------------
-def unsent_count(database: Database, outbox) -> int:
-    with database.reader() as session:
-        return int(session.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one())
-
-
 def drain_outbox(service: str, database_url: str, amqp_uri: str, timeout: float = 30.0) -> dict:
     """Publish the stopped instance's unsent outbox with the service's own relay; report what is left.
 
@@ -168,49 +196,34 @@ def drain_outbox(service: str, database_url: str, amqp_uri: str, timeout: float 
     """
     from shared.config import events_settings
     from shared.metrics import metrics_for
-    from shared.relay import OutboxRelay, RelayRoundFailed
+    from shared.relay import OutboxRelay
 
     outbox, _ = define_messaging_tables(MetaData())
     database = Database(database_url)
     settings = events_settings({"EVENTS": {"relay_max_backoff_seconds": 1.0}})
     relay = OutboxRelay(service=service, database=database, outbox=outbox, amqp_uri=amqp_uri,
                         metrics=metrics_for(service), settings=settings)
-    published = errors = 0
     try:
-        with database.transaction() as session:
-            session.execute(update(outbox).where(outbox.c.sent_at.is_(None)).values(next_attempt_at=utcnow()))
-            session.commit()
-        before = unsent_count(database, outbox)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                confirmed = relay.publish_due()
-            except RelayRoundFailed:
-                errors += 1
-                confirmed = 0
-                time.sleep(0.5)
-            published += confirmed
-            if unsent_count(database, outbox) == 0:
-                break
-            if confirmed == 0:
-                time.sleep(0.2)
-        with database.reader() as session:
-            left = session.execute(select(outbox.c.event_type, func.count()).where(outbox.c.sent_at.is_(None))
-                                   .group_by(outbox.c.event_type)).all()
+        return relay.drain(timeout)
     finally:
-        relay._disconnect()  # no public close yet (asked of the lead); the relay's own stop path does this
+        relay.close()
         database.dispose()
-    return {"unsent_before": before, "published": published, "relay_errors": errors,
-            "left_unsent": sum(n for _, n in left), "left_unsent_by_type": {t: n for t, n in left}}
 
 
 # -- the whole cut-over ----------------------------------------------------------------------------
 def handover(*, service: str, from_database: str, from_amqp: str, to_database: str, archive: str | Path,
              from_operator: Mapping[str, Any], to_operator: str, effective_date: dt.date,
-             handler_queues: list[str], stop_pid: int | None = None, drain_timeout: float = 30.0) -> dict:
-    """Steps 1-5 of the module docstring; returns a report of each."""
+             handler_queues: list[str], stop_pid: int | None = None, drain_timeout: float = 30.0,
+             quiesce_url: str | None = None) -> dict:
+    """Steps 1-5 of the module docstring; returns a report of each.
+
+    With `quiesce_url` (the old instance's HTTP address) the running instance first stops
+    consuming and lets its own relay drain its outbox (`quiesce_instance`), then it is stopped.
+    """
     report: dict[str, Any] = {"service": service, "from_operator": from_operator["name"],
                               "to_operator": to_operator, "effective_date": effective_date.isoformat()}
+    if quiesce_url is not None:
+        report["quiesce"] = quiesce_instance(quiesce_url, drain_timeout)
     if stop_pid is not None:
         report["stopped"] = stop_process(stop_pid)
     report["queues"] = assert_not_consuming(from_amqp, handler_queues)

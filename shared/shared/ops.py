@@ -10,10 +10,12 @@ Handing a function to another operator (docs/handover.md):
     partnership-ops import    --service billing --database URL --archive billing.tar.gz
                               [--handover-to OPERATOR --effective-date YYYY-MM-DD]
     partnership-ops drain     --service billing --database URL --amqp URI
+    partnership-ops quiesce   --url http://old-instance:8003 [--timeout 30]
     partnership-ops handover  --service billing --from-database URL --from-amqp URI --from-operator NAME
-                              --to-database URL --to-operator NAME --archive FILE [--effective-date D] [--stop-pid PID]
+                              --to-database URL --to-operator NAME --archive FILE [--effective-date D]
+                              [--quiesce-url URL] [--stop-pid PID]
     partnership-ops link-brokers --service scheduling --old-amqp URI --new-amqp URI --label mat [--enable-plugin]
-    partnership-ops erase     --service billing --database URL --archive billing.tar.gz [--declaration FILE]
+    partnership-ops erase     --service billing --database URL --archive billing.tar.gz
 
 `dead-letters` lists every dead-lettered event of the service's handlers with
 its reason, error, attempts and time, without consuming anything.
@@ -29,7 +31,8 @@ empty database (either dialect), refusing a damaged archive, an unknown
 revision or a non-empty target; `drain` publishes a stopped instance's outbox;
 `handover` runs the whole cut-over (stop, check, drain, export, import with the
 `function_handed_over` event); `link-brokers` links a service moved to another
-broker with shovels; `erase` removes the old operator's personal data. Each
+broker with shovels; `erase` removes the old operator's personal data. `quiesce` asks a running instance to
+stop consuming and waits until its relay has drained its outbox. Each
 prints a JSON report; a refusal exits with status 2 and says why.
 """
 from __future__ import annotations
@@ -148,7 +151,7 @@ def outbox_report(database_url: str) -> dict:
     }
 
 
-HANDOVER_COMMANDS = ("export", "import", "drain", "handover", "link-brokers", "erase")
+HANDOVER_COMMANDS = ("export", "import", "drain", "quiesce", "handover", "link-brokers", "erase")
 
 
 def _add_handover_commands(commands) -> None:
@@ -175,6 +178,10 @@ def _add_handover_commands(commands) -> None:
     sub.add_argument("--amqp", default=env("AMQP_URI"))
     sub.add_argument("--timeout", type=float, default=30.0)
 
+    sub = commands.add_parser("quiesce", help="a running instance stops consuming; wait for its outbox to drain")
+    sub.add_argument("--url", required=True, help="the instance's HTTP address, e.g. http://127.0.0.1:8003")
+    sub.add_argument("--timeout", type=float, default=30.0)
+
     sub = commands.add_parser("handover", help="stop, drain, export and import under the new operator")
     sub.add_argument("--service", required=True)
     sub.add_argument("--from-database", required=True)
@@ -185,6 +192,8 @@ def _add_handover_commands(commands) -> None:
     sub.add_argument("--to-operator", required=True)
     sub.add_argument("--archive", required=True)
     sub.add_argument("--effective-date", type=_date, help="default today")
+    sub.add_argument("--quiesce-url", help="the old instance's HTTP address: it stops consuming and drains its "
+                                           "outbox before it is stopped")
     sub.add_argument("--stop-pid", type=int, help="SIGTERM this process (the old instance) and wait for it")
     sub.add_argument("--drain-timeout", type=float, default=30.0)
 
@@ -206,8 +215,6 @@ def _add_handover_commands(commands) -> None:
     sub.add_argument("--service", required=True)
     sub.add_argument("--database", default=env("DATABASE_URL"))
     sub.add_argument("--archive", required=True, help="the verified archive the handover wrote")
-    sub.add_argument("--declaration", help="JSON {service: {table: [column, ...]}} used when the service's "
-                                           "adapters/tables.py declares no PERSONAL_DATA")
 
 
 def _date(text: str):
@@ -267,13 +274,14 @@ def run_handover_command(parser, args) -> dict:
             to_database=args.to_database, archive=args.archive, from_operator=operator,
             to_operator=args.to_operator, effective_date=args.effective_date or today,
             handler_queues=[h.queue for h in links.handlers_of(args.service)], stop_pid=args.stop_pid,
-            drain_timeout=args.drain_timeout)
+            drain_timeout=args.drain_timeout, quiesce_url=args.quiesce_url)
+    if args.command == "quiesce":
+        return handover.quiesce_instance(args.url, args.timeout)
     if args.command == "link-brokers":
         return _link_brokers(args)
     if args.command == "erase":
         _require(parser, args, "database")
-        return archive.erase_personal_data(args.service, args.database, archive_path=args.archive,
-                                           declaration_file=args.declaration)
+        return archive.erase_personal_data(args.service, args.database, archive_path=args.archive)
     raise AssertionError(args.command)
 
 

@@ -207,6 +207,50 @@ class OutboxRelay:
                 session.commit()
         return len(sent_ids)
 
+    # -- draining and closing (the handover uses these on a stopped instance's outbox) -------------
+    def make_all_due(self) -> int:
+        """Make every unsent row due now (rows waiting on a backoff included); returns how many."""
+        o = self.outbox
+        with self.database.transaction() as session:
+            count = session.execute(update(o).where(o.c.sent_at.is_(None)).values(next_attempt_at=utcnow())).rowcount
+            session.commit()
+        return int(count)
+
+    def unsent_by_type(self) -> dict[str, int]:
+        o = self.outbox
+        with self.database.reader() as session:
+            return {t: int(n) for t, n in session.execute(
+                select(o.c.event_type, func.count()).where(o.c.sent_at.is_(None)).group_by(o.c.event_type)).all()}
+
+    def drain(self, timeout: float = 30.0, *, retry_pause: float = 0.2) -> dict:
+        """Publish every unsent row, backoffs ignored, until none is left or `timeout` passed.
+
+        Rows the broker keeps returning (no queue bound for their type) stay unsent
+        and are reported by type. Not for use while `run()` is running.
+        """
+        before = self.make_all_due()
+        published = errors = 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                confirmed = self.publish_due()
+            except RelayRoundFailed:
+                errors += 1
+                confirmed = 0
+                time.sleep(max(retry_pause, 0.5))
+            published += confirmed
+            if self.backlog()[0] == 0:
+                break
+            if confirmed == 0:
+                time.sleep(retry_pause)
+        left = self.unsent_by_type()
+        return {"unsent_before": before, "published": published, "relay_errors": errors,
+                "left_unsent": sum(left.values()), "left_unsent_by_type": left}
+
+    def close(self) -> None:
+        """Release the broker connection (idempotent); `run()` does this itself when it stops."""
+        self._disconnect()
+
     # -- housekeeping --------------------------------------------------------------------------
     def backlog(self) -> tuple[int, float]:
         """(unsent rows, age in seconds of the oldest unsent row)."""

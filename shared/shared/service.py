@@ -4,6 +4,12 @@
 - `GET /ready`: 200 when its own database and the broker answer, 503 naming
   the one that does not.
 - `GET /metrics`: Prometheus text format (see `shared.metrics`).
+- `POST /ops/quiesce`: stop consuming every reliable event handler's queue (the
+  queues stay bound and keep collecting), so the relay can drain the outbox
+  before a handover; HTTP keeps serving. Irreversible short of a restart.
+- `GET /ops/outbox`: unsent outbox rows, their oldest age, whether each handler
+  still consumes, and handler workers still running: `drained` is true once
+  the service is quiesced, no handler worker runs and nothing is unsent.
 A service subclasses it and declares `uow = Storage(...)`.
 """
 from __future__ import annotations
@@ -12,6 +18,7 @@ import time
 
 from kombu import Connection
 from nameko.dependency_providers import Config
+from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
 from shared.config import operator_of
@@ -44,11 +51,47 @@ class BrokerProbe:
 _broker = BrokerProbe()
 
 
+class Operations(DependencyProvider):
+    """The container seen from an HTTP worker: its reliable handlers and its outbox relay."""
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def handlers(self):
+        from shared.consumer import ReliableEventHandler
+
+        return sorted((e for e in self.container.entrypoints if isinstance(e, ReliableEventHandler)),
+                      key=lambda h: h.queue.name)
+
+    def storage(self):
+        from shared.storage import Storage
+
+        return next((d for d in self.container.dependencies if isinstance(d, Storage)), None)
+
+    def quiesce(self) -> list[str]:
+        return [h.queue.name for h in self.handlers() if h.quiesce()]
+
+    def outbox(self) -> dict:
+        from shared.consumer import ReliableEventHandler
+
+        handlers = self.handlers()
+        running = sum(1 for ctx in list(self.container._worker_threads)
+                      if isinstance(ctx.entrypoint, ReliableEventHandler))
+        storage = self.storage()
+        unsent, age = storage.relay.backlog() if storage is not None and storage.relay is not None else (0, 0.0)
+        quiesced = bool(handlers) and all(h.quiesced for h in handlers)
+        return {"unsent": unsent, "oldest_unsent_age_seconds": round(age, 1), "quiesced": quiesced,
+                "handler_workers_running": running,
+                "handlers": {h.queue.name: "quiesced" if h.quiesced else "consuming" for h in handlers},
+                "drained": (quiesced or not handlers) and running == 0 and unsent == 0}
+
+
 class ObservableService:
     """Base class of the four services: health, readiness and metrics endpoints."""
 
     metrics = Metrics()
     config = Config()
+    operations = Operations()
 
     @http("GET", "/health")
     def health(self, request):
@@ -67,6 +110,15 @@ class ObservableService:
         if problems:
             return 503, {"status": "not_ready", "service": self.name, "problems": problems}
         return {"status": "ready", "service": self.name}
+
+    @http("POST", "/ops/quiesce")
+    def ops_quiesce(self, request):
+        newly = self.operations.quiesce()
+        return {"service": self.name, "quiesced_now": newly, **self.operations.outbox()}
+
+    @http("GET", "/ops/outbox")
+    def ops_outbox(self, request):
+        return {"service": self.name, **self.operations.outbox()}
 
     @http("GET", "/metrics")
     def prometheus_metrics(self, request):

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pika
 import pytest
@@ -18,6 +19,7 @@ from deploy.local import ROOT
 from shared import handover
 from shared.envelope import PayloadSchemas
 from tests.conftest import TEST_EVENT_SETTINGS, Databases, eventually
+from tests.integration.billing_upstream import Upstream
 from tests.handover.test_drill import start_instance
 from tests.reliability import tools
 from tests.reliability.test_event_delivery import subscription_payload
@@ -64,6 +66,10 @@ class TestCarriedOutbox:
         try:
             # Nothing is bound to billing.events yet: its charge_recorded rows stay unsent.
             stack = stack_factory(sqlite).start("billing")
+            upstream = Upstream(stack.amqp_uri)
+            for index in range(3):  # known schools: their charges are matched and announced
+                upstream.member_joined(f"31000{index}", f"School 31000{index}")
+            eventually(lambda: tools.count(stack.database_urls["billing"], "inbox") == 3, message="3 schools")
             for index in range(3):
                 event = tools.envelope("subscription_started", subscription_payload(
                     f"31000{index}", f"c0000000-0000-4000-8000-00000000000{index}"), producer="catalogue")
@@ -108,6 +114,69 @@ def _rows(url, query):
             return list(connection.execute(sa.text(query)))
     finally:
         engine.dispose()
+
+
+class TestQuiesce:
+    def test_a_running_instance_stops_consuming_drains_its_outbox_and_still_stops_cleanly(
+            self, stack_factory, sqlite_databases, tmp_path):
+        from shared import links
+        from tests.conftest import http_json
+
+        stack = stack_factory(sqlite_databases).start("billing")
+        billing, amqp = stack.url("billing"), stack.amqp_uri
+        connection = pika.BlockingConnection(pika.URLParameters(amqp))
+        channel = connection.channel()
+        channel.exchange_declare("billing.events", "topic", durable=True)
+        channel.queue_declare("observer", durable=True)
+        channel.queue_bind("observer", "billing.events", "#")  # so charge_recorded is routable
+        connection.close()
+        db = stack.database_urls["billing"]
+        upstream = Upstream(amqp)
+        for index in range(3):
+            upstream.member_joined(f"32000{index}", f"School 32000{index}")
+        eventually(lambda: tools.count(db, "inbox") == 3, message="3 schools known")
+        for index in range(3):
+            event = tools.envelope("subscription_started", subscription_payload(
+                f"32000{index}", f"d0000000-0000-4000-8000-00000000000{index}"), producer="catalogue")
+            tools.publish_raw(amqp, "catalogue.events", "subscription_started", event)
+        eventually(lambda: tools.count(db, "inbox") == 6, message="3 SLAs charged")
+        queues = [h.queue for h in links.handlers_of("billing")]
+        assert all(s["consumers"] == 1 for s in handover.queue_consumers(amqp, queues).values())
+
+        status, body = http_json("POST", f"{billing}/ops/quiesce")
+        assert status == 200 and body["quiesced"] is True and sorted(body["quiesced_now"]) == queues
+        assert set(body["handlers"].values()) == {"quiesced"}
+        assert handover.assert_not_consuming(amqp, queues, wait=5)  # the broker agrees: 0 consumers
+        status, again = http_json("POST", f"{billing}/ops/quiesce")
+        assert status == 200 and again["quiesced_now"] == []  # idempotent
+        # Events keep arriving and wait in the queue; nothing is applied any more.
+        event = tools.envelope("subscription_started", subscription_payload(
+            "320009", "d0000000-0000-4000-8000-000000000009"), producer="catalogue")
+        tools.publish_raw(amqp, "catalogue.events", "subscription_started", event)
+        waiting = "evt-catalogue-subscription_started--billing.on_subscription_started"
+        eventually(lambda: tools.queue_depth(amqp, waiting) == 1, message="the event waits in its queue")
+        time.sleep(1.0)
+        assert tools.count(db, "inbox") == 6
+        # The relay still runs: the outbox drains; HTTP still serves.
+        outbox = eventually(lambda: (lambda b: b if b["drained"] else None)(http_json("GET", f"{billing}/ops/outbox")[1]),
+                            message="drained")
+        assert (outbox["unsent"], outbox["handler_workers_running"]) == (0, 0)
+        assert tools.queue_depth(amqp, "observer") == 3
+        assert http_json("GET", f"{billing}/health")[0] == 200
+        # And SIGTERM still stops it cleanly (a quiesced handler is not unregistered twice).
+        process = stack.processes["billing"].process
+        process.terminate()
+        assert process.wait(20) == 0
+        log = stack.processes["billing"].log_path.read_text(errors="replace")
+        assert "Traceback" not in log, log[-3000:]
+        assert tools.queue_depth(amqp, waiting) == 1
+
+    def test_the_quiesce_command_reports_a_drained_instance(self, stack_factory, sqlite_databases):
+        stack = stack_factory(sqlite_databases).start("billing")
+        result = run_ops("quiesce", "--url", stack.url("billing"), "--timeout", "10")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["drained"] is True and len(report["quiesced"]) == 9 and report["unsent"] == 0
 
 
 class TestEventSchema:

@@ -94,14 +94,11 @@ class TestLinkDefinitions:
 class TestPlan:
     def test_one_inbound_shovel_per_handler_and_one_outbound_for_the_exchange(self):
         shovels = links.plan("billing", old_uri="amqp://old/", new_uri="amqp://new/", label="council")
+        queues = [h.queue for h in links.handlers_of("billing")]
+        assert len(queues) == 9 and "evt-scheduling-attendance_recorded--billing.on_attendance_recorded" in queues
         assert [(s["name"], s["value"].get("src-queue"), s["value"].get("dest-queue"),
                  s["value"].get("dest-exchange")) for s in shovels] == [
-            ("handover.evt-catalogue-subscription_started--billing.on_subscription_started",
-             "evt-catalogue-subscription_started--billing.on_subscription_started",
-             "evt-catalogue-subscription_started--billing.on_subscription_started", None),
-            ("handover.evt-membership-member_joined--billing.on_member_joined",
-             "evt-membership-member_joined--billing.on_member_joined",
-             "evt-membership-member_joined--billing.on_member_joined", None),
+            *[(f"handover.{q}", q, q, None) for q in queues],
             ("link.billing.events.council", "link.billing.events.council", None, "billing.events")]
         assert {s["value"]["ack-mode"] for s in shovels} == {"on-confirm"}
 

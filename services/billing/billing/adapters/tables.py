@@ -172,3 +172,10 @@ overdue_notices = sa.Table(
     sa.Column("document_id", sa.String(36), primary_key=True),
     sa.Column("as_of", sa.Date, nullable=False),
 )
+
+
+# Personal data this service holds: none. Payers are schools and MATs (organisations), the
+# operator identity on documents is an organisation's, and no event billing consumes
+# carries a person's name. `partnership-ops erase` then only deletes the outbox (its
+# bodies are copies of payloads) and vacuums. Declared empty on purpose, not forgotten.
+PERSONAL_DATA: dict[str, list[str]] = {}

@@ -93,3 +93,9 @@ subscriptions = sa.Table(
     # one renewal and one conversion move per SLA, even if a round or an event runs twice
     sa.Index("ux_subscriptions_continuation", "continues_subscription_id", "origin", unique=True),
 )
+
+
+# Personal data this service holds (`partnership-ops erase` clears exactly these after a
+# handover): contacts' names, and the name of the person who bought an SLA. Members and
+# MATs are organisations: their names are not personal data.
+PERSONAL_DATA = {"contacts": ["display_name"], "subscriptions": ["purchased_by_name"]}

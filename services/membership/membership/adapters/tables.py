@@ -128,3 +128,9 @@ trust_participants = sa.Table(
     sa.Column("left_on", sa.Date),
     sa.Column("on_forum", sa.Boolean, nullable=False, server_default=sa.false()),
 )
+
+
+# Personal data this service holds (`partnership-ops erase` clears exactly these after a
+# handover): a contact's display name and work email, as `DELETE /contacts/<id>` does.
+# Schools, MATs, councils and partners are organisations: their names are not personal data.
+PERSONAL_DATA = {"contacts": ["display_name", "email"]}

@@ -182,3 +182,9 @@ attendance = sa.Table(
     sa.Column("attended", sa.Boolean, nullable=False),
     sa.Column("chargeable", sa.Boolean, nullable=False),
 )
+
+
+# Personal data this service holds (`partnership-ops erase` clears exactly these after a
+# handover): contacts' display names (copied from `contact_role_changed`). Schools and
+# networks are organisations; bookings, reviewers and networks hold only contact ids.
+PERSONAL_DATA = {"contacts": ["display_name"]}

@@ -1,0 +1,48 @@
+"""Each service declares its own personal data (`PERSONAL_DATA` in `<service>/adapters/tables.py`),
+and `erase` reads that declaration: people's names and emails are declared, organisations'
+names (schools, MATs, networks, payers, offerings) are not, and every declared column exists."""
+from __future__ import annotations
+
+import pytest
+
+from shared.archive import ServiceSchema, personal_data_of
+
+SERVICES = ("membership", "catalogue", "billing", "scheduling")
+
+# What each service really holds about people (read from its tables and the events it consumes).
+PEOPLE = {
+    "membership": {("contacts", "display_name"), ("contacts", "email")},
+    "catalogue": {("contacts", "display_name"), ("subscriptions", "purchased_by_name")},
+    "billing": set(),  # payers are schools and MATs; no consumed event carries a person's name
+    "scheduling": {("contacts", "display_name")},
+}
+# Organisations' names: erasing them would destroy business records, not personal data.
+ORGANISATIONS = {("members", "name"), ("members", "mat_name"), ("member_affiliations", "name"),
+                 ("member_affiliations", "mat_name"), ("charges", "payer_name"), ("documents", "payer_name"),
+                 ("schools", "name"), ("networks", "name"), ("organisations", "name"), ("offerings", "name"),
+                 ("trust_participants", "name")}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_declares_exactly_its_people_columns(service):
+    schema = ServiceSchema.of(service)
+    declared = {(table, column) for table, columns in personal_data_of(schema).items() for column in columns}
+    assert declared == PEOPLE[service]
+    assert not declared & ORGANISATIONS
+    for table, column in declared:
+        assert column in schema.metadata.tables[table].columns
+
+
+def test_a_declaration_naming_a_missing_column_is_refused(tmp_path):
+    from tests.handover.probe_service import probe_schema
+
+    schema = probe_schema(tmp_path, personal_data={"schools": ("head_teacher", "headteacher_email")})
+    with pytest.raises(LookupError, match="schools.headteacher_email"):
+        personal_data_of(schema)
+
+
+def test_a_service_without_a_declaration_cannot_be_erased(tmp_path):
+    from tests.handover.probe_service import probe_schema
+
+    with pytest.raises(LookupError, match="declares no PERSONAL_DATA"):
+        personal_data_of(probe_schema(tmp_path, personal_data=None))
