@@ -12,6 +12,7 @@ import json
 import uuid
 from collections import defaultdict
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from billing.adapters import repository
@@ -66,8 +67,20 @@ def _payer_for_charge(session, urn: str, day: dt.date) -> model.Payer | None:
     return model.payer_on(repository.affiliations(session, urn), day, repository.pays_centrally(session))
 
 
+def _lock_school(uow, urn: str) -> None:
+    """Serialise "is the school known?" with "match its unmatched charges" for one school.
+
+    Under PostgreSQL's READ COMMITTED, `member_joined` and `subscription_started` handled
+    at the same moment each miss the other's uncommitted row, and the charge stayed
+    unmatched for good (the handover drill found it). A transaction-scoped advisory lock
+    per school orders them; SQLite already runs one writer at a time."""
+    if uow.session.get_bind().dialect.name == "postgresql":
+        uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"billing-school:{urn}"})
+
+
 def _record_charge(uow, charge: model.Charge) -> model.Charge:
     """Keep a charge: against its payer, or as unmatched (provisional payer: the school) until its school is known."""
+    _lock_school(uow, charge.urn)
     payer = _payer_for_charge(uow.session, charge.urn, charge.charge_date)
     if payer is None:
         repository.add_charge(uow.session, charge, status="unmatched")
@@ -80,6 +93,7 @@ def _record_charge(uow, charge: model.Charge) -> model.Charge:
 
 
 def _match_unmatched(uow, urn: str) -> None:
+    _lock_school(uow, urn)
     for charge in repository.unmatched_charges(uow.session, urn):
         payer = _payer_for_charge(uow.session, urn, charge.charge_date)
         repository.match_charge(uow.session, charge.id, payer)
