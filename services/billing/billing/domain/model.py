@@ -96,8 +96,10 @@ def subscription_year_charge(subscription: dict, payer: Payer, start: dt.date, e
                              year_start: dt.date) -> Charge:
     """The charge for `start`..`end` of the agreement year beginning `year_start`, pro-rated by days."""
     census = subscription["census"]
-    quantity = subscription["quantity"]
-    annual = subscription["annual_price_pence"] * quantity
+    # The catalogue's `annual_price_pence` is the SLA's whole annual price: it already counts the
+    # quantity bought (per-session days, per-delegate places); the line shows quantity x unit price.
+    annual = subscription["annual_price_pence"]
+    quantity = subscription["quantity"] if annual % max(subscription["quantity"], 1) == 0 else 1
     year_days = days_between(year_start, year_ending(shift_years(year_start, 1) - DAY)[1])
     amount = annual if start <= year_start else prorate(annual, days_between(start, end), year_days)
     description = subscription["offering_name"]
@@ -109,7 +111,7 @@ def subscription_year_charge(subscription: dict, payer: Payer, start: dt.date, e
                   period_start=start, period_end=end, amount_pence=amount,
                   vat_treatment=subscription["vat_treatment"], census_date=census["date"],
                   number_on_roll=census["number_on_roll"], quantity=quantity,
-                  unit_price_pence=subscription["annual_price_pence"], basis_pence=annual, basis_days=year_days,
+                  unit_price_pence=annual // quantity, basis_pence=annual, basis_days=year_days,
                   description=description)
 
 

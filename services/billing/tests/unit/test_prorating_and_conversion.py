@@ -89,7 +89,7 @@ class TestConversion:
         credit, new = conversion_split(old, successor, MAT)
         credited = credit.amount_pence if credit else 0
         kept = old.amount_pence - credited
-        assert 0 <= credited <= old.amount_pence <= annual * quantity
+        assert 0 <= credited <= old.amount_pence <= annual
         assert kept + new.amount_pence <= old.amount_pence  # never more than the whole
         assert new.amount_pence == credited  # and here exactly the whole: nothing lost either
         assert all(type(x) is int for x in (kept, credited, new.amount_pence))
