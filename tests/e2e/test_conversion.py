@@ -2,12 +2,13 @@
 real broker, on SQLite and PostgreSQL:
 
 a maintained school joins, its head teacher is appointed, the head buys three SLAs under three
-pricing models (per pupil, banded, per session x 4 days) for April 2026 - March 2027; then
+pricing models (per pupil, banded, per session x 4 days) from April 2026 (the last for two years); then
 membership converts it into an academy in a MAT from 1 January 2027. One
 `school_converted_to_academy`; the catalogue ends each SLA from that day and starts the
 academy's at the frozen price to 31 March; billing credits the school the unexpired 90 of 365
 days and charges the MAT (which pays centrally) exactly that; scheduling holds the academy in
-its MAT."""
+its MAT; billing's annual run then invoices the school its charges net of the credits and the MAT
+the rest of the year plus the two-year SLA's second year (April 2027 - March 2028)."""
 from __future__ import annotations
 
 import pytest
@@ -63,11 +64,12 @@ class TestConversionAcrossServices:
 
         bought = {}
         for model_name, item in offerings.items():
-            extra = {"quantity": 4} if model_name == "per_session" else {}
+            extra = {"quantity": 4, "years": 2} if model_name == "per_session" else {}
             bought[model_name] = buy(stack, school["urn"], item["code"], head, po_number=f"PO-{model_name}", **extra)
         assert {m: s["annual_price_pence"] for m, s in bought.items()} == ANNUAL
-        for sub in bought.values():
-            assert (sub["period_start"], sub["period_end"]) == ("2026-04-01", "2027-03-31")
+        for model_name, sub in bought.items():
+            assert (sub["period_start"], sub["period_end"]) == (
+                "2026-04-01", "2028-03-31" if model_name == "per_session" else "2027-03-31")
 
         # billing charges the school itself the whole first year of each SLA
         old_charges = eventually(lambda: len(charges(stack, urn=school["urn"])) == 3 and charges(
@@ -100,7 +102,7 @@ class TestConversionAcrossServices:
             new = by_old[old["subscription_id"]]
             assert (new["offering_code"], new["annual_price_pence"], new["period_start"], new["period_end"],
                     new["payer_type"], new["mat"], new["quantity"]) == (
-                old["offering_code"], ANNUAL[model_name], CONVERSION_DATE, "2027-03-31", "academy", MAT,
+                old["offering_code"], ANNUAL[model_name], CONVERSION_DATE, old["period_end"], "academy", MAT,
                 old["quantity"])
             assert new["census"] == {"date": school["census_date"], "number_on_roll": ROLL}
         status, seen = http_json("GET", f"{stack.url('catalogue')}/members/{successor_urn}")
@@ -135,6 +137,7 @@ class TestConversionAcrossServices:
             assert (credit["payer_kind"], credit["payer_id"], credit["amount_pence"],
                     credit["period_start"], credit["period_end"]) == (
                 "school", school["urn"], UNEXPIRED[model_name], CONVERSION_DATE, "2027-03-31"), credit
+            # the rest of the current agreement year (the two-year SLA's second year falls due later)
             assert (charge["kind"], charge["payer_kind"], charge["payer_id"], charge["amount_pence"],
                     charge["period_start"], charge["period_end"]) == (
                 "charge", "mat", MAT["id"], UNEXPIRED[model_name], CONVERSION_DATE, "2027-03-31"), charge
@@ -142,8 +145,24 @@ class TestConversionAcrossServices:
             kept = ANNUAL[model_name] - credit["amount_pence"]
             assert kept + charge["amount_pence"] == ANNUAL[model_name]
         assert http_json("GET", f"{stack.url('billing')}/charges?urn={school['urn']}")[1]["total_pence"] == (
-            PER_PUPIL + BANDED + PER_SESSION - sum(UNEXPIRED.values()))  # 662,900 - 163,208 = 499,692
+            PER_PUPIL + BANDED + PER_SESSION - sum(UNEXPIRED.values()))  # 661,900 - 163,208 = 498,692
         assert http_json("GET", f"{stack.url('billing')}/charges?payer_id={MAT['id']}")[1]["total_pence"] == 163208
+
+        # -- billing's annual run for 2026/27: the school's invoice nets its credits; the MAT's invoice has
+        # the rest of this agreement year and the two-year SLA's second year, 1 April 2027 - 31 March 2028
+        run = ok(201, http_json("POST", f"{stack.url('billing')}/billing-runs",
+                                {"period": "2026/27", "issue_date": "2027-01-04"}))
+        assert (run["invoices_issued"], run["credit_notes_issued"]) == (2, 0)
+        second_year = [c for c in charges(stack, urn=successor_urn) if c["period_start"] == "2027-04-01"]
+        assert [(c["offering_code"], c["period_end"], c["amount_pence"], c["payer_id"]) for c in second_year] == [
+            (offerings["per_session"]["code"], "2028-03-31", PER_SESSION, MAT["id"])]
+        docs = {d["payer_id"]: d for d in http_json("GET", f"{stack.url('billing')}/invoices")[1]["documents"]}
+        # school: charges 661,900 (VAT 58,380 + 38,000) less credits 163,208 (VAT 14,395 + 9,370; SEND exempt)
+        assert (docs[school["urn"]]["net_pence"], docs[school["urn"]]["vat_pence"],
+                docs[school["urn"]]["gross_pence"]) == (498692, 72615, 571307)
+        # MAT: 163,208 (VAT 14,395 + 9,370) + 190,000 (VAT 38,000)
+        assert (docs[MAT["id"]]["net_pence"], docs[MAT["id"]]["vat_pence"], docs[MAT["id"]]["gross_pence"]) == (
+            353208, 61765, 414973)
 
         # -- scheduling: the predecessor closed, the academy open in its MAT, its SLAs carried on
         def scheduling_converted():

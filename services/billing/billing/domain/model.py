@@ -122,11 +122,18 @@ def charge_for_subscription(subscription: dict, payer: Payer) -> Charge:
 
 
 def later_agreement_years(period_start: dt.date, period_end: dt.date, *, up_to: dt.date,
-                          ends_from: dt.date | None = None) -> list[tuple[dt.date, dt.date]]:
+                          ends_from: dt.date | None = None,
+                          continues: bool = False) -> list[tuple[dt.date, dt.date]]:
     """The whole agreement years after the first one that start on or before `up_to`
-    (and before `ends_from`, the first day no longer covered, when the SLA ended early)."""
+    (and before `ends_from`, the first day no longer covered, when the SLA ended early).
+
+    `continues`: the SLA carries another on (moved at conversion), so its first charge ran to
+    the end of the agreement year it starts in, counted back from its end (`first_charged_year`)."""
     years = []
-    start = first_year_end(period_start, period_end) + DAY
+    if continues:
+        start = agreement_year_containing(period_start, period_end)[1] + DAY
+    else:
+        start = first_year_end(period_start, period_end) + DAY
     while start <= period_end and start <= up_to and (ends_from is None or start < ends_from):
         end = min(shift_years(start, 1) - DAY, period_end)
         years.append((start, end))

@@ -1,0 +1,260 @@
+"""A small county's year across all four services (issue 6), as separate processes on the real
+broker (SQLite): twelve schools join through membership (four academies in two MATs, one MAT
+paying centrally, the other not), their head teachers buy SLAs in the catalogue, one school
+converts into a MAT, one leaves, one cancels an SLA early; a course session with chargeable
+places is booked and attended through scheduling; billing (termly) runs the autumn and spring
+terms; payments are recorded in full, in part and over. Every invoice and credit note total is
+checked against figures worked out by hand below, numbers are gap-free, and every charge and
+credit is on exactly one document."""
+from __future__ import annotations
+
+import pytest
+
+from tests import factories
+from tests.conftest import eventually, http_json
+from tests.e2e.steps import Observer, appoint, buy, charges, join, offering, ok, publish_offering, rows
+
+MAT_A = {"id": "TR06001", "name": "Great Learners Trust"}  # pays centrally (the default)
+MAT_B = {"id": "TR06002", "name": "Oxford Diocesan Bucks Schools Trust"}  # its academies pay themselves
+
+SI = factories.per_pupil_offering(code="SI-COUNTY")  # 150,000 + roll x 825 (primary) / 610 (secondary); min 200,000; VAT 20%
+GV = factories.flat_offering(code="GV-COUNTY")  # 95,000 flat, VAT exempt
+CP = offering("CP-COUNTY", "Classroom practice review days", "school_improvement", "standard",
+              {"model": "per_session", "unit": "day", "unit_price_pence": 47500})
+DSL = offering("DSL-COUNTY", "Designated safeguarding lead training", "governance", "exempt",
+               {"model": "per_delegate", "subscriber_price_pence": 9500, "non_subscriber_price_pence": 15000},
+               edition={"entitlements": [{"kind": "included_place", "quantity": 1}]})
+
+# name -> (urn, roll, phase, MAT or None)
+SCHOOLS = {
+    "M1": ("240001", 150, "primary", None), "M2": ("240002", 320, "primary", None),
+    "M3": ("240003", 95, "primary", None), "M4": ("240004", 900, "secondary", None),
+    "M5": ("240005", 210, "primary", None), "M6": ("240006", 180, "primary", None),
+    "M7": ("240007", 240, "primary", None), "M8": ("240008", 60, "primary", None),
+    "A1": ("340001", 400, "primary", MAT_A), "A2": ("340002", 260, "primary", MAT_A),
+    "A3": ("340003", 300, "primary", MAT_B), "A4": ("340004", 120, "primary", MAT_B),
+}
+A5 = "340005"  # the academy M5 becomes, in MAT A, from 1 January 2027
+# What each school buys (edition 2026, one year): maintained April 2026-March 2027, academies September-August.
+PURCHASES = {
+    "M1": [("SI", {}), ("GV", {}), ("DSL", {})], "M2": [("SI", {}), ("CP", {"quantity": 3})],
+    "M3": [("GV", {})], "M4": [("SI", {})], "M5": [("SI", {})], "M6": [("SI", {}), ("GV", {})],
+    "M7": [("GV", {}), ("SI", {})], "M8": [("SI", {})], "A1": [("SI", {})], "A2": [("GV", {})],
+    "A3": [("SI", {})], "A4": [("GV", {})],
+}
+# Annual prices by hand:
+PRICES = {
+    ("M1", "SI"): 273750,   # 150,000 + 150 x 825
+    ("M1", "GV"): 95000,
+    ("M1", "DSL"): 9500,    # one delegate place at the subscriber price: M1 holds GV (governance) on 1 April
+    ("M2", "SI"): 414000,   # 150,000 + 320 x 825
+    ("M2", "CP"): 142500,   # 3 days x 47,500
+    ("M3", "GV"): 95000,
+    ("M4", "SI"): 699000,   # 150,000 + 900 x 610 (secondary)
+    ("M5", "SI"): 323250,   # 150,000 + 210 x 825
+    ("M6", "SI"): 298500,   # 150,000 + 180 x 825
+    ("M6", "GV"): 95000,
+    ("M7", "GV"): 95000,
+    ("M7", "SI"): 348000,   # 150,000 + 240 x 825
+    ("M8", "SI"): 200000,   # 150,000 + 60 x 825 = 199,500, raised to the 200,000 minimum
+    ("A1", "SI"): 480000,   # 150,000 + 400 x 825
+    ("A2", "GV"): 95000,
+    ("A3", "SI"): 397500,   # 150,000 + 300 x 825
+    ("A4", "GV"): 95000,
+}
+# Pro-rated parts (agreement year 1 April 2026 - 31 March 2027 = 365 days; rounded once, half up):
+M7_GV_CANCEL_CREDIT = 31493   # cancelled from 1 December: 121 days (31+31+28+31); 95,000 x 121/365 = 31,493.15
+M6_SI_LEFT_CREDIT = 73603     # left from 1 January: 90 days; 298,500 x 90/365 = 73,602.74
+M6_GV_LEFT_CREDIT = 23425     # 95,000 x 90/365 = 23,424.66
+M5_CONVERSION_PART = 79705    # converted from 1 January: 323,250 x 90/365 = 79,705.48 (credit to M5 = charge to MAT A)
+# Course session (DSL, 5 November 2026): M1's first delegate takes its included place (free), its second
+# pays the subscriber price 9,500; M3 and A2 (no DSL SLA) pay the non-subscriber price 15,000 each
+# (A2's delegate does not come: a no-show still pays), A2's to MAT A.
+
+# -- the autumn run (charges dated up to 31 December 2026), by payer: (net, VAT, gross) ----------
+AUTUMN = {
+    # 273,750 (VAT 54,750) + 95,000 + 9,500 (SLA) + 9,500 (course place)
+    "school:240001": (387750, 54750, 442500),
+    # 414,000 (VAT 82,800) + 142,500 (VAT 28,500)
+    "school:240002": (556500, 111300, 667800),
+    # 95,000 + 15,000 (course place), exempt
+    "school:240003": (110000, 0, 110000),
+    "school:240004": (699000, 139800, 838800),
+    "school:240005": (323250, 64650, 387900),
+    # 298,500 (VAT 59,700) + 95,000: the leaving credit is dated 1 January, so it waits for spring
+    "school:240006": (393500, 59700, 453200),
+    # 95,000 - 31,493 (cancelled before it was invoiced: a negative line) + 348,000 (VAT 69,600)
+    "school:240007": (411507, 69600, 481107),
+    "school:240008": (200000, 40000, 240000),
+    # MAT A centrally: A1 480,000 (VAT 96,000) + A2 95,000 + A2's course place 15,000
+    "mat:TR06001": (590000, 96000, 686000),
+    # MAT B does not pay centrally: its academies pay themselves
+    "school:340003": (397500, 79500, 477000),
+    "school:340004": (95000, 0, 95000),
+}
+# -- the spring run (1 January - 31 March 2027) ----------------------------------------------------
+SPRING_INVOICES = {"mat:TR06001": (79705, 15941, 95646)}  # A5's carried-on SI, 79,705 + VAT 15,941
+SPRING_CREDIT_NOTES = {
+    "school:240005": (79705, 15941, 95646),               # conversion: the unexpired part back to M5
+    "school:240006": (97028, 14721, 111749),              # left: 73,603 (VAT 14,720.6 -> 14,721) + 23,425
+}
+
+
+def _invoices(stack, **query) -> list[dict]:
+    qs = "&".join(f"{k}={v}" for k, v in query.items())
+    found = ok(200, http_json("GET", f"{stack.url('billing')}/invoices?{qs}"))["documents"]
+    return [{**d, "payer_key": f"{d['payer_kind']}:{d['payer_id']}"} for d in found]
+
+
+@pytest.mark.timeout(300)
+def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factory, sqlite_databases, amqp_uri):
+    observer = Observer(amqp_uri)
+    stack = stack_factory(sqlite_databases, {"BILLING_FREQUENCY": "termly"}).start()
+    billing, sched = stack.url("billing"), stack.url("scheduling")
+    offerings = {"SI": SI, "GV": GV, "CP": CP, "DSL": DSL}
+    for item in offerings.values():
+        publish_offering(stack, item)
+    ok(200, http_json("PUT", f"{billing}/mats/{MAT_B['id']}/billing", {"pays_centrally": False}))
+
+    urn = {name: spec[0] for name, spec in SCHOOLS.items()}
+    heads = {}
+    for i, (name, (school_urn, roll, phase, mat)) in enumerate(SCHOOLS.items()):
+        extra = dict(urn=school_urn, number_on_roll=roll, phase=phase, name=f"County {name}",
+                     dfe_number=f"825/{3000 + i}", postcode=f"HP{10 + i} 1AA")
+        school = (factories.academy(mat_id=mat["id"], mat_name=mat["name"], **extra) if mat
+                  else factories.school(establishment_type="foundation" if name == "M4" else "community", **extra))
+        join(stack, school)
+        heads[name] = appoint(stack, school_urn, name=f"Head {name}")
+    dsl_lead = appoint(stack, urn["M1"], role="dsl", name="DSL M1")
+
+    bought = {}
+    for name, items in PURCHASES.items():
+        for key, extra in items:
+            sub = buy(stack, urn[name], offerings[key]["code"], heads[name], **extra)
+            bought[(name, key)] = sub
+            assert sub["annual_price_pence"] == PRICES[(name, key)], (name, key, sub)
+            expected = ("2026-09-01", "2027-08-31") if name.startswith("A") else ("2026-04-01", "2027-03-31")
+            assert (sub["period_start"], sub["period_end"]) == expected, (name, key)
+    total_slas = sum(len(items) for items in PURCHASES.values())
+    eventually(lambda: len(charges(stack)) >= total_slas, timeout=45,
+               message="billing charging every SLA")
+
+    # -- the course: booked and attended through scheduling ----------------------------------
+    def course_created():
+        status, body = http_json("POST", f"{sched}/courses", {"course_code": "DSL-2026-AUT", "title": "DSL refresher",
+                                                              "offering_code": DSL["code"]})
+        return body if status == 201 else None
+    eventually(course_created, message="scheduling learning the DSL offering")
+    session = ok(201, http_json("POST", f"{sched}/courses/DSL-2026-AUT/sessions",
+                                {"date": "2026-11-05", "capacity": 10, "cutoff_days": 7}))
+
+    def book(school_name, contact_id):
+        def attempt():
+            status, body = http_json("POST", f"{sched}/sessions/{session['session_id']}/bookings",
+                                     {"urn": urn[school_name], "contact_id": contact_id, "booked_on": "2026-10-01"})
+            return body if status == 201 else None
+        return eventually(attempt, message=f"{school_name}'s booking")
+    eventually(lambda: http_json("GET", f"{sched}/schools/{urn['M1']}")[1].get("eligibility"),
+               message="scheduling learning M1's SLAs")
+    eventually(lambda: any(e["offering_code"] == DSL["code"] for e in
+                           http_json("GET", f"{sched}/schools/{urn['M1']}")[1]["eligibility"]),
+               message="scheduling learning M1's DSL SLA")
+    places = {"M1-dsl": book("M1", dsl_lead), "M1-head": book("M1", heads["M1"]),
+              "M3": book("M3", heads["M3"]), "A2": book("A2", heads["A2"])}
+    assert {k: (p["status"], p["price_basis"], p["unit_price_pence"]) for k, p in places.items()} == {
+        "M1-dsl": ("confirmed", "included_place", 0), "M1-head": ("confirmed", "subscriber", 9500),
+        "M3": ("confirmed", "non_subscriber", 15000), "A2": ("confirmed", "non_subscriber", 15000)}
+    for key, place in places.items():
+        ok(201, http_json("POST", f"{sched}/bookings/{place['booking_id']}/attendance", {"attended": key != "A2"}))
+    recorded = observer.wait_for("attendance_recorded", 4)
+    assert sorted((p["urn"], p["chargeable"], p["unit_price_pence"]) for p in recorded) == sorted([
+        (urn["M1"], False, 0), (urn["M1"], True, 9500), (urn["M3"], True, 15000), (urn["A2"], True, 15000)])
+
+    # -- changes during the year --------------------------------------------------------------
+    ok(200, http_json("POST", f"{stack.url('catalogue')}/subscriptions/{bought[('M7', 'GV')]['subscription_id']}/cancel",
+                      {"contact_id": heads["M7"], "reason": "budget", "effective_date": "2026-12-01"}))
+    ok(200, http_json("POST", f"{stack.url('membership')}/members/{urn['M6']}/leaving",
+                      {"effective_date": "2027-01-01", "reason": "closing"}))
+    ok(201, http_json("POST", f"{stack.url('membership')}/members/{urn['M5']}/conversion",
+                      {"successor_urn": A5, "conversion_date": "2027-01-01", "mat": MAT_A}))
+
+    # billing has every charge and credit before the run: 17 SLA charges, 3 attendance charges,
+    # 1 cancellation credit, 2 leaving credits, 1 conversion credit and MAT A's conversion charge
+    def all_in():
+        found = charges(stack)
+        return found if len(found) == 17 + 3 + 1 + 2 + 1 + 1 else None
+    everything = eventually(all_in, timeout=45, message="billing holding every charge and credit")
+    assert not [c for c in everything if c["status"] == "unmatched"]
+
+    # -- the autumn run ------------------------------------------------------------------------
+    autumn = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 autumn",
+                                                                   "issue_date": "2027-01-04"}))
+    assert (autumn["invoices_issued"], autumn["credit_notes_issued"]) == (11, 0)
+    assert autumn["invoiced_gross_pence"] == sum(g for _, _, g in AUTUMN.values()) == 4879307
+    documents = _invoices(stack)
+    got = {d["payer_key"]: (d["net_pence"], d["vat_pence"], d["gross_pence"]) for d in documents}
+    assert got == AUTUMN
+    assert sorted(d["number"] for d in documents) == [f"BLT-{n:06d}" for n in range(1, 12)]
+    again = ok(200, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 autumn",
+                                                                  "issue_date": "2027-01-05"}))
+    assert again["rerun"] is True and len(_invoices(stack)) == 11
+
+    number_of = {d["payer_key"]: d["number"] for d in documents}
+    m7 = ok(200, http_json("GET", f"{billing}/invoices/{number_of['school:240007']}"))
+    assert sorted(line["net_pence"] for line in m7["lines"]) == [-M7_GV_CANCEL_CREDIT, 95000, 348000]
+    mat_a = ok(200, http_json("GET", f"{billing}/invoices/{number_of['mat:TR06001']}"))
+    assert sorted((line["urn"], line["net_pence"]) for line in mat_a["lines"]) == [
+        (urn["A1"], 480000), (urn["A2"], 15000), (urn["A2"], 95000)]
+
+    # -- payments: full, part, over ------------------------------------------------------------
+    def pay(payer_key, amount, reference):
+        return ok(201, http_json("POST", f"{billing}/payments", {
+            "invoice_number": number_of[payer_key], "amount_pence": amount, "currency": "GBP",
+            "received_on": "2027-01-20", "reference": reference}))
+    assert (pay("school:240001", 442500, "BACS M1")["status"], ) == ("paid", )
+    part = pay("school:240002", 300000, "BACS M2")
+    assert (part["status"], part["balance_pence"]) == ("part_paid", 367800)
+    over = pay("school:240004", 900000, "BACS M4")
+    assert (over["status"], over["balance_pence"]) == ("overpaid", -61200)
+    pay("school:240005", 387900, "BACS M5")  # M5 pays in full before its conversion credit is issued
+
+    # -- the spring run ------------------------------------------------------------------------
+    spring = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 spring",
+                                                                   "issue_date": "2027-04-02"}))
+    assert (spring["invoices_issued"], spring["credit_notes_issued"]) == (1, 2)
+    later = _invoices(stack, issued_from="2027-04-01")
+    assert {d["payer_key"]: (d["net_pence"], d["vat_pence"], d["gross_pence"]) for d in later
+            if d["kind"] == "invoice"} == SPRING_INVOICES
+    notes = {d["payer_key"]: d for d in later if d["kind"] == "credit_note"}
+    assert {k: (d["net_pence"], d["vat_pence"], d["gross_pence"]) for k, d in notes.items()} == SPRING_CREDIT_NOTES
+    assert sorted(d["number"] for d in later) == ["BLT-000012", "BLT-CN000001", "BLT-CN000002"]
+    # each credit note credits the autumn invoice of the charges it gives back
+    for key, note in notes.items():
+        assert ok(200, http_json("GET", f"{billing}/invoices/{note['number']}"))["credits_invoice_number"] \
+            == number_of[key]
+    # the conversion: what M5 keeps plus what MAT A pays for the rest of the year is exactly the whole
+    assert (PRICES[("M5", "SI")] - SPRING_CREDIT_NOTES["school:240005"][0]) + SPRING_INVOICES["mat:TR06001"][0] \
+        == PRICES[("M5", "SI")]
+    # M5 paid in full, then was credited: a credit balance of the credit note's gross
+    m5 = ok(200, http_json("GET", f"{billing}/invoices/{number_of['school:240005']}"))
+    assert m5["balance_pence"] == -95646
+
+    # -- every charge and credit on exactly one document; numbers gap-free --------------------
+    db = stack.database_urls["billing"]
+    lines = rows(db, "SELECT charge_id, count(*) AS n FROM document_lines GROUP BY charge_id")
+    assert all(r["n"] == 1 for r in lines)
+    all_charge_ids = {r["id"] for r in rows(db, "SELECT id FROM charges")}
+    assert {r["charge_id"] for r in lines} == all_charge_ids and len(all_charge_ids) == 25
+    assert {r["status"] for r in rows(db, "SELECT status FROM charges")} == {"invoiced"}
+    numbers = sorted(d["number"] for d in _invoices(stack))
+    assert numbers == [f"BLT-{n:06d}" for n in range(1, 13)] + ["BLT-CN000001", "BLT-CN000002"]
+    summer = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 summer",
+                                                                   "issue_date": "2027-09-01"}))
+    assert (summer["invoices_issued"], summer["credit_notes_issued"]) == (0, 0)  # nothing left to bill
+
+    events = observer.drain()
+    assert len([e for e in events if e["type"] == "invoice_issued"]) == 12
+    assert len([e for e in events if e["type"] == "credit_note_issued"]) == 2
+    assert len([e for e in events if e["type"] == "payment_recorded"]) == 4
+    assert len([e for e in events if e["type"] == "school_converted_to_academy"]) == 1
+    assert [e["payload"]["urn"] for e in events if e["type"] == "member_left"] == [urn["M6"]]
