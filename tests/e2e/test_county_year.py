@@ -3,7 +3,8 @@ broker (SQLite): twelve schools join through membership (four academies in two M
 paying centrally, the other not), their head teachers buy SLAs in the catalogue, one school
 converts into a MAT, one leaves, one cancels an SLA early; a course session with chargeable
 places is booked and attended through scheduling; billing (termly) runs the autumn and spring
-terms; payments are recorded in full, in part and over. Every invoice and credit note total is
+terms, then the summer term, when a cancelled two-year SLA's second year falls due; payments are
+recorded in full, in part and over. Every invoice and credit note total is
 checked against figures worked out by hand below, numbers are gap-free, and every charge and
 credit is on exactly one document."""
 from __future__ import annotations
@@ -39,7 +40,7 @@ A5 = "340005"  # the academy M5 becomes, in MAT A, from 1 January 2027
 PURCHASES = {
     "M1": [("SI", {}), ("GV", {}), ("DSL", {})], "M2": [("SI", {}), ("CP", {"quantity": 3})],
     "M3": [("GV", {})], "M4": [("SI", {})], "M5": [("SI", {})], "M6": [("SI", {}), ("GV", {})],
-    "M7": [("GV", {}), ("SI", {})], "M8": [("SI", {})], "A1": [("SI", {})], "A2": [("GV", {})],
+    "M7": [("GV", {}), ("SI", {})], "M8": [("SI", {"years": 2})], "A1": [("SI", {})], "A2": [("GV", {})],
     "A3": [("SI", {})], "A4": [("GV", {})],
 }
 # Annual prices by hand:
@@ -62,11 +63,14 @@ PRICES = {
     ("A3", "SI"): 397500,   # 150,000 + 300 x 825
     ("A4", "GV"): 95000,
 }
+# M8's SI is a two-year agreement (April 2026 - March 2028), cancelled from 1 June 2027, in its second year.
 # Pro-rated parts (agreement year 1 April 2026 - 31 March 2027 = 365 days; rounded once, half up):
 M7_GV_CANCEL_CREDIT = 31493   # cancelled from 1 December: 121 days (31+31+28+31); 95,000 x 121/365 = 31,493.15
 M6_SI_LEFT_CREDIT = 73603     # left from 1 January: 90 days; 298,500 x 90/365 = 73,602.74
 M6_GV_LEFT_CREDIT = 23425     # 95,000 x 90/365 = 23,424.66
 M5_CONVERSION_PART = 79705    # converted from 1 January: 323,250 x 90/365 = 79,705.48 (credit to M5 = charge to MAT A)
+M8_CANCEL_CREDIT = 166667     # second year 1 April 2027 - 31 March 2028 has 366 days (29 February 2028); cancelled
+                              # from 1 June 2027: 305 days unexpired; 200,000 x 305/366 = 166,666.67
 # Course session (DSL, 5 November 2026): M1's first delegate takes its included place (free), its second
 # pays the subscriber price 9,500; M3 and A2 (no DSL SLA) pay the non-subscriber price 15,000 each
 # (A2's delegate does not come: a no-show still pays), A2's to MAT A.
@@ -92,6 +96,8 @@ AUTUMN = {
     "school:340003": (397500, 79500, 477000),
     "school:340004": (95000, 0, 95000),
 }
+# -- the summer run (April - August 2027): M8's second year falls due, netted with its cancellation credit
+SUMMER_INVOICES = {"school:240008": (33333, 6667, 40000)}  # 200,000 (VAT 40,000) - 166,667 (VAT 33,333)
 # -- the spring run (1 January - 31 March 2027) ----------------------------------------------------
 SPRING_INVOICES = {"mat:TR06001": (79705, 15941, 95646)}  # A5's carried-on SI, 79,705 + VAT 15,941
 SPRING_CREDIT_NOTES = {
@@ -133,7 +139,8 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
             sub = buy(stack, urn[name], offerings[key]["code"], heads[name], **extra)
             bought[(name, key)] = sub
             assert sub["annual_price_pence"] == PRICES[(name, key)], (name, key, sub)
-            expected = ("2026-09-01", "2027-08-31") if name.startswith("A") else ("2026-04-01", "2027-03-31")
+            expected = ("2026-09-01", "2027-08-31") if name.startswith("A") else (
+                "2026-04-01", "2028-03-31" if extra.get("years") == 2 else "2027-03-31")
             assert (sub["period_start"], sub["period_end"]) == expected, (name, key)
     total_slas = sum(len(items) for items in PURCHASES.values())
     eventually(lambda: len(charges(stack)) >= total_slas, timeout=45,
@@ -173,6 +180,8 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     # -- changes during the year --------------------------------------------------------------
     ok(200, http_json("POST", f"{stack.url('catalogue')}/subscriptions/{bought[('M7', 'GV')]['subscription_id']}/cancel",
                       {"contact_id": heads["M7"], "reason": "budget", "effective_date": "2026-12-01"}))
+    ok(200, http_json("POST", f"{stack.url('catalogue')}/subscriptions/{bought[('M8', 'SI')]['subscription_id']}/cancel",
+                      {"contact_id": heads["M8"], "reason": "budget", "effective_date": "2027-06-01"}))
     ok(200, http_json("POST", f"{stack.url('membership')}/members/{urn['M6']}/leaving",
                       {"effective_date": "2027-01-01", "reason": "closing"}))
     ok(201, http_json("POST", f"{stack.url('membership')}/members/{urn['M5']}/conversion",
@@ -239,21 +248,31 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     m5 = ok(200, http_json("GET", f"{billing}/invoices/{number_of['school:240005']}"))
     assert m5["balance_pence"] == -95646
 
+    # -- the summer run: M8's second year, net of its cancellation from 1 June 2027 -------------
+    summer = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 summer",
+                                                                   "issue_date": "2027-09-01"}))
+    assert (summer["invoices_issued"], summer["credit_notes_issued"]) == (1, 0)
+    last = _invoices(stack, issued_from="2027-09-01")
+    assert {d["payer_key"]: (d["net_pence"], d["vat_pence"], d["gross_pence"]) for d in last} == SUMMER_INVOICES
+    m8 = ok(200, http_json("GET", f"{billing}/invoices/{last[0]['number']}"))
+    assert sorted((line["period_start"], line["period_end"], line["net_pence"]) for line in m8["lines"]) == [
+        ("2027-04-01", "2028-03-31", 200000), ("2027-06-01", "2028-03-31", -M8_CANCEL_CREDIT)]
+    later_years = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2027/28 autumn",
+                                                                        "issue_date": "2028-01-04"}))
+    assert (later_years["invoices_issued"], later_years["credit_notes_issued"]) == (0, 0)  # nothing left to bill
+
     # -- every charge and credit on exactly one document; numbers gap-free --------------------
     db = stack.database_urls["billing"]
     lines = rows(db, "SELECT charge_id, count(*) AS n FROM document_lines GROUP BY charge_id")
     assert all(r["n"] == 1 for r in lines)
     all_charge_ids = {r["id"] for r in rows(db, "SELECT id FROM charges")}
-    assert {r["charge_id"] for r in lines} == all_charge_ids and len(all_charge_ids) == 25
+    assert {r["charge_id"] for r in lines} == all_charge_ids and len(all_charge_ids) == 25 + 2
     assert {r["status"] for r in rows(db, "SELECT status FROM charges")} == {"invoiced"}
     numbers = sorted(d["number"] for d in _invoices(stack))
-    assert numbers == [f"BLT-{n:06d}" for n in range(1, 13)] + ["BLT-CN000001", "BLT-CN000002"]
-    summer = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 summer",
-                                                                   "issue_date": "2027-09-01"}))
-    assert (summer["invoices_issued"], summer["credit_notes_issued"]) == (0, 0)  # nothing left to bill
+    assert numbers == [f"BLT-{n:06d}" for n in range(1, 14)] + ["BLT-CN000001", "BLT-CN000002"]
 
     events = observer.drain()
-    assert len([e for e in events if e["type"] == "invoice_issued"]) == 12
+    assert len([e for e in events if e["type"] == "invoice_issued"]) == 13
     assert len([e for e in events if e["type"] == "credit_note_issued"]) == 2
     assert len([e for e in events if e["type"] == "payment_recorded"]) == 4
     assert len([e for e in events if e["type"] == "school_converted_to_academy"]) == 1
