@@ -1,6 +1,6 @@
 """A small county's year across all four services (issue 6), as separate processes on the real
 broker (SQLite): twelve schools join through membership (four academies in two MATs, one MAT
-paying centrally, the other not), their head teachers buy SLAs in the catalogue, one school
+paying centrally, the other not; one joins in October), their head teachers buy SLAs in the catalogue, one school
 converts into a MAT, one leaves, one cancels an SLA early; a course session with chargeable
 places is booked and attended through scheduling; billing (termly) runs the autumn and spring
 terms, then the summer term, when a cancelled two-year SLA's second year falls due; payments are
@@ -50,7 +50,7 @@ PRICES = {
     ("M1", "DSL"): 9500,    # one delegate place at the subscriber price: M1 holds GV (governance) on 1 April
     ("M2", "SI"): 414000,   # 150,000 + 320 x 825
     ("M2", "CP"): 142500,   # 3 days x 47,500
-    ("M3", "GV"): 95000,
+    ("M3", "GV"): 95000,    # the annual price; M3 joined on 1 October 2026, so it is charged from then (below)
     ("M4", "SI"): 699000,   # 150,000 + 900 x 610 (secondary)
     ("M5", "SI"): 323250,   # 150,000 + 210 x 825
     ("M6", "SI"): 298500,   # 150,000 + 180 x 825
@@ -69,6 +69,8 @@ M7_GV_CANCEL_CREDIT = 31493   # cancelled from 1 December: 121 days (31+31+28+31
 M6_SI_LEFT_CREDIT = 73603     # left from 1 January: 90 days; 298,500 x 90/365 = 73,602.74
 M6_GV_LEFT_CREDIT = 23425     # 95,000 x 90/365 = 23,424.66
 M5_CONVERSION_PART = 79705    # converted from 1 January: 323,250 x 90/365 = 79,705.48 (credit to M5 = charge to MAT A)
+M3_LATE_JOINER = 47370       # joined 1 October 2026: its SLA runs 1 October - 31 March, 182 of 365 days;
+                              # 95,000 x 182/365 = 47,369.86
 M8_CANCEL_CREDIT = 166667     # second year 1 April 2027 - 31 March 2028 has 366 days (29 February 2028); cancelled
                               # from 1 June 2027: 305 days unexpired; 200,000 x 305/366 = 166,666.67
 # Course session (DSL, 5 November 2026): M1's first delegate takes its included place (free), its second
@@ -81,8 +83,8 @@ AUTUMN = {
     "school:240001": (387750, 54750, 442500),
     # 414,000 (VAT 82,800) + 142,500 (VAT 28,500)
     "school:240002": (556500, 111300, 667800),
-    # 95,000 + 15,000 (course place), exempt
-    "school:240003": (110000, 0, 110000),
+    # 47,370 (joined late) + 15,000 (course place), exempt
+    "school:240003": (62370, 0, 62370),
     "school:240004": (699000, 139800, 838800),
     "school:240005": (323250, 64650, 387900),
     # 298,500 (VAT 59,700) + 95,000: the leaving credit is dated 1 January, so it waits for spring
@@ -126,7 +128,8 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     heads = {}
     for i, (name, (school_urn, roll, phase, mat)) in enumerate(SCHOOLS.items()):
         extra = dict(urn=school_urn, number_on_roll=roll, phase=phase, name=f"County {name}",
-                     dfe_number=f"825/{3000 + i}", postcode=f"HP{10 + i} 1AA")
+                     dfe_number=f"825/{3000 + i}", postcode=f"HP{10 + i} 1AA",
+                     joined_on="2026-10-01" if name == "M3" else "2026-01-05")
         school = (factories.academy(mat_id=mat["id"], mat_name=mat["name"], **extra) if mat
                   else factories.school(establishment_type="foundation" if name == "M4" else "community", **extra))
         join(stack, school)
@@ -140,7 +143,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
             bought[(name, key)] = sub
             assert sub["annual_price_pence"] == PRICES[(name, key)], (name, key, sub)
             expected = ("2026-09-01", "2027-08-31") if name.startswith("A") else (
-                "2026-04-01", "2028-03-31" if extra.get("years") == 2 else "2027-03-31")
+                "2026-10-01" if name == "M3" else "2026-04-01", "2028-03-31" if extra.get("years") == 2 else "2027-03-31")
             assert (sub["period_start"], sub["period_end"]) == expected, (name, key)
     total_slas = sum(len(items) for items in PURCHASES.values())
     eventually(lambda: len(charges(stack)) >= total_slas, timeout=45,
@@ -199,7 +202,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     autumn = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 autumn",
                                                                    "issue_date": "2027-01-04"}))
     assert (autumn["invoices_issued"], autumn["credit_notes_issued"]) == (11, 0)
-    assert autumn["invoiced_gross_pence"] == sum(g for _, _, g in AUTUMN.values()) == 4879307
+    assert autumn["invoiced_gross_pence"] == sum(g for _, _, g in AUTUMN.values()) == 4831677
     documents = _invoices(stack)
     got = {d["payer_key"]: (d["net_pence"], d["vat_pence"], d["gross_pence"]) for d in documents}
     assert got == AUTUMN

@@ -79,16 +79,13 @@ def first_year_end(period_start: dt.date, period_end: dt.date) -> dt.date:
 def first_charged_year(subscription: dict) -> tuple[dt.date, dt.date, dt.date]:
     """(charged from, charged to, start of the whole year it is a part of) for an SLA's first charge.
 
-    A new agreement is charged its first year from its start. An SLA that carries
-    another on (`continues_subscription_id`: moved at academy conversion) is charged
-    up to the end of the agreement year it starts in, counted back from its end.
+    Agreement years are counted back from the SLA's end: a new agreement is charged its
+    first year from its start; one that starts late (a school that joined during the
+    period, or an SLA carried on at academy conversion, `continues_subscription_id`) is
+    charged up to the end of the agreement year it starts in, pro-rated by days.
     """
     start, end = subscription["period_start"], subscription["period_end"]
-    if subscription.get("continues_subscription_id"):
-        year_start, year_end = agreement_year_containing(start, end)
-    else:
-        year_end = first_year_end(start, end)
-        year_start = year_ending(year_end)[0]
+    year_start, year_end = agreement_year_containing(start, end)
     return start, year_end, year_start
 
 
@@ -122,18 +119,14 @@ def charge_for_subscription(subscription: dict, payer: Payer) -> Charge:
 
 
 def later_agreement_years(period_start: dt.date, period_end: dt.date, *, up_to: dt.date,
-                          ends_from: dt.date | None = None,
-                          continues: bool = False) -> list[tuple[dt.date, dt.date]]:
+                          ends_from: dt.date | None = None) -> list[tuple[dt.date, dt.date]]:
     """The whole agreement years after the first one that start on or before `up_to`
     (and before `ends_from`, the first day no longer covered, when the SLA ended early).
 
-    `continues`: the SLA carries another on (moved at conversion), so its first charge ran to
-    the end of the agreement year it starts in, counted back from its end (`first_charged_year`)."""
+    Counted back from the end, as `first_charged_year`: after a late start (moved at
+    conversion, or joined during the period) the next year starts on the agreement's anniversary."""
     years = []
-    if continues:
-        start = agreement_year_containing(period_start, period_end)[1] + DAY
-    else:
-        start = first_year_end(period_start, period_end) + DAY
+    start = agreement_year_containing(period_start, period_end)[1] + DAY
     while start <= period_end and start <= up_to and (ends_from is None or start < ends_from):
         end = min(shift_years(start, 1) - DAY, period_end)
         years.append((start, end))

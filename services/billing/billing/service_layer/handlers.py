@@ -213,8 +213,7 @@ def _accrue_later_years(uow, up_to: dt.date) -> int:
     due = []
     for ends_from, terms in repository.open_subscriptions(uow.session, up_to):
         for start, end in model.later_agreement_years(terms["period_start"], terms["period_end"], up_to=up_to,
-                                                      ends_from=ends_from,
-                                                      continues=bool(terms.get("continues_subscription_id"))):
+                                                      ends_from=ends_from):
             due.append((terms, start, end))
     if not due:
         return 0
