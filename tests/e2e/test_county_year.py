@@ -39,7 +39,7 @@ A5 = "340005"  # the academy M5 becomes, in MAT A, from 1 January 2027
 # What each school buys (edition 2026, one year): maintained April 2026-March 2027, academies September-August.
 PURCHASES = {
     "M1": [("SI", {}), ("GV", {}), ("DSL", {})], "M2": [("SI", {}), ("CP", {"quantity": 3})],
-    "M3": [("GV", {})], "M4": [("SI", {})], "M5": [("SI", {})], "M6": [("SI", {}), ("GV", {})],
+    "M3": [("GV", {})], "M4": [("SI", {})], "M5": [("SI", {}), ("DSL", {})], "M6": [("SI", {}), ("GV", {})],
     "M7": [("GV", {}), ("SI", {})], "M8": [("SI", {"years": 2})], "A1": [("SI", {})], "A2": [("GV", {})],
     "A3": [("SI", {})], "A4": [("GV", {})],
 }
@@ -53,6 +53,7 @@ PRICES = {
     ("M3", "GV"): 95000,    # the annual price; M3 joined on 1 October 2026, so it is charged from then (below)
     ("M4", "SI"): 699000,   # 150,000 + 900 x 610 (secondary)
     ("M5", "SI"): 323250,   # 150,000 + 210 x 825
+    ("M5", "DSL"): 15000,   # one place at the non-subscriber price: M5 holds nothing else in governance
     ("M6", "SI"): 298500,   # 150,000 + 180 x 825
     ("M6", "GV"): 95000,
     ("M7", "GV"): 95000,
@@ -69,13 +70,17 @@ M7_GV_CANCEL_CREDIT = 31493   # cancelled from 1 December: 121 days (31+31+28+31
 M6_SI_LEFT_CREDIT = 73603     # left from 1 January: 90 days; 298,500 x 90/365 = 73,602.74
 M6_GV_LEFT_CREDIT = 23425     # 95,000 x 90/365 = 23,424.66
 M5_CONVERSION_PART = 79705    # converted from 1 January: 323,250 x 90/365 = 79,705.48 (credit to M5 = charge to MAT A)
+M5_DSL_CONVERSION_PART = 3699  # and its DSL SLA: 15,000 x 90/365 = 3,698.63
 M3_LATE_JOINER = 47370       # joined 1 October 2026: its SLA runs 1 October - 31 March, 182 of 365 days;
                               # 95,000 x 182/365 = 47,369.86
 M8_CANCEL_CREDIT = 166667     # second year 1 April 2027 - 31 March 2028 has 366 days (29 February 2028); cancelled
                               # from 1 June 2027: 305 days unexpired; 200,000 x 305/366 = 166,666.67
 # Course session (DSL, 5 November 2026): M1's first delegate takes its included place (free), its second
 # pays the subscriber price 9,500; M3 and A2 (no DSL SLA) pay the non-subscriber price 15,000 each
-# (A2's delegate does not come: a no-show still pays), A2's to MAT A.
+# (A2's delegate does not come: a no-show still pays), A2's to MAT A; M5's head takes M5's included place.
+# A second session (4 February 2027): M5's head, now at the academy A5 (contacts carried at conversion),
+# pays the subscriber price 9,500 to MAT A: the DSL SLA carried on at conversion does not bring a second
+# included place (M5 used the agreement's one in November).
 
 # -- the autumn run (charges dated up to 31 December 2026), by payer: (net, VAT, gross) ----------
 AUTUMN = {
@@ -86,7 +91,7 @@ AUTUMN = {
     # 47,370 (joined late) + 15,000 (course place), exempt
     "school:240003": (62370, 0, 62370),
     "school:240004": (699000, 139800, 838800),
-    "school:240005": (323250, 64650, 387900),
+    "school:240005": (338250, 64650, 402900),  # 323,250 (VAT 64,650) + 15,000 (DSL SLA, exempt)
     # 298,500 (VAT 59,700) + 95,000: the leaving credit is dated 1 January, so it waits for spring
     "school:240006": (393500, 59700, 453200),
     # 95,000 - 31,493 (cancelled before it was invoiced: a negative line) + 348,000 (VAT 69,600)
@@ -101,9 +106,10 @@ AUTUMN = {
 # -- the summer run (April - August 2027): M8's second year falls due, netted with its cancellation credit
 SUMMER_INVOICES = {"school:240008": (33333, 6667, 40000)}  # 200,000 (VAT 40,000) - 166,667 (VAT 33,333)
 # -- the spring run (1 January - 31 March 2027) ----------------------------------------------------
-SPRING_INVOICES = {"mat:TR06001": (79705, 15941, 95646)}  # A5's carried-on SI, 79,705 + VAT 15,941
+# MAT A: A5's carried-on SI 79,705 (VAT 15,941) and DSL 3,699, and A5's course place 9,500 (exempt)
+SPRING_INVOICES = {"mat:TR06001": (92904, 15941, 108845)}
 SPRING_CREDIT_NOTES = {
-    "school:240005": (79705, 15941, 95646),               # conversion: the unexpired part back to M5
+    "school:240005": (83404, 15941, 99345),               # conversion: the unexpired parts back to M5
     "school:240006": (97028, 14721, 111749),              # left: 73,603 (VAT 14,720.6 -> 14,721) + 23,425
 }
 
@@ -169,16 +175,21 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     eventually(lambda: any(e["offering_code"] == DSL["code"] for e in
                            http_json("GET", f"{sched}/schools/{urn['M1']}")[1]["eligibility"]),
                message="scheduling learning M1's DSL SLA")
+    eventually(lambda: any(e["offering_code"] == DSL["code"] for e in
+                           http_json("GET", f"{sched}/schools/{urn['M5']}")[1].get("eligibility") or []),
+               message="scheduling learning M5's DSL SLA")
     places = {"M1-dsl": book("M1", dsl_lead), "M1-head": book("M1", heads["M1"]),
-              "M3": book("M3", heads["M3"]), "A2": book("A2", heads["A2"])}
+              "M3": book("M3", heads["M3"]), "A2": book("A2", heads["A2"]), "M5": book("M5", heads["M5"])}
     assert {k: (p["status"], p["price_basis"], p["unit_price_pence"]) for k, p in places.items()} == {
         "M1-dsl": ("confirmed", "included_place", 0), "M1-head": ("confirmed", "subscriber", 9500),
-        "M3": ("confirmed", "non_subscriber", 15000), "A2": ("confirmed", "non_subscriber", 15000)}
+        "M3": ("confirmed", "non_subscriber", 15000), "A2": ("confirmed", "non_subscriber", 15000),
+        "M5": ("confirmed", "included_place", 0)}
     for key, place in places.items():
         ok(201, http_json("POST", f"{sched}/bookings/{place['booking_id']}/attendance", {"attended": key != "A2"}))
-    recorded = observer.wait_for("attendance_recorded", 4)
+    recorded = observer.wait_for("attendance_recorded", 5)
     assert sorted((p["urn"], p["chargeable"], p["unit_price_pence"]) for p in recorded) == sorted([
-        (urn["M1"], False, 0), (urn["M1"], True, 9500), (urn["M3"], True, 15000), (urn["A2"], True, 15000)])
+        (urn["M1"], False, 0), (urn["M1"], True, 9500), (urn["M3"], True, 15000), (urn["A2"], True, 15000),
+        (urn["M5"], False, 0)])
 
     # -- changes during the year --------------------------------------------------------------
     ok(200, http_json("POST", f"{stack.url('catalogue')}/subscriptions/{bought[('M7', 'GV')]['subscription_id']}/cancel",
@@ -188,13 +199,29 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     ok(200, http_json("POST", f"{stack.url('membership')}/members/{urn['M6']}/leaving",
                       {"effective_date": "2027-01-01", "reason": "closing"}))
     ok(201, http_json("POST", f"{stack.url('membership')}/members/{urn['M5']}/conversion",
-                      {"successor_urn": A5, "conversion_date": "2027-01-01", "mat": MAT_A}))
+                      {"successor_urn": A5, "conversion_date": "2027-01-01", "mat": MAT_A, "carry_contacts": True}))
 
-    # billing has every charge and credit before the run: 17 SLA charges, 3 attendance charges,
-    # 1 cancellation credit, 2 leaving credits, 1 conversion credit and MAT A's conversion charge
+    # the spring session: M5's head, now A5's, books through scheduling and attends
+    spring_session = ok(201, http_json("POST", f"{sched}/courses/DSL-2026-AUT/sessions",
+                                       {"date": "2027-02-04", "capacity": 10, "cutoff_days": 7}))
+
+    def a5_books():
+        status, body = http_json("POST", f"{sched}/sessions/{spring_session['session_id']}/bookings",
+                                 {"urn": A5, "contact_id": heads["M5"], "booked_on": "2027-01-20"})
+        return body if status == 201 else None
+    eventually(lambda: any(e["offering_code"] == DSL["code"] for e in
+                           http_json("GET", f"{sched}/schools/{A5}")[1].get("eligibility") or []),
+               message="scheduling learning A5's carried-on DSL SLA")
+    a5_place = eventually(a5_books, message="A5's booking")
+    assert (a5_place["status"], a5_place["price_basis"], a5_place["unit_price_pence"]) == (
+        "confirmed", "subscriber", 9500)
+    ok(201, http_json("POST", f"{sched}/bookings/{a5_place['booking_id']}/attendance", {"attended": True}))
+
+    # billing has every charge and credit before the run: 18 SLA charges, 4 attendance charges,
+    # 1 cancellation credit, 2 leaving credits, 2 conversion credits and MAT A's 2 conversion charges
     def all_in():
         found = charges(stack)
-        return found if len(found) == 17 + 3 + 1 + 2 + 1 + 1 else None
+        return found if len(found) == 18 + 4 + 1 + 2 + 2 + 2 else None
     everything = eventually(all_in, timeout=45, message="billing holding every charge and credit")
     assert not [c for c in everything if c["status"] == "unmatched"]
 
@@ -202,7 +229,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     autumn = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 autumn",
                                                                    "issue_date": "2027-01-04"}))
     assert (autumn["invoices_issued"], autumn["credit_notes_issued"]) == (11, 0)
-    assert autumn["invoiced_gross_pence"] == sum(g for _, _, g in AUTUMN.values()) == 4831677
+    assert autumn["invoiced_gross_pence"] == sum(g for _, _, g in AUTUMN.values()) == 4846677
     documents = _invoices(stack)
     got = {d["payer_key"]: (d["net_pence"], d["vat_pence"], d["gross_pence"]) for d in documents}
     assert got == AUTUMN
@@ -228,7 +255,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     assert (part["status"], part["balance_pence"]) == ("part_paid", 367800)
     over = pay("school:240004", 900000, "BACS M4")
     assert (over["status"], over["balance_pence"]) == ("overpaid", -61200)
-    pay("school:240005", 387900, "BACS M5")  # M5 pays in full before its conversion credit is issued
+    pay("school:240005", 402900, "BACS M5")  # M5 pays in full before its conversion credit is issued
 
     # -- the spring run ------------------------------------------------------------------------
     spring = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 spring",
@@ -245,11 +272,15 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
         assert ok(200, http_json("GET", f"{billing}/invoices/{note['number']}"))["credits_invoice_number"] \
             == number_of[key]
     # the conversion: what M5 keeps plus what MAT A pays for the rest of the year is exactly the whole
-    assert (PRICES[("M5", "SI")] - SPRING_CREDIT_NOTES["school:240005"][0]) + SPRING_INVOICES["mat:TR06001"][0] \
-        == PRICES[("M5", "SI")]
+    mat_spring = ok(200, http_json("GET", f"{billing}/invoices/BLT-000012"))
+    assert sorted((line["urn"], line["period_start"], line["net_pence"]) for line in mat_spring["lines"]) == [
+        (A5, "2027-01-01", M5_DSL_CONVERSION_PART), (A5, "2027-01-01", M5_CONVERSION_PART), (A5, "2027-02-04", 9500)]
+    assert SPRING_CREDIT_NOTES["school:240005"][0] == M5_CONVERSION_PART + M5_DSL_CONVERSION_PART
+    for key, part in (("SI", M5_CONVERSION_PART), ("DSL", M5_DSL_CONVERSION_PART)):
+        assert (PRICES[("M5", key)] - part) + part == PRICES[("M5", key)]
     # M5 paid in full, then was credited: a credit balance of the credit note's gross
     m5 = ok(200, http_json("GET", f"{billing}/invoices/{number_of['school:240005']}"))
-    assert m5["balance_pence"] == -95646
+    assert m5["balance_pence"] == -99345
 
     # -- the summer run: M8's second year, net of its cancellation from 1 June 2027 -------------
     summer = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 summer",
@@ -269,7 +300,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     lines = rows(db, "SELECT charge_id, count(*) AS n FROM document_lines GROUP BY charge_id")
     assert all(r["n"] == 1 for r in lines)
     all_charge_ids = {r["id"] for r in rows(db, "SELECT id FROM charges")}
-    assert {r["charge_id"] for r in lines} == all_charge_ids and len(all_charge_ids) == 25 + 2
+    assert {r["charge_id"] for r in lines} == all_charge_ids and len(all_charge_ids) == 29 + 2
     assert {r["status"] for r in rows(db, "SELECT status FROM charges")} == {"invoiced"}
     numbers = sorted(d["number"] for d in _invoices(stack))
     assert numbers == [f"BLT-{n:06d}" for n in range(1, 14)] + ["BLT-CN000001", "BLT-CN000002"]

@@ -146,10 +146,20 @@ def record_edition_price(uow, payload: dict) -> None:
         uow.commit()
 
 
-def record_eligibility(uow, payload: dict):
+def record_eligibility(uow, payload: dict, *, renewal: bool = False):
+    """An SLA (`subscription_started`, or with `renewal` a `subscription_renewed`: a new term, fresh
+    entitlements). A `subscription_started` that carries another SLA on (`continues_subscription_id`:
+    moved to the academy at conversion) is the same agreement: the included places already used under
+    the old SLA are used for the successor too."""
     with uow:
         item = eligibility_from_subscription(payload)
-        repo.add_eligibility(uow.session, item, _included(payload.get("entitlements")))
+        included = _included(payload.get("entitlements"))
+        previous = None if renewal else payload.get("continues_subscription_id")
+        old = repo.eligibility_row(uow.session, str(previous)) if previous else None
+        if old is not None and old["subscription_id"] != item.subscription_id:
+            used = repo.included_used(uow.session, [old["subscription_id"]]).get(old["subscription_id"], 0)
+            included = max(0, min(included, old["included_places"]) - used)
+        repo.add_eligibility(uow.session, item, included)
         uow.commit()
     return item
 
