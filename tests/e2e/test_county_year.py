@@ -92,8 +92,9 @@ AUTUMN = {
     "school:240003": (62370, 0, 62370),
     "school:240004": (699000, 139800, 838800),
     "school:240005": (338250, 64650, 402900),  # 323,250 (VAT 64,650) + 15,000 (DSL SLA, exempt)
-    # 298,500 (VAT 59,700) + 95,000: the leaving credit is dated 1 January, so it waits for spring
-    "school:240006": (393500, 59700, 453200),
+    # 298,500 (VAT 59,700) + 95,000 + a December course place 15,000 booked after it gave notice (still a
+    # member until 31 December); the leaving credit is dated 1 January, so it waits for spring
+    "school:240006": (408500, 59700, 468200),
     # 95,000 - 31,493 (cancelled before it was invoiced: a negative line) + 348,000 (VAT 69,600)
     "school:240007": (411507, 69600, 481107),
     "school:240008": (200000, 40000, 240000),
@@ -201,6 +202,23 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     ok(201, http_json("POST", f"{stack.url('membership')}/members/{urn['M5']}/conversion",
                       {"successor_urn": A5, "conversion_date": "2027-01-01", "mat": MAT_A, "carry_contacts": True}))
 
+    # M6 gave notice (it leaves from 1 January) but is a member until then: it books a December session
+    december = ok(201, http_json("POST", f"{sched}/courses/DSL-2026-AUT/sessions",
+                                 {"date": "2026-12-03", "capacity": 10, "cutoff_days": 7}))
+    eventually(lambda: http_json("GET", f"{sched}/schools/{urn['M6']}")[1]["school"]["closed_on"] == "2027-01-01",
+               message="scheduling learning that M6 leaves")
+    status, m6_place = http_json("POST", f"{sched}/sessions/{december['session_id']}/bookings",
+                                 {"urn": urn["M6"], "contact_id": heads["M6"], "booked_on": "2026-11-23"})
+    assert status == 201 and (m6_place["price_basis"], m6_place["unit_price_pence"]) == ("non_subscriber", 15000), \
+        m6_place
+    ok(201, http_json("POST", f"{sched}/bookings/{m6_place['booking_id']}/attendance", {"attended": True}))
+    # but not a session after it has left
+    january = ok(201, http_json("POST", f"{sched}/courses/DSL-2026-AUT/sessions",
+                                {"date": "2027-01-14", "capacity": 10, "cutoff_days": 7}))
+    status, refused = http_json("POST", f"{sched}/sessions/{january['session_id']}/bookings",
+                                {"urn": urn["M6"], "contact_id": heads["M6"], "booked_on": "2026-11-23"})
+    assert status == 422 and refused["rule"] == "member_school", refused
+
     # the spring session: M5's head, now A5's, books through scheduling and attends
     spring_session = ok(201, http_json("POST", f"{sched}/courses/DSL-2026-AUT/sessions",
                                        {"date": "2027-02-04", "capacity": 10, "cutoff_days": 7}))
@@ -217,11 +235,11 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
         "confirmed", "subscriber", 9500)
     ok(201, http_json("POST", f"{sched}/bookings/{a5_place['booking_id']}/attendance", {"attended": True}))
 
-    # billing has every charge and credit before the run: 18 SLA charges, 4 attendance charges,
+    # billing has every charge and credit before the run: 18 SLA charges, 5 attendance charges,
     # 1 cancellation credit, 2 leaving credits, 2 conversion credits and MAT A's 2 conversion charges
     def all_in():
         found = charges(stack)
-        return found if len(found) == 18 + 4 + 1 + 2 + 2 + 2 else None
+        return found if len(found) == 18 + 5 + 1 + 2 + 2 + 2 else None
     everything = eventually(all_in, timeout=45, message="billing holding every charge and credit")
     assert not [c for c in everything if c["status"] == "unmatched"]
 
@@ -229,7 +247,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     autumn = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 autumn",
                                                                    "issue_date": "2027-01-04"}))
     assert (autumn["invoices_issued"], autumn["credit_notes_issued"]) == (11, 0)
-    assert autumn["invoiced_gross_pence"] == sum(g for _, _, g in AUTUMN.values()) == 4846677
+    assert autumn["invoiced_gross_pence"] == sum(g for _, _, g in AUTUMN.values()) == 4861677
     documents = _invoices(stack)
     got = {d["payer_key"]: (d["net_pence"], d["vat_pence"], d["gross_pence"]) for d in documents}
     assert got == AUTUMN
@@ -300,7 +318,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     lines = rows(db, "SELECT charge_id, count(*) AS n FROM document_lines GROUP BY charge_id")
     assert all(r["n"] == 1 for r in lines)
     all_charge_ids = {r["id"] for r in rows(db, "SELECT id FROM charges")}
-    assert {r["charge_id"] for r in lines} == all_charge_ids and len(all_charge_ids) == 29 + 2
+    assert {r["charge_id"] for r in lines} == all_charge_ids and len(all_charge_ids) == 30 + 2
     assert {r["status"] for r in rows(db, "SELECT status FROM charges")} == {"invoiced"}
     numbers = sorted(d["number"] for d in _invoices(stack))
     assert numbers == [f"BLT-{n:06d}" for n in range(1, 14)] + ["BLT-CN000001", "BLT-CN000002"]
