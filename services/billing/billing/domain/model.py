@@ -79,16 +79,13 @@ def first_year_end(period_start: dt.date, period_end: dt.date) -> dt.date:
 def first_charged_year(subscription: dict) -> tuple[dt.date, dt.date, dt.date]:
     """(charged from, charged to, start of the whole year it is a part of) for an SLA's first charge.
 
-    A new agreement is charged its first year from its start. An SLA that carries
-    another on (`continues_subscription_id`: moved at academy conversion) is charged
-    up to the end of the agreement year it starts in, counted back from its end.
+    Agreement years are counted back from the SLA's end: a new agreement is charged its
+    first year from its start; one that starts late (a school that joined during the
+    period, or an SLA carried on at academy conversion, `continues_subscription_id`) is
+    charged up to the end of the agreement year it starts in, pro-rated by days.
     """
     start, end = subscription["period_start"], subscription["period_end"]
-    if subscription.get("continues_subscription_id"):
-        year_start, year_end = agreement_year_containing(start, end)
-    else:
-        year_end = first_year_end(start, end)
-        year_start = year_ending(year_end)[0]
+    year_start, year_end = agreement_year_containing(start, end)
     return start, year_end, year_start
 
 
@@ -96,8 +93,10 @@ def subscription_year_charge(subscription: dict, payer: Payer, start: dt.date, e
                              year_start: dt.date) -> Charge:
     """The charge for `start`..`end` of the agreement year beginning `year_start`, pro-rated by days."""
     census = subscription["census"]
-    quantity = subscription["quantity"]
-    annual = subscription["annual_price_pence"] * quantity
+    # The catalogue's `annual_price_pence` is the SLA's whole annual price: it already counts the
+    # quantity bought (per-session days, per-delegate places); the line shows quantity x unit price.
+    annual = subscription["annual_price_pence"]
+    quantity = subscription["quantity"] if annual % max(subscription["quantity"], 1) == 0 else 1
     year_days = days_between(year_start, year_ending(shift_years(year_start, 1) - DAY)[1])
     amount = annual if start <= year_start else prorate(annual, days_between(start, end), year_days)
     description = subscription["offering_name"]
@@ -109,7 +108,7 @@ def subscription_year_charge(subscription: dict, payer: Payer, start: dt.date, e
                   period_start=start, period_end=end, amount_pence=amount,
                   vat_treatment=subscription["vat_treatment"], census_date=census["date"],
                   number_on_roll=census["number_on_roll"], quantity=quantity,
-                  unit_price_pence=subscription["annual_price_pence"], basis_pence=annual, basis_days=year_days,
+                  unit_price_pence=annual // quantity, basis_pence=annual, basis_days=year_days,
                   description=description)
 
 
@@ -122,9 +121,12 @@ def charge_for_subscription(subscription: dict, payer: Payer) -> Charge:
 def later_agreement_years(period_start: dt.date, period_end: dt.date, *, up_to: dt.date,
                           ends_from: dt.date | None = None) -> list[tuple[dt.date, dt.date]]:
     """The whole agreement years after the first one that start on or before `up_to`
-    (and before `ends_from`, the first day no longer covered, when the SLA ended early)."""
+    (and before `ends_from`, the first day no longer covered, when the SLA ended early).
+
+    Counted back from the end, as `first_charged_year`: after a late start (moved at
+    conversion, or joined during the period) the next year starts on the agreement's anniversary."""
     years = []
-    start = first_year_end(period_start, period_end) + DAY
+    start = agreement_year_containing(period_start, period_end)[1] + DAY
     while start <= period_end and start <= up_to and (ends_from is None or start < ends_from):
         end = min(shift_years(start, 1) - DAY, period_end)
         years.append((start, end))

@@ -233,12 +233,18 @@ def _accrue_later_years(uow, up_to: dt.date) -> int:
         return 0
     charged = repository.charged_periods(uow.session, {str(terms["subscription_id"]) for terms, _, _ in due})
     added = 0
+    accrued = set()
     for terms, start, end in due:
         if (str(terms["subscription_id"]), start) in charged:
             continue
         provisional = model.Payer("school", terms["urn"], terms["school_name"])
         _record_charge(uow, model.subscription_year_charge(terms, provisional, start, end, start))
         added += 1
+        accrued.add(str(terms["subscription_id"]))
+    for subscription_id in sorted(accrued):  # an SLA that ended early: credit the new year's part after its end
+        ends_from, reason = repository.subscription_end(uow.session, subscription_id)
+        if ends_from is not None:
+            _credit_unexpired(uow, subscription_id, ends_from, reason)
     return added
 
 

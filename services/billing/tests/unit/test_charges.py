@@ -109,9 +109,15 @@ class TestChargeForSubscription:
         assert charge.period_end == dt.date(2027, 3, 31)
         assert charge.amount_pence == 291900
 
-    def test_quantity_multiplies_the_annual_price(self):
-        charge = charge_for_subscription(subscription(quantity=3), Payer("school", "1", "x"))
-        assert charge.amount_pence == 875700 and type(charge.amount_pence) is int
+    def test_the_annual_price_already_counts_the_quantity(self):
+        # the catalogue prices 4 days at 475.00 as annual_price_pence 190000 (found by tests/e2e/test_conversion.py)
+        charge = charge_for_subscription(subscription(quantity=4, annual_price_pence=190000), Payer("school", "1", "x"))
+        assert (charge.amount_pence, charge.quantity, charge.unit_price_pence) == (190000, 4, 47500)
+        assert type(charge.amount_pence) is int
+
+    def test_a_price_that_does_not_divide_by_the_quantity_is_one_line_of_the_whole(self):
+        charge = charge_for_subscription(subscription(quantity=3, annual_price_pence=100000), Payer("school", "1", "x"))
+        assert (charge.amount_pence, charge.quantity, charge.unit_price_pence) == (100000, 1, 100000)
 
     def test_each_charge_has_its_own_id(self):
         payer = Payer("school", "1", "x")
@@ -121,7 +127,8 @@ class TestChargeForSubscription:
     def test_amount_is_exact_integer_pence(self, price, quantity):
         charge = charge_for_subscription(subscription(annual_price_pence=price, quantity=quantity),
                                          Payer("school", "1", "x"))
-        assert charge.amount_pence == price * quantity
+        assert charge.amount_pence == price
+        assert charge.quantity * charge.unit_price_pence == price
         assert type(charge.amount_pence) is int and not isinstance(charge.amount_pence, float)
 
     @given(start=st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2090, 12, 31)),

@@ -73,6 +73,25 @@ class TestConversion:
         new = charge_for_subscription(successor, MAT)
         assert (new.period_end, new.amount_pence) == (dt.date(2027, 3, 31), 90000)
 
+    def test_a_late_joiners_multi_year_sla_is_charged_to_the_end_of_its_agreement_year_then_yearly(self):
+        late = subscription(period_start="2026-10-01", period_end="2028-03-31")  # joined 1 October 2026
+        charge = charge_for_subscription(late, SCHOOL)
+        # 1 October 2026 - 31 March 2027: 182 of 365 days of 365,000 = 182,000
+        assert (charge.period_start, charge.period_end, charge.amount_pence) == (
+            dt.date(2026, 10, 1), dt.date(2027, 3, 31), 182000)
+        assert later_agreement_years(dt.date(2026, 10, 1), dt.date(2028, 3, 31), up_to=dt.date(2030, 1, 1)) == [
+            (dt.date(2027, 4, 1), dt.date(2028, 3, 31))]
+
+    def test_the_later_years_of_a_multi_year_sla_moved_at_conversion_follow_its_agreement_years(self):
+        # found by tests/e2e/test_conversion.py: they were counted from the conversion date's anniversary
+        # (2028-01-01), so 1 April - 31 December 2027 fell between two charges
+        start, end = dt.date(2027, 1, 1), dt.date(2029, 3, 31)
+        assert later_agreement_years(start, end, up_to=dt.date(2030, 1, 1)) == [
+            (dt.date(2027, 4, 1), dt.date(2028, 3, 31)), (dt.date(2028, 4, 1), dt.date(2029, 3, 31))]
+        assert later_agreement_years(start, end, up_to=dt.date(2027, 8, 31)) == [
+            (dt.date(2027, 4, 1), dt.date(2028, 3, 31))]
+        assert later_agreement_years(start, end, up_to=dt.date(2030, 1, 1), ends_from=dt.date(2027, 6, 1)) == [(dt.date(2027, 4, 1), dt.date(2028, 3, 31))]
+
     @given(annual=st.integers(0, 5_000_000), quantity=st.integers(1, 5),
            year_start=st.dates(dt.date(2001, 1, 1), dt.date(2090, 12, 31)),
            late=st.integers(0, 200), converts=st.integers(1, 366))
@@ -89,7 +108,7 @@ class TestConversion:
         credit, new = conversion_split(old, successor, MAT)
         credited = credit.amount_pence if credit else 0
         kept = old.amount_pence - credited
-        assert 0 <= credited <= old.amount_pence <= annual * quantity
+        assert 0 <= credited <= old.amount_pence <= annual
         assert kept + new.amount_pence <= old.amount_pence  # never more than the whole
         assert new.amount_pence == credited  # and here exactly the whole: nothing lost either
         assert all(type(x) is int for x in (kept, credited, new.amount_pence))

@@ -132,6 +132,25 @@ class TestBillingRun:
         assert periods == [("2026-04-01", "invoiced"), ("2027-04-01", "invoiced")]
         assert [d["net_pence"] for d in books.docs()] == [100000, 100000]
 
+    def test_a_later_year_that_starts_before_an_early_end_is_charged_only_up_to_the_end(self, books):
+        # found by tests/e2e/test_county_year.py: the end (1 June 2027) was consumed in year one, before the
+        # second year's charge existed, so that whole second year was charged and never credited
+        books.join("110001")
+        sid = str(uuid.uuid4())
+        books.buy("110001", 200000, end="2028-03-31", sid=sid)
+        handlers.record_subscription_end(books.uow(), SubscriptionCancelled().load({
+            "subscription_id": sid, "urn": "110001", "effective_date": "2027-06-01", "reason": "budget"}),
+            "cancelled")
+        books.run(billing_period("2026/27 summer", "termly"), dt.date(2027, 9, 1))
+        with books.read() as s:
+            found = [(c["kind"], c["period_start"], c["period_end"], c["amount_pence"])
+                     for c in reports.repository.find_charges(s, urn="110001")]
+        # 2027-06-01..2028-03-31 is 305 of the 366 days of 2027/28: 200,000 x 305 / 366 = 166,666.67 -> 166,667
+        assert sorted(found) == [("charge", "2026-04-01", "2027-03-31", 200000),
+                                 ("charge", "2027-04-01", "2028-03-31", 200000),
+                                 ("credit", "2027-06-01", "2028-03-31", 166667)]
+        assert [d["net_pence"] for d in books.docs()] == [200000 + 200000 - 166667]
+
 
 class TestUnmatched:
     def test_a_charge_for_an_unknown_school_is_kept_and_matched_when_it_joins(self, books):

@@ -72,6 +72,7 @@ class KnownMember:
     number_on_roll: int
     census_date: dt.date
     status: str  # active, left, converted
+    joined_on: dt.date | None = None  # a late joiner's SLA starts then (billing pro-rates the late start)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,6 +221,11 @@ def buy(*, member: KnownMember | None, urn: str, offering: Offering, edition: Ed
     if years not in (1, 2, 3):
         raise NotAllowed("years", "an agreement runs 1, 2 or 3 years")
     payer_type, start, end = sla_period(edition.year, is_academy=member.is_academy, years=years)
+    if member.joined_on is not None and member.joined_on > start:  # joined (or opened) during the period
+        if member.joined_on > end:
+            raise NotAllowed("edition_year", f"URN {urn} joined on {member.joined_on.isoformat()}, after the "
+                                             f"{edition.label} edition's period ended on {end.isoformat()}")
+        start = member.joined_on
     for other_start, other_end in live_periods:
         if overlaps(start, end, other_start, other_end):
             raise Overlapping("offering_code", f"URN {urn} already has {offering.name} from "

@@ -288,6 +288,8 @@ def quote_for(session, command: dict, today: dt.date) -> dict:
     result = quote(edition.terms, phase=member.phase, number_on_roll=member.number_on_roll,
                    quantity=command.get("quantity", 1), subscriber=subscriber)
     payer_type, start, end = model.sla_period(edition.year, is_academy=member.is_academy, years=1)
+    if member.joined_on is not None and start < member.joined_on <= end:  # as `model.buy`: a late joiner's start
+        start = member.joined_on
     return {"urn": member.urn, "school_name": member.name, "offering_code": offering.code,
             "offering_name": offering.name, "edition_year": edition.year, "on_sale": edition.on_sale,
             "eligible": model.is_eligible(offering, member), "payer_type": payer_type,

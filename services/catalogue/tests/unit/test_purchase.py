@@ -110,6 +110,28 @@ class TestBuy:
         assert purchase(live_periods=[before, after]).period_start == dt.date(2026, 4, 1)
 
 
+class TestLateJoiners:
+    """Found by tests/e2e/test_county_year.py: a school that joined during the period was sold the whole
+    period from 1 April, so billing (which pro-rates a late start) charged it for months before it joined."""
+
+    def test_a_school_that_joined_during_the_period_is_covered_from_the_day_it_joined(self):
+        sub = purchase(member=dataclasses.replace(MAINTAINED, joined_on=dt.date(2026, 10, 1)))
+        assert (sub.period_start, sub.period_end) == (dt.date(2026, 10, 1), dt.date(2027, 3, 31))
+        assert sub.annual_price_pence == 150000 + 172 * 825  # the annual price; billing pro-rates the part year
+
+    def test_a_school_that_joined_before_the_period_gets_the_whole_period(self):
+        sub = purchase(member=dataclasses.replace(MAINTAINED, joined_on=dt.date(2026, 1, 5)))
+        assert sub.period_start == dt.date(2026, 4, 1)
+
+    def test_an_academy_opened_by_conversion_mid_year_is_covered_from_its_opening(self):
+        sub = purchase(member=dataclasses.replace(ACADEMY, joined_on=dt.date(2027, 1, 1)))
+        assert (sub.period_start, sub.period_end) == (dt.date(2027, 1, 1), dt.date(2027, 8, 31))
+
+    def test_an_edition_whose_period_ended_before_the_school_joined_is_refused(self):
+        error = refused(NotAllowed, member=dataclasses.replace(MAINTAINED, joined_on=dt.date(2027, 4, 1)))
+        assert error.field == "edition_year" and "joined on 2027-04-01" in str(error)
+
+
 class TestBuyRefusals:
     def test_not_a_member(self):
         error = refused(NotAllowed, member=None, urn="999999")

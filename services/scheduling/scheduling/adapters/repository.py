@@ -71,6 +71,11 @@ def add_eligibility(session, item: Eligibility, included_places: int = 0) -> Non
              "period_start": item.period_start, "period_end": item.period_end, "included_places": included_places})
 
 
+def eligibility_row(session, subscription_id: str) -> dict | None:
+    row = session.execute(select(t.eligibility).where(t.eligibility.c.subscription_id == subscription_id)).first()
+    return dict(row._mapping) if row else None
+
+
 def end_eligibility(session, subscription_id: str, first_day_not_covered: dt.date) -> None:
     last = first_day_not_covered - dt.timedelta(days=1)
     row = session.execute(select(t.eligibility).where(t.eligibility.c.subscription_id == subscription_id)).first()

@@ -221,7 +221,7 @@ class SchedulingService(base.ObservableService):
 
     @consumes("catalogue", "subscription_renewed", consumed.SubscriptionRenewed)
     def on_subscription_renewed(self, event):
-        handlers.record_eligibility(self.uow(), event.payload)
+        handlers.record_eligibility(self.uow(), event.payload, renewal=True)
 
     @consumes("catalogue", "subscription_cancelled", consumed.SubscriptionCancelled)
     def on_subscription_cancelled(self, event):

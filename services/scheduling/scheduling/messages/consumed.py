@@ -125,6 +125,7 @@ class SubscriptionStarted(_Lenient):
     period_start = fields.Date(required=True)
     period_end = fields.Date(required=True)
     entitlements = fields.List(fields.Nested(_Entitlement), load_default=list)
+    continues_subscription_id = fields.String(load_default=None, allow_none=True)
 
 
 class SubscriptionRenewed(SubscriptionStarted):

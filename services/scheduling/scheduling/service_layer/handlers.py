@@ -146,10 +146,20 @@ def record_edition_price(uow, payload: dict) -> None:
         uow.commit()
 
 
-def record_eligibility(uow, payload: dict):
+def record_eligibility(uow, payload: dict, *, renewal: bool = False):
+    """An SLA (`subscription_started`, or with `renewal` a `subscription_renewed`: a new term, fresh
+    entitlements). A `subscription_started` that carries another SLA on (`continues_subscription_id`:
+    moved to the academy at conversion) is the same agreement: the included places already used under
+    the old SLA are used for the successor too."""
     with uow:
         item = eligibility_from_subscription(payload)
-        repo.add_eligibility(uow.session, item, _included(payload.get("entitlements")))
+        included = _included(payload.get("entitlements"))
+        previous = None if renewal else payload.get("continues_subscription_id")
+        old = repo.eligibility_row(uow.session, str(previous)) if previous else None
+        if old is not None and old["subscription_id"] != item.subscription_id:
+            used = repo.included_used(uow.session, [old["subscription_id"]]).get(old["subscription_id"], 0)
+            included = max(0, min(included, old["included_places"]) - used)
+        repo.add_eligibility(uow.session, item, included)
         uow.commit()
     return item
 
@@ -576,13 +586,24 @@ def _price(session, course: dict, urn: str, day: dt.date, session_day: dt.date) 
     return courses.price_for(day, price, held, used)
 
 
+def _member_on(school: dict | None, day: dt.date) -> bool:
+    """A member on `day`: open, or leaving (or converting) only from a later date (`closed_on` is the first
+    day no longer a member, which membership announces in advance)."""
+    if school is None:
+        return False
+    closed_on = school.get("closed_on")
+    if isinstance(closed_on, str):
+        closed_on = dt.date.fromisoformat(closed_on)
+    return bool(school["active"]) or (closed_on is not None and day < closed_on)
+
+
 def book(uow, session_id: str, urn: str, contact_id: str, booked_on: dt.date) -> dict:
     with uow:
         found = repo.session_row(uow.session, session_id, lock=True)
         if found is None:
             raise NotKnown(f"no session {session_id}")
         school = repo.school(uow.session, urn)
-        if school is None or not school["active"]:
+        if not _member_on(school, found["day"]):
             raise Refused(f"school {urn} is not a member: only member schools' people may book", field="urn",
                           rule="member_school")
         person = repo.contact(uow.session, contact_id)
