@@ -43,7 +43,15 @@ class TestDeadLetterCommands:
 
     def test_handler_queues_are_found_from_the_service_class(self):
         assert ops.handler_queues("billing.entrypoints.service:BillingService") == [
-            BILLING_SUBSCRIPTION_QUEUE, "evt-membership-member_joined--billing.on_member_joined"]
+            "evt-catalogue-subscription_cancelled--billing.on_subscription_cancelled",
+            "evt-catalogue-subscription_ended--billing.on_subscription_ended",
+            "evt-catalogue-subscription_renewed--billing.on_subscription_renewed",
+            BILLING_SUBSCRIPTION_QUEUE,
+            "evt-membership-member_details_changed--billing.on_member_details_changed",
+            "evt-membership-member_joined--billing.on_member_joined",
+            "evt-membership-member_left--billing.on_member_left",
+            "evt-membership-school_converted_to_academy--billing.on_school_converted",
+            "evt-scheduling-attendance_recorded--billing.on_attendance_recorded"]
 
 
 class TestOutboxCommand:
