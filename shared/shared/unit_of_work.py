@@ -108,12 +108,12 @@ class UnitOfWork:
         except IntegrityError:
             raise EventAlreadyHandled(event.event_id) from None
 
-    def publish(self, event_type: str, payload: Mapping[str, Any], *, aggregate: str, version: int = 1,
-                occurred_at: dt.datetime | None = None) -> Envelope:
-        """Add an event to the outbox; it is validated against the service's published schema."""
+    def _envelope(self, event_type: str, version: int, payload: Mapping[str, Any],
+                  occurred_at: dt.datetime | None = None) -> Envelope:
+        """The event in its envelope, its payload validated against the service's published schema."""
         body = self._producer.schemas.build(event_type, version, payload)
         cause = self.origin.event
-        envelope = Envelope.new(
+        return Envelope.new(
             type=event_type,
             version=version,
             payload=body,
@@ -123,17 +123,18 @@ class UnitOfWork:
             causation_id=cause.event_id if cause else None,
             occurred_at=occurred_at,
         )
-        now = utcnow()
-        self.session.execute(_insert_into(self._outbox), {
-            "event_id": envelope.event_id,
-            "event_type": event_type,
-            "version": version,
-            "aggregate": aggregate,
-            "body": envelope.to_json(),
-            "created_at": now,
-            "next_attempt_at": now,
-            "attempts": 0,
-        })
+
+    @staticmethod
+    def _outbox_row(envelope: Envelope, aggregate: str, now: dt.datetime) -> dict[str, Any]:
+        return {"event_id": envelope.event_id, "event_type": envelope.type, "version": envelope.version,
+                "aggregate": aggregate, "body": envelope.to_json(), "created_at": now, "next_attempt_at": now,
+                "attempts": 0}
+
+    def publish(self, event_type: str, payload: Mapping[str, Any], *, aggregate: str, version: int = 1,
+                occurred_at: dt.datetime | None = None) -> Envelope:
+        """Add an event to the outbox; it is validated against the service's published schema."""
+        envelope = self._envelope(event_type, version, payload, occurred_at)
+        self.session.execute(_insert_into(self._outbox), self._outbox_row(envelope, aggregate, utcnow()))
         self.published.append(envelope)
         return envelope
 
@@ -144,20 +145,11 @@ class UnitOfWork:
         outbox order = iteration order), with one multi-row INSERT per chunk, so a
         bulk operation (an import, a renewal round, a billing run) does not pay a
         statement per event. Envelopes are not kept in `published`; returns the count."""
-        cause = self.origin.event
-        correlation_id = cause.envelope.correlation_id if cause else self.origin.correlation_id
-        causation_id = cause.event_id if cause else None
         statement = _insert_into(self._outbox)
         count, rows = 0, []
         now = utcnow()
         for event_type, payload, aggregate in events:
-            body = self._producer.schemas.build(event_type, version, payload)
-            envelope = Envelope.new(type=event_type, version=version, payload=body,
-                                    producer=self._producer.service, operator=self._producer.operator,
-                                    correlation_id=correlation_id, causation_id=causation_id)
-            rows.append({"event_id": envelope.event_id, "event_type": event_type, "version": version,
-                         "aggregate": aggregate, "body": envelope.to_json(), "created_at": now,
-                         "next_attempt_at": now, "attempts": 0})
+            rows.append(self._outbox_row(self._envelope(event_type, version, payload), aggregate, now))
             if len(rows) >= chunk_size:
                 self.session.execute(statement, rows)
                 count += len(rows)
