@@ -42,6 +42,14 @@ def _insert_into(table):
     return statement
 
 
+def outbox_row(envelope: Envelope, aggregate: str, now: dt.datetime) -> dict[str, Any]:
+    """The outbox row of one event, due at once: the one shape every writer of the outbox uses
+    (`publish`, `publish_many`, and bulk writers that build their envelopes themselves)."""
+    return {"event_id": envelope.event_id, "event_type": envelope.type, "version": envelope.version,
+            "aggregate": aggregate, "body": envelope.to_json(), "created_at": now, "next_attempt_at": now,
+            "attempts": 0}
+
+
 class EventAlreadyHandled(Exception):
     """The event's id is in the inbox: its effect was committed before."""
 
@@ -124,17 +132,11 @@ class UnitOfWork:
             occurred_at=occurred_at,
         )
 
-    @staticmethod
-    def _outbox_row(envelope: Envelope, aggregate: str, now: dt.datetime) -> dict[str, Any]:
-        return {"event_id": envelope.event_id, "event_type": envelope.type, "version": envelope.version,
-                "aggregate": aggregate, "body": envelope.to_json(), "created_at": now, "next_attempt_at": now,
-                "attempts": 0}
-
     def publish(self, event_type: str, payload: Mapping[str, Any], *, aggregate: str, version: int = 1,
                 occurred_at: dt.datetime | None = None) -> Envelope:
         """Add an event to the outbox; it is validated against the service's published schema."""
         envelope = self._envelope(event_type, version, payload, occurred_at)
-        self.session.execute(_insert_into(self._outbox), self._outbox_row(envelope, aggregate, utcnow()))
+        self.session.execute(_insert_into(self._outbox), outbox_row(envelope, aggregate, utcnow()))
         self.published.append(envelope)
         return envelope
 
@@ -149,7 +151,7 @@ class UnitOfWork:
         count, rows = 0, []
         now = utcnow()
         for event_type, payload, aggregate in events:
-            rows.append(self._outbox_row(self._envelope(event_type, version, payload), aggregate, now))
+            rows.append(outbox_row(self._envelope(event_type, version, payload), aggregate, now))
             if len(rows) >= chunk_size:
                 self.session.execute(statement, rows)
                 count += len(rows)

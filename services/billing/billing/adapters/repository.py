@@ -16,7 +16,6 @@ from billing.adapters.tables import (billing_runs, charges, document_lines, docu
                                      mat_billing, member_affiliations, members, outbox, overdue_notices, payments,
                                      subscriptions)
 from billing.domain.model import Affiliation, Charge, Payer
-from shared.envelope import Envelope
 
 CHUNK = 5000
 
@@ -276,12 +275,6 @@ def mark_charges(session, charge_ids: Sequence[str], status: str, document_id: s
     for i in range(0, len(charge_ids), 500):
         session.execute(update(charges).where(charges.c.id.in_(list(charge_ids[i:i + 500])))
                         .values(status=status, document_id=document_id))
-
-
-def outbox_row(envelope: Envelope, aggregate: str, now: dt.datetime) -> dict:
-    """An outbox row exactly as `UnitOfWork.publish` writes one (shared.messaging_tables)."""
-    return dict(event_id=envelope.event_id, event_type=envelope.type, version=envelope.version, aggregate=aggregate,
-                body=envelope.to_json(), created_at=now, next_attempt_at=now, attempts=0)
 
 
 # -- documents ----------------------------------------------------------------------------------------

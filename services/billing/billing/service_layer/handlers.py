@@ -24,6 +24,7 @@ from billing.messages.published import PUBLISHED
 from shared.envelope import Envelope
 from shared.http import Conflict, NotFound, RuleViolation
 from shared.messaging_tables import utcnow
+from shared.unit_of_work import outbox_row
 
 EARLIEST = dt.date(1900, 1, 1)
 PAYERS_PER_CHUNK = 1000
@@ -359,7 +360,7 @@ def _issue(uow, drafts: list[_Draft], *, operator: Operator, issue_date: dt.date
                     "currency": "GBP"}
             envelope = Envelope.new(type=event_type, payload=payloads(event_type, body), producer=service,
                                     operator=operator.name, correlation_id=correlation_id, causation_id=causation_id)
-            outbox_rows.append(repository.outbox_row(envelope, f"payer:{pk}:{pid}", now))
+            outbox_rows.append(outbox_row(envelope, f"payer:{pk}:{pid}", now))
             uow.published.append(envelope)
     repository.insert_many(uow.session, documents, doc_rows)
     repository.insert_many(uow.session, document_lines, line_rows)
