@@ -26,7 +26,7 @@ def _member(row) -> KnownMember:
     return KnownMember(urn=row.urn, name=row.name, establishment_type=row.establishment_type, phase=row.phase,
                        is_academy=row.is_academy, mat_id=row.mat_id, mat_name=row.mat_name,
                        number_on_roll=row.number_on_roll, census_date=row.census_date, status=row.status,
-                       joined_on=_date(row.joined_on))
+                       joined_on=_date(row.joined_on), left_on=_date(row.left_on))
 
 
 def member(session, urn: str) -> KnownMember | None:

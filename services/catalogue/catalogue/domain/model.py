@@ -1,7 +1,9 @@
 """Offerings, editions and purchases (SLAs). Pure Python, no I/O.
 
 Rules enforced here:
-- only an active member can buy, and only through one of its active contacts whose
+- only a member on the day of purchase can buy (a school leaving or converting on a
+  future date may still buy until the day before; an SLA it buys that runs past that
+  date is ended, or moved to the academy, from it as its older SLAs were), and only through one of its active contacts whose
   role may commit the school's spending (membership's `contact_role_changed`);
 - an offering is sold only to the phases and establishment types it is meant for,
   only while it is not withdrawn and its edition is on sale, and never beyond its
@@ -73,6 +75,14 @@ class KnownMember:
     census_date: dt.date
     status: str  # active, left, converted
     joined_on: dt.date | None = None  # a late joiner's SLA starts then (billing pro-rates the late start)
+    left_on: dt.date | None = None  # first day no longer a member (left or converted); may be in the future
+
+    def is_member_on(self, day: dt.date) -> bool:
+        """Whether the school is still a member on `day`: a leaving or converting school stays one up to
+        and including the day before its effective date (events arrive well before that date)."""
+        if self.left_on is not None:
+            return day < self.left_on
+        return self.status == "active"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,8 +217,9 @@ def buy(*, member: KnownMember | None, urn: str, offering: Offering, edition: Ed
     """
     if member is None:
         raise NotAllowed("urn", f"URN {urn} is not a member known to the catalogue")
-    if member.status != "active":
-        raise NotAllowed("urn", f"URN {urn} is not an active member")
+    if not member.is_member_on(today):
+        raise NotAllowed("urn", f"URN {urn} is not an active member" + (
+            f" (it {member.status} on {member.left_on.isoformat()})" if member.left_on is not None else ""))
     buyer = check_authorised(buyer, contact_id=contact_id, urn=urn)
     if offering.withdrawn_on is not None and offering.withdrawn_on <= today:
         raise NotAllowed("offering_code", f"{offering.name} was withdrawn on {offering.withdrawn_on.isoformat()}")
@@ -226,6 +237,9 @@ def buy(*, member: KnownMember | None, urn: str, offering: Offering, edition: Ed
             raise NotAllowed("edition_year", f"URN {urn} joined on {member.joined_on.isoformat()}, after the "
                                              f"{edition.label} edition's period ended on {end.isoformat()}")
         start = member.joined_on
+    if member.left_on is not None and start >= member.left_on:
+        raise NotAllowed("edition_year", f"URN {urn} {member.status} on {member.left_on.isoformat()}, before the "
+                                         f"{edition.label} edition's period starts on {start.isoformat()}")
     for other_start, other_end in live_periods:
         if overlaps(start, end, other_start, other_end):
             raise Overlapping("offering_code", f"URN {urn} already has {offering.name} from "

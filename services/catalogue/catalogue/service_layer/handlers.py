@@ -88,7 +88,10 @@ def _publish_ending(uow, ending: model.Ending) -> None:
 
 
 def record_member_left(uow, payload: dict) -> list[model.Ending]:
-    """A member left: its SLAs end from the leaving date (`subscription_ended`, reason left)."""
+    """A member left: its SLAs end from the leaving date (`subscription_ended`, reason left).
+
+    The leaving date may be in the future: the school stays a member (and may buy) until the day
+    before it (`KnownMember.is_member_on`); the stored status says what will happen, `left_on` when."""
     with uow:
         session = uow.session
         left_on = payload["effective_date"]
@@ -318,8 +321,27 @@ def buy_subscription(uow, command: dict, today: dt.date) -> model.Subscription:
         repository.add_subscription(session, subscription)
         uow.publish("subscription_started", subscription_payload(subscription, member, offering),
                     aggregate=f"school:{subscription.urn}")
+        if member.left_on is not None:  # bought before a known leaving/conversion date: treated as the older SLAs were
+            _end_for_leaving(uow, session, subscription, member, offering)
         uow.commit()
     return subscription
+
+
+def _end_for_leaving(uow, session, sub: model.Subscription, member: model.KnownMember, offering) -> None:
+    """An SLA bought by a school whose leaving or conversion (already recorded, effective on a later day)
+    falls inside its period ends from that day; at a conversion it carries on for the successor."""
+    reason = "converted" if member.status == "converted" else "left"
+    ending = model.end_from(sub, member.left_on, reason)
+    if ending is None:
+        return
+    repository.record_ending(session, ending, status="ended")
+    _publish_ending(uow, ending)
+    if reason == "converted":
+        successor = repository.member(session, repository.member_row(session, member.urn).successor_urn)
+        carried = model.moved_to_successor(sub, successor=successor, conversion_date=member.left_on)
+        repository.add_subscription(session, carried)
+        uow.publish("subscription_started", subscription_payload(carried, successor, offering),
+                    aggregate=f"school:{carried.urn}")
 
 
 def cancel_subscription(uow, subscription_id: str, command: dict, today: dt.date) -> model.Ending:

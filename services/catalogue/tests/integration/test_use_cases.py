@@ -81,9 +81,9 @@ def publish_offerings(uows):
             provider="test-operator")
 
 
-def buy(uows, urn, contact_id, code, **extra):
+def buy(uows, urn, contact_id, code, today=D(2026, 3, 2), **extra):
     return handlers.buy_subscription(uows(), {"urn": urn, "offering_code": code, "edition_year": 2026,
-                                              "contact_id": contact_id, **extra}, today=D(2026, 3, 2))
+                                              "contact_id": contact_id, **extra}, today=today)
 
 
 class TestPurchase:
@@ -143,7 +143,43 @@ class TestLeavingAndConversion:
         assert ended == [{"subscription_id": first.id, "urn": "110010", "effective_date": "2026-11-01",
                           "reason": "left"}]
         with pytest.raises(model.NotAllowed) as refused:
-            buy(uows, "110010", head, "GOV-TRAIN")
+            buy(uows, "110010", head, "GOV-TRAIN", today=D(2026, 11, 1))
+        assert refused.value.field == "urn"
+
+    def test_a_school_leaving_on_a_future_date_may_buy_until_the_day_before(self, uows):
+        """The leaving is known months ahead: the school stays a member to 31 October; what it buys
+        meanwhile ends from 1 November like its older SLAs."""
+        publish_offerings(uows)
+        head = join(uows, "110011")
+        handlers.record_member_left(uows(), {"urn": "110011", "effective_date": D(2026, 11, 1), "reason": "closed"})
+        late = buy(uows, "110011", head, "GOV-TRAIN", today=D(2026, 10, 31))
+        assert [e["payload"] for e in events(uows, "subscription_ended")] == [
+            {"subscription_id": late.id, "urn": "110011", "effective_date": "2026-11-01", "reason": "left"}]
+        with uows.read() as session:
+            row = session.execute(sa.select(subscriptions).where(subscriptions.c.id == late.id)).one()
+        assert (row.covered_until, row.status) == (D(2026, 10, 31), "ended")
+        with pytest.raises(model.NotAllowed) as refused:
+            buy(uows, "110011", head, "SI-CORE", today=D(2026, 11, 1))
+        assert refused.value.field == "urn"
+
+    def test_a_school_converting_on_a_future_date_may_buy_until_the_day_before(self, uows):
+        """Bought after the conversion was announced, before it happened: the SLA ends on the conversion
+        date and carries on for the academy, as the SLAs it held when the event arrived did."""
+        publish_offerings(uows)
+        head = join(uows, "110021", roll=172)
+        handlers.record_conversion(uows(), {
+            "conversion_date": D(2027, 1, 1), "predecessor": {"urn": "110021"},
+            "successor": {"urn": "149021", "name": "Academy 149021", "establishment_type": "academy_converter",
+                          "phase": "primary", "number_on_roll": 180, "census_date": D(2026, 10, 1)},
+            "mat": {"id": "TR01234", "name": "Great Learners Trust"}})
+        assert events(uows, "subscription_ended") == []
+        bought = buy(uows, "110021", head, "GOV-TRAIN", today=D(2026, 12, 31))
+        assert [e["payload"]["effective_date"] for e in events(uows, "subscription_ended")] == ["2027-01-01"]
+        started = [e["payload"] for e in events(uows, "subscription_started")]
+        assert [(p["urn"], p["period_start"], p["continues_subscription_id"]) for p in started] == [
+            ("110021", "2026-04-01", None), ("149021", "2027-01-01", bought.id)]
+        with pytest.raises(model.NotAllowed) as refused:
+            buy(uows, "110021", head, "SI-CORE", today=D(2027, 1, 1))
         assert refused.value.field == "urn"
 
     def test_conversion_ends_each_predecessor_sla_and_starts_the_successors(self, uows):

@@ -208,3 +208,40 @@ class TestBuyRefusals:
         assert issubclass(NotAllowed, CatalogueRuleBroken) and issubclass(Overlapping, CatalogueRuleBroken)
         assert issubclass(OverCapacity, CatalogueRuleBroken)
         assert not issubclass(Overlapping, NotAllowed)
+
+
+class TestDatedLeavingAndConversion:
+    """Found by an end-to-end test: `member_left` / `school_converted_to_academy` arrive well before their
+    effective date, and the school was refused at once. It is a member up to the day before that date."""
+
+    LEAVING = dataclasses.replace(MAINTAINED, status="left", left_on=dt.date(2026, 11, 1))
+    CONVERTING = dataclasses.replace(MAINTAINED, status="converted", left_on=dt.date(2027, 1, 1))
+
+    @pytest.mark.parametrize("member", [LEAVING, CONVERTING], ids=["left", "converted"])
+    def test_is_a_member_up_to_the_day_before_the_effective_date(self, member):
+        day_before = member.left_on - dt.timedelta(days=1)
+        assert member.is_member_on(TODAY) and member.is_member_on(day_before)
+        assert not member.is_member_on(member.left_on)
+        assert not member.is_member_on(member.left_on + dt.timedelta(days=1))
+
+    def test_a_member_with_no_leaving_date_is_a_member_on_any_day(self):
+        assert MAINTAINED.is_member_on(dt.date(2099, 1, 1))
+
+    @pytest.mark.parametrize("member", [LEAVING, CONVERTING], ids=["left", "converted"])
+    def test_may_buy_before_the_effective_date(self, member):
+        sub = purchase(member=member, today=member.left_on - dt.timedelta(days=1))
+        assert (sub.period_start, sub.period_end) == (dt.date(2026, 4, 1), dt.date(2027, 3, 31))
+
+    @pytest.mark.parametrize("member", [LEAVING, CONVERTING], ids=["left", "converted"])
+    def test_may_not_buy_from_the_effective_date(self, member):
+        error = refused(NotAllowed, member=member, today=member.left_on)
+        assert error.field == "urn" and member.left_on.isoformat() in str(error)
+
+    def test_an_edition_whose_period_starts_on_or_after_the_leaving_date_is_refused(self):
+        leaving_in_april = dataclasses.replace(MAINTAINED, status="left", left_on=dt.date(2026, 4, 1))
+        error = refused(NotAllowed, member=leaving_in_april)
+        assert error.field == "edition_year" and "2026-04-01" in str(error)
+
+    def test_the_other_rules_still_apply_before_the_effective_date(self):
+        error = refused(NotAllowed, member=self.LEAVING, buyer=dataclasses.replace(HEAD, active=False))
+        assert error.field == "contact_id"

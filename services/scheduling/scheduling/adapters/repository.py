@@ -1,6 +1,7 @@
 """Reads and writes scheduling state through a unit of work's session (SQLAlchemy Core)."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -233,6 +234,13 @@ def review_problem(session, cycle: int, host_urns, days: int, team_size: int) ->
                             for p in periods if p.start <= closed - dt.timedelta(days=1))
             calendar_ = cal.SchoolCalendar(urn, cal.TermDates(cycle, periods), calendar_.inset_days)
         schools[urn] = pr.School(urn=urn, postcode=row["postcode"], calendar=calendar_, mats=mats)
+    for urn, row in rows.items():  # a converted school is one school on both sides of its conversion date
+        old = row.get("predecessor_urn")
+        closed = rows[old].get("closed_on") if old in rows else None
+        if urn in schools and old in schools and closed is not None:
+            unclipped = dataclasses.replace(schools[old], calendar=calendars_[old])
+            schools[old], schools[urn] = pr.succession(unclipped, schools[urn], closed if isinstance(closed, dt.date)
+                                                          else dt.date.fromisoformat(closed))
     reviewers = {}
     for r in reviewer_rows(session):
         if r["urn"] in schools:

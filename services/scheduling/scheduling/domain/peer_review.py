@@ -50,6 +50,7 @@ class School:
     mats: tuple[tuple[dt.date, str | None], ...] = ()  # (first day, MAT id or None), in date order
     location: tuple[float, float] | None = None  # km east/north, when known
     preferred_term: str | None = None
+    same_school: frozenset[str] = frozenset()  # its predecessor / successor URNs at an academy conversion
 
     def is_open(self, day: dt.date) -> bool:
         """`calendar.is_open`, memoised per school (the planner asks millions of times)."""
@@ -65,6 +66,50 @@ class School:
             if start <= day:
                 current = mat
         return current
+
+
+def _clipped(periods, first: dt.date | None, last: dt.date | None) -> tuple:
+    """The parts of term periods that fall within first..last (either end open when None)."""
+    out = []
+    for p in periods:
+        start = p.start if first is None else max(p.start, first)
+        end = p.end if last is None else min(p.end, last)
+        if start <= end:
+            out.append(dataclasses.replace(p, start=start, end=end))
+    return tuple(out)
+
+
+def succession(predecessor: School, successor: School, conversion_date: dt.date) -> tuple[School, School]:
+    """One school on both sides of an academy conversion, as rules that ask "on date D" must see it.
+
+    The predecessor (maintained, outside the MAT) is open on its own calendar up to the day before
+    `conversion_date` and on no day from it; the successor is the same school: before the
+    conversion date it has the predecessor's calendar and MAT history (its people, moved to it when
+    the event arrived, are judged by the school they work at on D), from it its own (in the MAT).
+    Each knows the other as the same school (never reviews itself)."""
+    day_before = conversion_date - dt.timedelta(days=1)
+    old_cal, new_cal = predecessor.calendar, successor.calendar
+    closed = dataclasses.replace(old_cal, term_dates=dataclasses.replace(
+        old_cal.term_dates, periods=_clipped(old_cal.term_dates.periods, None, day_before)))
+    merged = dataclasses.replace(new_cal, term_dates=dataclasses.replace(
+        new_cal.term_dates, periods=_clipped(old_cal.term_dates.periods, None, day_before)
+        + _clipped(new_cal.term_dates.periods, conversion_date, None)),
+        inset_days=frozenset(d for d in old_cal.inset_days if d < conversion_date)
+        | frozenset(d for d in new_cal.inset_days if d >= conversion_date))
+    mats = tuple(m for m in sorted(predecessor.mats, key=lambda m: m[0]) if m[0] < conversion_date)
+    mats += tuple(m for m in sorted(successor.mats, key=lambda m: m[0]) if m[0] >= conversion_date)
+    if not any(start >= conversion_date for start, _ in mats):
+        mats += ((conversion_date, successor.mat_on(conversion_date)),)
+    old = dataclasses.replace(predecessor, calendar=closed, same_school=predecessor.same_school | {successor.urn})
+    new = dataclasses.replace(successor, calendar=merged, mats=mats,
+                              same_school=successor.same_school | {predecessor.urn})
+    return old, new
+
+
+def same_school(problem: "Problem", reviewer: "Reviewer", host: str) -> bool:
+    """The reviewer works at the host school (under either URN of a converted school)."""
+    hosting = problem.schools.get(host)
+    return reviewer.urn == host or (hosting is not None and reviewer.urn in hosting.same_school)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +218,7 @@ def dates_in_week(school: "School | SchoolCalendar", monday: dt.date, days: int)
 
 def reviewer_may_serve(problem: Problem, reviewer: Reviewer, host: str, dates: Iterable[dt.date]) -> bool:
     """Every per-reviewer hard rule for one host on given dates (team and pair rules aside)."""
-    if not reviewer.trained or reviewer.urn == host:
+    if not reviewer.trained or same_school(problem, reviewer, host):
         return False
     home, hosting = problem.schools.get(reviewer.urn), problem.schools[host]
     if home is None:

@@ -86,7 +86,7 @@ def validate(problem: Problem, reviews: list[Review], *, require_all_hosts: bool
                 bad("untrained_reviewer", h, f"reviewer {rid} is not trained")
             if role == LEAD and not reviewer.can_lead:
                 bad("lead_not_qualified", h, f"reviewer {rid} is not a trained lead reviewer")
-            if reviewer.urn == h:
+            if reviewer.urn == h or reviewer.urn in getattr(host, "same_school", ()):
                 bad("own_school", h, f"reviewer {rid} works at the host school {h}")
             home = problem.schools.get(reviewer.urn)
             pairs.add((reviewer.urn, h))

@@ -247,7 +247,7 @@ def register_reviewer(uow, reviewer_id: str, urn: str, trained: bool, can_lead: 
     """Adds or updates a reviewer; reviews from today on that the change breaks are re-planned."""
     with uow:
         school = _school(uow.session, urn)
-        if not school["active"]:
+        if not _member_on(school, today or dt.date.today()):
             raise Refused(f"school {urn} is no longer a member", field="urn", rule="active_member")
         if can_lead and not trained:
             raise Refused("a lead reviewer must be trained", field="can_lead", rule="lead_is_trained")
@@ -597,17 +597,36 @@ def _member_on(school: dict | None, day: dt.date) -> bool:
     return bool(school["active"]) or (closed_on is not None and day < closed_on)
 
 
+def _opened_by(session, school: dict | None, day: dt.date) -> bool:
+    """An academy made by conversion exists from its conversion date (its predecessor's `closed_on`)."""
+    if school is None or not school.get("predecessor_urn"):
+        return True
+    predecessor = repo.school(session, school["predecessor_urn"])
+    if predecessor is None or predecessor.get("closed_on") is None:
+        return True
+    return not _member_on(predecessor, day)
+
+
+def _works_at_on(session, person: dict, urn: str, day: dt.date) -> bool:
+    """The person's school on `day`: their school, or (before a conversion date, their people having
+    moved to the academy when the event arrived) the maintained school it converts from."""
+    if person["urn"] == urn:
+        return True
+    theirs = repo.school(session, person["urn"])
+    return bool(theirs and theirs.get("predecessor_urn") == urn and not _opened_by(session, theirs, day))
+
+
 def book(uow, session_id: str, urn: str, contact_id: str, booked_on: dt.date) -> dict:
     with uow:
         found = repo.session_row(uow.session, session_id, lock=True)
         if found is None:
             raise NotKnown(f"no session {session_id}")
         school = repo.school(uow.session, urn)
-        if not _member_on(school, found["day"]):
-            raise Refused(f"school {urn} is not a member: only member schools' people may book", field="urn",
-                          rule="member_school")
+        if not _member_on(school, found["day"]) or not _opened_by(uow.session, school, found["day"]):
+            raise Refused(f"school {urn} is not a member on {found['day']}: only member schools' people may book",
+                          field="urn", rule="member_school")
         person = repo.contact(uow.session, contact_id)
-        if person is None or not person["active"] or person["urn"] != urn:
+        if person is None or not person["active"] or not _works_at_on(uow.session, person, urn, found["day"]):
             raise Refused(f"person {contact_id} is not an active contact of school {urn}", field="contact_id",
                           rule="contact_of_school")
         if booked_on > found["day"]:
