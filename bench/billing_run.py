@@ -32,7 +32,6 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from billing.adapters import repository
 from billing.adapters.tables import charges, document_lines, documents, inbox, outbox
 from billing.domain.periods import billing_period
 from billing.messages.published import PUBLISHED

@@ -500,7 +500,7 @@ def analyse(source_engine, sink_engine, run: str, produced: dict) -> dict:
     last_effect = max((r[2] for r in rows), default=None)
     first_effect = min((r[2] for r in rows), default=None)
     span = (last_effect - first_commit) if n > 1 else None
-    sent_first, sent_last = naive_utc_to_epoch(_as_datetime(relay[1])), naive_utc_to_epoch(_as_datetime(relay[2]))
+    sent_last = naive_utc_to_epoch(_as_datetime(relay[2]))
     producer_span = produced["last_commit"] - produced["first_commit"] if produced.get("last_commit") else None
     result = {
         "events": produced["events"],

@@ -22,8 +22,10 @@ from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
 from shared.config import operator_of
+from shared.consumer import ReliableEventHandler
 from shared.http import http
 from shared.metrics import CONTENT_TYPE_LATEST, Metrics, metrics_for
+from shared.storage import Storage
 
 _BROKER_CHECK_TTL = 2.0
 
@@ -58,22 +60,16 @@ class Operations(DependencyProvider):
         return self
 
     def handlers(self):
-        from shared.consumer import ReliableEventHandler
-
         return sorted((e for e in self.container.entrypoints if isinstance(e, ReliableEventHandler)),
                       key=lambda h: h.queue.name)
 
     def storage(self):
-        from shared.storage import Storage
-
         return next((d for d in self.container.dependencies if isinstance(d, Storage)), None)
 
     def quiesce(self) -> list[str]:
         return [h.queue.name for h in self.handlers() if h.quiesce()]
 
     def outbox(self) -> dict:
-        from shared.consumer import ReliableEventHandler
-
         handlers = self.handlers()
         running = sum(1 for ctx in list(self.container._worker_threads)
                       if isinstance(ctx.entrypoint, ReliableEventHandler))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData
 
 from shared.config import events_settings, operator_of
 from shared.db import Database

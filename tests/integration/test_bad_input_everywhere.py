@@ -16,7 +16,6 @@ import re
 import urllib.error
 import urllib.request
 
-import pytest
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.web.handlers import HttpRequestHandler
 

@@ -10,7 +10,6 @@ import csv
 import io
 import urllib.request
 
-import pytest
 
 from tests.conftest import eventually, http_json
 from tests.integration.billing_upstream import EventTap, Upstream

@@ -8,7 +8,6 @@ import json
 import uuid
 
 import pika
-import pytest
 import sqlalchemy as sa
 
 from tests.conftest import eventually, http_json

@@ -7,7 +7,6 @@ import sqlite3
 import threading
 import time
 
-import pytest
 
 from tests import factories
 from tests.conftest import eventually, http_json

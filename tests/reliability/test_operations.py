@@ -5,7 +5,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 
 from deploy.local import ROOT
 from shared import ops

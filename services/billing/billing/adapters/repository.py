@@ -10,10 +10,10 @@ import datetime as dt
 import json
 from typing import Iterable, Sequence
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 
 from billing.adapters.tables import (billing_runs, charges, document_lines, document_sequences, documents,
-                                     mat_billing, member_affiliations, members, outbox, overdue_notices, payments,
+                                     mat_billing, member_affiliations, members, overdue_notices, payments,
                                      subscriptions)
 from billing.domain.model import Affiliation, Charge, Payer
 

@@ -10,13 +10,12 @@ import dataclasses
 import datetime as dt
 import json
 import uuid
-from collections import defaultdict
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from billing.adapters import repository
-from billing.adapters.tables import billing_runs, document_lines, documents, mat_billing, members
+from billing.adapters.tables import billing_runs, document_lines, documents, mat_billing, members, outbox
 from billing.domain import invoicing, model
 from billing.domain.invoicing import Operator
 from billing.domain.periods import BillingPeriod
@@ -364,7 +363,7 @@ def _issue(uow, drafts: list[_Draft], *, operator: Operator, issue_date: dt.date
             uow.published.append(envelope)
     repository.insert_many(uow.session, documents, doc_rows)
     repository.insert_many(uow.session, document_lines, line_rows)
-    repository.insert_many(uow.session, repository.outbox, outbox_rows)
+    repository.insert_many(uow.session, outbox, outbox_rows)
     return doc_rows
 
 

@@ -2,7 +2,6 @@
 import dataclasses
 import datetime as dt
 
-import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 

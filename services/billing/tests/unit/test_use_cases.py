@@ -3,13 +3,12 @@ credit notes, payments, overdue checks, corrections, reports and exports."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from billing.adapters.tables import charges, documents, inbox, outbox
+from billing.adapters.tables import inbox, outbox
 from billing.domain.periods import billing_period
 from billing.messages.consumed import MemberJoined, SubscriptionStarted
 from billing.messages.consumed import AttendanceRecorded, SchoolConvertedToAcademy, SubscriptionCancelled

@@ -4,7 +4,6 @@ in `scheduling.domain`, every use case in `scheduling.service_layer.handlers`.""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from functools import wraps
 
 from eventlet import tpool
