@@ -146,12 +146,13 @@ class ReliableEventHandler(EventHandler):
         self.metrics = metrics_for(self.service_name)
         self.amqp_uri = self.container.config["AMQP_URI"]
         self.republisher = _republisher(self.amqp_uri)
+        self._quiesced = False
         self._declare_topology()
 
     # -- quiescing (handover: stop consuming while the relay drains) ------------------------------
     @property
     def quiesced(self) -> bool:
-        return getattr(self, "_quiesced", False)
+        return self._quiesced
 
     def quiesce(self) -> bool:
         """Stop consuming this handler's queue; the queue stays bound and keeps collecting.

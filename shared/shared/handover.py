@@ -43,6 +43,7 @@ from shared.archive import export_service, import_service, redacted
 from shared.db import Database
 from shared.envelope import Envelope, PayloadSchemas
 from shared.messaging_tables import define_messaging_tables, utcnow
+from shared.unit_of_work import outbox_row
 
 EVENT_TYPE = "function_handed_over"
 SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -88,12 +89,8 @@ def outbox_writer(envelope: Envelope):
     """`extra_rows` for `import_service`: the event goes into the new outbox in the loading transaction."""
 
     def write(connection, tables) -> dict:
-        outbox = tables["outbox"]
-        now = utcnow()
-        connection.execute(outbox.insert().values(
-            event_id=envelope.event_id, event_type=envelope.type, version=envelope.version,
-            aggregate=f"function:{envelope.producer}", body=envelope.to_json(), created_at=now,
-            next_attempt_at=now, attempts=0))
+        connection.execute(tables["outbox"].insert(),
+                           outbox_row(envelope, f"function:{envelope.producer}", utcnow()))
         return {"handover_event": {"event_id": envelope.event_id, **envelope.payload}}
 
     return write

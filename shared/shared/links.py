@@ -46,7 +46,8 @@ from typing import Any
 
 from kombu import Connection, Exchange, Queue
 
-from shared.topology import declare_handler_topology, handler_queue_name
+from shared.topology import (dead_letter_queue, dead_letter_queue_name, declare_handler_topology,
+                             handler_queue_arguments, handler_queue_name, retry_exchange_and_queue, retry_name)
 
 PLUGINS = ("rabbitmq_shovel", "rabbitmq_shovel_management")
 
@@ -117,8 +118,6 @@ def definitions(service: str, *, old_uri: str, new_uri: str, label: str, shovel_
                 delivery_limit: int, retry_delays_ms: list[int]) -> dict:
     """A RabbitMQ definitions document (`rabbitmqctl import_definitions`) for the new broker:
     the moved service's queues, exchanges and bindings there, and the shovels."""
-    from shared.topology import dead_letter_queue_name, handler_queue_arguments, retry_name
-
     vhost = shovel_vhost
     exchanges, queues, bindings = {}, {}, []
 
@@ -133,13 +132,13 @@ def definitions(service: str, *, old_uri: str, new_uri: str, label: str, shovel_
     for handler in handlers:
         exchange(f"{handler.source}.events")
         queue(handler.queue, handler_queue_arguments(handler.queue, delivery_limit))
-        queue(dead_letter_queue_name(handler.queue), {"x-queue-type": "quorum"})
+        queue(dead_letter_queue_name(handler.queue), dead_letter_queue(handler.queue).queue_arguments)
         bindings.append({"source": f"{handler.source}.events", "vhost": vhost, "destination": handler.queue,
                          "destination_type": "queue", "routing_key": handler.event_type, "arguments": {}})
     for delay in retry_delays_ms if handlers else ():
         name = retry_name(service, delay)
         exchange(name, "fanout")
-        queue(name, {"x-message-ttl": int(delay), "x-dead-letter-exchange": ""})
+        queue(name, retry_exchange_and_queue(service, delay)[1].queue_arguments)
         bindings.append({"source": name, "vhost": vhost, "destination": name, "destination_type": "queue",
                          "routing_key": "", "arguments": {}})
     exchange(f"{service}.events")
@@ -230,11 +229,6 @@ def wait_running(names: list[str], *, vhost: str, timeout: float = 60.0, executa
             return {name: states[name] for name in names}
         time.sleep(0.5)
     raise TimeoutError(f"shovels not running after {timeout:.0f}s: { {n: states.get(n) for n in names} }")
-
-
-def remove(names: list[str], *, vhost: str, executable: str = "rabbitmqctl") -> None:
-    for name in names:
-        rabbitmqctl("clear_parameter", "-p", vhost, "shovel", name, executable=executable)
 
 
 def write_definitions(path: str | Path, document: dict) -> None:

@@ -38,8 +38,6 @@ prints a JSON report; a refusal exits with status 2 and says why.
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import json
 import sys
 
@@ -54,18 +52,9 @@ from shared.topology import dead_letter_queue_name
 
 def handler_queues(service_path: str) -> list[str]:
     """Queue names of a service class's reliable handlers, e.g. `billing.entrypoints.service:BillingService`."""
-    from shared.consumer import ReliableEventHandler
-    from shared.topology import handler_queue_name
+    from shared import links
 
-    module_name, _, class_name = service_path.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    queues = []
-    for method_name, method in inspect.getmembers(cls, inspect.isfunction):
-        for entrypoint in getattr(method, "nameko_entrypoints", ()):
-            if isinstance(entrypoint, ReliableEventHandler):
-                queues.append(handler_queue_name(entrypoint.source_service, entrypoint.event_type, cls.name,
-                                                 method_name))
-    return sorted(queues)
+    return [h.queue for h in links.handlers_of(service_path)]
 
 
 def _channel(amqp_uri: str):

@@ -63,7 +63,7 @@ class OutboxRelay:
         self.metrics = metrics
         self.batch_size = int(settings["relay_batch_size"])
         self.poll_seconds = float(settings["relay_poll_seconds"])
-        self.linger_seconds = float(settings.get("relay_linger_ms", 0)) / 1000.0
+        self.linger_seconds = float(settings["relay_linger_ms"]) / 1000.0
         self.max_backoff = float(settings["relay_max_backoff_seconds"])
         self.retention = dt.timedelta(hours=float(settings["outbox_retention_hours"]))
         self.signal = signal
@@ -165,8 +165,7 @@ class OutboxRelay:
     def _await_confirms(self, first: int, last: int) -> None:
         deadline = time.monotonic() + CONFIRM_TIMEOUT_SECONDS
         while True:
-            settled = self._acked | self._nacked
-            if all(t in settled for t in range(first, last + 1)):
+            if not self._outstanding:  # every tag of this round (the only one in flight) is settled
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
