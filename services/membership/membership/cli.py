@@ -20,7 +20,7 @@ from pathlib import Path
 
 from shared.config import load_config, operator_of
 from shared.db import Database
-from shared.unit_of_work import Origin, Producer, UnitOfWork
+from shared.unit_of_work import Origin, Producer, UnitsOfWork
 
 from membership.adapters import reference
 from membership.adapters.tables import inbox, outbox
@@ -30,17 +30,14 @@ from membership.service_layer import handlers
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config.yml"
 
 
-class CommandUnits:
-    """Units of work as the service makes them, for one command-line run (one correlation id)."""
-
-    def __init__(self, config: dict):
-        self.database = Database(config["DATABASE_URL"])
-        self.database.upgrade("membership:migrations")
-        self.producer = Producer(service="membership", operator=operator_of(config)["name"], schemas=PUBLISHED)
-        self.origin = Origin(correlation_id=f"cli-{uuid.uuid4()}")
-
-    def __call__(self) -> UnitOfWork:
-        return UnitOfWork(self.database, self.producer, outbox, inbox, self.origin)
+def command_units(config: dict) -> UnitsOfWork:
+    """Units of work as the service makes them, for one command-line run (one correlation id); the
+    running service's relay publishes what they commit."""
+    database = Database(config["DATABASE_URL"])
+    database.upgrade("membership:migrations")
+    producer = Producer(service="membership", operator=operator_of(config)["name"], schemas=PUBLISHED)
+    return UnitsOfWork(database, producer, outbox, inbox, Origin(correlation_id=f"cli-{uuid.uuid4()}"),
+                       lambda: None)
 
 
 def _date(text: str) -> dt.date:
@@ -71,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             columns, _ = handlers.read_register_csv(text)
             if args.census_date is None and "census_date" not in columns:
                 raise ValueError("the file has no CensusDate column: give --census-date")
-            units = CommandUnits(config)
+            units = command_units(config)
             report = handlers.import_schools(units(), text, known_types=known,
                                              census_date=args.census_date or args.joined_on,
                                              joined_on=args.joined_on, effective_date=args.effective_date)
@@ -80,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.file:
                 raise ValueError(f"give the links file or set {reference.LINKS_ENV}")
             text = reference.read_text(args.file, "links CSV")
-            units = CommandUnits(config)
+            units = command_units(config)
             result = handlers.import_links(units(), text).summary()
     except (ValueError, reference.ReferenceDataMissing) as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)

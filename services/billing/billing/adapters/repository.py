@@ -35,13 +35,6 @@ def insert_many(session, table, rows: list[dict]) -> None:
 
 
 # -- members ---------------------------------------------------------------------------------------
-def mat_pays_centrally(session, mat_id: str | None) -> bool:
-    if not mat_id:
-        return False
-    row = session.execute(select(mat_billing.c.pays_centrally).where(mat_billing.c.mat_id == mat_id)).first()
-    return True if row is None else bool(row.pays_centrally)
-
-
 def pays_centrally(session):
     settings = {r.mat_id: bool(r.pays_centrally) for r in session.execute(select(mat_billing))}
     return lambda mat_id: settings.get(mat_id, True)
@@ -289,6 +282,18 @@ def document_numbers(session, ids) -> dict[str, str]:
                                                      .where(documents.c.id.in_(list(ids))))}
 
 
+def lines_by_document(session, document_ids: Sequence[str], chunk: int = 5000) -> dict[str, list]:
+    """Every line of these documents, by document id, in line order: one query per `chunk` documents."""
+    found: dict[str, list] = {document_id: [] for document_id in document_ids}
+    ids = list(found)
+    for start in range(0, len(ids), chunk):
+        for line in session.execute(select(document_lines)
+                                    .where(document_lines.c.document_id.in_(ids[start:start + chunk]))
+                                    .order_by(document_lines.c.document_id, document_lines.c.line_no)):
+            found[line.document_id].append(line)
+    return found
+
+
 def lines_of(session, document_id: str) -> list:
     return list(session.execute(select(document_lines).where(document_lines.c.document_id == document_id)
                                 .order_by(document_lines.c.line_no)))
@@ -331,11 +336,14 @@ def add_payment(session, row: dict) -> None:
     session.execute(insert(payments).values(**row))
 
 
-def payments_of(session, *, payer_key: str | None = None, received_to: dt.date | None = None) -> list:
+def payments_of(session, *, payer_key: str | None = None, received_from: dt.date | None = None,
+                received_to: dt.date | None = None) -> list:
     query = (select(payments, documents.c.number, documents.c.payer_key)
              .join(documents, documents.c.id == payments.c.document_id).order_by(payments.c.received_on))
     if payer_key:
         query = query.where(documents.c.payer_key == payer_key)
+    if received_from:
+        query = query.where(payments.c.received_on >= received_from)
     if received_to:
         query = query.where(payments.c.received_on <= received_to)
     return list(session.execute(query))

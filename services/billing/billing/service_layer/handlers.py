@@ -94,8 +94,12 @@ def _record_charge(uow, charge: model.Charge) -> model.Charge:
 
 def _match_unmatched(uow, urn: str) -> None:
     _lock_school(uow, urn)
-    for charge in repository.unmatched_charges(uow.session, urn):
-        payer = _payer_for_charge(uow.session, urn, charge.charge_date)
+    pending = repository.unmatched_charges(uow.session, urn)
+    if not pending or not repository.member_known(uow.session, urn):
+        return
+    history, central = repository.affiliations(uow.session, urn), repository.pays_centrally(uow.session)
+    for charge in pending:
+        payer = model.payer_on(history, charge.charge_date, central)
         repository.match_charge(uow.session, charge.id, payer)
         if charge.kind == "charge":
             _publish_charge(uow, dataclasses.replace(charge, payer=payer))
@@ -307,7 +311,7 @@ class _BulkPayloads:
 
 
 def _issue(uow, drafts: list[_Draft], *, operator: Operator, issue_date: dt.date, run_id: str | None,
-           period: str | None, service: str = "billing") -> list[dict]:
+           period: str | None) -> list[dict]:
     """Number and insert documents with their lines and events, in bulk. Returns the document rows."""
     now = utcnow()
     payloads = _BulkPayloads()
@@ -357,7 +361,7 @@ def _issue(uow, drafts: list[_Draft], *, operator: Operator, issue_date: dt.date
                     "payer": payer, "reason": draft.reason or "credit", "issue_date": issue_date,
                     "net_pence": total.net_pence, "vat_pence": total.vat_pence, "gross_pence": total.gross_pence,
                     "currency": "GBP"}
-            envelope = Envelope.new(type=event_type, payload=payloads(event_type, body), producer=service,
+            envelope = Envelope.new(type=event_type, payload=payloads(event_type, body), producer="billing",
                                     operator=operator.name, correlation_id=correlation_id, causation_id=causation_id)
             outbox_rows.append(outbox_row(envelope, f"payer:{pk}:{pid}", now))
             uow.published.append(envelope)

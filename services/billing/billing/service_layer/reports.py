@@ -139,8 +139,10 @@ def invoices_csv(session, issued_from=None, issued_to=None) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for d in repository.invoices(session, issued_from=issued_from, issued_to=issued_to):
-        for line in repository.lines_of(session, d.id):
+    documents = repository.invoices(session, issued_from=issued_from, issued_to=issued_to)
+    lines = repository.lines_by_document(session, [d.id for d in documents])
+    for d in documents:
+        for line in lines[d.id]:
             values = {**{k: _iso(v) for k, v in d._mapping.items()}, **{k: _iso(v) for k, v in line._mapping.items()}}
             writer.writerow([values.get(c) if values.get(c) is not None else "" for c in CSV_COLUMNS])
     return out.getvalue()
@@ -152,11 +154,13 @@ def journal_csv(session, issued_from=None, issued_to=None) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(("date", "reference", "account", "debit_pence", "credit_pence", "payer_id", "description"))
-    for d in repository.invoices(session, issued_from=issued_from, issued_to=issued_to):
+    documents = repository.invoices(session, issued_from=issued_from, issued_to=issued_to)
+    lines = repository.lines_by_document(session, [d.id for d in documents])
+    for d in documents:
         sign = 1 if d.kind == "invoice" else -1
         rows = [("1100 Debtors", sign * d.gross_pence)]
         by_area = defaultdict(int)
-        for line in repository.lines_of(session, d.id):
+        for line in lines[d.id]:
             by_area[line.service_area] += line.net_pence
         rows += [(f"4000 Revenue: {area}", -sign * net) for area, net in sorted(by_area.items())]
         if d.vat_pence:
@@ -164,9 +168,7 @@ def journal_csv(session, issued_from=None, issued_to=None) -> str:
         for account, amount in rows:
             writer.writerow((_iso(d.issue_date), d.number, account, max(amount, 0), max(-amount, 0), d.payer_id,
                              f"{d.kind} {d.number}"))
-    for p in repository.payments_of(session):
-        if (issued_from and p.received_on < issued_from) or (issued_to and p.received_on > issued_to):
-            continue
+    for p in repository.payments_of(session, received_from=issued_from, received_to=issued_to):
         writer.writerow((_iso(p.received_on), p.number, "1200 Bank", p.amount_pence, 0, p.payer_key.split(":", 1)[1],
                          f"payment {p.reference or p.id}"))
         writer.writerow((_iso(p.received_on), p.number, "1100 Debtors", 0, p.amount_pence,

@@ -9,7 +9,8 @@ from decimal import Decimal
 from sqlalchemy import and_, func, insert, or_, select, update
 
 from catalogue.adapters.tables import contacts, editions, members, offerings, subscriptions
-from catalogue.domain.model import (Contact, Edition, Ending, Entitlement, KnownMember, Offering, Subscription)
+from catalogue.domain.model import (Contact, Edition, Ending, Entitlement, KnownMember, Offering, Subscription,
+                                    notice_date)
 from catalogue.domain.pricing import Quote, Step, terms_from_json, terms_to_json
 
 __all__ = ["terms_to_json", "terms_from_json"]
@@ -268,8 +269,6 @@ def subscription_view(row) -> dict:
 
 
 def _notice(period_end: dt.date) -> str:
-    from catalogue.domain.model import notice_date
-
     return notice_date(period_end).isoformat()
 
 
@@ -305,11 +304,6 @@ def latest_cover(session, since: dt.date) -> dict[tuple[str, str], dt.date]:
         subscriptions.c.covered_until >= since, subscriptions.c.covered_until >= subscriptions.c.period_start)
         .group_by(subscriptions.c.urn, subscriptions.c.offering_code))
     return {(r.urn, r.offering_code): r.until for r in rows}
-
-
-def insert_many(session, table, rows: list[dict]) -> None:
-    if rows:
-        session.execute(insert(table), rows)
 
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's own storage format on SQLite; PostgreSQL reads it too

@@ -306,10 +306,6 @@ def moved_to_successor(sub: Subscription, *, successor: KnownMember, conversion_
         covered_until=sub.period_end, status="active", continues_subscription_id=sub.id, origin="conversion")
 
 
-def renewal_period(edition_year: int, *, is_academy: bool, years: int) -> tuple[str, dt.date, dt.date]:
-    return sla_period(edition_year, is_academy=is_academy, years=years)
-
-
 def due_window(edition_year: int, payer_type: str) -> tuple[dt.date, dt.date]:
     """SLAs of `payer_type` ending in this window are due to renew into `edition_year`'s edition:
     the year before that edition's period starts."""

@@ -270,7 +270,7 @@ def withdraw_offering(uow, offering_code: str, effective_date: dt.date) -> list[
 
 
 # -- quotes and purchases ----------------------------------------------------------------------
-def _priced_context(session, command: dict, today: dt.date):
+def _priced_context(session, command: dict):
     offering = repository.offering(session, command["offering_code"])
     if offering is None:
         raise UnknownOffering(command["offering_code"])
@@ -287,7 +287,7 @@ def _priced_context(session, command: dict, today: dt.date):
 
 def quote_for(session, command: dict, today: dt.date) -> dict:
     """The price a named school would pay for an edition, with the census used and every step."""
-    offering, edition, member, subscriber = _priced_context(session, command, today)
+    offering, edition, member, subscriber = _priced_context(session, command)
     result = quote(edition.terms, phase=member.phase, number_on_roll=member.number_on_roll,
                    quantity=command.get("quantity", 1), subscriber=subscriber)
     payer_type, start, end = model.sla_period(edition.year, is_academy=member.is_academy, years=1)
@@ -308,7 +308,7 @@ def buy_subscription(uow, command: dict, today: dt.date) -> model.Subscription:
     """A school buys an SLA; commits it and `subscription_started` together."""
     with uow:
         session = uow.session
-        offering, edition, member, subscriber = _priced_context(session, command, today)
+        offering, edition, member, subscriber = _priced_context(session, command)
         years = command.get("years", 1)
         _, start, end = model.sla_period(edition.year, is_academy=member.is_academy, years=max(1, min(years, 3)))
         subscription = model.buy(

@@ -155,7 +155,7 @@ def put_census(session, urn: str, census_date: dt.date, number_on_roll: int) -> 
                                                       number_on_roll=number_on_roll))
 
 
-def all_census(session, urns=None) -> dict[tuple[str, dt.date], int]:
+def all_census(session) -> dict[tuple[str, dt.date], int]:
     return {(r.urn, r.census_date): r.number_on_roll
             for r in session.execute(select(census_records.c.urn, census_records.c.census_date,
                                             census_records.c.number_on_roll))}
@@ -184,6 +184,12 @@ def add_link(session, link: Link, source: str) -> None:
     session.execute(insert(establishment_links).values(
         predecessor_urn=link.predecessor_urn, successor_urn=link.successor_urn, kind=link.kind,
         established_on=link.established_on, source=source))
+
+
+def link_exists(session, predecessor_urn: str, successor_urn: str) -> bool:
+    return session.execute(select(establishment_links.c.kind).where(
+        establishment_links.c.predecessor_urn == predecessor_urn,
+        establishment_links.c.successor_urn == successor_urn).limit(1)).first() is not None
 
 
 def existing_links(session) -> dict[tuple[str, str], tuple[str, dt.date | None]]:

@@ -25,7 +25,6 @@ LINEAGE_TYPES = {
     "Predecessor - Split School": ("predecessor", "split"),
     "Successor - Split School": ("successor", "split"),
 }
-LINK_KINDS = ("conversion", "merged", "amalgamated", "split", "academy_conversion")
 
 
 @dataclasses.dataclass(frozen=True)

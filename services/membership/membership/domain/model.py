@@ -250,8 +250,6 @@ def record_census(member: SchoolMember, *, census_date: dt.date, number_on_roll:
 
 # --- academy conversion ----------------------------------------------------------------------------------------
 
-CONVERTER_TYPES = ("academy_converter", "academy_special", "free_school", "academy_sponsor_led",
-                   "university_technical_college", "studio_school")
 
 
 @dataclasses.dataclass(frozen=True)

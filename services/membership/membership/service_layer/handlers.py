@@ -165,8 +165,7 @@ def convert_to_academy(uow, urn: str, command: dict) -> model.Conversion:
         repository.save(uow.session, old)
         repository.add(uow.session, new)
         repository.put_census(uow.session, new.urn, new.census_date, new.number_on_roll)
-        pair = (old.urn, new.urn)
-        if pair not in repository.existing_links(uow.session):
+        if not repository.link_exists(uow.session, old.urn, new.urn):
             repository.add_link(uow.session, lineage.Link(old.urn, new.urn, "academy_conversion",
                                                           conversion.conversion_date), source="conversion")
         repository.add_history(uow.session, [

@@ -293,10 +293,11 @@ def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, t
                           reasons=[f"{v.rule}: {v.detail}" for v in violations])
         repo.add_cycle(uow.session, cycle, offering_code, result.method, result.parts, days, team_size)
         out = []
+        urn_of = {k: r.urn for k, r in problem.reviewers.items()}
         for review in result.reviews:
             review_id = str(uuid.uuid4())
             repo.add_review(uow.session, review_id, cycle, review)
-            body = _review_payload(review_id, cycle, review, {k: r.urn for k, r in problem.reviewers.items()})
+            body = _review_payload(review_id, cycle, review, urn_of)
             uow.publish("peer_review_scheduled", {**body, "method": result.method}, aggregate=review.host_urn)
             out.append(body)
         uow.commit()
@@ -317,14 +318,17 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
     """Re-plan, in every cycle that reaches past `day`, only the reviews from `day` on that now break a rule."""
     changed_out = []
     session = uow.session
+    urns_now = None  # each reviewer's school now (read once: only reviews change below)
     for number in repo.cycles_touching(session, day):
         settings = repo.cycle(session, number)
         stored = repo.reviews_of_cycle(session, number)
         if not stored:
             continue
-        before = {rid: (review, row) for rid, review, row in stored}
+        before = {rid: review for rid, review, _row in stored}
+        if urns_now is None:
+            urns_now = {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(session)}
         # the team as stored, with each reviewer's school as it was then (for `previous_team`)
-        urns_before = previous_urns or {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(session)}
+        urns_before = previous_urns or urns_now
         reviews = []
         for rid, review, row in stored:
             if renamed and review.host_urn == renamed[0] and review.dates[0] >= day:
@@ -333,12 +337,11 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
         if left:
             for rid, review in list(reviews):
                 if review.host_urn == left and review.dates[-1] >= day:
-                    old_review = before[rid][0]
+                    old_review = before[rid]
                     repo.update_review(session, rid, None, status="cancelled")
-                    payload = {**_review_payload(rid, number, old_review, urns_before),
-                               "status": "cancelled", "previous_host_urn": old_review.host_urn,
-                               "previous_dates": list(old_review.dates),
-                               "previous_team": _review_payload(rid, number, old_review, urns_before)["team"],
+                    old_payload = _review_payload(rid, number, old_review, urns_before)
+                    payload = {**old_payload, "status": "cancelled", "previous_host_urn": old_review.host_urn,
+                               "previous_dates": list(old_review.dates), "previous_team": old_payload["team"],
                                "reason": reason}
                     uow.publish("peer_review_rescheduled", payload, aggregate=old_review.host_urn)
                     changed_out.append(payload)
@@ -347,13 +350,12 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
         problem = repo.review_problem(session, number, hosts, settings["days"], settings["team_size"])
         ids = [rid for rid, _ in reviews]
         plain = [r for _, r in reviews]
-        urns_now = {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(session)}
         new, changed, unresolved = pr.replan(problem, plain, from_date=day,
                                              problems_of=lambda r: validate(problem, [r], require_all_hosts=False))
         for reason_left in unresolved:  # stays visible as a violation in GET /peer-review-cycles/<cycle>
             log.warning("cycle %s: %s", number, reason_left)
-        for rid, old_stored, fresh in zip(ids, plain, new):
-            original = before[rid][0]
+        for rid, fresh in zip(ids, new):
+            original = before[rid]
             if fresh == original:
                 continue
             repo.update_review(session, rid, fresh)
