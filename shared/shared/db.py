@@ -68,6 +68,7 @@ def _configure_sqlite(engine: Engine, *, immediate: bool, lock_timeout: float) -
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA cache_size=-32768")
         # SQLite's own busy wait sleeps in C and would freeze every green thread;
         # waiting happens in `_on_begin` instead, cooperatively.
         cursor.execute("PRAGMA busy_timeout=0")

@@ -78,7 +78,7 @@ charges = sa.Table(
     sa.Column("attendance_id", sa.String(64), unique=True),
     sa.Column("credits_charge_id", sa.String(36), unique=True),
     sa.Column("description", sa.String(300), nullable=False, server_default=""),
-    sa.Column("document_id", sa.String(36), index=True),
+    sa.Column("document_id", sa.String(36)),  # the document that billed it; found through the lines
     sa.Column("payer_key", sa.String(32), nullable=False, server_default="", index=True),
     # A subscription's period is charged once, whatever the broker does.
     sa.UniqueConstraint("subscription_id", "period_start", name="uq_charges_subscription_period"),

@@ -1,9 +1,7 @@
 """Reads and writes catalogue state through a unit of work's session (SQLAlchemy Core)."""
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from decimal import Decimal
 
 from sqlalchemy import and_, func, insert, or_, select, update
@@ -304,48 +302,6 @@ def latest_cover(session, since: dt.date) -> dict[tuple[str, str], dt.date]:
         subscriptions.c.covered_until >= since, subscriptions.c.covered_until >= subscriptions.c.period_start)
         .group_by(subscriptions.c.urn, subscriptions.c.offering_code))
     return {(r.urn, r.offering_code): r.until for r in rows}
-
-
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's own storage format on SQLite; PostgreSQL reads it too
-
-
-def bulk_insert(session, table, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Insert many rows fast, in the session's transaction, below SQLAlchemy's per-row work.
-
-    Rows hold text-ready values: dates as ISO strings, timestamps in TIMESTAMP_FORMAT, JSON
-    already serialised, booleans, ints, strings or None. PostgreSQL gets one COPY; SQLite one
-    executemany on the DBAPI cursor (the storage formats SQLAlchemy itself uses there). Under
-    eventlet (psycogreen), where COPY is refused, PostgreSQL gets multi-row INSERTs.
-    """
-    if not rows:
-        return
-    connection = session.connection()
-    dbapi = connection.connection.dbapi_connection
-    if connection.dialect.name == "postgresql":
-        from psycopg2.extensions import get_wait_callback
-        from psycopg2.extras import execute_values
-
-        cursor = dbapi.cursor()
-        try:
-            if get_wait_callback() is None:
-                buffer = io.StringIO()
-                csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
-                buffer.seek(0)
-                cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)",
-                                   buffer)
-            else:
-                # green (eventlet) connections cannot COPY: multi-row INSERTs instead
-                execute_values(cursor, f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES %s", rows,
-                               page_size=1000)
-        finally:
-            cursor.close()
-    else:
-        cursor = dbapi.cursor()
-        try:
-            cursor.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                               f"VALUES ({', '.join('?' for _ in columns)})", rows)
-        finally:
-            cursor.close()
 
 
 def mark_expired(session, ids: list[str]) -> None:

@@ -12,6 +12,7 @@ import time
 import uuid
 from decimal import Decimal
 
+from shared import bulk
 from shared.envelope import Envelope
 from shared.messaging_tables import utcnow
 
@@ -481,7 +482,6 @@ OUTBOX_COLUMNS = ("event_id", "event_type", "version", "aggregate", "body", "cre
 
 def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
     now = utcnow()
-    now_text = now.strftime(repository.TIMESTAMP_FORMAT)
     today_text = ctx.today.isoformat()
     new_rows, outbox_rows, envelopes, expired_ids = [], [], [], []
     with uow:
@@ -491,8 +491,7 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
             envelope = Envelope.new(type=event_type, payload=payload, producer=SERVICE, operator=ctx.operator,
                                     correlation_id=correlation_id, occurred_at=now)
             envelopes.append(envelope)
-            outbox_rows.append((envelope.event_id, event_type, 1, f"school:{urn}", envelope.to_json(), now_text,
-                                now_text, 0))
+            outbox_rows.append((envelope.event_id, event_type, 1, f"school:{urn}", envelope.to_json(), now, now, 0))
 
         for row in rows:
             offering = ctx.offerings[row.offering_code]
@@ -534,10 +533,10 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
             new_id = str(uuid.uuid4())
             start_text, end_text, census_text = start.isoformat(), end.isoformat(), row.census_date.isoformat()
             new_rows.append((
-                new_id, row.urn, row.offering_code, ctx.year, payer_type, start_text, end_text, row.years, total,
-                breakdown_json, census_text, row.number_on_roll, row.po_number, "renewal round",
-                "automatic_renewal", today_text, "active", row.quantity, entitlements_json, row.id, "renewal",
-                True, end_text))
+                new_id, row.urn, row.offering_code, ctx.year, payer_type, start, end, row.years, total,
+                breakdown_json, row.census_date, row.number_on_roll, row.po_number, "renewal round",
+                "automatic_renewal", ctx.today, "active", row.quantity, entitlements_json, row.id, "renewal",
+                True, end))
             payload = {
                 "subscription_id": new_id, "urn": row.urn, "school_name": row.school_name,
                 "is_academy": row.is_academy,
@@ -553,8 +552,8 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
                 _check(RENEWED_SCHEMA, payload)
             add_event("subscription_renewed", payload, row.urn)
             summary.renewed += 1
-        repository.bulk_insert(uow.session, subscriptions, SUBSCRIPTION_COLUMNS, new_rows)
-        repository.bulk_insert(uow.session, outbox, OUTBOX_COLUMNS, outbox_rows)
+        bulk.insert_rows(uow.session, subscriptions, SUBSCRIPTION_COLUMNS, new_rows)
+        bulk.insert_rows(uow.session, outbox, OUTBOX_COLUMNS, outbox_rows)
         repository.mark_expired(uow.session, expired_ids)
         # the relay is woken by a commit that published; these rows were written in bulk
         uow.published.extend(envelopes)
