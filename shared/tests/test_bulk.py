@@ -8,16 +8,13 @@ not under eventlet) and, with a wait callback set as psycogreen sets one, multi-
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 
 import pytest
 import sqlalchemy as sa
 
 from shared import bulk
-from shared.db import Database, drop_postgres_database, ensure_postgres_database
+from shared.db import scratch_database
 
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 metadata = sa.MetaData()
 things = sa.Table(
@@ -43,19 +40,9 @@ AWKWARD = [
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request, tmp_path):
-    if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'bulk.db'}")
+    with scratch_database(request.param, tmp_path, "shared_bulk") as db:
         metadata.create_all(db.engine)
         yield db
-        db.dispose()
-        return
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/t_shared_bulk_{uuid.uuid4().hex[:10]}"
-    ensure_postgres_database(url)
-    db = Database(url)
-    metadata.create_all(db.engine)
-    yield db
-    db.dispose()
-    drop_postgres_database(url)
 
 
 def _stored(database, source: str) -> list[tuple]:

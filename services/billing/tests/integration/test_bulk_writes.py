@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import os
 import uuid
 
 import pytest
@@ -18,26 +17,12 @@ from sqlalchemy import insert, select
 from billing.adapters import repository
 from billing.adapters.tables import charges, document_lines
 from billing.service_layer import handlers
-from shared.db import Database, drop_postgres_database, ensure_postgres_database
-
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-
+from shared.db import scratch_database
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request, tmp_path):
-    if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'billing.db'}")
-        db.upgrade("billing:migrations")
+    with scratch_database(request.param, tmp_path, "billing_bulk", migrations="billing:migrations") as db:
         yield db
-        db.dispose()
-        return
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/t_billing_bulk_{uuid.uuid4().hex[:10]}"
-    ensure_postgres_database(url)
-    db = Database(url)
-    db.upgrade("billing:migrations")
-    yield db
-    db.dispose()
-    drop_postgres_database(url)
 
 
 def _charge(payer: int, status: str = "uninvoiced") -> dict:

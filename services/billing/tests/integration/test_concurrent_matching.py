@@ -9,7 +9,6 @@ window; the charge must end up matched to its payer either way.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -21,22 +20,16 @@ from billing.adapters.tables import charges, inbox, outbox
 from billing.messages.consumed import MemberJoined, SubscriptionStarted
 from billing.messages.published import PUBLISHED
 from billing.service_layer import handlers
-from shared.db import Database, drop_postgres_database, ensure_postgres_database
+from shared.db import scratch_database
 from shared.unit_of_work import Origin, Producer, UnitOfWork
 
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 PRODUCER = Producer("billing", "bucks-learning-trust", PUBLISHED)
 
 
 @pytest.fixture
-def database():
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/t_billing_race_{uuid.uuid4().hex[:10]}"
-    ensure_postgres_database(url)
-    db = Database(url)
-    db.upgrade("billing:migrations")
-    yield db
-    db.dispose()
-    drop_postgres_database(url)
+def database(tmp_path):
+    with scratch_database("postgresql", tmp_path, "billing_race", migrations="billing:migrations") as db:
+        yield db
 
 
 def _uow(database, delay_before_commit=0.0):

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import uuid
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
-from shared.db import Database, drop_postgres_database, ensure_postgres_database
+from shared.db import scratch_database
 from shared.unit_of_work import Origin, Producer, UnitsOfWork
 
 from catalogue.adapters.tables import inbox, outbox, subscriptions
@@ -20,24 +19,14 @@ from catalogue.domain import model
 from catalogue.messages.published import PUBLISHED, SubscriptionRenewedV1
 from catalogue.service_layer import handlers
 
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 D = dt.date
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def uows(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'catalogue.db'}"
-    else:
-        url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/t_catalogue_uc_{uuid.uuid4().hex[:10]}"
-        ensure_postgres_database(url)
-    database = Database(url)
-    database.upgrade("catalogue:migrations")
-    producer = Producer(service="catalogue", operator="test-operator", schemas=PUBLISHED)
-    yield UnitsOfWork(database, producer, outbox, inbox, Origin(correlation_id="test"), lambda: None)
-    database.dispose()
-    if request.param == "postgresql":
-        drop_postgres_database(url)
+    with scratch_database(request.param, tmp_path, "catalogue_uc", migrations="catalogue:migrations") as database:
+        producer = Producer(service="catalogue", operator="test-operator", schemas=PUBLISHED)
+        yield UnitsOfWork(database, producer, outbox, inbox, Origin(correlation_id="test"), lambda: None)
 
 
 def events(uows, event_type=None) -> list[dict]:
