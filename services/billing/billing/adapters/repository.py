@@ -16,6 +16,7 @@ from sqlalchemy import and_, func, insert, literal_column, null, select, update
 from billing.adapters.tables import (billing_runs, charges, document_lines, document_sequences, documents,
                                      mat_billing, member_affiliations, members, overdue_notices, payments,
                                      subscriptions)
+from billing.domain import invoicing
 from billing.domain.model import Affiliation, Charge, Payer
 from shared import bulk
 
@@ -248,18 +249,14 @@ def lock_numbering(session, operator_name: str) -> None:
 
 
 def take_numbers(session, operator_name: str, kind: str, count: int) -> int:
-    """Reserve `count` consecutive numbers; returns the first. Gap-free: the reservation commits or rolls
-    back with the documents (PostgreSQL locks the row until then; SQLite has one writer)."""
-    row = session.execute(select(document_sequences.c.last_number).where(
-        document_sequences.c.operator_name == operator_name, document_sequences.c.kind == kind)
-        .with_for_update()).first()
-    if row is None:
-        session.execute(insert(document_sequences).values(operator_name=operator_name, kind=kind, last_number=count))
-        return 1
+    """Reserve `count` consecutive numbers; returns the first. Call after `lock_numbering` (which made the
+    row and holds it). Gap-free: the reservation commits or rolls back with the documents."""
+    last = session.execute(select(document_sequences.c.last_number).where(
+        document_sequences.c.operator_name == operator_name, document_sequences.c.kind == kind)).scalar_one()
     session.execute(update(document_sequences).where(
         document_sequences.c.operator_name == operator_name, document_sequences.c.kind == kind)
-        .values(last_number=row.last_number + count))
-    return row.last_number + 1
+        .values(last_number=last + count))
+    return last + 1
 
 
 def mark_documents_charges(session, invoiced: Sequence[tuple[DueCharge, str]]) -> None:
@@ -333,7 +330,7 @@ def paid_and_credited(session, document_ids: Sequence[str] | None = None) -> dic
 
 def balance_of(session, invoice) -> int:
     paid, credited = paid_and_credited(session, [invoice.id]).get(invoice.id, (0, 0))
-    return invoice.gross_pence - paid - credited
+    return invoicing.balance_pence(invoice.gross_pence, paid, credited)
 
 
 def invoices(session, *, payer_key: str | None = None, issued_from: dt.date | None = None,

@@ -118,6 +118,11 @@ def aged_debt(open_items: Iterable[tuple[dt.date, int]], as_of: dt.date) -> dict
     return buckets
 
 
+def balance_pence(gross_pence: int, paid_pence: int, credited_pence: int) -> int:
+    """What an invoice still owes: its gross less payments and credit notes against it (negative: in credit)."""
+    return gross_pence - paid_pence - credited_pence
+
+
 def is_overdue(due: dt.date, balance_pence: int, as_of: dt.date) -> bool:
     return balance_pence > 0 and as_of > due
 

@@ -63,10 +63,12 @@ def _publish_charge(uow, charge: model.Charge) -> None:
     }, aggregate=f"payer:{charge.payer.kind}:{charge.payer.id}")
 
 
-def _payer_for_charge(session, urn: str, day: dt.date) -> model.Payer | None:
+def _payer_for_charge(session, urn: str, day: dt.date, central=None) -> model.Payer | None:
+    """The payer on `day`, or None while the school is unknown. `central`: the MATs' central-payment
+    settings (`repository.pays_centrally`), when the caller already read them for many charges."""
     if not repository.member_known(session, urn):
         return None
-    return model.payer_on(repository.affiliations(session, urn), day, repository.pays_centrally(session))
+    return model.payer_on(repository.affiliations(session, urn), day, central or repository.pays_centrally(session))
 
 
 def _lock_school(uow, urn: str) -> None:
@@ -80,10 +82,10 @@ def _lock_school(uow, urn: str) -> None:
         uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"billing-school:{urn}"})
 
 
-def _record_charge(uow, charge: model.Charge) -> model.Charge:
+def _record_charge(uow, charge: model.Charge, central=None) -> model.Charge:
     """Keep a charge: against its payer, or as unmatched (provisional payer: the school) until its school is known."""
     _lock_school(uow, charge.urn)
-    payer = _payer_for_charge(uow.session, charge.urn, charge.charge_date)
+    payer = _payer_for_charge(uow.session, charge.urn, charge.charge_date, central)
     if payer is None:
         repository.add_charge(uow.session, charge, status="unmatched")
         return charge
@@ -240,11 +242,12 @@ def _accrue_later_years(uow, up_to: dt.date) -> int:
     charged = repository.charged_periods(uow.session, {str(terms["subscription_id"]) for terms, _, _ in due})
     added = 0
     accrued = set()
+    central = repository.pays_centrally(uow.session)  # once, not per charge
     for terms, start, end in due:
         if (str(terms["subscription_id"]), start) in charged:
             continue
         provisional = model.Payer("school", terms["urn"], terms["school_name"])
-        _record_charge(uow, model.subscription_year_charge(terms, provisional, start, end, start))
+        _record_charge(uow, model.subscription_year_charge(terms, provisional, start, end, start), central)
         added += 1
         accrued.add(str(terms["subscription_id"]))
     for subscription_id in sorted(accrued):  # an SLA that ended early: credit the new year's part after its end
@@ -545,7 +548,7 @@ def check_overdue(uow, as_of: dt.date) -> list[dict]:
         sums = repository.paid_and_credited(uow.session, [d.id for d in open_invoices]) if open_invoices else {}
         for invoice in open_invoices:
             paid, credited = sums.get(invoice.id, (0, 0))
-            balance = invoice.gross_pence - paid - credited
+            balance = invoicing.balance_pence(invoice.gross_pence, paid, credited)
             if not invoicing.is_overdue(invoice.due_date, balance, as_of):
                 continue
             days = (as_of - invoice.due_date).days

@@ -34,8 +34,9 @@ def document_view(session, number: str) -> dict | None:
                      for line in repository.lines_of(session, doc.id)]
     if doc.kind == "invoice":
         paid, credited = repository.paid_and_credited(session, [doc.id]).get(doc.id, (0, 0))
-        view.update(paid_pence=paid, credited_pence=credited, balance_pence=doc.gross_pence - paid - credited,
-                    status=invoicing.payment_status(doc.gross_pence, doc.gross_pence - paid - credited))
+        balance = invoicing.balance_pence(doc.gross_pence, paid, credited)
+        view.update(paid_pence=paid, credited_pence=credited, balance_pence=balance,
+                    status=invoicing.payment_status(doc.gross_pence, balance))
     else:
         credited = repository.document(session, document_id=doc.credits_document_id)
         view["credits_invoice_number"] = credited.number if credited else None
@@ -48,7 +49,7 @@ def document_list(session, *, payer_key=None, issued_from=None, issued_to=None, 
     out = []
     for d in docs:
         paid, credited = sums.get(d.id, (0, 0))
-        balance = d.gross_pence - paid - credited if d.kind == "invoice" else 0
+        balance = invoicing.balance_pence(d.gross_pence, paid, credited) if d.kind == "invoice" else 0
         out.append({"number": d.number, "kind": d.kind, "payer_kind": d.payer_kind, "payer_id": d.payer_id,
                     "payer_name": d.payer_name, "billing_period": d.billing_period, "issue_date": _iso(d.issue_date),
                     "due_date": _iso(d.due_date), "net_pence": d.net_pence, "vat_pence": d.vat_pence,
@@ -74,7 +75,8 @@ def statement(session, payer_key: str, as_of: dt.date | None = None) -> dict:
 def open_items(session) -> list[tuple]:
     """(invoice row, balance) for every invoice."""
     sums = repository.paid_and_credited(session)
-    return [(d, d.gross_pence - sum(sums.get(d.id, (0, 0)))) for d in repository.invoices(session, kind="invoice")]
+    return [(d, invoicing.balance_pence(d.gross_pence, *sums.get(d.id, (0, 0))))
+            for d in repository.invoices(session, kind="invoice")]
 
 
 def aged_debt(session, as_of: dt.date) -> dict:
