@@ -460,7 +460,7 @@ def declare_topology(amqp_uri: str, source: str, events_config: dict | None = No
     with Connection(amqp_uri, connect_timeout=5) as connection:
         declare_handler_topology(connection.default_channel, source=source, event_type=EVENT_TYPE,
                                  service=SINK_SERVICE, method=SINK_METHOD,
-                                 delivery_limit=int(settings["delivery_limit"]),
+                                 delivery_limit=settings["delivery_limit"],
                                  retry_delays_ms=[int(d) for d in settings["retry_delays_ms"]])
 
 

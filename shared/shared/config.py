@@ -37,8 +37,15 @@ def operator_of(config: Mapping[str, Any]) -> dict[str, Any]:
     return operator
 
 
+_EVENT_SETTING_TYPES = {
+    "retry_delays_ms": "int list", "delivery_limit": int, "relay_batch_size": int, "relay_poll_seconds": float,
+    "relay_linger_ms": float, "relay_max_backoff_seconds": float, "outbox_retention_hours": float,
+}
+
+
 def events_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Event plumbing settings with their defaults filled in."""
+    """Event plumbing settings with their defaults filled in and their types made right once (YAML and
+    `${VAR}` substitution may give strings); a value that is not a number raises ValueError naming it."""
     settings = {
         # Delays between attempts of a failing handler; its last failure dead-letters.
         "retry_delays_ms": [1000, 5000, 30000],
@@ -52,4 +59,15 @@ def events_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         "outbox_retention_hours": 168,
     }
     settings.update(config.get(EVENTS_KEY) or {})
+    for key, kind in _EVENT_SETTING_TYPES.items():
+        value = settings[key]
+        try:
+            if kind == "int list":
+                items = value.split(",") if isinstance(value, str) else value
+                settings[key] = [int(item) for item in items]
+            else:
+                settings[key] = kind(value)
+        except (TypeError, ValueError):
+            expected = {"int list": "a list of whole milliseconds", int: "an integer", float: "a number"}[kind]
+            raise ValueError(f"config {EVENTS_KEY}.{key} must be {expected}, got {value!r}") from None
     return settings

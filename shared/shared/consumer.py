@@ -139,8 +139,8 @@ class ReliableEventHandler(EventHandler):
     def setup(self):
         super().setup()
         settings = events_settings(self.container.config)
-        self.retry_delays_ms = [int(d) for d in settings["retry_delays_ms"]]
-        self.delivery_limit = int(settings["delivery_limit"])
+        self.retry_delays_ms = settings["retry_delays_ms"]
+        self.delivery_limit = settings["delivery_limit"]
         self.service_name = self.container.service_name
         self.queue.queue_arguments = handler_queue_arguments(self.queue.name, self.delivery_limit)
         self.metrics = metrics_for(self.service_name)

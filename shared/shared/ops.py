@@ -279,8 +279,8 @@ def _link_brokers(args) -> dict:
     from shared.config import events_settings
 
     settings = events_settings(load_config(args.config) if args.config else {})
-    delivery_limit = int(settings["delivery_limit"])
-    retry_delays = [int(d) for d in settings["retry_delays_ms"]]
+    delivery_limit = settings["delivery_limit"]
+    retry_delays = settings["retry_delays_ms"]
     old_uri = args.old_shovel_uri or args.old_amqp
     new_uri = args.new_shovel_uri or args.new_amqp
     vhost = args.shovel_vhost or links.vhost_of(args.new_amqp)

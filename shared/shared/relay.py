@@ -61,11 +61,11 @@ class OutboxRelay:
         self.outbox = outbox
         self.amqp_uri = amqp_uri
         self.metrics = metrics
-        self.batch_size = int(settings["relay_batch_size"])
-        self.poll_seconds = float(settings["relay_poll_seconds"])
-        self.linger_seconds = float(settings["relay_linger_ms"]) / 1000.0
-        self.max_backoff = float(settings["relay_max_backoff_seconds"])
-        self.retention = dt.timedelta(hours=float(settings["outbox_retention_hours"]))
+        self.batch_size = settings["relay_batch_size"]
+        self.poll_seconds = settings["relay_poll_seconds"]
+        self.linger_seconds = settings["relay_linger_ms"] / 1000.0
+        self.max_backoff = settings["relay_max_backoff_seconds"]
+        self.retention = dt.timedelta(hours=settings["outbox_retention_hours"])
         self.signal = signal
         self.heartbeat = heartbeat
         self._connection: Connection | None = None
