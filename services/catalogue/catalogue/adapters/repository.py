@@ -106,10 +106,16 @@ def offering(session, code: str) -> Offering | None:
     return None if row is None else _offering(row)
 
 
-def all_offerings(session) -> list[tuple[Offering, list[Edition]]]:
-    found = [_offering(r) for r in session.execute(select(offerings).order_by(offerings.c.code))]
+def all_offerings(session, code: str | None = None) -> list[tuple[Offering, list[Edition]]]:
+    """Every offering (or only the one with `code`) with its editions by year: two queries."""
+    offering_query = select(offerings).order_by(offerings.c.code)
+    edition_query = select(editions).order_by(editions.c.offering_code, editions.c.year)
+    if code is not None:
+        offering_query = offering_query.where(offerings.c.code == code)
+        edition_query = edition_query.where(editions.c.offering_code == code)
+    found = [_offering(r) for r in session.execute(offering_query)]
     by_code: dict[str, list[Edition]] = {o.code: [] for o in found}
-    for row in session.execute(select(editions).order_by(editions.c.offering_code, editions.c.year)):
+    for row in session.execute(edition_query):
         by_code[row.offering_code].append(_edition(row))
     return [(o, by_code[o.code]) for o in found]
 

@@ -17,7 +17,7 @@ from catalogue.adapters import repository
 from catalogue.adapters.tables import inbox, outbox
 from catalogue.domain import model
 from catalogue.domain.model import PHASES
-from catalogue.domain.pricing import PRICING_MODELS, SESSION_UNITS, Band, PriceTerms, PricingError, check_terms
+from catalogue.domain.pricing import PRICING_MODELS, SESSION_UNITS, PricingError, check_terms, terms_from_json
 from catalogue.messages import consumed
 from catalogue.messages.published import PUBLISHED
 from catalogue.service_layer import handlers
@@ -54,11 +54,8 @@ class Terms(_Strict):
 
     @validates_schema
     def _consistent(self, data, **_):
-        values = dict(data)
-        values["bands"] = tuple(Band(b["up_to_pupils"], b["price_pence"]) for b in data["bands"])
-        values["includes"] = tuple(data["includes"])
         try:
-            check_terms(PriceTerms(**values))
+            check_terms(terms_from_json(data))
         except PricingError as exc:
             raise ValidationError({exc.field: [exc.message]}) from None
 
@@ -216,7 +213,7 @@ class CatalogueService(base.ObservableService):
     @http("GET", "/offerings/<string:code>")
     def show_offering(self, request, code):
         with self.uow.read() as session:
-            found = [(o, e) for o, e in repository.all_offerings(session) if o.code == code]
+            found = repository.all_offerings(session, code)
         if not found:
             raise NotFound(f"no offering {code}", field="offering_code")
         return _offering_view(*found[0])

@@ -19,7 +19,8 @@ from shared.messaging_tables import utcnow
 from catalogue.adapters import repository
 from catalogue.adapters.tables import outbox, subscriptions
 from catalogue.domain import model
-from catalogue.domain.pricing import PriceTerms, PricingError, check_terms, quote, terms_to_json, uplifted
+from catalogue.domain.pricing import (PriceTerms, PricingError, check_terms, quote, terms_from_json, terms_to_json,
+                                      uplifted)
 from catalogue.messages.published import SubscriptionEndedV1, SubscriptionRenewedV1
 
 SERVICE = "catalogue"
@@ -155,12 +156,7 @@ def edition_payload(item: model.Edition) -> dict:
 
 
 def _terms(data: dict) -> PriceTerms:
-    from catalogue.domain.pricing import Band
-
-    values = dict(data)
-    values["bands"] = tuple(Band(b.get("up_to_pupils"), b["price_pence"]) for b in values.get("bands") or ())
-    values["includes"] = tuple(values.get("includes") or ())
-    terms = PriceTerms(**values)
+    terms = terms_from_json(data)
     try:
         check_terms(terms)
     except PricingError as exc:
@@ -251,8 +247,7 @@ def withdraw_offering(uow, offering_code: str, effective_date: dt.date) -> list[
         if found.withdrawn_on is not None:
             raise model.Conflicting("offering_code", f"{found.name} was already withdrawn on "
                                                      f"{found.withdrawn_on.isoformat()}")
-        on_sale = [e for o, eds in repository.all_offerings(session) if o.code == offering_code for e in eds
-                   if e.on_sale]
+        on_sale = [e for _, eds in repository.all_offerings(session, offering_code) for e in eds if e.on_sale]
         repository.withdraw_offering(session, offering_code, effective_date)
         uow.publish("offering_withdrawn", {"offering_code": offering_code, "effective_date": effective_date},
                     aggregate=f"offering:{offering_code}")
