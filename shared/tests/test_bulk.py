@@ -75,19 +75,20 @@ def test_insert_dicts_is_insert_rows_by_key(database):
     assert _stored(database, "bulk") == _stored(database, "core")
 
 
-def test_green_connections_get_multi_row_inserts(database):
-    if database.engine.dialect.name != "postgresql":
-        pytest.skip("the wait callback only changes PostgreSQL's path (COPY is refused under psycogreen)")
+def test_green_connections_get_multi_row_inserts(tmp_path):
+    """The wait callback only changes PostgreSQL's path: COPY is refused under psycogreen."""
     from psycopg2.extensions import get_wait_callback, set_wait_callback
     from psycopg2.extras import wait_select
 
-    set_wait_callback(wait_select)  # what psycogreen installs; COPY would raise with it
-    try:
-        _write_both(database, lambda session, rows: bulk.insert_rows(session, things, COLUMNS, rows))
-    finally:
-        set_wait_callback(None)
-    assert get_wait_callback() is None
-    assert _stored(database, "bulk") == _stored(database, "core")
+    with scratch_database("postgresql", tmp_path, "shared_bulk_green") as database:
+        metadata.create_all(database.engine)
+        set_wait_callback(wait_select)  # what psycogreen installs; COPY would raise with it
+        try:
+            _write_both(database, lambda session, rows: bulk.insert_rows(session, things, COLUMNS, rows))
+        finally:
+            set_wait_callback(None)
+        assert get_wait_callback() is None
+        assert _stored(database, "bulk") == _stored(database, "core")
 
 
 def test_nothing_to_insert_is_a_no_op(database):
