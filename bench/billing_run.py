@@ -1,8 +1,11 @@
 """National billing run benchmark: N payers x M charges -> invoices, lines and outbox events.
 
-    .venv/bin/python -m bench.billing_run                      # 24,000 x 10 on SQLite and PostgreSQL
+    .venv/bin/python -m bench.billing_run                      # 24,000 x 10 on SQLite and PostgreSQL (twice)
     .venv/bin/python -m bench.billing_run --payers 2000 --backends sqlite
 
+Backends: `sqlite`; `postgresql` as a CLI-style process would run it (COPY);
+`postgresql_green` with psycopg2 in green mode as inside the nameko service, i.e. the
+`POST /billing-runs` path (multi-row INSERTs, every round trip through the wait callback).
 For each backend, in the same process and run:
 1. a fresh billing database (Alembic migrations) is seeded with the uninvoiced charges
    (Core bulk insert, not timed);
@@ -150,6 +153,18 @@ def reader_lines(database: Database) -> int:
 
 
 def bench(backend: str, payers: int, per_payer: int, folder: Path) -> dict:
+    if backend == "postgresql_green":
+        # psycopg2 in green mode, as psycogreen sets it inside the nameko service, i.e. the
+        # `POST /billing-runs` path: every round trip through a wait callback, and no COPY
+        # (shared.bulk falls back to multi-row INSERTs). Both sides are measured in this mode.
+        from psycopg2.extensions import set_wait_callback
+        from psycopg2.extras import wait_select
+
+        set_wait_callback(wait_select)
+        try:
+            return {**bench("postgresql", payers, per_payer, folder), "backend": backend}
+        finally:
+            set_wait_callback(None)
     urls = [fresh_url(backend, folder, "run"), fresh_url(backend, folder, "base"), fresh_url(backend, folder, "bulk")]
     try:
         database, target, bulk_target = Database(urls[0]), Database(urls[1]), Database(urls[2])
@@ -201,7 +216,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payers", type=int, default=24000)
     parser.add_argument("--charges-per-payer", type=int, default=10)
-    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--backends", default="sqlite,postgresql,postgresql_green",
+                        help="postgresql: a CLI-style process (COPY); postgresql_green: psycopg2 as inside the "
+                             "service (POST /billing-runs)")
     args = parser.parse_args(argv)
     if not 1 <= args.payers <= 100000 or not 1 <= args.charges_per_payer <= 50:
         parser.error("at most 100,000 payers and 50 charges each")
