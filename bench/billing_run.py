@@ -28,6 +28,7 @@ Bounded: it refuses more than 100,000 payers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import gc
 import os
@@ -45,7 +46,7 @@ from billing.domain.periods import billing_period
 from billing.messages.published import PUBLISHED
 from billing.service_layer import handlers
 from shared import bulk
-from shared.db import Database, drop_postgres_database, ensure_postgres_database
+from shared.db import Database, scratch_database
 from shared.unit_of_work import Origin, Producer, UnitsOfWork
 
 PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", os.environ.get(
@@ -59,14 +60,6 @@ VATS = ("standard", "standard", "exempt", "zero", "standard")
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
-
-
-def fresh_url(backend: str, folder: Path, label: str) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{folder / f'bench-{label}-{uuid.uuid4().hex[:6]}.db'}"
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/bench_billing_{label}_{uuid.uuid4().hex[:8]}"
-    ensure_postgres_database(url)
-    return url
 
 
 def seed(database: Database, payers: int, per_payer: int) -> None:
@@ -165,11 +158,11 @@ def bench(backend: str, payers: int, per_payer: int, folder: Path) -> dict:
             return {**bench("postgresql", payers, per_payer, folder), "backend": backend}
         finally:
             set_wait_callback(None)
-    urls = [fresh_url(backend, folder, "run"), fresh_url(backend, folder, "base"), fresh_url(backend, folder, "bulk")]
-    try:
-        database, target, bulk_target = Database(urls[0]), Database(urls[1]), Database(urls[2])
-        for db in (database, target, bulk_target):
-            db.upgrade("billing:migrations")
+    with contextlib.ExitStack() as databases:
+        database, target, bulk_target = (
+            databases.enter_context(scratch_database(backend, folder, f"bench_billing_{label}",
+                                                     migrations="billing:migrations", postgres_admin_url=PG_ADMIN_URL))
+            for label in ("run", "base", "bulk"))
         started = time.perf_counter()
         seed(database, payers, per_payer)
         seeded = time.perf_counter() - started
@@ -194,8 +187,6 @@ def bench(backend: str, payers: int, per_payer: int, folder: Path) -> dict:
         base_seconds, base_cpu, base_rows = baseline(database, target)
         gc.collect()
         bulk_seconds, _, _ = baseline(database, bulk_target, write=bulk.insert_dicts)
-        for db in (database, target, bulk_target):
-            db.dispose()
         return {"backend": backend, "payers": payers, "charges": payers * per_payer, "invoices": payers,
                 "lines": lines, "outbox_events": events, "seed_s": seeded, "run_s": run_seconds,
                 "rerun_s": rerun_seconds, "baseline_s": base_seconds, "baseline_rows": base_rows,
@@ -203,13 +194,6 @@ def bench(backend: str, payers: int, per_payer: int, folder: Path) -> dict:
                 "bulk_baseline_s": bulk_seconds, "bulk_ratio": bulk_seconds / run_seconds,
                 "run_cpu_s": run_cpu, "baseline_cpu_s": base_cpu, "cpu_ratio": base_cpu / run_cpu, "rows_per_s": (payers + lines + events) / run_seconds,
                 "peak_rss_mb": peak_rss_mb()}
-    finally:
-        if backend == "postgresql":
-            for url in urls:
-                try:
-                    drop_postgres_database(url)
-                except Exception:  # noqa: BLE001 - best effort cleanup
-                    pass
 
 
 def main(argv=None) -> int:

@@ -1,8 +1,8 @@
 """Reads and writes billing state through a unit of work's session (SQLAlchemy Core).
 
-Bulk paths (the billing run) insert with executemany in chunks and update
-charges with one set-based statement, so a national run stays a few
-round trips per thousand payers.
+The billing run inserts through `shared.bulk` (in its handlers) and marks the
+charges it read in bulk (`mark_documents_charges`), so a national run stays a
+few statements per thousand payers.
 """
 from __future__ import annotations
 
@@ -18,10 +18,6 @@ from billing.adapters.tables import (billing_runs, charges, document_lines, docu
                                      subscriptions)
 from billing.domain import invoicing
 from billing.domain.model import Affiliation, Charge, Payer
-from shared import bulk
-
-CHUNK = 5000
-
 
 def upsert(session, table, key: str | Sequence[str], values: dict) -> None:
     keys = [key] if isinstance(key, str) else list(key)
@@ -30,12 +26,6 @@ def upsert(session, table, key: str | Sequence[str], values: dict) -> None:
         session.execute(table.update().where(where).values(**values))
     else:
         session.execute(insert(table).values(**values))
-
-
-def insert_many(session, table, rows: list[dict]) -> None:
-    """Insert many rows of one shape in this transaction (shared.bulk: COPY on PostgreSQL, the driver's
-    executemany on SQLite; stored exactly as Core would store them)."""
-    bulk.insert_dicts(session, table, rows)
 
 
 # -- members ---------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from billing.domain import invoicing, model
 from billing.domain.invoicing import Operator
 from billing.domain.periods import BillingPeriod
 from billing.messages.published import PUBLISHED
+from shared import bulk
 from shared.envelope import Envelope
 from shared.http import Conflict, NotFound, RuleViolation
 from shared.messaging_tables import utcnow
@@ -372,9 +373,9 @@ def _issue(uow, drafts: list[_Draft], *, operator: Operator, issue_date: dt.date
                                     operator=operator.name, correlation_id=correlation_id, causation_id=causation_id)
             outbox_rows.append(outbox_row(envelope, f"payer:{pk}:{pid}", now))
             uow.published.append(envelope)
-    repository.insert_many(uow.session, documents, doc_rows)
-    repository.insert_many(uow.session, document_lines, line_rows)
-    repository.insert_many(uow.session, outbox, outbox_rows)
+    bulk.insert_dicts(uow.session, documents, doc_rows)
+    bulk.insert_dicts(uow.session, document_lines, line_rows)
+    bulk.insert_dicts(uow.session, outbox, outbox_rows)
     return doc_rows, line_rows
 
 

@@ -89,6 +89,24 @@ def _publish_ending(uow, ending: model.Ending) -> None:
                 aggregate=f"school:{ending.urn}")
 
 
+def _end_subscription(uow, sub: model.Subscription, day: dt.date, reason: str) -> model.Ending | None:
+    """End an SLA from `day` if it still runs then: recorded as ended and `subscription_ended` published."""
+    ending = model.end_from(sub, day, reason)
+    if ending is not None:
+        repository.record_ending(uow.session, ending, status="ended")
+        _publish_ending(uow, ending)
+    return ending
+
+
+def _carry_to_successor(uow, sub: model.Subscription, successor, day: dt.date, offering) -> model.Subscription:
+    """At a conversion an ended SLA carries on for the successor at the same frozen price: `subscription_started`."""
+    carried = model.moved_to_successor(sub, successor=successor, conversion_date=day)
+    repository.add_subscription(uow.session, carried)
+    uow.publish("subscription_started", subscription_payload(carried, successor, offering),
+                aggregate=f"school:{carried.urn}")
+    return carried
+
+
 def record_member_left(uow, payload: dict) -> list[model.Ending]:
     """A member left: its SLAs end from the leaving date (`subscription_ended`, reason left).
 
@@ -98,15 +116,10 @@ def record_member_left(uow, payload: dict) -> list[model.Ending]:
         session = uow.session
         left_on = payload["effective_date"]
         repository.update_member(session, payload["urn"], {"status": "left", "left_on": left_on})
-        endings = []
-        for sub in repository.covering_from(session, payload["urn"], left_on):
-            ending = model.end_from(sub, left_on, "left")
-            if ending is not None:
-                repository.record_ending(session, ending, status="ended")
-                _publish_ending(uow, ending)
-                endings.append(ending)
+        endings = [_end_subscription(uow, sub, left_on, "left")
+                   for sub in repository.covering_from(session, payload["urn"], left_on)]
         uow.commit()
-    return endings
+    return [ending for ending in endings if ending is not None]
 
 
 def record_conversion(uow, payload: dict) -> list[tuple[model.Ending, model.Subscription]]:
@@ -127,17 +140,10 @@ def record_conversion(uow, payload: dict) -> list[tuple[model.Ending, model.Subs
         successor = repository.member(session, new["urn"])
         moved = []
         for sub in repository.covering_from(session, old["urn"], day):
-            ending = model.end_from(sub, day, "converted")
-            if ending is None:
-                continue
-            carried = model.moved_to_successor(sub, successor=successor, conversion_date=day)
-            repository.record_ending(session, ending, status="ended")
-            repository.add_subscription(session, carried)
-            _publish_ending(uow, ending)
-            offering = repository.offering(session, sub.offering_code)
-            uow.publish("subscription_started", subscription_payload(carried, successor, offering),
-                        aggregate=f"school:{carried.urn}")
-            moved.append((ending, carried))
+            ending = _end_subscription(uow, sub, day, "converted")
+            if ending is not None:
+                carried = _carry_to_successor(uow, sub, successor, day, repository.offering(session, sub.offering_code))
+                moved.append((ending, carried))
         uow.commit()
     return moved
 
@@ -254,15 +260,10 @@ def withdraw_offering(uow, offering_code: str, effective_date: dt.date) -> list[
         for edition in on_sale:
             uow.publish("edition_priced", edition_payload(dataclasses.replace(edition, on_sale=False)),
                         aggregate=f"offering:{offering_code}")
-        endings = []
-        for sub in repository.of_offering_from(session, offering_code, effective_date):
-            ending = model.end_from(sub, effective_date, "withdrawn")
-            if ending is not None:
-                repository.record_ending(session, ending, status="ended")
-                _publish_ending(uow, ending)
-                endings.append(ending)
+        endings = [_end_subscription(uow, sub, effective_date, "withdrawn")
+                   for sub in repository.of_offering_from(session, offering_code, effective_date)]
         uow.commit()
-    return endings
+    return [ending for ending in endings if ending is not None]
 
 
 # -- quotes and purchases ----------------------------------------------------------------------
@@ -327,17 +328,9 @@ def _end_for_leaving(uow, session, sub: model.Subscription, member: model.KnownM
     """An SLA bought by a school whose leaving or conversion (already recorded, effective on a later day)
     falls inside its period ends from that day; at a conversion it carries on for the successor."""
     reason = "converted" if member.status == "converted" else "left"
-    ending = model.end_from(sub, member.left_on, reason)
-    if ending is None:
-        return
-    repository.record_ending(session, ending, status="ended")
-    _publish_ending(uow, ending)
-    if reason == "converted":
+    if _end_subscription(uow, sub, member.left_on, reason) is not None and reason == "converted":
         successor = repository.member(session, repository.member_row(session, member.urn).successor_urn)
-        carried = model.moved_to_successor(sub, successor=successor, conversion_date=member.left_on)
-        repository.add_subscription(session, carried)
-        uow.publish("subscription_started", subscription_payload(carried, successor, offering),
-                    aggregate=f"school:{carried.urn}")
+        _carry_to_successor(uow, sub, successor, member.left_on, offering)
 
 
 def cancel_subscription(uow, subscription_id: str, command: dict, today: dt.date) -> model.Ending:
