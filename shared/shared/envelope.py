@@ -3,11 +3,19 @@
 An envelope is JSON: `event_id` (UUID), `type` (past-tense snake_case),
 `version` (schema version of the payload), `occurred_at` (UTC, ISO 8601),
 `producer` (service), `operator` (organisation running the producer),
-`correlation_id`, `causation_id` and `payload`. The same facts are copied into
-AMQP properties and headers (`message_id`, `type`, `content_type`,
-`x-event-version`, `x-producer`, `x-operator`, `x-correlation-id`,
-`x-causation-id`, `x-occurred-at`) so a consumer that is not nameko can route
-and de-duplicate without parsing the body.
+`correlation_id`, `causation_id`, `payload`, and (added in a compatible way:
+`version` of existing events stays 1) `aggregate` and `sequence`: the identity
+of the thing the event is about (`school:100000`, `contact:C-1`,
+`payer:school:100000`) and that aggregate's strictly increasing number, given
+by the producer in the same transaction as the change. A consumer compares
+sequences of one aggregate to tell an older event from a newer one whatever
+the delivery order. Events written before sequencing carry neither (None).
+
+The same facts are copied into AMQP properties and headers (`message_id`,
+`type`, `content_type`, `x-event-version`, `x-producer`, `x-operator`,
+`x-correlation-id`, `x-causation-id`, `x-occurred-at`, `x-aggregate`,
+`x-sequence`) so a consumer that is not nameko can route, de-duplicate and
+order without parsing the body.
 """
 from __future__ import annotations
 
@@ -34,6 +42,8 @@ def amqp_headers(envelope: Mapping[str, Any]) -> dict[str, Any]:
         "x-correlation-id": envelope["correlation_id"],
         "x-causation-id": envelope.get("causation_id") or "",
         "x-occurred-at": envelope["occurred_at"],
+        **({"x-aggregate": envelope["aggregate"]} if envelope.get("aggregate") else {}),
+        **({"x-sequence": envelope["sequence"]} if envelope.get("sequence") is not None else {}),
     }
 
 
@@ -66,6 +76,8 @@ class EnvelopeSchema(Schema):
     correlation_id = fields.String(required=True, validate=validate.Length(min=1))
     causation_id = fields.String(required=True, allow_none=True)
     payload = fields.Dict(required=True)
+    aggregate = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
+    sequence = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
 
 
 _ENVELOPE_SCHEMA = EnvelopeSchema()  # stateless; built once, not per received message
@@ -84,6 +96,8 @@ class Envelope:
     correlation_id: str
     causation_id: str | None
     payload: dict[str, Any]
+    aggregate: str | None = None
+    sequence: int | None = None
 
     @classmethod
     def new(
@@ -97,6 +111,8 @@ class Envelope:
         correlation_id: str | None = None,
         causation_id: str | None = None,
         occurred_at: dt.datetime | None = None,
+        aggregate: str | None = None,
+        sequence: int | None = None,
     ) -> "Envelope":
         """A new event with a fresh id; it starts its own correlation unless given one."""
         event_id = str(uuid.uuid4())
@@ -110,9 +126,12 @@ class Envelope:
             correlation_id=correlation_id or event_id,
             causation_id=causation_id,
             payload=dict(payload),
+            aggregate=aggregate,
+            sequence=sequence,
         )
 
     def to_dict(self) -> dict[str, Any]:
+        ordering = {"aggregate": self.aggregate, "sequence": self.sequence} if self.aggregate else {}
         return {
             "event_id": self.event_id,
             "type": self.type,
@@ -123,6 +142,7 @@ class Envelope:
             "correlation_id": self.correlation_id,
             "causation_id": self.causation_id,
             "payload": self.payload,
+            **ordering,
         }
 
     def to_json(self) -> str:
@@ -154,6 +174,8 @@ class Envelope:
             correlation_id=loaded["correlation_id"],
             causation_id=loaded.get("causation_id"),
             payload=loaded["payload"],
+            aggregate=loaded.get("aggregate"),
+            sequence=loaded.get("sequence"),
         )
 
 
@@ -162,7 +184,7 @@ class ReceivedEvent:
     """An upstream event after its payload passed the consumer's own schema."""
 
     envelope: Envelope
-    payload: dict[str, Any]
+    payload: Any  # what the consumer's schema loads: a frozen dataclass of its own
 
     @property
     def event_id(self) -> str:
@@ -171,6 +193,16 @@ class ReceivedEvent:
     @property
     def type(self) -> str:
         return self.envelope.type
+
+    @property
+    def aggregate(self) -> str | None:
+        return self.envelope.aggregate
+
+    @property
+    def sequence(self) -> int | None:
+        """The producer's sequence number of this event within its aggregate (None on events
+        written before sequencing: they carry no order)."""
+        return self.envelope.sequence
 
 
 class PayloadSchemas:

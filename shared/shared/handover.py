@@ -28,6 +28,8 @@ runs it). Published on `<service>.events` by the new instance.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as dt
 import os
 import signal
@@ -43,7 +45,7 @@ from shared.archive import export_service, import_service, redacted
 from shared.db import Database
 from shared.envelope import Envelope, PayloadSchemas
 from shared.messaging_tables import define_messaging_tables, utcnow
-from shared.unit_of_work import outbox_row
+from shared.unit_of_work import outbox_row, take_sequences
 
 EVENT_TYPE = "function_handed_over"
 SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -82,15 +84,17 @@ class StillConsuming(Exception):
 def handed_over_envelope(service: str, from_operator: str, to_operator: str, effective_date: dt.date) -> Envelope:
     payload = PUBLISHED.build(EVENT_TYPE, 1, {"function": service, "from_operator": from_operator,
                                               "to_operator": to_operator, "effective_date": effective_date})
-    return Envelope.new(type=EVENT_TYPE, version=1, payload=payload, producer=service, operator=to_operator)
+    return Envelope.new(type=EVENT_TYPE, version=1, payload=payload, producer=service, operator=to_operator,
+                        aggregate=f"function:{service}")
 
 
 def outbox_writer(envelope: Envelope):
     """`extra_rows` for `import_service`: the event goes into the new outbox in the loading transaction."""
 
     def write(connection, tables) -> dict:
+        sequence = take_sequences(connection, {envelope.aggregate: 1})[envelope.aggregate]
         connection.execute(tables["outbox"].insert(),
-                           outbox_row(envelope, f"function:{envelope.producer}", utcnow()))
+                           outbox_row(dataclasses.replace(envelope, sequence=sequence), utcnow()))
         return {"handover_event": {"event_id": envelope.event_id, **envelope.payload}}
 
     return write

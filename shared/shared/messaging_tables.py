@@ -7,6 +7,13 @@
 - `inbox`: the ids of upstream events already applied, committed in the same
   transaction as their effect; a second delivery finds its id here and does
   nothing.
+- `event_sequences`: per aggregate (`school:100000`, `payer:mat:M1`...), the
+  last sequence number given to one of its events. A unit of work takes the
+  next numbers by updating this row, which locks it until commit, so two
+  transactions writing events of one aggregate are serialised there: their
+  outbox rows get ids (and sequence numbers) in commit order, and the relay,
+  which publishes in id order, sends one aggregate's events in sequence even
+  on PostgreSQL, where id order is otherwise not commit order.
 
 Times are naive UTC in both databases.
 """
@@ -23,8 +30,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-def define_messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
-    """Add `outbox` and `inbox` to a service's metadata; returns them."""
+def define_messaging_tables(metadata: sa.MetaData, *, sequencing: bool = True) -> tuple[sa.Table, sa.Table]:
+    """Add `outbox`, `inbox` and (with `sequencing`, as at head) `event_sequences` to a service's
+    metadata; returns outbox and inbox. `sequencing=False` is their shape before sequencing came."""
+    extra = [sa.Column("sequence", sa.BigInteger)] if sequencing else []
     outbox = sa.Table(
         "outbox",
         metadata,
@@ -39,6 +48,7 @@ def define_messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("last_error", sa.Text),
         sa.Column("sent_at", sa.DateTime),
+        *extra,
         sa.Index(
             "ix_outbox_unsent",
             "id",
@@ -55,16 +65,44 @@ def define_messaging_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column("producer", sa.String(100), nullable=False),
         sa.Column("handled_at", sa.DateTime, nullable=False),
     )
+    if sequencing:
+        define_event_sequences(metadata)
     return outbox, inbox
 
 
+def define_event_sequences(metadata: sa.MetaData) -> sa.Table:
+    """`event_sequences` (see the module docstring)."""
+    return sa.Table(
+        "event_sequences",
+        metadata,
+        sa.Column("aggregate", sa.String(200), primary_key=True),
+        sa.Column("last_sequence", sa.BigInteger, nullable=False),
+    )
+
+
 def create_messaging_tables(op) -> None:
-    """Alembic helper for a service's first migration: create outbox and inbox."""
-    metadata = sa.MetaData()
-    outbox, inbox = define_messaging_tables(metadata)
+    """Alembic helper for a service's first migration: outbox and inbox as they first were
+    (`add_event_sequencing` adds the rest in its own migration)."""
+    outbox, inbox = define_messaging_tables(sa.MetaData(), sequencing=False)
     bind = op.get_bind()
     outbox.create(bind)
     inbox.create(bind)
+
+
+def add_event_sequencing(op) -> None:
+    """Alembic helper: the outbox's `sequence` column and the `event_sequences` table.
+
+    Events written before this migration keep no sequence (NULL); consumers treat an
+    event without one as carrying no order information."""
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("sequence", sa.BigInteger))
+    define_event_sequences(sa.MetaData()).create(op.get_bind())
+
+
+def drop_event_sequencing(op) -> None:
+    op.drop_table("event_sequences")
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("sequence")
 
 
 def drop_messaging_tables(op) -> None:

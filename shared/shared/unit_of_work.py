@@ -11,6 +11,10 @@ Guarantees:
   handler returns) at least once.
 - Events published while handling an event carry its correlation id, and its
   event id as their causation id.
+- Every event carries its aggregate and that aggregate's next sequence number,
+  taken from `event_sequences` in the same transaction (the row stays locked
+  until commit), so one aggregate's numbers are strictly increasing, gap-free
+  and in commit order, and its outbox rows are in the same order.
 """
 from __future__ import annotations
 
@@ -20,13 +24,16 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-from sqlalchemy import insert
+import sqlalchemy as sa
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.db import Database
 from shared.envelope import Envelope, PayloadSchemas, ReceivedEvent
-from shared.messaging_tables import utcnow
+from shared.messaging_tables import define_event_sequences, utcnow
+from shared import bulk
 
 
 _INSERTS: dict = {}
@@ -42,12 +49,53 @@ def _insert_into(table):
     return statement
 
 
-def outbox_row(envelope: Envelope, aggregate: str, now: dt.datetime) -> dict[str, Any]:
-    """The outbox row of one event, due at once: the one shape every writer of the outbox uses
-    (`publish`, `publish_many`, and bulk writers that build their envelopes themselves)."""
+def outbox_row(envelope: Envelope, now: dt.datetime) -> dict[str, Any]:
+    """The outbox row of one event, due at once: the one shape every writer of the outbox uses."""
     return {"event_id": envelope.event_id, "event_type": envelope.type, "version": envelope.version,
-            "aggregate": aggregate, "body": envelope.to_json(), "created_at": now, "next_attempt_at": now,
-            "attempts": 0}
+            "aggregate": envelope.aggregate, "sequence": envelope.sequence, "body": envelope.to_json(),
+            "created_at": now, "next_attempt_at": now, "attempts": 0}
+
+
+_SEQUENCES = define_event_sequences(sa.MetaData())
+SEQUENCE_CHUNK = 1000
+
+
+def take_sequences(session: Session, counts: Mapping[str, int]) -> dict[str, int]:
+    """Reserve `counts[aggregate]` consecutive sequence numbers per aggregate in this transaction;
+    returns each aggregate's first. The aggregates' rows stay locked until the transaction ends.
+
+    One aggregate: one upsert that returns the new last number. Many (a bulk job): per chunk,
+    create the missing rows, lock and read them, then update them, in aggregate order so two
+    bulk jobs never lock in opposite orders."""
+    if not counts:
+        return {}
+    t = _SEQUENCES
+    # a Session or (the handover's import) a Connection
+    dialect = (session.get_bind() if hasattr(session, "get_bind") else session).dialect.name
+    make_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    if len(counts) == 1:
+        (aggregate, n), = counts.items()
+        statement = make_insert(t).values(aggregate=aggregate, last_sequence=n).on_conflict_do_update(
+            index_elements=[t.c.aggregate], set_={"last_sequence": t.c.last_sequence + n}
+        ).returning(t.c.last_sequence)
+        last = session.execute(statement).scalar_one()
+        return {aggregate: last - n + 1}
+    first: dict[str, int] = {}
+    ordered = sorted(counts)
+    for start in range(0, len(ordered), SEQUENCE_CHUNK):
+        chunk = ordered[start:start + SEQUENCE_CHUNK]
+        session.execute(make_insert(t).on_conflict_do_nothing(index_elements=[t.c.aggregate]),
+                        [{"aggregate": a, "last_sequence": 0} for a in chunk])
+        query = select(t.c.aggregate, t.c.last_sequence).where(t.c.aggregate.in_(chunk)).order_by(t.c.aggregate)
+        if dialect == "postgresql":
+            query = query.with_for_update()
+        current = dict(session.execute(query).all())
+        session.execute(update(t).where(t.c.aggregate == sa.bindparam("a")).values(
+            last_sequence=sa.bindparam("last")),
+            [{"a": a, "last": current[a] + counts[a]} for a in chunk])
+        for a in chunk:
+            first[a] = current[a] + 1
+    return first
 
 
 class EventAlreadyHandled(Exception):
@@ -116,10 +164,9 @@ class UnitOfWork:
         except IntegrityError:
             raise EventAlreadyHandled(event.event_id) from None
 
-    def _envelope(self, event_type: str, version: int, payload: Mapping[str, Any],
-                  occurred_at: dt.datetime | None = None) -> Envelope:
-        """The event in its envelope, its payload validated against the service's published schema."""
-        body = self._producer.schemas.build(event_type, version, payload)
+    def _envelope(self, event_type: str, version: int, body: dict[str, Any], aggregate: str,
+                  sequence: int, occurred_at: dt.datetime | None = None) -> Envelope:
+        """The event in its envelope; `body` is the payload already built by the published schema."""
         cause = self.origin.event
         return Envelope.new(
             type=event_type,
@@ -130,37 +177,56 @@ class UnitOfWork:
             correlation_id=cause.envelope.correlation_id if cause else self.origin.correlation_id,
             causation_id=cause.event_id if cause else None,
             occurred_at=occurred_at,
+            aggregate=aggregate,
+            sequence=sequence,
         )
 
     def publish(self, event_type: str, payload: Mapping[str, Any], *, aggregate: str, version: int = 1,
                 occurred_at: dt.datetime | None = None) -> Envelope:
-        """Add an event to the outbox; it is validated against the service's published schema."""
-        envelope = self._envelope(event_type, version, payload, occurred_at)
-        self.session.execute(_insert_into(self._outbox), outbox_row(envelope, aggregate, utcnow()))
+        """Add an event about `aggregate` to the outbox, with that aggregate's next sequence number;
+        the payload is validated against the service's published schema first (nothing is written
+        if it is invalid)."""
+        body = self._producer.schemas.build(event_type, version, payload)  # refused before a number is taken
+        sequence = take_sequences(self.session, {aggregate: 1})[aggregate]
+        envelope = self._envelope(event_type, version, body, aggregate, sequence, occurred_at)
+        self.session.execute(_insert_into(self._outbox), outbox_row(envelope, utcnow()))
         self.published.append(envelope)
         return envelope
 
-    def publish_many(self, events, *, version: int = 1, chunk_size: int = 1000) -> int:
-        """Add many events to the outbox in bulk: `events` yields (event_type, payload, aggregate).
+    def publish_many(self, events, *, version: int = 1, chunk_size: int = 5000) -> int:
+        """Add many events to the outbox in bulk: `events` yields (event_type, payload, aggregate), or
+        (event_type, payload, aggregate, occurred_at).
 
-        The same guarantees as `publish()` (each payload validated, same transaction,
-        outbox order = iteration order), with one multi-row INSERT per chunk, so a
-        bulk operation (an import, a renewal round, a billing run) does not pay a
+        The same guarantees as `publish()`: each payload validated against the published
+        schema before anything is written (one invalid payload writes nothing), the same
+        transaction, per-aggregate sequence numbers in iteration order, outbox order =
+        iteration order. Sequence numbers are reserved set-based (`take_sequences`) and rows
+        written with `shared.bulk`, so an import, a renewal round or a billing run pays no
         statement per event. Envelopes are not kept in `published`; returns the count."""
-        statement = _insert_into(self._outbox)
-        count, rows = 0, []
+        staged = []
+        counts: dict[str, int] = {}
+        for item in events:
+            event_type, payload, aggregate = item[0], item[1], item[2]
+            occurred_at = item[3] if len(item) > 3 else None
+            staged.append((event_type, self._producer.schemas.build(event_type, version, payload), aggregate,
+                           occurred_at))
+            counts[aggregate] = counts.get(aggregate, 0) + 1
+        if not staged:
+            return 0
+        next_number = take_sequences(self.session, counts)
         now = utcnow()
-        for event_type, payload, aggregate in events:
-            rows.append(outbox_row(self._envelope(event_type, version, payload), aggregate, now))
+        rows = []
+        for event_type, body, aggregate, occurred_at in staged:
+            sequence = next_number[aggregate]
+            next_number[aggregate] = sequence + 1
+            rows.append(outbox_row(self._envelope(event_type, version, body, aggregate, sequence, occurred_at), now))
             if len(rows) >= chunk_size:
-                self.session.execute(statement, rows)
-                count += len(rows)
+                bulk.insert_dicts(self.session, self._outbox, rows)
                 rows = []
         if rows:
-            self.session.execute(statement, rows)
-            count += len(rows)
-        self._published_in_bulk += count
-        return count
+            bulk.insert_dicts(self.session, self._outbox, rows)
+        self._published_in_bulk += len(staged)
+        return len(staged)
 
     def commit(self) -> None:
         if self._delay_before_commit:

@@ -6,6 +6,7 @@ a redelivered event changes nothing.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -26,7 +27,7 @@ from shared import bulk
 from shared.envelope import Envelope
 from shared.http import Conflict, NotFound, RuleViolation
 from shared.messaging_tables import utcnow
-from shared.unit_of_work import outbox_row
+from shared.unit_of_work import outbox_row, take_sequences
 
 EARLIEST = dt.date(1900, 1, 1)
 PAYERS_PER_CHUNK = 1000
@@ -327,6 +328,8 @@ def _issue(uow, drafts: list[_Draft], *, operator: Operator, issue_date: dt.date
     correlation_id = origin.event.envelope.correlation_id if origin.event else origin.correlation_id
     causation_id = origin.event.event_id if origin.event else None
     doc_rows, line_rows, outbox_rows = [], [], []
+    next_sequence = take_sequences(uow.session, collections.Counter(f"payer:{d.payer[0]}:{d.payer[1]}"
+                                                                    for d in drafts))
     for kind in ("invoice", "credit_note"):
         of_kind = [d for d in drafts if d.kind == kind]
         if not of_kind:
@@ -369,9 +372,13 @@ def _issue(uow, drafts: list[_Draft], *, operator: Operator, issue_date: dt.date
                     "payer": payer, "reason": draft.reason or "credit", "issue_date": issue_date,
                     "net_pence": total.net_pence, "vat_pence": total.vat_pence, "gross_pence": total.gross_pence,
                     "currency": "GBP"}
+            aggregate = f"payer:{pk}:{pid}"
+            sequence = next_sequence[aggregate]
+            next_sequence[aggregate] = sequence + 1
             envelope = Envelope.new(type=event_type, payload=payloads(event_type, body), producer="billing",
-                                    operator=operator.name, correlation_id=correlation_id, causation_id=causation_id)
-            outbox_rows.append(outbox_row(envelope, f"payer:{pk}:{pid}", now))
+                                    operator=operator.name, correlation_id=correlation_id, causation_id=causation_id,
+                                    aggregate=aggregate, sequence=sequence)
+            outbox_rows.append(outbox_row(envelope, now))
             uow.published.append(envelope)
     bulk.insert_dicts(uow.session, documents, doc_rows)
     bulk.insert_dicts(uow.session, document_lines, line_rows)

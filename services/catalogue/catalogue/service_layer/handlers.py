@@ -5,6 +5,7 @@ a refused command raises a `CatalogueRuleBroken` before anything is written.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import json
@@ -15,6 +16,7 @@ from decimal import Decimal
 from shared import bulk
 from shared.envelope import Envelope
 from shared.messaging_tables import utcnow
+from shared.unit_of_work import take_sequences
 
 from catalogue.adapters import repository
 from catalogue.adapters.tables import outbox, subscriptions
@@ -464,7 +466,7 @@ SUBSCRIPTION_COLUMNS = (
     "annual_price_pence", "breakdown", "census_date", "number_on_roll", "po_number", "purchased_by_name",
     "purchased_by_role", "purchased_on", "status", "quantity", "entitlements", "continues_subscription_id", "origin",
     "auto_renew", "covered_until")
-OUTBOX_COLUMNS = ("event_id", "event_type", "version", "aggregate", "body", "created_at", "next_attempt_at",
+OUTBOX_COLUMNS = ("event_id", "event_type", "version", "aggregate", "sequence", "body", "created_at", "next_attempt_at",
                   "attempts")
 
 
@@ -475,11 +477,10 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
     with uow:
         correlation_id = uow.origin.correlation_id
 
+        staged = []
+
         def add_event(event_type: str, payload: dict, urn: str) -> None:
-            envelope = Envelope.new(type=event_type, payload=payload, producer=SERVICE, operator=ctx.operator,
-                                    correlation_id=correlation_id, occurred_at=now)
-            envelopes.append(envelope)
-            outbox_rows.append((envelope.event_id, event_type, 1, f"school:{urn}", envelope.to_json(), now, now, 0))
+            staged.append((event_type, payload, f"school:{urn}"))
 
         for row in rows:
             offering = ctx.offerings[row.offering_code]
@@ -540,6 +541,16 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
                 _check(RENEWED_SCHEMA, payload)
             add_event("subscription_renewed", payload, row.urn)
             summary.renewed += 1
+        next_sequence = take_sequences(uow.session, collections.Counter(aggregate for _, _, aggregate in staged))
+        for event_type, payload, aggregate in staged:
+            sequence = next_sequence[aggregate]
+            next_sequence[aggregate] = sequence + 1
+            envelope = Envelope.new(type=event_type, payload=payload, producer=SERVICE, operator=ctx.operator,
+                                    correlation_id=correlation_id, occurred_at=now, aggregate=aggregate,
+                                    sequence=sequence)
+            envelopes.append(envelope)
+            outbox_rows.append((envelope.event_id, event_type, 1, aggregate, sequence, envelope.to_json(), now, now,
+                                0))
         bulk.insert_rows(uow.session, subscriptions, SUBSCRIPTION_COLUMNS, new_rows)
         bulk.insert_rows(uow.session, outbox, OUTBOX_COLUMNS, outbox_rows)
         repository.mark_expired(uow.session, expired_ids)
