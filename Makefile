@@ -42,6 +42,7 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m deploy.contracts --check
 	$(BIN)/python -m deploy.links --check
+	$(BIN)/python -m deploy.topology --check
 
 test: install lint
 	$(BIN)/python -m pytest shared/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rs

@@ -145,6 +145,59 @@ def ensure_broker(amqp_uri: str) -> None:
                      "rabbitmq-server && rabbitmq-server -detached`) or set AMQP_URI to a broker you can reach.")
 
 
+def ensure_management(amqp_uri: str) -> None:
+    """The topology is applied through RabbitMQ's management API: enable the plugin on a local broker
+    whose API does not answer (enabling a plugin does not restart the broker)."""
+    from shared import topology
+
+    management = topology.Management.for_amqp_uri(amqp_uri, url=os.environ.get("RABBITMQ_MANAGEMENT_URL"))
+    try:
+        management.request("GET", "/api/overview")
+        return
+    except topology.TopologyError:
+        pass
+    if shutil.which("rabbitmq-plugins"):
+        print("enabling RabbitMQ's management plugin (the topology is applied through it) ...", flush=True)
+        subprocess.run(["rabbitmq-plugins", "enable", "--quiet", "rabbitmq_management"], check=False,
+                       capture_output=True, timeout=120)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                management.request("GET", "/api/overview")
+                return
+            except topology.TopologyError:
+                time.sleep(1)
+    raise SystemExit(f"RabbitMQ's management API does not answer at {management.url}: enable the "
+                     "rabbitmq_management plugin, or set RABBITMQ_MANAGEMENT_URL.")
+
+
+def local_passwords(path: Path = ROOT / "var" / "broker-passwords.json") -> dict[str, str]:
+    """Each service's broker password for local runs: made once, kept in var/ (not committed), mode 600."""
+    import json
+    import secrets
+
+    passwords = json.loads(path.read_text()) if path.exists() else {}
+    if any(spec.name not in passwords for spec in SERVICES):
+        passwords = {spec.name: passwords.get(spec.name) or secrets.token_urlsafe(24) for spec in SERVICES}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(passwords, indent=2))
+        path.chmod(0o600)
+    return passwords
+
+
+def provision_broker(admin_amqp_uri: str, passwords: dict[str, str], *, user_prefix: str = "",
+                     settings: dict | None = None) -> dict[str, str]:
+    """Apply the whole topology to the vhost of `admin_amqp_uri` (an administrator's URI) and return each
+    service's own AMQP URI (user `<user_prefix><service>`, password from `passwords` by service name)."""
+    from deploy import topology as deploy_topology
+    from shared.topology import amqp_uri_for
+
+    users = {f"{user_prefix}{spec.name}": passwords[spec.name] for spec in SERVICES}
+    deploy_topology.apply(admin_amqp_uri, passwords=users, settings=settings, user_prefix=user_prefix)
+    return {spec.name: amqp_uri_for(admin_amqp_uri, f"{user_prefix}{spec.name}", passwords[spec.name])
+            for spec in SERVICES}
+
+
 def database_url_for(name: str) -> str:
     explicit = os.environ.get(f"{name.upper()}_DATABASE_URL")
     if explicit:
@@ -160,11 +213,17 @@ def main() -> None:
 
     amqp_uri = os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
     ensure_broker(amqp_uri)
+    ensure_management(amqp_uri)
+    # AMQP_URI is an administrator's: it provisions the topology and one user per service, and
+    # each service then runs with its own least-privilege user.
+    service_uris = provision_broker(amqp_uri, local_passwords())
+    print("broker topology applied (deploy/rabbitmq/definitions.json; users' passwords in "
+          "var/broker-passwords.json)", flush=True)
     processes = []
     for spec in SERVICES:
         url = database_url_for(spec.name)
         ensure_postgres_database(url)
-        processes.append(ServiceProcess(spec, amqp_uri=amqp_uri, database_url=url))
+        processes.append(ServiceProcess(spec, amqp_uri=service_uris[spec.name], database_url=url))
 
     def stop_all(*_):
         print("\nstopping services ...", flush=True)

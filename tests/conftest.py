@@ -27,6 +27,12 @@ from deploy.local import SERVICES, SPECS, ServiceProcess  # noqa: E402
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 TEST_EVENT_SETTINGS = {"EVENT_RETRY_DELAYS_MS": "[200, 500]", "EVENT_DELIVERY_LIMIT": "5",
                        "EVENT_RELAY_MAX_BACKOFF_SECONDS": "2"}
+# The broker topology of a test vhost is provisioned with the same settings the services run with.
+TEST_TOPOLOGY_SETTINGS = {"retry_delays_ms": [200, 500], "delivery_limit": 5}
+# Test services run as their own least-privilege broker users, `test-<service>`, as in a deployment;
+# the prefix keeps them apart from the users a local `make run` provisions on the same broker.
+TEST_USER_PREFIX = "test-"
+TEST_BROKER_PASSWORDS = {spec.name: uuid.uuid4().hex for spec in SERVICES}
 
 
 def rabbitmqctl(*args: str) -> str:
@@ -37,13 +43,22 @@ def rabbitmqctl(*args: str) -> str:
 
 
 class Vhost:
-    """A throwaway RabbitMQ virtual host for one test session."""
+    """A throwaway RabbitMQ virtual host for one test, provisioned as a deployment is: the whole
+    topology applied (`deploy/topology.py`) and one least-privilege user per service.
+    `amqp_uri` is guest's (an administrator: tests publish upstream events and inspect queues
+    with it); `service_uris[name]` is what each service runs with."""
 
-    def __init__(self):
+    def __init__(self, *, provision: bool = True):
         self.name = f"test-{uuid.uuid4().hex[:10]}"
         rabbitmqctl("add_vhost", self.name)
         rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
         self.amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{self.name}"
+        self.service_uris: dict[str, str] = {}
+        if provision:
+            from deploy.local import provision_broker
+
+            self.service_uris = provision_broker(self.amqp_uri, TEST_BROKER_PASSWORDS, user_prefix=TEST_USER_PREFIX,
+                                                 settings=TEST_TOPOLOGY_SETTINGS)
 
     def delete(self):
         try:
@@ -116,12 +131,18 @@ class Stack:
         self.processes: dict[str, ServiceProcess] = {}
         self.database_urls: dict[str, str] = {}
 
+    def service_amqp_uri(self, name: str) -> str:
+        """The service's own broker user on this stack's vhost (provisioned by `Vhost`)."""
+        from shared.topology import amqp_uri_for
+
+        return amqp_uri_for(self.amqp_uri, f"{TEST_USER_PREFIX}{name}", TEST_BROKER_PASSWORDS[name])
+
     def start(self, *names: str, wait: bool = True) -> "Stack":
         names = names or tuple(spec.name for spec in SERVICES)
         for name in names:
             if name not in self.database_urls:
                 self.database_urls[name] = self.databases.url(name)
-            proc = ServiceProcess(SPECS[name], amqp_uri=self.amqp_uri, database_url=self.database_urls[name],
+            proc = ServiceProcess(SPECS[name], amqp_uri=self.service_amqp_uri(name), database_url=self.database_urls[name],
                                   port=free_port(), log_path=self.log_dir / f"{name}.log", extra_env=self.extra_env)
             self.processes[name] = proc.start()
         if wait:

@@ -17,8 +17,10 @@ nameko 2.14.1 acks a message whose handler raised (it is lost) or, with
   queue with the error, the attempt count and the time recorded in headers;
 - if the copy cannot be published (broker trouble) the original is requeued,
   never acked, so nothing is lost;
-- consumes from a quorum queue with a delivery limit, so even a message that
-  kills the process every time ends in the dead-letter queue.
+- consumes from a quorum queue whose policy sets a delivery limit, so even a
+  message that kills the process every time ends in the dead-letter queue; the
+  queues, exchanges and policies are provisioned beforehand (`shared.topology`),
+  the handler declares only its own queue, with the provisioned arguments.
 """
 from __future__ import annotations
 
@@ -38,8 +40,7 @@ from nameko.messaging import QueueConsumer
 from shared.config import events_settings
 from shared.envelope import Envelope, ReceivedEvent
 from shared.metrics import metrics_for
-from shared.topology import (dead_letter_queue_name, declare_handler_topology, handler_queue_arguments,
-                             retry_name)
+from shared.topology import dead_letter_exchange, dead_letter_queue_name, handler_queue_arguments, retry_name
 from shared.unit_of_work import EventAlreadyHandled
 
 log = logging.getLogger(__name__)
@@ -142,12 +143,12 @@ class ReliableEventHandler(EventHandler):
         self.retry_delays_ms = settings["retry_delays_ms"]
         self.delivery_limit = settings["delivery_limit"]
         self.service_name = self.container.service_name
-        self.queue.queue_arguments = handler_queue_arguments(self.queue.name, self.delivery_limit)
+        # Declared exactly as provisioned (shared.topology): limits and dead-lettering are policies.
+        self.queue.queue_arguments = handler_queue_arguments()
         self.metrics = metrics_for(self.service_name)
         self.amqp_uri = self.container.config["AMQP_URI"]
         self.republisher = _republisher(self.amqp_uri)
         self._quiesced = False
-        self._declare_topology()
 
     # -- quiescing (handover: stop consuming while the relay drains) ------------------------------
     @property
@@ -171,14 +172,6 @@ class ReliableEventHandler(EventHandler):
     def stop(self):
         if not self.quiesced:  # a quiesced handler is already unregistered (twice would fail)
             super().stop()
-
-    def _declare_topology(self) -> None:
-        with Connection(self.amqp_uri, connect_timeout=5) as connection:
-            connection.ensure_connection(max_retries=None, interval_start=0.5, interval_step=1, interval_max=5)
-            declare_handler_topology(
-                connection.default_channel, source=self.source_service, event_type=self.event_type,
-                service=self.service_name, method=self.method_name, delivery_limit=self.delivery_limit,
-                retry_delays_ms=self.retry_delays_ms)
 
     # -- receiving ----------------------------------------------------------------------------
     def handle_message(self, body, message):
@@ -255,7 +248,8 @@ class ReliableEventHandler(EventHandler):
             "x-original-routing-key": message.delivery_info.get("routing_key", ""),
         })
         try:
-            self.republisher.publish(message.body, exchange="", routing_key=dead_letter_queue_name(self.queue.name),
+            self.republisher.publish(message.body, exchange=dead_letter_exchange(self.service_name),
+                                     routing_key=dead_letter_queue_name(self.queue.name),
                                      properties=_copied_properties(message), headers=headers)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not dead-letter %s (%s); requeued", event_type, exc)

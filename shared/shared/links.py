@@ -24,13 +24,12 @@ Shovels use `ack-mode: on-confirm`: a message leaves its source queue only
 after the destination broker confirmed it, so a link that breaks loses
 nothing; it may deliver twice, which the consumers' inboxes absorb.
 
-Queues on the new broker are declared here, before any shovel starts, with the
-arguments the new instance will use (quorum, delivery limit, dead-letter
-routing), because a shovel would otherwise declare a plain classic queue that
-the service could then not consume (PRECONDITION_FAILED). RabbitMQ 3.10's
-shovel validation rejects `x-dead-letter-routing-key` in `src/dest-queue-args`,
-so the definitions carry no queue arguments: the queues exist already and a
-declaration without arguments of an existing queue succeeds.
+The moved service's topology on the new broker (its queues, policies, exchanges,
+archive and broker user's permissions: `shared.topology`) is provisioned before any
+shovel starts, because a shovel would otherwise declare a plain classic queue that
+the service could then not consume (PRECONDITION_FAILED). The shovel definitions
+carry no queue arguments: the queues exist already and a declaration without
+arguments of an existing queue succeeds.
 """
 from __future__ import annotations
 
@@ -44,20 +43,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from kombu import Connection, Exchange, Queue
-
-from shared.topology import (dead_letter_queue, dead_letter_queue_name, declare_handler_topology,
-                             handler_queue_arguments, handler_queue_name, retry_exchange_and_queue, retry_name)
+from shared import topology
+from shared.topology import Handler, ServiceTopology, handler_queue_name
 
 PLUGINS = ("rabbitmq_shovel", "rabbitmq_shovel_management")
-
-
-@dataclasses.dataclass(frozen=True)
-class Handler:
-    source: str
-    event_type: str
-    method: str
-    queue: str
 
 
 def service_class(service: str):
@@ -85,6 +74,16 @@ def handlers_of(service: str) -> list[Handler]:
                                      handler_queue_name(entrypoint.source_service, entrypoint.event_type,
                                                         cls.name, method_name)))
     return sorted(found, key=lambda h: h.queue)
+
+
+def topology_of(service: str) -> ServiceTopology:
+    """What `service` (a name, or `module:Class`) needs of the broker, read from its class."""
+    from nameko.rpc import Rpc
+
+    cls = service_class(service)
+    serves_rpc = any(isinstance(entrypoint, Rpc) for _, method in inspect.getmembers(cls, inspect.isfunction)
+                     for entrypoint in getattr(method, "nameko_entrypoints", ()))
+    return ServiceTopology(cls.name, tuple(handlers_of(service)), serves_rpc)
 
 
 def vhost_of(uri: str) -> str:
@@ -117,73 +116,53 @@ def plan(service: str, *, old_uri: str, new_uri: str, label: str) -> list[dict[s
 def definitions(service: str, *, old_uri: str, new_uri: str, label: str, shovel_vhost: str,
                 delivery_limit: int, retry_delays_ms: list[int]) -> dict:
     """A RabbitMQ definitions document (`rabbitmqctl import_definitions`) for the new broker:
-    the moved service's queues, exchanges and bindings there, and the shovels."""
+    the moved service's provisioned topology (`shared.topology`), the outbound queue and the shovels."""
     vhost = shovel_vhost
-    exchanges, queues, bindings = {}, {}, []
-
-    def exchange(name, type_="topic"):
-        exchanges[name] = {"name": name, "vhost": vhost, "type": type_, "durable": True, "auto_delete": False,
-                           "internal": False, "arguments": {}}
-
-    def queue(name, arguments):
-        queues[name] = {"name": name, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": arguments}
-
-    handlers = handlers_of(service)
-    for handler in handlers:
-        exchange(f"{handler.source}.events")
-        queue(handler.queue, handler_queue_arguments(handler.queue, delivery_limit))
-        queue(dead_letter_queue_name(handler.queue), dead_letter_queue(handler.queue).queue_arguments)
-        bindings.append({"source": f"{handler.source}.events", "vhost": vhost, "destination": handler.queue,
-                         "destination_type": "queue", "routing_key": handler.event_type, "arguments": {}})
-    for delay in retry_delays_ms if handlers else ():
-        name = retry_name(service, delay)
-        exchange(name, "fanout")
-        queue(name, retry_exchange_and_queue(service, delay)[1].queue_arguments)
-        bindings.append({"source": name, "vhost": vhost, "destination": name, "destination_type": "queue",
-                         "routing_key": "", "arguments": {}})
-    exchange(f"{service}.events")
-    queue(outbound_queue(service, label), {"x-queue-type": "quorum"})
-    bindings.append({"source": f"{service}.events", "vhost": vhost, "destination": outbound_queue(service, label),
-                     "destination_type": "queue", "routing_key": "#", "arguments": {}})
-    return {
-        "exchanges": sorted(exchanges.values(), key=lambda e: e["name"]),
-        "queues": sorted(queues.values(), key=lambda q: q["name"]),
-        "bindings": bindings,
-        "parameters": [{"vhost": vhost, "component": "shovel", "name": s["name"], "value": s["value"]}
-                       for s in plan(service, old_uri=old_uri, new_uri=new_uri, label=label)],
-    }
+    document = topology.definitions([topology_of(service)], delivery_limit=delivery_limit,
+                                    retry_delays_ms=retry_delays_ms)
+    document["queues"].append({"name": outbound_queue(service, label), "durable": True, "auto_delete": False,
+                               "arguments": {"x-queue-type": "quorum"}})
+    document["bindings"].append({"source": f"{service}.events", "destination": outbound_queue(service, label),
+                                 "destination_type": "queue", "routing_key": "#", "arguments": {}})
+    for kind in ("exchanges", "queues", "bindings", "policies"):
+        for item in document[kind]:
+            item["vhost"] = vhost
+    document["permissions"] = [{**p, "vhost": vhost} for p in document["permissions"]]
+    document["parameters"] = [{"vhost": vhost, "component": "shovel", "name": s["name"], "value": s["value"]}
+                              for s in plan(service, old_uri=old_uri, new_uri=new_uri, label=label)]
+    return document
 
 
 # -- applying -------------------------------------------------------------------------------------
 def declare(service: str, *, old_amqp: str, new_amqp: str, label: str, delivery_limit: int,
-            retry_delays_ms: list[int]) -> dict:
-    """Declare what the shovels need before they start (idempotent); `*_amqp` as this host reaches them."""
-    handlers = handlers_of(service)
-    with Connection(new_amqp, connect_timeout=5) as connection:
-        channel = connection.default_channel
-        for handler in handlers:
-            declare_handler_topology(channel, source=handler.source, event_type=handler.event_type,
-                                     service=service, method=handler.method, delivery_limit=delivery_limit,
-                                     retry_delays_ms=retry_delays_ms)
-        events = Exchange(f"{service}.events", type="topic", durable=True, auto_delete=False)
-        events(channel).declare()
-        Queue(outbound_queue(service, label), exchange=events, routing_key="#", durable=True, auto_delete=False,
-              queue_arguments={"x-queue-type": "quorum"})(channel).declare()
+            retry_delays_ms: list[int], passwords: dict[str, str] | None = None) -> dict:
+    """Provision what the shovels need before they start (idempotent), through each broker's management
+    API (reached at the AMQP URI's host, port 15672, with its credentials); `*_amqp` as this host
+    reaches them. The moved service's full topology goes to the new broker; on the old one, its
+    handler queues (so events published from now on are kept for the new instance)."""
     from shared.handover import queue_consumers
 
-    on_old = queue_consumers(old_amqp, [h.queue for h in handlers])
+    moved = topology_of(service)
+    vhost_new = vhost_of(new_amqp)
+    document = topology.definitions([moved], delivery_limit=delivery_limit, retry_delays_ms=retry_delays_ms)
+    document["queues"].append({"name": outbound_queue(service, label), "durable": True, "auto_delete": False,
+                               "arguments": {"x-queue-type": "quorum"}})
+    document["bindings"].append({"source": f"{service}.events", "destination": outbound_queue(service, label),
+                                 "destination_type": "queue", "routing_key": "#", "arguments": {}})
+    new_management = topology.Management.for_amqp_uri(new_amqp)
+    existing = {u["name"] for u in new_management.request("GET", "/api/users") or []}
+    if service not in existing and not (passwords or {}).get(service):
+        document["permissions"] = []  # the new operator creates its service's user with its own password
+    topology.apply(new_management, document, vhost=vhost_new, passwords=passwords)
+    on_old = queue_consumers(old_amqp, [h.queue for h in moved.handlers])
     missing_on_old = [queue for queue, state in on_old.items() if state.get("missing")]
-    with Connection(old_amqp, connect_timeout=5) as connection:
-        channel = connection.default_channel
-        Exchange(f"{service}.events", type="topic", durable=True, auto_delete=False)(channel).declare()
-        # A handler never started on the old broker gets its queue there now, so
-        # events published from now on are kept for the new instance.
-        for handler in handlers:
-            if handler.queue in missing_on_old:
-                declare_handler_topology(channel, source=handler.source, event_type=handler.event_type,
-                                         service=service, method=handler.method, delivery_limit=delivery_limit,
-                                         retry_delays_ms=retry_delays_ms)
-    return {"declared_on_new": [h.queue for h in handlers] + [outbound_queue(service, label)],
+    if missing_on_old:
+        # A handler never started on the old broker gets its queue there now, with the old
+        # broker's own topology for it (policies, dead-letter and retry paths).
+        old_document = topology.definitions([moved], delivery_limit=delivery_limit, retry_delays_ms=retry_delays_ms)
+        old_document["permissions"] = []
+        topology.apply(topology.Management.for_amqp_uri(old_amqp), old_document, vhost=vhost_of(old_amqp))
+    return {"declared_on_new": [h.queue for h in moved.handlers] + [outbound_queue(service, label)],
             "declared_on_old": missing_on_old}
 
 

@@ -17,6 +17,26 @@ Handing a function to another operator (docs/handover.md):
     partnership-ops link-brokers --service scheduling --old-amqp URI --new-amqp URI --label mat [--enable-plugin]
     partnership-ops erase     --service billing --database URL --archive billing.tar.gz
 
+The broker's topology and the event archive (`shared.topology`, `shared.event_archive`):
+
+    partnership-ops topology apply --service membership --service catalogue ... [--config ...]
+                              [--definitions deploy/rabbitmq/definitions.json] [--vhost V] [--user-prefix P]
+    partnership-ops topology check  (same arguments: exit 1 and a list of what differs)
+    partnership-ops topology print  (the definitions document, as generated from the code)
+    partnership-ops tail      [--producer billing ...] [--type invoice_issued ...] [--from first|last|next|OFFSET|TIME]
+                              [--follow] [--limit N]
+    partnership-ops replay    --queue evt-membership-member_joined--billing.on_member_joined
+                              [--from first|OFFSET|TIME] [--until TIME]
+
+`topology apply` provisions exchanges, queues, the archive streams, bindings,
+policies, and one user per service with least-privilege permissions (passwords
+from `PARTNERSHIP_AMQP_PASSWORD_<SERVICE>` or `--passwords-file`, a JSON object
+user -> password), through the management API of the broker `AMQP_URI` names
+(`--admin-uri` for an administrator's credentials, `--management-url` if it is
+not on port 15672 of that host); it is idempotent. `tail` prints archived events
+as JSON lines; `replay` re-sends one handler's events from the archive to that
+handler's queue only (its inbox drops what it already applied).
+
 `dead-letters` lists every dead-lettered event of the service's handlers with
 its reason, error, attempts and time, without consuming anything.
 `redeliver` moves dead-lettered events back to the queue of the handler that
@@ -47,7 +67,7 @@ from sqlalchemy import MetaData, func, select
 from shared.config import load_config
 from shared.db import Database
 from shared.messaging_tables import define_messaging_tables, utcnow
-from shared.topology import dead_letter_queue_name
+from shared.topology import dead_letter_queue_name, requeue_exchange, service_of_queue
 
 
 def handler_queues(service_path: str) -> list[str]:
@@ -109,8 +129,10 @@ def redeliver(amqp_uri: str, queues: list[str], event_ids: set[str] | None) -> i
                                "x-producer", "x-operator", "x-correlation-id", "x-causation-id", "x-occurred-at")}
                 headers["x-redelivered-from"] = dead
                 properties.headers = headers
-                # The default exchange routes by queue name: back to this handler only.
-                channel.basic_publish("", queue, body, properties, mandatory=True)
+                # The service's requeue exchange binds each of its handler queues by name: back to
+                # this handler only.
+                channel.basic_publish(requeue_exchange(service_of_queue(queue)), queue, body, properties,
+                                      mandatory=True)
                 channel.basic_ack(method.delivery_tag)
                 moved += 1
     finally:
@@ -305,11 +327,122 @@ def _link_brokers(args) -> dict:
     return report
 
 
+def _add_event_commands(commands) -> None:
+    import os
+
+    env = os.environ.get
+    sub = commands.add_parser("topology", help="provision or check the broker topology and users")
+    sub.add_argument("action", choices=("apply", "check", "print"))
+    sub.add_argument("--service", action="append", help="a service whose topology to generate from its code "
+                                                        "(repeatable); or --definitions")
+    sub.add_argument("--definitions", help="a definitions document (deploy/rabbitmq/definitions.json)")
+    sub.add_argument("--config", help="a service config.yml for the delivery limit and retry delays "
+                                      "(default: the defaults)")
+    sub.add_argument("--archive-max-age", default=env("EVENT_ARCHIVE_MAX_AGE"),
+                     help="archive retention, RabbitMQ's max-age form (default 13M)")
+    sub.add_argument("--amqp", default=env("AMQP_URI"), help="the broker and vhost (default $AMQP_URI)")
+    sub.add_argument("--admin-uri", default=env("RABBITMQ_ADMIN_URI"),
+                     help="an administrator's AMQP URI for the management API (default --amqp)")
+    sub.add_argument("--management-url", default=env("RABBITMQ_MANAGEMENT_URL"))
+    sub.add_argument("--vhost", help="default: --amqp's")
+    sub.add_argument("--user-prefix", default="", help="broker user names are <prefix><service>")
+    sub.add_argument("--passwords-file", help="JSON object user -> password (e.g. a mounted secret)")
+
+    sub = commands.add_parser("tail", help="print archived events (JSON lines)")
+    sub.add_argument("--amqp", default=env("AMQP_URI"))
+    sub.add_argument("--producer", action="append", help="repeatable; default every one of --known")
+    sub.add_argument("--known", default="membership,catalogue,billing,scheduling",
+                     help="producers to read when no --producer is given")
+    sub.add_argument("--type", action="append", help="only this event type (repeatable)")
+    sub.add_argument("--from", dest="start", default=None, help="first (default), last, next, an offset, a time")
+    sub.add_argument("--follow", action="store_true", help="keep printing new events (one producer)")
+    sub.add_argument("--limit", type=int, default=1_000_000)
+    sub.add_argument("--timeout", type=float, default=3600.0)
+
+    sub = commands.add_parser("replay", help="re-send archived events to one handler queue")
+    sub.add_argument("--amqp", default=env("AMQP_URI"))
+    sub.add_argument("--queue", required=True, help="the handler queue, evt-<source>-<type>--<service>.<method>")
+    sub.add_argument("--from", dest="start", default=None, help="first (default), an offset or a time")
+    sub.add_argument("--until", help="last time to replay (default: now)")
+    sub.add_argument("--timeout", type=float, default=600.0)
+
+
+def _passwords(args, users: list[str]) -> dict[str, str]:
+    import os
+
+    passwords = {}
+    if args.passwords_file:
+        with open(args.passwords_file, encoding="utf-8") as handle:
+            passwords.update(json.load(handle))
+    for user in users:
+        variable = f"PARTNERSHIP_AMQP_PASSWORD_{user.upper().replace('-', '_')}"
+        if os.environ.get(variable):
+            passwords.setdefault(user, os.environ[variable])
+    return passwords
+
+
+def run_event_command(parser, args) -> tuple[int, object]:
+    from shared import event_archive, links, topology
+    from shared.config import events_settings
+
+    if args.command == "topology":
+        if args.definitions:
+            with open(args.definitions, encoding="utf-8") as handle:
+                document = json.load(handle)
+        elif args.service:
+            settings = events_settings(load_config(args.config) if args.config else {})
+            document = topology.definitions(
+                [links.topology_of(name) for name in args.service], delivery_limit=settings["delivery_limit"],
+                retry_delays_ms=settings["retry_delays_ms"],
+                archive_max_age=args.archive_max_age or topology.ARCHIVE_MAX_AGE, user_prefix=args.user_prefix)
+        else:
+            parser.error("topology needs --service NAME (repeatable) or --definitions FILE")
+        if args.action == "print":
+            return 0, document
+        _require(parser, args, "amqp")
+        admin = args.admin_uri or args.amqp
+        management = topology.Management.for_amqp_uri(admin, url=args.management_url)
+        vhost = args.vhost or links.vhost_of(args.amqp)
+        if args.action == "apply":
+            users = [p["user"] for p in document.get("permissions", [])]
+            return 0, topology.apply(management, document, vhost=vhost, passwords=_passwords(args, users))
+        problems = topology.check(management, document, vhost=vhost)
+        return (1 if problems else 0), {"vhost": vhost, "matches": not problems, "problems": problems}
+    _require(parser, args, "amqp")
+    if args.command == "tail":
+        producers = args.producer or [p for p in args.known.split(",") if p]
+        count = event_archive.tail(args.amqp, producers, start=event_archive.parse_start(args.start),
+                                   types=set(args.type) if args.type else None, follow=args.follow,
+                                   timeout=args.timeout, limit=args.limit,
+                                   emit=lambda item: print(json.dumps(item, default=str), flush=True))
+        return 0, {"events": count}
+    if args.command == "replay":
+        source, event_type = _queue_source(args.queue)
+        until = event_archive.parse_start(args.until) if args.until else None
+        return 0, event_archive.replay(args.amqp, args.queue, source=source, event_type=event_type,
+                                       start=event_archive.parse_start(args.start), until=until,
+                                       timeout=args.timeout)
+    raise AssertionError(args.command)
+
+
+def _queue_source(queue: str) -> tuple[str, str]:
+    """`evt-<source>-<type>--<service>.<method>` -> (source, type)."""
+    head = queue.split("--", 1)[0]
+    if not head.startswith("evt-") or "-" not in head[4:]:
+        raise LookupError(f"{queue!r} is not a handler queue (evt-<source>-<type>--<service>.<method>)")
+    source, _, event_type = head[4:].partition("-")
+    return source, event_type
+
+
+EVENT_COMMANDS = ("topology", "tail", "replay")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="partnership-ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_handover_commands(commands)
+    _add_event_commands(commands)
     for name in ("dead-letters", "redeliver"):
         sub = commands.add_parser(name)
         sub.add_argument("--config", required=True)
@@ -335,6 +468,17 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(json.dumps(report, indent=2, default=str))
         return 0
+    if args.command in EVENT_COMMANDS:
+        from shared.topology import TopologyError
+
+        try:
+            status, report = run_event_command(parser, args)
+        except (TopologyError, LookupError, ValueError, OSError, pika.exceptions.AMQPError) as exc:
+            print(json.dumps({"command": args.command, "failed": f"{type(exc).__name__}: {exc}"}), file=sys.stderr)
+            return 2
+        if args.command != "tail":
+            print(json.dumps(report, indent=2, default=str))
+        return status
     config = load_config(args.config)
     if args.command == "outbox":
         print(json.dumps(outbox_report(config["DATABASE_URL"]), indent=2))

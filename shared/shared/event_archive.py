@@ -1,0 +1,167 @@
+"""Reading the event archive: every producer's stream `<producer>.events.archive` (`shared.topology`).
+
+The archive keeps every event a producer published, in publish order, for the retention
+the topology's policy gives it (13 months by default), whether or not anyone consumed it.
+Two uses:
+
+- `tail()`: print events live, or from a point (an offset, a time, `first`), filtered by
+  producer and type; read-only, it changes nothing on the broker.
+- `replay()`: re-send archived events from a point to **one** handler queue, through
+  that service's `<service>.requeue` exchange (bound to each of its handler queues by
+  name), with publisher confirms and `mandatory`: for a subscriber added after the
+  events, or after a fix. The handler's inbox drops any event it already applied, so a
+  replay over events already handled changes nothing.
+
+Reading stops at the end of the stream as it was when the read started (no new event for
+`idle_seconds`), or at `until` (a time), whichever comes first, unless following; every read
+is bounded by `max_messages` and `timeout`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from typing import Callable, Iterable, Iterator
+
+import pika
+
+from shared.topology import archive_name, requeue_exchange, service_of_queue
+
+STREAM_PREFETCH = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchivedEvent:
+    """One event read from an archive, with its position there."""
+
+    producer: str
+    offset: int
+    routing_key: str
+    body: bytes
+    properties: pika.BasicProperties
+
+    @property
+    def envelope(self) -> dict:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return {}
+
+    @property
+    def event_type(self) -> str:
+        return self.properties.type or self.routing_key
+
+    def summary(self) -> dict:
+        envelope = self.envelope
+        return {"producer": self.producer, "offset": self.offset, "type": self.event_type,
+                "event_id": self.properties.message_id, "occurred_at": envelope.get("occurred_at"),
+                "aggregate": envelope.get("aggregate"), "sequence": envelope.get("sequence"),
+                "operator": envelope.get("operator"), "payload": envelope.get("payload")}
+
+
+def parse_start(text: str | None):
+    """`first`, `last`, `next`, an offset (integer), or an ISO 8601 time -> an `x-stream-offset` value."""
+    if text is None or text in ("first", "last", "next"):
+        return text or "first"
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--from {text!r}: expected first, last, next, an offset or an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment
+
+
+def read(amqp_uri: str, producer: str, *, start="first", follow: bool = False, idle_seconds: float = 2.0,
+         timeout: float = 300.0, max_messages: int = 1_000_000,
+         until: dt.datetime | None = None) -> Iterator[ArchivedEvent]:
+    """Events of one producer's archive from `start` (see `parse_start`), in archive order."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    try:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=STREAM_PREFETCH)
+        offset_argument = start
+        if isinstance(start, dt.datetime):
+            # pika sends a datetime as an AMQP timestamp, which is what a stream takes
+            offset_argument = start.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        deadline = time.monotonic() + timeout
+        count = 0
+        for method, properties, body in channel.consume(
+                archive_name(producer), auto_ack=False, arguments={"x-stream-offset": offset_argument},
+                inactivity_timeout=idle_seconds):
+            if method is None:  # nothing new for idle_seconds: the end of the stream, unless following
+                if follow and time.monotonic() < deadline:
+                    continue
+                break
+            channel.basic_ack(method.delivery_tag)
+            offset = int((properties.headers or {}).get("x-stream-offset", -1))
+            event = ArchivedEvent(producer, offset, method.routing_key, body, properties)
+            if until is not None:
+                occurred = event.envelope.get("occurred_at")
+                if occurred and dt.datetime.fromisoformat(occurred.replace("Z", "+00:00")) > until:
+                    break
+            yield event
+            count += 1
+            if count >= max_messages or time.monotonic() >= deadline:
+                break
+        channel.cancel()
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def tail(amqp_uri: str, producers: Iterable[str], *, start="first", types: set[str] | None = None,
+         follow: bool = False, idle_seconds: float = 2.0, timeout: float = 300.0, limit: int = 1_000_000,
+         emit: Callable[[dict], None] = print) -> int:
+    """Emit a summary of each archived event of `producers` (one after another unless following
+    a single one) whose type is in `types` (all when None); returns how many were emitted."""
+    emitted = 0
+    for producer in producers:
+        for event in read(amqp_uri, producer, start=start, follow=follow, idle_seconds=idle_seconds,
+                          timeout=timeout):
+            if types and event.event_type not in types:
+                continue
+            emit(event.summary())
+            emitted += 1
+            if emitted >= limit:
+                return emitted
+    return emitted
+
+
+def replay(amqp_uri: str, handler_queue: str, *, source: str, event_type: str, start="first",
+           until: dt.datetime | None = None, idle_seconds: float = 2.0, timeout: float = 600.0) -> dict:
+    """Re-send `source`'s archived `event_type` events from `start` to one handler queue; each is
+    confirmed by the broker (and routed: `mandatory`) before the next. Returns counts."""
+    service = service_of_queue(handler_queue)
+    exchange = requeue_exchange(service)
+    until = until or dt.datetime.now(dt.timezone.utc)  # never chase events published during the replay
+    publisher = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    sent = skipped = 0
+    first_offset = last_offset = None
+    try:
+        channel = publisher.channel()
+        channel.confirm_delivery()
+        for event in read(amqp_uri, source, start=start, until=until, idle_seconds=idle_seconds, timeout=timeout):
+            if event.event_type != event_type:
+                skipped += 1
+                continue
+            headers = dict(event.properties.headers or {})
+            headers.pop("x-stream-offset", None)
+            headers["x-replayed-from"] = f"{archive_name(source)}@{event.offset}"
+            properties = pika.BasicProperties(
+                content_type=event.properties.content_type, content_encoding=event.properties.content_encoding,
+                message_id=event.properties.message_id, type=event.properties.type, delivery_mode=2,
+                correlation_id=event.properties.correlation_id, app_id=event.properties.app_id, headers=headers)
+            # raises UnroutableError / NackError: nothing is counted as sent that the broker did not take
+            channel.basic_publish(exchange, handler_queue, event.body, properties, mandatory=True)
+            sent += 1
+            first_offset = event.offset if first_offset is None else first_offset
+            last_offset = event.offset
+    finally:
+        if publisher.is_open:
+            publisher.close()
+    return {"queue": handler_queue, "archive": archive_name(source), "type": event_type, "replayed": sent,
+            "other_types_skipped": skipped, "first_offset": first_offset, "last_offset": last_offset}
