@@ -115,6 +115,13 @@ def envelope_json_schema(service: str, event_type: str, version: int, schema: Sc
                                "description": "Shared by every event of one piece of work."},
             "causation_id": {"type": ["string", "null"],
                              "description": "The event_id of the event that caused this one, if any."},
+            "aggregate": {"type": "string", "minLength": 1, "maxLength": 200,
+                          "description": "What the event is about (e.g. `school:100000`); with `sequence`, "
+                                         "present on every event published since sequencing began."},
+            "sequence": {"type": "integer", "minimum": 1,
+                         "description": "The aggregate's strictly increasing number, given in the same transaction "
+                                        "as the change: of two events of one aggregate, the higher is the newer, "
+                                        "whatever the order they arrive in."},
             "payload": payload_json_schema(schema),
         },
     }
@@ -125,7 +132,7 @@ def example_envelope(service: str, event_type: str, version: int, payload: dict[
     event_id = str(uuid.uuid5(EXAMPLE_NAMESPACE, f"{service}:{event_type}:v{version}"))
     return Envelope(event_id=event_id, type=event_type, version=version, occurred_at=EXAMPLE_OCCURRED_AT,
                     producer=service, operator=EXAMPLE_OPERATOR, correlation_id=event_id, causation_id=None,
-                    payload=dict(payload)).to_dict()
+                    payload=dict(payload), aggregate=f"{service}-example", sequence=1).to_dict()
 
 
 def _cell(text: str) -> str:
@@ -165,6 +172,9 @@ def readme(service: str, events: Iterable[tuple[str, int, Schema, dict]]) -> str
         "transaction as the change it reports and relayed to the broker only after that transaction commits; "
         "a rolled-back change publishes nothing. The relay marks an event sent only after the broker confirmed "
         "it (publisher confirms, persistent messages) and publishes in commit order.",
+        "- **Any order.** Events reach a consumer in any order (one queue per event type, retries). Of two "
+        "events of one `aggregate`, the one with the higher `sequence` is the newer: apply an event only if it "
+        "is newer than what you applied for that aggregate.",
         "- **At-least-once delivery.** An event may arrive more than once (e.g. a confirm lost with the "
         "connection). Every event carries a unique `event_id`: de-duplicate on it (the services keep an inbox "
         "of handled ids).",
@@ -191,6 +201,7 @@ def readme(service: str, events: Iterable[tuple[str, int, Schema, dict]]) -> str
         "x-event-id": "`event_id`", "x-event-type": "`type`", "x-event-version": "`version`",
         "x-producer": "`producer`", "x-operator": "`operator`", "x-correlation-id": "`correlation_id`",
         "x-causation-id": "`causation_id` (empty string when there is none)", "x-occurred-at": "`occurred_at`",
+        "x-aggregate": "`aggregate`", "x-sequence": "`sequence`",
     }
     lines += ["", "## AMQP headers", "", "| Header | Value |", "| --- | --- |"]
     for name in headers:

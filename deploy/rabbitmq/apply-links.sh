@@ -7,7 +7,9 @@
 #     deploy/rabbitmq/apply-links.sh deploy/rabbitmq/links/scheduling.json
 #
 # 1. enables the shovel plugins (no broker restart);
-# 2. imports the moved service's queues, exchanges and bindings (rabbitmqctl import_definitions);
+# 2. imports the moved service's provisioned topology: queues, exchanges, bindings, its
+#    archive and policies (rabbitmqctl import_definitions); its broker user and permissions
+#    are the new operator's to create (`partnership-ops topology apply --service NAME`);
 # 3. waits until every queue exists: RabbitMQ imports parameters before queues, and a
 #    shovel started first would declare a plain classic queue the service cannot consume;
 # 4. sets each shovel (rabbitmqctl set_parameter shovel ...) and waits until all run.
@@ -31,7 +33,7 @@ missing = sorted({m for m in re.findall(r"\$\{([A-Z0-9_]+)\}", text) if m not in
 if missing:
     sys.exit(f"set {', '.join(missing)} in the environment first")
 document = json.loads(re.sub(r"\$\{([A-Z0-9_]+)\}", lambda m: os.environ[m.group(1)].replace('"', '\\"'), text))
-topology = {k: document.get(k, []) for k in ("exchanges", "queues", "bindings")}
+topology = {k: document.get(k, []) for k in ("exchanges", "queues", "bindings", "policies")}
 json.dump(topology, open(f"{work}/topology.json", "w"))
 with open(f"{work}/queues.txt", "w") as out:
     for queue in document.get("queues", []):

@@ -33,7 +33,6 @@ arguments of an existing queue succeeds.
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import inspect
 import json

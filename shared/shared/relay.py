@@ -3,7 +3,10 @@
 Guarantees:
 - A row is marked sent only after the broker confirmed it (publisher confirms,
   persistent messages). A row the broker returns as unroutable (`mandatory`)
-  or nacks stays in the outbox and is retried with backoff.
+  or nacks stays in the outbox and is retried with backoff. With the provisioned
+  topology every event is routable (the producer's archive takes all), so a
+  return means a broken topology: logged as an error, counted in
+  `<service>_events_unroutable_total`, alerted on.
 - Rows leave in outbox order (commit order), so the events of one aggregate are
   published in the order they happened. A returned row does not hold back the
   rows behind it: "unroutable" means no queue is bound for its type, so no
@@ -119,8 +122,12 @@ class OutboxRelay:
             into.add(tag)
 
     def _on_return(self, exc, exchange, routing_key, message) -> None:
+        # Every exchange routes every event to its archive, so a return means a broken topology
+        # (the archive or the exchange's bindings gone): kept and retried, and loud.
         message_id = message.properties.get("message_id")
         self._returned[message_id] = f"unroutable: {getattr(exc, 'reply_text', exc)}"
+        log.error("%s returned %s (%s) as unroutable: is the topology applied? "
+                  "(partnership-ops topology check)", exchange, routing_key, message_id)
 
     # -- one round ---------------------------------------------------------------------------
     def _due_rows(self):

@@ -1,58 +1,18 @@
 """Steps shared by the cross-service scenarios: everything goes through the services' own HTTP
 APIs (membership, catalogue, billing, scheduling as separate processes on the real broker), and
-an observer queue bound to the four exchanges sees every event they publish."""
+the event archive of each producer shows every event they publish."""
 from __future__ import annotations
 
-import json
-import uuid
-
-import pika
 import sqlalchemy as sa
 
+from tests.archive_tap import ArchiveTap
 from tests.conftest import eventually, http_json
 
 EXCHANGES = ("membership.events", "catalogue.events", "billing.events", "scheduling.events")
 
 
-class Observer:
-    """A plain queue bound with `#` to every service's exchange: a copy of every event published."""
-
-    def __init__(self, amqp_uri: str):
-        self.amqp_uri = amqp_uri
-        self.queue = f"e2e-observer-{uuid.uuid4().hex[:8]}"
-        self.seen: list[dict] = []
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
-        try:
-            channel = connection.channel()
-            channel.queue_declare(self.queue, durable=True)
-            for exchange in EXCHANGES:
-                channel.exchange_declare(exchange, "topic", durable=True)
-                channel.queue_bind(self.queue, exchange, "#")
-        finally:
-            connection.close()
-
-    def drain(self) -> list[dict]:
-        """Every event seen so far (envelopes, with the exchange they came from)."""
-        connection = pika.BlockingConnection(pika.URLParameters(self.amqp_uri))
-        try:
-            channel = connection.channel()
-            while True:
-                method, _, body = channel.basic_get(self.queue, auto_ack=True)
-                if method is None:
-                    break
-                self.seen.append({"exchange": method.exchange, **json.loads(body)})
-        finally:
-            connection.close()
-        return self.seen
-
-    def of(self, event_type: str, **where) -> list[dict]:
-        """Payloads of `event_type` seen so far whose top-level fields equal `where`."""
-        return [e["payload"] for e in self.drain() if e["type"] == event_type
-                and all(e["payload"].get(k) == v for k, v in where.items())]
-
-    def wait_for(self, event_type: str, count: int = 1, timeout: float = 30.0, **where) -> list[dict]:
-        return eventually(lambda: len(self.of(event_type, **where)) >= count and self.of(event_type, **where),
-                          timeout=timeout, message=f"{count} x {event_type} {where or ''}")
+# Every event the four services publish, read from their archives (no observer queue is bound).
+Observer = ArchiveTap
 
 
 def rows(url: str, query: str, **params) -> list[dict]:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import pika
 import pytest
 import sqlalchemy as sa
 from marshmallow import ValidationError
@@ -18,7 +17,12 @@ from marshmallow import ValidationError
 from deploy.local import ROOT
 from shared import handover
 from shared.envelope import PayloadSchemas
-from tests.conftest import TEST_EVENT_SETTINGS, Databases, eventually
+from deploy.local import provision_broker
+from shared import links
+from shared.topology import Management
+from tests.archive_tap import ArchiveTap
+from tests.conftest import (TEST_BROKER_PASSWORDS, TEST_EVENT_SETTINGS, TEST_TOPOLOGY_SETTINGS, TEST_USER_PREFIX,
+                            Databases, eventually)
 from tests.integration.billing_upstream import Upstream
 from tests.handover.test_drill import start_instance
 from tests.reliability import tools
@@ -64,8 +68,11 @@ class TestCarriedOutbox:
             self, stack_factory, tmp_path):
         sqlite, postgresql = Databases("sqlite", tmp_path), Databases("postgresql", tmp_path)
         try:
-            # Nothing is bound to billing.events yet: its charge_recorded rows stay unsent.
             stack = stack_factory(sqlite).start("billing")
+            # A broken topology on the old broker (billing's archive gone, nothing else bound to
+            # billing.events): its charge_recorded rows are returned as unroutable and stay unsent.
+            Management.for_amqp_uri(stack.amqp_uri).request(
+                "DELETE", f"/api/queues/{links.vhost_of(stack.amqp_uri)}/billing.events.archive")
             upstream = Upstream(stack.amqp_uri)
             for index in range(3):  # known schools: their charges are matched and announced
                 upstream.member_joined(f"31000{index}", f"School 31000{index}")
@@ -88,16 +95,15 @@ class TestCarriedOutbox:
             assert report["import"]["outbox_unsent_events"] == 3
             old_ids = [r[0] for r in _rows(old_db, "SELECT event_id FROM outbox ORDER BY id")]
 
-            connection = pika.BlockingConnection(pika.URLParameters(stack.amqp_uri))
-            channel = connection.channel()
-            channel.queue_declare("observer", durable=True)
-            channel.queue_bind("observer", "billing.events", "#")
-            connection.close()
-            start_instance(stack, "billing", amqp_uri=stack.amqp_uri, database_url=new_db,
+            # The topology repaired (provisioned again: the archive is back) before the new instance starts.
+            provision_broker(stack.amqp_uri, TEST_BROKER_PASSWORDS, user_prefix=TEST_USER_PREFIX,
+                             settings=TEST_TOPOLOGY_SETTINGS)
+            start_instance(stack, "billing", amqp_uri=stack.service_amqp_uri("billing"), database_url=new_db,
                            operator="buckinghamshire-council", logs=tmp_path / "logs")
-            eventually(lambda: tools.queue_depth(stack.amqp_uri, "observer") == 4, timeout=60,
+            archive = ArchiveTap(stack.amqp_uri, ["billing"])
+            eventually(lambda: len(archive.drain()) == 4, timeout=60,
                        message="carried rows and the handover published")
-            received = [json.loads(body) for _, body in tools.queue_messages(stack.amqp_uri, "observer")]
+            received = archive.drain()
             assert [e["event_id"] for e in received[:3]] == old_ids
             assert {e["operator"] for e in received[:3]} == {"bucks-learning-trust"}
             last = received[3]
@@ -124,12 +130,6 @@ class TestQuiesce:
 
         stack = stack_factory(sqlite_databases).start("billing")
         billing, amqp = stack.url("billing"), stack.amqp_uri
-        connection = pika.BlockingConnection(pika.URLParameters(amqp))
-        channel = connection.channel()
-        channel.exchange_declare("billing.events", "topic", durable=True)
-        channel.queue_declare("observer", durable=True)
-        channel.queue_bind("observer", "billing.events", "#")  # so charge_recorded is routable
-        connection.close()
         db = stack.database_urls["billing"]
         upstream = Upstream(amqp)
         for index in range(3):
@@ -161,7 +161,7 @@ class TestQuiesce:
         outbox = eventually(lambda: (lambda b: b if b["drained"] else None)(http_json("GET", f"{billing}/ops/outbox")[1]),
                             message="drained")
         assert (outbox["unsent"], outbox["handler_workers_running"]) == (0, 0)
-        assert tools.queue_depth(amqp, "observer") == 3
+        assert ArchiveTap(amqp, ["billing"]).count("charge_recorded") == 3
         assert http_json("GET", f"{billing}/health")[0] == 200
         # And SIGTERM still stops it cleanly (a quiesced handler is not unregistered twice).
         process = stack.processes["billing"].process

@@ -35,11 +35,11 @@ import sqlalchemy as sa
 from deploy.local import ROOT, SPECS, ServiceProcess
 from shared import links
 from tests import factories
+from tests.archive_tap import ArchiveTap
 from tests.conftest import TEST_EVENT_SETTINGS, Databases, Vhost, eventually, free_port, http_json
 
 TRUST, COUNCIL, MAT = "bucks-learning-trust", "buckinghamshire-council", "great-learners-trust"
 EXCHANGES = ("membership.events", "catalogue.events", "billing.events", "scheduling.events")
-OBSERVER = "drill.observer"
 TRUST_LEGAL, COUNCIL_LEGAL = "Bucks Learning Trust", "Buckinghamshire Council"
 COUNCIL_ENV = {"OPERATOR_NAME": COUNCIL, "OPERATOR_LEGAL_NAME": COUNCIL_LEGAL, "OPERATOR_VAT_NUMBER": "GB987654321",
                "OPERATOR_INVOICE_PREFIX": "BC-", "OPERATOR_BANK_ACCOUNT_NAME": COUNCIL_LEGAL}
@@ -69,19 +69,6 @@ def ops(*args: str, env: dict | None = None) -> dict:
     return json.loads(result.stdout)
 
 
-def declare_observer(amqp_uri: str) -> None:
-    """A plain queue that sees every event on the four exchanges, to count them at the end."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
-    try:
-        channel = connection.channel()
-        channel.queue_declare(OBSERVER, durable=True)
-        for exchange in EXCHANGES:
-            channel.exchange_declare(exchange, "topic", durable=True)
-            channel.queue_bind(OBSERVER, exchange, "#")
-    finally:
-        connection.close()
-
-
 def appoint_head(stack, urn: str, membership: str | None = None) -> str:
     """Membership appoints the school's head teacher (personal data: a name and a work email)."""
     status, body = http_json("POST", f"{membership or stack.url('membership')}/members/{urn}/contacts", {
@@ -92,17 +79,8 @@ def appoint_head(stack, urn: str, membership: str | None = None) -> str:
 
 
 def observed(amqp_uri: str) -> list[dict]:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
-    found = []
-    try:
-        channel = connection.channel()
-        while True:
-            method, _, body = channel.basic_get(OBSERVER, auto_ack=True)
-            if method is None:
-                return found
-            found.append({"exchange": method.exchange, **json.loads(body)})
-    finally:
-        connection.close()
+    """Every event published on the county's broker, from the producers' archives (no observer queue)."""
+    return ArchiveTap(amqp_uri).drain()
 
 
 def queue_depths(amqp_uri: str, queues: list[str]) -> dict[str, int]:
@@ -247,7 +225,6 @@ def test_billing_to_the_council_and_scheduling_to_a_mat_lose_and_duplicate_nothi
 
 def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
     county = stack.amqp_uri
-    declare_observer(county)
     stack.start()
     logs = tmp_path / "logs"
     pids = {name: stack.processes[name].process.pid for name in ("membership", "catalogue")}
@@ -304,7 +281,7 @@ def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
     billing_queues = [h.queue for h in links.handlers_of("billing")]
     eventually(lambda: sum(queue_depths(county, billing_queues).values()) > 0, timeout=30,
                message="events waiting for billing during the gap")
-    council_billing = start_instance(stack, "billing", amqp_uri=county, database_url=council_db,
+    council_billing = start_instance(stack, "billing", amqp_uri=stack.service_amqp_uri("billing"), database_url=council_db,
                                      operator=COUNCIL, logs=logs, extra_env={**TERMLY, **COUNCIL_ENV})
     gap_end = time.monotonic()
     assert http_json("GET", f"{council_billing.url}/health")[1]["operator"] == COUNCIL
@@ -338,7 +315,7 @@ def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
     assert set(linked["running"].values()) == {"running"}
     assert len(linked["running"]) == len(scheduling_queues) + 1  # one per handler queue, one back for its events
     time.sleep(1.0)
-    mat_scheduling = start_instance(stack, "scheduling", amqp_uri=mat_vhost.amqp_uri, database_url=mat_db,
+    mat_scheduling = start_instance(stack, "scheduling", amqp_uri=mat_vhost.service_uris["scheduling"], database_url=mat_db,
                                     operator=MAT, logs=logs)
     gap_end = time.monotonic()
     assert customers.bought_between(gap_start, gap_end) >= 1, "purchases went on while scheduling ran nowhere"

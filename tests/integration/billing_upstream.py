@@ -8,6 +8,7 @@ import uuid
 import pika
 
 from shared.envelope import Envelope
+from tests.archive_tap import ArchiveTap
 
 
 def publish(amqp_uri: str, producer: str, event_type: str, payload: dict, *, event_id: str | None = None) -> str:
@@ -96,39 +97,6 @@ class Upstream:
             "vat_treatment": vat})
 
 
-class EventTap:
-    """A queue bound to `billing.events` that catches everything billing publishes during a test."""
-
-    def __init__(self, amqp_uri: str):
-        self.amqp_uri = amqp_uri
-        self.queue = f"test-billing-tap-{uuid.uuid4().hex[:8]}"
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
-        try:
-            channel = connection.channel()
-            channel.exchange_declare("billing.events", exchange_type="topic", durable=True)
-            channel.queue_declare(self.queue, durable=False, auto_delete=False)
-            channel.queue_bind(self.queue, "billing.events", routing_key="#")
-        finally:
-            connection.close()
-        self.seen: list[dict] = []
-
-    def drain(self) -> list[dict]:
-        connection = pika.BlockingConnection(pika.URLParameters(self.amqp_uri))
-        try:
-            channel = connection.channel()
-            for _ in range(100000):
-                method, _properties, body = channel.basic_get(self.queue, auto_ack=True)
-                if method is None:
-                    break
-                self.seen.append(json.loads(body))
-        finally:
-            connection.close()
-        return self.seen
-
-    def count(self, event_type: str) -> int:
-        self.drain()
-        return sum(1 for e in self.seen if e["type"] == event_type)
-
-    def of_type(self, event_type: str) -> list[dict]:
-        self.drain()
-        return [e for e in self.seen if e["type"] == event_type]
+def EventTap(amqp_uri: str) -> ArchiveTap:
+    """Everything billing publishes during a test, read from its event archive."""
+    return ArchiveTap(amqp_uri, ["billing"])

@@ -7,45 +7,20 @@ test acts, so these tests see the events on the wire, not in the database.
 """
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
 
-import pika
 import pytest
 
+from tests.archive_tap import ArchiveTap
 from tests.conftest import eventually, http_json
 from tests.reliability.tools import envelope, publish_raw
 
 
-class EventTap:
-    """A queue bound to every routing key of an exchange; collects what arrives."""
-
-    def __init__(self, amqp_uri: str, exchange: str):
-        self.connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
-        self.channel = self.connection.channel()
-        self.channel.exchange_declare(exchange, "topic", durable=True, auto_delete=False)
-        self.queue = self.channel.queue_declare("", exclusive=True).method.queue
-        self.channel.queue_bind(self.queue, exchange, routing_key="#")
-        self.seen: list[dict] = []
-
-    def drain(self) -> list[dict]:
-        while True:
-            method, _, body = self.channel.basic_get(self.queue, auto_ack=True)
-            if method is None:
-                return self.seen
-            self.seen.append(json.loads(body))
-
-    def of(self, event_type: str) -> list[dict]:
-        return [e["payload"] for e in self.drain() if e["type"] == event_type]
-
-    def wait_for(self, event_type: str, count: int, timeout: float = 30.0) -> list[dict]:
-        return eventually(lambda: (found := self.of(event_type)) and len(found) >= count and found,
-                          timeout=timeout, message=f"{count} x {event_type}")
-
-    def close(self):
-        self.connection.close()
+def EventTap(amqp_uri: str, exchange: str) -> ArchiveTap:
+    """What one producer (`<producer>.events`) publishes during a test, read from its archive."""
+    return ArchiveTap(amqp_uri, [exchange.split(".")[0]])
 
 
 def urn() -> str:

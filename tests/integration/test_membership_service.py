@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from pathlib import Path
 
-import pika
 import pytest
 from jsonschema import Draft202012Validator
 
+from tests.archive_tap import ArchiveTap
 from tests.conftest import eventually, http_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,37 +18,10 @@ CONTRACTS = ROOT / "services" / "membership" / "contracts"
 TRUST = {"id": "TR01234", "name": "Chiltern Learning Trust"}
 
 
-class Tap:
-    """A queue bound to every membership event, declared before the service publishes."""
-
-    def __init__(self, amqp_uri: str):
-        self.connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
-        self.channel = self.connection.channel()
-        self.channel.exchange_declare("membership.events", exchange_type="topic", durable=True)
-        self.queue = f"tap-{uuid.uuid4().hex[:8]}"
-        self.channel.queue_declare(self.queue, exclusive=True)
-        self.channel.queue_bind(self.queue, "membership.events", routing_key="#")
-        self.seen: list[dict] = []
-
-    def drain(self) -> list[dict]:
-        while True:
-            method, _props, body = self.channel.basic_get(self.queue, auto_ack=True)
-            if method is None:
-                return self.seen
-            self.seen.append(json.loads(body))
-
-    def types(self) -> list[str]:
-        return [e["type"] for e in self.drain()]
-
-    def close(self):
-        self.connection.close()
-
-
 @pytest.fixture
 def tap(amqp_uri):
-    t = Tap(amqp_uri)
-    yield t
-    t.close()
+    """Every membership event of the test, read from membership's archive (no observer queue bound)."""
+    return ArchiveTap(amqp_uri, ["membership"])
 
 
 def valid(envelope: dict) -> None:

@@ -72,6 +72,22 @@ def queue_messages(amqp_uri: str, queue: str) -> list[tuple[dict, bytes]]:
     return found
 
 
+def purge(amqp_uri: str, queue: str) -> int:
+    connection = pika.BlockingConnection(pika_parameters(amqp_uri))
+    try:
+        return connection.channel().queue_purge(queue).method.message_count
+    finally:
+        connection.close()
+
+
+def queue_consumers(amqp_uri: str, queue: str) -> int:
+    connection = pika.BlockingConnection(pika_parameters(amqp_uri))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
+    finally:
+        connection.close()
+
+
 def queue_depth(amqp_uri: str, queue: str) -> int:
     connection = pika.BlockingConnection(pika_parameters(amqp_uri))
     try:
