@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from decimal import Decimal
 
 from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from catalogue.adapters.tables import contacts, editions, members, offerings, subscriptions
+from catalogue.adapters.tables import contacts, editions, erased_contacts, members, offerings, subscriptions
+from catalogue.domain.member_copy import Mat, MemberCopy, RecordedRole, Roll, SchoolDetails
 from catalogue.domain.model import (Contact, Edition, Ending, Entitlement, KnownMember, Offering, Subscription,
                                     notice_date)
 from catalogue.domain.pricing import Quote, Step, terms_from_json, terms_to_json
@@ -21,32 +24,69 @@ def _date(value) -> dt.date | None:
 
 
 # -- members and contacts ----------------------------------------------------------------------
-def _member(row) -> KnownMember:
-    return KnownMember(urn=row.urn, name=row.name, establishment_type=row.establishment_type, phase=row.phase,
-                       is_academy=row.is_academy, mat_id=row.mat_id, mat_name=row.mat_name,
-                       number_on_roll=row.number_on_roll, census_date=row.census_date, status=row.status,
-                       joined_on=_date(row.joined_on), left_on=_date(row.left_on))
+_MEMBER_FACTS = ("name", "establishment_type", "phase", "is_academy", "mat_id", "mat_name", "number_on_roll",
+                 "census_date", "status", "joined_on", "left_on", "predecessor_urn", "successor_urn",
+                 "details_version", "roll_version", "joined_version", "standing_version")
+
+
+def _member_copy(row) -> MemberCopy:
+    details = None
+    if row.name is not None:
+        details = SchoolDetails(name=row.name, establishment_type=row.establishment_type, phase=row.phase,
+                                is_academy=row.is_academy,
+                                mat=Mat(row.mat_id, row.mat_name) if row.mat_id is not None else None)
+    roll = None if row.number_on_roll is None else Roll(row.number_on_roll, _date(row.census_date))
+    return MemberCopy(urn=row.urn, details=details, details_version=row.details_version, roll=roll,
+                      roll_version=row.roll_version, joined_on=_date(row.joined_on), joined_version=row.joined_version,
+                      status=row.status, left_on=_date(row.left_on), standing_version=row.standing_version,
+                      predecessor_urn=row.predecessor_urn, successor_urn=row.successor_urn)
+
+
+def _member_values(copy: MemberCopy) -> dict:
+    details, roll = copy.details, copy.roll
+    mat = details.mat if details is not None else None
+    return {
+        "urn": copy.urn, "name": details and details.name,
+        "establishment_type": details and details.establishment_type, "phase": details and details.phase,
+        "is_academy": details and details.is_academy, "mat_id": mat and mat.id, "mat_name": mat and mat.name,
+        "number_on_roll": roll and roll.number_on_roll, "census_date": roll and roll.census_date,
+        "status": copy.status, "joined_on": copy.joined_on, "left_on": copy.left_on,
+        "predecessor_urn": copy.predecessor_urn, "successor_urn": copy.successor_urn,
+        "details_version": copy.details_version, "roll_version": copy.roll_version,
+        "joined_version": copy.joined_version, "standing_version": copy.standing_version}
+
+
+def _insert_ignoring_duplicates(session, table):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).on_conflict_do_nothing()
+
+
+def member_copy(session, urn: str, *, for_update: bool = False) -> MemberCopy | None:
+    """The catalogue's copy of a member as recorded, partial or not; `for_update` locks the row until
+    the transaction ends (PostgreSQL; SQLite's writers are serialised already), so two events about one
+    school applied at once never lose each other's facets."""
+    query = select(members).where(members.c.urn == urn)
+    if for_update and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = session.execute(query).first()
+    return None if row is None else _member_copy(row)
+
+
+def save_member_copy(session, copy: MemberCopy, *, new: bool) -> bool:
+    """Write the copy back; a `new` one is inserted unless a concurrent event created the row first
+    (returns False: nothing written, read it again locked and apply the event to that)."""
+    values = _member_values(copy)
+    if new:
+        return session.execute(_insert_ignoring_duplicates(session, members).values(**values)).rowcount > 0
+    session.execute(members.update().where(members.c.urn == copy.urn).values(
+        **{k: values[k] for k in _MEMBER_FACTS}))
+    return True
 
 
 def member(session, urn: str) -> KnownMember | None:
-    row = session.execute(select(members).where(members.c.urn == urn)).first()
-    return None if row is None else _member(row)
-
-
-def member_row(session, urn: str):
-    return session.execute(select(members).where(members.c.urn == urn)).first()
-
-
-def upsert_member(session, values: dict) -> None:
-    existing = session.execute(select(members.c.urn).where(members.c.urn == values["urn"])).first()
-    if existing:
-        session.execute(members.update().where(members.c.urn == values["urn"]).values(**values))
-    else:
-        session.execute(insert(members).values(**values))
-
-
-def update_member(session, urn: str, values: dict) -> bool:
-    return session.execute(members.update().where(members.c.urn == urn).values(**values)).rowcount > 0
+    """The member as purchases, quotes and views see it; None if unknown or only partly known."""
+    found = member_copy(session, urn)
+    return None if found is None else found.known()
 
 
 def successors(session) -> dict[str, str]:
@@ -73,17 +113,48 @@ def authorised_buyers(session, urn: str) -> list[dict]:
     return [{"contact_id": r.contact_id, "role": r.role} for r in rows]
 
 
-def record_contact_role(session, values: dict) -> None:
-    key = and_(contacts.c.contact_id == values["contact_id"], contacts.c.urn == values["urn"],
-               contacts.c.role == values["role"])
-    found = session.execute(select(contacts.c.effective_date).where(key)).first()
-    if found is None:
+def _role_key(contact_id: str, urn: str, role: str):
+    return and_(contacts.c.contact_id == contact_id, contacts.c.urn == urn, contacts.c.role == role)
+
+
+_CONTACT_LOCKS = 0x636F6E74  # advisory lock namespace of this service's contact copies
+
+
+def lock_contact(session, contact_id: str) -> None:
+    """Hold the person's lock until the transaction ends (PostgreSQL; SQLite's writers are serialised
+    already): an erasure and a role change applied at once could otherwise both miss the other, and a
+    role inserted after the erasure deleted the person's roles would outlive the tombstone."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = zlib.crc32(contact_id.encode()) - 2 ** 31  # into int4
+        session.execute(select(func.pg_advisory_xact_lock(_CONTACT_LOCKS, key)))
+
+
+def recorded_role(session, contact_id: str, urn: str, role: str) -> RecordedRole | None:
+    """What is recorded on one role of a person at a member."""
+    row = session.execute(select(contacts.c.effective_date, contacts.c.version)
+                          .where(_role_key(contact_id, urn, role))).first()
+    return None if row is None else RecordedRole(effective_date=_date(row.effective_date), version=row.version)
+
+
+def is_erased(session, contact_id: str) -> bool:
+    return session.execute(select(erased_contacts.c.contact_id)
+                           .where(erased_contacts.c.contact_id == contact_id)).first() is not None
+
+
+def save_role(session, values: dict, *, new: bool) -> None:
+    """Insert or replace one role of a person at a member (`values`: the contacts row)."""
+    if new:
         session.execute(insert(contacts).values(**values))
-    elif found.effective_date <= values["effective_date"]:  # an older change arriving late never wins
-        session.execute(contacts.update().where(key).values(**values))
+    else:
+        session.execute(contacts.update().where(_role_key(values["contact_id"], values["urn"], values["role"]))
+                        .values(**values))
 
 
-def erase_contact(session, contact_id: str) -> None:
+def erase_contact(session, contact_id: str, version: int | None) -> None:
+    """Leave a tombstone, delete every role of the person and anonymise the SLAs they bought.
+    The tombstone is written first: a role change committed later finds it (see `is_erased`)."""
+    session.execute(_insert_ignoring_duplicates(session, erased_contacts).values(contact_id=contact_id,
+                                                                                 version=version))
     session.execute(contacts.delete().where(contacts.c.contact_id == contact_id))
     session.execute(subscriptions.update().where(subscriptions.c.purchased_by_contact_id == contact_id)
                     .values(purchased_by_name="(erased)", purchased_by_contact_id=None))

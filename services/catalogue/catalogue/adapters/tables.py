@@ -6,25 +6,34 @@ from shared.messaging_tables import define_messaging_tables
 metadata = sa.MetaData()
 outbox, inbox = define_messaging_tables(metadata)
 
+# The catalogue's copy of a member, kept facet by facet whatever order membership's events
+# arrive in (`catalogue.domain.member_copy`): each *_version is the number (in the school's
+# aggregate) of the event that set the facet, NULL before sequencing. The row is created by the
+# first event about the school, so a facet not yet heard of is NULL and the status `unknown`.
 members = sa.Table(
     "members", metadata,
     sa.Column("urn", sa.String(6), primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("establishment_type", sa.String(60), nullable=False),
-    sa.Column("phase", sa.String(30), nullable=False),
-    sa.Column("is_academy", sa.Boolean, nullable=False),
+    sa.Column("name", sa.String(200)),
+    sa.Column("establishment_type", sa.String(60)),
+    sa.Column("phase", sa.String(30)),
+    sa.Column("is_academy", sa.Boolean),
     sa.Column("mat_id", sa.String(20)),
     sa.Column("mat_name", sa.String(200)),
-    sa.Column("number_on_roll", sa.Integer, nullable=False),
-    sa.Column("census_date", sa.Date, nullable=False),
+    sa.Column("number_on_roll", sa.Integer),
+    sa.Column("census_date", sa.Date),
     sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("joined_on", sa.Date, nullable=False),
+    sa.Column("joined_on", sa.Date),
     sa.Column("left_on", sa.Date),
     sa.Column("predecessor_urn", sa.String(6)),
     sa.Column("successor_urn", sa.String(6)),
+    sa.Column("details_version", sa.Integer),
+    sa.Column("roll_version", sa.Integer),
+    sa.Column("joined_version", sa.Integer),
+    sa.Column("standing_version", sa.Integer),
 )
 
-# One row per person and role at a member; only what authorising a purchase needs.
+# One row per person and role at a member; only what authorising a purchase needs. `version`:
+# the number (in the person's aggregate) of the role change that set the row.
 contacts = sa.Table(
     "contacts", metadata,
     sa.Column("contact_id", sa.String(36), primary_key=True),
@@ -34,6 +43,15 @@ contacts = sa.Table(
     sa.Column("may_commit_spending", sa.Boolean, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("effective_date", sa.Date, nullable=False),
+    sa.Column("version", sa.Integer),
+)
+
+# Tombstones: a person erased stays erased; a role change arriving later, whatever its number,
+# is recorded as seen without effect. Holds no personal data (the id is membership's).
+erased_contacts = sa.Table(
+    "erased_contacts", metadata,
+    sa.Column("contact_id", sa.String(36), primary_key=True),
+    sa.Column("version", sa.Integer),
 )
 
 offerings = sa.Table(

@@ -167,33 +167,36 @@ class CatalogueService(base.ObservableService):
     uow = Storage(migrations="catalogue:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
 
     # -- membership's events -------------------------------------------------------------------
+    # Each payload arrives as the catalogue's own typed event (`catalogue.messages.consumed`); its
+    # aggregate and number let the use case apply it only where it is newer, whatever the order.
     @consumes("membership", "member_joined", consumed.MemberJoined)
     def on_member_joined(self, event):
-        handlers.record_member_joined(self.uow(), event.payload)
+        handlers.record_member_joined(self.uow(), event.payload, aggregate=event.aggregate, sequence=event.sequence)
 
     @consumes("membership", "member_left", consumed.MemberLeft)
     def on_member_left(self, event):
-        handlers.record_member_left(self.uow(), event.payload)
+        handlers.record_member_left(self.uow(), event.payload, aggregate=event.aggregate, sequence=event.sequence)
 
     @consumes("membership", "member_details_changed", consumed.MemberDetailsChanged)
     def on_member_details_changed(self, event):
-        handlers.record_member_details_changed(self.uow(), event.payload)
+        handlers.record_member_details_changed(self.uow(), event.payload, aggregate=event.aggregate,
+                                               sequence=event.sequence)
 
     @consumes("membership", "census_recorded", consumed.CensusRecorded)
     def on_census_recorded(self, event):
-        handlers.record_census(self.uow(), event.payload)
+        handlers.record_census(self.uow(), event.payload, aggregate=event.aggregate, sequence=event.sequence)
 
     @consumes("membership", "school_converted_to_academy", consumed.SchoolConvertedToAcademy)
     def on_school_converted(self, event):
-        handlers.record_conversion(self.uow(), event.payload)
+        handlers.record_conversion(self.uow(), event.payload, aggregate=event.aggregate, sequence=event.sequence)
 
     @consumes("membership", "contact_role_changed", consumed.ContactRoleChanged)
     def on_contact_role_changed(self, event):
-        handlers.record_contact_role(self.uow(), event.payload)
+        handlers.record_contact_role(self.uow(), event.payload, aggregate=event.aggregate, sequence=event.sequence)
 
     @consumes("membership", "contact_erased", consumed.ContactErased)
     def on_contact_erased(self, event):
-        handlers.erase_contact(self.uow(), event.payload)
+        handlers.erase_contact(self.uow(), event.payload, aggregate=event.aggregate, sequence=event.sequence)
 
     # -- offerings and editions ----------------------------------------------------------------
     @http("POST", "/offerings")
@@ -301,16 +304,17 @@ class CatalogueService(base.ObservableService):
     @http("GET", "/members/<string:urn>")
     def known_member(self, request, urn):
         with self.uow.read() as session:
-            found = repository.member_row(session, urn)
+            copy = repository.member_copy(session, urn)
             subs = repository.subscriptions_of(session, urn)
             buyers = repository.authorised_buyers(session, urn)
-        if found is None:
+        found = copy and copy.known()
+        if found is None:  # unknown, or only partly known from events that overtook its joining
             raise NotFound(f"the catalogue knows no member with URN {urn}", field="urn")
         return {"urn": found.urn, "name": found.name, "phase": found.phase, "is_academy": found.is_academy,
                 "establishment_type": found.establishment_type, "number_on_roll": found.number_on_roll,
                 "census_date": found.census_date.isoformat(), "status": found.status,
                 "mat": {"id": found.mat_id, "name": found.mat_name} if found.mat_id else None,
-                "predecessor_urn": found.predecessor_urn, "successor_urn": found.successor_urn,
+                "predecessor_urn": copy.predecessor_urn, "successor_urn": copy.successor_urn,
                 "authorised_buyers": buyers, "subscriptions": subs}
 
     @http("GET", "/members/<string:urn>/renewal")

@@ -20,9 +20,10 @@ from shared.unit_of_work import take_sequences
 
 from catalogue.adapters import repository
 from catalogue.adapters.tables import outbox, subscriptions
-from catalogue.domain import model
+from catalogue.domain import member_copy, model
 from catalogue.domain.pricing import (PriceTerms, PricingError, check_terms, quote, terms_from_json, terms_to_json,
                                       uplifted)
+from catalogue.messages.consumed import CensusReturn, Conversion, DetailsChange, Erasure, Joining, Leaving, RoleChange
 from catalogue.messages.published import SubscriptionEndedV1, SubscriptionRenewedV1
 
 SERVICE = "catalogue"
@@ -36,52 +37,82 @@ class UnknownSubscription(Exception):
     pass
 
 
-def _mat(mat: dict | None) -> dict:
-    return {"mat_id": mat["id"] if mat else None, "mat_name": mat["name"] if mat else None}
-
-
 # -- membership's events -----------------------------------------------------------------------
-def record_member_joined(uow, payload: dict) -> None:
-    """Keep the catalogue's own copy of a member (membership's `member_joined`)."""
+# Each applies an event only where it is newer than what the catalogue's copy holds, facet by
+# facet (`catalogue.domain.member_copy`); otherwise it is only recorded as seen (the unit of
+# work's inbox row), so the copy ends the same whatever order the events arrive in.
+def _numbered(aggregate: str | None, about: str, sequence: int | None) -> int | None:
+    """The event's number, checked to be numbered in the aggregate it is about (`about`)."""
+    if sequence is not None and aggregate is not None and aggregate != about:
+        # a number from another aggregate says nothing about this one's order: a producer's bug
+        raise ValueError(f"event numbered {sequence} in {aggregate!r}, expected {about!r}")
+    return sequence
+
+
+def _change_member(session, urn: str, change) -> tuple[member_copy.MemberCopy, member_copy.MemberCopy]:
+    """Apply `change` (copy -> copy) to the school's copy, locked; the first event about a school
+    creates it. Returns the copy before and after."""
+    before = repository.member_copy(session, urn, for_update=True)
+    if before is None:
+        before = member_copy.MemberCopy(urn)
+        after = change(before)
+        if repository.save_member_copy(session, after, new=True):
+            return before, after
+        before = repository.member_copy(session, urn, for_update=True)  # another event about it came first
+    after = change(before)
+    if after != before:
+        repository.save_member_copy(session, after, new=False)
+    return before, after
+
+
+def record_member_joined(uow, joining: Joining, *, sequence: int | None = None, aggregate: str | None = None) -> None:
+    """Keep the catalogue's copy of a member (membership's `member_joined`); a joining older than
+    the school's recorded leaving never makes it a member again."""
+    number = _numbered(aggregate, f"school:{joining.urn}", sequence)
     with uow:
-        repository.upsert_member(uow.session, {
-            "urn": payload["urn"], "name": payload["name"], "establishment_type": payload["establishment_type"],
-            "phase": payload["phase"], "is_academy": payload["is_academy"], **_mat(payload.get("mat")),
-            "number_on_roll": payload["number_on_roll"], "census_date": payload["census_date"],
-            "status": "active", "joined_on": payload["joined_on"], "left_on": None})
+        _change_member(uow.session, joining.urn, lambda m: member_copy.joined(
+            m, joining.details, joining.roll, joining.joined_on, number))
         uow.commit()
 
 
-def record_member_details_changed(uow, payload: dict) -> None:
+def record_member_details_changed(uow, change: DetailsChange, *, sequence: int | None = None,
+                                  aggregate: str | None = None) -> None:
+    """The member's current details, unless newer ones are recorded."""
+    number = _numbered(aggregate, f"school:{change.urn}", sequence)
     with uow:
-        repository.update_member(uow.session, payload["urn"], {
-            "name": payload["name"], "establishment_type": payload["establishment_type"], "phase": payload["phase"],
-            "is_academy": payload["is_academy"], **_mat(payload.get("mat"))})
+        _change_member(uow.session, change.urn, lambda m: member_copy.details_changed(m, change.details, number))
         uow.commit()
 
 
-def record_census(uow, payload: dict) -> None:
-    """A new census figure prices the member's next per-pupil purchase or renewal (never an SLA already sold)."""
+def record_census(uow, census: CensusReturn, *, sequence: int | None = None, aggregate: str | None = None) -> None:
+    """The newest census prices the member's next per-pupil purchase or renewal (never an SLA already sold)."""
+    number = _numbered(aggregate, f"school:{census.urn}", sequence)
     with uow:
-        found = repository.member_row(uow.session, payload["urn"])
-        if found is not None and found.census_date <= payload["census_date"]:
-            repository.update_member(uow.session, payload["urn"], {
-                "number_on_roll": payload["number_on_roll"], "census_date": payload["census_date"]})
+        _change_member(uow.session, census.urn, lambda m: member_copy.census_recorded(m, census.roll, number))
         uow.commit()
 
 
-def record_contact_role(uow, payload: dict) -> None:
+def record_contact_role(uow, change: RoleChange, *, sequence: int | None = None, aggregate: str | None = None) -> None:
+    """A person's role at a member, unless a newer change of that role is recorded or the person was erased."""
+    number = _numbered(aggregate, f"contact:{change.contact_id}", sequence)
     with uow:
-        repository.record_contact_role(uow.session, {
-            k: payload[k] for k in ("contact_id", "urn", "role", "display_name", "may_commit_spending", "active",
-                                    "effective_date")})
+        session = uow.session
+        repository.lock_contact(session, change.contact_id)
+        recorded = repository.recorded_role(session, change.contact_id, change.urn, change.role)
+        if member_copy.role_change_applies(recorded, erased=repository.is_erased(session, change.contact_id),
+                                           effective_date=change.effective_date, sequence=number):
+            version = number if number is not None else recorded and recorded.version
+            repository.save_role(session, dict(dataclasses.asdict(change), version=version), new=recorded is None)
         uow.commit()
 
 
-def erase_contact(uow, payload: dict) -> None:
-    """Remove the person's name and role wherever the catalogue kept them (their SLAs stay, anonymised)."""
+def erase_contact(uow, erasure: Erasure, *, sequence: int | None = None, aggregate: str | None = None) -> None:
+    """Remove the person's name and roles wherever the catalogue kept them (their SLAs stay, anonymised),
+    and keep a tombstone so that no role change, whenever it arrives, brings them back."""
+    number = _numbered(aggregate, f"contact:{erasure.contact_id}", sequence)
     with uow:
-        repository.erase_contact(uow.session, payload["contact_id"])
+        repository.lock_contact(uow.session, erasure.contact_id)
+        repository.erase_contact(uow.session, erasure.contact_id, number)
         uow.commit()
 
 
@@ -109,42 +140,77 @@ def _carry_to_successor(uow, sub: model.Subscription, successor, day: dt.date, o
     return carried
 
 
-def record_member_left(uow, payload: dict) -> list[model.Ending]:
+def _follow_standing(uow, sub: model.Subscription, member: model.KnownMember, offering) -> None:
+    """An SLA of a school whose leaving or conversion is already recorded (its date may be ahead) ends
+    from that day, as the school's older SLAs did; at a conversion it carries on for the successor,
+    and follows that one's recorded leaving or conversion in turn."""
+    session = uow.session
+    followed = set()
+    while member is not None and member.left_on is not None and member.urn not in followed:
+        followed.add(member.urn)
+        converted = member.status == member_copy.CONVERTED
+        if _end_subscription(uow, sub, member.left_on, "converted" if converted else "left") is None or not converted:
+            return
+        successor = repository.member(session, repository.member_copy(session, member.urn).successor_urn)
+        if successor is None:
+            return
+        sub = _carry_to_successor(uow, sub, successor, member.left_on, offering)
+        member = successor
+
+
+def _running_from(session, urn: str, day: dt.date, *, latest: bool) -> list[model.Subscription]:
+    """The school's SLAs a leaving or conversion from `day` ends. When it is not the school's latest
+    standing (it re-joined later, and that arrived first) only those begun before `day`: anything
+    from then on was bought in the later membership."""
+    running = repository.covering_from(session, urn, day)
+    return running if latest else [sub for sub in running if sub.period_start < day]
+
+
+def record_member_left(uow, leaving: Leaving, *, sequence: int | None = None,
+                       aggregate: str | None = None) -> list[model.Ending]:
     """A member left: its SLAs end from the leaving date (`subscription_ended`, reason left).
 
     The leaving date may be in the future: the school stays a member (and may buy) until the day
-    before it (`KnownMember.is_member_on`); the stored status says what will happen, `left_on` when."""
+    before it (`KnownMember.is_member_on`); the stored status says what will happen, `left_on` when.
+    A leaving that arrives before the school's joining is recorded all the same: the school is
+    then known as left, and the joining arriving later does not make it a member again."""
+    number = _numbered(aggregate, f"school:{leaving.urn}", sequence)
     with uow:
         session = uow.session
-        left_on = payload["effective_date"]
-        repository.update_member(session, payload["urn"], {"status": "left", "left_on": left_on})
+        left_on = leaving.effective_date
+        before, _ = _change_member(session, leaving.urn, lambda m: member_copy.left(m, left_on, number))
+        latest = member_copy.is_latest_standing(before, number)
         endings = [_end_subscription(uow, sub, left_on, "left")
-                   for sub in repository.covering_from(session, payload["urn"], left_on)]
+                   for sub in _running_from(session, leaving.urn, left_on, latest=latest)]
         uow.commit()
     return [ending for ending in endings if ending is not None]
 
 
-def record_conversion(uow, payload: dict) -> list[tuple[model.Ending, model.Subscription]]:
+def record_conversion(uow, conversion: Conversion, *, sequence: int | None = None,
+                      aggregate: str | None = None) -> list[tuple[model.Ending, model.Subscription]]:
     """Academy conversion: the successor becomes a member (same membership, continuous); each
     predecessor SLA still running ends on the conversion date (reason converted) and carries on
-    for the successor at the same frozen price, to the old period's end."""
+    for the successor at the same frozen price, to the old period's end (and, if the successor's
+    own leaving arrived first, ends from that as well).
+
+    The event is numbered in the predecessor's aggregate: it is the predecessor's standing; for the
+    successor it is the first event, so its facts there yield to any of the successor's own."""
+    old, new, day = conversion.predecessor_urn, conversion.successor_urn, conversion.conversion_date
+    number = _numbered(aggregate, f"school:{old}", sequence)
     with uow:
         session = uow.session
-        day = payload["conversion_date"]
-        old, new, mat = payload["predecessor"], payload["successor"], payload["mat"]
-        repository.upsert_member(session, {
-            "urn": new["urn"], "name": new["name"], "establishment_type": new["establishment_type"],
-            "phase": new["phase"], "is_academy": True, **_mat(mat), "number_on_roll": new["number_on_roll"],
-            "census_date": new["census_date"], "status": "active", "joined_on": day, "left_on": None,
-            "predecessor_urn": old["urn"]})
-        repository.update_member(session, old["urn"], {"status": "converted", "left_on": day,
-                                                       "successor_urn": new["urn"]})
-        successor = repository.member(session, new["urn"])
+        before, _ = _change_member(session, old, lambda m: member_copy.converted_predecessor(m, day, new, number))
+        latest = member_copy.is_latest_standing(before, number)
+        _, after = _change_member(session, new, lambda m: member_copy.converted_successor(
+            m, day, conversion.successor_details, conversion.successor_roll, old))
+        successor = after.known()
         moved = []
-        for sub in repository.covering_from(session, old["urn"], day):
+        for sub in _running_from(session, old, day, latest=latest):
             ending = _end_subscription(uow, sub, day, "converted")
             if ending is not None:
-                carried = _carry_to_successor(uow, sub, successor, day, repository.offering(session, sub.offering_code))
+                offering = repository.offering(session, sub.offering_code)
+                carried = _carry_to_successor(uow, sub, successor, day, offering)
+                _follow_standing(uow, carried, successor, offering)
                 moved.append((ending, carried))
         uow.commit()
     return moved
@@ -320,19 +386,10 @@ def buy_subscription(uow, command: dict, today: dt.date) -> model.Subscription:
         repository.add_subscription(session, subscription)
         uow.publish("subscription_started", subscription_payload(subscription, member, offering),
                     aggregate=f"school:{subscription.urn}")
-        if member.left_on is not None:  # bought before a known leaving/conversion date: treated as the older SLAs were
-            _end_for_leaving(uow, session, subscription, member, offering)
+        # bought before a known leaving or conversion date: treated as the school's older SLAs were
+        _follow_standing(uow, subscription, member, offering)
         uow.commit()
     return subscription
-
-
-def _end_for_leaving(uow, session, sub: model.Subscription, member: model.KnownMember, offering) -> None:
-    """An SLA bought by a school whose leaving or conversion (already recorded, effective on a later day)
-    falls inside its period ends from that day; at a conversion it carries on for the successor."""
-    reason = "converted" if member.status == "converted" else "left"
-    if _end_subscription(uow, sub, member.left_on, reason) is not None and reason == "converted":
-        successor = repository.member(session, repository.member_row(session, member.urn).successor_urn)
-        _carry_to_successor(uow, sub, successor, member.left_on, offering)
 
 
 def cancel_subscription(uow, subscription_id: str, command: dict, today: dt.date) -> model.Ending:

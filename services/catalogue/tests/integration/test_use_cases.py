@@ -16,6 +16,7 @@ from shared.unit_of_work import Origin, Producer, UnitsOfWork
 
 from catalogue.adapters.tables import inbox, outbox, subscriptions
 from catalogue.domain import model
+from catalogue.messages import consumed
 from catalogue.messages.published import PUBLISHED, SubscriptionRenewedV1
 from catalogue.service_layer import handlers
 
@@ -36,15 +37,20 @@ def events(uows, event_type=None) -> list[dict]:
     return [e for e in found if event_type is None or e["type"] == event_type]
 
 
+def typed(schema, payload: dict):
+    """The typed event the entrypoint hands over, loaded from a payload as membership writes it."""
+    return schema().load(json.loads(json.dumps(payload, default=str)))
+
+
 def join(uows, urn, *, phase="primary", roll=210, mat=None, establishment_type="community"):
-    handlers.record_member_joined(uows(), {
+    handlers.record_member_joined(uows(), typed(consumed.MemberJoined, {
         "urn": urn, "name": f"School {urn}", "establishment_type": establishment_type, "phase": phase,
         "is_academy": mat is not None, "mat": mat, "number_on_roll": roll, "census_date": D(2025, 10, 2),
-        "joined_on": D(2026, 1, 5)})
+        "joined_on": D(2026, 1, 5)}))
     contact_id = str(uuid.uuid4())
-    handlers.record_contact_role(uows(), {"contact_id": contact_id, "urn": urn, "display_name": f"Head of {urn}",
-                                          "role": "head_teacher", "may_commit_spending": True, "active": True,
-                                          "effective_date": D(2026, 1, 5)})
+    handlers.record_contact_role(uows(), typed(consumed.ContactRoleChanged, {
+        "contact_id": contact_id, "urn": urn, "display_name": f"Head of {urn}", "role": "head_teacher",
+        "may_commit_spending": True, "active": True, "effective_date": D(2026, 1, 5)}))
     return contact_id
 
 
@@ -97,9 +103,9 @@ class TestPurchase:
         head = join(uows, "110002")
         before = len(events(uows))
         senco = str(uuid.uuid4())
-        handlers.record_contact_role(uows(), {"contact_id": senco, "urn": "110002", "display_name": "S. Senco",
-                                              "role": "senco", "may_commit_spending": False, "active": True,
-                                              "effective_date": D(2026, 1, 5)})
+        handlers.record_contact_role(uows(), typed(consumed.ContactRoleChanged, {
+            "contact_id": senco, "urn": "110002", "display_name": "S. Senco", "role": "senco",
+            "may_commit_spending": False, "active": True, "effective_date": D(2026, 1, 5)}))
         with pytest.raises(model.NotAllowed) as refused:
             buy(uows, "110002", senco, "SI-CORE")
         assert refused.value.field == "contact_id"
@@ -114,7 +120,7 @@ class TestPurchase:
         publish_offerings(uows)
         head = join(uows, "110003")
         sub = buy(uows, "110003", head, "GOV-TRAIN")
-        handlers.erase_contact(uows(), {"contact_id": head})
+        handlers.erase_contact(uows(), typed(consumed.ContactErased, {"contact_id": head}))
         with uows.read() as session:
             row = session.execute(sa.select(subscriptions).where(subscriptions.c.id == sub.id)).one()
         assert (row.purchased_by_name, row.purchased_by_contact_id) == ("(erased)", None)
@@ -127,7 +133,8 @@ class TestLeavingAndConversion:
         publish_offerings(uows)
         head = join(uows, "110010")
         first = buy(uows, "110010", head, "SI-CORE", years=2)
-        handlers.record_member_left(uows(), {"urn": "110010", "effective_date": D(2026, 11, 1), "reason": "closed"})
+        handlers.record_member_left(uows(), typed(consumed.MemberLeft, {
+            "urn": "110010", "effective_date": D(2026, 11, 1), "reason": "closed"}))
         ended = [e["payload"] for e in events(uows, "subscription_ended")]
         assert ended == [{"subscription_id": first.id, "urn": "110010", "effective_date": "2026-11-01",
                           "reason": "left"}]
@@ -140,7 +147,8 @@ class TestLeavingAndConversion:
         meanwhile ends from 1 November like its older SLAs."""
         publish_offerings(uows)
         head = join(uows, "110011")
-        handlers.record_member_left(uows(), {"urn": "110011", "effective_date": D(2026, 11, 1), "reason": "closed"})
+        handlers.record_member_left(uows(), typed(consumed.MemberLeft, {
+            "urn": "110011", "effective_date": D(2026, 11, 1), "reason": "closed"}))
         late = buy(uows, "110011", head, "GOV-TRAIN", today=D(2026, 10, 31))
         assert [e["payload"] for e in events(uows, "subscription_ended")] == [
             {"subscription_id": late.id, "urn": "110011", "effective_date": "2026-11-01", "reason": "left"}]
@@ -156,11 +164,11 @@ class TestLeavingAndConversion:
         date and carries on for the academy, as the SLAs it held when the event arrived did."""
         publish_offerings(uows)
         head = join(uows, "110021", roll=172)
-        handlers.record_conversion(uows(), {
+        handlers.record_conversion(uows(), typed(consumed.SchoolConvertedToAcademy, {
             "conversion_date": D(2027, 1, 1), "predecessor": {"urn": "110021"},
             "successor": {"urn": "149021", "name": "Academy 149021", "establishment_type": "academy_converter",
                           "phase": "primary", "number_on_roll": 180, "census_date": D(2026, 10, 1)},
-            "mat": {"id": "TR01234", "name": "Great Learners Trust"}})
+            "mat": {"id": "TR01234", "name": "Great Learners Trust"}}))
         assert events(uows, "subscription_ended") == []
         bought = buy(uows, "110021", head, "GOV-TRAIN", today=D(2026, 12, 31))
         assert [e["payload"]["effective_date"] for e in events(uows, "subscription_ended")] == ["2027-01-01"]
@@ -176,11 +184,11 @@ class TestLeavingAndConversion:
         head = join(uows, "110020", roll=172)
         bought = [buy(uows, "110020", head, "SI-CORE", years=2), buy(uows, "110020", head, "GOV-TRAIN"),
                   buy(uows, "110020", head, "LD-COACH", quantity=2)]
-        handlers.record_conversion(uows(), {
+        handlers.record_conversion(uows(), typed(consumed.SchoolConvertedToAcademy, {
             "conversion_date": D(2027, 1, 1), "predecessor": {"urn": "110020"},
             "successor": {"urn": "149020", "name": "Academy 149020", "establishment_type": "academy_converter",
                           "phase": "primary", "number_on_roll": 180, "census_date": D(2026, 10, 1)},
-            "mat": {"id": "TR01234", "name": "Great Learners Trust"}})
+            "mat": {"id": "TR01234", "name": "Great Learners Trust"}}))
         ended = {e["payload"]["subscription_id"]: e["payload"] for e in events(uows, "subscription_ended")}
         assert set(ended) == {s.id for s in bought}
         assert {(p["effective_date"], p["reason"]) for p in ended.values()} == {("2027-01-01", "converted")}
@@ -207,9 +215,10 @@ class TestRenewalRound:
         academic = buy(uows, "140005", academy, "LD-COACH", quantity=2)
         handlers.cancel_subscription(uows(), cancelled.id, {"contact_id": cancelling, "reason": "budget"},
                                      today=D(2026, 12, 1))
-        handlers.record_member_left(uows(), {"urn": "120002", "effective_date": D(2027, 4, 1), "reason": "closed"})
-        handlers.record_census(uows(), {"urn": "120001", "census_date": D(2026, 10, 1), "old_number_on_roll": 210,
-                                        "number_on_roll": 300})
+        handlers.record_member_left(uows(), typed(consumed.MemberLeft, {
+            "urn": "120002", "effective_date": D(2027, 4, 1), "reason": "closed"}))
+        handlers.record_census(uows(), typed(consumed.CensusRecorded, {
+            "urn": "120001", "census_date": D(2026, 10, 1), "old_number_on_roll": 210, "number_on_roll": 300}))
 
         summary = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11), operator="test-operator",
                                              uplift_percent=Decimal("3"))
@@ -304,11 +313,13 @@ class TestCatalogueChanges:
         publish_offerings(uows)
         head = join(uows, "150006", roll=172)
         sub = buy(uows, "150006", head, "SI-CORE")
-        handlers.record_census(uows(), {"urn": "150006", "census_date": D(2026, 10, 1), "number_on_roll": 400})
-        handlers.record_census(uows(), {"urn": "150006", "census_date": D(2024, 10, 1), "number_on_roll": 10})
-        handlers.record_member_details_changed(uows(), {
+        handlers.record_census(uows(), typed(consumed.CensusRecorded, {
+            "urn": "150006", "census_date": D(2026, 10, 1), "number_on_roll": 400}))
+        handlers.record_census(uows(), typed(consumed.CensusRecorded, {
+            "urn": "150006", "census_date": D(2024, 10, 1), "number_on_roll": 10}))
+        handlers.record_member_details_changed(uows(), typed(consumed.MemberDetailsChanged, {
             "urn": "150006", "effective_date": D(2026, 11, 1), "name": "Renamed School", "phase": "primary",
-            "establishment_type": "foundation", "is_academy": False, "mat": None})
+            "establishment_type": "foundation", "is_academy": False, "mat": None}))
         with uows.read() as session:
             member = handlers.repository.member(session, "150006")
             again = handlers.repository.subscription(session, sub.id)
