@@ -7,6 +7,7 @@ few statements per thousand payers.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import json
 from typing import Iterable, Sequence
@@ -18,6 +19,7 @@ from billing.adapters.tables import (billing_runs, charges, document_lines, docu
                                      subscriptions)
 from billing.domain import invoicing
 from billing.domain.model import Affiliation, Charge, Payer
+from billing.domain.upstream import Subscription
 
 def upsert(session, table, key: str | Sequence[str], values: dict) -> None:
     keys = [key] if isinstance(key, str) else list(key)
@@ -58,12 +60,12 @@ def _jsonable(value):
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
 
-def save_subscription(session, subscription: dict) -> None:
+def save_subscription(session, subscription: Subscription) -> None:
     terms = json.dumps({k: ({kk: _jsonable(vv) for kk, vv in v.items()} if isinstance(v, dict) else _jsonable(v))
-                        for k, v in subscription.items()})
+                        for k, v in dataclasses.asdict(subscription).items()})
     upsert(session, subscriptions, "subscription_id", {
-        "subscription_id": str(subscription["subscription_id"]), "urn": subscription["urn"],
-        "period_start": subscription["period_start"], "period_end": subscription["period_end"], "terms": terms})
+        "subscription_id": str(subscription.subscription_id), "urn": subscription.urn,
+        "period_start": subscription.period_start, "period_end": subscription.period_end, "terms": terms})
 
 
 def end_subscription(session, subscription_id: str, urn: str, ends_from: dt.date, reason: str) -> None:

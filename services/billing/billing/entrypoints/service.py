@@ -133,11 +133,11 @@ class BillingService(base.ObservableService):
 
     @consumes("catalogue", "subscription_cancelled", consumed.SubscriptionCancelled)
     def on_subscription_cancelled(self, event):
-        handlers.record_subscription_end(self.uow(), event.payload, "cancelled")
+        handlers.record_subscription_end(self.uow(), event.payload)
 
     @consumes("catalogue", "subscription_ended", consumed.SubscriptionEnded)
     def on_subscription_ended(self, event):
-        handlers.record_subscription_end(self.uow(), event.payload, "ended")
+        handlers.record_subscription_end(self.uow(), event.payload)
 
     @consumes("scheduling", "attendance_recorded", consumed.AttendanceRecorded)
     def on_attendance_recorded(self, event):

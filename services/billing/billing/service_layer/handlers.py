@@ -1,4 +1,5 @@
-"""Billing use cases: each takes a unit of work and an event payload or command.
+"""Billing use cases: each takes a unit of work and an upstream event's facts (`billing.domain.upstream`)
+or a command.
 
 Every handler commits its state change and the events it causes in one unit of
 work; an event handler's unit of work also records the event in the inbox, so
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from billing.adapters import repository
 from billing.adapters.tables import billing_runs, document_lines, documents, mat_billing, members, outbox
-from billing.domain import invoicing, model
+from billing.domain import invoicing, model, upstream
 from billing.domain.invoicing import Operator
 from billing.domain.periods import BillingPeriod
 from billing.messages.published import PUBLISHED
@@ -112,78 +113,76 @@ def _match_unmatched(uow, urn: str) -> None:
 
 
 # -- membership's events -------------------------------------------------------------------------
-def record_member_joined(uow, payload: dict) -> None:
+def record_member_joined(uow, joining: upstream.Joining) -> None:
     with uow:
-        mat = payload.get("mat")
+        mat = joining.mat
         repository.upsert(uow.session, members, "urn", {
-            "urn": payload["urn"], "name": payload["name"], "is_academy": payload["is_academy"],
-            "mat_id": mat["id"] if mat else None, "mat_name": mat["name"] if mat else None, "left_on": None})
+            "urn": joining.urn, "name": joining.name, "is_academy": joining.is_academy,
+            "mat_id": mat.id if mat else None, "mat_name": mat.name if mat else None, "left_on": None})
         repository.record_affiliation(uow.session, model.Affiliation(
-            payload["urn"], payload.get("joined_on") or EARLIEST, payload["name"], payload["is_academy"],
-            mat["id"] if mat else None, mat["name"] if mat else None))
-        _match_unmatched(uow, payload["urn"])
+            joining.urn, joining.joined_on or EARLIEST, joining.name, joining.is_academy,
+            mat.id if mat else None, mat.name if mat else None))
+        _match_unmatched(uow, joining.urn)
         uow.commit()
 
 
-def record_member_left(uow, payload: dict) -> None:
+def record_member_left(uow, leaving: upstream.Leaving) -> None:
     """A leaver's open items stay payable; its SLAs end through the catalogue's `subscription_ended`."""
     with uow:
-        repository.set_left_on(uow.session, payload["urn"], payload["effective_date"])
+        repository.set_left_on(uow.session, leaving.urn, leaving.effective_date)
         uow.commit()
 
 
-def record_member_details_changed(uow, payload: dict) -> None:
+def record_member_details_changed(uow, change: upstream.DetailsChange) -> None:
     """A change of MAT (or academy status, or name) starts a new standing from its effective date."""
     with uow:
-        mat = payload.get("mat")
-        if repository.member_known(uow.session, payload["urn"]):
+        mat = change.mat
+        if repository.member_known(uow.session, change.urn):
             repository.upsert(uow.session, members, "urn", {
-                "urn": payload["urn"], "name": payload["name"], "is_academy": payload["is_academy"],
-                "mat_id": mat["id"] if mat else None, "mat_name": mat["name"] if mat else None})
-            if set(payload["changes"]) & {"mat", "is_academy", "name"}:
+                "urn": change.urn, "name": change.name, "is_academy": change.is_academy,
+                "mat_id": mat.id if mat else None, "mat_name": mat.name if mat else None})
+            if change.changes_standing:
                 repository.record_affiliation(uow.session, model.Affiliation(
-                    payload["urn"], payload["effective_date"], payload["name"], payload["is_academy"],
-                    mat["id"] if mat else None, mat["name"] if mat else None))
+                    change.urn, change.effective_date, change.name, change.is_academy,
+                    mat.id if mat else None, mat.name if mat else None))
         uow.commit()
 
 
-def record_conversion(uow, payload: dict) -> None:
+def record_conversion(uow, conversion: upstream.Conversion) -> None:
     """The maintained school closes on the conversion date; the academy (new URN) starts in its MAT then."""
     with uow:
-        day, mat, old, new = (payload["conversion_date"], payload["mat"], payload["predecessor"],
-                              payload["successor"])
-        repository.set_left_on(uow.session, old["urn"], day)
+        day, mat, old, new = (conversion.conversion_date, conversion.mat, conversion.predecessor,
+                              conversion.successor)
+        repository.set_left_on(uow.session, old.urn, day)
         repository.upsert(uow.session, members, "urn", {
-            "urn": new["urn"], "name": new["name"], "is_academy": True, "mat_id": mat["id"],
-            "mat_name": mat["name"], "left_on": None})
+            "urn": new.urn, "name": new.name, "is_academy": True, "mat_id": mat.id,
+            "mat_name": mat.name, "left_on": None})
         repository.record_affiliation(uow.session, model.Affiliation(
-            new["urn"], day, new["name"], True, mat["id"], mat["name"]))
-        _match_unmatched(uow, new["urn"])
+            new.urn, day, new.name, True, mat.id, mat.name))
+        _match_unmatched(uow, new.urn)
         uow.commit()
 
 
 # -- catalogue's events ----------------------------------------------------------------------------
-def record_subscription_charge(uow, payload: dict) -> model.Charge:
+def record_subscription_charge(uow, subscription: upstream.Subscription) -> model.Charge:
     """Charge an SLA's first (or, carried on at conversion, current) agreement year, pro-rated by days,
     to the payer on its first day; commits the charge and `charge_recorded` (or keeps it unmatched)."""
     with uow:
-        repository.save_subscription(uow.session, payload)
-        provisional = model.Payer("school", payload["urn"], payload["school_name"])
-        charge = _record_charge(uow, model.charge_for_subscription(payload, provisional))
-        ends_from, reason = repository.subscription_end(uow.session, str(payload["subscription_id"]))
+        repository.save_subscription(uow.session, subscription)
+        provisional = model.Payer("school", subscription.urn, subscription.school_name)
+        charge = _record_charge(uow, model.charge_for_subscription(subscription, provisional))
+        ends_from, reason = repository.subscription_end(uow.session, str(subscription.subscription_id))
         if ends_from is not None:  # its end was consumed first
-            _credit_unexpired(uow, str(payload["subscription_id"]), ends_from, reason)
+            _credit_unexpired(uow, str(subscription.subscription_id), ends_from, reason)
         uow.commit()
     return charge
 
 
-def record_subscription_end(uow, payload: dict, reason: str) -> list[model.Charge]:
+def record_subscription_end(uow, end: upstream.SubscriptionEnd) -> list[model.Charge]:
     """Cancelled or ended from `effective_date`: credit each charge's unexpired part to the payer it was charged to."""
     with uow:
-        reason = payload.get("reason") or reason
-        repository.end_subscription(uow.session, payload["subscription_id"], payload["urn"],
-                                    payload["effective_date"], reason)
-        credits = _credit_unexpired(uow, payload["subscription_id"], payload["effective_date"], reason)
+        repository.end_subscription(uow.session, end.subscription_id, end.urn, end.effective_date, end.reason)
+        credits = _credit_unexpired(uow, end.subscription_id, end.effective_date, end.reason)
         uow.commit()
     return credits
 
@@ -201,13 +200,13 @@ def _credit_unexpired(uow, subscription_id: str, day: dt.date, reason: str) -> l
 
 
 # -- scheduling's events ----------------------------------------------------------------------------
-def record_attendance(uow, payload: dict) -> model.Charge | None:
+def record_attendance(uow, attendance: upstream.Attendance) -> model.Charge | None:
     """A chargeable attendance is one delegate's place at the session's price; others only enter the inbox."""
     with uow:
         charge = None
-        if payload["chargeable"] and payload["unit_price_pence"] > 0:
-            provisional = model.Payer("school", payload["urn"], payload["urn"])
-            charge = _record_charge(uow, model.attendance_charge(payload, provisional))
+        if attendance.chargeable and attendance.unit_price_pence > 0:
+            provisional = model.Payer("school", attendance.urn, attendance.urn)
+            charge = _record_charge(uow, model.attendance_charge(attendance, provisional))
         uow.commit()
     return charge
 

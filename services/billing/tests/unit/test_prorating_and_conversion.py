@@ -8,13 +8,14 @@ from hypothesis import strategies as st
 from billing.domain.model import (Affiliation, Payer, attendance_charge, charge_for_subscription, conversion_split,
                                   credit_for, later_agreement_years, payer_on, unexpired_credit)
 from billing.domain.periods import days_between, shift_years
+from billing.domain.upstream import Attendance, Subscription
 from billing.messages.consumed import SubscriptionStarted
 
 SCHOOL = Payer("school", "110394", "Haddenham Community Infant School")
 MAT = Payer("mat", "TR01234", "Chiltern Learning Trust")
 
 
-def subscription(**overrides) -> dict:
+def subscription(**overrides) -> Subscription:
     payload = {
         "subscription_id": "sub-1", "urn": "110394", "school_name": "Haddenham Community Infant School",
         "is_academy": False, "mat": None, "offering_code": "SI-CORE", "offering_name": "School improvement",
@@ -145,10 +146,10 @@ class TestPayerOnADate:
 
 class TestAttendanceCharge:
     def test_a_chargeable_place_is_one_delegate_at_the_unit_price_on_the_session_date(self):
-        charge = attendance_charge({
-            "attendance_id": "att-1", "course_code": "SENCO-NET", "offering_code": None,
-            "service_area": "inclusion", "urn": "110394", "session_date": dt.date(2026, 11, 5),
-            "unit_price_pence": 12500, "vat_treatment": "exempt", "price_basis": "non_subscriber"}, SCHOOL)
+        charge = attendance_charge(Attendance(
+            attendance_id="att-1", course_code="SENCO-NET", offering_code=None, service_area="inclusion",
+            urn="110394", session_date=dt.date(2026, 11, 5), attended=True, chargeable=True,
+            price_basis="non_subscriber", unit_price_pence=12500, vat_treatment="exempt"), SCHOOL)
         assert (charge.amount_pence, charge.quantity, charge.source, charge.attendance_id) == (
             12500, 1, "attendance", "att-1")
         assert charge.period_start == charge.period_end == dt.date(2026, 11, 5)
