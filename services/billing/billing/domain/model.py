@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 from billing.domain.money import prorate
 from billing.domain.periods import DAY, agreement_year_containing, days_between, shift_years, year_ending
-from billing.domain.upstream import Attendance, Subscription
+from billing.domain.upstream import Attendance, Mat, Subscription, is_newer, later_version
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,13 +154,25 @@ def unexpired_credit(charge: Charge, effective_date: dt.date) -> int:
 
 def credit_for(charge: Charge, effective_date: dt.date, reason: str) -> Charge | None:
     """A credit (negative on the payer's account) for the unexpired part of `charge`, to the same payer."""
-    amount = unexpired_credit(charge, effective_date)
-    if amount <= 0:
+    return further_credit(charge, effective_date, reason, ())
+
+
+def further_credit(charge: Charge, effective_date: dt.date, reason: str,
+                   credited: Sequence[Charge]) -> Charge | None:
+    """What `charge` is still owed when its cover stops from `effective_date`, beyond the credits it was
+    already given: with them, exactly the unexpired part from that date (never more than the charge);
+    None when nothing more is owed (an earlier end already gave as much or more).
+
+    An SLA's end only moves earlier (cancelled from March, then the school leaves in January), so the
+    further credit covers the days from the new end up to the first day already credited."""
+    owed = unexpired_credit(charge, effective_date) - sum(c.amount_pence for c in credited)
+    if owed <= 0:
         return None
     start = max(effective_date, charge.period_start)
+    end = min([c.period_start - DAY for c in credited], default=charge.period_end)
     return dataclasses.replace(
         charge, id=str(uuid.uuid4()), kind="credit", subscription_id=None, attendance_id=None,
-        period_start=start, period_end=charge.period_end, amount_pence=amount, credits_charge_id=charge.id,
+        period_start=start, period_end=max(start, end), amount_pence=owed, credits_charge_id=charge.id,
         description=f"Credit: {charge.offering_name} from {start.isoformat()} ({reason})")
 
 
@@ -188,9 +200,66 @@ def attendance_charge(attendance: Attendance, payer: Payer) -> Charge:
                   description=f"{attendance.course_code} session {day.isoformat()} ({attendance.price_basis})")
 
 
+def recredit(charge: Charge, effective_date: dt.date, reason: str, open_credits: Sequence[Charge],
+             invoiced_credits: Sequence[Charge]) -> tuple[list[Charge], Charge | None]:
+    """How `charge`'s credits change when its cover stops from `effective_date`, given the credits it
+    has (not yet invoiced, and invoiced): (credits to withdraw, credit to add).
+
+    Nothing changes unless this end owes more than those credits together: an SLA's end only moves
+    earlier, and credits never shrink. Otherwise the credits not yet invoiced are withdrawn and one
+    credit added, so that all of them together are exactly the unexpired part from `effective_date`
+    and, when nothing was invoiced in between, the books hold what they would had this end come first.
+    """
+    if unexpired_credit(charge, effective_date) <= sum(c.amount_pence for c in (*open_credits, *invoiced_credits)):
+        return [], None
+    return list(open_credits), further_credit(charge, effective_date, reason, invoiced_credits)
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """Billing's copy of a member as it stands now (a reports' count; payers come from `Affiliation`s).
+
+    Each group of facts keeps the sequence number of the event that set it, in the school's
+    aggregate (`upstream.Position`), and only a newer event changes it: name, academy status and
+    MAT (`details_sequence`); membership up to the day before `left_on` (`lifecycle_sequence`).
+    An event about a member billing has not heard of makes the copy with what it knows.
+    """
+
+    urn: str
+    name: str | None = None
+    is_academy: bool | None = None
+    mat_id: str | None = None
+    mat_name: str | None = None
+    left_on: dt.date | None = None
+    details_sequence: int | None = None
+    lifecycle_sequence: int | None = None
+
+    def with_details(self, name: str, is_academy: bool, mat: Mat | None, sequence: int | None) -> "Member":
+        """Name, academy status and MAT as an event numbered `sequence` gives them, unless a newer one did."""
+        if not is_newer(sequence, self.details_sequence):
+            return self
+        return dataclasses.replace(self, name=name, is_academy=is_academy, mat_id=mat.id if mat else None,
+                                   mat_name=mat.name if mat else None,
+                                   details_sequence=later_version(sequence, self.details_sequence))
+
+    def with_lifecycle(self, left_on: dt.date | None, sequence: int | None) -> "Member":
+        """A member up to the day before `left_on` (None: a member) as an event numbered `sequence` says,
+        unless a newer one said otherwise: so a leaving is never undone by an older joining."""
+        if not is_newer(sequence, self.lifecycle_sequence):
+            return self
+        return dataclasses.replace(self, left_on=left_on,
+                                   lifecycle_sequence=later_version(sequence, self.lifecycle_sequence))
+
+    def named(self, name: str) -> "Member":
+        """Named `name` if billing knows no name yet (from an event that is not about the details: any
+        details event replaces it)."""
+        return self if self.name is not None else dataclasses.replace(self, name=name)
+
+
 @dataclasses.dataclass(frozen=True)
 class Affiliation:
-    """A member's standing from a date: academy or not, and its MAT."""
+    """A member's standing from a date: academy or not, and its MAT; `sequence`: of the event that set
+    it, as on `Member` (None: set by an event from before sequencing)."""
 
     urn: str
     effective_from: dt.date
@@ -198,6 +267,11 @@ class Affiliation:
     is_academy: bool
     mat_id: str | None
     mat_name: str | None
+    sequence: int | None = None
+
+    def replaces(self, existing: "Affiliation | None") -> bool:
+        """Whether this standing, on the same date as `existing`, is to be kept instead of it."""
+        return existing is None or is_newer(self.sequence, existing.sequence)
 
 
 def affiliation_on(history: Sequence[Affiliation], day: dt.date) -> Affiliation | None:

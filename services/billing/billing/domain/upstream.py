@@ -1,13 +1,60 @@
-"""What billing learns from the other functions' events, in its own terms. Pure Python, no I/O.
+"""What billing learns from the other functions' events, in its own terms, and how it orders them.
+Pure Python, no I/O.
 
 `billing.messages.consumed` loads each upstream event into one of these frozen
 values; use cases and domain rules read nothing else.
+
+Ordering. Each event names the aggregate it is about and that aggregate's
+producer-assigned sequence number, strictly increasing (`Position`). Billing keeps a
+version per fact it copies (a member's details, its lifecycle, each dated standing,
+each SLA's end) and applies an event to a fact only if it is newer than the version
+applied to that fact (`is_newer`); otherwise the event is only recorded as seen. So
+the final state is the same whatever order the broker delivers in. An event written
+before sequencing carries no position and is applied as it always was.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 from typing import Any, Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Position:
+    """Where an event stands in its aggregate's history (both None: an event from before sequencing)."""
+
+    aggregate: str | None = None
+    sequence: int | None = None
+
+    def within(self, aggregate: str) -> int | None:
+        """This event's sequence number in `aggregate`; None when it carries no order for that aggregate
+        (no position at all, or another aggregate's, whose numbers are not comparable)."""
+        return self.sequence if self.aggregate == aggregate else None
+
+
+UNORDERED = Position()
+
+# The successor academy's facts come first from the conversion, an event of the predecessor's
+# aggregate; they rank below any event of the successor's own aggregate (which number from 1).
+BEFORE_OWN_EVENTS = 0
+
+
+def is_newer(incoming: int | None, applied: int | None) -> bool:
+    """Whether an event numbered `incoming` may change a fact last set by an event numbered `applied`.
+
+    None incoming: the event carries no order and is applied as before sequencing existed.
+    None applied: nothing ordered has set the fact yet."""
+    return incoming is None or applied is None or incoming > applied
+
+
+def later_version(incoming: int | None, applied: int | None) -> int | None:
+    """The version a fact has after an event numbered `incoming` changed it (an unordered event keeps it)."""
+    return applied if incoming is None else incoming
+
+
+def school_aggregate(urn: str) -> str:
+    """The aggregate membership and the catalogue number a school's events in (`school:<urn>`)."""
+    return f"school:{urn}"
 
 
 # -- membership ----------------------------------------------------------------------------------
