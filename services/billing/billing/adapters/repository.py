@@ -7,6 +7,7 @@ few statements per thousand payers.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import json
 from typing import Iterable, Sequence
@@ -17,7 +18,8 @@ from billing.adapters.tables import (billing_runs, charges, document_lines, docu
                                      mat_billing, member_affiliations, members, overdue_notices, payments,
                                      subscriptions)
 from billing.domain import invoicing
-from billing.domain.model import Affiliation, Charge, Payer
+from billing.domain.model import Affiliation, Charge, Member, Payer
+from billing.domain.upstream import Subscription, SubscriptionEnd, is_newer, later_version
 
 def upsert(session, table, key: str | Sequence[str], values: dict) -> None:
     keys = [key] if isinstance(key, str) else list(key)
@@ -34,23 +36,43 @@ def pays_centrally(session):
     return lambda mat_id: settings.get(mat_id, True)
 
 
-def member_known(session, urn: str) -> bool:
-    return session.execute(select(members.c.urn).where(members.c.urn == urn)).first() is not None
+def member(session, urn: str) -> Member | None:
+    row = session.execute(select(members).where(members.c.urn == urn)).first()
+    if row is None:
+        return None
+    return Member(urn=row.urn, name=row.name, is_academy=None if row.is_academy is None else bool(row.is_academy),
+                  mat_id=row.mat_id, mat_name=row.mat_name, left_on=row.left_on,
+                  details_sequence=row.details_sequence, lifecycle_sequence=row.lifecycle_sequence)
 
 
-def record_affiliation(session, affiliation: Affiliation) -> None:
-    upsert(session, member_affiliations, ("urn", "effective_from"), {
-        "urn": affiliation.urn, "effective_from": affiliation.effective_from, "name": affiliation.name,
-        "is_academy": affiliation.is_academy, "mat_id": affiliation.mat_id, "mat_name": affiliation.mat_name})
+def save_member(session, copy: Member) -> None:
+    upsert(session, members, "urn", dataclasses.asdict(copy))
+
+
+def record_affiliation(session, affiliation: Affiliation) -> bool:
+    """Keep `affiliation` unless a newer standing on the same date is kept already; True if kept."""
+    key = (member_affiliations.c.urn == affiliation.urn,
+           member_affiliations.c.effective_from == affiliation.effective_from)
+    row = session.execute(select(member_affiliations).where(*key)).first()
+    existing = None if row is None else _affiliation(row)
+    if not affiliation.replaces(existing):
+        return False
+    values = dataclasses.asdict(affiliation)
+    if existing is not None:
+        values["sequence"] = later_version(affiliation.sequence, existing.sequence)
+        session.execute(member_affiliations.update().where(*key).values(**values))
+    else:
+        session.execute(insert(member_affiliations).values(**values))
+    return True
+
+
+def _affiliation(r) -> Affiliation:
+    return Affiliation(r.urn, r.effective_from, r.name, bool(r.is_academy), r.mat_id, r.mat_name, r.sequence)
 
 
 def affiliations(session, urn: str) -> list[Affiliation]:
     rows = session.execute(select(member_affiliations).where(member_affiliations.c.urn == urn))
-    return [Affiliation(r.urn, r.effective_from, r.name, bool(r.is_academy), r.mat_id, r.mat_name) for r in rows]
-
-
-def set_left_on(session, urn: str, day: dt.date) -> None:
-    session.execute(update(members).where(members.c.urn == urn).values(left_on=day))
+    return [_affiliation(r) for r in rows]
 
 
 # -- subscriptions -----------------------------------------------------------------------------------
@@ -58,23 +80,33 @@ def _jsonable(value):
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
 
-def save_subscription(session, subscription: dict) -> None:
+def save_subscription(session, subscription: Subscription) -> None:
+    """Keep an SLA's terms (filling in the placeholder of an end consumed first, whose end stays)."""
     terms = json.dumps({k: ({kk: _jsonable(vv) for kk, vv in v.items()} if isinstance(v, dict) else _jsonable(v))
-                        for k, v in subscription.items()})
+                        for k, v in dataclasses.asdict(subscription).items()})
     upsert(session, subscriptions, "subscription_id", {
-        "subscription_id": str(subscription["subscription_id"]), "urn": subscription["urn"],
-        "period_start": subscription["period_start"], "period_end": subscription["period_end"], "terms": terms})
+        "subscription_id": str(subscription.subscription_id), "urn": subscription.urn,
+        "period_start": subscription.period_start, "period_end": subscription.period_end, "terms": terms})
 
 
-def end_subscription(session, subscription_id: str, urn: str, ends_from: dt.date, reason: str) -> None:
-    """Record the end; if the SLA's start has not arrived yet (events of different types may be consumed
-    out of order), keep the end on a placeholder that its start will fill in."""
-    found = session.execute(update(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
-                            .values(ends_from=ends_from, end_reason=reason))
-    if found.rowcount == 0:
+def end_subscription(session, end: SubscriptionEnd, sequence: int | None) -> bool:
+    """Record an SLA's end numbered `sequence` unless a newer end of it is recorded; True if recorded.
+
+    If the SLA's start has not arrived yet (events of different types may be consumed out of order),
+    the end waits on a placeholder that its start fills in."""
+    row = session.execute(select(subscriptions.c.end_sequence).where(
+        subscriptions.c.subscription_id == end.subscription_id)).first()
+    if row is None:
         session.execute(insert(subscriptions).values(
-            subscription_id=subscription_id, urn=urn, period_start=ends_from, period_end=ends_from,
-            ends_from=ends_from, end_reason=reason, terms="{}"))
+            subscription_id=end.subscription_id, urn=end.urn, period_start=end.effective_date,
+            period_end=end.effective_date, ends_from=end.effective_date, end_reason=end.reason, terms="{}",
+            end_sequence=sequence))
+        return True
+    if not is_newer(sequence, row.end_sequence):
+        return False
+    session.execute(update(subscriptions).where(subscriptions.c.subscription_id == end.subscription_id).values(
+        ends_from=end.effective_date, end_reason=end.reason, end_sequence=later_version(sequence, row.end_sequence)))
+    return True
 
 
 def subscription_end(session, subscription_id: str) -> tuple[dt.date | None, str | None]:
@@ -138,22 +170,35 @@ def charges_of_subscription(session, subscription_id: str) -> list[tuple[Charge,
     return [(to_charge(r), r.status) for r in session.execute(query)]
 
 
-def credited_charge_ids(session, charge_ids: Iterable[str]) -> set[str]:
+OPEN = ("unmatched", "uninvoiced")  # not on any document yet
+
+
+def credits_of(session, charge_ids: Iterable[str]) -> dict[str, list[tuple[Charge, str]]]:
+    """Per charge id, its credits with their status."""
     ids = list(charge_ids)
-    if not ids:
-        return set()
-    query = select(charges.c.credits_charge_id).where(charges.c.credits_charge_id.in_(ids))
-    return {r.credits_charge_id for r in session.execute(query)}
+    found: dict[str, list] = {i: [] for i in ids}
+    if ids:
+        query = select(charges).where(charges.c.credits_charge_id.in_(ids)).order_by(charges.c.id)
+        for r in session.execute(query):
+            found[r.credits_charge_id].append((to_charge(r), r.status))
+    return found
 
 
-def unmatched_charges(session, urn: str) -> list[Charge]:
-    query = select(charges).where(charges.c.urn == urn, charges.c.status == "unmatched").order_by(charges.c.id)
-    return [to_charge(r) for r in session.execute(query)]
+def open_charges(session, urn: str) -> list[tuple[Charge, str]]:
+    """A school's charges and credits on no document yet (unmatched or uninvoiced), with their status."""
+    query = select(charges).where(charges.c.urn == urn, charges.c.status.in_(OPEN)).order_by(charges.c.id)
+    return [(to_charge(r), r.status) for r in session.execute(query)]
 
 
-def match_charge(session, charge_id: str, payer: Payer) -> None:
+def remove_charges(session, charge_ids: Sequence[str]) -> None:
+    """Remove charges or credits on no document (the caller checked): a credit superseded before invoicing."""
+    if charge_ids:
+        session.execute(charges.delete().where(charges.c.id.in_(list(charge_ids)), charges.c.status.in_(OPEN)))
+
+
+def match_charge(session, charge_id: str, payer: Payer, status: str = "uninvoiced") -> None:
     session.execute(update(charges).where(charges.c.id == charge_id).values(
-        status="uninvoiced", payer_kind=payer.kind, payer_id=payer.id, payer_name=payer.name,
+        status=status, payer_kind=payer.kind, payer_id=payer.id, payer_name=payer.name,
         payer_key=f"{payer.kind}:{payer.id}"))
 
 

@@ -11,17 +11,25 @@ from shared.messaging_tables import define_messaging_tables
 metadata = sa.MetaData()
 outbox, inbox = define_messaging_tables(metadata)
 
+# Billing's copy of each member as it stands now. Each group of facts keeps the sequence number
+# (in the school's aggregate, `upstream.Position`) of the event that last set it, so an older
+# event delivered late changes nothing: `details_sequence` for name, academy status and MAT,
+# `lifecycle_sequence` for `left_on`. NULL: not set by an ordered event yet (a row first made by
+# `member_left` knows no name). The conversion sets a successor's facts at sequence 0.
 members = sa.Table(
     "members", metadata,
     sa.Column("urn", sa.String(6), primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("is_academy", sa.Boolean, nullable=False),
+    sa.Column("name", sa.String(200)),
+    sa.Column("is_academy", sa.Boolean),
     sa.Column("mat_id", sa.String(20)),
     sa.Column("mat_name", sa.String(200)),
     sa.Column("left_on", sa.Date),  # first day no longer a member (left, or closed at conversion)
+    sa.Column("details_sequence", sa.BigInteger),
+    sa.Column("lifecycle_sequence", sa.BigInteger),
 )
 
-# A member's standing from a date, so a charge's payer is decided on the charge's date.
+# A member's standing from a date, so a charge's payer is decided on the charge's date; `sequence`
+# is that of the event that set the standing on that date (as `members`).
 member_affiliations = sa.Table(
     "member_affiliations", metadata,
     sa.Column("urn", sa.String(6), primary_key=True),
@@ -30,6 +38,7 @@ member_affiliations = sa.Table(
     sa.Column("is_academy", sa.Boolean, nullable=False),
     sa.Column("mat_id", sa.String(20)),
     sa.Column("mat_name", sa.String(200)),
+    sa.Column("sequence", sa.BigInteger),
 )
 
 mat_billing = sa.Table(
@@ -39,6 +48,8 @@ mat_billing = sa.Table(
 )
 
 # The SLAs billing has heard of, so later years of multi-year agreements fall due on their own.
+# An end consumed before its start is kept on a placeholder row (terms "{}") that the start fills
+# in; `end_sequence` is that of the end applied (in the school's catalogue aggregate).
 subscriptions = sa.Table(
     "subscriptions", metadata,
     sa.Column("subscription_id", sa.String(36), primary_key=True),
@@ -48,6 +59,7 @@ subscriptions = sa.Table(
     sa.Column("ends_from", sa.Date),
     sa.Column("end_reason", sa.String(40)),
     sa.Column("terms", sa.Text, nullable=False),  # the event's payload, JSON
+    sa.Column("end_sequence", sa.BigInteger),
 )
 
 charges = sa.Table(
@@ -76,7 +88,8 @@ charges = sa.Table(
     sa.Column("basis_pence", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("basis_days", sa.Integer, nullable=False, server_default="1"),
     sa.Column("attendance_id", sa.String(64), unique=True),
-    sa.Column("credits_charge_id", sa.String(36), unique=True),
+    # A charge can have several credits: a later, earlier end of its SLA adds to one already invoiced.
+    sa.Column("credits_charge_id", sa.String(36), index=True),
     sa.Column("description", sa.String(300), nullable=False, server_default=""),
     sa.Column("document_id", sa.String(36)),  # the document that billed it; found through the lines
     sa.Column("payer_key", sa.String(32), nullable=False, server_default="", index=True),

@@ -15,10 +15,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from billing.domain.money import prorate
 from billing.domain.periods import DAY, agreement_year_containing, days_between, shift_years, year_ending
+from billing.domain.upstream import Attendance, Mat, Subscription, is_newer, later_version
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +77,7 @@ def first_year_end(period_start: dt.date, period_end: dt.date) -> dt.date:
     return min(one_year_on, period_end)
 
 
-def first_charged_year(subscription: dict) -> tuple[dt.date, dt.date, dt.date]:
+def first_charged_year(subscription: Subscription) -> tuple[dt.date, dt.date, dt.date]:
     """(charged from, charged to, start of the whole year it is a part of) for an SLA's first charge.
 
     Agreement years are counted back from the SLA's end: a new agreement is charged its
@@ -84,35 +85,39 @@ def first_charged_year(subscription: dict) -> tuple[dt.date, dt.date, dt.date]:
     period, or an SLA carried on at academy conversion, `continues_subscription_id`) is
     charged up to the end of the agreement year it starts in, pro-rated by days.
     """
-    start, end = subscription["period_start"], subscription["period_end"]
+    start, end = subscription.period_start, subscription.period_end
     year_start, year_end = agreement_year_containing(start, end)
     return start, year_end, year_start
 
 
-def subscription_year_charge(subscription: dict, payer: Payer, start: dt.date, end: dt.date,
+def subscription_year_charge(subscription: Subscription | Mapping, payer: Payer, start: dt.date, end: dt.date,
                              year_start: dt.date) -> Charge:
     """The charge for `start`..`end` of the agreement year beginning `year_start`, pro-rated by days."""
-    census = subscription["census"]
+    if not isinstance(subscription, Subscription):
+        # The billing run (reworked separately) still hands over an SLA's stored terms as a
+        # mapping (`repository.open_subscriptions`); read into the same value here until it doesn't.
+        subscription = Subscription.from_terms(subscription)
+    census = subscription.census
     # The catalogue's `annual_price_pence` is the SLA's whole annual price: it already counts the
     # quantity bought (per-session days, per-delegate places); the line shows quantity x unit price.
-    annual = subscription["annual_price_pence"]
-    quantity = subscription["quantity"] if annual % max(subscription["quantity"], 1) == 0 else 1
+    annual = subscription.annual_price_pence
+    quantity = subscription.quantity if annual % max(subscription.quantity, 1) == 0 else 1
     year_days = days_between(year_start, year_ending(shift_years(year_start, 1) - DAY)[1])
     amount = annual if start <= year_start else prorate(annual, days_between(start, end), year_days)
-    description = subscription["offering_name"]
+    description = subscription.offering_name
     if amount != annual:
         description += f" ({days_between(start, end)} of {year_days} days)"
-    return Charge(id=str(uuid.uuid4()), subscription_id=str(subscription["subscription_id"]),
-                  urn=subscription["urn"], payer=payer, offering_code=subscription["offering_code"],
-                  offering_name=subscription["offering_name"], service_area=subscription["service_area"],
+    return Charge(id=str(uuid.uuid4()), subscription_id=str(subscription.subscription_id),
+                  urn=subscription.urn, payer=payer, offering_code=subscription.offering_code,
+                  offering_name=subscription.offering_name, service_area=subscription.service_area,
                   period_start=start, period_end=end, amount_pence=amount,
-                  vat_treatment=subscription["vat_treatment"], census_date=census["date"],
-                  number_on_roll=census["number_on_roll"], quantity=quantity,
+                  vat_treatment=subscription.vat_treatment, census_date=census.date,
+                  number_on_roll=census.number_on_roll, quantity=quantity,
                   unit_price_pence=annual // quantity, basis_pence=annual, basis_days=year_days,
                   description=description)
 
 
-def charge_for_subscription(subscription: dict, payer: Payer) -> Charge:
+def charge_for_subscription(subscription: Subscription, payer: Payer) -> Charge:
     """The first charge of an SLA: its first (or, when carried on, current) agreement year, pro-rated by days."""
     start, end, year_start = first_charged_year(subscription)
     return subscription_year_charge(subscription, payer, start, end, year_start)
@@ -149,43 +154,112 @@ def unexpired_credit(charge: Charge, effective_date: dt.date) -> int:
 
 def credit_for(charge: Charge, effective_date: dt.date, reason: str) -> Charge | None:
     """A credit (negative on the payer's account) for the unexpired part of `charge`, to the same payer."""
-    amount = unexpired_credit(charge, effective_date)
-    if amount <= 0:
+    return further_credit(charge, effective_date, reason, ())
+
+
+def further_credit(charge: Charge, effective_date: dt.date, reason: str,
+                   credited: Sequence[Charge]) -> Charge | None:
+    """What `charge` is still owed when its cover stops from `effective_date`, beyond the credits it was
+    already given: with them, exactly the unexpired part from that date (never more than the charge);
+    None when nothing more is owed (an earlier end already gave as much or more).
+
+    An SLA's end only moves earlier (cancelled from March, then the school leaves in January), so the
+    further credit covers the days from the new end up to the first day already credited."""
+    owed = unexpired_credit(charge, effective_date) - sum(c.amount_pence for c in credited)
+    if owed <= 0:
         return None
     start = max(effective_date, charge.period_start)
+    end = min([c.period_start - DAY for c in credited], default=charge.period_end)
     return dataclasses.replace(
         charge, id=str(uuid.uuid4()), kind="credit", subscription_id=None, attendance_id=None,
-        period_start=start, period_end=charge.period_end, amount_pence=amount, credits_charge_id=charge.id,
+        period_start=start, period_end=max(start, end), amount_pence=owed, credits_charge_id=charge.id,
         description=f"Credit: {charge.offering_name} from {start.isoformat()} ({reason})")
 
 
-def conversion_split(old_charge: Charge, successor_subscription: dict, new_payer: Payer) -> tuple[Charge | None, Charge]:
+def conversion_split(old_charge: Charge, successor_subscription: Subscription, new_payer: Payer) -> tuple[Charge | None, Charge]:
     """At academy conversion: (the old payer's credit for the unexpired part, the new payer's charge for it).
 
     The successor's SLA starts on the conversion date and is charged to the end of
     the agreement year on the same annual basis, so the credit equals the new charge
     and the old payer's remainder plus the new charge is exactly the old charge.
     """
-    credit = credit_for(old_charge, successor_subscription["period_start"], "converted")
+    credit = credit_for(old_charge, successor_subscription.period_start, "converted")
     return credit, charge_for_subscription(successor_subscription, new_payer)
 
 
-def attendance_charge(attendance: dict, payer: Payer) -> Charge:
+def attendance_charge(attendance: Attendance, payer: Payer) -> Charge:
     """A chargeable place at a session: one delegate at the session's unit price, on the session's date."""
-    day = attendance["session_date"]
-    price = attendance["unit_price_pence"]
-    return Charge(id=str(uuid.uuid4()), subscription_id=None, urn=attendance["urn"], payer=payer,
-                  offering_code=attendance.get("offering_code") or attendance["course_code"],
-                  offering_name=attendance["course_code"], service_area=attendance["service_area"],
-                  period_start=day, period_end=day, amount_pence=price, vat_treatment=attendance["vat_treatment"],
+    day = attendance.session_date
+    price = attendance.unit_price_pence
+    return Charge(id=str(uuid.uuid4()), subscription_id=None, urn=attendance.urn, payer=payer,
+                  offering_code=attendance.offering_code or attendance.course_code,
+                  offering_name=attendance.course_code, service_area=attendance.service_area,
+                  period_start=day, period_end=day, amount_pence=price, vat_treatment=attendance.vat_treatment,
                   census_date=None, number_on_roll=None, source="attendance", quantity=1, unit_price_pence=price,
-                  basis_pence=price, basis_days=1, attendance_id=str(attendance["attendance_id"]),
-                  description=f"{attendance['course_code']} session {day.isoformat()} ({attendance['price_basis']})")
+                  basis_pence=price, basis_days=1, attendance_id=str(attendance.attendance_id),
+                  description=f"{attendance.course_code} session {day.isoformat()} ({attendance.price_basis})")
+
+
+def recredit(charge: Charge, effective_date: dt.date, reason: str, open_credits: Sequence[Charge],
+             invoiced_credits: Sequence[Charge]) -> tuple[list[Charge], Charge | None]:
+    """How `charge`'s credits change when its cover stops from `effective_date`, given the credits it
+    has (not yet invoiced, and invoiced): (credits to withdraw, credit to add).
+
+    Nothing changes unless this end owes more than those credits together: an SLA's end only moves
+    earlier, and credits never shrink. Otherwise the credits not yet invoiced are withdrawn and one
+    credit added, so that all of them together are exactly the unexpired part from `effective_date`
+    and, when nothing was invoiced in between, the books hold what they would had this end come first.
+    """
+    if unexpired_credit(charge, effective_date) <= sum(c.amount_pence for c in (*open_credits, *invoiced_credits)):
+        return [], None
+    return list(open_credits), further_credit(charge, effective_date, reason, invoiced_credits)
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """Billing's copy of a member as it stands now (a reports' count; payers come from `Affiliation`s).
+
+    Each group of facts keeps the sequence number of the event that set it, in the school's
+    aggregate (`upstream.Position`), and only a newer event changes it: name, academy status and
+    MAT (`details_sequence`); membership up to the day before `left_on` (`lifecycle_sequence`).
+    An event about a member billing has not heard of makes the copy with what it knows.
+    """
+
+    urn: str
+    name: str | None = None
+    is_academy: bool | None = None
+    mat_id: str | None = None
+    mat_name: str | None = None
+    left_on: dt.date | None = None
+    details_sequence: int | None = None
+    lifecycle_sequence: int | None = None
+
+    def with_details(self, name: str, is_academy: bool, mat: Mat | None, sequence: int | None) -> "Member":
+        """Name, academy status and MAT as an event numbered `sequence` gives them, unless a newer one did."""
+        if not is_newer(sequence, self.details_sequence):
+            return self
+        return dataclasses.replace(self, name=name, is_academy=is_academy, mat_id=mat.id if mat else None,
+                                   mat_name=mat.name if mat else None,
+                                   details_sequence=later_version(sequence, self.details_sequence))
+
+    def with_lifecycle(self, left_on: dt.date | None, sequence: int | None) -> "Member":
+        """A member up to the day before `left_on` (None: a member) as an event numbered `sequence` says,
+        unless a newer one said otherwise: so a leaving is never undone by an older joining."""
+        if not is_newer(sequence, self.lifecycle_sequence):
+            return self
+        return dataclasses.replace(self, left_on=left_on,
+                                   lifecycle_sequence=later_version(sequence, self.lifecycle_sequence))
+
+    def named(self, name: str) -> "Member":
+        """Named `name` if billing knows no name yet (from an event that is not about the details: any
+        details event replaces it)."""
+        return self if self.name is not None else dataclasses.replace(self, name=name)
 
 
 @dataclasses.dataclass(frozen=True)
 class Affiliation:
-    """A member's standing from a date: academy or not, and its MAT."""
+    """A member's standing from a date: academy or not, and its MAT; `sequence`: of the event that set
+    it, as on `Member` (None: set by an event from before sequencing)."""
 
     urn: str
     effective_from: dt.date
@@ -193,6 +267,11 @@ class Affiliation:
     is_academy: bool
     mat_id: str | None
     mat_name: str | None
+    sequence: int | None = None
+
+    def replaces(self, existing: "Affiliation | None") -> bool:
+        """Whether this standing, on the same date as `existing`, is to be kept instead of it."""
+        return existing is None or is_newer(self.sequence, existing.sequence)
 
 
 def affiliation_on(history: Sequence[Affiliation], day: dt.date) -> Affiliation | None:

@@ -21,6 +21,7 @@ from shared.storage import Storage
 from billing.adapters import repository
 from billing.adapters.tables import inbox, outbox
 from billing.domain.periods import billing_period
+from billing.domain.upstream import Position
 from billing.messages import consumed
 from billing.messages.published import PUBLISHED
 from billing.service_layer import handlers, reports
@@ -96,6 +97,10 @@ class OverdueCheck(_Strict):
     as_of = fields.Date(required=True)
 
 
+def _position(event) -> Position:
+    return Position(event.aggregate, event.sequence)
+
+
 def _today() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
 
@@ -107,21 +112,24 @@ class BillingService(base.ObservableService):
     uow = Storage(migrations="billing:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
 
     # -- upstream events ---------------------------------------------------------------------------
+    # Each handler passes the event's facts (loaded by its `consumed` schema) and, where billing must
+    # tell an older event from a newer one, its position in its aggregate. An SLA's start and an
+    # attendance need none: each is the only event that states its facts (its own id, once).
     @consumes("membership", "member_joined", consumed.MemberJoined)
     def on_member_joined(self, event):
-        handlers.record_member_joined(self.uow(), event.payload)
+        handlers.record_member_joined(self.uow(), event.payload, _position(event))
 
     @consumes("membership", "member_left", consumed.MemberLeft)
     def on_member_left(self, event):
-        handlers.record_member_left(self.uow(), event.payload)
+        handlers.record_member_left(self.uow(), event.payload, _position(event))
 
     @consumes("membership", "member_details_changed", consumed.MemberDetailsChanged)
     def on_member_details_changed(self, event):
-        handlers.record_member_details_changed(self.uow(), event.payload)
+        handlers.record_member_details_changed(self.uow(), event.payload, _position(event))
 
     @consumes("membership", "school_converted_to_academy", consumed.SchoolConvertedToAcademy)
     def on_school_converted(self, event):
-        handlers.record_conversion(self.uow(), event.payload)
+        handlers.record_conversion(self.uow(), event.payload, _position(event))
 
     @consumes("catalogue", "subscription_started", consumed.SubscriptionStarted)
     def on_subscription_started(self, event):
@@ -133,11 +141,11 @@ class BillingService(base.ObservableService):
 
     @consumes("catalogue", "subscription_cancelled", consumed.SubscriptionCancelled)
     def on_subscription_cancelled(self, event):
-        handlers.record_subscription_end(self.uow(), event.payload, "cancelled")
+        handlers.record_subscription_end(self.uow(), event.payload, _position(event))
 
     @consumes("catalogue", "subscription_ended", consumed.SubscriptionEnded)
     def on_subscription_ended(self, event):
-        handlers.record_subscription_end(self.uow(), event.payload, "ended")
+        handlers.record_subscription_end(self.uow(), event.payload, _position(event))
 
     @consumes("scheduling", "attendance_recorded", consumed.AttendanceRecorded)
     def on_attendance_recorded(self, event):

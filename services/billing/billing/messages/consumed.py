@@ -1,5 +1,11 @@
-"""Billing's own, lenient copies of the upstream events it reads (unknown fields excluded)."""
-from marshmallow import EXCLUDE, Schema, fields
+"""Billing's own, lenient copies of the upstream events it reads (unknown fields excluded).
+
+Each schema loads its event into a frozen value of `billing.domain.upstream` (`post_load`),
+so nothing past this module reads an event's raw dict.
+"""
+from marshmallow import EXCLUDE, Schema, fields, post_load
+
+from billing.domain import upstream
 
 
 class _Lenient(Schema):
@@ -11,6 +17,10 @@ class _Mat(_Lenient):
     id = fields.String(required=True)
     name = fields.String(required=True)
 
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.Mat:
+        return upstream.Mat(**data)
+
 
 class MemberJoined(_Lenient):
     """membership's `member_joined` v1."""
@@ -21,14 +31,24 @@ class MemberJoined(_Lenient):
     mat = fields.Nested(_Mat, allow_none=True, required=True)
     joined_on = fields.Date(load_default=None)
 
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.Joining:
+        return upstream.Joining(**data)
+
 
 class _Census(_Lenient):
     date = fields.Date(required=True)
     number_on_roll = fields.Integer(required=True)
 
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.Census:
+        return upstream.Census(**data)
+
 
 class SubscriptionStarted(_Lenient):
     """catalogue's `subscription_started` v1."""
+
+    typed = upstream.Subscription
 
     subscription_id = fields.String(required=True)
     urn = fields.String(required=True)
@@ -47,6 +67,10 @@ class SubscriptionStarted(_Lenient):
     continues_subscription_id = fields.String(allow_none=True, load_default=None)
     renewal_of = fields.String(allow_none=True, load_default=None)
 
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.Subscription:
+        return self.typed(**data)
+
 
 class MemberLeft(_Lenient):
     """membership's `member_left` v1."""
@@ -54,6 +78,10 @@ class MemberLeft(_Lenient):
     urn = fields.String(required=True)
     effective_date = fields.Date(required=True)
     reason = fields.String(load_default=None, allow_none=True)
+
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.Leaving:
+        return upstream.Leaving(**data)
 
 
 class MemberDetailsChanged(_Lenient):
@@ -66,15 +94,28 @@ class MemberDetailsChanged(_Lenient):
     is_academy = fields.Boolean(required=True)
     mat = fields.Nested(_Mat, allow_none=True, required=True)
 
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.DetailsChange:
+        changes = data.pop("changes")
+        return upstream.DetailsChange(**data, changed=frozenset(changes))
+
 
 class _Predecessor(_Lenient):
     urn = fields.String(required=True)
     name = fields.String(required=True)
 
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.School:
+        return upstream.School(**data)
+
 
 class _Successor(_Lenient):
     urn = fields.String(required=True)
     name = fields.String(required=True)
+
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.School:
+        return upstream.School(**data)
 
 
 class SchoolConvertedToAcademy(_Lenient):
@@ -85,9 +126,15 @@ class SchoolConvertedToAcademy(_Lenient):
     successor = fields.Nested(_Successor, required=True)
     mat = fields.Nested(_Mat, required=True)
 
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.Conversion:
+        return upstream.Conversion(**data)
+
 
 class SubscriptionRenewed(SubscriptionStarted):
     """catalogue's `subscription_renewed` v1: every field of `subscription_started`, plus `renewal_of`."""
+
+    typed = upstream.Renewal
 
 
 class SubscriptionCancelled(_Lenient):
@@ -98,6 +145,10 @@ class SubscriptionCancelled(_Lenient):
     effective_date = fields.Date(required=True)
     reason = fields.String(load_default=None, allow_none=True)
 
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.Cancellation:
+        return upstream.Cancellation(**{**data, "reason": data.get("reason") or "cancelled"})
+
 
 class SubscriptionEnded(_Lenient):
     """catalogue's `subscription_ended` v1."""
@@ -106,6 +157,10 @@ class SubscriptionEnded(_Lenient):
     urn = fields.String(required=True)
     effective_date = fields.Date(required=True)
     reason = fields.String(load_default=None, allow_none=True)
+
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.Ending:
+        return upstream.Ending(**{**data, "reason": data.get("reason") or "ended"})
 
 
 class AttendanceRecorded(_Lenient):
@@ -122,3 +177,7 @@ class AttendanceRecorded(_Lenient):
     price_basis = fields.String(required=True)
     unit_price_pence = fields.Integer(required=True, strict=True)
     vat_treatment = fields.String(required=True)
+
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.Attendance:
+        return upstream.Attendance(**data)

@@ -1,7 +1,8 @@
 """What billing publishes: strict schemas, one per event type and version.
 
 - `charge_recorded` v1: a charge is committed against its payer (for an unknown
-  school: when membership's event makes the payer known).
+  school: when membership's event makes the payer known; again, same `charge_id`, when
+  news about the school's standing on the charge's date moves it before it is invoiced).
 - `invoice_issued` v1: a billing run (or a re-bill) issued an invoice.
 - `credit_note_issued` v1: a credit note referencing an invoice was issued.
 - `payment_recorded` v1: a payment was recorded against an invoice.
@@ -27,7 +28,9 @@ class PayerRef(_Strict):
 
 
 class ChargeRecordedV1(_Strict):
-    """A charge for a school's SLA was recorded against its payer, not yet invoiced."""
+    """A charge for a school's SLA was recorded against its payer, not yet invoiced. Published again, with
+    the same `charge_id`, if later news about the school's standing on the charge's date moves it to
+    another payer before it is invoiced; the later one (`occurred_at`) supersedes the earlier."""
 
     charge_id = fields.UUID(required=True)
     subscription_id = fields.String(required=True, allow_none=True)

@@ -1,4 +1,5 @@
-"""Billing use cases: each takes a unit of work and an event payload or command.
+"""Billing use cases: each takes a unit of work and an upstream event's facts (`billing.domain.upstream`,
+with its `Position` where order matters) or a command.
 
 Every handler commits its state change and the events it causes in one unit of
 work; an event handler's unit of work also records the event in the inbox, so
@@ -18,8 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from billing.adapters import repository
-from billing.adapters.tables import billing_runs, document_lines, documents, mat_billing, members, outbox
-from billing.domain import invoicing, model
+from billing.adapters.tables import billing_runs, document_lines, documents, mat_billing, outbox
+from billing.domain import invoicing, model, upstream
 from billing.domain.invoicing import Operator
 from billing.domain.periods import BillingPeriod
 from billing.messages.published import PUBLISHED
@@ -65,29 +66,26 @@ def _publish_charge(uow, charge: model.Charge) -> None:
     }, aggregate=f"payer:{charge.payer.kind}:{charge.payer.id}")
 
 
-def _payer_for_charge(session, urn: str, day: dt.date, central=None) -> model.Payer | None:
-    """The payer on `day`, or None while the school is unknown. `central`: the MATs' central-payment
-    settings (`repository.pays_centrally`), when the caller already read them for many charges."""
-    if not repository.member_known(session, urn):
-        return None
-    return model.payer_on(repository.affiliations(session, urn), day, central or repository.pays_centrally(session))
-
-
 def _lock_school(uow, urn: str) -> None:
-    """Serialise "is the school known?" with "match its unmatched charges" for one school.
+    """Serialise, per school, everything that reads and then writes its copy, standings or charges.
 
-    Under PostgreSQL's READ COMMITTED, `member_joined` and `subscription_started` handled
-    at the same moment each miss the other's uncommitted row, and the charge stayed
-    unmatched for good (the handover drill found it). A transaction-scoped advisory lock
-    per school orders them; SQLite already runs one writer at a time."""
+    Under PostgreSQL's READ COMMITTED, two handlers of one school running at the same moment
+    each miss the other's uncommitted rows: `member_joined` and `subscription_started` left the
+    charge unmatched for good (the handover drill found it), and two events of one school would
+    each compare against a version the other is replacing. A transaction-scoped advisory lock per
+    school orders them; SQLite already runs one writer at a time."""
     if uow.session.get_bind().dialect.name == "postgresql":
         uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"billing-school:{urn}"})
 
 
 def _record_charge(uow, charge: model.Charge, central=None) -> model.Charge:
-    """Keep a charge: against its payer, or as unmatched (provisional payer: the school) until its school is known."""
+    """Keep a charge against the payer on its date, or as unmatched (provisional payer: the school) while
+    billing knows no standing of its school. `central`: the MATs' central-payment settings
+    (`repository.pays_centrally`), when the caller already read them for many charges."""
     _lock_school(uow, charge.urn)
-    payer = _payer_for_charge(uow.session, charge.urn, charge.charge_date, central)
+    history = repository.affiliations(uow.session, charge.urn)
+    payer = model.payer_on(history, charge.charge_date, central or repository.pays_centrally(uow.session)) \
+        if history else None
     if payer is None:
         repository.add_charge(uow.session, charge, status="unmatched")
         return charge
@@ -98,102 +96,154 @@ def _record_charge(uow, charge: model.Charge, central=None) -> model.Charge:
     return charge
 
 
-def _match_unmatched(uow, urn: str) -> None:
-    _lock_school(uow, urn)
-    pending = repository.unmatched_charges(uow.session, urn)
-    if not pending or not repository.member_known(uow.session, urn):
+def _settle_payers(uow, urn: str) -> None:
+    """After the school's standings changed: each of its charges on no document yet goes to the payer on
+    its date by everything now known (an unmatched one is matched), and each such credit to the payer of
+    the charge it credits. A charge whose payer is decided or changed is published (again) in
+    `charge_recorded`, with the same `charge_id`. Invoiced charges keep their payer: documents never change.
+
+    So the payers do not depend on whether the news about a date came before or after the charge: a
+    MAT change or a conversion consumed late moves the charges dated from it, as it would have in order."""
+    history = repository.affiliations(uow.session, urn)
+    if not history:
         return
-    history, central = repository.affiliations(uow.session, urn), repository.pays_centrally(uow.session)
-    for charge in pending:
-        payer = model.payer_on(history, charge.charge_date, central)
-        repository.match_charge(uow.session, charge.id, payer)
+    central = repository.pays_centrally(uow.session)
+    waiting = repository.open_charges(uow.session, urn)
+    payers = {}
+    for charge, status in waiting:
         if charge.kind == "charge":
-            _publish_charge(uow, dataclasses.replace(charge, payer=payer))
+            payer = payers[charge.id] = model.payer_on(history, charge.charge_date, central)
+            if status == "unmatched" or payer != charge.payer:
+                repository.match_charge(uow.session, charge.id, payer)
+                _publish_charge(uow, dataclasses.replace(charge, payer=payer))
+    for credit, status in waiting:
+        payer = payers.get(credit.credits_charge_id)
+        if credit.kind == "credit" and payer is not None and (status == "unmatched" or payer != credit.payer):
+            repository.match_charge(uow.session, credit.id, payer)
+
+
+def _member(uow, urn: str) -> model.Member:
+    return repository.member(uow.session, urn) or model.Member(urn)
+
+
+def _record_standing(uow, standing: model.Affiliation) -> None:
+    if repository.record_affiliation(uow.session, standing):
+        _settle_payers(uow, standing.urn)
 
 
 # -- membership's events -------------------------------------------------------------------------
-def record_member_joined(uow, payload: dict) -> None:
+# Each applies a fact only if the event is newer, in the school's aggregate, than the event that set
+# that fact (`billing.domain.upstream`); an older one is only recorded as seen (the inbox row).
+def record_member_joined(uow, joining: upstream.Joining, position: upstream.Position = upstream.UNORDERED) -> None:
+    """The school is a member with these details and, from `joined_on`, this standing; a leaving numbered
+    after this joining stays (so does newer news about the details or that date's standing)."""
     with uow:
-        mat = payload.get("mat")
-        repository.upsert(uow.session, members, "urn", {
-            "urn": payload["urn"], "name": payload["name"], "is_academy": payload["is_academy"],
-            "mat_id": mat["id"] if mat else None, "mat_name": mat["name"] if mat else None, "left_on": None})
-        repository.record_affiliation(uow.session, model.Affiliation(
-            payload["urn"], payload.get("joined_on") or EARLIEST, payload["name"], payload["is_academy"],
-            mat["id"] if mat else None, mat["name"] if mat else None))
-        _match_unmatched(uow, payload["urn"])
+        _lock_school(uow, joining.urn)
+        sequence = position.within(upstream.school_aggregate(joining.urn))
+        mat = joining.mat
+        repository.save_member(uow.session, _member(uow, joining.urn)
+                               .with_details(joining.name, joining.is_academy, mat, sequence)
+                               .with_lifecycle(None, sequence))
+        _record_standing(uow, model.Affiliation(
+            joining.urn, joining.joined_on or EARLIEST, joining.name, joining.is_academy,
+            mat.id if mat else None, mat.name if mat else None, sequence))
         uow.commit()
 
 
-def record_member_left(uow, payload: dict) -> None:
-    """A leaver's open items stay payable; its SLAs end through the catalogue's `subscription_ended`."""
+def record_member_left(uow, leaving: upstream.Leaving, position: upstream.Position = upstream.UNORDERED) -> None:
+    """A member up to the day before `effective_date`, unless a newer event says otherwise; a leaver
+    billing has not heard of is kept as one. Its open items stay payable; its SLAs end through the
+    catalogue's `subscription_ended`."""
     with uow:
-        repository.set_left_on(uow.session, payload["urn"], payload["effective_date"])
+        _lock_school(uow, leaving.urn)
+        sequence = position.within(upstream.school_aggregate(leaving.urn))
+        repository.save_member(uow.session, _member(uow, leaving.urn).with_lifecycle(leaving.effective_date, sequence))
         uow.commit()
 
 
-def record_member_details_changed(uow, payload: dict) -> None:
-    """A change of MAT (or academy status, or name) starts a new standing from its effective date."""
+def record_member_details_changed(uow, change: upstream.DetailsChange,
+                                  position: upstream.Position = upstream.UNORDERED) -> None:
+    """The member's details as the change gives them, unless newer ones are known; a change of MAT (or
+    academy status, or name) is its standing from its effective date, and moves the charges not yet
+    invoiced that are dated from then."""
     with uow:
-        mat = payload.get("mat")
-        if repository.member_known(uow.session, payload["urn"]):
-            repository.upsert(uow.session, members, "urn", {
-                "urn": payload["urn"], "name": payload["name"], "is_academy": payload["is_academy"],
-                "mat_id": mat["id"] if mat else None, "mat_name": mat["name"] if mat else None})
-            if set(payload["changes"]) & {"mat", "is_academy", "name"}:
-                repository.record_affiliation(uow.session, model.Affiliation(
-                    payload["urn"], payload["effective_date"], payload["name"], payload["is_academy"],
-                    mat["id"] if mat else None, mat["name"] if mat else None))
+        _lock_school(uow, change.urn)
+        sequence = position.within(upstream.school_aggregate(change.urn))
+        mat = change.mat
+        repository.save_member(uow.session, _member(uow, change.urn)
+                               .with_details(change.name, change.is_academy, mat, sequence))
+        if change.changes_standing:
+            _record_standing(uow, model.Affiliation(
+                change.urn, change.effective_date, change.name, change.is_academy,
+                mat.id if mat else None, mat.name if mat else None, sequence))
         uow.commit()
 
 
-def record_conversion(uow, payload: dict) -> None:
-    """The maintained school closes on the conversion date; the academy (new URN) starts in its MAT then."""
+def record_conversion(uow, conversion: upstream.Conversion,
+                      position: upstream.Position = upstream.UNORDERED) -> None:
+    """The maintained school closes on the conversion date (unless a newer event of its own says otherwise);
+    the academy (new URN) is a member, in its MAT, from that day.
+
+    The conversion is an event of the predecessor's aggregate and the successor's first: its facts
+    about the successor give way to any event of the successor's own, whatever the arrival order."""
     with uow:
-        day, mat, old, new = (payload["conversion_date"], payload["mat"], payload["predecessor"],
-                              payload["successor"])
-        repository.set_left_on(uow.session, old["urn"], day)
-        repository.upsert(uow.session, members, "urn", {
-            "urn": new["urn"], "name": new["name"], "is_academy": True, "mat_id": mat["id"],
-            "mat_name": mat["name"], "left_on": None})
-        repository.record_affiliation(uow.session, model.Affiliation(
-            new["urn"], day, new["name"], True, mat["id"], mat["name"]))
-        _match_unmatched(uow, new["urn"])
+        day, mat, old, new = (conversion.conversion_date, conversion.mat, conversion.predecessor,
+                              conversion.successor)
+        for urn in sorted({old.urn, new.urn}):  # always in one order: two conversions never deadlock
+            _lock_school(uow, urn)
+        sequence = position.within(upstream.school_aggregate(old.urn))
+        repository.save_member(uow.session, _member(uow, old.urn).named(old.name).with_lifecycle(day, sequence))
+        first = None if sequence is None else upstream.BEFORE_OWN_EVENTS
+        repository.save_member(uow.session, _member(uow, new.urn).with_details(new.name, True, mat, first)
+                               .with_lifecycle(None, first))
+        _record_standing(uow, model.Affiliation(new.urn, day, new.name, True, mat.id, mat.name, first))
         uow.commit()
 
 
 # -- catalogue's events ----------------------------------------------------------------------------
-def record_subscription_charge(uow, payload: dict) -> model.Charge:
+# Each SLA arrives once (`subscription_started` or `subscription_renewed`) and may end several times,
+# each end earlier than the last (cancelled from March, then the school leaves in January); ends are
+# ordered in the school's catalogue aggregate. The SLA's start needs no order: its terms never change.
+def record_subscription_charge(uow, subscription: upstream.Subscription) -> model.Charge:
     """Charge an SLA's first (or, carried on at conversion, current) agreement year, pro-rated by days,
-    to the payer on its first day; commits the charge and `charge_recorded` (or keeps it unmatched)."""
+    to the payer on its first day; commits the charge and `charge_recorded` (or keeps it unmatched). An
+    end consumed before it is applied now: the school is charged and credited as if in order."""
     with uow:
-        repository.save_subscription(uow.session, payload)
-        provisional = model.Payer("school", payload["urn"], payload["school_name"])
-        charge = _record_charge(uow, model.charge_for_subscription(payload, provisional))
-        ends_from, reason = repository.subscription_end(uow.session, str(payload["subscription_id"]))
+        _lock_school(uow, subscription.urn)
+        repository.save_subscription(uow.session, subscription)
+        provisional = model.Payer("school", subscription.urn, subscription.school_name)
+        charge = _record_charge(uow, model.charge_for_subscription(subscription, provisional))
+        ends_from, reason = repository.subscription_end(uow.session, str(subscription.subscription_id))
         if ends_from is not None:  # its end was consumed first
-            _credit_unexpired(uow, str(payload["subscription_id"]), ends_from, reason)
+            _credit_unexpired(uow, str(subscription.subscription_id), ends_from, reason)
         uow.commit()
     return charge
 
 
-def record_subscription_end(uow, payload: dict, reason: str) -> list[model.Charge]:
-    """Cancelled or ended from `effective_date`: credit each charge's unexpired part to the payer it was charged to."""
+def record_subscription_end(uow, end: upstream.SubscriptionEnd,
+                            position: upstream.Position = upstream.UNORDERED) -> list[model.Charge]:
+    """Cancelled or ended from `effective_date`, unless a newer end of the SLA was applied: each charge's
+    unexpired part is credited to the payer it was charged to (with any earlier credit of it, exactly
+    the unexpired part from this end). Returns the credits added."""
     with uow:
-        reason = payload.get("reason") or reason
-        repository.end_subscription(uow.session, payload["subscription_id"], payload["urn"],
-                                    payload["effective_date"], reason)
-        credits = _credit_unexpired(uow, payload["subscription_id"], payload["effective_date"], reason)
+        _lock_school(uow, end.urn)
+        credits = []
+        if repository.end_subscription(uow.session, end, position.within(upstream.school_aggregate(end.urn))):
+            credits = _credit_unexpired(uow, end.subscription_id, end.effective_date, end.reason)
         uow.commit()
     return credits
 
 
 def _credit_unexpired(uow, subscription_id: str, day: dt.date, reason: str) -> list[model.Charge]:
+    """Bring each charge of the SLA to its unexpired part from `day` (`model.recredit`)."""
     charged = repository.charges_of_subscription(uow.session, subscription_id)
-    already = repository.credited_charge_ids(uow.session, [c.id for c, _ in charged])
+    given = repository.credits_of(uow.session, [c.id for c, _ in charged])
     credits = []
     for charge, status in charged:
-        credit = None if charge.id in already else model.credit_for(charge, day, reason)
+        open_credits = [c for c, s in given[charge.id] if s in repository.OPEN]
+        invoiced_credits = [c for c, s in given[charge.id] if s not in repository.OPEN]
+        withdrawn, credit = model.recredit(charge, day, reason, open_credits, invoiced_credits)
+        repository.remove_charges(uow.session, [c.id for c in withdrawn])
         if credit is not None:
             repository.add_charge(uow.session, credit, status="unmatched" if status == "unmatched" else "uninvoiced")
             credits.append(credit)
@@ -201,13 +251,16 @@ def _credit_unexpired(uow, subscription_id: str, day: dt.date, reason: str) -> l
 
 
 # -- scheduling's events ----------------------------------------------------------------------------
-def record_attendance(uow, payload: dict) -> model.Charge | None:
-    """A chargeable attendance is one delegate's place at the session's price; others only enter the inbox."""
+def record_attendance(uow, attendance: upstream.Attendance) -> model.Charge | None:
+    """A chargeable attendance is one delegate's place at the session's price; others only enter the inbox.
+
+    Needs no order: each attendance is a fact of its own (one per booking, its own id), so no other
+    event of the school's can make it older."""
     with uow:
         charge = None
-        if payload["chargeable"] and payload["unit_price_pence"] > 0:
-            provisional = model.Payer("school", payload["urn"], payload["urn"])
-            charge = _record_charge(uow, model.attendance_charge(payload, provisional))
+        if attendance.chargeable and attendance.unit_price_pence > 0:
+            provisional = model.Payer("school", attendance.urn, attendance.urn)
+            charge = _record_charge(uow, model.attendance_charge(attendance, provisional))
         uow.commit()
     return charge
 

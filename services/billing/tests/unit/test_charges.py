@@ -7,12 +7,13 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from billing.domain.model import Charge, Payer, charge_for_subscription, first_year_end, payer_for
+from billing.domain.upstream import Subscription
 from billing.messages.consumed import SubscriptionStarted
 
 SCHOOL = dict(urn="145678", school_name="Aylesbury Vale Academy")
 
 
-def subscription(**overrides) -> dict:
+def subscription(**overrides) -> Subscription:
     """A `subscription_started` payload as billing's consumer schema loads it."""
     payload = {
         "subscription_id": "6b0f3c1e-8a43-4a8e-9a55-0f6f0f1b2c3d", "urn": "110394",

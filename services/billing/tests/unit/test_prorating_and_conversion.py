@@ -6,15 +6,16 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from billing.domain.model import (Affiliation, Payer, attendance_charge, charge_for_subscription, conversion_split,
-                                  credit_for, later_agreement_years, payer_on, unexpired_credit)
+                                  credit_for, later_agreement_years, payer_on, recredit, unexpired_credit)
 from billing.domain.periods import days_between, shift_years
+from billing.domain.upstream import Attendance, Subscription
 from billing.messages.consumed import SubscriptionStarted
 
 SCHOOL = Payer("school", "110394", "Haddenham Community Infant School")
 MAT = Payer("mat", "TR01234", "Chiltern Learning Trust")
 
 
-def subscription(**overrides) -> dict:
+def subscription(**overrides) -> Subscription:
     payload = {
         "subscription_id": "sub-1", "urn": "110394", "school_name": "Haddenham Community Infant School",
         "is_academy": False, "mat": None, "offering_code": "SI-CORE", "offering_name": "School improvement",
@@ -145,11 +146,51 @@ class TestPayerOnADate:
 
 class TestAttendanceCharge:
     def test_a_chargeable_place_is_one_delegate_at_the_unit_price_on_the_session_date(self):
-        charge = attendance_charge({
-            "attendance_id": "att-1", "course_code": "SENCO-NET", "offering_code": None,
-            "service_area": "inclusion", "urn": "110394", "session_date": dt.date(2026, 11, 5),
-            "unit_price_pence": 12500, "vat_treatment": "exempt", "price_basis": "non_subscriber"}, SCHOOL)
+        charge = attendance_charge(Attendance(
+            attendance_id="att-1", course_code="SENCO-NET", offering_code=None, service_area="inclusion",
+            urn="110394", session_date=dt.date(2026, 11, 5), attended=True, chargeable=True,
+            price_basis="non_subscriber", unit_price_pence=12500, vat_treatment="exempt"), SCHOOL)
         assert (charge.amount_pence, charge.quantity, charge.source, charge.attendance_id) == (
             12500, 1, "attendance", "att-1")
         assert charge.period_start == charge.period_end == dt.date(2026, 11, 5)
         assert days_between(charge.period_start, charge.period_end) == 1
+
+
+class TestEndsMovingEarlier:
+    """An SLA cancelled from one date and then ended from an earlier one (`model.recredit`)."""
+
+    def test_an_earlier_end_replaces_a_credit_not_yet_invoiced_by_one_for_the_whole_unexpired_part(self):
+        charge = charge_for_subscription(subscription(), SCHOOL)
+        first = credit_for(charge, dt.date(2027, 3, 1), "cancelled")
+        withdrawn, credit = recredit(charge, dt.date(2027, 1, 1), "left", [first], [])
+        assert withdrawn == [first]
+        assert (credit.period_start, credit.period_end, credit.amount_pence) == (
+            dt.date(2027, 1, 1), dt.date(2027, 3, 31), 90000)
+
+    def test_an_earlier_end_adds_the_days_before_a_credit_already_invoiced(self):
+        charge = charge_for_subscription(subscription(), SCHOOL)
+        invoiced = credit_for(charge, dt.date(2027, 3, 1), "cancelled")  # 31 days: 31,000
+        withdrawn, credit = recredit(charge, dt.date(2027, 1, 1), "left", [], [invoiced])
+        assert withdrawn == [] and credit.credits_charge_id == charge.id and credit.payer == SCHOOL
+        assert (credit.period_start, credit.period_end, credit.amount_pence) == (
+            dt.date(2027, 1, 1), dt.date(2027, 2, 28), 90000 - 31000)
+
+    def test_an_end_that_owes_no_more_changes_nothing(self):
+        charge = charge_for_subscription(subscription(), SCHOOL)
+        given = credit_for(charge, dt.date(2027, 1, 1), "left")
+        assert recredit(charge, dt.date(2027, 3, 1), "cancelled", [given], []) == ([], None)
+        assert recredit(charge, dt.date(2027, 1, 1), "left", [], [given]) == ([], None)
+
+    @given(ends=st.lists(st.integers(-30, 400), min_size=1, max_size=4), invoiced_after=st.integers(0, 4))
+    def test_credits_never_exceed_the_charge_and_end_at_the_unexpired_part_from_the_earliest_end(
+            self, ends, invoiced_after):
+        charge = charge_for_subscription(subscription(), SCHOOL)
+        days = sorted({dt.date(2026, 4, 1) + dt.timedelta(days=n) for n in ends}, reverse=True)
+        open_credits, invoiced = [], []
+        for i, day in enumerate(days):  # in the catalogue's order: each end earlier than the last
+            if i == invoiced_after:
+                invoiced, open_credits = invoiced + open_credits, []
+            withdrawn, credit = recredit(charge, day, "ended", open_credits, invoiced)
+            open_credits = [c for c in open_credits if c not in withdrawn] + ([credit] if credit else [])
+        total = sum(c.amount_pence for c in open_credits + invoiced)
+        assert total == unexpired_credit(charge, days[-1]) <= charge.amount_pence

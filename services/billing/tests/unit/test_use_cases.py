@@ -138,8 +138,7 @@ class TestBillingRun:
         sid = str(uuid.uuid4())
         books.buy("110001", 200000, end="2028-03-31", sid=sid)
         handlers.record_subscription_end(books.uow(), SubscriptionCancelled().load({
-            "subscription_id": sid, "urn": "110001", "effective_date": "2027-06-01", "reason": "budget"}),
-            "cancelled")
+            "subscription_id": sid, "urn": "110001", "effective_date": "2027-06-01", "reason": "budget"}))
         books.run(billing_period("2026/27 summer", "termly"), dt.date(2027, 9, 1))
         with books.read() as s:
             found = [(c["kind"], c["period_start"], c["period_end"], c["amount_pence"])
@@ -172,8 +171,7 @@ class TestCancellationAndConversion:
         books.buy("110001", 365000, sid=sid)
         books.run(billing_period("2025/26", "annual"), dt.date(2026, 4, 1))
         handlers.record_subscription_end(books.uow(), SubscriptionCancelled().load({
-            "subscription_id": sid, "urn": "110001", "effective_date": "2027-01-01", "reason": "cancelled"}),
-            "cancelled")
+            "subscription_id": sid, "urn": "110001", "effective_date": "2027-01-01", "reason": "cancelled"}))
         books.run(billing_period("2026/27", "annual"), dt.date(2027, 1, 4))
         notes = books.docs(kind="credit_note")
         assert [(n["number"], n["net_pence"], n["gross_pence"]) for n in notes] == [("BLT-CN000001", 90000, 108000)]
@@ -193,8 +191,7 @@ class TestCancellationAndConversion:
             "conversion_date": "2027-01-01", "predecessor": {"urn": "110001", "name": "School 110001"},
             "successor": {"urn": "149001", "name": "Academy 149001"}, "mat": {"id": "TR9", "name": "Trust Nine"}}))
         handlers.record_subscription_end(books.uow(), SubscriptionCancelled().load({
-            "subscription_id": sid, "urn": "110001", "effective_date": "2027-01-01", "reason": "converted"}),
-            "ended")
+            "subscription_id": sid, "urn": "110001", "effective_date": "2027-01-01", "reason": "converted"}))
         books.buy("149001", 365000, start="2027-01-01", end="2027-03-31", continues_subscription_id=sid)
         books.run(billing_period("2026/27", "annual"), dt.date(2027, 1, 4))
         mat_invoice = books.docs(payer_key="mat:TR9")
@@ -207,7 +204,7 @@ class TestCancellationAndConversion:
         books.join("110001")
         sid = str(uuid.uuid4())
         handlers.record_subscription_end(books.uow(), SubscriptionCancelled().load({
-            "subscription_id": sid, "urn": "110001", "effective_date": "2027-01-01"}), "cancelled")
+            "subscription_id": sid, "urn": "110001", "effective_date": "2027-01-01"}))
         books.buy("110001", 365000, sid=sid)
         books.run()
         assert [d["net_pence"] for d in books.docs()] == [275000]
@@ -217,7 +214,7 @@ class TestCancellationAndConversion:
         sid = str(uuid.uuid4())
         books.buy("110001", 365000, sid=sid)
         handlers.record_subscription_end(books.uow(), SubscriptionCancelled().load({
-            "subscription_id": sid, "urn": "110001", "effective_date": "2027-01-01"}), "cancelled")
+            "subscription_id": sid, "urn": "110001", "effective_date": "2027-01-01"}))
         books.run()
         [invoice] = books.docs()
         assert invoice["net_pence"] == 275000
