@@ -128,8 +128,22 @@ class Stack:
         self.databases = databases
         self.log_dir = log_dir
         self.extra_env = {**TEST_EVENT_SETTINGS, **(extra_env or {})}
+        if self.extra_env != TEST_EVENT_SETTINGS:
+            self._provision_for_settings()
         self.processes: dict[str, ServiceProcess] = {}
         self.database_urls: dict[str, str] = {}
+
+    def _provision_for_settings(self) -> None:
+        """Services of this stack run with other retry delays or another delivery limit than the vhost was
+        provisioned for: apply the topology again with theirs, as a deployment would after changing them."""
+        import json as _json
+
+        from deploy.local import provision_broker
+
+        settings = {"retry_delays_ms": _json.loads(self.extra_env["EVENT_RETRY_DELAYS_MS"]),
+                    "delivery_limit": int(self.extra_env["EVENT_DELIVERY_LIMIT"])}
+        if settings != TEST_TOPOLOGY_SETTINGS:
+            provision_broker(self.amqp_uri, TEST_BROKER_PASSWORDS, user_prefix=TEST_USER_PREFIX, settings=settings)
 
     def service_amqp_uri(self, name: str) -> str:
         """The service's own broker user on this stack's vhost (provisioned by `Vhost`)."""

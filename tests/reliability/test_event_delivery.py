@@ -8,8 +8,12 @@ import threading
 import time
 
 
+from deploy.local import provision_broker
+from shared import links
+from shared.topology import Management
 from tests import factories
-from tests.conftest import eventually, http_json
+from tests.conftest import (TEST_BROKER_PASSWORDS, TEST_TOPOLOGY_SETTINGS, TEST_USER_PREFIX, eventually,
+                            http_json)
 from tests.reliability import tools
 
 CATALOGUE_MEMBER_QUEUE = "evt-membership-member_joined--catalogue.on_member_joined"
@@ -190,15 +194,24 @@ class TestDatabaseUnavailable:
 
 
 class TestNoPublishingIntoTheVoid:
-    def test_event_with_no_queue_bound_waits_in_the_outbox_until_a_consumer_exists(self, stack_factory,
-                                                                                 sqlite_databases):
+    def test_with_the_topology_broken_events_wait_in_the_outbox_until_it_is_repaired(self, stack_factory,
+                                                                                   sqlite_databases):
+        """With the topology provisioned every event is routable (the archive takes it). Broken (every
+        queue bound to membership.events deleted), membership's events are returned as unroutable and
+        wait; once `topology apply` repairs it they are delivered, once."""
         stack = stack_factory(sqlite_databases, {"EVENT_RELAY_MAX_BACKOFF_SECONDS": "1"})
+        management = Management.for_amqp_uri(stack.amqp_uri)
+        vhost = links.vhost_of(stack.amqp_uri)
+        for binding in management.request("GET", f"/api/exchanges/{vhost}/membership.events/bindings/source"):
+            management.request("DELETE", f"/api/queues/{vhost}/{binding['destination']}")
         stack.start("membership")
         join_many(stack, 3)
         membership_db = stack.database_urls["membership"]
         eventually(lambda: tools.count(membership_db, "outbox", "WHERE last_error LIKE 'unroutable%'") == 3,
                    message="returned as unroutable")
         assert tools.count(membership_db, "outbox", "WHERE sent_at IS NULL") == 3
+        provision_broker(stack.amqp_uri, TEST_BROKER_PASSWORDS, user_prefix=TEST_USER_PREFIX,
+                         settings=TEST_TOPOLOGY_SETTINGS)
         stack.start("catalogue")
         assert_exactly_once(stack, producer="membership", consumer="catalogue", table="members", expected=3)
 
