@@ -1,11 +1,13 @@
-"""Scheduling use cases: each takes a unit of work and a payload or command, applies the rules of
-`scheduling.domain` and writes its events to the outbox in the same transaction.
+"""Scheduling use cases: each takes a unit of work and an upstream fact (`scheduling.domain.upstream`)
+or a command, applies the rules of `scheduling.domain` and writes its events to the outbox in the
+same transaction.
 
 Errors: `NotKnown` (404), `Refused` (422: a rule refuses, the message names it),
 `AlreadyExists` (409). A refused command writes nothing.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -13,6 +15,7 @@ import uuid
 from scheduling.adapters import repository as repo
 from scheduling.domain import calendar as cal
 from scheduling.domain import coaching, courses, networks, peer_review as pr
+from scheduling.domain import upstream
 from scheduling.domain.model import eligibility_from_subscription
 from scheduling.domain.review_validator import validate
 
@@ -34,23 +37,22 @@ class AlreadyExists(Exception):
 
 
 # =============================================================== upstream events
-def record_member_joined(uow, payload: dict) -> None:
+def _details(details: upstream.SchoolDetails) -> dict:
+    return {"name": details.name, "phase": details.phase, "mat_id": details.mat_id, "postcode": details.postcode,
+            "establishment_type": details.establishment_type, "local_authority": cal.la_key(details.local_authority)}
+
+
+def record_member_joined(uow, joining: upstream.Joining) -> None:
     with uow:
-        mat = payload.get("mat")
-        joined = payload.get("joined_on") or dt.date(2000, 1, 1)
-        repo.upsert_school(uow.session, {
-            "urn": payload["urn"], "name": payload["name"], "phase": payload["phase"],
-            "mat_id": mat["id"] if mat else None, "postcode": payload["postcode"], "active": True,
-            "establishment_type": payload.get("establishment_type"),
-            "local_authority": cal.la_key(payload.get("local_authority")),
-            "number_on_roll": payload.get("number_on_roll"), "closed_on": None})
-        repo.set_mat_from(uow.session, payload["urn"], joined, mat["id"] if mat else None)
+        repo.upsert_school(uow.session, {"urn": joining.urn, **_details(joining.details), "active": True,
+                                         "number_on_roll": joining.number_on_roll, "closed_on": None})
+        repo.set_mat_from(uow.session, joining.urn, joining.joined_on or dt.date(2000, 1, 1), joining.details.mat_id)
         uow.commit()
 
 
-def record_member_left(uow, payload: dict) -> list[dict]:
+def record_member_left(uow, leaving: upstream.Leaving) -> list[dict]:
     with uow:
-        urn, day = payload["urn"], payload["effective_date"]
+        urn, day = leaving.urn, leaving.effective_date
         if repo.school(uow.session, urn) is None:
             uow.commit()  # nothing known about it: the inbox still records the event
             return []
@@ -61,16 +63,11 @@ def record_member_left(uow, payload: dict) -> list[dict]:
     return changed
 
 
-def record_member_details_changed(uow, payload: dict) -> list[dict]:
+def record_member_details_changed(uow, change: upstream.DetailsChange) -> list[dict]:
     with uow:
-        urn, day = payload["urn"], payload["effective_date"]
+        urn, day, mat_id = change.urn, change.effective_date, change.details.mat_id
         before = repo.school(uow.session, urn)
-        mat = payload.get("mat")
-        mat_id = mat["id"] if mat else None
-        repo.upsert_school(uow.session, {
-            "urn": urn, "name": payload["name"], "phase": payload["phase"], "mat_id": mat_id,
-            "postcode": payload["postcode"], "active": True, "establishment_type": payload["establishment_type"],
-            "local_authority": cal.la_key(payload["local_authority"])})
+        repo.upsert_school(uow.session, {"urn": urn, **_details(change.details), "active": True})
         changed = []
         if before is None or before["mat_id"] != mat_id:
             repo.set_mat_from(uow.session, urn, day, mat_id)
@@ -79,82 +76,73 @@ def record_member_details_changed(uow, payload: dict) -> list[dict]:
     return changed
 
 
-def record_census(uow, payload: dict) -> None:
+def record_census(uow, census: upstream.Census) -> None:
     with uow:
-        repo.update_school(uow.session, payload["urn"], number_on_roll=payload["number_on_roll"])
+        repo.update_school(uow.session, census.urn, number_on_roll=census.number_on_roll)
         uow.commit()
 
 
-def record_conversion(uow, payload: dict) -> list[dict]:
+def record_conversion(uow, conversion: upstream.Conversion) -> list[dict]:
     """The predecessor closes on the conversion date; the successor (same membership) opens in the MAT.
     Its people move with it; peer reviews from that date are checked and only broken ones re-planned."""
     with uow:
-        day = payload["conversion_date"]
-        old, new, mat = payload["predecessor"]["urn"], payload["successor"], payload["mat"]["id"]
+        day, old, new, mat = (conversion.conversion_date, conversion.predecessor_urn, conversion.successor,
+                              conversion.mat_id)
         before = repo.school(uow.session, old) or {}
         repo.update_school(uow.session, old, active=False, closed_on=day)
         repo.upsert_school(uow.session, {
-            "urn": new["urn"], "name": new["name"], "phase": new["phase"], "mat_id": mat,
-            "postcode": new["postcode"], "active": True, "establishment_type": new["establishment_type"],
-            "local_authority": cal.la_key(new["local_authority"]), "number_on_roll": new.get("number_on_roll"),
+            "urn": new.urn, **_details(new.details), "active": True, "number_on_roll": new.number_on_roll,
             "predecessor_urn": old, "closed_on": None, "venue_capacity": before.get("venue_capacity")})
-        repo.set_mat_from(uow.session, new["urn"], day, mat)
+        repo.set_mat_from(uow.session, new.urn, day, mat)
         previous_urns = {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(uow.session)}
-        repo.move_contacts(uow.session, old, new["urn"])
-        repo.copy_calendar(uow.session, old, new["urn"], day)
-        changed = _replan_reviews(uow, day, f"school {old} converted to academy {new['urn']} in MAT {mat} on {day}",
-                                  renamed=(old, new["urn"]), previous_urns=previous_urns)
-        changed += _move_meetings(uow, old, day, f"host {old} converted to academy {new['urn']} on {day}",
-                                  renamed=new["urn"])
+        repo.move_contacts(uow.session, old, new.urn)
+        repo.copy_calendar(uow.session, old, new.urn, day)
+        changed = _replan_reviews(uow, day, f"school {old} converted to academy {new.urn} in MAT {mat} on {day}",
+                                  renamed=(old, new.urn), previous_urns=previous_urns)
+        changed += _move_meetings(uow, old, day, f"host {old} converted to academy {new.urn} on {day}",
+                                  renamed=new.urn)
         uow.commit()
     return changed
 
 
-def record_contact(uow, payload: dict) -> None:
+def record_contact(uow, role: upstream.ContactRole) -> None:
     with uow:
-        repo.upsert_contact(uow.session, {"contact_id": str(payload["contact_id"]), "urn": payload["urn"],
-                                          "display_name": payload["display_name"], "role": payload["role"],
-                                          "active": payload["active"]})
+        repo.upsert_contact(uow.session, {"contact_id": role.contact_id, "urn": role.urn,
+                                          "display_name": role.display_name, "role": role.role,
+                                          "active": role.active})
         uow.commit()
 
 
-def erase_contact(uow, payload: dict) -> None:
+def erase_contact(uow, erasure: upstream.ContactErasure) -> None:
     with uow:
-        repo.erase_contact(uow.session, str(payload["contact_id"]))
+        repo.erase_contact(uow.session, erasure.contact_id)
         uow.commit()
 
 
-def record_offering(uow, payload: dict) -> None:
+def record_offering(uow, offering: upstream.Offering) -> None:
     with uow:
-        repo.upsert_offering(uow.session, {k: payload[k] for k in ("offering_code", "name", "service_area",
-                                                                  "vat_treatment")})
+        repo.upsert_offering(uow.session, dataclasses.asdict(offering))
         uow.commit()
 
 
-def _included(entitlements) -> int:
-    return sum(int(e["quantity"]) for e in entitlements or () if e["kind"] == "included_place")
-
-
-def record_edition_price(uow, payload: dict) -> None:
+def record_edition_price(uow, price: upstream.EditionPrice) -> None:
     with uow:
-        pricing = payload["pricing"]
-        repo.upsert_edition_price(uow.session, payload["offering_code"], payload["edition_year"], {
-            "model": pricing.get("model", "unknown"),
-            "subscriber_price_pence": pricing.get("subscriber_price_pence"),
-            "non_subscriber_price_pence": pricing.get("non_subscriber_price_pence"),
-            "included_places": _included(payload.get("entitlements"))})
+        repo.upsert_edition_price(uow.session, price.offering_code, price.edition_year, {
+            "model": price.model, "subscriber_price_pence": price.subscriber_price_pence,
+            "non_subscriber_price_pence": price.non_subscriber_price_pence,
+            "included_places": upstream.included_places(price.entitlements)})
         uow.commit()
 
 
-def record_eligibility(uow, payload: dict, *, renewal: bool = False):
+def record_eligibility(uow, sla: upstream.SLA, *, renewal: bool = False):
     """An SLA (`subscription_started`, or with `renewal` a `subscription_renewed`: a new term, fresh
     entitlements). A `subscription_started` that carries another SLA on (`continues_subscription_id`:
     moved to the academy at conversion) is the same agreement: the included places already used under
     the old SLA are used for the successor too."""
     with uow:
-        item = eligibility_from_subscription(payload)
-        included = _included(payload.get("entitlements"))
-        previous = None if renewal else payload.get("continues_subscription_id")
+        item = eligibility_from_subscription(sla)
+        included = sla.included_places
+        previous = None if renewal else sla.continues_subscription_id
         old = repo.eligibility_row(uow.session, str(previous)) if previous else None
         if old is not None and old["subscription_id"] != item.subscription_id:
             used = repo.included_used(uow.session, [old["subscription_id"]]).get(old["subscription_id"], 0)
@@ -164,9 +152,9 @@ def record_eligibility(uow, payload: dict, *, renewal: bool = False):
     return item
 
 
-def end_eligibility(uow, payload: dict) -> None:
+def end_eligibility(uow, ending: upstream.SLAEnding) -> None:
     with uow:
-        repo.end_eligibility(uow.session, str(payload["subscription_id"]), payload["effective_date"])
+        repo.end_eligibility(uow.session, ending.subscription_id, ending.effective_date)
         uow.commit()
 
 
