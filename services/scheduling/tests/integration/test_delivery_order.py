@@ -239,6 +239,8 @@ class TestAnyDeliveryOrder:
         assert slas[DSL]["period_end"] == dt.date(2026, 10, 31) and slas[DSL]["included_places"] == 2
         assert slas[PEER]["period_end"] == dt.date(2026, 12, 31)
         assert slas[CARRIED]["period_end"] == dt.date(2027, 2, 28)
+        (price,) = in_order["edition_prices"]
+        assert dict(price)["subscriber_price_pence"] == 9500  # the re-pricing
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                       HealthCheck.too_slow])
