@@ -8,11 +8,13 @@ import json
 from importlib import resources
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from scheduling.adapters import tables as t
 from scheduling.domain import calendar as cal
 from scheduling.domain import peer_review as pr
-from scheduling.domain.model import Eligibility
+from scheduling.domain.copies import ContactCopy, SchoolCopy, SLACopy, is_member_record
+from scheduling.domain.ordering import is_newer, version_after
 
 
 def _plain(row) -> dict:
@@ -28,19 +30,77 @@ def _upsert(session, table, keys: dict, values: dict) -> None:
         session.execute(insert(table).values(**keys, **values))
 
 
+def _insert_ignoring_conflict(session, table):
+    make = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return make(table).on_conflict_do_nothing(index_elements=[c.name for c in table.primary_key.columns])
+
+
+def _locked_row(session, table, keys: dict, defaults: dict) -> dict:
+    """The row of `keys`, created from `defaults` if missing, locked until the transaction ends.
+
+    Creating it first means two events about the same new thing wait for each other here
+    instead of one failing on the primary key (SQLite's writers are serialised anyway)."""
+    session.execute(_insert_ignoring_conflict(session, table).values(**keys, **defaults))
+    where = [table.c[k] == v for k, v in keys.items()]
+    return dict(session.execute(select(table).where(*where).with_for_update()).one()._mapping)
+
+
+def _put_if_newer(session, table, keys: dict, values: dict, sequence: int | None) -> bool:
+    """Write `values` (a fact versioned by the table's `sequence` column) unless the row holds a newer
+    one; returns whether it was written."""
+    inserted = session.execute(_insert_ignoring_conflict(session, table).values(
+        **keys, **values, sequence=version_after(sequence, None))).rowcount
+    if inserted:
+        return True
+    where = [table.c[k] == v for k, v in keys.items()]
+    applied = session.execute(select(table.c.sequence).where(*where).with_for_update()).scalar_one()
+    if not is_newer(sequence, applied):
+        return False
+    session.execute(update(table).where(*where).values(**values, sequence=version_after(sequence, applied)))
+    return True
+
+
 # ------------------------------------------------------------ schools and MATs
-def upsert_school(session, values: dict) -> None:
-    values = dict(values)
-    _upsert(session, t.schools, {"urn": values.pop("urn")}, values)
+_SCHOOL_COPY_COLUMNS = tuple(f.name for f in dataclasses.fields(SchoolCopy))
+
+
+def school_copy(session, urn: str) -> SchoolCopy:
+    """The school as learnt from events (an empty, partial row if unknown), locked for this transaction."""
+    row = _locked_row(session, t.schools, {"urn": urn}, {"active": False})
+    return SchoolCopy(**{k: row[k] for k in _SCHOOL_COPY_COLUMNS})
+
+
+def save_school_copy(session, copy: SchoolCopy) -> None:
+    values = {k: getattr(copy, k) for k in _SCHOOL_COPY_COLUMNS if k != "urn"}
+    session.execute(update(t.schools).where(t.schools.c.urn == copy.urn).values(**values))
 
 
 def update_school(session, urn: str, **values) -> None:
     session.execute(update(t.schools).where(t.schools.c.urn == urn).values(**values))
 
 
-def set_mat_from(session, urn: str, day: dt.date, mat_id: str | None) -> None:
-    """From `day` on the school is in `mat_id`; later entries (if any) are kept."""
-    _upsert(session, t.school_mats, {"urn": urn, "effective_from": day}, {"mat_id": mat_id})
+def successor_of(session, urn: str) -> str:
+    """The school that carries on `urn` now: itself, or the academy it converted into (and so on)."""
+    seen = {urn}
+    while True:
+        found = session.execute(select(t.schools.c.urn).where(t.schools.c.predecessor_urn == urn)).scalar()
+        if found is None or found in seen:
+            return urn
+        seen.add(found)
+        urn = found
+
+
+def set_mat_from(session, urn: str, day: dt.date, mat_id: str | None, sequence: int | None) -> bool:
+    """From `day` on the school is in `mat_id` (other dates' entries are kept), unless a newer event
+    already said otherwise for that day; returns whether it was written."""
+    return _put_if_newer(session, t.school_mats, {"urn": urn, "effective_from": day}, {"mat_id": mat_id}, sequence)
+
+
+def mat_on(session, urn: str, day: dt.date) -> str | None:
+    """The school's MAT on `day` by its dated history (None: none, or nothing known)."""
+    return session.execute(select(t.school_mats.c.mat_id).where(
+        t.school_mats.c.urn == urn, t.school_mats.c.effective_from <= day)
+        .order_by(t.school_mats.c.effective_from.desc()).limit(1)).scalar()
 
 
 def mat_history(session, urns=None) -> dict[str, tuple]:
@@ -59,34 +119,48 @@ def school(session, urn: str) -> dict | None:
 
 
 def school_rows(session, urns=None) -> dict[str, dict]:
+    """Every row, partial ones included; see `member_rows`."""
     query = select(t.schools)
     if urns is not None:
         query = query.where(t.schools.c.urn.in_(list(urns)))
     return {row.urn: dict(row._mapping) for row in session.execute(query)}
 
 
+def member_rows(session, urns=None) -> dict[str, dict]:
+    """The schools whose copy knows their details and membership: the only ones any rule treats as
+    (possibly former) members."""
+    return {u: r for u, r in school_rows(session, urns).items()
+            if is_member_record(r["details_sequence"], r["lifecycle_sequence"])}
+
+
 # ------------------------------------------------------------ eligibility and prices
-def add_eligibility(session, item: Eligibility, included_places: int = 0) -> None:
-    _upsert(session, t.eligibility, {"subscription_id": item.subscription_id},
-            {"urn": item.urn, "offering_code": item.offering_code, "service_area": item.service_area,
-             "period_start": item.period_start, "period_end": item.period_end, "included_places": included_places})
+_SLA_COPY_COLUMNS = tuple(f.name for f in dataclasses.fields(SLACopy))
+
+
+def sla_copy(session, subscription_id: str, urn: str) -> SLACopy:
+    """The SLA as learnt from events (an empty, partial row if unknown), locked for this transaction."""
+    row = _locked_row(session, t.eligibility, {"subscription_id": subscription_id}, {"urn": urn, "included_places": 0})
+    return SLACopy(**{k: row[k] for k in _SLA_COPY_COLUMNS})
+
+
+def save_sla_copy(session, copy: SLACopy) -> None:
+    values = {k: getattr(copy, k) for k in _SLA_COPY_COLUMNS if k != "subscription_id"}
+    session.execute(update(t.eligibility).where(t.eligibility.c.subscription_id == copy.subscription_id)
+                    .values(**values))
 
 
 def eligibility_row(session, subscription_id: str) -> dict | None:
-    row = session.execute(select(t.eligibility).where(t.eligibility.c.subscription_id == subscription_id)).first()
+    """The SLA, if its terms are known."""
+    row = session.execute(select(t.eligibility).where(t.eligibility.c.subscription_id == subscription_id,
+                                                      t.eligibility.c.terms_sequence.is_not(None))).first()
     return dict(row._mapping) if row else None
 
 
-def end_eligibility(session, subscription_id: str, first_day_not_covered: dt.date) -> None:
-    last = first_day_not_covered - dt.timedelta(days=1)
-    row = session.execute(select(t.eligibility).where(t.eligibility.c.subscription_id == subscription_id)).first()
-    if row and row.period_end > last:
-        session.execute(update(t.eligibility).where(t.eligibility.c.subscription_id == subscription_id)
-                        .values(period_end=max(last, row.period_start - dt.timedelta(days=1))))
-
-
 def eligibility_of(session, urn: str) -> list[dict]:
-    rows = session.execute(select(t.eligibility).where(t.eligibility.c.urn == urn).order_by(t.eligibility.c.period_start))
+    """The school's SLAs whose terms are known (an ending learnt before its SLA's start is not one yet)."""
+    rows = session.execute(select(t.eligibility).where(t.eligibility.c.urn == urn,
+                                                       t.eligibility.c.terms_sequence.is_not(None))
+                           .order_by(t.eligibility.c.period_start))
     return [_plain(r) for r in rows]
 
 
@@ -103,9 +177,9 @@ def subscribed_urns(session, offering_code: str, first: dt.date, last: dt.date) 
     return {r.urn for r in rows}
 
 
-def upsert_offering(session, values: dict) -> None:
+def put_offering(session, values: dict, sequence: int | None) -> bool:
     values = dict(values)
-    _upsert(session, t.offerings, {"offering_code": values.pop("offering_code")}, values)
+    return _put_if_newer(session, t.offerings, {"offering_code": values.pop("offering_code")}, values, sequence)
 
 
 def offering(session, code: str) -> dict | None:
@@ -113,8 +187,8 @@ def offering(session, code: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
-def upsert_edition_price(session, code: str, year: int, values: dict) -> None:
-    _upsert(session, t.edition_prices, {"offering_code": code, "edition_year": year}, values)
+def put_edition_price(session, code: str, year: int, values: dict, sequence: int | None) -> bool:
+    return _put_if_newer(session, t.edition_prices, {"offering_code": code, "edition_year": year}, values, sequence)
 
 
 def edition_price(session, code: str, year: int) -> dict | None:
@@ -124,18 +198,25 @@ def edition_price(session, code: str, year: int) -> dict | None:
 
 
 # ------------------------------------------------------------ contacts
-def upsert_contact(session, values: dict) -> None:
-    values = dict(values)
-    _upsert(session, t.contacts, {"contact_id": values.pop("contact_id")}, values)
+_CONTACT_COPY_COLUMNS = tuple(f.name for f in dataclasses.fields(ContactCopy))
+
+
+def contact_copy(session, contact_id: str) -> ContactCopy:
+    """The person as learnt from events (an empty row if unknown), locked for this transaction."""
+    row = _locked_row(session, t.contacts, {"contact_id": contact_id}, {"active": False, "erased": False})
+    return ContactCopy(**{k: row[k] for k in _CONTACT_COPY_COLUMNS})
+
+
+def save_contact_copy(session, copy: ContactCopy) -> None:
+    values = {k: getattr(copy, k) for k in _CONTACT_COPY_COLUMNS if k != "contact_id"}
+    session.execute(update(t.contacts).where(t.contacts.c.contact_id == copy.contact_id).values(**values))
 
 
 def contact(session, contact_id: str) -> dict | None:
-    row = session.execute(select(t.contacts).where(t.contacts.c.contact_id == contact_id)).first()
+    """The person in their role; None if unknown or erased."""
+    row = session.execute(select(t.contacts).where(t.contacts.c.contact_id == contact_id,
+                                                   t.contacts.c.role.is_not(None))).first()
     return dict(row._mapping) if row else None
-
-
-def erase_contact(session, contact_id: str) -> None:
-    session.execute(delete(t.contacts).where(t.contacts.c.contact_id == contact_id))
 
 
 def move_contacts(session, old_urn: str, new_urn: str) -> None:
@@ -217,8 +298,9 @@ def reviewer_rows(session) -> list[dict]:
 
 
 def review_problem(session, cycle: int, host_urns, days: int, team_size: int) -> pr.Problem:
-    """The planner's view of the cycle: every known school with its calendar and MAT history, every reviewer."""
-    rows = school_rows(session)
+    """The planner's view of the cycle: every school known as a member (now or before) with its calendar and
+    MAT history, every reviewer."""
+    rows = member_rows(session)
     calendars_ = calendars(session, cycle)
     history = mat_history(session)
     schools = {}

@@ -4,6 +4,11 @@ Local copies learnt from events: `schools`, `school_mats` (MAT membership by dat
 conversion changes "same MAT" from its date only), `contacts`, `offerings`,
 `edition_prices`, `eligibility`. Scheduling's own state: calendars, reviewers, peer
 reviews, networks and meetings, courses, sessions, bookings and attendance.
+
+Each fact of a local copy carries the sequence number of the upstream event that last set it
+(`*sequence` columns, `scheduling.domain.ordering`): None while not yet learnt, 0 when set by an
+event without order. So a school row may be partial (made by an event about a school not yet
+known): its details or its lifecycle still None, it is no member for any rule.
 """
 import sqlalchemy as sa
 
@@ -15,10 +20,10 @@ outbox, inbox = define_messaging_tables(metadata)
 schools = sa.Table(
     "schools", metadata,
     sa.Column("urn", sa.String(6), primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("phase", sa.String(30), nullable=False),
+    sa.Column("name", sa.String(200)),
+    sa.Column("phase", sa.String(30)),
     sa.Column("mat_id", sa.String(20)),
-    sa.Column("postcode", sa.String(10), nullable=False),
+    sa.Column("postcode", sa.String(10)),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("establishment_type", sa.String(40)),
     sa.Column("local_authority", sa.String(80)),
@@ -26,6 +31,9 @@ schools = sa.Table(
     sa.Column("predecessor_urn", sa.String(6)),
     sa.Column("closed_on", sa.Date),
     sa.Column("venue_capacity", sa.Integer),
+    sa.Column("details_sequence", sa.Integer),    # name, phase, postcode, mat_id, type, LA
+    sa.Column("roll_sequence", sa.Integer),       # number_on_roll
+    sa.Column("lifecycle_sequence", sa.Integer),  # active, closed_on
 )
 
 school_mats = sa.Table(
@@ -33,26 +41,31 @@ school_mats = sa.Table(
     sa.Column("urn", sa.String(6), primary_key=True),
     sa.Column("effective_from", sa.Date, primary_key=True),
     sa.Column("mat_id", sa.String(40)),
+    sa.Column("sequence", sa.Integer),
 )
 
 eligibility = sa.Table(
     "eligibility", metadata,
     sa.Column("subscription_id", sa.String(36), primary_key=True),
     sa.Column("urn", sa.String(6), nullable=False, index=True),
-    sa.Column("offering_code", sa.String(40), nullable=False),
-    sa.Column("service_area", sa.String(40), nullable=False),
-    sa.Column("period_start", sa.Date, nullable=False),
-    sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("offering_code", sa.String(40)),  # the terms: null until the SLA's start is known
+    sa.Column("service_area", sa.String(40)),
+    sa.Column("period_start", sa.Date),
+    sa.Column("period_end", sa.Date),
     sa.Column("included_places", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("terms_sequence", sa.Integer),
+    sa.Column("ends_on", sa.Date),  # the earliest first uncovered day announced by a cancellation or end
 )
 
 contacts = sa.Table(
     "contacts", metadata,
     sa.Column("contact_id", sa.String(36), primary_key=True),
-    sa.Column("urn", sa.String(6), nullable=False, index=True),
+    sa.Column("urn", sa.String(6), index=True),
     sa.Column("display_name", sa.String(200)),
-    sa.Column("role", sa.String(30), nullable=False),
+    sa.Column("role", sa.String(30)),
     sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("sequence", sa.Integer),
+    sa.Column("erased", sa.Boolean, nullable=False, server_default=sa.false()),  # a tombstone: all else null
 )
 
 offerings = sa.Table(
@@ -61,6 +74,7 @@ offerings = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("service_area", sa.String(40), nullable=False),
     sa.Column("vat_treatment", sa.String(20), nullable=False),
+    sa.Column("sequence", sa.Integer),
 )
 
 edition_prices = sa.Table(
@@ -71,6 +85,7 @@ edition_prices = sa.Table(
     sa.Column("subscriber_price_pence", sa.Integer),
     sa.Column("non_subscriber_price_pence", sa.Integer),
     sa.Column("included_places", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("sequence", sa.Integer),
 )
 
 la_term_dates = sa.Table(

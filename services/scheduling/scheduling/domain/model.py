@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from scheduling.domain.upstream import SLA
+
 
 @dataclasses.dataclass(frozen=True)
 class Eligibility:
@@ -22,7 +24,7 @@ class Eligibility:
         return self.period_start <= day <= self.period_end
 
 
-def eligibility_from_subscription(payload: dict) -> Eligibility:
-    return Eligibility(urn=payload["urn"], offering_code=payload["offering_code"],
-                       service_area=payload["service_area"], period_start=payload["period_start"],
-                       period_end=payload["period_end"], subscription_id=str(payload["subscription_id"]))
+def eligibility_from_subscription(sla: SLA) -> Eligibility:
+    return Eligibility(urn=sla.urn, offering_code=sla.offering_code, service_area=sla.service_area,
+                       period_start=sla.period_start, period_end=sla.period_end,
+                       subscription_id=str(sla.subscription_id))

@@ -12,11 +12,13 @@ from sqlalchemy.exc import IntegrityError
 
 from shared import service as base
 from shared.consumer import consumes
+from shared.envelope import ReceivedEvent
 from shared.http import Conflict, HttpError, NotFound, RuleViolation, http, load_body, load_query
 
 from scheduling.adapters import repository
 from scheduling.adapters.tables import inbox, outbox
 from scheduling.domain.calendar import TERMS
+from scheduling.domain.ordering import Position
 from scheduling.messages import consumed
 from scheduling.messages.published import PUBLISHED
 from scheduling.service_layer import handlers
@@ -162,6 +164,10 @@ def _urn(urn: str) -> str:
     return urn
 
 
+def _position(event: ReceivedEvent) -> Position:
+    return Position(event.aggregate, event.sequence)
+
+
 def _day(value: str, field: str = "date") -> dt.date:
     from marshmallow import ValidationError
 
@@ -178,49 +184,51 @@ class SchedulingService(base.ObservableService):
     uow = Storage(migrations="scheduling:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
 
     # ---------------------------------------------------------------- upstream events
+    # Each hands the use case the event's fact and its position (aggregate and sequence): the use case
+    # applies it only where it is newer, so delivery order does not matter.
     @consumes("membership", "member_joined", consumed.MemberJoined)
     def on_member_joined(self, event):
-        handlers.record_member_joined(self.uow(), event.payload)
+        handlers.record_member_joined(self.uow(), event.payload, _position(event))
 
     @consumes("membership", "member_left", consumed.MemberLeft)
     def on_member_left(self, event):
-        handlers.record_member_left(self.uow(), event.payload)
+        handlers.record_member_left(self.uow(), event.payload, _position(event))
 
     @consumes("membership", "member_details_changed", consumed.MemberDetailsChanged)
     def on_member_details_changed(self, event):
-        handlers.record_member_details_changed(self.uow(), event.payload)
+        handlers.record_member_details_changed(self.uow(), event.payload, _position(event))
 
     @consumes("membership", "census_recorded", consumed.CensusRecorded)
     def on_census_recorded(self, event):
-        handlers.record_census(self.uow(), event.payload)
+        handlers.record_census(self.uow(), event.payload, _position(event))
 
     @consumes("membership", "school_converted_to_academy", consumed.SchoolConvertedToAcademy)
     def on_school_converted(self, event):
-        handlers.record_conversion(self.uow(), event.payload)
+        handlers.record_conversion(self.uow(), event.payload, _position(event))
 
     @consumes("membership", "contact_role_changed", consumed.ContactRoleChanged)
     def on_contact_role_changed(self, event):
-        handlers.record_contact(self.uow(), event.payload)
+        handlers.record_contact(self.uow(), event.payload, _position(event))
 
     @consumes("membership", "contact_erased", consumed.ContactErased)
     def on_contact_erased(self, event):
-        handlers.erase_contact(self.uow(), event.payload)
+        handlers.erase_contact(self.uow(), event.payload, _position(event))
 
     @consumes("catalogue", "offering_published", consumed.OfferingPublished)
     def on_offering_published(self, event):
-        handlers.record_offering(self.uow(), event.payload)
+        handlers.record_offering(self.uow(), event.payload, _position(event))
 
     @consumes("catalogue", "edition_priced", consumed.EditionPriced)
     def on_edition_priced(self, event):
-        handlers.record_edition_price(self.uow(), event.payload)
+        handlers.record_edition_price(self.uow(), event.payload, _position(event))
 
     @consumes("catalogue", "subscription_started", consumed.SubscriptionStarted)
     def on_subscription_started(self, event):
-        handlers.record_eligibility(self.uow(), event.payload)
+        handlers.record_eligibility(self.uow(), event.payload, _position(event))
 
     @consumes("catalogue", "subscription_renewed", consumed.SubscriptionRenewed)
     def on_subscription_renewed(self, event):
-        handlers.record_eligibility(self.uow(), event.payload, renewal=True)
+        handlers.record_eligibility(self.uow(), event.payload, _position(event), renewal=True)
 
     @consumes("catalogue", "subscription_cancelled", consumed.SubscriptionCancelled)
     def on_subscription_cancelled(self, event):

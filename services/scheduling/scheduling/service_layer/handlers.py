@@ -1,11 +1,13 @@
-"""Scheduling use cases: each takes a unit of work and a payload or command, applies the rules of
-`scheduling.domain` and writes its events to the outbox in the same transaction.
+"""Scheduling use cases: each takes a unit of work and an upstream fact (`scheduling.domain.upstream`,
+with its `Position`) or a command, applies the rules of `scheduling.domain` and writes its events to
+the outbox in the same transaction.
 
 Errors: `NotKnown` (404), `Refused` (422: a rule refuses, the message names it),
 `AlreadyExists` (409). A refused command writes nothing.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -13,7 +15,9 @@ import uuid
 from scheduling.adapters import repository as repo
 from scheduling.domain import calendar as cal
 from scheduling.domain import coaching, courses, networks, peer_review as pr
-from scheduling.domain.model import eligibility_from_subscription
+from scheduling.domain import upstream
+from scheduling.domain.copies import SLACopy, is_member_record
+from scheduling.domain.ordering import BEFORE_OWN_EVENTS, UNORDERED, Position
 from scheduling.domain.review_validator import validate
 
 log = logging.getLogger(__name__)
@@ -34,139 +38,151 @@ class AlreadyExists(Exception):
 
 
 # =============================================================== upstream events
-def record_member_joined(uow, payload: dict) -> None:
+# Each takes the event's fact and its `Position` and applies it under `scheduling.domain.ordering`:
+# only facets the event is newer for change, so the copies end the same whatever the delivery order.
+# Reactions (re-planning reviews, moving meetings) follow a change of the copies, never an event
+# that changed nothing.
+def record_member_joined(uow, joining: upstream.Joining, position: Position = UNORDERED) -> None:
+    sequence = position.sequence_in(f"school:{joining.urn}")
     with uow:
-        mat = payload.get("mat")
-        joined = payload.get("joined_on") or dt.date(2000, 1, 1)
-        repo.upsert_school(uow.session, {
-            "urn": payload["urn"], "name": payload["name"], "phase": payload["phase"],
-            "mat_id": mat["id"] if mat else None, "postcode": payload["postcode"], "active": True,
-            "establishment_type": payload.get("establishment_type"),
-            "local_authority": cal.la_key(payload.get("local_authority")),
-            "number_on_roll": payload.get("number_on_roll"), "closed_on": None})
-        repo.set_mat_from(uow.session, payload["urn"], joined, mat["id"] if mat else None)
+        school = repo.school_copy(uow.session, joining.urn)
+        repo.save_school_copy(uow.session, school.joined(joining, sequence))
+        repo.set_mat_from(uow.session, joining.urn, joining.joined_on or dt.date(2000, 1, 1), joining.details.mat_id,
+                          sequence)
         uow.commit()
 
 
-def record_member_left(uow, payload: dict) -> list[dict]:
+def record_member_left(uow, leaving: upstream.Leaving, position: Position = UNORDERED) -> list[dict]:
+    """The school is no member from the leaving date; its hosted reviews from then are cancelled, its
+    reviewers replaced, its meetings moved. A joining older than the leaving never undoes it."""
+    urn, day = leaving.urn, leaving.effective_date
     with uow:
-        urn, day = payload["urn"], payload["effective_date"]
-        if repo.school(uow.session, urn) is None:
-            uow.commit()  # nothing known about it: the inbox still records the event
-            return []
-        repo.update_school(uow.session, urn, active=False, closed_on=day)
-        changed = _replan_reviews(uow, day, f"school {urn} left the partnership on {day}", left=urn)
-        changed += _move_meetings(uow, urn, day, f"host {urn} left the partnership on {day}")
+        before = repo.school_copy(uow.session, urn)
+        after = before.left(leaving, position.sequence_in(f"school:{urn}"))
+        changed = []
+        if after != before:
+            repo.save_school_copy(uow.session, after)
+            # a partial copy was never a member: no review or meeting can involve it
+            if before.is_member_record:
+                changed = _replan_reviews(uow, day, f"school {urn} left the partnership on {day}", left=urn)
+                changed += _move_meetings(uow, urn, day, f"host {urn} left the partnership on {day}")
         uow.commit()
     return changed
 
 
-def record_member_details_changed(uow, payload: dict) -> list[dict]:
+def record_member_details_changed(uow, change: upstream.DetailsChange, position: Position = UNORDERED) -> list[dict]:
+    """The school's current details, unless a newer event already gave them; its MAT from the change's
+    effective date in any case (a dated fact stays true when later changes follow). A change of that
+    MAT re-plans reviews from the date."""
+    urn, day, mat_id = change.urn, change.effective_date, change.details.mat_id
+    sequence = position.sequence_in(f"school:{urn}")
     with uow:
-        urn, day = payload["urn"], payload["effective_date"]
-        before = repo.school(uow.session, urn)
-        mat = payload.get("mat")
-        mat_id = mat["id"] if mat else None
-        repo.upsert_school(uow.session, {
-            "urn": urn, "name": payload["name"], "phase": payload["phase"], "mat_id": mat_id,
-            "postcode": payload["postcode"], "active": True, "establishment_type": payload["establishment_type"],
-            "local_authority": cal.la_key(payload["local_authority"])})
+        school = repo.school_copy(uow.session, urn)
+        repo.save_school_copy(uow.session, school.details_changed(change, sequence))
+        mat_before = repo.mat_on(uow.session, urn, day)
         changed = []
-        if before is None or before["mat_id"] != mat_id:
-            repo.set_mat_from(uow.session, urn, day, mat_id)
+        if repo.set_mat_from(uow.session, urn, day, mat_id, sequence) and mat_before != mat_id:
             changed = _replan_reviews(uow, day, f"school {urn} moved to MAT {mat_id} on {day}")
         uow.commit()
     return changed
 
 
-def record_census(uow, payload: dict) -> None:
+def record_census(uow, census: upstream.Census, position: Position = UNORDERED) -> None:
     with uow:
-        repo.update_school(uow.session, payload["urn"], number_on_roll=payload["number_on_roll"])
+        school = repo.school_copy(uow.session, census.urn)
+        repo.save_school_copy(uow.session, school.census_recorded(census.number_on_roll,
+                                                                  position.sequence_in(f"school:{census.urn}")))
         uow.commit()
 
 
-def record_conversion(uow, payload: dict) -> list[dict]:
+def record_conversion(uow, conversion: upstream.Conversion, position: Position = UNORDERED) -> list[dict]:
     """The predecessor closes on the conversion date; the successor (same membership) opens in the MAT.
-    Its people move with it; peer reviews from that date are checked and only broken ones re-planned."""
+    Its people move with it; peer reviews from that date are checked and only broken ones re-planned.
+
+    The conversion is the successor's first event: what it says of the successor yields to any of
+    the successor's own events, whichever arrives first."""
+    day, old, new, mat = (conversion.conversion_date, conversion.predecessor_urn, conversion.successor.urn,
+                          conversion.mat_id)
     with uow:
-        day = payload["conversion_date"]
-        old, new, mat = payload["predecessor"]["urn"], payload["successor"], payload["mat"]["id"]
-        before = repo.school(uow.session, old) or {}
-        repo.update_school(uow.session, old, active=False, closed_on=day)
-        repo.upsert_school(uow.session, {
-            "urn": new["urn"], "name": new["name"], "phase": new["phase"], "mat_id": mat,
-            "postcode": new["postcode"], "active": True, "establishment_type": new["establishment_type"],
-            "local_authority": cal.la_key(new["local_authority"]), "number_on_roll": new.get("number_on_roll"),
-            "predecessor_urn": old, "closed_on": None, "venue_capacity": before.get("venue_capacity")})
-        repo.set_mat_from(uow.session, new["urn"], day, mat)
+        predecessor = repo.school_copy(uow.session, old)
+        successor = repo.school_copy(uow.session, new)
+        repo.save_school_copy(uow.session, predecessor.converted(conversion, position.sequence_in(f"school:{old}")))
+        repo.save_school_copy(uow.session, successor.opened_by(conversion))
+        venue = repo.school(uow.session, old)["venue_capacity"]
+        if venue is not None and repo.school(uow.session, new)["venue_capacity"] is None:
+            repo.update_school(uow.session, new, venue_capacity=venue)
+        repo.set_mat_from(uow.session, new, day, mat, BEFORE_OWN_EVENTS)
         previous_urns = {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(uow.session)}
-        repo.move_contacts(uow.session, old, new["urn"])
-        repo.copy_calendar(uow.session, old, new["urn"], day)
-        changed = _replan_reviews(uow, day, f"school {old} converted to academy {new['urn']} in MAT {mat} on {day}",
-                                  renamed=(old, new["urn"]), previous_urns=previous_urns)
-        changed += _move_meetings(uow, old, day, f"host {old} converted to academy {new['urn']} on {day}",
-                                  renamed=new["urn"])
+        repo.move_contacts(uow.session, old, new)
+        repo.copy_calendar(uow.session, old, new, day)
+        changed = _replan_reviews(uow, day, f"school {old} converted to academy {new} in MAT {mat} on {day}",
+                                  renamed=(old, new), previous_urns=previous_urns)
+        changed += _move_meetings(uow, old, day, f"host {old} converted to academy {new} on {day}", renamed=new)
         uow.commit()
     return changed
 
 
-def record_contact(uow, payload: dict) -> None:
+def record_contact(uow, role: upstream.ContactRole, position: Position = UNORDERED) -> None:
+    """The person's role, unless a newer one is known or they were erased. A person at a school that
+    has converted is recorded at the academy, as the conversion moved those it found."""
     with uow:
-        repo.upsert_contact(uow.session, {"contact_id": str(payload["contact_id"]), "urn": payload["urn"],
-                                          "display_name": payload["display_name"], "role": payload["role"],
-                                          "active": payload["active"]})
+        person = repo.contact_copy(uow.session, role.contact_id)
+        urn = repo.successor_of(uow.session, role.urn)
+        repo.save_contact_copy(uow.session, person.role_changed(role, urn, position.sequence_in(
+            f"contact:{role.contact_id}")))
         uow.commit()
 
 
-def erase_contact(uow, payload: dict) -> None:
+def erase_contact(uow, erasure: upstream.ContactErasure, position: Position = UNORDERED) -> None:
+    """Name and role go for good: a tombstone stays, so no role change, however late, brings them back."""
     with uow:
-        repo.erase_contact(uow.session, str(payload["contact_id"]))
+        person = repo.contact_copy(uow.session, erasure.contact_id)
+        repo.save_contact_copy(uow.session, person.erased_now(position.sequence_in(f"contact:{erasure.contact_id}")))
         uow.commit()
 
 
-def record_offering(uow, payload: dict) -> None:
+def record_offering(uow, offering: upstream.Offering, position: Position = UNORDERED) -> None:
     with uow:
-        repo.upsert_offering(uow.session, {k: payload[k] for k in ("offering_code", "name", "service_area",
-                                                                  "vat_treatment")})
+        repo.put_offering(uow.session, dataclasses.asdict(offering),
+                          position.sequence_in(f"offering:{offering.offering_code}"))
         uow.commit()
 
 
-def _included(entitlements) -> int:
-    return sum(int(e["quantity"]) for e in entitlements or () if e["kind"] == "included_place")
-
-
-def record_edition_price(uow, payload: dict) -> None:
+def record_edition_price(uow, price: upstream.EditionPrice, position: Position = UNORDERED) -> None:
     with uow:
-        pricing = payload["pricing"]
-        repo.upsert_edition_price(uow.session, payload["offering_code"], payload["edition_year"], {
-            "model": pricing.get("model", "unknown"),
-            "subscriber_price_pence": pricing.get("subscriber_price_pence"),
-            "non_subscriber_price_pence": pricing.get("non_subscriber_price_pence"),
-            "included_places": _included(payload.get("entitlements"))})
+        repo.put_edition_price(uow.session, price.offering_code, price.edition_year, {
+            "model": price.model, "subscriber_price_pence": price.subscriber_price_pence,
+            "non_subscriber_price_pence": price.non_subscriber_price_pence,
+            "included_places": upstream.included_places(price.entitlements)},
+            position.sequence_in(f"offering:{price.offering_code}"))
         uow.commit()
 
 
-def record_eligibility(uow, payload: dict, *, renewal: bool = False):
+def record_eligibility(uow, sla: upstream.SLA, position: Position = UNORDERED, *, renewal: bool = False) -> SLACopy:
     """An SLA (`subscription_started`, or with `renewal` a `subscription_renewed`: a new term, fresh
     entitlements). A `subscription_started` that carries another SLA on (`continues_subscription_id`:
     moved to the academy at conversion) is the same agreement: the included places already used under
-    the old SLA are used for the successor too."""
+    the old SLA are used for the successor too. An ending that arrived first still cuts its cover."""
     with uow:
-        item = eligibility_from_subscription(payload)
-        included = _included(payload.get("entitlements"))
-        previous = None if renewal else payload.get("continues_subscription_id")
+        included = sla.included_places
+        previous = None if renewal else sla.continues_subscription_id
         old = repo.eligibility_row(uow.session, str(previous)) if previous else None
-        if old is not None and old["subscription_id"] != item.subscription_id:
+        if old is not None and old["subscription_id"] != sla.subscription_id:
             used = repo.included_used(uow.session, [old["subscription_id"]]).get(old["subscription_id"], 0)
             included = max(0, min(included, old["included_places"]) - used)
-        repo.add_eligibility(uow.session, item, included)
+        copy = repo.sla_copy(uow.session, sla.subscription_id, sla.urn)
+        after = copy.started(sla, included, position.sequence_in(f"school:{sla.urn}"))
+        repo.save_sla_copy(uow.session, after)
         uow.commit()
-    return item
+    return after
 
 
-def end_eligibility(uow, payload: dict) -> None:
+def end_eligibility(uow, ending: upstream.SLAEnding) -> None:
+    """The SLA covers nothing from the ending's date; arriving before the SLA's start, it waits for it.
+    Endings only shorten cover, so the earliest counts whatever the order: no position needed."""
     with uow:
-        repo.end_eligibility(uow.session, str(payload["subscription_id"]), payload["effective_date"])
+        copy = repo.sla_copy(uow.session, ending.subscription_id, ending.urn)
+        repo.save_sla_copy(uow.session, copy.ended(ending))
         uow.commit()
 
 
@@ -235,8 +251,9 @@ def _periods_json(dates: cal.TermDates) -> list[dict]:
 
 
 def _school(session, urn: str) -> dict:
+    """A school known as a member (now or before); a partial copy is not one yet."""
     found = repo.school(session, urn)
-    if found is None:
+    if found is None or not is_member_record(found["details_sequence"], found["lifecycle_sequence"]):
         raise NotKnown(f"scheduling knows no school with URN {urn}")
     return found
 
@@ -269,7 +286,7 @@ def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, t
             raise AlreadyExists(f"peer reviews for cycle {cycle} are already planned")
         first, last = dt.date(cycle, 9, 1), dt.date(cycle + 1, 8, 31)
         subscribed = repo.subscribed_urns(uow.session, offering_code, first, last)
-        rows = repo.school_rows(uow.session, subscribed)
+        rows = repo.member_rows(uow.session, subscribed)
         hosts = {u for u, r in rows.items() if r["active"]}
         if not hosts:
             raise Refused(f"no active school subscribes to {offering_code} in cycle {cycle}",
@@ -420,7 +437,7 @@ def create_network(uow, name: str, member_urns: list[str], people: list[str], pr
     with uow:
         if repo.network_by_name(uow.session, name):
             raise AlreadyExists(f"a network called {name!r} exists")
-        rows = repo.school_rows(uow.session, member_urns)
+        rows = repo.member_rows(uow.session, member_urns)
         unknown = sorted(set(member_urns) - set(rows))
         if unknown:
             raise NotKnown(f"scheduling knows no school with URN {', '.join(unknown)}")
@@ -463,7 +480,7 @@ def plan_meetings(uow, network_id: str, year: int) -> dict:
             raise AlreadyExists(f"meetings of {row['name']} for {year} are already planned")
         net = networks.Network(network_id, row["name"], tuple(row["member_urns"]), tuple(row["people"]))
         calendars = repo.calendars(uow.session, year, net.member_urns)
-        schools = repo.school_rows(uow.session, net.member_urns)
+        schools = repo.member_rows(uow.session, net.member_urns)
         capacities = {u: (r["venue_capacity"] or 30) for u, r in schools.items() if r["active"]}
         history = [(m["host_urn"], m["day"]) for m in repo.meetings(uow.session, network_id)]
         try:
@@ -504,7 +521,7 @@ def _move_meetings(uow, urn: str, day: dt.date, reason: str, renamed: str | None
             else:
                 year = m["academic_year"]
                 calendars = repo.calendars(session, year, members)
-                schools = repo.school_rows(session, members)
+                schools = repo.member_rows(session, members)
                 capacities = {u: (r["venue_capacity"] or 30) for u, r in schools.items() if r["active"]}
                 history = [(x["host_urn"], x["day"]) for x in repo.meetings(session, net["network_id"])
                            if x["meeting_id"] != m["meeting_id"]]
@@ -588,14 +605,16 @@ def _price(session, course: dict, urn: str, day: dt.date, session_day: dt.date) 
     return courses.price_for(day, price, held, used)
 
 
+def _as_date(value) -> dt.date | None:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def _member_on(school: dict | None, day: dt.date) -> bool:
     """A member on `day`: open, or leaving (or converting) only from a later date (`closed_on` is the first
-    day no longer a member, which membership announces in advance)."""
-    if school is None:
+    day no longer a member, which membership announces in advance). A partial copy is no member."""
+    if school is None or not is_member_record(school["details_sequence"], school["lifecycle_sequence"]):
         return False
-    closed_on = school.get("closed_on")
-    if isinstance(closed_on, str):
-        closed_on = dt.date.fromisoformat(closed_on)
+    closed_on = _as_date(school.get("closed_on"))
     return bool(school["active"]) or (closed_on is not None and day < closed_on)
 
 
@@ -604,9 +623,8 @@ def _opened_by(session, school: dict | None, day: dt.date) -> bool:
     if school is None or not school.get("predecessor_urn"):
         return True
     predecessor = repo.school(session, school["predecessor_urn"])
-    if predecessor is None or predecessor.get("closed_on") is None:
-        return True
-    return not _member_on(predecessor, day)
+    closed_on = _as_date(predecessor.get("closed_on")) if predecessor else None
+    return closed_on is None or day >= closed_on
 
 
 def _works_at_on(session, person: dict, urn: str, day: dt.date) -> bool:
@@ -742,7 +760,7 @@ def record_attendance(uow, booking_id: str, attended: bool) -> dict:
 def match_coaching(session, mentors: list[dict], leaders: list[dict]) -> dict:
     """Pairs mentors with leaders (phase, need, never the same school, load limits); every school must be known."""
     urns = {m["urn"] for m in mentors} | {l["urn"] for l in leaders}
-    known = repo.school_rows(session, urns)
+    known = repo.member_rows(session, urns)
     unknown = sorted(urns - set(known))
     if unknown:
         raise NotKnown(f"scheduling knows no school with URN {', '.join(unknown)}")

@@ -12,6 +12,7 @@ from shared.unit_of_work import Origin, Producer, UnitsOfWork
 
 from scheduling.adapters import repository as repo
 from scheduling.adapters.tables import inbox, outbox
+from scheduling.messages.consumed import ContactRoleChanged, MemberJoined, SchoolConvertedToAcademy
 from scheduling.messages.published import PUBLISHED
 from scheduling.service_layer import handlers
 
@@ -29,23 +30,26 @@ def uows(tmp_path):
     database.dispose()
 
 
+CONVERSION_EVENT = SchoolConvertedToAcademy().load({
+    "conversion_date": CONVERSION.isoformat(), "predecessor": {"urn": OLD, "dfe_number": "825/2001", "name": "School"},
+    "successor": {"urn": NEW, "dfe_number": "825/4001", "name": "Academy", "establishment_type": "academy_converter",
+                  "phase": "primary", "local_authority": "Buckinghamshire", "postcode": "HP19 8AA",
+                  "number_on_roll": 200, "census_date": "2026-10-01"},
+    "mat": MAT})
+
+
 def join(uows, urn, mat=None):
-    handlers.record_member_joined(uows(), {
+    handlers.record_member_joined(uows(), MemberJoined().load({
         "urn": urn, "name": f"School {urn}", "phase": "primary", "mat": mat, "postcode": "HP19 8AA",
         "establishment_type": "community" if mat is None else "academy_converter",
-        "local_authority": "Buckinghamshire", "number_on_roll": 200, "joined_on": dt.date(2026, 1, 5)})
+        "local_authority": "Buckinghamshire", "number_on_roll": 200, "joined_on": "2026-01-05"}))
 
 
 def test_the_planners_view_is_one_school_either_side_of_a_future_conversion_date(uows):
     join(uows, OLD)
     join(uows, HOST, MAT)
     handlers.set_inset_days(uows(), OLD, 2026, [dt.date(2026, 11, 20)])
-    handlers.record_conversion(uows(), {
-        "conversion_date": CONVERSION, "predecessor": {"urn": OLD, "dfe_number": "825/2001", "name": "School"},
-        "successor": {"urn": NEW, "dfe_number": "825/4001", "name": "Academy", "establishment_type": "academy_converter",
-                      "phase": "primary", "local_authority": "Buckinghamshire", "postcode": "HP19 8AA",
-                      "number_on_roll": 200, "census_date": dt.date(2026, 10, 1)},
-        "mat": MAT})
+    handlers.record_conversion(uows(), CONVERSION_EVENT)
     with uows.read() as session:
         problem = repo.review_problem(session, 2026, [HOST], 2, 2)
     old, new = problem.schools[OLD], problem.schools[NEW]
@@ -58,15 +62,10 @@ def test_the_planners_view_is_one_school_either_side_of_a_future_conversion_date
 
 def test_people_book_for_the_maintained_school_before_the_date_and_the_academy_from_it(uows):
     join(uows, OLD)
-    handlers.record_contact(uows(), {"contact_id": "c-head", "urn": OLD, "display_name": "Head", "role": "head_teacher",
-                                     "may_commit_spending": True, "active": True,
-                                     "effective_date": dt.date(2026, 1, 5)})
-    handlers.record_conversion(uows(), {
-        "conversion_date": CONVERSION, "predecessor": {"urn": OLD, "dfe_number": "825/2001", "name": "School"},
-        "successor": {"urn": NEW, "dfe_number": "825/4001", "name": "Academy", "establishment_type": "academy_converter",
-                      "phase": "primary", "local_authority": "Buckinghamshire", "postcode": "HP19 8AA",
-                      "number_on_roll": 200, "census_date": dt.date(2026, 10, 1)},
-        "mat": MAT})
+    handlers.record_contact(uows(), ContactRoleChanged().load({
+        "contact_id": "c-head", "urn": OLD, "display_name": "Head", "role": "head_teacher",
+        "may_commit_spending": True, "active": True, "effective_date": "2026-01-05"}))
+    handlers.record_conversion(uows(), CONVERSION_EVENT)
     handlers.create_course(uows(), {"course_code": "C1", "title": "Phonics", "offering_code": None,
                                         "service_area": "school_improvement", "vat_treatment": "standard"})
     before = handlers.add_session(uows(), "C1", dt.date(2026, 12, 16), 10, 2)

@@ -31,7 +31,7 @@ def sla(urn, start, end, places, continues=None, schema=SubscriptionStarted):
     return schema().load({
         "subscription_id": str(uuid.uuid4()), "urn": urn, "offering_code": "DSL", "service_area": "governance",
         "period_start": start, "period_end": end, "entitlements": [{"kind": "included_place", "quantity": places}],
-        "continues_subscription_id": continues})
+        "continues_subscription_id": continues})  # the SLA fact, as the entrypoint hands it over
 
 
 def use_included_place(uows, subscription_id, urn):
@@ -51,32 +51,32 @@ def places(uows, subscription_id):
 def test_an_sla_moved_at_conversion_keeps_only_the_included_places_not_yet_used(uows):
     old = sla("240005", "2026-04-01", "2027-03-31", 2)
     handlers.record_eligibility(uows(), old)
-    use_included_place(uows, old["subscription_id"], "240005")
-    moved = sla("340005", "2027-01-01", "2027-03-31", 2, continues=old["subscription_id"])
+    use_included_place(uows, old.subscription_id, "240005")
+    moved = sla("340005", "2027-01-01", "2027-03-31", 2, continues=old.subscription_id)
     handlers.record_eligibility(uows(), moved)
-    assert places(uows, moved["subscription_id"]) == 1
+    assert places(uows, moved.subscription_id) == 1
 
 
 def test_every_place_used_leaves_none_for_the_academy(uows):
     old = sla("240006", "2026-04-01", "2027-03-31", 1)
     handlers.record_eligibility(uows(), old)
-    use_included_place(uows, old["subscription_id"], "240006")
-    moved = sla("340006", "2027-01-01", "2027-03-31", 1, continues=old["subscription_id"])
+    use_included_place(uows, old.subscription_id, "240006")
+    moved = sla("340006", "2027-01-01", "2027-03-31", 1, continues=old.subscription_id)
     handlers.record_eligibility(uows(), moved)
-    assert places(uows, moved["subscription_id"]) == 0
+    assert places(uows, moved.subscription_id) == 0
 
 
 def test_a_renewal_is_a_new_term_with_its_full_entitlement(uows):
     old = sla("240007", "2026-04-01", "2027-03-31", 1)
     handlers.record_eligibility(uows(), old)
-    use_included_place(uows, old["subscription_id"], "240007")
-    renewed = sla("240007", "2027-04-01", "2028-03-31", 1, continues=old["subscription_id"],
+    use_included_place(uows, old.subscription_id, "240007")
+    renewed = sla("240007", "2027-04-01", "2028-03-31", 1, continues=old.subscription_id,
                   schema=SubscriptionRenewed)
     handlers.record_eligibility(uows(), renewed, renewal=True)
-    assert places(uows, renewed["subscription_id"]) == 1
+    assert places(uows, renewed.subscription_id) == 1
 
 
 def test_a_new_purchase_gets_its_full_entitlement(uows):
     bought = sla("240008", "2026-04-01", "2027-03-31", 2)
     handlers.record_eligibility(uows(), bought)
-    assert places(uows, bought["subscription_id"]) == 2
+    assert places(uows, bought.subscription_id) == 2

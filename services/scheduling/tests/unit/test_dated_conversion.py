@@ -122,8 +122,9 @@ class FakeRepo:
 def test_who_may_book_on_the_session_day(monkeypatch):
     """Before the date the maintained school's people (already moved to the academy) book for it and
     the academy is not yet a member; from the date it is the other way round."""
-    rows = {OLD: {"urn": OLD, "active": False, "closed_on": CONVERSION.isoformat(), "predecessor_urn": None},
-            NEW: {"urn": NEW, "active": True, "closed_on": None, "predecessor_urn": OLD}}
+    known = {"details_sequence": 1, "lifecycle_sequence": 4}
+    rows = {OLD: {"urn": OLD, "active": False, "closed_on": CONVERSION.isoformat(), "predecessor_urn": None, **known},
+            NEW: {"urn": NEW, "active": True, "closed_on": None, "predecessor_urn": OLD, **known}}
     monkeypatch.setattr(handlers, "repo", FakeRepo(rows))
     person = {"contact_id": "c1", "urn": NEW, "active": True}
     day_before, day = CONVERSION - dt.timedelta(days=1), CONVERSION

@@ -1,12 +1,15 @@
 """scheduling.domain.model: eligibility for an offering's sessions, from an SLA's period."""
+import dataclasses
 import datetime as dt
 import uuid
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from marshmallow import ValidationError
 
 from scheduling.domain.model import Eligibility, eligibility_from_subscription
+from scheduling.domain.upstream import SLA
 from scheduling.messages.consumed import SubscriptionStarted
 
 PAYLOAD = {
@@ -17,7 +20,7 @@ PAYLOAD = {
 }
 
 
-def loaded(**overrides) -> dict:
+def loaded(**overrides) -> SLA:
     """A `subscription_started` payload as scheduling's consumer schema loads it."""
     return SubscriptionStarted().load({**PAYLOAD, **overrides})
 
@@ -31,18 +34,22 @@ class TestEligibilityFromSubscription:
 
     def test_subscription_id_is_kept_as_a_string(self):
         subscription_id = uuid.UUID(PAYLOAD["subscription_id"])
-        eligibility = eligibility_from_subscription({**loaded(), "subscription_id": subscription_id})
+        eligibility = eligibility_from_subscription(dataclasses.replace(loaded(), subscription_id=subscription_id))
         assert eligibility.subscription_id == PAYLOAD["subscription_id"]
 
     def test_fields_scheduling_does_not_read_are_ignored(self):
-        assert "annual_price_pence" not in loaded()
+        assert not hasattr(loaded(), "annual_price_pence")
         eligibility_from_subscription(loaded())
 
     def test_a_payload_missing_a_field_it_needs_fails_loudly(self):
-        payload = loaded()
-        del payload["offering_code"]
-        with pytest.raises(KeyError):
-            eligibility_from_subscription(payload)
+        payload = {k: v for k, v in PAYLOAD.items() if k != "offering_code"}
+        with pytest.raises(ValidationError) as refused:
+            SubscriptionStarted().load(payload)
+        assert "offering_code" in refused.value.messages
+
+    def test_loads_a_frozen_fact(self):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            loaded().urn = "999999"
 
     def test_eligibility_is_immutable(self):
         eligibility = eligibility_from_subscription(loaded())
