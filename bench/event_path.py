@@ -41,6 +41,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import select
 import shutil
 import signal
@@ -448,20 +449,28 @@ def run_producer(*, database_url: str, amqp_uri: str, source: str, run: str, eve
         child.kill()
 
 
-def declare_topology(amqp_uri: str, source: str, events_config: dict | None = None) -> None:
-    """What the sink's handler declares on start, declared first so the relay's mandatory publishes route."""
-    from kombu import Connection
-
+def declare_topology(amqp_uri: str, source: str, events_config: dict | None = None, *,
+                     archive: bool = True) -> None:
+    """Provision what a deployment provisions before the sink starts (shared.topology, through the
+    management API): the sink's queue, policies and retry path, the source's exchange and, unless
+    `archive` is False (to measure what it costs), the source's archive stream."""
     from bench.common import EVENT_TYPE, SINK_METHOD, SINK_SERVICE
+    from shared import links, topology
     from shared.config import events_settings
-    from shared.topology import declare_handler_topology
 
     settings = events_settings(events_config or {})
-    with Connection(amqp_uri, connect_timeout=5) as connection:
-        declare_handler_topology(connection.default_channel, source=source, event_type=EVENT_TYPE,
-                                 service=SINK_SERVICE, method=SINK_METHOD,
-                                 delivery_limit=settings["delivery_limit"],
-                                 retry_delays_ms=[int(d) for d in settings["retry_delays_ms"]])
+    sink = topology.ServiceTopology(SINK_SERVICE, (topology.Handler(source, EVENT_TYPE, SINK_METHOD,
+                                                                    handler_queue(source)),))
+    document = topology.definitions([sink, topology.ServiceTopology(source, ())],
+                                    delivery_limit=settings["delivery_limit"],
+                                    retry_delays_ms=[int(d) for d in settings["retry_delays_ms"]])
+    document["permissions"] = []  # the bench runs as the broker's administrator
+    if not archive:
+        stream = topology.archive_name(source)
+        document["queues"] = [q for q in document["queues"] if q["name"] != stream]
+        document["bindings"] = [b for b in document["bindings"] if b["destination"] != stream]
+        document["policies"] = [p for p in document["policies"] if p["pattern"] != f"^{re.escape(stream)}$"]
+    topology.apply(topology.Management.for_amqp_uri(amqp_uri), document, vhost=links.vhost_of(amqp_uri))
 
 
 def wait_for_effects(engine, run: str, expected: int, timeout: float, alive=lambda: True,
@@ -638,11 +647,12 @@ def run_full_path(backend: str, amqp_uri: str, workdir: Path, logdir: Path, args
     sink = None
     engines = []
     source = f"benchsrc{backend[:2]}{uuid.uuid4().hex[:6]}"
-    out: dict = {"backend": backend, "source": source, "producer_mode": args.producer_mode}
+    out: dict = {"backend": backend, "source": source, "producer_mode": args.producer_mode,
+                 "archive": not args.no_archive}
     try:
         source_url, sink_url = databases.url("src"), databases.url("sink")
         out["databases"] = {"producer": _hide(source_url), "sink": _hide(sink_url)}
-        declare_topology(amqp_uri, source)
+        declare_topology(amqp_uri, source, archive=not args.no_archive)
 
         def start_sink():
             log(f"full path on {backend}: starting the sink service (nameko run, max_workers={args.max_workers})")
@@ -898,6 +908,8 @@ def parse_args(argv=None):
     parser.add_argument("--stage-seconds", type=float, default=10.0)
     parser.add_argument("--phase-timeout", type=float, default=120.0, help="bound on each phase, seconds")
     parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--no-archive", action="store_true",
+                        help="provision without the source's archive stream, to measure what the archive costs")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the producer, the relay and the sink; reports in var/bench/logs/")
     parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
