@@ -49,9 +49,15 @@ class Vhost:
     with it); `service_uris[name]` is what each service runs with."""
 
     def __init__(self, *, provision: bool = True):
+        from shared.topology import Management
+
         self.name = f"test-{uuid.uuid4().hex[:10]}"
-        rabbitmqctl("add_vhost", self.name)
-        rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+        # Through the management API, not rabbitmqctl: every concurrent rabbitmqctl holds one of the
+        # few ports the CLI may use to reach the node, and a test run beside another ran out of them.
+        self._management = Management.for_amqp_uri("amqp://guest:guest@127.0.0.1:5672/", timeout=60)
+        self._management.request("PUT", f"/api/vhosts/{self.name}", {})
+        self._management.request("PUT", f"/api/permissions/{self.name}/guest",
+                                 {"configure": ".*", "write": ".*", "read": ".*"})
         self.amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{self.name}"
         self.service_uris: dict[str, str] = {}
         if provision:
@@ -62,7 +68,7 @@ class Vhost:
 
     def delete(self):
         try:
-            rabbitmqctl("delete_vhost", self.name)
+            self._management.request("DELETE", f"/api/vhosts/{self.name}")
         except Exception:  # noqa: BLE001 - best effort cleanup
             pass
 

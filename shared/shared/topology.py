@@ -210,11 +210,13 @@ class Management:
     timeout: float = 30.0
 
     @classmethod
-    def for_amqp_uri(cls, amqp_uri: str, *, port: int = 15672, url: str | None = None) -> "Management":
+    def for_amqp_uri(cls, amqp_uri: str, *, port: int = 15672, url: str | None = None,
+                     timeout: float = 30.0) -> "Management":
         """The management API of the broker an (administrator's) AMQP URI names, same credentials."""
         parsed = urllib.parse.urlparse(amqp_uri)
         return cls(url or f"http://{parsed.hostname or '127.0.0.1'}:{port}",
-                   urllib.parse.unquote(parsed.username or "guest"), urllib.parse.unquote(parsed.password or "guest"))
+                   urllib.parse.unquote(parsed.username or "guest"), urllib.parse.unquote(parsed.password or "guest"),
+                   timeout)
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
