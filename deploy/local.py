@@ -186,14 +186,17 @@ def local_passwords(path: Path = ROOT / "var" / "broker-passwords.json") -> dict
 
 
 def provision_broker(admin_amqp_uri: str, passwords: dict[str, str], *, user_prefix: str = "",
-                     settings: dict | None = None) -> dict[str, str]:
-    """Apply the whole topology to the vhost of `admin_amqp_uri` (an administrator's URI) and return each
+                     settings: dict | None = None, consumers: list[str] | None = None,
+                     management_url: str | None = None) -> dict[str, str]:
+    """Apply the topology to the vhost of `admin_amqp_uri` (an administrator's URI): everything, or
+    the handler queues of `consumers` only (with every exchange, archive and user); returns each
     service's own AMQP URI (user `<user_prefix><service>`, password from `passwords` by service name)."""
     from deploy import topology as deploy_topology
     from shared.topology import amqp_uri_for
 
     users = {f"{user_prefix}{spec.name}": passwords[spec.name] for spec in SERVICES}
-    deploy_topology.apply(admin_amqp_uri, passwords=users, settings=settings, user_prefix=user_prefix)
+    deploy_topology.apply(admin_amqp_uri, passwords=users, settings=settings, user_prefix=user_prefix,
+                          consumers=consumers, management_url=management_url)
     return {spec.name: amqp_uri_for(admin_amqp_uri, f"{user_prefix}{spec.name}", passwords[spec.name])
             for spec in SERVICES}
 

@@ -43,10 +43,12 @@ def rabbitmqctl(*args: str) -> str:
 
 
 class Vhost:
-    """A throwaway RabbitMQ virtual host for one test, provisioned as a deployment is: the whole
-    topology applied (`deploy/topology.py`) and one least-privilege user per service.
-    `amqp_uri` is guest's (an administrator: tests publish upstream events and inspect queues
-    with it); `service_uris[name]` is what each service runs with."""
+    """A throwaway RabbitMQ virtual host for one test, provisioned as a deployment is
+    (`deploy/topology.py`): every producer's exchange and archive and one least-privilege user
+    per service at once; each service's handler queues when it is first started (`provision`),
+    or before, by a test that publishes before its subscriber starts. `amqp_uri` is guest's (an
+    administrator: tests publish upstream events and inspect queues with it);
+    `service_uris[name]` is what each service runs with."""
 
     def __init__(self, *, provision: bool = True):
         from shared.topology import Management
@@ -61,16 +63,22 @@ class Vhost:
         self.amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{self.name}"
         self.service_uris: dict[str, str] = {}
         if provision:
-            from deploy.local import provision_broker
-
-            self.service_uris = provision_broker(self.amqp_uri, TEST_BROKER_PASSWORDS, user_prefix=TEST_USER_PREFIX,
-                                                 settings=TEST_TOPOLOGY_SETTINGS)
+            self.service_uris = provision_vhost(self.amqp_uri, [])
 
     def delete(self):
         try:
             self._management.request("DELETE", f"/api/vhosts/{self.name}")
         except Exception:  # noqa: BLE001 - best effort cleanup
             pass
+
+
+def provision_vhost(amqp_uri: str, consumers: list[str] | None, settings: dict | None = None) -> dict[str, str]:
+    """Apply the topology (`consumers`' handler queues; all if None) to the vhost of guest's `amqp_uri`;
+    returns each service's own AMQP URI there."""
+    from deploy.local import provision_broker
+
+    return provision_broker(amqp_uri, TEST_BROKER_PASSWORDS, user_prefix=TEST_USER_PREFIX,
+                            settings=settings or TEST_TOPOLOGY_SETTINGS, consumers=consumers)
 
 
 @pytest.fixture
@@ -134,22 +142,20 @@ class Stack:
         self.databases = databases
         self.log_dir = log_dir
         self.extra_env = {**TEST_EVENT_SETTINGS, **(extra_env or {})}
-        if self.extra_env != TEST_EVENT_SETTINGS:
-            self._provision_for_settings()
+        self.provisioned: set[str] = set()
         self.processes: dict[str, ServiceProcess] = {}
         self.database_urls: dict[str, str] = {}
 
-    def _provision_for_settings(self) -> None:
-        """Services of this stack run with other retry delays or another delivery limit than the vhost was
-        provisioned for: apply the topology again with theirs, as a deployment would after changing them."""
+    def provision(self, *names: str) -> None:
+        """Provision these services' handler queues (and those already provisioned) on this stack's vhost,
+        with the retry delays and delivery limit its services run with (idempotent)."""
         import json as _json
-
-        from deploy.local import provision_broker
 
         settings = {"retry_delays_ms": _json.loads(self.extra_env["EVENT_RETRY_DELAYS_MS"]),
                     "delivery_limit": int(self.extra_env["EVENT_DELIVERY_LIMIT"])}
-        if settings != TEST_TOPOLOGY_SETTINGS:
-            provision_broker(self.amqp_uri, TEST_BROKER_PASSWORDS, user_prefix=TEST_USER_PREFIX, settings=settings)
+        wanted = self.provisioned | set(names)
+        provision_vhost(self.amqp_uri, sorted(wanted), settings)
+        self.provisioned = wanted
 
     def service_amqp_uri(self, name: str) -> str:
         """The service's own broker user on this stack's vhost (provisioned by `Vhost`)."""
@@ -159,6 +165,8 @@ class Stack:
 
     def start(self, *names: str, wait: bool = True) -> "Stack":
         names = names or tuple(spec.name for spec in SERVICES)
+        if not set(names) <= self.provisioned:
+            self.provision(*names)
         for name in names:
             if name not in self.database_urls:
                 self.database_urls[name] = self.databases.url(name)

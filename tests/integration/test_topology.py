@@ -15,12 +15,20 @@ from deploy import topology as deploy_topology
 from shared import event_archive, topology
 from shared.topology import Management
 from tests.factories import school
-from tests.conftest import TEST_TOPOLOGY_SETTINGS, TEST_USER_PREFIX, eventually, http_json
+from tests.conftest import TEST_TOPOLOGY_SETTINGS, TEST_USER_PREFIX, eventually, http_json, provision_vhost
 from tests.integration.billing_upstream import Upstream
 from tests.reliability import tools
 
 CATALOGUE_JOINED_QUEUE = "evt-membership-member_joined--catalogue.on_member_joined"
 BILLING_JOINED_QUEUE = "evt-membership-member_joined--billing.on_member_joined"
+
+
+@pytest.fixture
+def vhost(vhost):
+    """These tests look at the whole topology, as `make run` and a deployment apply it: every
+    service's queues provisioned up front (other tests' vhosts get a service's queues when it starts)."""
+    provision_vhost(vhost.amqp_uri, None)
+    return vhost
 
 
 def _channel(uri: str):
@@ -116,7 +124,7 @@ class TestSubscribersThatStartLate:
     def test_an_event_published_before_its_subscriber_ever_started_is_delivered_when_it_starts(
             self, vhost, sqlite_databases, stack_factory):
         stack = stack_factory(sqlite_databases)
-        stack.start("membership")
+        stack.start("membership")  # billing's queues were provisioned with the rest, before anything started
         urn = "149901"
         status, body = http_json("POST", f"{stack.url('membership')}/members", school(urn=urn))
         assert status == 201, body

@@ -200,11 +200,11 @@ class TestNoPublishingIntoTheVoid:
         queue bound to membership.events deleted), membership's events are returned as unroutable and
         wait; once `topology apply` repairs it they are delivered, once."""
         stack = stack_factory(sqlite_databases, {"EVENT_RELAY_MAX_BACKOFF_SECONDS": "1"})
+        stack.start("membership")
         management = Management.for_amqp_uri(stack.amqp_uri)
         vhost = links.vhost_of(stack.amqp_uri)
         for binding in management.request("GET", f"/api/exchanges/{vhost}/membership.events/bindings/source"):
             management.request("DELETE", f"/api/queues/{vhost}/{binding['destination']}")
-        stack.start("membership")
         join_many(stack, 3)
         membership_db = stack.database_urls["membership"]
         eventually(lambda: tools.count(membership_db, "outbox", "WHERE last_error LIKE 'unroutable%'") == 3,
