@@ -29,10 +29,31 @@ TEST_EVENT_SETTINGS = {"EVENT_RETRY_DELAYS_MS": "[200, 500]", "EVENT_DELIVERY_LI
                        "EVENT_RELAY_MAX_BACKOFF_SECONDS": "2"}
 # The broker topology of a test vhost is provisioned with the same settings the services run with.
 TEST_TOPOLOGY_SETTINGS = {"retry_delays_ms": [200, 500], "delivery_limit": 5}
-# Test services run as their own least-privilege broker users, `test-<service>`, as in a deployment;
-# the prefix keeps them apart from the users a local `make run` provisions on the same broker.
-TEST_USER_PREFIX = "test-"
+# Test services run as their own least-privilege broker users, `test-<session>-<service>`, as in a
+# deployment. Broker users belong to the whole broker, not to a vhost, so the prefix keeps them apart
+# from the users a local `make run` provisions and from those of other test sessions running on the
+# same broker at the same time: with one shared `test-<service>`, whichever session provisioned last
+# reset its password and the other session's services were refused (ACCESS_REFUSED) mid-run.
+# `pytest_sessionfinish` deletes them.
+TEST_USER_PREFIX = f"test-{uuid.uuid4().hex[:8]}-"
 TEST_BROKER_PASSWORDS = {spec.name: uuid.uuid4().hex for spec in SERVICES}
+
+
+_BROKER_USERS_MADE: list[str] = []  # an administrator's URI, once this session made its broker users
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Delete this session's broker users (each test's vhost is deleted after it; users outlive vhosts)."""
+    if not _BROKER_USERS_MADE:
+        return
+    from shared.topology import Management, TopologyError
+
+    management = Management.for_amqp_uri(_BROKER_USERS_MADE[0])
+    for spec in SERVICES:
+        try:
+            management.request("DELETE", f"/api/users/{TEST_USER_PREFIX}{spec.name}")
+        except TopologyError:  # best effort: never created, or already gone
+            pass
 
 
 def rabbitmqctl(*args: str) -> str:
@@ -63,6 +84,8 @@ class Vhost:
         self.amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{self.name}"
         self.service_uris: dict[str, str] = {}
         if provision:
+            if not _BROKER_USERS_MADE:
+                _BROKER_USERS_MADE.append(self.amqp_uri)
             self.service_uris = provision_vhost(self.amqp_uri, [])
 
     def delete(self):
