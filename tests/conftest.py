@@ -84,8 +84,6 @@ class Vhost:
         self.amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{self.name}"
         self.service_uris: dict[str, str] = {}
         if provision:
-            if not _BROKER_USERS_MADE:
-                _BROKER_USERS_MADE.append(self.amqp_uri)
             self.service_uris = provision_vhost(self.amqp_uri, [])
 
     def delete(self):
@@ -100,6 +98,8 @@ def provision_vhost(amqp_uri: str, consumers: list[str] | None, settings: dict |
     returns each service's own AMQP URI there."""
     from deploy.local import provision_broker
 
+    if not _BROKER_USERS_MADE:
+        _BROKER_USERS_MADE.append(amqp_uri)
     return provision_broker(amqp_uri, TEST_BROKER_PASSWORDS, user_prefix=TEST_USER_PREFIX,
                             settings=settings or TEST_TOPOLOGY_SETTINGS, consumers=consumers)
 
