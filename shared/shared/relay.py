@@ -97,11 +97,14 @@ class OutboxRelay:
         self._outstanding.clear()
         self._returned.clear()
 
-    def _disconnect(self) -> None:
+    def _disconnect(self, *, polite: bool = True) -> None:
+        """Drop the connection. After a failure it is dropped without a word (`polite=False`): a
+        polite close waits, with no timeout, for the Close-Ok of a broker that may have stopped
+        answering, which would stall the relay for good."""
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
             try:
-                connection.release()
+                connection.release() if polite else connection.collect()
             except Exception:  # noqa: BLE001 - the connection is being abandoned anyway
                 pass
 
@@ -159,7 +162,7 @@ class OutboxRelay:
             error = exc
         confirmed = self._record_outcomes(by_tag)
         if error is not None:
-            self._disconnect()
+            self._disconnect(polite=False)
             raise RelayRoundFailed(str(error)) from error
         return confirmed
 
@@ -306,7 +309,7 @@ class OutboxRelay:
                     time.sleep(self.linger_seconds)
             except Exception as exc:  # noqa: BLE001 - the relay must outlive any single failure
                 self.metrics.relay_errors.inc()
-                self._disconnect()
+                self._disconnect(polite=False)
                 backoff = min(self.max_backoff, max(0.2, backoff * 2))
                 log.warning("outbox relay of %s: %s; retrying in %.1fs", self.service, exc, backoff)
                 time.sleep(backoff)
