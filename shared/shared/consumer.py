@@ -15,8 +15,9 @@ nameko 2.14.1 acks a message whose handler raised (it is lost) or, with
   step (attempt count in `x-attempt`) and acks the original, so the messages
   behind it keep flowing; after the last step the copy goes to the dead-letter
   queue with the error, the attempt count and the time recorded in headers;
-- if the copy cannot be published (broker trouble) the original is requeued,
-  never acked, so nothing is lost;
+- copies are published with confirms (bounded wait) and `mandatory`
+  (`shared.republish`); if one cannot be published (broker trouble, no route)
+  the original is requeued, never acked, so nothing is lost;
 - consumes from a quorum queue with a delivery limit, so even a message that
   kills the process every time ends in the dead-letter queue.
 """
@@ -37,6 +38,7 @@ from nameko.messaging import QueueConsumer
 
 from shared.config import events_settings
 from shared.envelope import Envelope, ReceivedEvent
+from shared.republish import Republisher, RepublishFailed, republisher_for  # noqa: F401 (Republisher: re-exported)
 from shared.metrics import metrics_for
 from shared.topology import (dead_letter_queue_name, declare_handler_topology, handler_queue_arguments,
                              retry_name)
@@ -72,49 +74,6 @@ class ReliableQueueConsumer(QueueConsumer):
         return consumers
 
 
-class Republisher:
-    """Publishes retry and dead-letter copies with confirms; one connection per process."""
-
-    def __init__(self, amqp_uri: str):
-        self.amqp_uri = amqp_uri
-        self._lock = threading.Lock()
-        self._connection = None
-        self._producer = None
-
-    def publish(self, body: bytes, *, exchange: str, routing_key: str, properties: dict, headers: dict) -> None:
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self._producer is None:
-                        self._connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
-                                                      connect_timeout=5)
-                        self._producer = Producer(self._connection.channel())
-                    self._producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers,
-                                           delivery_mode=2, retry=False, **properties)
-                    return
-                except Exception:
-                    self.close()
-                    if attempt == 2:
-                        raise
-
-    def close(self) -> None:
-        connection, self._connection, self._producer = self._connection, None, None
-        if connection is not None:
-            try:
-                connection.release()
-            except Exception:  # noqa: BLE001
-                pass
-
-
-_republishers: dict[str, Republisher] = {}
-
-
-def _republisher(amqp_uri: str) -> Republisher:
-    if amqp_uri not in _republishers:
-        _republishers[amqp_uri] = Republisher(amqp_uri)
-    return _republishers[amqp_uri]
-
-
 def _copied_properties(message) -> dict:
     keep = ("content_type", "content_encoding", "message_id", "type", "correlation_id", "app_id", "timestamp")
     return {k: message.properties[k] for k in keep if message.properties.get(k) is not None}
@@ -145,7 +104,7 @@ class ReliableEventHandler(EventHandler):
         self.queue.queue_arguments = handler_queue_arguments(self.queue.name, self.delivery_limit)
         self.metrics = metrics_for(self.service_name)
         self.amqp_uri = self.container.config["AMQP_URI"]
-        self.republisher = _republisher(self.amqp_uri)
+        self.republisher = republisher_for(self.amqp_uri)
         self._quiesced = False
         self._declare_topology()
 
