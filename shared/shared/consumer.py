@@ -48,6 +48,7 @@ from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import QueueConsumer
 
+from shared.broker import broker_startup_timeout, wait_for_broker
 from shared.config import events_settings
 from shared.envelope import Envelope, ReceivedEvent
 from shared.failures import Attempt, OutageGate, TransientFailure, backoff_delay, is_transient
@@ -157,7 +158,8 @@ class ReliableEventHandler(EventHandler):
 
     def _declare_topology(self) -> None:
         with Connection(self.amqp_uri, connect_timeout=5) as connection:
-            connection.ensure_connection(max_retries=None, interval_start=0.5, interval_step=1, interval_max=5)
+            wait_for_broker(self.amqp_uri, broker_startup_timeout(self.container.config))  # bounded, logged
+            connection.ensure_connection(max_retries=3, interval_start=0.5, interval_step=1, interval_max=5)
             declare_handler_topology(
                 connection.default_channel, source=self.source_service, event_type=self.event_type,
                 service=self.service_name, method=self.method_name, delivery_limit=self.delivery_limit,
