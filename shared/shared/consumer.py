@@ -204,6 +204,9 @@ class ReliableEventHandler(EventHandler):
         attempt = self.gate.enter(abandon=lambda: not _alive(message))
         if attempt is None:
             return  # stopping in an outage, or the broker took it back with its connection: left unacked
+        if not _alive(message):
+            self.gate.release(attempt)  # the broker has it back and will deliver it again
+            return
         context_data = {"correlation_id": event.envelope.correlation_id}
         started = time.perf_counter()
         try:
