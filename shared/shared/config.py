@@ -40,6 +40,8 @@ def operator_of(config: Mapping[str, Any]) -> dict[str, Any]:
 _EVENT_SETTING_TYPES = {
     "retry_delays_ms": "int list", "delivery_limit": int, "relay_batch_size": int, "relay_poll_seconds": float,
     "relay_linger_ms": float, "relay_max_backoff_seconds": float, "outbox_retention_hours": float,
+    "transient_backoff_initial_seconds": float, "transient_backoff_max_seconds": float,
+    "republish_confirm_timeout_seconds": float, "broker_startup_timeout_seconds": float,
 }
 
 
@@ -57,6 +59,15 @@ def events_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         "relay_linger_ms": 5,
         "relay_max_backoff_seconds": 30.0,
         "outbox_retention_hours": 168,
+        # A transient failure (database unreachable or locked, broker trouble) is never an
+        # attempt: the handler pauses and tries again after a backoff that starts here and
+        # doubles up to the maximum (full jitter), for as long as the outage lasts.
+        "transient_backoff_initial_seconds": 0.5,
+        "transient_backoff_max_seconds": 30.0,
+        # How long a retry or dead-letter copy may wait for the broker's confirm.
+        "republish_confirm_timeout_seconds": 10.0,
+        # How long a starting service waits for the broker before it gives up, saying so.
+        "broker_startup_timeout_seconds": 120.0,
     }
     settings.update(config.get(EVENTS_KEY) or {})
     for key, kind in _EVENT_SETTING_TYPES.items():

@@ -11,16 +11,30 @@ nameko 2.14.1 acks a message whose handler raised (it is lost) or, with
   `EventAlreadyHandled` (no separate look-up per message, which cost a fifth
   of the consumer's time);
 - acks only after the worker returned, i.e. after its unit of work committed;
-- on failure, parks a copy in the service's delay queue for the next backoff
-  step (attempt count in `x-attempt`) and acks the original, so the messages
-  behind it keep flowing; after the last step the copy goes to the dead-letter
-  queue with the error, the attempt count and the time recorded in headers;
-- if the copy cannot be published (broker trouble) the original is requeued,
-  never acked, so nothing is lost;
+- tells transient failures from permanent ones (`shared.failures`). A transient
+  one (database unreachable, locked or failing over; a socket or broker error;
+  `TransientFailure`) keeps the message unacked and uncopied and pauses the
+  handler: its messages wait at an `OutageGate` while one of them at a time
+  tries again after an exponential, capped, jittered backoff, for as long as
+  the outage lasts; they never count as attempts. Waiting happens in green
+  threads, never in nameko's consumer thread; held messages count towards
+  prefetch only, not towards the queue's delivery limit (only redeliveries
+  do). On stop or a kill they stay unacked and go back to the queue with the
+  consumer's connection;
+- on a permanent failure, parks a copy in the service's delay queue for the
+  next backoff step (attempt count in `x-attempt`) and acks the original, so
+  the messages behind it keep flowing; after the last step the copy goes to
+  the dead-letter queue with the error, the attempt count and the time
+  recorded in headers;
+- copies are published with confirms (bounded wait) and `mandatory`
+  (`shared.republish`); if one cannot be published (broker trouble, no route)
+  the original is kept, never acked, and the copy published again after a
+  backoff, so no hop loses a message;
 - consumes from a quorum queue whose policy sets a delivery limit, so even a
-  message that kills the process every time ends in the dead-letter queue; the
-  queues, exchanges and policies are provisioned beforehand (`shared.topology`),
-  the handler declares only its own queue, with the provisioned arguments.
+  message that kills the process every time ends in the dead-letter queue
+  (RabbitMQ dead-letters it at least once); the queues, exchanges and policies
+  are provisioned beforehand (`shared.topology`), the handler declares only
+  its own queue, with the provisioned arguments.
 """
 from __future__ import annotations
 
@@ -31,7 +45,6 @@ import time
 import traceback
 from functools import partial
 
-from kombu import Connection, Producer
 from marshmallow import EXCLUDE, Schema, ValidationError
 from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled
@@ -39,6 +52,8 @@ from nameko.messaging import QueueConsumer
 
 from shared.config import events_settings
 from shared.envelope import Envelope, ReceivedEvent
+from shared.failures import Attempt, OutageGate, TransientFailure, backoff_delay, is_transient
+from shared.republish import Republisher, RepublishFailed, republisher_for
 from shared.metrics import metrics_for
 from shared.topology import dead_letter_exchange, dead_letter_queue_name, handler_queue_arguments, retry_name
 from shared.unit_of_work import EventAlreadyHandled
@@ -73,49 +88,6 @@ class ReliableQueueConsumer(QueueConsumer):
         return consumers
 
 
-class Republisher:
-    """Publishes retry and dead-letter copies with confirms; one connection per process."""
-
-    def __init__(self, amqp_uri: str):
-        self.amqp_uri = amqp_uri
-        self._lock = threading.Lock()
-        self._connection = None
-        self._producer = None
-
-    def publish(self, body: bytes, *, exchange: str, routing_key: str, properties: dict, headers: dict) -> None:
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self._producer is None:
-                        self._connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True},
-                                                      connect_timeout=5)
-                        self._producer = Producer(self._connection.channel())
-                    self._producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers,
-                                           delivery_mode=2, retry=False, **properties)
-                    return
-                except Exception:
-                    self.close()
-                    if attempt == 2:
-                        raise
-
-    def close(self) -> None:
-        connection, self._connection, self._producer = self._connection, None, None
-        if connection is not None:
-            try:
-                connection.release()
-            except Exception:  # noqa: BLE001
-                pass
-
-
-_republishers: dict[str, Republisher] = {}
-
-
-def _republisher(amqp_uri: str) -> Republisher:
-    if amqp_uri not in _republishers:
-        _republishers[amqp_uri] = Republisher(amqp_uri)
-    return _republishers[amqp_uri]
-
-
 def _copied_properties(message) -> dict:
     keep = ("content_type", "content_encoding", "message_id", "type", "correlation_id", "app_id", "timestamp")
     return {k: message.properties[k] for k in keep if message.properties.get(k) is not None}
@@ -123,6 +95,16 @@ def _copied_properties(message) -> dict:
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _alive(message) -> bool:
+    """False once the message's channel is gone: the broker has taken the message back."""
+    channel = getattr(message, "channel", None)
+    return channel is None or getattr(channel, "connection", None) is not None
+
+
+__all__ = ["ReliableEventHandler", "ReliableQueueConsumer", "Republisher", "RepublishFailed", "TransientFailure",
+           "consumes"]
 
 
 class ReliableEventHandler(EventHandler):
@@ -147,7 +129,7 @@ class ReliableEventHandler(EventHandler):
         self.queue.queue_arguments = handler_queue_arguments()
         self.metrics = metrics_for(self.service_name)
         self.amqp_uri = self.container.config["AMQP_URI"]
-        self.republisher = _republisher(self.amqp_uri)
+        self._setup_recovery(events_settings(self.container.config))
         self._quiesced = False
 
     # -- quiescing (handover: stop consuming while the relay drains) ------------------------------
@@ -170,11 +152,31 @@ class ReliableEventHandler(EventHandler):
         return True
 
     def stop(self):
+        self._stop_waiting()
         if not self.quiesced:  # a quiesced handler is already unregistered (twice would fail)
             super().stop()
 
+    # -- recovery: outages pause the handler, broker trouble keeps the original --------------------
+    def _setup_recovery(self, settings: dict) -> None:
+        self.backoff_initial = settings["transient_backoff_initial_seconds"]
+        self.backoff_cap = settings["transient_backoff_max_seconds"]
+        self.republisher = republisher_for(self.amqp_uri, settings["republish_confirm_timeout_seconds"])
+        self.gate = OutageGate(f"{self.container.service_name}.{self.method_name}", initial=self.backoff_initial,
+                               cap=self.backoff_cap, logger=log)
+        self._stopping = threading.Event()  # green under eventlet: waits on it never block the hub
+
+    def _stop_waiting(self) -> None:
+        """Stopping: messages waiting out an outage (or a republish backoff) stop waiting and stay
+        unacked; the broker requeues them when the consumer's connection closes, once. (Requeuing
+        them here would have the broker push them straight back while the consumer still runs,
+        each time counting a delivery towards the queue's limit.)"""
+        self._stopping.set()
+        if getattr(self, "gate", None) is not None:  # None if setup() failed before making it
+            self.gate.stop()
+
     # -- receiving ----------------------------------------------------------------------------
     def handle_message(self, body, message):
+        """Runs in its own green thread (nameko spawns one per message), so it may wait."""
         try:
             envelope = Envelope.from_dict(body)
             if envelope.type != self.event_type:
@@ -186,13 +188,24 @@ class ReliableEventHandler(EventHandler):
             self._dead_letter(message, reason="invalid", error=f"ValidationError: {exc.messages}",
                               event_type=self.event_type)
             return
-        event = ReceivedEvent(envelope=envelope, payload=payload)
-        context_data = {"correlation_id": envelope.correlation_id}
+        self._dispatch(message, ReceivedEvent(envelope=envelope, payload=payload))
+
+    def _dispatch(self, message, event: ReceivedEvent) -> None:
+        """Run a worker for the message once the gate lets it through (at once, unless in an outage)."""
+        attempt = self.gate.enter(abandon=lambda: not _alive(message))
+        if attempt is None:
+            return  # stopping in an outage, or the broker took it back with its connection: left unacked
+        if not _alive(message):
+            self.gate.release(attempt)  # the broker has it back and will deliver it again
+            return
+        context_data = {"correlation_id": event.envelope.correlation_id}
         started = time.perf_counter()
         try:
             self.container.spawn_worker(self, (event,), {}, context_data=context_data,
-                                        handle_result=partial(self._handle_outcome, message, started))
+                                        handle_result=partial(self._handle_outcome, message, event, attempt,
+                                                              started))
         except ContainerBeingKilled:
+            self.gate.release(attempt)
             self.queue_consumer.requeue_message(message)
 
     def handle_undecodable(self, message, exc) -> None:
@@ -200,19 +213,35 @@ class ReliableEventHandler(EventHandler):
                           event_type=self.event_type)
 
     # -- outcome ------------------------------------------------------------------------------
-    def _handle_outcome(self, message, started, worker_ctx, result=None, exc_info=None):
+    def _handle_outcome(self, message, event, attempt, started, worker_ctx, result=None, exc_info=None):
         self.metrics.handler_duration.labels(self.event_type).observe(time.perf_counter() - started)
         if exc_info is None:
+            self.gate.succeeded(attempt)
             self.metrics.events_consumed.labels(self.event_type, "applied").inc()
             self.queue_consumer.ack_message(message)
         elif issubclass(exc_info[0], EventAlreadyHandled):
+            self.gate.succeeded(attempt)
             self.metrics.events_duplicate.labels(self.event_type).inc()
             self.metrics.events_consumed.labels(self.event_type, "duplicate").inc()
             self.queue_consumer.ack_message(message)
+        elif is_transient(exc_info[1]):
+            error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+            self._defer(message, event, attempt, error)
         else:
+            self.gate.release(attempt)
             error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
             self._retry_or_dead_letter(message, error)
         return result, exc_info
+
+    def _defer(self, message, event, attempt: Attempt, error: str) -> None:
+        """A transient failure: keep the message (no ack, no copy, no attempt counted) and run it
+        again once the gate lets it, from a new green thread (this one is a worker's)."""
+        self.metrics.events_deferred.labels(self.event_type).inc()
+        self.gate.failed(attempt, error[:MAX_ERROR_HEADER])
+        if self._stopping.is_set():
+            return  # left unacked: back to the queue with the connection (see `_stop_waiting`)
+        self.container.spawn_managed_thread(partial(self._dispatch, message, event),
+                                            identifier=f"{self.queue.name}.deferred")
 
     def _retry_or_dead_letter(self, message, error: str) -> None:
         attempt = int(message.headers.get("x-attempt", 1))
@@ -221,17 +250,14 @@ class ReliableEventHandler(EventHandler):
             headers = dict(message.headers)
             headers.update({"x-attempt": attempt + 1, "x-last-error": error[:MAX_ERROR_HEADER],
                             "x-original-queue": self.queue.name})
-            try:
-                self.republisher.publish(message.body, exchange=retry_name(self.service_name, delay),
-                                         routing_key=self.queue.name, properties=_copied_properties(message),
-                                         headers=headers)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("could not park %s for retry (%s); requeued", self.event_type, exc)
-                self.queue_consumer.requeue_message(message)
-                return
-            self.metrics.events_retried.labels(self.event_type).inc()
-            self.metrics.events_consumed.labels(self.event_type, "retried").inc()
-            self.queue_consumer.ack_message(message)
+
+            def parked():
+                self.metrics.events_retried.labels(self.event_type).inc()
+                self.metrics.events_consumed.labels(self.event_type, "retried").inc()
+                self.queue_consumer.ack_message(message)
+
+            self._republish(message, what="park for retry", exchange=retry_name(self.service_name, delay),
+                            routing_key=self.queue.name, headers=headers, then=parked)
         else:
             self._dead_letter(message, reason="exhausted", error=error, event_type=self.event_type,
                               attempts=attempt)
@@ -247,18 +273,53 @@ class ReliableEventHandler(EventHandler):
             "x-original-exchange": message.delivery_info.get("exchange", ""),
             "x-original-routing-key": message.delivery_info.get("routing_key", ""),
         })
+
+        def dead_lettered():
+            log.error("dead-lettered %s from %s (%s): %s", event_type, self.queue.name, reason, error)
+            self.metrics.events_dead_lettered.labels(event_type, reason).inc()
+            self.metrics.events_consumed.labels(event_type, "dead_lettered").inc()
+            self.queue_consumer.ack_message(message)
+
+        self._republish(message, what="dead-letter", exchange=dead_letter_exchange(self.service_name),
+                        routing_key=dead_letter_queue_name(self.queue.name),
+                        headers=headers, then=dead_lettered)
+
+    def _republish(self, message, *, what: str, exchange: str, routing_key: str, headers: dict, then) -> None:
+        """Publish a copy of `message` (confirmed, mandatory), then call `then` (which acks the original).
+
+        If the copy cannot be published the original is kept unacked and the copy is
+        published again after a backoff, from a green thread of its own, until it is
+        confirmed, the handler stops or the broker takes the original back with its
+        connection (either way the original is delivered again)."""
+        publish = partial(self.republisher.publish, message.body, exchange=exchange, routing_key=routing_key,
+                          properties=_copied_properties(message), headers=headers)
         try:
-            self.republisher.publish(message.body, exchange=dead_letter_exchange(self.service_name),
-                                     routing_key=dead_letter_queue_name(self.queue.name),
-                                     properties=_copied_properties(message), headers=headers)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("could not dead-letter %s (%s); requeued", event_type, exc)
-            self.queue_consumer.requeue_message(message)
+            publish()
+        except Exception as exc:  # noqa: BLE001 - RepublishFailed, or anything the broker raised
+            self.metrics.events_deferred.labels(self.event_type).inc()
+            log.warning("could not %s %s from %s (%s); the original is kept and the copy retried",
+                        what, self.event_type, self.queue.name, exc)
+            self.container.spawn_managed_thread(partial(self._republish_later, message, what, publish, then),
+                                                identifier=f"{self.queue.name}.republish")
             return
-        log.error("dead-lettered %s from %s (%s): %s", event_type, self.queue.name, reason, error)
-        self.metrics.events_dead_lettered.labels(event_type, reason).inc()
-        self.metrics.events_consumed.labels(event_type, "dead_lettered").inc()
-        self.queue_consumer.ack_message(message)
+        then()
+
+    def _republish_later(self, message, what: str, publish, then) -> None:
+        step = 0
+        while True:  # ends on success, on stop (left unacked), or once the broker has the original back
+            step += 1
+            self._stopping.wait(backoff_delay(step, initial=self.backoff_initial, cap=self.backoff_cap))
+            if self._stopping.is_set() or not _alive(message):
+                return
+            try:
+                publish()
+            except Exception as exc:  # noqa: BLE001 - still failing: next step
+                self.metrics.events_deferred.labels(self.event_type).inc()
+                log.warning("could not %s %s from %s (step %d: %s); retrying", what, self.event_type,
+                            self.queue.name, step, exc)
+                continue
+            then()
+            return
 
 
 consumes = ReliableEventHandler.decorator

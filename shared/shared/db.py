@@ -5,6 +5,9 @@ Guarantees:
   `BEGIN IMMEDIATE`, taken first through an in-process lock (green under
   eventlet) so two green threads never wait on each other inside SQLite, and
   retried with a cooperative sleep while another *process* holds the lock.
+  The lock timeout counts from when the writer asked for its transaction, so
+  writers queued in-process behind one that timed out fail promptly instead of
+  waiting the whole timeout again one after another.
   Read-only sessions use a separate engine with a deferred BEGIN and never wait.
 - PostgreSQL connections are made cooperative under eventlet (psycogreen) so
   one slow query never stalls the service's other green threads.
@@ -60,7 +63,8 @@ def _is_locked_error(exc: BaseException) -> bool:
     return "database is locked" in str(exc) or "database is busy" in str(exc)
 
 
-def _configure_sqlite(engine: Engine, *, immediate: bool, lock_timeout: float) -> None:
+def _configure_sqlite(engine: Engine, *, immediate: bool, lock_timeout: float, asked=None) -> None:
+    """`asked.at`, if set, is when the current (green) thread asked for its write transaction."""
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
         # Leave transaction control to the `begin` listener below (pysqlite's own
@@ -81,7 +85,8 @@ def _configure_sqlite(engine: Engine, *, immediate: bool, lock_timeout: float) -
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-        deadline = time.monotonic() + lock_timeout
+        asked_at = getattr(asked, "at", None)
+        deadline = (asked_at if asked_at is not None else time.monotonic()) + lock_timeout
         delay = 0.002
         while True:
             try:
@@ -110,7 +115,9 @@ class Database:
             connect_args = {"check_same_thread": False}
             self.engine = create_engine(self.url, connect_args=connect_args, echo=echo, pool_size=10)
             self.read_engine = create_engine(self.url, connect_args=connect_args, echo=echo, pool_size=10)
-            _configure_sqlite(self.engine, immediate=True, lock_timeout=lock_timeout)
+            # Created after eventlet's monkey patching, so green-local there.
+            self._writer_asked = threading.local()
+            _configure_sqlite(self.engine, immediate=True, lock_timeout=lock_timeout, asked=self._writer_asked)
             _configure_sqlite(self.read_engine, immediate=False, lock_timeout=lock_timeout)
         else:
             _make_psycopg_green()
@@ -126,6 +133,7 @@ class Database:
         """A session whose transaction is committed by the caller; rolled back if it is not."""
         lock = self._writer
         if lock is not None:
+            self._writer_asked.at = time.monotonic()
             lock.acquire()
         try:
             session = self._sessions()
@@ -136,6 +144,7 @@ class Database:
                 session.close()
         finally:
             if lock is not None:
+                self._writer_asked.at = None
                 lock.release()
 
     @contextlib.contextmanager

@@ -5,7 +5,7 @@ several services in one process never collides. Labels are low-cardinality:
 entrypoint names, event types and outcomes; never a school or invoice id.
 
 RED per entrypoint (calls by outcome, duration), event counters by type
-(published, consumed, duplicate, retried, dead-lettered), handler duration,
+(published, consumed, duplicate, retried, deferred, dead-lettered), handler duration,
 outbox backlog gauges. Services add business gauges with `gauge()`.
 """
 from __future__ import annotations
@@ -55,6 +55,10 @@ class ServiceMetrics:
             ["type"], registry=r)
         self.events_retried = Counter(
             f"{prefix}_events_retried_total", "Failed deliveries scheduled for another attempt.",
+            ["type"], registry=r)
+        self.events_deferred = Counter(
+            f"{prefix}_events_deferred_total", "Deliveries kept (not acked, not counted as an attempt) after a "
+            "transient failure (database or broker outage) and tried again after a backoff.",
             ["type"], registry=r)
         self.events_dead_lettered = Counter(
             f"{prefix}_events_dead_lettered_total", "Events moved to a dead-letter queue.",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import socket
 import time
 from typing import Callable
 
@@ -99,11 +100,14 @@ class OutboxRelay:
         self._outstanding.clear()
         self._returned.clear()
 
-    def _disconnect(self) -> None:
+    def _disconnect(self, *, polite: bool = True) -> None:
+        """Drop the connection. After a failure it is dropped without a word (`polite=False`): a
+        polite close waits, with no timeout, for the Close-Ok of a broker that may have stopped
+        answering, which would stall the relay for good."""
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
             try:
-                connection.release()
+                connection.release() if polite else connection.collect()
             except Exception:  # noqa: BLE001 - the connection is being abandoned anyway
                 pass
 
@@ -165,19 +169,28 @@ class OutboxRelay:
             error = exc
         confirmed = self._record_outcomes(by_tag)
         if error is not None:
-            self._disconnect()
+            self._disconnect(polite=False)
             raise RelayRoundFailed(str(error)) from error
         return confirmed
 
     def _await_confirms(self, first: int, last: int) -> None:
+        """Wait until every tag of this round is settled, up to CONFIRM_TIMEOUT_SECONDS in all.
+
+        Each drain is bounded (1 s) so the deadline is checked, and a quiet second is not
+        a failure: confirms that take longer (a loaded broker, a slow link) are still
+        awaited, instead of the round failing and its rows being published again."""
         deadline = time.monotonic() + CONFIRM_TIMEOUT_SECONDS
         while True:
             if not self._outstanding:  # every tag of this round (the only one in flight) is settled
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"broker did not confirm {last - first + 1} messages in time")
-            self._connection.drain_events(timeout=min(remaining, 1.0))
+                raise TimeoutError(f"broker did not confirm {last - first + 1} messages in "
+                                   f"{CONFIRM_TIMEOUT_SECONDS:.0f} s")
+            try:
+                self._connection.drain_events(timeout=min(remaining, 1.0))
+            except socket.timeout:
+                continue  # nothing arrived in this slice; the deadline decides
 
     def _record_outcomes(self, by_tag: dict) -> int:
         o = self.outbox
@@ -303,7 +316,7 @@ class OutboxRelay:
                     time.sleep(self.linger_seconds)
             except Exception as exc:  # noqa: BLE001 - the relay must outlive any single failure
                 self.metrics.relay_errors.inc()
-                self._disconnect()
+                self._disconnect(polite=False)
                 backoff = min(self.max_backoff, max(0.2, backoff * 2))
                 log.warning("outbox relay of %s: %s; retrying in %.1fs", self.service, exc, backoff)
                 time.sleep(backoff)

@@ -1,5 +1,7 @@
 """`ObservableService`: what every partnership service exposes besides its domain.
 
+- At startup it waits for the broker, saying so, for at most
+  `EVENTS.broker_startup_timeout_seconds`, then fails clearly (`shared.broker`).
 - `GET /health`: the process is alive (always 200 while it serves HTTP).
 - `GET /ready`: 200 when its own database and the broker answer, 503 naming
   the one that does not.
@@ -21,6 +23,7 @@ from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
+from shared.broker import BrokerAtStartup
 from shared.config import operator_of
 from shared.consumer import ReliableEventHandler
 from shared.http import http
@@ -88,6 +91,7 @@ class ObservableService:
     metrics = Metrics()
     config = Config()
     operations = Operations()
+    broker_at_startup = BrokerAtStartup()  # waits for the broker in setup, bounded and logged
 
     @http("GET", "/health")
     def health(self, request):

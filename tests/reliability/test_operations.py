@@ -16,11 +16,14 @@ from tests.reliability.test_event_delivery import BILLING_SUBSCRIPTION_QUEUE, jo
 class TestDeadLetterCommands:
     def test_dead_lettered_event_is_listed_and_redelivered_after_the_fault_is_fixed(self, stack_factory,
                                                                                      sqlite_databases):
-        # One retry only, so a database locked for ~11 s exhausts the attempts.
+        # A permanent failure that an operator can fix: a rule in the database refuses every
+        # charge (as a bug or a wrong rule would). One retry only, so it exhausts the attempts.
+        # (A locked or unreachable database is transient: it is never dead-lettered.)
         stack = stack_factory(sqlite_databases, {"EVENT_RETRY_DELAYS_MS": "[100]"}).start("billing")
         billing_db = stack.database_urls["billing"]
-        locker = sqlite3.connect(billing_db.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
-        locker.execute("BEGIN EXCLUSIVE")
+        admin = sqlite3.connect(billing_db.removeprefix("sqlite:///"), timeout=30, isolation_level=None)
+        admin.execute("CREATE TRIGGER refuse_charges BEFORE INSERT ON charges "
+                      "BEGIN SELECT RAISE(ABORT, 'charges refused by the test'); END")
         event = tools.envelope("subscription_started",
                                subscription_payload("340001", "e0000000-0000-4000-8000-000000000001"),
                                producer="catalogue")
@@ -29,10 +32,10 @@ class TestDeadLetterCommands:
             letters = eventually(lambda: ops.list_dead_letters(stack.amqp_uri, [BILLING_SUBSCRIPTION_QUEUE]),
                                  timeout=40, message="the event dead-lettered")
         finally:
-            locker.execute("ROLLBACK")
-            locker.close()
+            admin.execute("DROP TRIGGER IF EXISTS refuse_charges")  # the fix
+            admin.close()
         assert [(l["event_id"], l["reason"], l["attempts"]) for l in letters] == [(event["event_id"], "exhausted", 2)]
-        assert "database is locked" in letters[0]["error"]
+        assert "charges refused by the test" in letters[0]["error"]
         assert tools.count(billing_db, "charges") == 0
 
         moved = ops.redeliver(stack.amqp_uri, [BILLING_SUBSCRIPTION_QUEUE], {event["event_id"]})

@@ -1,0 +1,45 @@
+"""A service started before its broker waits for it, saying so, for a bounded time; then it
+either starts normally (the broker came) or exits with an error naming the broker."""
+from __future__ import annotations
+
+from deploy.local import SPECS, ServiceProcess
+from tests.conftest import TEST_EVENT_SETTINGS, eventually, free_port
+from tests.reliability.proxy import DelayingProxy
+
+
+def service(name: str, amqp_uri: str, database_url: str, log_path, **env) -> ServiceProcess:
+    return ServiceProcess(SPECS[name], amqp_uri=amqp_uri, database_url=database_url, port=free_port(),
+                          log_path=log_path, extra_env={**TEST_EVENT_SETTINGS, **env})
+
+
+class TestBrokerAtStartup:
+    def test_no_broker_makes_startup_fail_clearly_after_the_timeout(self, sqlite_databases, tmp_path):
+        port = free_port()  # nothing listens there
+        log_path = tmp_path / "billing.log"
+        proc = service("billing", f"amqp://guest:guest@127.0.0.1:{port}/", sqlite_databases.url("billing"),
+                       log_path, EVENT_BROKER_STARTUP_TIMEOUT_SECONDS="4").start()
+        try:
+            eventually(lambda: not proc.alive(), timeout=40, interval=0.2,
+                       message="the service gave up on the broker and exited")
+            log = log_path.read_text(errors="replace")
+            assert proc.process.returncode != 0
+            assert f"waiting for the broker at amqp://guest:**@127.0.0.1:{port}//" in log
+            assert "giving up in" in log
+            assert f"no broker answered at amqp://guest:**@127.0.0.1:{port}// in 4 s" in log
+            assert "guest:guest@" not in log  # the password is never printed
+        finally:
+            proc.kill()
+
+    def test_a_broker_that_comes_up_during_the_wait_is_used(self, vhost, sqlite_databases, tmp_path):
+        port = free_port()
+        log_path = tmp_path / "billing.log"
+        proc = service("billing", f"amqp://guest:guest@127.0.0.1:{port}/{vhost.name}",
+                       sqlite_databases.url("billing"), log_path, EVENT_BROKER_STARTUP_TIMEOUT_SECONDS="60").start()
+        try:
+            eventually(lambda: log_path.exists() and "waiting for the broker" in log_path.read_text(errors="replace"),
+                       timeout=60, message="the service says it waits for the broker")
+            with DelayingProxy(0.0, port=port):  # the broker "comes up" on that port
+                proc.wait_ready(60)
+                assert "answered after" in log_path.read_text(errors="replace")
+        finally:
+            proc.stop()
