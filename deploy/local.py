@@ -186,14 +186,17 @@ def local_passwords(path: Path = ROOT / "var" / "broker-passwords.json") -> dict
 
 
 def provision_broker(admin_amqp_uri: str, passwords: dict[str, str], *, user_prefix: str = "",
-                     settings: dict | None = None) -> dict[str, str]:
+                     settings: dict | None = None, management_url: str | None = None) -> dict[str, str]:
     """Apply the whole topology to the vhost of `admin_amqp_uri` (an administrator's URI) and return each
-    service's own AMQP URI (user `<user_prefix><service>`, password from `passwords` by service name)."""
+    service's own AMQP URI (user `<user_prefix><service>`, password from `passwords` by service name).
+    The topology goes through the broker's management API: `management_url`, or port 15672 of the AMQP
+    URI's host (a broker whose API listens elsewhere, e.g. a test's private node, must say where)."""
     from deploy import topology as deploy_topology
     from shared.topology import amqp_uri_for
 
     users = {f"{user_prefix}{spec.name}": passwords[spec.name] for spec in SERVICES}
-    deploy_topology.apply(admin_amqp_uri, passwords=users, settings=settings, user_prefix=user_prefix)
+    deploy_topology.apply(admin_amqp_uri, passwords=users, settings=settings, user_prefix=user_prefix,
+                          management_url=management_url)
     return {spec.name: amqp_uri_for(admin_amqp_uri, f"{user_prefix}{spec.name}", passwords[spec.name])
             for spec in SERVICES}
 

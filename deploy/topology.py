@@ -41,9 +41,10 @@ def text() -> str:
 
 
 def apply(amqp_uri: str, *, vhost: str | None = None, passwords: dict[str, str], settings: dict | None = None,
-          user_prefix: str = "", admin_uri: str | None = None) -> dict:
-    """Provision the broker `amqp_uri` names (its vhost unless `vhost`), through its management API."""
-    management = topology.Management.for_amqp_uri(admin_uri or amqp_uri)
+          user_prefix: str = "", admin_uri: str | None = None, management_url: str | None = None) -> dict:
+    """Provision the broker `amqp_uri` names (its vhost unless `vhost`), through its management API
+    (`management_url`, or port 15672 of the AMQP URI's host)."""
+    management = topology.Management.for_amqp_uri(admin_uri or amqp_uri, url=management_url)
     return topology.apply(management, document(settings, user_prefix=user_prefix),
                           vhost=vhost or links.vhost_of(amqp_uri), passwords=passwords)
 
