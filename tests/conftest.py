@@ -3,12 +3,15 @@
 Every test gets its own RabbitMQ virtual host (deleted afterwards), and
 every stack its own fresh databases (SQLite files in a temporary folder, or
 PostgreSQL databases created and dropped here), so runs never collide.
+
+The vhost lives on the `broker` fixture's node: the machine's shared one, unless a
+test overrides `broker` with `private_broker` (tests/brokers.py), as every test that
+stops, restarts or reconfigures a broker must: the shared one is never stopped.
 """
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.error
@@ -23,6 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from deploy.local import SERVICES, SPECS, ServiceProcess  # noqa: E402
+from tests.brokers import SHARED_BROKER, Broker, private_broker  # noqa: E402,F401 - fixture re-exported
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 TEST_EVENT_SETTINGS = {"EVENT_RETRY_DELAYS_MS": "[200, 500]", "EVENT_DELIVERY_LIMIT": "5",
@@ -36,41 +40,49 @@ TEST_BROKER_PASSWORDS = {spec.name: uuid.uuid4().hex for spec in SERVICES}
 
 
 def rabbitmqctl(*args: str) -> str:
-    result = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
+    """rabbitmqctl against the machine's shared node (read and per-vhost commands only: never stop it)."""
+    return SHARED_BROKER.rabbitmqctl(*args)
 
 
 class Vhost:
     """A throwaway RabbitMQ virtual host for one test, provisioned as a deployment is: the whole
     topology applied (`deploy/topology.py`) and one least-privilege user per service.
-    `amqp_uri` is guest's (an administrator: tests publish upstream events and inspect queues
-    with it); `service_uris[name]` is what each service runs with."""
+    `amqp_uri` is the broker's administrator's (guest on the shared broker: tests publish upstream
+    events and inspect queues with it); `service_uris[name]` is what each service runs with.
+    On `broker` (default: the machine's shared one; or a test's `private_broker`)."""
 
-    def __init__(self, *, provision: bool = True):
+    def __init__(self, *, provision: bool = True, broker: Broker = SHARED_BROKER):
+        self.broker = broker
         self.name = f"test-{uuid.uuid4().hex[:10]}"
-        rabbitmqctl("add_vhost", self.name)
-        rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
-        self.amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{self.name}"
+        broker.rabbitmqctl("add_vhost", self.name)
+        broker.rabbitmqctl("set_permissions", "-p", self.name, broker.admin_user, ".*", ".*", ".*")
+        self.amqp_uri = broker.uri(self.name)
+        self.management_url = broker.management_url
         self.service_uris: dict[str, str] = {}
         if provision:
             from deploy.local import provision_broker
 
             self.service_uris = provision_broker(self.amqp_uri, TEST_BROKER_PASSWORDS, user_prefix=TEST_USER_PREFIX,
-                                                 settings=TEST_TOPOLOGY_SETTINGS)
+                                                 settings=TEST_TOPOLOGY_SETTINGS, management_url=self.management_url)
 
     def delete(self):
         try:
-            rabbitmqctl("delete_vhost", self.name)
+            self.broker.rabbitmqctl("delete_vhost", self.name)
         except Exception:  # noqa: BLE001 - best effort cleanup
             pass
 
 
 @pytest.fixture
-def vhost():
+def broker():
+    """The node a test's vhost and stacks live on: the machine's shared one. A test that stops, restarts
+    or reconfigures a broker overrides this fixture with `private_broker` (see tests/brokers.py)."""
+    return SHARED_BROKER
+
+
+@pytest.fixture
+def vhost(broker):
     # One per test: queues, retry copies and dead letters never leak between tests.
-    host = Vhost()
+    host = Vhost(broker=broker)
     yield host
     host.delete()
 
@@ -123,8 +135,10 @@ def sqlite_databases(tmp_path):
 class Stack:
     """Some or all services running as separate processes."""
 
-    def __init__(self, amqp_uri: str, databases: Databases, log_dir: Path, extra_env: dict | None = None):
-        self.amqp_uri = amqp_uri
+    def __init__(self, amqp_uri: str, databases: Databases, log_dir: Path, extra_env: dict | None = None, *,
+                 management_url: str | None = None):
+        self.amqp_uri = amqp_uri  # an administrator's, on the vhost the services run in
+        self.management_url = management_url  # None: port 15672 of amqp_uri's host (the shared broker)
         self.databases = databases
         self.log_dir = log_dir
         self.extra_env = {**TEST_EVENT_SETTINGS, **(extra_env or {})}
@@ -143,7 +157,8 @@ class Stack:
         settings = {"retry_delays_ms": _json.loads(self.extra_env["EVENT_RETRY_DELAYS_MS"]),
                     "delivery_limit": int(self.extra_env["EVENT_DELIVERY_LIMIT"])}
         if settings != TEST_TOPOLOGY_SETTINGS:
-            provision_broker(self.amqp_uri, TEST_BROKER_PASSWORDS, user_prefix=TEST_USER_PREFIX, settings=settings)
+            provision_broker(self.amqp_uri, TEST_BROKER_PASSWORDS, user_prefix=TEST_USER_PREFIX, settings=settings,
+                             management_url=self.management_url)
 
     def service_amqp_uri(self, name: str) -> str:
         """The service's own broker user on this stack's vhost (provisioned by `Vhost`)."""
@@ -189,11 +204,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def stack_factory(amqp_uri, tmp_path, request):
+def stack_factory(vhost, tmp_path, request):
     stacks: list[Stack] = []
 
     def make(databases: Databases, extra_env: dict | None = None) -> Stack:
-        stack = Stack(amqp_uri, databases, tmp_path / "logs", extra_env)
+        stack = Stack(vhost.amqp_uri, databases, tmp_path / "logs", extra_env, management_url=vhost.management_url)
         stacks.append(stack)
         return stack
 
