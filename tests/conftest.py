@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.error
@@ -23,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from deploy.local import SERVICES, SPECS, ServiceProcess  # noqa: E402
+from tests.brokers import SHARED_BROKER, Broker, private_broker  # noqa: E402,F401 - fixture re-exported
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 TEST_EVENT_SETTINGS = {"EVENT_RETRY_DELAYS_MS": "[200, 500]", "EVENT_DELIVERY_LIMIT": "5",
@@ -57,10 +57,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def rabbitmqctl(*args: str) -> str:
-    result = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
+    """rabbitmqctl against the machine's shared node (read and per-vhost commands only: never stop it)."""
+    return SHARED_BROKER.rabbitmqctl(*args)
 
 
 class Vhost:
@@ -69,22 +67,25 @@ class Vhost:
     per service at once; each service's handler queues when it is first started (`provision`),
     or before, by a test that publishes before its subscriber starts. `amqp_uri` is guest's (an
     administrator: tests publish upstream events and inspect queues with it);
-    `service_uris[name]` is what each service runs with."""
+    `service_uris[name]` is what each service runs with. On `broker` (default: the machine's
+    shared one; or a test's `private_broker`)."""
 
-    def __init__(self, *, provision: bool = True):
+    def __init__(self, *, provision: bool = True, broker: Broker = SHARED_BROKER):
         from shared.topology import Management
 
+        self.broker = broker
         self.name = f"test-{uuid.uuid4().hex[:10]}"
+        self.management_url = broker.management_url
         # Through the management API, not rabbitmqctl: every concurrent rabbitmqctl holds one of the
         # few ports the CLI may use to reach the node, and a test run beside another ran out of them.
-        self._management = Management.for_amqp_uri("amqp://guest:guest@127.0.0.1:5672/", timeout=60)
+        self._management = Management.for_amqp_uri(broker.amqp_uri, url=broker.management_url, timeout=60)
         self._management.request("PUT", f"/api/vhosts/{self.name}", {})
-        self._management.request("PUT", f"/api/permissions/{self.name}/guest",
+        self._management.request("PUT", f"/api/permissions/{self.name}/{broker.admin_user}",
                                  {"configure": ".*", "write": ".*", "read": ".*"})
-        self.amqp_uri = f"amqp://guest:guest@127.0.0.1:5672/{self.name}"
+        self.amqp_uri = broker.uri(self.name)
         self.service_uris: dict[str, str] = {}
         if provision:
-            self.service_uris = provision_vhost(self.amqp_uri, [])
+            self.service_uris = provision_vhost(self.amqp_uri, [], management_url=self.management_url)
 
     def delete(self):
         try:
@@ -93,7 +94,8 @@ class Vhost:
             pass
 
 
-def provision_vhost(amqp_uri: str, consumers: list[str] | None, settings: dict | None = None) -> dict[str, str]:
+def provision_vhost(amqp_uri: str, consumers: list[str] | None, settings: dict | None = None, *,
+                    management_url: str | None = None) -> dict[str, str]:
     """Apply the topology (`consumers`' handler queues; all if None) to the vhost of guest's `amqp_uri`;
     returns each service's own AMQP URI there."""
     from deploy.local import provision_broker
@@ -101,13 +103,21 @@ def provision_vhost(amqp_uri: str, consumers: list[str] | None, settings: dict |
     if not _BROKER_USERS_MADE:
         _BROKER_USERS_MADE.append(amqp_uri)
     return provision_broker(amqp_uri, TEST_BROKER_PASSWORDS, user_prefix=TEST_USER_PREFIX,
-                            settings=settings or TEST_TOPOLOGY_SETTINGS, consumers=consumers)
+                            settings=settings or TEST_TOPOLOGY_SETTINGS, consumers=consumers,
+                            management_url=management_url)
 
 
 @pytest.fixture
-def vhost():
+def broker():
+    """The node a test's vhost and stacks live on: the machine's shared one. A test that stops, restarts
+    or reconfigures a broker overrides this fixture with `private_broker` (see tests/brokers.py)."""
+    return SHARED_BROKER
+
+
+@pytest.fixture
+def vhost(broker):
     # One per test: queues, retry copies and dead letters never leak between tests.
-    host = Vhost()
+    host = Vhost(broker=broker)
     yield host
     host.delete()
 
@@ -160,8 +170,10 @@ def sqlite_databases(tmp_path):
 class Stack:
     """Some or all services running as separate processes."""
 
-    def __init__(self, amqp_uri: str, databases: Databases, log_dir: Path, extra_env: dict | None = None):
-        self.amqp_uri = amqp_uri
+    def __init__(self, amqp_uri: str, databases: Databases, log_dir: Path, extra_env: dict | None = None, *,
+                 management_url: str | None = None):
+        self.amqp_uri = amqp_uri  # an administrator's, on the vhost the services run in
+        self.management_url = management_url  # None: port 15672 of amqp_uri's host (the shared broker)
         self.databases = databases
         self.log_dir = log_dir
         self.extra_env = {**TEST_EVENT_SETTINGS, **(extra_env or {})}
@@ -177,7 +189,7 @@ class Stack:
         settings = {"retry_delays_ms": _json.loads(self.extra_env["EVENT_RETRY_DELAYS_MS"]),
                     "delivery_limit": int(self.extra_env["EVENT_DELIVERY_LIMIT"])}
         wanted = self.provisioned | set(names)
-        provision_vhost(self.amqp_uri, sorted(wanted), settings)
+        provision_vhost(self.amqp_uri, sorted(wanted), settings, management_url=self.management_url)
         self.provisioned = wanted
 
     def service_amqp_uri(self, name: str) -> str:
@@ -226,11 +238,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def stack_factory(amqp_uri, tmp_path, request):
+def stack_factory(vhost, tmp_path, request):
     stacks: list[Stack] = []
 
     def make(databases: Databases, extra_env: dict | None = None) -> Stack:
-        stack = Stack(amqp_uri, databases, tmp_path / "logs", extra_env)
+        stack = Stack(vhost.amqp_uri, databases, tmp_path / "logs", extra_env, management_url=vhost.management_url)
         stacks.append(stack)
         return stack
 

@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 
+import pytest
 
 from deploy.local import provision_broker
 from shared import links
@@ -59,7 +60,14 @@ def subscription_payload(urn: str, subscription_id: str, **overrides) -> dict:
 
 
 class TestBrokerRestart:
-    def test_broker_restarted_mid_stream_loses_and_duplicates_nothing(self, stack_factory, databases):
+    """Restarts a broker: a private node of this test's own, never the machine's shared one."""
+
+    @pytest.fixture
+    def broker(self, private_broker):
+        # The test's vhost, its topology, service users and the services themselves all live on it.
+        return private_broker
+
+    def test_broker_restarted_mid_stream_loses_and_duplicates_nothing(self, stack_factory, databases, broker):
         stack = stack_factory(databases).start("membership", "catalogue")
         total = 120
         writer_errors = []
@@ -74,7 +82,7 @@ class TestBrokerRestart:
         writer.start()
         eventually(lambda: tools.count(stack.database_urls["membership"], "members") >= 30,
                    message="first joins")
-        tools.restart_broker(down_seconds=2.0)
+        broker.restart(down_seconds=2.0)
         writer.join(120)
         assert not writer_errors, writer_errors
         assert_exactly_once(stack, producer="membership", consumer="catalogue", table="members", expected=total)

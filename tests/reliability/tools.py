@@ -1,17 +1,14 @@
 """Fault-injection helpers: direct counts in a service's own database, hand-made events
-published with plain pika, dead-letter queue inspection, broker restarts."""
+published with plain pika, dead-letter queue inspection. (A broker restart is the
+`private_broker` fixture's `restart()`, tests/brokers.py: never the shared broker.)"""
 from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import time
 import uuid
 
 import pika
 import sqlalchemy as sa
-
-from tests.conftest import rabbitmqctl
 
 
 def count(database_url: str, table: str, where: str = "") -> int:
@@ -94,11 +91,3 @@ def queue_depth(amqp_uri: str, queue: str) -> int:
         return connection.channel().queue_declare(queue, passive=True).method.message_count
     finally:
         connection.close()
-
-
-def restart_broker(down_seconds: float = 2.0) -> None:
-    """stop_app / start_app: every connection drops; durable queues and persistent messages stay."""
-    rabbitmqctl("stop_app")
-    time.sleep(down_seconds)
-    rabbitmqctl("start_app")
-    subprocess.run(["rabbitmqctl", "-q", "await_startup"], check=True, timeout=120)
