@@ -315,7 +315,7 @@ def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, t
             review_id = str(uuid.uuid4())
             repo.add_review(uow.session, review_id, cycle, review)
             body = _review_payload(review_id, cycle, review, urn_of)
-            uow.publish("peer_review_scheduled", {**body, "method": result.method}, aggregate=review.host_urn)
+            uow.publish("peer_review_scheduled", {**body, "method": result.method}, aggregate=f"school:{review.host_urn}")
             out.append(body)
         uow.commit()
     return {"cycle": cycle, "method": result.method, "parts": result.parts, "seconds": round(result.seconds, 3),
@@ -360,7 +360,7 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
                     payload = {**old_payload, "status": "cancelled", "previous_host_urn": old_review.host_urn,
                                "previous_dates": list(old_review.dates), "previous_team": old_payload["team"],
                                "reason": reason}
-                    uow.publish("peer_review_rescheduled", payload, aggregate=old_review.host_urn)
+                    uow.publish("peer_review_rescheduled", payload, aggregate=f"school:{old_review.host_urn}")
                     changed_out.append(payload)
                     reviews.remove((rid, review))
         hosts = [r.host_urn for _, r in reviews]
@@ -381,7 +381,7 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
                        "previous_dates": list(original.dates),
                        "previous_team": _review_payload(rid, number, original, urns_before)["team"],
                        "reason": reason}
-            uow.publish("peer_review_rescheduled", payload, aggregate=fresh.host_urn)
+            uow.publish("peer_review_rescheduled", payload, aggregate=f"school:{fresh.host_urn}")
             changed_out.append(payload)
     return changed_out
 
@@ -496,7 +496,7 @@ def plan_meetings(uow, network_id: str, year: int) -> dict:
             body = {"meeting_id": meeting_id, "network_id": network_id, "network_name": net.name,
                     "academic_year": year, "term": meeting.term, "date": meeting.date,
                     "host_urn": meeting.host_urn, "invited": meeting.invited}
-            uow.publish("meeting_scheduled", body, aggregate=network_id)
+            uow.publish("meeting_scheduled", body, aggregate=f"network:{network_id}")
             out.append(body)
         uow.commit()
     return {"network_id": network_id, "academic_year": year, "meetings": out}
@@ -536,7 +536,7 @@ def _move_meetings(uow, urn: str, day: dt.date, reason: str, renamed: str | None
                     "academic_year": m["academic_year"], "term": m["term"], "date": moved.date,
                     "host_urn": moved.host_urn, "invited": m["invited"], "previous_date": m["day"],
                     "previous_host_urn": urn, "reason": reason}
-            uow.publish("meeting_rescheduled", body, aggregate=net["network_id"])
+            uow.publish("meeting_rescheduled", body, aggregate=f"network:{net['network_id']}")
             out.append(body)
     return out
 
@@ -669,14 +669,14 @@ def book(uow, session_id: str, urn: str, contact_id: str, booked_on: dt.date) ->
                                            "subscription_id": decision.subscription_id, "booked_on": booked_on})
             body = {**base, "price_basis": decision.basis, "unit_price_pence": decision.unit_price_pence,
                     "promoted_from_waiting_list": False}
-            uow.publish("booking_confirmed", body, aggregate=session_id)
+            uow.publish("booking_confirmed", body, aggregate=f"session:{session_id}")
         else:
             repo.add_booking(uow.session, {"booking_id": booking_id, "session_id": session_id, "urn": urn,
                                            "contact_id": contact_id, "status": status, "position": position,
                                            "booked_on": booked_on})
             waiting = sum(1 for b in existing if b["status"] == courses.WAITLISTED) + 1
             body = {**base, "position": waiting}
-            uow.publish("booking_waitlisted", body, aggregate=session_id)
+            uow.publish("booking_waitlisted", body, aggregate=f"session:{session_id}")
         uow.commit()
     return {**body, "status": status}
 
@@ -711,7 +711,7 @@ def cancel_booking(uow, booking_id: str, today: dt.date) -> dict:
                             "urn": nb["urn"], "contact_id": nb["contact_id"], "session_date": sess["day"],
                             "price_basis": decision.basis, "unit_price_pence": decision.unit_price_pence,
                             "promoted_from_waiting_list": True}
-                uow.publish("booking_confirmed", promoted, aggregate=sess["session_id"])
+                uow.publish("booking_confirmed", promoted, aggregate=f"session:{sess['session_id']}")
         uow.commit()
     return {"booking_id": booking_id, "status": courses.CANCELLED, "promoted": promoted}
 
@@ -751,7 +751,7 @@ def record_attendance(uow, booking_id: str, attended: bool) -> dict:
                 "session_date": sess["day"], "attended": attended, "chargeable": chargeable,
                 "price_basis": found["price_basis"], "unit_price_pence": found["unit_price_pence"],
                 "vat_treatment": course["vat_treatment"]}
-        uow.publish("attendance_recorded", body, aggregate=found["urn"])
+        uow.publish("attendance_recorded", body, aggregate=f"school:{found['urn']}")
         uow.commit()
     return body
 
