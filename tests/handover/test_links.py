@@ -10,7 +10,7 @@ import pytest
 from deploy.local import ROOT
 from shared import links
 from shared import event_archive
-from tests.conftest import Vhost, eventually, rabbitmqctl
+from tests.conftest import Vhost, eventually, provision_vhost, rabbitmqctl
 from tests.reliability import tools
 
 SCRIPT = ROOT / "deploy" / "rabbitmq" / "apply-links.sh"
@@ -31,7 +31,8 @@ def browse(amqp_uri: str, queue: str) -> list[dict]:
 
 class TestLinkDefinitions:
     def test_applied_definitions_carry_events_both_ways_between_brokers(self, vhost, new_broker):
-        old, new = vhost, new_broker  # the old broker is provisioned (the `vhost` fixture), as in a deployment
+        old, new = vhost, new_broker
+        provision_vhost(old.amqp_uri, ["scheduling"])  # the old broker, where the old instance ran
         gap_event = tools.envelope("member_joined", {"urn": "123456"}, producer="membership")
         tools.publish_raw(old.amqp_uri, "membership.events", "member_joined", gap_event)
 
