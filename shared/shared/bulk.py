@@ -1,8 +1,8 @@
 """Bulk inserts below SQLAlchemy's per-row work, for national-scale runs (renewal rounds, billing runs).
 
 `insert_rows` writes many rows of Python values (dates, datetimes, ints, strings, booleans,
-None) in the session's transaction and stores exactly what a Core `insert()` of the same
-values would store:
+None, and for a JSON column what a Core insert is given: lists, dicts, ...) in the session's
+transaction and stores exactly what a Core `insert()` of the same values would store:
 
 - SQLite: the driver's `executemany`, each value converted by its column type's own
   SQLAlchemy bind processor (a date in ISO form by `date.isoformat`, the same text, checked
@@ -10,6 +10,11 @@ values would store:
   of a national billing run.
 - PostgreSQL: one `COPY ... FROM STDIN` (text format). Under eventlet (psycogreen's wait callback)
   psycopg2 refuses COPY, so a green service gets multi-row INSERTs (`execute_values`) instead.
+  A JSON column's value is serialised by its type's own bind processor first, as on SQLite
+  (COPY would otherwise write Python's repr of a list).
+
+So a JSON column is given the value, never text already serialised: that would be stored, as
+by Core, as a JSON string holding the text.
 
 Rows are tuples in `columns` order (`insert_dicts` takes dicts of one shape). Nothing is
 validated beyond what the database itself enforces: these are for rows a run has built,
@@ -22,7 +27,7 @@ import io
 from operator import itemgetter
 from typing import Sequence
 
-from sqlalchemy import Date
+from sqlalchemy import JSON, Date
 from sqlalchemy.exc import DBAPIError
 
 SQLITE_CHUNK = 5000
@@ -49,6 +54,11 @@ def insert_rows(session, table, columns: Sequence[str], rows: Sequence[Sequence]
     names = ", ".join(quote(name) for name in columns)
     target = f"{quote(table.name)} ({names})"
     if dialect.name == "postgresql":
+        # JSON only: psycopg2 (execute_values) and COPY's text form take every other value as it is
+        converters = [(i, _bind_processor(table.c[name].type, dialect)) for i, name in enumerate(columns)
+                      if isinstance(table.c[name].type, JSON)]
+        if converters:
+            rows = [_converted(row, converters) for row in rows]
         _postgres(connection.connection.dbapi_connection, target, rows)
     else:
         converters = [(i, processor) for i, processor in

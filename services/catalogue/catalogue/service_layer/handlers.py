@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
-import json
 import time
 import uuid
 from decimal import Decimal
@@ -503,8 +502,7 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
                                       quantity=row.quantity, subscriber=subscriber)
                         breakdown = price.breakdown()
                         entitlements = repository.entitlements_to_json(edition.entitlements)
-                        priced = (price.total_pence, breakdown, json.dumps(breakdown), entitlements,
-                                  json.dumps(entitlements))
+                        priced = (price.total_pence, breakdown, entitlements)
                     except PricingError:
                         priced = False
                     ctx.quotes[key] = priced
@@ -518,13 +516,13 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
                 add_event("subscription_ended", payload, row.urn)
                 summary.expired += 1
                 continue
-            total, breakdown, breakdown_json, entitlements, entitlements_json = priced
+            total, breakdown, entitlements = priced
             new_id = str(uuid.uuid4())
             start_text, end_text, census_text = start.isoformat(), end.isoformat(), row.census_date.isoformat()
             new_rows.append((
                 new_id, row.urn, row.offering_code, ctx.year, payer_type, start, end, row.years, total,
-                breakdown_json, row.census_date, row.number_on_roll, row.po_number, "renewal round",
-                "automatic_renewal", ctx.today, "active", row.quantity, entitlements_json, row.id, "renewal",
+                breakdown, row.census_date, row.number_on_roll, row.po_number, "renewal round",
+                "automatic_renewal", ctx.today, "active", row.quantity, entitlements, row.id, "renewal",
                 True, end))
             payload = {
                 "subscription_id": new_id, "urn": row.urn, "school_name": row.school_name,

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from shared.db import scratch_database
 from shared.unit_of_work import Origin, Producer, UnitsOfWork
 
+from catalogue.adapters import repository
 from catalogue.adapters.tables import inbox, outbox, subscriptions
 from catalogue.domain import model
 from catalogue.messages.published import PUBLISHED, SubscriptionRenewedV1
@@ -253,6 +254,30 @@ class TestRenewalRound:
             report = handlers.demand_report(session)
         assert report == [{"service_area": "governance", "year": 2027, "eligible": 4, "renewing": 3,
                            "buy_back_rate": "0.7500"}]
+
+    def test_a_renewed_sla_reads_back_as_bought_and_ends_when_the_school_leaves(self, uows):
+        """The round's SLA rows are the ones a purchase writes: its breakdown and entitlements read back as
+        lists (not JSON text stored inside JSON), so leaving ends the renewed SLA like any other."""
+        publish_offerings(uows)
+        head = join(uows, "120031")
+        bought = buy(uows, "120031", head, "SI-CORE")
+        handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11), operator="test-operator")
+        renewal = {e["payload"]["renewal_of"]: e["payload"] for e in events(uows, "subscription_renewed")}[bought.id]
+        with uows.read() as session:
+            renewed = repository.subscription(session, renewal["subscription_id"])
+            stored = session.execute(sa.select(subscriptions.c.breakdown, subscriptions.c.entitlements)
+                                     .where(subscriptions.c.id == renewed.id)).one()
+        assert stored.breakdown == renewal["price_breakdown"] == renewed.quote.breakdown()
+        assert stored.entitlements == renewal["entitlements"] == [{"kind": "in_house_session", "quantity": 2}]
+        assert (renewed.continues_subscription_id, renewed.origin, renewed.period_start) == (
+            bought.id, "renewal", D(2027, 4, 1))
+
+        endings = handlers.record_member_left(uows(), {"urn": "120031", "effective_date": D(2027, 9, 1),
+                                                       "reason": "closed"})
+        assert [(e.subscription_id, e.effective_date) for e in endings] == [(renewed.id, D(2027, 9, 1))]
+        ended = [e["payload"] for e in events(uows, "subscription_ended")]
+        assert ended == [{"subscription_id": renewed.id, "urn": "120031", "effective_date": "2027-09-01",
+                          "reason": "left"}]
 
 
 class TestCatalogueChanges:
