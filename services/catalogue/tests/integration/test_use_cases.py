@@ -212,7 +212,7 @@ class TestRenewalRound:
         handlers.record_census(uows(), {"urn": "120001", "census_date": D(2026, 10, 1), "old_number_on_roll": 210,
                                         "number_on_roll": 300})
 
-        summary = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11), operator="test-operator",
+        summary = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11),
                                              uplift_percent=Decimal("3"))
         assert sorted(summary.editions_opened) == ["GOV-TRAIN", "LD-COACH", "SI-CORE"]
         assert (summary.due, summary.renewed, summary.expired) == (3, 2, 1)
@@ -234,7 +234,7 @@ class TestRenewalRound:
         expired = [e["payload"] for e in events(uows, "subscription_ended") if e["payload"]["reason"] == "expired"]
         assert [(p["urn"], p["effective_date"]) for p in expired] == [("120002", "2027-04-01")]
 
-        again = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 12), operator="test-operator")
+        again = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 12))
         assert (again.editions_opened, again.due, again.renewed, again.expired) == ([], 0, 0, 0)
 
         with uows.read() as session:
@@ -249,7 +249,7 @@ class TestRenewalRound:
         bought = {urn: buy(uows, urn, head, "GOV-TRAIN") for urn, head in heads.items()}
         handlers.cancel_subscription(uows(), bought["130004"].id,
                                      {"contact_id": heads["130004"], "reason": "budget"}, today=D(2026, 12, 1))
-        handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11), operator="test-operator")
+        handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11))
         with uows.read() as session:
             report = handlers.demand_report(session)
         assert report == [{"service_area": "governance", "year": 2027, "eligible": 4, "renewing": 3,
@@ -261,7 +261,7 @@ class TestRenewalRound:
         publish_offerings(uows)
         head = join(uows, "120031")
         bought = buy(uows, "120031", head, "SI-CORE")
-        handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11), operator="test-operator")
+        handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11))
         renewal = {e["payload"]["renewal_of"]: e["payload"] for e in events(uows, "subscription_renewed")}[bought.id]
         with uows.read() as session:
             renewed = repository.subscription(session, renewal["subscription_id"])
