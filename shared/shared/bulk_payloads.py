@@ -41,6 +41,7 @@ MEMO_LIMIT = 4096
 SHAPE_LIMIT = 10_000
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))
+_all_scalar = _SCALARS.issuperset
 _DATE_TYPES = {dt.date: dt.date.isoformat, dt.datetime: dt.datetime.isoformat}
 # Without validators, loading never refuses a value of the type a trusted shape holds for these.
 _SETTLED = (fields.String, fields.Integer)
@@ -58,32 +59,40 @@ class _Unsupported(Exception):
 
 
 def plain(value: Any) -> tuple[Any, Any]:
-    """(plain form, shape) of a payload; raises `_NotPlain`."""
+    """(plain form, shape) of a payload; raises `_NotPlain`. A dict's shape is (keys, value types)
+    or, when it holds more than text, numbers, booleans and None, (keys, value types, their shapes)."""
     kind = type(value)
     if kind is dict:
-        values = tuple(value.values())
-        types = tuple(map(type, values))
+        types = tuple(map(type, value.values()))
+        if _all_scalar(types):
+            return dict(value), (tuple(value), types)
         out = dict(value)
-        inner = None
-        if not _SCALARS.issuperset(types):
-            inner = []
-            for key, item, item_kind in zip(value, values, types):
-                if item_kind in _SCALARS:
-                    continue
-                to_text = _DATE_TYPES.get(item_kind)
-                if to_text is not None:
-                    out[key] = to_text(item)
-                else:
-                    out[key], item_shape = plain(item)
-                    inner.append(item_shape)
-            inner = tuple(inner)
-        return out, (dict, tuple(value), types, inner)
+        inner = []
+        for key, item in value.items():
+            item_kind = type(item)
+            if item_kind in _SCALARS:
+                continue
+            to_text = _DATE_TYPES.get(item_kind)
+            if to_text is not None:
+                out[key] = to_text(item)
+            else:
+                out[key], item_shape = plain(item)
+                inner.append(item_shape)
+        return out, (tuple(value), types, tuple(inner))
     if kind is list or kind is tuple:
-        types = frozenset(map(type, value))
-        if _SCALARS.issuperset(types):
-            return list(value), (kind, types)
         out, shapes = [], {}
-        for item in value:
+        for item in value:  # records and scalars inline: most lists in payloads hold one or the other
+            item_kind = type(item)
+            if item_kind is dict:
+                types = tuple(map(type, item.values()))
+                if _all_scalar(types):
+                    out.append(dict(item))
+                    shapes[(tuple(item), types)] = None
+                    continue
+            elif item_kind in _SCALARS:
+                out.append(item)
+                shapes[item_kind] = None
+                continue
             item_plain, item_shape = plain(item)
             out.append(item_plain)
             shapes[item_shape] = None
@@ -114,7 +123,11 @@ _UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 
 
 def _loads(field: fields.Field, memo: set | None) -> Callable[[Any], bool]:
-    """A check that loads a value with the field as `validate()` does, and remembers text and numbers it accepted."""
+    """A check that loads a value with the field as `validate()` does, and remembers the values it accepted.
+
+    A memo holds values of one type: in a trusted shape a field with a memo (text, a number, a date
+    as text, a boolean) holds one type, any other dumping differently (5 as "5", 1 as 1.0, 1 as True),
+    so 1 and True never meet in one memo."""
     deserialize = field.deserialize
 
     def check(value) -> bool:
@@ -123,7 +136,7 @@ def _loads(field: fields.Field, memo: set | None) -> Callable[[Any], bool]:
         except ValidationError:
             return False
         if memo is not None and len(memo) < MEMO_LIMIT:
-            memo.add((type(value), value))
+            memo.add(value)
         return True
     return check
 
@@ -166,7 +179,7 @@ def _field_check(field: fields.Field) -> tuple[set | None, Callable[[Any], bool]
         memo, check = inner
         if memo is None:
             return None, lambda value: all(item is None or check(item) for item in value)
-        return None, lambda value: all(item is None or (type(item), item) in memo or check(item) for item in value)
+        return None, lambda value: all(item is None or item in memo or check(item) for item in value)
     if kind is fields.Dict:
         keys = None if field.key_field is None else _field_check(field.key_field)
         values = None if field.value_field is None else _field_check(field.value_field)
@@ -194,7 +207,7 @@ def _check_plan(plan: tuple, value: Mapping) -> bool:
         item = value.get(key)
         if item is None:  # absent or null: the shape settled that
             continue
-        if memo is not None and (type(item), item) in memo:
+        if memo is not None and item in memo:
             continue
         if not check(item):
             return False

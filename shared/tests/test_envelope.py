@@ -295,8 +295,25 @@ def _outcome(build, event_type, payload):
         return "unknown", str(exc)
 
 
-_SOLD_VALUES = st.fixed_dictionaries({
-    "id": st.one_of(st.uuids().map(str), st.uuids(), st.uuids().map(lambda u: str(u).upper()),
+_UUID_TEXT = st.uuids().map(str)
+_FIELDS = tuple(_Sold().fields)
+# Valid values of one type per field, keys in one order: payloads of one shape, which take the fast path.
+_SAME_SHAPE = st.fixed_dictionaries({
+    "id": _UUID_TEXT, "urn": st.from_regex(r"\d{6}", fullmatch=True), "years": st.integers(1, 3),
+    "starts": st.dates(), "share": st.floats(allow_nan=False, allow_infinity=False),
+    "steps": st.lists(st.fixed_dictionaries({"label": st.text(max_size=3),
+                                             "amount_pence": st.from_regex(r"-?\d{1,6}", fullmatch=True)}),
+                      min_size=1, max_size=3),
+    "mat": st.none(), "po_number": st.text(max_size=3), "tags": st.lists(st.text(max_size=3), min_size=1, max_size=3),
+    "active": st.booleans(), "extra": st.fixed_dictionaries({"a": st.integers()}),
+}).map(lambda payload: {key: payload[key] for key in _FIELDS})
+# A value of the same type that the schema refuses (so the shape stays the same).
+_REFUSED_SAME_TYPE = {"id": "0E2F3013-AA95-4C43-9859-5F40F38CA0C6", "urn": "12345", "years": 4,
+                      "share": float("nan"), "steps": [{"label": "x", "amount_pence": "1.5"}],
+                      "tags": ["long tag"], "extra": {"c": 1}}
+# Anything: other types, nulls, missing and unknown keys.
+_ANY_TYPES = st.fixed_dictionaries({
+    "id": st.one_of(_UUID_TEXT, st.uuids(), st.uuids().map(lambda u: str(u).upper()),
                     st.sampled_from(["", "not-a-uuid", "123"])),
     "urn": st.one_of(st.from_regex(r"\d{6}", fullmatch=True), st.sampled_from(["12345", "1103941", "abcdef"])),
     "years": st.sampled_from([1, 2, 3, 4, 0, True, 2.0, "2"]),
@@ -320,9 +337,18 @@ _BULK_SCHEMAS = PayloadSchemas({("sold", 1): _Sold(), ("hooked", 1): _Hooked()})
 class TestBuildInBulk:
     """`build_in_bulk` returns what `build` returns and refuses what it refuses, payload for payload."""
 
-    @given(st.lists(st.tuples(st.sampled_from(["sold", "hooked", "sold_v2"]), _SOLD_VALUES), min_size=1,
-                    max_size=12))
-    def test_the_same_output_and_the_same_refusals_as_build(self, batch):
+    @given(st.lists(_SAME_SHAPE, min_size=1, max_size=30),
+           st.lists(st.tuples(st.integers(0, 29), st.sampled_from(sorted(_REFUSED_SAME_TYPE))), max_size=4),
+           st.lists(st.tuples(st.integers(0, 29), st.sampled_from(["sold", "hooked", "sold_v2"]), _ANY_TYPES),
+                    max_size=6))
+    def test_the_same_output_and_the_same_refusals_as_build(self, same_shape, refused, others):
+        """Mostly payloads of one shape, some with a refused value of the same type, among payloads of any
+        shape, of a schema with hooks, and of a type not published."""
+        batch = [("sold", payload) for payload in same_shape]
+        for at, field in refused:
+            batch[at % len(batch)] = ("sold", {**batch[at % len(batch)][1], field: _REFUSED_SAME_TYPE[field]})
+        for at, event_type, payload in others:
+            batch.insert(at % (len(batch) + 1), (event_type, payload))
         for event_type, payload in batch:
             expected = _outcome(_BULK_SCHEMAS.build, event_type, payload)
             got = _outcome(_BULK_SCHEMAS.build_in_bulk, event_type, payload)
