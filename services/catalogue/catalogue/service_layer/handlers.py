@@ -452,6 +452,7 @@ class _RoundContext:
     covered: dict
     areas: dict
     quotes: dict = dataclasses.field(default_factory=dict)
+    members: dict = dataclasses.field(default_factory=dict)
 
 
 def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
@@ -467,10 +468,12 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
             # the school bought this year itself: nothing to renew (looked at again by a later run)
             summary.already_bought += 1
             continue
-        member = model.KnownMember(
-            urn=row.urn, name=row.school_name, establishment_type=row.establishment_type, phase=row.phase,
-            is_academy=row.is_academy, mat_id=row.mat_id, mat_name=row.mat_name, number_on_roll=row.number_on_roll,
-            census_date=row.census_date, status=row.member_status)
+        member = ctx.members.get(row.urn)
+        if member is None:  # one per school, not per SLA: the round read each school's row once
+            member = ctx.members[row.urn] = model.KnownMember(
+                urn=row.urn, name=row.school_name, establishment_type=row.establishment_type, phase=row.phase,
+                is_academy=row.is_academy, mat_id=row.mat_id, mat_name=row.mat_name,
+                number_on_roll=row.number_on_roll, census_date=row.census_date, status=row.member_status)
         price = None
         if (row.member_status == "active" and edition is not None and edition.on_sale
                 and (offering.withdrawn_on is None or offering.withdrawn_on > start)
