@@ -10,6 +10,7 @@ psycogreen sets one, multi-row INSERTs.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 
 import pytest
@@ -113,3 +114,18 @@ def test_a_failed_bulk_insert_leaves_nothing_behind(database):
             bulk.insert_rows(session, things, COLUMNS, rows)
             session.commit()
     assert _stored(database, "bulk") == []
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_a_bulk_run_pauses_the_cyclic_collector_and_restores_it(enabled_before):
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled_before else gc.disable)()
+        with bulk.cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled() is enabled_before
+        with pytest.raises(RuntimeError), bulk.cyclic_gc_paused():
+            raise RuntimeError("the run failed")
+        assert gc.isenabled() is enabled_before
+    finally:
+        (gc.enable if was else gc.disable)()

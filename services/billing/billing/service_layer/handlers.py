@@ -6,10 +6,8 @@ a redelivered event changes nothing.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-import gc
 import json
 import uuid
 
@@ -368,27 +366,11 @@ def run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: d
     the operator's very first.
     """
     try:
-        with _cyclic_gc_paused():
+        with bulk.cyclic_gc_paused():
             return _run_billing(uow, operator=operator, period=period, issue_date=issue_date)
     except IntegrityError:
         raise Conflict("another billing run of this operator was committed at the same moment; "
                        "run it again (a rerun of the same period issues nothing)", field="period") from None
-
-
-@contextlib.contextmanager
-def _cyclic_gc_paused():
-    """Python's cyclic garbage collector paused for a bulk operation, resumed after it (if it ran before).
-
-    A national run holds hundreds of thousands of rows and lines until it commits, and the
-    collector rescanned them again and again: an eighth of the run's time. The run makes no
-    reference cycles, so reference counting still frees everything as it goes."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: dt.date) -> dict:

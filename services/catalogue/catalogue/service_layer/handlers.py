@@ -437,7 +437,8 @@ def run_renewal_round(uows, *, year: int, today: dt.date, uplift_percent: Decima
     context = _RoundContext(year=year, today=today, editions=editions, offerings=offerings, covered=covered,
                             areas=areas)
     for index in range(0, len(due), chunk_size):
-        _renew_chunk(uows(), due[index:index + chunk_size], context, summary)
+        with bulk.cyclic_gc_paused():  # resumed between chunks, for the service's other green threads
+            _renew_chunk(uows(), due[index:index + chunk_size], context, summary)
         time.sleep(0)  # under eventlet, let the service's other green threads run between chunks
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
