@@ -128,14 +128,14 @@ def run(backend: str, schools: int) -> dict:
         load(uows, schools, rng)
         loaded = time.perf_counter() - started
         started, cpu = time.perf_counter(), time.process_time()
-        summary = handlers.run_renewal_round(uows, year=2027, today=dt.date(2027, 1, 11), operator="bench-operator",
+        summary = handlers.run_renewal_round(uows, year=2027, today=dt.date(2027, 1, 11),
                                              uplift_percent=Decimal("3"))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         renewed_rows = count(uows, subscriptions, subscriptions.c.origin == "renewal")
         events = count(uows, outbox, outbox.c.event_type == "subscription_renewed")
         expected = schools * len(OFFERINGS)
         assert summary.renewed == renewed_rows == events == expected, (summary, renewed_rows, events)
-        again = handlers.run_renewal_round(uows, year=2027, today=dt.date(2027, 1, 12), operator="bench-operator")
+        again = handlers.run_renewal_round(uows, year=2027, today=dt.date(2027, 1, 12))
         assert again.renewed == 0 and again.due == 0
         return {"backend": backend, "schools": schools, "slas": expected, "load_seconds": round(loaded, 1),
                 "round_seconds": round(seconds, 2), "round_cpu_seconds_this_process": round(cpu, 2),

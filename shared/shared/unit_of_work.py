@@ -194,22 +194,26 @@ class UnitOfWork:
         return envelope
 
     def publish_many(self, events, *, version: int = 1, chunk_size: int = 5000) -> int:
-        """Add many events to the outbox in bulk: `events` yields (event_type, payload, aggregate), or
-        (event_type, payload, aggregate, occurred_at).
+        """Add many events to the outbox: the one way a bulk job (an import, a renewal round, a
+        billing run) publishes. `events` yields (event_type, payload, aggregate) or (event_type,
+        payload, aggregate, occurred_at), each payload from the same builder as the single-event path.
 
-        The same guarantees as `publish()`: each payload validated against the published
-        schema before anything is written (one invalid payload writes nothing), the same
-        transaction, per-aggregate sequence numbers in iteration order, outbox order =
-        iteration order. Sequence numbers are reserved set-based (`take_sequences`) and rows
-        written with `shared.bulk`, so an import, a renewal round or a billing run pays no
-        statement per event. Envelopes are not kept in `published`; returns the count."""
+        The same guarantees as `publish()`: each payload built and validated as the published
+        schema says (`PayloadSchemas.build_in_bulk`: the same output and the same refusals as
+        `build`, with marshmallow once per shape of payload), and all of them before anything is
+        written, so one invalid payload writes nothing; the same transaction; envelopes with
+        their aggregate and its next sequence numbers, in iteration order; outbox order =
+        iteration order; the relay woken by the commit. Sequence numbers are reserved set-based
+        (`take_sequences`) and rows written with `shared.bulk` in chunks of `chunk_size`, so a
+        bulk job pays no statement per event. Envelopes are not kept in `published` (a national
+        run holds hundreds of thousands); returns how many were added."""
+        build = self._producer.schemas.build_in_bulk
         staged = []
         counts: dict[str, int] = {}
         for item in events:
             event_type, payload, aggregate = item[0], item[1], item[2]
-            occurred_at = item[3] if len(item) > 3 else None
-            staged.append((event_type, self._producer.schemas.build(event_type, version, payload), aggregate,
-                           occurred_at))
+            staged.append((event_type, build(event_type, version, payload), aggregate,
+                           item[3] if len(item) > 3 else None))
             counts[aggregate] = counts.get(aggregate, 0) + 1
         if not staged:
             return 0

@@ -2,12 +2,16 @@
 
 The awkward values are the point: NULL beside an empty string, booleans, tabs, newlines,
 backslashes and quotes in text, non-ASCII text, dates before year 1000, timestamps with and
-without microseconds, integers beyond 32 bits. The PostgreSQL case runs COPY (this test is
-not under eventlet) and, with a wait callback set as psycogreen sets one, multi-row INSERTs.
+without microseconds, integers beyond 32 bits, and JSON columns given Python values (as a Core
+insert is given them): nested lists and dicts, None (JSON null, as Core stores it), a bare string.
+The PostgreSQL case runs COPY (this test is not under eventlet) and, with a wait callback set as
+psycogreen sets one, multi-row INSERTs.
 """
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -27,14 +31,17 @@ things = sa.Table(
     sa.Column("day", sa.Date),
     sa.Column("moment", sa.DateTime),
     sa.Column("pence", sa.BigInteger),
+    sa.Column("details", sa.JSON),
 )
-COLUMNS = ("id", "source", "label", "note", "flag", "day", "moment", "pence")
+COLUMNS = ("id", "source", "label", "note", "flag", "day", "moment", "pence", "details")
 AWKWARD = [
-    ("", None, True, dt.date(2026, 9, 1), dt.datetime(2026, 11, 22, 15, 0, 0), 0),
-    (None, "", False, dt.date(999, 1, 31), dt.datetime(2026, 11, 22, 15, 0, 0, 7), -(2**40)),
-    ("tab\there", "line\nbreak\r\nand \\N and \\ backslash", None, None, None, 2**62),
+    ("", None, True, dt.date(2026, 9, 1), dt.datetime(2026, 11, 22, 15, 0, 0), 0,
+     [{"label": "base fee", "amount_pence": "150000"}, {"label": "tab\there", "amount_pence": "-1.5"}]),
+    (None, "", False, dt.date(999, 1, 31), dt.datetime(2026, 11, 22, 15, 0, 0, 7), -(2**40), None),
+    ("tab\there", "line\nbreak\r\nand \\N and \\ backslash", None, None, None, 2**62,
+     {"note": "line\nbreak \\N \\ back", "n": [1, 2.5, None, True], "empty": {}}),
     ('"quoted", comma', "O'Brien – £1,000 ✓", True, dt.date(2024, 2, 29), dt.datetime(1999, 12, 31, 23, 59, 59, 999999),
-     None),
+     None, "O'Brien – £1,000 ✓ \"quoted\""),
 ]
 
 
@@ -63,11 +70,13 @@ def _write_both(database, write_bulk) -> None:
 def test_insert_rows_stores_what_core_stores(database):
     _write_both(database, lambda session, rows: bulk.insert_rows(session, things, COLUMNS, rows))
     assert _stored(database, "bulk") == _stored(database, "core") == [tuple(values) for values in AWKWARD]
-    if database.engine.dialect.name == "sqlite":  # the stored text itself, not only what reads back
-        with database.reader() as session:
-            raw = session.connection().exec_driver_sql(
-                "SELECT source, day, moment FROM things ORDER BY id").fetchall()
-        assert [r[1:] for r in raw if r[0] == "bulk"] == [r[1:] for r in raw if r[0] == "core"]
+    # the stored text itself, not only what reads back: dates on SQLite, and JSON (not JSON text inside JSON)
+    dates = ", day, moment" if database.engine.dialect.name == "sqlite" else ""
+    with database.reader() as session:
+        raw = session.connection().exec_driver_sql(
+            f"SELECT source, CAST(details AS TEXT){dates} FROM things ORDER BY id").fetchall()
+    assert [r[1:] for r in raw if r[0] == "bulk"] == [r[1:] for r in raw if r[0] == "core"]
+    assert [json.loads(r[1]) for r in raw if r[0] == "bulk"] == [values[-1] for values in AWKWARD]
 
 
 def test_insert_dicts_is_insert_rows_by_key(database):
@@ -105,3 +114,18 @@ def test_a_failed_bulk_insert_leaves_nothing_behind(database):
             bulk.insert_rows(session, things, COLUMNS, rows)
             session.commit()
     assert _stored(database, "bulk") == []
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_a_bulk_run_pauses_the_cyclic_collector_and_restores_it(enabled_before):
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled_before else gc.disable)()
+        with bulk.cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled() is enabled_before
+        with pytest.raises(RuntimeError), bulk.cyclic_gc_paused():
+            raise RuntimeError("the run failed")
+        assert gc.isenabled() is enabled_before
+    finally:
+        (gc.enable if was else gc.disable)()

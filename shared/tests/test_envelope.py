@@ -6,7 +6,7 @@ import uuid
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.envelope import CONTENT_TYPE, Envelope, PayloadSchemas, amqp_headers, amqp_properties
 
@@ -234,3 +234,155 @@ class TestPayloadSchemas:
     def test_an_empty_registry_refuses_everything(self):
         with pytest.raises(LookupError):
             PayloadSchemas({}).build("member_joined", 1, {})
+
+
+class _Step(Schema):
+    class Meta:
+        unknown = RAISE
+
+    label = fields.String(required=True)
+    amount_pence = fields.String(required=True, validate=validate.Regexp(r"^-?\d+$"))
+
+
+class _Trust(Schema):
+    class Meta:
+        unknown = RAISE
+
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class _Sold(Schema):
+    """Every kind of field the bulk builder checks value by value, and some it settles by shape."""
+
+    class Meta:
+        unknown = RAISE
+
+    id = fields.UUID(required=True)
+    urn = fields.String(required=True, validate=validate.Regexp(r"^\d{6}$"))
+    years = fields.Integer(required=True, strict=True, validate=validate.OneOf((1, 2, 3)))
+    starts = fields.Date(required=True)
+    share = fields.Float(required=True, allow_none=True)
+    steps = fields.List(fields.Nested(_Step), required=True)
+    mat = fields.Nested(_Trust, required=True, allow_none=True)
+    po_number = fields.String(required=True, allow_none=True)
+    tags = fields.List(fields.String(validate=validate.Length(max=3)), required=True)
+    active = fields.Boolean(required=True)
+    extra = fields.Dict(keys=fields.String(validate=validate.OneOf(("a", "b"))), values=fields.Integer())
+
+
+class _Hooked(_Sold):
+    @validates_schema
+    def years_fit(self, data, **kwargs):
+        if data["years"] == 3 and data["active"]:
+            raise ValidationError("no three-year active", "years")
+
+
+def _sold(**overrides) -> dict:
+    payload = {"id": str(uuid.uuid4()), "urn": "110394", "years": 1, "starts": dt.date(2026, 4, 1), "share": 0.5,
+               "steps": [{"label": "base", "amount_pence": "150000"}], "mat": None, "po_number": "PO-1",
+               "tags": ["x"], "active": True}
+    payload.update(overrides)
+    return payload
+
+
+def _outcome(build, event_type, payload):
+    try:
+        return "built", build(event_type, 1, payload)
+    except ValidationError as exc:
+        return "refused", exc.messages
+    except LookupError as exc:
+        return "unknown", str(exc)
+
+
+_UUID_TEXT = st.uuids().map(str)
+_FIELDS = tuple(_Sold().fields)
+# Valid values of one type per field, keys in one order: payloads of one shape, which take the fast path.
+_SAME_SHAPE = st.fixed_dictionaries({
+    "id": _UUID_TEXT, "urn": st.from_regex(r"\d{6}", fullmatch=True), "years": st.integers(1, 3),
+    "starts": st.dates(), "share": st.floats(allow_nan=False, allow_infinity=False),
+    "steps": st.lists(st.fixed_dictionaries({"label": st.text(max_size=3),
+                                             "amount_pence": st.from_regex(r"-?\d{1,6}", fullmatch=True)}),
+                      min_size=1, max_size=3),
+    "mat": st.none(), "po_number": st.text(max_size=3), "tags": st.lists(st.text(max_size=3), min_size=1, max_size=3),
+    "active": st.booleans(), "extra": st.fixed_dictionaries({"a": st.integers()}),
+}).map(lambda payload: {key: payload[key] for key in _FIELDS})
+# A value of the same type that the schema refuses (so the shape stays the same).
+_REFUSED_SAME_TYPE = {"id": "0E2F3013-AA95-4C43-9859-5F40F38CA0C6", "urn": "12345", "years": 4,
+                      "share": float("nan"), "steps": [{"label": "x", "amount_pence": "1.5"}],
+                      "tags": ["long tag"], "extra": {"c": 1}}
+# Anything: other types, nulls, missing and unknown keys.
+_ANY_TYPES = st.fixed_dictionaries({
+    "id": st.one_of(_UUID_TEXT, st.uuids(), st.uuids().map(lambda u: str(u).upper()),
+                    st.sampled_from(["", "not-a-uuid", "123"])),
+    "urn": st.one_of(st.from_regex(r"\d{6}", fullmatch=True), st.sampled_from(["12345", "1103941", "abcdef"])),
+    "years": st.sampled_from([1, 2, 3, 4, 0, True, 2.0, "2"]),
+    "starts": st.one_of(st.dates(), st.datetimes(), st.just("2026-04-01")),
+    "share": st.one_of(st.none(), st.floats(), st.integers(-5, 5)),
+    "steps": st.lists(st.fixed_dictionaries({"label": st.text(max_size=3), "amount_pence": st.one_of(
+        st.from_regex(r"-?\d{1,6}", fullmatch=True), st.text(max_size=3), st.integers())}), max_size=3),
+    "mat": st.one_of(st.none(), st.fixed_dictionaries({"id": st.text(max_size=3), "name": st.text(max_size=3)}),
+                     st.just({"id": "TR1"}), st.just({"id": 1, "name": "One"})),
+    "po_number": st.one_of(st.none(), st.text(max_size=3)),
+    "tags": st.lists(st.one_of(st.text(max_size=5), st.none()), max_size=3),
+    "active": st.one_of(st.booleans(), st.sampled_from([1, 0, "yes", None])),
+    "extra": st.dictionaries(st.sampled_from(["a", "b", "c"]), st.one_of(st.integers(), st.text(max_size=2)),
+                             max_size=2),
+}).flatmap(lambda payload: st.sampled_from([
+    payload, {k: v for k, v in payload.items() if k != "extra"}, {k: v for k, v in payload.items() if k != "urn"},
+    {**payload, "unknown": 1}]))
+_BULK_SCHEMAS = PayloadSchemas({("sold", 1): _Sold(), ("hooked", 1): _Hooked()})  # learns across examples
+
+
+class TestBuildInBulk:
+    """`build_in_bulk` returns what `build` returns and refuses what it refuses, payload for payload."""
+
+    @given(st.lists(_SAME_SHAPE, min_size=1, max_size=30),
+           st.lists(st.tuples(st.integers(0, 29), st.sampled_from(sorted(_REFUSED_SAME_TYPE))), max_size=4),
+           st.lists(st.tuples(st.integers(0, 29), st.sampled_from(["sold", "hooked", "sold_v2"]), _ANY_TYPES),
+                    max_size=6))
+    def test_the_same_output_and_the_same_refusals_as_build(self, same_shape, refused, others):
+        """Mostly payloads of one shape, some with a refused value of the same type, among payloads of any
+        shape, of a schema with hooks, and of a type not published."""
+        batch = [("sold", payload) for payload in same_shape]
+        for at, field in refused:
+            batch[at % len(batch)] = ("sold", {**batch[at % len(batch)][1], field: _REFUSED_SAME_TYPE[field]})
+        for at, event_type, payload in others:
+            batch.insert(at % (len(batch) + 1), (event_type, payload))
+        for event_type, payload in batch:
+            expected = _outcome(_BULK_SCHEMAS.build, event_type, payload)
+            got = _outcome(_BULK_SCHEMAS.build_in_bulk, event_type, payload)
+            assert got == expected
+            if got[0] == "built":
+                assert json.dumps(got[1], sort_keys=True) == json.dumps(expected[1], sort_keys=True)
+                assert [type(v) for v in got[1].values()] == [type(expected[1][k]) for k in got[1]]
+
+    def test_marshmallow_runs_once_per_shape_and_for_anything_a_check_refuses(self):
+        schemas = PayloadSchemas({("sold", 1): _Sold()})
+        payloads = [_sold(urn=f"{110000 + n}", years=1 + n % 3) for n in range(500)]
+        built = [schemas.build_in_bulk("sold", 1, p) for p in payloads]
+        assert built == [schemas.build("sold", 1, p) for p in payloads]
+        assert schemas._bulk.full_builds == 1
+        with_trust = _sold(mat={"id": "TR1", "name": "Trust One"})  # a new shape: built in full
+        assert schemas.build_in_bulk("sold", 1, with_trust)["mat"] == {"id": "TR1", "name": "Trust One"}
+        assert schemas._bulk.full_builds == 2
+        for bad, field in [(_sold(years=4), "years"), (_sold(urn="12345"), "urn"), (_sold(id="not-a-uuid"), "id"),
+                           (_sold(steps=[{"label": "x", "amount_pence": "1.5"}]), "steps"),
+                           (_sold(tags=["long tag"]), "tags"), (_sold(share=float("nan")), "share")]:
+            with pytest.raises(ValidationError) as refused:
+                schemas.build_in_bulk("sold", 1, bad)
+            assert field in refused.value.messages["payload"]
+        assert schemas._bulk.full_builds == 8
+
+    def test_a_shape_whose_dump_differs_is_always_built_in_full(self):
+        schemas = PayloadSchemas({("sold", 1): _Sold()})
+        payloads = [_sold(share=n) for n in range(1, 4)]  # an int in a Float field dumps as a float
+        assert [schemas.build_in_bulk("sold", 1, p)["share"] for p in payloads] == [1.0, 2.0, 3.0]
+        assert schemas._bulk.full_builds == 3
+
+    def test_a_schema_with_hooks_is_always_built_in_full(self):
+        schemas = PayloadSchemas({("hooked", 1): _Hooked()})
+        assert schemas.build_in_bulk("hooked", 1, _sold(years=3, active=False))["years"] == 3
+        with pytest.raises(ValidationError):
+            schemas.build_in_bulk("hooked", 1, _sold(years=3, active=True))
+        assert schemas._bulk.full_builds == 2

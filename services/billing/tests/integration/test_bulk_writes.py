@@ -8,7 +8,6 @@ The run pauses Python's cyclic collector and must give it back as it found it.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import uuid
 
 import pytest
@@ -59,18 +58,3 @@ def test_marking_invoiced_touches_exactly_the_charges_read(database):
     for row in rows:
         expected = ("invoiced", document_id) if row["id"] in picked_ids else (row["status"], None)
         assert status[row["id"]] == expected
-
-
-@pytest.mark.parametrize("enabled_before", [True, False])
-def test_the_run_pauses_the_cyclic_collector_and_restores_it(enabled_before):
-    was = gc.isenabled()
-    try:
-        (gc.enable if enabled_before else gc.disable)()
-        with handlers._cyclic_gc_paused():
-            assert not gc.isenabled()
-        assert gc.isenabled() is enabled_before
-        with pytest.raises(RuntimeError), handlers._cyclic_gc_paused():
-            raise RuntimeError("the run failed")
-        assert gc.isenabled() is enabled_before
-    finally:
-        (gc.enable if was else gc.disable)()

@@ -3,6 +3,7 @@ credit notes, payments, overdue checks, corrections, reports and exports."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import pytest
@@ -59,6 +60,11 @@ class Books:
         with self.read() as s:
             return [r.event_type for r in s.execute(select(outbox.c.event_type).order_by(outbox.c.id))]
 
+    def envelopes(self, event_type):
+        with self.read() as s:
+            bodies = s.execute(select(outbox.c.body).where(outbox.c.event_type == event_type).order_by(outbox.c.id))
+            return [json.loads(body) for body in bodies.scalars()]
+
     def docs(self, **kw):
         with self.read() as s:
             return reports.document_list(s, **kw)
@@ -86,6 +92,17 @@ class TestBillingRun:
         assert (first["net_pence"], first["vat_pence"], first["gross_pence"]) == (150000, 30000, 180000)
         assert first["due_date"] == "2026-10-01"
         assert books.outbox_types().count("invoice_issued") == 2
+        # each payer's invoice follows its charges in that payer's sequence, as `publish` numbers them
+        issued = {e["aggregate"]: e for e in books.envelopes("invoice_issued")}
+        assert {a: e["sequence"] for a, e in issued.items()} == {"payer:school:110001": 3, "payer:school:110002": 2}
+        assert {e["operator"] for e in issued.values()} == {"bucks-learning-trust"}
+        assert issued["payer:school:110001"]["payload"] == {
+            "invoice_id": issued["payer:school:110001"]["payload"]["invoice_id"], "invoice_number": first["number"],
+            "operator": {"name": "bucks-learning-trust", "legal_name": "Bucks Learning Trust",
+                         "vat_number": "GB123456789"},
+            "payer": {"kind": "school", "id": "110001", "name": "School 110001"}, "billing_period": "2026/27",
+            "issue_date": "2026-09-01", "due_date": "2026-10-01", "line_count": 2, "net_pence": 150000,
+            "vat_pence": 30000, "gross_pence": 180000, "currency": "GBP"}
 
     def test_a_rerun_issues_nothing_new(self, books):
         books.join("110001")

@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     uows = units_of_work(config["DATABASE_URL"], operator_of(config)["name"])
     try:
-        summary = handlers.run_renewal_round(uows, year=args.year, today=dt.date.today(),
-                                             operator=operator_of(config)["name"], uplift_percent=args.uplift,
+        summary = handlers.run_renewal_round(uows, year=args.year, today=dt.date.today(), uplift_percent=args.uplift,
                                              chunk_size=args.chunk_size)
     finally:
         uows.database.dispose()

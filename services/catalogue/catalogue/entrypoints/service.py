@@ -297,7 +297,6 @@ class CatalogueService(base.ObservableService):
     def renewal_round(self, request):
         command = load_body(request, RenewalRound())
         summary = handlers.run_renewal_round(self.uow, year=command["year"], today=dt.date.today(),
-                                             operator=operator_of(self.config)["name"],
                                              uplift_percent=command["uplift_percent"])
         return 201, summary.as_dict()
 

@@ -5,26 +5,20 @@ a refused command raises a `CatalogueRuleBroken` before anything is written.
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import datetime as dt
-import json
 import time
 import uuid
 from decimal import Decimal
 
 from shared import bulk
-from shared.envelope import Envelope
-from shared.messaging_tables import utcnow
-from shared.unit_of_work import take_sequences
 
 from catalogue.adapters import repository
-from catalogue.adapters.tables import outbox, subscriptions
+from catalogue.adapters.tables import subscriptions
 from catalogue.domain import member_copy, model
 from catalogue.domain.pricing import (PriceTerms, PricingError, check_terms, quote, terms_from_json, terms_to_json,
                                       uplifted)
 from catalogue.messages.consumed import CensusReturn, Conversion, DetailsChange, Erasure, Joining, Leaving, RoleChange
-from catalogue.messages.published import SubscriptionEndedV1, SubscriptionRenewedV1
 
 SERVICE = "catalogue"
 
@@ -116,10 +110,13 @@ def erase_contact(uow, erasure: Erasure, *, sequence: int | None = None, aggrega
         uow.commit()
 
 
+def ending_payload(ending: model.Ending) -> dict:
+    return {"subscription_id": ending.subscription_id, "urn": ending.urn, "effective_date": ending.effective_date,
+            "reason": ending.reason}
+
+
 def _publish_ending(uow, ending: model.Ending) -> None:
-    uow.publish("subscription_ended", {"subscription_id": ending.subscription_id, "urn": ending.urn,
-                                       "effective_date": ending.effective_date, "reason": ending.reason},
-                aggregate=f"school:{ending.urn}")
+    uow.publish("subscription_ended", ending_payload(ending), aggregate=f"school:{ending.urn}")
 
 
 def _end_subscription(uow, sub: model.Subscription, day: dt.date, reason: str) -> model.Ending | None:
@@ -431,9 +428,6 @@ def subscription_payload(sub: model.Subscription, member: model.KnownMember, off
 
 
 # -- renewal round -----------------------------------------------------------------------------
-RENEWED_SCHEMA = SubscriptionRenewedV1()
-ENDED_SCHEMA = SubscriptionEndedV1()
-
 
 @dataclasses.dataclass
 class RoundSummary:
@@ -469,7 +463,7 @@ def open_editions(uow, year: int, uplift_percent: Decimal) -> list[str]:
     return opened
 
 
-def run_renewal_round(uows, *, year: int, today: dt.date, operator: str, uplift_percent: Decimal = Decimal(0),
+def run_renewal_round(uows, *, year: int, today: dt.date, uplift_percent: Decimal = Decimal(0),
                       chunk_size: int = 5000) -> RoundSummary:
     """The yearly renewal round: open `year`'s editions, then renew every SLA due into them.
 
@@ -497,10 +491,11 @@ def run_renewal_round(uows, *, year: int, today: dt.date, operator: str, uplift_
     areas: dict[tuple[str, str], set[str]] = {}
     for row in due:
         areas.setdefault((row.urn, offerings[row.offering_code].service_area), set()).add(row.offering_code)
-    context = _RoundContext(year=year, today=today, operator=operator, editions=editions, offerings=offerings,
-                            covered=covered, areas=areas)
+    context = _RoundContext(year=year, today=today, editions=editions, offerings=offerings, covered=covered,
+                            areas=areas)
     for index in range(0, len(due), chunk_size):
-        _renew_chunk(uows(), due[index:index + chunk_size], context, summary)
+        with bulk.cyclic_gc_paused():  # resumed between chunks, for the service's other green threads
+            _renew_chunk(uows(), due[index:index + chunk_size], context, summary)
         time.sleep(0)  # under eventlet, let the service's other green threads run between chunks
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
@@ -510,126 +505,70 @@ def run_renewal_round(uows, *, year: int, today: dt.date, operator: str, uplift_
 class _RoundContext:
     year: int
     today: dt.date
-    operator: str
     editions: dict
     offerings: dict
     covered: dict
     areas: dict
     quotes: dict = dataclasses.field(default_factory=dict)
-
-
-SUBSCRIPTION_COLUMNS = (
-    "id", "urn", "offering_code", "edition_year", "payer_type", "period_start", "period_end", "years",
-    "annual_price_pence", "breakdown", "census_date", "number_on_roll", "po_number", "purchased_by_name",
-    "purchased_by_role", "purchased_on", "status", "quantity", "entitlements", "continues_subscription_id", "origin",
-    "auto_renew", "covered_until")
-OUTBOX_COLUMNS = ("event_id", "event_type", "version", "aggregate", "sequence", "body", "created_at", "next_attempt_at",
-                  "attempts")
+    members: dict = dataclasses.field(default_factory=dict)
 
 
 def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
-    now = utcnow()
-    today_text = ctx.today.isoformat()
-    new_rows, outbox_rows, envelopes, expired_ids = [], [], [], []
+    """Renew or expire one chunk of due SLAs in one unit of work: the new SLAs and the expiries with
+    their events (`subscription_renewed`, `subscription_ended`), built as a purchase and an ending build
+    theirs and written in bulk (`shared.bulk`, `uow.publish_many`)."""
+    new_rows, events, expired_ids = [], [], []
+    for row in rows:
+        offering = ctx.offerings[row.offering_code]
+        edition = ctx.editions.get(row.offering_code)
+        payer_type, start, end = model.sla_period(ctx.year, is_academy=row.is_academy, years=row.years)
+        if ctx.covered.get((row.urn, row.offering_code), start - dt.timedelta(days=1)) >= start:
+            # the school bought this year itself: nothing to renew (looked at again by a later run)
+            summary.already_bought += 1
+            continue
+        member = ctx.members.get(row.urn)
+        if member is None:  # one per school, not per SLA: the round read each school's row once
+            member = ctx.members[row.urn] = model.KnownMember(
+                urn=row.urn, name=row.school_name, establishment_type=row.establishment_type, phase=row.phase,
+                is_academy=row.is_academy, mat_id=row.mat_id, mat_name=row.mat_name,
+                number_on_roll=row.number_on_roll, census_date=row.census_date, status=row.member_status)
+        price = None
+        if (row.member_status == "active" and edition is not None and edition.on_sale
+                and (offering.withdrawn_on is None or offering.withdrawn_on > start)
+                and model.is_eligible(offering, member)):
+            subscriber = len(ctx.areas.get((row.urn, offering.service_area), ())) > 1
+            key = (row.offering_code, row.phase, row.number_on_roll, row.quantity, subscriber)
+            price = ctx.quotes.get(key)
+            if price is None:
+                try:
+                    price = quote(edition.terms, phase=row.phase, number_on_roll=row.number_on_roll,
+                                  quantity=row.quantity, subscriber=subscriber)
+                except PricingError:
+                    price = False
+                ctx.quotes[key] = price
+        if not price:
+            ending = model.Ending(subscription_id=row.id, urn=row.urn, reason="expired",
+                                  effective_date=row.period_end + dt.timedelta(days=1), covered_until=row.period_end)
+            expired_ids.append(row.id)
+            events.append(("subscription_ended", ending_payload(ending), f"school:{row.urn}"))
+            summary.expired += 1
+            continue
+        renewed = model.Subscription(
+            id=str(uuid.uuid4()), urn=row.urn, offering_code=row.offering_code, edition_year=ctx.year,
+            payer_type=payer_type, period_start=start, period_end=end, years=row.years,
+            annual_price_pence=price.total_pence, quote=price, census_date=row.census_date,
+            number_on_roll=row.number_on_roll, po_number=row.po_number, purchased_by_name="renewal round",
+            purchased_by_role="automatic_renewal", purchased_on=ctx.today, quantity=row.quantity,
+            entitlements=edition.entitlements, continues_subscription_id=row.id, origin="renewal")
+        new_rows.append(repository.subscription_values(renewed))
+        events.append(("subscription_renewed", {**subscription_payload(renewed, member, offering),
+                                                "renewal_of": row.id}, f"school:{row.urn}"))
+        summary.renewed += 1
     with uow:
-        correlation_id = uow.origin.correlation_id
-
-        staged = []
-
-        def add_event(event_type: str, payload: dict, urn: str) -> None:
-            staged.append((event_type, payload, f"school:{urn}"))
-
-        for row in rows:
-            offering = ctx.offerings[row.offering_code]
-            edition = ctx.editions.get(row.offering_code)
-            payer_type, start, end = model.sla_period(ctx.year, is_academy=row.is_academy, years=row.years)
-            if ctx.covered.get((row.urn, row.offering_code), start - dt.timedelta(days=1)) >= start:
-                # the school bought this year itself: nothing to renew (looked at again by a later run)
-                summary.already_bought += 1
-                continue
-            priced = None
-            if (row.member_status == "active" and edition is not None and edition.on_sale
-                    and (offering.withdrawn_on is None or offering.withdrawn_on > start)
-                    and model.is_eligible(offering, _RowMember(row.phase, row.establishment_type))):
-                subscriber = len(ctx.areas.get((row.urn, offering.service_area), ())) > 1
-                key = (row.offering_code, row.phase, row.number_on_roll, row.quantity, subscriber)
-                priced = ctx.quotes.get(key)
-                if priced is None:
-                    try:
-                        price = quote(edition.terms, phase=row.phase, number_on_roll=row.number_on_roll,
-                                      quantity=row.quantity, subscriber=subscriber)
-                        breakdown = price.breakdown()
-                        entitlements = repository.entitlements_to_json(edition.entitlements)
-                        priced = (price.total_pence, breakdown, json.dumps(breakdown), entitlements,
-                                  json.dumps(entitlements))
-                    except PricingError:
-                        priced = False
-                    ctx.quotes[key] = priced
-            if not priced:
-                expired_ids.append(row.id)
-                effective = (row.period_end + dt.timedelta(days=1)).isoformat()
-                payload = {"subscription_id": row.id, "urn": row.urn, "effective_date": effective,
-                           "reason": "expired"}
-                if not summary.expired:
-                    _check(ENDED_SCHEMA, payload)
-                add_event("subscription_ended", payload, row.urn)
-                summary.expired += 1
-                continue
-            total, breakdown, breakdown_json, entitlements, entitlements_json = priced
-            new_id = str(uuid.uuid4())
-            start_text, end_text, census_text = start.isoformat(), end.isoformat(), row.census_date.isoformat()
-            new_rows.append((
-                new_id, row.urn, row.offering_code, ctx.year, payer_type, start, end, row.years, total,
-                breakdown_json, row.census_date, row.number_on_roll, row.po_number, "renewal round",
-                "automatic_renewal", ctx.today, "active", row.quantity, entitlements_json, row.id, "renewal",
-                True, end))
-            payload = {
-                "subscription_id": new_id, "urn": row.urn, "school_name": row.school_name,
-                "is_academy": row.is_academy,
-                "mat": {"id": row.mat_id, "name": row.mat_name} if row.mat_id else None,
-                "payer_type": payer_type, "offering_code": row.offering_code, "offering_name": offering.name,
-                "service_area": offering.service_area, "vat_treatment": offering.vat_treatment,
-                "edition_year": ctx.year, "period_start": start_text, "period_end": end_text,
-                "years": row.years, "quantity": row.quantity, "annual_price_pence": total,
-                "price_breakdown": breakdown, "census": {"date": census_text, "number_on_roll": row.number_on_roll},
-                "po_number": row.po_number, "purchased_on": today_text, "entitlements": entitlements,
-                "continues_subscription_id": row.id, "renewal_of": row.id}
-            if not summary.renewed:
-                _check(RENEWED_SCHEMA, payload)
-            add_event("subscription_renewed", payload, row.urn)
-            summary.renewed += 1
-        next_sequence = take_sequences(uow.session, collections.Counter(aggregate for _, _, aggregate in staged))
-        for event_type, payload, aggregate in staged:
-            sequence = next_sequence[aggregate]
-            next_sequence[aggregate] = sequence + 1
-            envelope = Envelope.new(type=event_type, payload=payload, producer=SERVICE, operator=ctx.operator,
-                                    correlation_id=correlation_id, occurred_at=now, aggregate=aggregate,
-                                    sequence=sequence)
-            envelopes.append(envelope)
-            outbox_rows.append((envelope.event_id, event_type, 1, aggregate, sequence, envelope.to_json(), now, now,
-                                0))
-        bulk.insert_rows(uow.session, subscriptions, SUBSCRIPTION_COLUMNS, new_rows)
-        bulk.insert_rows(uow.session, outbox, OUTBOX_COLUMNS, outbox_rows)
+        bulk.insert_dicts(uow.session, subscriptions, new_rows)
         repository.mark_expired(uow.session, expired_ids)
-        # the relay is woken by a commit that published; these rows were written in bulk
-        uow.published.extend(envelopes)
+        summary.events += uow.publish_many(events)
         uow.commit()
-    summary.events += len(outbox_rows)
-
-
-@dataclasses.dataclass(frozen=True)
-class _RowMember:
-    """Just what eligibility reads."""
-
-    phase: str
-    establishment_type: str
-
-
-def _check(schema, payload: dict) -> None:
-    """The bulk path writes payloads without marshmallow; the first of each kind is checked against the contract."""
-    errors = schema.validate(payload)
-    if errors:
-        raise ValueError(f"renewal payload breaks the published contract: {errors}")
 
 
 # -- views and reports -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from shared.db import scratch_database
 from shared.unit_of_work import Origin, Producer, UnitsOfWork
 
+from catalogue.adapters import repository
 from catalogue.adapters.tables import inbox, outbox, subscriptions
 from catalogue.domain import model
 from catalogue.messages import consumed
@@ -220,7 +221,7 @@ class TestRenewalRound:
         handlers.record_census(uows(), typed(consumed.CensusRecorded, {
             "urn": "120001", "census_date": D(2026, 10, 1), "old_number_on_roll": 210, "number_on_roll": 300}))
 
-        summary = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11), operator="test-operator",
+        summary = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11),
                                              uplift_percent=Decimal("3"))
         assert sorted(summary.editions_opened) == ["GOV-TRAIN", "LD-COACH", "SI-CORE"]
         assert (summary.due, summary.renewed, summary.expired) == (3, 2, 1)
@@ -242,7 +243,7 @@ class TestRenewalRound:
         expired = [e["payload"] for e in events(uows, "subscription_ended") if e["payload"]["reason"] == "expired"]
         assert [(p["urn"], p["effective_date"]) for p in expired] == [("120002", "2027-04-01")]
 
-        again = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 12), operator="test-operator")
+        again = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 12))
         assert (again.editions_opened, again.due, again.renewed, again.expired) == ([], 0, 0, 0)
 
         with uows.read() as session:
@@ -257,11 +258,35 @@ class TestRenewalRound:
         bought = {urn: buy(uows, urn, head, "GOV-TRAIN") for urn, head in heads.items()}
         handlers.cancel_subscription(uows(), bought["130004"].id,
                                      {"contact_id": heads["130004"], "reason": "budget"}, today=D(2026, 12, 1))
-        handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11), operator="test-operator")
+        handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11))
         with uows.read() as session:
             report = handlers.demand_report(session)
         assert report == [{"service_area": "governance", "year": 2027, "eligible": 4, "renewing": 3,
                            "buy_back_rate": "0.7500"}]
+
+    def test_a_renewed_sla_reads_back_as_bought_and_ends_when_the_school_leaves(self, uows):
+        """The round's SLA rows are the ones a purchase writes: its breakdown and entitlements read back as
+        lists (not JSON text stored inside JSON), so leaving ends the renewed SLA like any other."""
+        publish_offerings(uows)
+        head = join(uows, "120031")
+        bought = buy(uows, "120031", head, "SI-CORE")
+        handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11))
+        renewal = {e["payload"]["renewal_of"]: e["payload"] for e in events(uows, "subscription_renewed")}[bought.id]
+        with uows.read() as session:
+            renewed = repository.subscription(session, renewal["subscription_id"])
+            stored = session.execute(sa.select(subscriptions.c.breakdown, subscriptions.c.entitlements)
+                                     .where(subscriptions.c.id == renewed.id)).one()
+        assert stored.breakdown == renewal["price_breakdown"] == renewed.quote.breakdown()
+        assert stored.entitlements == renewal["entitlements"] == [{"kind": "in_house_session", "quantity": 2}]
+        assert (renewed.continues_subscription_id, renewed.origin, renewed.period_start) == (
+            bought.id, "renewal", D(2027, 4, 1))
+
+        endings = handlers.record_member_left(uows(), typed(consumed.MemberLeft, {
+            "urn": "120031", "effective_date": "2027-09-01", "reason": "closed"}))
+        assert [(e.subscription_id, e.effective_date) for e in endings] == [(renewed.id, D(2027, 9, 1))]
+        ended = [e["payload"] for e in events(uows, "subscription_ended")]
+        assert ended == [{"subscription_id": renewed.id, "urn": "120031", "effective_date": "2027-09-01",
+                          "reason": "left"}]
 
 
 class TestCatalogueChanges:
