@@ -48,13 +48,15 @@ PY
 chmod 711 "$work" && chmod 644 "$work/topology.json"
 "$RABBITMQCTL" -q import_definitions "$work/topology.json"
 
+# One listing per vhost per round (each rabbitmqctl call costs about a second here).
 for _ in $(seq 1 120); do
   ready=yes
-  while IFS=$'\t' read -r -u 3 vhost queue; do
-    if ! "$RABBITMQCTL" -q list_queues -p "$vhost" name --no-table-headers | grep -Fxq "$queue"; then
+  for vhost in $(cut -f1 "$work/queues.txt" | sort -u); do
+    "$RABBITMQCTL" -q list_queues -p "$vhost" name --no-table-headers > "$work/present.txt"
+    if grep -P "^\Q$vhost\E\t" "$work/queues.txt" | cut -f2 | grep -Fxvq -f "$work/present.txt"; then
       ready=no; break
     fi
-  done 3< "$work/queues.txt"
+  done
   [ "$ready" = yes ] && break
   sleep 0.5
 done
@@ -67,10 +69,11 @@ while IFS=$'\t' read -r -u 3 vhost name value; do
 done 3< "$work/shovels.txt"
 
 for _ in $(seq 1 120); do
-  pending=$(while IFS=$'\t' read -r -u 3 vhost name value; do
+  pending=$(for vhost in $(cut -f1 "$work/shovels.txt" | sort -u); do
       "$RABBITMQCTL" -q shovel_status -p "$vhost" --formatter json | python3 -c \
-        "import json,sys; rows={r['name']: r.get('state') for r in json.load(sys.stdin)}; print('' if rows.get(sys.argv[1]) == 'running' else sys.argv[1])" "$name"
-    done 3< "$work/shovels.txt")
+        "import json,sys; rows={r['name']: r.get('state') for r in json.load(sys.stdin)}; wanted=[l.split('\t')[1] for l in open(sys.argv[1]) if l.split('\t')[0] == sys.argv[2]]; print(' '.join(n for n in wanted if rows.get(n) != 'running'))" \
+        "$work/shovels.txt" "$vhost"
+    done)
   if [ -z "${pending//[$'\n ']/}" ]; then echo "all shovels running"; exit 0; fi
   sleep 0.5
 done
