@@ -68,6 +68,7 @@ from shared.config import load_config
 from shared.db import Database
 from shared.messaging_tables import define_messaging_tables, utcnow
 from shared.topology import dead_letter_queue_name, requeue_exchange, service_of_queue
+from shared import business_date
 
 
 def handler_queues(service_path: str) -> list[str]:
@@ -248,7 +249,7 @@ def run_handover_command(parser, args) -> dict:
 
     from shared import archive, handover, links
 
-    today = dt.date.today()
+    today = business_date.today()
     if args.command == "export":
         _require(parser, args, "database", "operator")
         operator = {"name": args.operator, **({"legal_name": args.operator_legal_name}

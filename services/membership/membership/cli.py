@@ -26,6 +26,7 @@ from membership.adapters import reference
 from membership.adapters.tables import inbox, outbox
 from membership.messages.published import PUBLISHED
 from membership.service_layer import handlers
+from shared import business_date
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config.yml"
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     schools.add_argument("file")
     schools.add_argument("--census-date", type=_date, default=None,
                          help="census of NumberOfPupils when the file has no CensusDate column")
-    schools.add_argument("--joined-on", type=_date, default=dt.date.today())
+    schools.add_argument("--joined-on", type=_date, default=business_date.today())
     schools.add_argument("--effective-date", type=_date, default=None, help="of detail changes (default joined-on)")
     schools.add_argument("--types", default=None, help="the GIAS establishment-types CSV (default: packaged copy)")
     links = commands.add_parser("import-links", help="the DfE register's predecessor/successor links")

@@ -25,6 +25,7 @@ from billing.domain.upstream import Position
 from billing.messages import consumed
 from billing.messages.published import PUBLISHED
 from billing.service_layer import handlers, reports
+from shared import business_date
 
 URN = validate.Regexp(r"^\d{6}$", error="a URN is exactly 6 digits")
 
@@ -99,10 +100,6 @@ class OverdueCheck(_Strict):
 
 def _position(event) -> Position:
     return Position(event.aggregate, event.sequence)
-
-
-def _today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
 
 
 class BillingService(base.ObservableService):
@@ -235,7 +232,7 @@ class BillingService(base.ObservableService):
     def aged_debt(self, request):
         query = load_query(request, AsOf())
         with self.uow.read() as session:
-            return reports.aged_debt(session, query.get("as_of") or _today())
+            return reports.aged_debt(session, query.get("as_of") or business_date.today())
 
     @http("POST", "/overdue-checks")
     def overdue_check(self, request):
@@ -246,14 +243,14 @@ class BillingService(base.ObservableService):
     @timer(interval=3600)
     def overdue_check_hourly(self):
         """Every hour: publish `invoice_overdue` for invoices found overdue as of today (each invoice once)."""
-        handlers.check_overdue(self.uow(), _today())
+        handlers.check_overdue(self.uow(), business_date.today())
 
     # -- reports and exports -----------------------------------------------------------------------
     @http("GET", "/reports/sustainability")
     def sustainability(self, request):
         query = load_query(request, AsOf())
         with self.uow.read() as session:
-            return reports.sustainability(session, query.get("as_of") or _today())
+            return reports.sustainability(session, query.get("as_of") or business_date.today())
 
     @http("GET", "/exports/invoices.csv")
     def export_invoices(self, request):
@@ -274,7 +271,7 @@ class BillingService(base.ObservableService):
         """Prometheus text, with the board's gauges refreshed from the books first."""
         metrics = metrics_for(self.name)
         with self.uow.read() as session:
-            picture = reports.sustainability(session, _today())
+            picture = reports.sustainability(session, business_date.today())
         revenue = metrics.gauge("revenue_pence", "Invoiced revenue net of credit notes, pence.",
                                 ("academic_year", "service_area"))
         for year, areas in picture["revenue_pence"].items():

@@ -21,6 +21,7 @@ from shared.unit_of_work import Origin, Producer, UnitsOfWork
 from catalogue.adapters.tables import inbox, outbox
 from catalogue.messages.published import PUBLISHED
 from catalogue.service_layer import handlers
+from shared import business_date
 
 
 def units_of_work(database_url: str, operator: str, correlation_id: str | None = None) -> UnitsOfWork:
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     uows = units_of_work(config["DATABASE_URL"], operator_of(config)["name"])
     try:
-        summary = handlers.run_renewal_round(uows, year=args.year, today=dt.date.today(), uplift_percent=args.uplift,
+        summary = handlers.run_renewal_round(uows, year=args.year, today=business_date.today(), uplift_percent=args.uplift,
                                              chunk_size=args.chunk_size)
     finally:
         uows.database.dispose()

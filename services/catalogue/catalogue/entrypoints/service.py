@@ -21,6 +21,7 @@ from catalogue.domain.pricing import PRICING_MODELS, SESSION_UNITS, PricingError
 from catalogue.messages import consumed
 from catalogue.messages.published import PUBLISHED
 from catalogue.service_layer import handlers
+from shared import business_date
 
 CODE = r"^[A-Z0-9][A-Z0-9-]{1,39}$"
 URN = validate.Regexp(r"^\d{6}$", error="a URN is exactly 6 digits")
@@ -255,7 +256,7 @@ class CatalogueService(base.ObservableService):
         query = load_query(request, QuoteQuery())
         try:
             with self.uow.read() as session:
-                return handlers.quote_for(session, query, today=dt.date.today())
+                return handlers.quote_for(session, query, today=business_date.today())
         except REFUSALS as exc:
             raise _refused(exc) from None
 
@@ -263,7 +264,7 @@ class CatalogueService(base.ObservableService):
     def buy(self, request):
         command = load_body(request, BuySubscription())
         try:
-            sub = handlers.buy_subscription(self.uow(), command, today=dt.date.today())
+            sub = handlers.buy_subscription(self.uow(), command, today=business_date.today())
         except REFUSALS as exc:
             raise _refused(exc) from None
         return 201, {"subscription_id": sub.id, "urn": sub.urn, "offering_code": sub.offering_code,
@@ -286,7 +287,7 @@ class CatalogueService(base.ObservableService):
     def cancel(self, request, subscription_id):
         command = load_body(request, Cancel())
         try:
-            ending = handlers.cancel_subscription(self.uow(), subscription_id, command, today=dt.date.today())
+            ending = handlers.cancel_subscription(self.uow(), subscription_id, command, today=business_date.today())
         except REFUSALS as exc:
             raise _refused(exc) from None
         return {"subscription_id": subscription_id, "effective_date": ending.effective_date.isoformat(),
@@ -296,7 +297,7 @@ class CatalogueService(base.ObservableService):
     @http("POST", "/renewal-rounds")
     def renewal_round(self, request):
         command = load_body(request, RenewalRound())
-        summary = handlers.run_renewal_round(self.uow, year=command["year"], today=dt.date.today(),
+        summary = handlers.run_renewal_round(self.uow, year=command["year"], today=business_date.today(),
                                              uplift_percent=command["uplift_percent"])
         return 201, summary.as_dict()
 

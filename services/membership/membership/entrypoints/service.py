@@ -25,6 +25,7 @@ from membership.domain import contacts as people
 from membership.domain import model
 from membership.messages.published import PUBLISHED
 from membership.service_layer import handlers
+from shared import business_date
 
 URN_RULE = validate.Regexp(r"^[0-9]{6}\Z", error="a URN is exactly 6 digits")
 POSTCODE_RULE = validate.Regexp(r"^[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}$", error="not a UK postcode")
@@ -52,7 +53,7 @@ class JoinSchool(Strict):
     postcode = fields.String(required=True, validate=POSTCODE_RULE)
     number_on_roll = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10000))
     census_date = fields.Date(required=True)
-    joined_on = fields.Date(load_default=lambda: dt.date.today())
+    joined_on = fields.Date(load_default=lambda: business_date.today())
     mat = fields.Nested(MatIn, load_default=None, allow_none=True)
 
 
@@ -117,7 +118,7 @@ class OnDate(Strict):
 
 class SchoolImport(Strict):
     census_date = fields.Date(load_default=None)
-    joined_on = fields.Date(load_default=lambda: dt.date.today())
+    joined_on = fields.Date(load_default=lambda: business_date.today())
     effective_date = fields.Date(load_default=None)
 
 
@@ -125,7 +126,7 @@ class Organisation(Strict):
     id = fields.String(required=True, validate=validate.Length(min=1, max=20))
     kind = fields.String(required=True, validate=validate.OneOf(("mat", "council", "partner")))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    joined_on = fields.Date(load_default=lambda: dt.date.today())
+    joined_on = fields.Date(load_default=lambda: business_date.today())
 
 
 class NewContact(Strict):
@@ -133,7 +134,7 @@ class NewContact(Strict):
     email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
     role = fields.String(required=True, validate=validate.OneOf(people.ROLES))
     may_commit_spending = fields.Boolean(load_default=None, allow_none=True)
-    effective_date = fields.Date(load_default=lambda: dt.date.today())
+    effective_date = fields.Date(load_default=lambda: business_date.today())
     appointment_type = fields.String(load_default=None, validate=validate.OneOf(people.APPOINTMENT_TYPES))
     committees = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=None)
 
@@ -142,7 +143,7 @@ class NewRole(Strict):
     urn = fields.String(required=True, validate=URN_RULE)
     role = fields.String(required=True, validate=validate.OneOf(people.ROLES))
     may_commit_spending = fields.Boolean(load_default=None, allow_none=True)
-    effective_date = fields.Date(load_default=lambda: dt.date.today())
+    effective_date = fields.Date(load_default=lambda: business_date.today())
     appointment_type = fields.String(load_default=None, validate=validate.OneOf(people.APPOINTMENT_TYPES))
     committees = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=None)
 
@@ -150,7 +151,7 @@ class NewRole(Strict):
 class ChangeRole(Strict):
     may_commit_spending = fields.Boolean()
     committees = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
-    effective_date = fields.Date(load_default=lambda: dt.date.today())
+    effective_date = fields.Date(load_default=lambda: business_date.today())
 
 
 class EndRole(Strict):
@@ -378,7 +379,7 @@ class MembershipService(base.ObservableService):
     def record_training(self, request, contact_id):
         command = load_body(request, Training())
         return 201, _domain_errors(lambda: handlers.record_training(self.uow(), contact_id, command,
-                                                                    dt.date.today()))
+                                                                    business_date.today()))
 
     @http("GET", "/contacts/<string:contact_id>/export")
     def export_contact(self, request, contact_id):

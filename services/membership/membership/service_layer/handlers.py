@@ -11,6 +11,7 @@ import uuid
 from membership.adapters import repository
 from membership.domain import contacts as people
 from membership.domain import lineage, model, register
+from shared import business_date
 
 
 def _mat(data) -> model.Mat | None:
@@ -531,7 +532,7 @@ def erase_contact(uow, contact_id: str) -> dict:
             for held in repository.roles_of(uow.session, contact_id):
                 if held.active:
                     # the person is gone: their roles end today so nobody can buy in their name
-                    ended = dataclasses.replace(held, ended_on=max(dt.date.today(), held.started_on
+                    ended = dataclasses.replace(held, ended_on=max(business_date.today(), held.started_on
                                                                    + dt.timedelta(days=1)),
                                                 end_reason="personal data erased", may_commit_spending=False)
                     repository.save_role(uow.session, ended)

@@ -23,6 +23,7 @@ from scheduling.messages import consumed
 from scheduling.messages.published import PUBLISHED
 from scheduling.service_layer import handlers
 from shared.storage import Storage
+from shared import business_date
 
 URN = validate.Regexp(r"^\d{6}$", error="a URN is 6 digits")
 
@@ -364,13 +365,13 @@ class SchedulingService(base.ObservableService):
     def post_booking(self, request, session_id):
         body = load_body(request, BookingBody())
         return 201, handlers.book(self.uow(), session_id, body["urn"], body["contact_id"],
-                                  body["booked_on"] or dt.date.today())
+                                  body["booked_on"] or business_date.today())
 
     @http("POST", "/bookings/<string:booking_id>/cancel")
     @mapped
     def post_cancel(self, request, booking_id):
         body = load_body(request, CancelBody())
-        return handlers.cancel_booking(self.uow(), booking_id, body["today"] or dt.date.today())
+        return handlers.cancel_booking(self.uow(), booking_id, body["today"] or business_date.today())
 
     @http("POST", "/bookings/<string:booking_id>/attendance")
     @mapped

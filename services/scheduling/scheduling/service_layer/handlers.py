@@ -19,6 +19,7 @@ from scheduling.domain import upstream
 from scheduling.domain.copies import SLACopy, is_member_record
 from scheduling.domain.ordering import BEFORE_OWN_EVENTS, UNORDERED, Position
 from scheduling.domain.review_validator import validate
+from shared import business_date
 
 log = logging.getLogger(__name__)
 
@@ -264,13 +265,13 @@ def register_reviewer(uow, reviewer_id: str, urn: str, trained: bool, can_lead: 
     """Adds or updates a reviewer; reviews from today on that the change breaks are re-planned."""
     with uow:
         school = _school(uow.session, urn)
-        if not _member_on(school, today or dt.date.today()):
+        if not _member_on(school, today or business_date.today()):
             raise Refused(f"school {urn} is no longer a member", field="urn", rule="active_member")
         if can_lead and not trained:
             raise Refused("a lead reviewer must be trained", field="can_lead", rule="lead_is_trained")
         repo_had = any(r["reviewer_id"] == reviewer_id for r in repo.reviewer_rows(uow.session))
         repo.upsert_reviewer(uow.session, reviewer_id, urn, trained, can_lead, sorted(d.isoformat() for d in unavailable))
-        changed = _replan_reviews(uow, today or dt.date.today(),
+        changed = _replan_reviews(uow, today or business_date.today(),
                                   f"reviewer {reviewer_id} became unavailable or changed role") if repo_had else []
         uow.commit()
     return {"reviewer_id": reviewer_id, "urn": urn, "trained": trained, "can_lead": can_lead,
