@@ -79,7 +79,6 @@ class OutboxRelay:
         self._nacked: set[int] = set()
         self._outstanding: set[int] = set()
         self._returned: dict[str, str] = {}
-        self._last_gauges = 0.0
         self._last_prune = 0.0
         self.stopping = False
 
@@ -283,11 +282,6 @@ class OutboxRelay:
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
-        if now - self._last_gauges >= 1.0:
-            self._last_gauges = now
-            count, age = self.backlog()
-            self.metrics.outbox_backlog.set(count)
-            self.metrics.outbox_oldest_age.set(age)
         if now - self._last_prune >= 60.0:
             self._last_prune = now
             o = self.outbox

@@ -57,10 +57,27 @@ _broker = BrokerProbe()
 
 
 class Operations(DependencyProvider):
-    """The container seen from an HTTP worker: its reliable handlers and its outbox relay."""
+    """The container seen from an HTTP worker: its reliable handlers, its outbox relay, its readiness."""
+
+    def setup(self):
+        # Readiness is exported at each scrape too (`partnership_ready`), so an alert sees what /ready sees.
+        metrics_for(self.container.service_name).watch_readiness(self.problems)
 
     def get_dependency(self, worker_ctx):
         return self
+
+    def problems(self) -> dict[str, str]:
+        """What keeps the service from being ready: {"database"|"broker": error}; empty when ready."""
+        problems = {}
+        storage = self.storage()
+        try:
+            storage.database.ping()
+        except Exception as exc:  # noqa: BLE001 - reported as not ready
+            problems["database"] = f"{type(exc).__name__}: {exc}"
+        broker_error = _broker.error(self.container.config["AMQP_URI"])
+        if broker_error:
+            problems["broker"] = broker_error
+        return problems
 
     def handlers(self):
         return sorted((e for e in self.container.entrypoints if isinstance(e, ReliableEventHandler)),
@@ -99,14 +116,7 @@ class ObservableService:
 
     @http("GET", "/ready")
     def ready(self, request):
-        problems = {}
-        try:
-            self.uow.database.ping()
-        except Exception as exc:  # noqa: BLE001 - reported as not ready
-            problems["database"] = f"{type(exc).__name__}: {exc}"
-        broker_error = _broker.error(self.config["AMQP_URI"])
-        if broker_error:
-            problems["broker"] = broker_error
+        problems = self.operations.problems()
         if problems:
             return 503, {"status": "not_ready", "service": self.name, "problems": problems}
         return {"status": "ready", "service": self.name}

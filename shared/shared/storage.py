@@ -48,6 +48,8 @@ class Storage(DependencyProvider):
         self.relay = OutboxRelay(service=service, database=self.database, outbox=self.outbox,
                                  amqp_uri=config["AMQP_URI"], metrics=metrics_for(service),
                                  settings=events_settings(config), signal=self.signal)
+        # Read at each scrape, not by the relay: the gauges stay true while the relay is stopped.
+        metrics_for(service).watch_outbox(self.relay.backlog)
         self._relay_thread = None
         faults = config.get("FAULTS") or {}
         self.delay_before_commit = float(faults.get("delay_before_commit_seconds") or 0)

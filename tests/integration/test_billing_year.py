@@ -227,9 +227,9 @@ class TestCountyYear:
         assert picture["members"] == 11  # 12 joined + the academy - the leaver - the closed maintained school
 
         metrics = get_text(f"{billing}/metrics")[2]
-        assert 'billing_revenue_pence{academic_year="2026/27",service_area="governance"} 120000.0' in metrics
-        assert 'billing_paying_members{academic_year="2026/27"} 13.0' in metrics
-        assert "billing_debt_pence" in metrics and "billing_buy_back_ratio" in metrics
+        assert 'partnership_billing_revenue_pence{academic_year="2026/27",service_area="governance"} 120000.0' in metrics
+        assert 'partnership_billing_paying_members{academic_year="2026/27"} 13.0' in metrics
+        assert "partnership_billing_debt_pence" in metrics and "partnership_billing_buy_back_ratio" in metrics
 
         # -- exports -----------------------------------------------------------------------------------
         status, content_type, text = get_text(f"{billing}/exports/invoices.csv")

@@ -244,5 +244,5 @@ class TestCooperativeTrust:
                                                                              "reason": "x"})
         assert status == 400 and "effective_date" in body["fields"]
         status, metrics = 200, __import__("urllib.request").request.urlopen(f"{base}/metrics").read().decode()
-        assert 'membership_members{kind="school",status="active"} 1.0' in metrics
-        assert 'membership_members{kind="school",status="left"} 1.0' in metrics
+        assert 'partnership_membership_members{kind="school",status="active"} 1.0' in metrics
+        assert 'partnership_membership_members{kind="school",status="left"} 1.0' in metrics

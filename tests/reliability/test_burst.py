@@ -66,9 +66,9 @@ def test_a_billing_run_of_thousands_of_invoices_leaves_every_outbox_empty(stack_
     assert archived.count("invoice_issued") == SCHOOLS
     assert archived.count("charge_recorded") == SCHOOLS
     metrics = http_json_text(f"{billing}/metrics")
-    assert 'billing_events_unroutable_total' not in metrics or all(
+    assert 'partnership_events_unroutable_total' not in metrics or all(
         line.endswith(" 0.0") for line in metrics.splitlines()
-        if line.startswith("billing_events_unroutable_total{"))
+        if line.startswith("partnership_events_unroutable_total{"))
 
 
 def http_json_text(url: str) -> str:

@@ -135,7 +135,7 @@ class TestDuplicatesAndPoison:
 
         def duplicate_seen():
             metrics = http_json_text(f"{stack.url('billing')}/metrics")
-            return 'billing_events_duplicate_total{type="subscription_started"} 1.0' in metrics
+            return 'partnership_events_duplicate_total{service="billing",type="subscription_started"} 1.0' in metrics
 
         eventually(duplicate_seen, message="the duplicate counted")
         assert tools.count(billing_db, "charges") == 1
@@ -197,8 +197,8 @@ class TestDatabaseUnavailable:
         eventually(lambda: tools.count(billing_db, "charges") == 5, timeout=30, message="charges after the lock")
         metrics = http_json_text(f"{stack.url('billing')}/metrics")
         # a lock is transient: the messages were kept and tried again, never counted as attempts
-        assert 'billing_events_deferred_total{type="subscription_started"}' in metrics
-        assert 'billing_events_retried_total{type="subscription_started"}' not in metrics
+        assert 'partnership_events_deferred_total{service="billing",type="subscription_started"}' in metrics
+        assert 'partnership_events_retried_total{service="billing",type="subscription_started"}' not in metrics
         assert tools.queue_depth(stack.amqp_uri, BILLING_SUBSCRIPTION_QUEUE + ".dead") == 0
         assert tools.count(billing_db, "inbox") == 5
 

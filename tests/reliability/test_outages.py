@@ -107,7 +107,7 @@ class Stream:
 
 def metric(text: str, name: str) -> float:
     """Sum of a metric's samples for subscription_started (0 if it was never counted)."""
-    pattern = re.compile(rf'^{re.escape(name)}\{{type="subscription_started"[^}}]*\}} ([0-9.e+]+)$', re.M)
+    pattern = re.compile(rf'^{re.escape(name)}\{{service="billing",type="subscription_started"[^}}]*\}} ([0-9.e+]+)$', re.M)
     return sum(float(value) for value in pattern.findall(text))
 
 
@@ -150,9 +150,9 @@ def assert_recovered_exactly_once(stack, database_url: str, total: int, during: 
     for delay in (200, 500):
         assert depth(stack.amqp_uri, f"billing.retry.{delay}ms") == 0
     text = http_json_text(f"{stack.url('billing')}/metrics")
-    deferred = metric(text, "billing_events_deferred_total")
-    assert metric(text, "billing_events_retried_total") == 0  # an outage is no attempt
-    assert metric(text, "billing_events_dead_lettered_total") == 0
+    deferred = metric(text, "partnership_events_deferred_total")
+    assert metric(text, "partnership_events_retried_total") == 0  # an outage is no attempt
+    assert metric(text, "partnership_events_dead_lettered_total") == 0
     assert deferred >= 1
     # paused, not spinning: one probe per backoff step (capped at 4 s, fully jittered) plus what
     # was already running when the outage began (at most max_workers = 10); a handler retrying

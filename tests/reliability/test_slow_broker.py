@@ -90,9 +90,9 @@ class TestRelayThroughSlowConfirms:
         assert eventually(lambda: tools.queue_depth(vhost.amqp_uri, "tap") == total, timeout=10,
                           message="30 messages in the bound queue")
         assert tools.queue_depth(vhost.amqp_uri, "tap") == total  # exactly once each: no republish storm
-        assert metrics.registry.get_sample_value(f"{service}_outbox_relay_errors_total") == 0
-        assert metrics.registry.get_sample_value(f"{service}_events_published_total",
-                                                 {"type": "thing_happened"}) == total
+        assert metrics.registry.get_sample_value("partnership_outbox_relay_errors_total", {"service": service}) == 0
+        assert metrics.registry.get_sample_value("partnership_events_published_total",
+                                                 {"service": service, "type": "thing_happened"}) == total
         with database.reader() as session:
             assert session.execute(sa.select(sa.func.count()).select_from(outbox)
                                    .where(outbox.c.sent_at.is_(None))).scalar_one() == 0
@@ -126,7 +126,7 @@ class TestRelayThroughSlowConfirms:
                 runner.join(30)
                 proxy.resume(0)
         assert not runner.is_alive(), "the relay hung on a broker that stopped answering"
-        assert metrics.registry.get_sample_value(f"{service}_outbox_relay_errors_total") == 1
+        assert metrics.registry.get_sample_value("partnership_outbox_relay_errors_total", {"service": service}) == 1
         assert 9.5 <= elapsed < 25  # one round given up at the 10 s confirm timeout, then published again
         # the first round's messages were routed, only their confirms were lost: each event is
         # there twice (a duplicate the consumers' inboxes absorb), none is missing
