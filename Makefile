@@ -43,6 +43,9 @@ lint: install
 	$(BIN)/python -m deploy.contracts --check
 	$(BIN)/python -m deploy.links --check
 	$(BIN)/python -m deploy.topology --check
+	promtool check config --syntax-only deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/tests/*.test.yml
 
 test: install lint
 	$(BIN)/python -m pytest shared/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rs
