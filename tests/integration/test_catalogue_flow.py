@@ -201,6 +201,15 @@ class TestBadInput:
         assert tap.of("subscription_started") == []
         status, body = attempt(quantity=2)
         assert status == 201, body
+        bought = body
+        renewal = f"{base}/subscriptions/{bought['subscription_id']}/renewal"
+        status, body = http_json("POST", renewal, {})
+        assert status == 400 and "contact_id" in body["fields"]
+        status, body = http_json("POST", f"{base}/subscriptions/{uuid.uuid4()}/renewal", {"contact_id": head})
+        assert status == 404 and body["field"] == "subscription_id"
+        # confirming is for an SLA bought after its notice date; one set to renew already is a conflict
+        status, body = http_json("POST", renewal, {"contact_id": head})
+        assert (status, body.get("field")) == ((409, "subscription_id") if bought["auto_renew"] else (200, None)), body
         status, body = attempt()
         assert status == 409 and body["field"] == "offering_code" and "already has" in body["message"]
         status, body = http_json("POST", f"{base}/offerings/{specs[2]['code']}/editions/2026/sale", {"on_sale": False})
