@@ -128,14 +128,15 @@ def run(backend: str, schools: int) -> dict:
         load(uows, schools, rng)
         loaded = time.perf_counter() - started
         started, cpu = time.perf_counter(), time.process_time()
-        summary = handlers.run_renewal_round(uows, year=2027, today=dt.date(2027, 1, 11),
+        # after both notice dates (31 December, 31 May): one round renews maintained schools and academies
+        summary = handlers.run_renewal_round(uows, year=2027, today=dt.date(2027, 6, 1),
                                              uplift_percent=Decimal("3"))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         renewed_rows = count(uows, subscriptions, subscriptions.c.origin == "renewal")
         events = count(uows, outbox, outbox.c.event_type == "subscription_renewed")
         expected = schools * len(OFFERINGS)
         assert summary.renewed == renewed_rows == events == expected, (summary, renewed_rows, events)
-        again = handlers.run_renewal_round(uows, year=2027, today=dt.date(2027, 1, 12))
+        again = handlers.run_renewal_round(uows, year=2027, today=dt.date(2027, 6, 2))
         assert again.renewed == 0 and again.due == 0
         return {"backend": backend, "schools": schools, "slas": expected, "load_seconds": round(loaded, 1),
                 "round_seconds": round(seconds, 2), "round_cpu_seconds_this_process": round(cpu, 2),

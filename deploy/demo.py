@@ -2,7 +2,8 @@
 
 Generates a few dozen schools (realistic types, phases, MATs and pupil numbers),
 publishes three offerings, appoints each school's head teacher, has most schools buy
-(the head orders), then prints each service's view.
+(the head orders), cancels one renewal and runs the 2027 renewal round (each SLA renews
+only once its own notice date has passed), then prints each service's view.
 Needs `make run` in another terminal (or services at the URLs in DEMO_*_URL).
 """
 from __future__ import annotations
@@ -28,8 +29,11 @@ OFFERINGS = [
      "edition": {"year": 2026, "terms": {"model": "per_pupil", "base_fee_pence": 150000,
                                          "rate_by_phase": {"primary": "825", "secondary": "610", "special": "1200"},
                                          "minimum_pence": 200000, "maximum_pence": 900000}}},
+    # Sold only whole: the year's training calendar and induction come as one annual licence, recordings of
+    # sessions already held included, so a late buyer gets (and pays for) the whole year. The other two are
+    # delivered through the year (visits, network meetings): bought late, they cover and cost from that day.
     {"code": "GOV-TRAIN", "name": "Governance training and induction", "service_area": "governance",
-     "vat_treatment": "exempt", "eligible_phases": ["primary", "secondary", "special"],
+     "vat_treatment": "exempt", "eligible_phases": ["primary", "secondary", "special"], "sold_whole": True,
      "edition": {"year": 2026, "terms": {"model": "flat", "flat_fee_pence": 95000}}},
     {"code": "LD-NETWORK", "name": "Peer learning networks", "service_area": "leadership_development",
      "vat_treatment": "standard", "eligible_phases": ["primary", "secondary"],
@@ -108,6 +112,7 @@ def main() -> None:
                     "contact_id": heads[school["urn"]]})
                 bought += status == 201
     print(f"{bought} SLAs bought (201s; repeats of the demo are refused as overlapping)")
+    renewal_round(joined, heads)
     time.sleep(2)
     status, members = call("GET", f"{URLS['membership']}/members?limit=5000")
     print(f"\nmembership: {members['count']} members")
@@ -130,6 +135,27 @@ def main() -> None:
     sample = joined[0]["urn"]
     status, seen = call("GET", f"{URLS['scheduling']}/schools/{sample}")
     print(f"scheduling: URN {sample} is eligible for {[e['offering_code'] for e in seen.get('eligibility', [])]}")
+
+
+def renewal_round(joined: list[dict], heads: dict[str, str]) -> None:
+    """One school cancels an SLA's renewal, then the 2027 round runs: an SLA renews only once its own notice
+    date has passed (31 December for maintained schools' April-March SLAs, 31 May for academies')."""
+    urn = joined[0]["urn"]
+    subs = call("GET", f"{URLS['catalogue']}/members/{urn}")[1].get("subscriptions", [])
+    if subs:
+        sub = subs[0]
+        status, body = call("POST", f"{URLS['catalogue']}/subscriptions/{sub['id']}/cancel",
+                            {"contact_id": heads[urn], "reason": "demo: budget review"})
+        print(f"URN {urn} cancels the renewal of {sub['offering_code']} (notice date {sub['notice_date']}): "
+              + (f"accepted, it runs to {body['covered_until']} and does not renew" if status == 200
+                 else f"refused ({status}): {body.get('message')}"))
+    status, summary = call("POST", f"{URLS['catalogue']}/renewal-rounds", {"year": 2027, "uplift_percent": "3"})
+    if status != 201:
+        print(f"renewal round refused: {summary}")
+        return
+    print(f"renewal round 2027 (editions opened: {', '.join(summary['editions_opened']) or 'none new'}): "
+          f"{summary['renewed']} renewed, {summary['expired']} expired, {summary['awaiting_notice']} waiting for "
+          f"their notice date to pass (the school may still cancel until then); a later run renews those")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,12 @@ def academy(mat_id: str = "TR01234", mat_name: str = "Great Learners Trust", **o
     return school(establishment_type="academy_converter", mat={"id": mat_id, "name": mat_name}, **overrides)
 
 
+# Sold only whole (issue 14, rule 2): these offerings are bought by end-to-end flows on the real calendar,
+# so a purchase covering from the day the suite runs would move every period and charge with that day.
+# The catalogue's own tests buy late on fixed dates (covered and charged from the purchase date).
+SOLD_WHOLE = {"sold_whole": True}
+
+
 def per_pupil_offering(**overrides) -> dict:
     code = overrides.pop("code", None) or f"SI-{random.randint(1000, 9999)}"
     data = {
@@ -32,6 +38,7 @@ def per_pupil_offering(**overrides) -> dict:
         "edition": {"year": 2026, "terms": {"model": "per_pupil", "base_fee_pence": 150000,
                                             "rate_by_phase": {"primary": "825", "secondary": "610"},
                                             "minimum_pence": 200000, "maximum_pence": 900000}},
+        **SOLD_WHOLE,
     }
     data.update(overrides)
     return data
@@ -43,6 +50,7 @@ def flat_offering(**overrides) -> dict:
         "code": code, "name": "Governance training and induction", "service_area": "governance",
         "vat_treatment": "exempt", "eligible_phases": ["primary", "secondary", "special"],
         "edition": {"year": 2026, "terms": {"model": "flat", "flat_fee_pence": 95000}},
+        **SOLD_WHOLE,
     }
     data.update(overrides)
     return data

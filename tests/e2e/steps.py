@@ -66,5 +66,6 @@ def charges(stack, **query) -> list[dict]:
 
 
 def offering(code: str, name: str, service_area: str, vat: str, terms: dict, **extra) -> dict:
+    """An offering with a 2026 edition, sold only whole unless `sold_whole=False` (see `tests.factories`)."""
     return {"code": code, "name": name, "service_area": service_area, "vat_treatment": vat,
-            "edition": {"year": 2026, "terms": terms, **extra.pop("edition", {})}, **extra}
+            "edition": {"year": 2026, "terms": terms, **extra.pop("edition", {})}, **{"sold_whole": True, **extra}}

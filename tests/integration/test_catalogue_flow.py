@@ -7,11 +7,14 @@ test acts, so these tests see the events on the wire, not in the database.
 """
 from __future__ import annotations
 
+import datetime as dt
 import random
 import time
 import uuid
 
 import pytest
+
+from shared import business_date
 
 from tests.archive_tap import ArchiveTap
 from tests.conftest import eventually, http_json
@@ -21,6 +24,16 @@ from tests.reliability.tools import envelope, publish_raw
 def EventTap(amqp_uri: str, exchange: str) -> ArchiveTap:
     """What one producer (`<producer>.events`) publishes during a test, read from its archive."""
     return ArchiveTap(amqp_uri, [exchange.split(".")[0]])
+
+
+# The 2026 editions these tests buy run 1 April 2026 - 31 March 2027 for a maintained school; bought on a
+# later day the SLA covers from that day (issue 14, rule 2), and the SLAs' notice date is 31 December 2026.
+MAINTAINED_START, NOTICE_DATE = dt.date(2026, 4, 1), dt.date(2026, 12, 31)
+
+
+def starts_on() -> str:
+    """The first day a maintained school's 2026 SLA bought today covers."""
+    return max(MAINTAINED_START, business_date.today()).isoformat()
 
 
 def urn() -> str:
@@ -104,7 +117,7 @@ class TestSchoolBuysThreeModelsThenConverts:
             status, sub = http_json("POST", f"{base}/subscriptions", {
                 "urn": school, "offering_code": code, "edition_year": 2026, "contact_id": head, **extra})
             assert status == 201, sub
-            assert sub["annual_price_pence"] == price and sub["period_start"] == "2026-04-01"
+            assert sub["annual_price_pence"] == price and sub["period_start"] == starts_on()
             bought.append(sub)
         started = tap.wait_for("subscription_started", 3)
         assert {s["subscription_id"] for s in started} == {b["subscription_id"] for b in bought}
@@ -166,6 +179,11 @@ class TestBadInput:
         assert status == 422 and body["field"] == "offering_code" and "early_years" in body["message"]
         status, body = attempt(edition_year=2030)
         assert status == 422 and body["field"] == "edition_year"
+        status, body = http_json("POST", f"{base}/offerings/{specs[2]['code']}/editions", {
+            "year": 2024, "terms": {"model": "per_session", "unit": "day", "unit_price_pence": 40000}})
+        assert status == 201, body
+        status, body = attempt(edition_year=2024)  # 1 April 2024 - 31 March 2025: over
+        assert status == 422 and body["field"] == "edition_year" and "ended on 2025-03-31" in body["message"]
         status, body = attempt(years=5)
         assert status == 400 and "years" in body["fields"]
         status, body = attempt(quantity=2.5)
@@ -183,6 +201,15 @@ class TestBadInput:
         assert tap.of("subscription_started") == []
         status, body = attempt(quantity=2)
         assert status == 201, body
+        bought = body
+        renewal = f"{base}/subscriptions/{bought['subscription_id']}/renewal"
+        status, body = http_json("POST", renewal, {})
+        assert status == 400 and "contact_id" in body["fields"]
+        status, body = http_json("POST", f"{base}/subscriptions/{uuid.uuid4()}/renewal", {"contact_id": head})
+        assert status == 404 and body["field"] == "subscription_id"
+        # confirming is for an SLA bought after its notice date; one set to renew already is a conflict
+        status, body = http_json("POST", renewal, {"contact_id": head})
+        assert (status, body.get("field")) == ((409, "subscription_id") if bought["auto_renew"] else (200, None)), body
         status, body = attempt()
         assert status == 409 and body["field"] == "offering_code" and "already has" in body["message"]
         status, body = http_json("POST", f"{base}/offerings/{specs[2]['code']}/editions/2026/sale", {"on_sale": False})
@@ -191,7 +218,10 @@ class TestBadInput:
 
 
 class TestRenewalRoundOverHttp:
-    def test_round_renews_publishes_and_reports_buy_back(self, stack_factory, databases, amqp_uri, tap):
+    def test_round_respects_the_notice_date_and_a_cancellation(self, stack_factory, databases, amqp_uri, tap):
+        """What the round does over HTTP on the day the test runs (the service's business date): up to the
+        SLAs' notice date it renews none of them and a cancellation of the renewal is accepted; after
+        it the cancellation is refused and the round renews them (issue 14, rule 1)."""
         stack = stack_factory(databases).start("catalogue")
         base = stack.url("catalogue")
         suffix = str(random.randint(1000, 9999))
@@ -204,28 +234,42 @@ class TestRenewalRoundOverHttp:
             status, sub = http_json("POST", f"{base}/subscriptions", {
                 "urn": school, "offering_code": governance["code"], "edition_year": 2026, "contact_id": head})
             assert status == 201, sub
+            # bought after the notice date an SLA renews only if confirmed, and the buyer is told so
+            late = business_date.today() > NOTICE_DATE
+            assert (sub["notice_date"], sub["auto_renew"], sub["renewal_notice"] is not None) == (
+                NOTICE_DATE.isoformat(), not late, late)
+            if late:
+                status, confirmed = http_json("POST", f"{base}/subscriptions/{sub['subscription_id']}/renewal",
+                                              {"contact_id": head})
+                assert status == 200 and confirmed["auto_renew"] is True, confirmed
             subs[school] = sub
         membership_event(amqp_uri, "member_left", {"urn": schools[3], "name": "x", "effective_date": "2027-04-01",
                                                    "reason": "closed"})
         eventually(lambda: http_json("GET", f"{base}/members/{schools[3]}")[1]["status"] == "left",
                    message="member left")
+        in_time = business_date.today() <= NOTICE_DATE
+        status, cancelled = http_json("POST", f"{base}/subscriptions/{subs[schools[2]]['subscription_id']}/cancel",
+                                      {"contact_id": heads[schools[2]], "reason": "budget"})
+        if in_time:
+            assert status == 200 and cancelled["effective_date"] == "2027-04-01", cancelled
+            assert tap.wait_for("subscription_cancelled", 1)[0]["subscription_id"] == (
+                subs[schools[2]]["subscription_id"])
+        else:
+            assert status == 422 and cancelled["field"] == "effective_date", cancelled
 
         status, summary = http_json("POST", f"{base}/renewal-rounds", {"year": 2027, "uplift_percent": "2"})
         assert status == 201, summary
-        assert (summary["due"], summary["renewed"], summary["expired"]) == (4, 3, 1)
+        assert tap.wait_for("edition_priced", 2)[-1]["edition_year"] == 2027
+        if in_time:  # nobody's notice date has passed: every SLA waits, the cancelled one is not due at all
+            assert (summary["due"], summary["renewed"], summary["expired"], summary["awaiting_notice"]) == (
+                0, 0, 0, 3)
+            assert tap.of("subscription_renewed") == [] and tap.of("subscription_ended") == []
+            return
+        assert (summary["due"], summary["renewed"], summary["expired"], summary["awaiting_notice"]) == (4, 3, 1, 0)
         renewed = tap.wait_for("subscription_renewed", 3)
         assert {r["renewal_of"] for r in renewed} == {subs[s]["subscription_id"] for s in schools[:3]}
         # bands raised 2%: 60000 -> 61200 (120 pupils), 95000 -> 96900 (220 and 320 pupils)
         assert sorted(r["annual_price_pence"] for r in renewed) == [61200, 96900, 96900]
-        assert tap.wait_for("edition_priced", 2)[-1]["edition_year"] == 2027
         expired = tap.wait_for("subscription_ended", 1)
         assert expired == [{"subscription_id": subs[schools[3]]["subscription_id"], "urn": schools[3],
                             "effective_date": "2027-04-01", "reason": "expired"}]
-
-        status, view = http_json("GET", f"{base}/members/{schools[0]}/renewal?year=2027")
-        assert status == 200
-        assert view["lines"][0]["last_year"]["annual_price_pence"] == 60000
-        assert view["lines"][0]["this_year"]["annual_price_pence"] == 61200
-        status, report = http_json("GET", f"{base}/reports/buy-back")
-        assert report["buy_back"] == [{"service_area": "governance", "year": 2027, "eligible": 4, "renewing": 3,
-                                       "buy_back_rate": "0.7500"}]

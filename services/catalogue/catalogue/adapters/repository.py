@@ -10,8 +10,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from catalogue.adapters.tables import contacts, editions, erased_contacts, members, offerings, subscriptions
 from catalogue.domain.member_copy import Mat, MemberCopy, RecordedRole, Roll, SchoolDetails
-from catalogue.domain.model import (Contact, Edition, Ending, Entitlement, KnownMember, Offering, Subscription,
-                                    notice_date)
+from catalogue.domain.model import (Component, Contact, Edition, Ending, Entitlement, Holding, KnownMember,
+                                    Offering, Subscription, notice_date)
 from catalogue.domain.pricing import Quote, Step, terms_from_json, terms_to_json
 
 __all__ = ["terms_to_json", "terms_from_json"]
@@ -169,12 +169,25 @@ def _offering(row) -> Offering:
     return Offering(code=row.code, name=row.name, service_area=row.service_area, provider=row.provider,
                     vat_treatment=row.vat_treatment, eligible_phases=_split(row.eligible_phases),
                     description=row.description, eligible_types=_split(row.eligible_types), capacity=row.capacity,
-                    withdrawn_on=row.withdrawn_on)
+                    withdrawn_on=row.withdrawn_on, sold_whole=row.sold_whole)
 
 
 def offering(session, code: str) -> Offering | None:
     row = session.execute(select(offerings).where(offerings.c.code == code)).first()
     return None if row is None else _offering(row)
+
+
+_OFFERING_LOCKS = 0x6F666672  # advisory lock namespace of this service's offerings (capacity)
+
+
+def lock_offering(session, code: str) -> None:
+    """Hold the offering's lock until the transaction ends, so that counting its places and taking one
+    is one step: two purchases of the last place cannot both count it free (PostgreSQL: a transaction
+    advisory lock, which also serialises with purchases whose count found nothing to lock; SQLite's
+    writers are serialised already)."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = zlib.crc32(code.encode()) - 2 ** 31  # into int4
+        session.execute(select(func.pg_advisory_xact_lock(_OFFERING_LOCKS, key)))
 
 
 def all_offerings(session, code: str | None = None) -> list[tuple[Offering, list[Edition]]]:
@@ -196,7 +209,7 @@ def add_offering(session, item: Offering) -> None:
         code=item.code, name=item.name, service_area=item.service_area, provider=item.provider,
         vat_treatment=item.vat_treatment, eligible_phases=",".join(item.eligible_phases),
         description=item.description, eligible_types=",".join(item.eligible_types), capacity=item.capacity,
-        withdrawn_on=item.withdrawn_on))
+        withdrawn_on=item.withdrawn_on, sold_whole=item.sold_whole))
 
 
 def withdraw_offering(session, code: str, effective_date: dt.date) -> None:
@@ -210,6 +223,20 @@ def entitlements_to_json(items) -> list[dict]:
 
 def entitlements_from_json(data) -> tuple[Entitlement, ...]:
     return tuple(Entitlement(e["kind"], e["quantity"]) for e in (data or ()))
+
+
+def components_to_json(items) -> list[dict]:
+    """As `subscription_started` carries them (interface A)."""
+    return [{"offering_code": c.offering_code, "offering_name": c.offering_name, "service_area": c.service_area,
+             "vat_treatment": c.vat_treatment, "entitlements": entitlements_to_json(c.entitlements),
+             "annual_price_pence": c.annual_price_pence} for c in items]
+
+
+def components_from_json(data) -> tuple[Component, ...]:
+    return tuple(Component(offering_code=c["offering_code"], offering_name=c["offering_name"],
+                           service_area=c["service_area"], vat_treatment=c["vat_treatment"],
+                           entitlements=entitlements_from_json(c["entitlements"]),
+                           annual_price_pence=c["annual_price_pence"]) for c in (data or ()))
 
 
 def _edition(row) -> Edition:
@@ -254,13 +281,36 @@ def holders(session, offering_code: str, start: dt.date, end: dt.date) -> int:
     ).scalar_one()
 
 
+def area_cover(session, on: dt.date, urn: str | None = None) -> dict[tuple[str, str], set[str]]:
+    """(urn, service area) -> the offerings whose cover the school holds on that day through a live SLA
+    (a bundle gives each included offering's, in that offering's area): who is a subscriber on `on`."""
+    query = (select(subscriptions.c.urn, subscriptions.c.offering_code, subscriptions.c.components,
+                    offerings.c.service_area)
+             .join(offerings, offerings.c.code == subscriptions.c.offering_code)
+             .where(subscriptions.c.period_start <= on, subscriptions.c.covered_until >= on))
+    if urn is not None:
+        query = query.where(subscriptions.c.urn == urn)
+    found: dict[tuple[str, str], set[str]] = {}
+    for row in session.execute(query):
+        found.setdefault((row.urn, row.service_area), set()).add(row.offering_code)
+        for part in row.components or ():
+            found.setdefault((row.urn, part["service_area"]), set()).add(part["offering_code"])
+    return found
+
+
 def holds_area(session, urn: str, service_area: str, on: dt.date, *, other_than: str) -> bool:
-    """Does the school hold an SLA in this service area on that day (subscriber price)?"""
-    return session.execute(select(subscriptions.c.id).join(
-        offerings, offerings.c.code == subscriptions.c.offering_code).where(
-        subscriptions.c.urn == urn, offerings.c.service_area == service_area,
-        subscriptions.c.offering_code != other_than, subscriptions.c.period_start <= on,
-        subscriptions.c.covered_until >= on).limit(1)).first() is not None
+    """Does the school hold the cover of another offering of this service area on that day (subscriber price)?"""
+    return bool(area_cover(session, on, urn).get((urn, service_area), set()) - {other_than})
+
+
+def school_holdings(session, urn: str) -> tuple[Holding, ...]:
+    """What each of the school's live SLAs covers (its offering, and a bundle's included ones), and when."""
+    rows = session.execute(select(subscriptions.c.offering_code, subscriptions.c.components,
+                                  subscriptions.c.period_start, subscriptions.c.covered_until).where(
+        subscriptions.c.urn == urn, subscriptions.c.covered_until >= subscriptions.c.period_start))
+    return tuple(Holding(r.offering_code,
+                         frozenset((r.offering_code, *(c["offering_code"] for c in r.components or ()))),
+                         _date(r.period_start), _date(r.covered_until)) for r in rows)
 
 
 def subscription_values(item: Subscription) -> dict:
@@ -273,7 +323,7 @@ def subscription_values(item: Subscription) -> dict:
         purchased_on=item.purchased_on, status=item.status, quantity=item.quantity,
         entitlements=entitlements_to_json(item.entitlements), purchased_by_contact_id=item.purchased_by_contact_id,
         continues_subscription_id=item.continues_subscription_id, origin=item.origin, auto_renew=item.auto_renew,
-        covered_until=item.covered_until)
+        covered_until=item.covered_until, components=components_to_json(item.components))
 
 
 def add_subscription(session, item: Subscription) -> None:
@@ -291,7 +341,8 @@ def _subscription(row) -> Subscription:
         purchased_by_role=row.purchased_by_role, purchased_on=row.purchased_on, status=row.status,
         quantity=row.quantity, entitlements=entitlements_from_json(row.entitlements),
         purchased_by_contact_id=row.purchased_by_contact_id, continues_subscription_id=row.continues_subscription_id,
-        origin=row.origin, auto_renew=row.auto_renew, covered_until=row.covered_until)
+        origin=row.origin, auto_renew=row.auto_renew, covered_until=row.covered_until,
+        components=components_from_json(row.components))
 
 
 def subscription(session, subscription_id: str) -> Subscription | None:
@@ -328,6 +379,18 @@ def record_ending(session, ending: Ending, *, status: str, cancelled_on: dt.date
 def stop_renewal(session, subscription_id: str, cancelled_on: dt.date, reason: str) -> None:
     session.execute(subscriptions.update().where(subscriptions.c.id == subscription_id).values(
         auto_renew=False, cancelled_on=cancelled_on, end_reason=reason))
+
+
+def renewal_of(session, subscription_id: str) -> Subscription | None:
+    """The renewal that continues an SLA, if the round recorded one and it still covers something."""
+    row = session.execute(select(subscriptions).where(
+        subscriptions.c.continues_subscription_id == subscription_id, subscriptions.c.origin == "renewal",
+        subscriptions.c.covered_until >= subscriptions.c.period_start)).first()
+    return None if row is None else _subscription(row)
+
+
+def confirm_renewal(session, subscription_id: str) -> None:
+    session.execute(subscriptions.update().where(subscriptions.c.id == subscription_id).values(auto_renew=True))
 
 
 def subscriptions_of(session, urn: str) -> list[dict]:

@@ -66,6 +66,8 @@ offerings = sa.Table(
     sa.Column("eligible_types", sa.String(400), nullable=False, server_default=""),
     sa.Column("capacity", sa.Integer),
     sa.Column("withdrawn_on", sa.Date),
+    # sold only whole: a purchase during the period still covers (and pays for) all of it
+    sa.Column("sold_whole", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 editions = sa.Table(
@@ -106,6 +108,8 @@ subscriptions = sa.Table(
     sa.Column("end_reason", sa.String(20)),
     sa.Column("ended_from", sa.Date),
     sa.Column("cancelled_on", sa.Date),
+    # a bundle's included offerings with their share of its price (`subscription_started` components)
+    sa.Column("components", sa.JSON, nullable=False, server_default="[]"),
     sa.Index("ix_subscriptions_offering_period", "offering_code", "period_start"),
     sa.Index("ix_subscriptions_due", "period_end"),
     # one renewal and one conversion move per SLA, even if a round or an event runs twice

@@ -12,7 +12,14 @@ Rules enforced here:
   academies September-August; agreements run 1, 2 or 3 years at a frozen price;
 - no two SLAs of one school for the same offering cover the same day;
 - an SLA renews automatically unless cancelled on or before its notice date
-  (three months before it ends); a cancellation or leaving ends it from a date;
+  (three months before it ends), and only once that date has passed; a cancellation or
+  leaving ends it from a date;
+- a period that has ended cannot be bought; bought during its period an SLA covers (and is
+  charged) from the purchase date, unless the offering is sold only whole; bought after its
+  notice date it renews only if the buyer confirms it;
+- a bundle gives the cover of each offering it includes: it never overlaps an SLA of one of
+  them, and its price is allocated to them (`pricing.allocate`);
+- a per-delegate SLA of N places carries N included places.
 - at academy conversion each SLA of the predecessor still running ends on the
   conversion date and continues, at the same frozen price, for the successor.
 
@@ -25,7 +32,7 @@ import dataclasses
 import datetime as dt
 import uuid
 
-from catalogue.domain.pricing import PriceTerms, Quote, quote
+from catalogue.domain.pricing import PriceTerms, Quote, allocate, quote
 
 SERVICE_AREAS = ("school_improvement", "leadership_development", "governance", "early_years_and_inclusion",
                  "safeguarding", "hr_and_finance")
@@ -115,6 +122,9 @@ class Offering:
     eligible_types: tuple[str, ...] = ()  # empty: every establishment type
     capacity: int | None = None
     withdrawn_on: dt.date | None = None
+    # Sold only whole: bought during its period it still covers (and is charged for) the whole
+    # period. Default False: a late buyer is covered and charged from the purchase date.
+    sold_whole: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +138,29 @@ class Edition:
     @property
     def label(self) -> str:
         return f"{self.year}-{str(self.year + 1)[-2:]}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """One offering a bundle SLA includes: the school holds its cover, and its share of the bundle's
+    price (`annual_price_pence`; the shares sum exactly to the bundle's price) carries its own VAT."""
+
+    offering_code: str
+    offering_name: str
+    service_area: str
+    vat_treatment: str
+    entitlements: tuple[Entitlement, ...]
+    annual_price_pence: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Holding:
+    """What one of the school's SLAs covers: `covers` = its own offering and, for a bundle, each included one."""
+
+    offering_code: str
+    covers: frozenset[str]
+    start: dt.date
+    until: dt.date
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +189,7 @@ class Subscription:
     origin: str = "purchase"
     auto_renew: bool = True
     covered_until: dt.date | None = None
+    components: tuple[Component, ...] = ()
 
     def __post_init__(self):
         if self.covered_until is None:
@@ -185,6 +219,41 @@ def notice_date(period_end: dt.date) -> dt.date:
     return dt.date(year, month, 1 if after.day == 1 else min(after.day, 28)) - dt.timedelta(days=1)
 
 
+def renews_on(period_end: dt.date, today: dt.date) -> bool:
+    """Whether an SLA ending on `period_end` may be renewed on `today`: only once its notice date has
+    passed (until then, including on the notice date itself, the school may still cancel)."""
+    return today > notice_date(period_end)
+
+
+def sla_entitlements(edition: Edition, quantity: int) -> tuple[Entitlement, ...]:
+    """What an SLA of `quantity` gives: a per-delegate SLA of N places carries `included_place` x N
+    (the edition's per-place included places times N; one per place if it names none), so scheduling
+    counts every place bought and never charges a delegate twice; other models carry the edition's."""
+    if edition.terms.model != "per_delegate":
+        return edition.entitlements
+    places = [e for e in edition.entitlements if e.kind == "included_place"]
+    others = tuple(e for e in edition.entitlements if e.kind != "included_place")
+    per_place = sum(e.quantity for e in places) if places else 1
+    return others + (Entitlement("included_place", per_place * quantity),)
+
+
+def bundle_components(bundle_price_pence: int,
+                      parts: list[tuple[Offering, Edition, int]]) -> tuple[Component, ...]:
+    """A bundle's components: for each included (offering, its edition, its own price for the school),
+    its cover (entitlements, VAT treatment) and its share of the bundle price, in proportion to the
+    own prices, summing exactly to `bundle_price_pence`."""
+    shares = allocate(bundle_price_pence, [own for _, _, own in parts])
+    return tuple(Component(offering_code=item.code, offering_name=item.name, service_area=item.service_area,
+                           vat_treatment=item.vat_treatment, entitlements=edition.entitlements,
+                           annual_price_pence=share)
+                 for (item, edition, _), share in zip(parts, shares))
+
+
+def covers(offering: Offering, edition: Edition) -> frozenset[str]:
+    """The offerings whose cover an SLA of this edition gives: its own and, for a bundle, each included one."""
+    return frozenset((offering.code, *edition.terms.includes))
+
+
 def overlaps(start: dt.date, end: dt.date, other_start: dt.date, other_end: dt.date) -> bool:
     return other_start <= end and start <= other_end
 
@@ -208,12 +277,20 @@ def check_authorised(buyer: Contact | None, *, contact_id: str, urn: str) -> Con
 def buy(*, member: KnownMember | None, urn: str, offering: Offering, edition: Edition, years: int,
         buyer: Contact | None, contact_id: str, po_number: str | None, today: dt.date,
         live_periods: list[tuple[dt.date, dt.date]], quantity: int = 1, subscriber: bool = False,
-        holders: int = 0) -> Subscription:
+        holders: int = 0, holdings: tuple[Holding, ...] = (), components: tuple[Component, ...] = (),
+        confirm_renewal: bool = False) -> Subscription:
     """A school buys an edition of an offering; the price is fixed now and kept.
 
-    `live_periods`: what this school's SLAs for the offering cover; `holders`: how many
-    SLAs of the offering cover part of the new period (for capacity); `subscriber`:
-    whether the school holds another SLA in the same service area (per-delegate price).
+    `live_periods`: what this school's SLAs for the offering cover; `holdings`: what all its
+    SLAs cover (a bundle never overlaps one of its components, nor a component a bundle holding
+    it); `holders`: how many SLAs of the offering cover part of the new period (for capacity);
+    `subscriber`: whether the school holds another SLA in the same service area (per-delegate
+    price); `components`: a bundle's included offerings with their share of its price.
+
+    A period that has ended cannot be bought (`edition_year`). Bought during its period, the SLA
+    covers from `today` (billing pro-rates the charge by days) unless the offering is sold only
+    whole. Bought after its notice date, it renews only if `confirm_renewal` (otherwise
+    `auto_renew` is False and the buyer is told so).
     """
     if member is None:
         raise NotAllowed("urn", f"URN {urn} is not a member known to the catalogue")
@@ -232,11 +309,17 @@ def buy(*, member: KnownMember | None, urn: str, offering: Offering, edition: Ed
     if years not in (1, 2, 3):
         raise NotAllowed("years", "an agreement runs 1, 2 or 3 years")
     payer_type, start, end = sla_period(edition.year, is_academy=member.is_academy, years=years)
+    first_year_end = sla_period(edition.year, is_academy=member.is_academy, years=1)[2]
+    if today > first_year_end:
+        raise NotAllowed("edition_year", f"the {edition.label} edition's period ended on "
+                                         f"{first_year_end.isoformat()}: a period that has ended cannot be bought")
     if member.joined_on is not None and member.joined_on > start:  # joined (or opened) during the period
         if member.joined_on > end:
             raise NotAllowed("edition_year", f"URN {urn} joined on {member.joined_on.isoformat()}, after the "
                                              f"{edition.label} edition's period ended on {end.isoformat()}")
         start = member.joined_on
+    if today > start and not offering.sold_whole:  # bought during the period: covered from today
+        start = today
     if member.left_on is not None and start >= member.left_on:
         raise NotAllowed("edition_year", f"URN {urn} {member.status} on {member.left_on.isoformat()}, before the "
                                          f"{edition.label} edition's period starts on {start.isoformat()}")
@@ -244,6 +327,16 @@ def buy(*, member: KnownMember | None, urn: str, offering: Offering, edition: Ed
         if overlaps(start, end, other_start, other_end):
             raise Overlapping("offering_code", f"URN {urn} already has {offering.name} from "
                                                f"{other_start.isoformat()} to {other_end.isoformat()}")
+    wanted = covers(offering, edition)
+    for held in holdings:
+        if held.offering_code == offering.code:
+            continue  # the same offering: `live_periods` above
+        shared = sorted(held.covers & wanted)
+        if shared and overlaps(start, end, held.start, held.until):
+            raise Overlapping("offering_code", f"URN {urn} already holds the cover of {', '.join(shared)} "
+                                               f"through {held.offering_code} from {held.start.isoformat()} to "
+                                               f"{held.until.isoformat()}: a bundle and an offering it includes "
+                                               f"cannot cover the same days")
     if offering.capacity is not None and holders >= offering.capacity:
         raise OverCapacity("offering_code", f"{offering.name} is full: all {offering.capacity} places from "
                                             f"{start.isoformat()} are taken")
@@ -255,7 +348,28 @@ def buy(*, member: KnownMember | None, urn: str, offering: Offering, edition: Ed
                         number_on_roll=member.number_on_roll, po_number=po_number,
                         purchased_by_name=buyer.display_name, purchased_by_role=buyer.role,
                         purchased_by_contact_id=buyer.contact_id, purchased_on=today, quantity=quantity,
-                        entitlements=edition.entitlements)
+                        entitlements=sla_entitlements(edition, quantity), components=components,
+                        auto_renew=today <= notice_date(end) or confirm_renewal)
+
+
+def renewal_notice(sub: Subscription) -> str | None:
+    """What a buyer must be told about the SLA's renewal: None when it renews as usual."""
+    if sub.auto_renew or sub.purchased_on <= sub.notice_date:
+        return None
+    return (f"bought after its notice date {sub.notice_date.isoformat()}: this SLA will not renew into the next "
+            f"period unless you confirm it (POST /subscriptions/{sub.id}/renewal)")
+
+
+def confirm_renewal(sub: Subscription, *, today: dt.date) -> Subscription:
+    """Confirm the renewal of an SLA bought after its notice date: the renewal round then renews it."""
+    if sub.status != "active" or sub.covered_until < sub.period_end or today > sub.period_end:
+        raise Conflicting("subscription_id", f"SLA {sub.id} has ended or been cancelled: nothing to renew")
+    if sub.auto_renew:
+        raise Conflicting("subscription_id", f"SLA {sub.id} already renews automatically")
+    if sub.purchased_on <= sub.notice_date:
+        raise Conflicting("subscription_id", f"the renewal of SLA {sub.id} was cancelled by its notice date "
+                                             f"{sub.notice_date.isoformat()}; buy next year's edition instead")
+    return dataclasses.replace(sub, auto_renew=True)
 
 
 @dataclasses.dataclass(frozen=True)

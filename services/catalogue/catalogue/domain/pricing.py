@@ -187,6 +187,24 @@ def _per_pupil(terms: PriceTerms, phase: str, number_on_roll: int) -> Quote:
     return Quote(total, tuple(steps), number_on_roll)
 
 
+def allocate(total_pence: int, weights: list[int]) -> list[int]:
+    """Split `total_pence` in proportion to `weights` (e.g. a bundle's price over its components' own
+    prices) into whole pence that sum to it exactly: each share rounded down, then the pence left over
+    go one each to the largest remainders (the earlier share on a tie). Equal shares if every weight is 0."""
+    if not weights:
+        return []
+    if any(w < 0 for w in weights):
+        raise PricingError("weights", "an allocation weight cannot be negative")
+    if not any(weights):
+        weights = [1] * len(weights)
+    whole = sum(weights)
+    shares = [total_pence * w // whole for w in weights]
+    remainders = [total_pence * w % whole for w in weights]
+    for index in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:total_pence - sum(shares)]:
+        shares[index] += 1
+    return shares
+
+
 def uplifted(terms: PriceTerms, percent: Decimal) -> PriceTerms:
     """Next year's terms: every amount raised by `percent`, pence rounded half up, rates kept exact."""
     factor = 1 + Decimal(percent) / 100

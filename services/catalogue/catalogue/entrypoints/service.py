@@ -89,6 +89,9 @@ class PublishOffering(_Strict):
     capacity = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
     description = fields.String(load_default="", validate=validate.Length(max=4000))
     edition = fields.Nested(EditionIn, load_default=None)
+    # sold only whole: bought during its period it still covers and costs the whole period (default: from
+    # the purchase date, pro-rated)
+    sold_whole = fields.Boolean(load_default=False)
 
 
 class OnSale(_Strict):
@@ -108,6 +111,14 @@ class BuySubscription(_Strict):
     years = fields.Integer(load_default=1, strict=True, validate=validate.OneOf((1, 2, 3)))
     quantity = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10000))
     po_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
+    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    # bought after the notice date an SLA renews only if confirmed: here, or later at /renewal
+    renew = fields.Boolean(load_default=False)
+
+
+class ConfirmRenewal(_Strict):
+    """POST /subscriptions/<id>/renewal"""
+
     contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
 
 
@@ -141,7 +152,7 @@ def _offering_view(item: model.Offering, editions: list[model.Edition]) -> dict:
     return {"code": item.code, "name": item.name, "service_area": item.service_area, "provider": item.provider,
             "description": item.description, "vat_treatment": item.vat_treatment,
             "eligible_phases": list(item.eligible_phases), "eligible_establishment_types": list(item.eligible_types),
-            "capacity": item.capacity, "withdrawn_on": item.withdrawn_on.isoformat() if item.withdrawn_on else None,
+            "capacity": item.capacity, "sold_whole": item.sold_whole, "withdrawn_on": item.withdrawn_on.isoformat() if item.withdrawn_on else None,
             "editions": [{"year": e.year, "label": e.label, "on_sale": e.on_sale,
                           "terms": repository.terms_to_json(e.terms),
                           "entitlements": repository.entitlements_to_json(e.entitlements)} for e in editions]}
@@ -271,9 +282,11 @@ class CatalogueService(base.ObservableService):
                      "edition_year": sub.edition_year, "payer_type": sub.payer_type,
                      "period_start": sub.period_start.isoformat(), "period_end": sub.period_end.isoformat(),
                      "years": sub.years, "quantity": sub.quantity, "notice_date": sub.notice_date.isoformat(),
+                     "auto_renew": sub.auto_renew, "renewal_notice": model.renewal_notice(sub),
                      "annual_price_pence": sub.annual_price_pence, "price_breakdown": sub.quote.breakdown(),
                      "census": {"date": sub.census_date.isoformat(), "number_on_roll": sub.number_on_roll},
-                     "entitlements": repository.entitlements_to_json(sub.entitlements)}
+                     "entitlements": repository.entitlements_to_json(sub.entitlements),
+                     "components": repository.components_to_json(sub.components)}
 
     @http("GET", "/subscriptions/<string:subscription_id>")
     def show_subscription(self, request, subscription_id):
@@ -292,6 +305,15 @@ class CatalogueService(base.ObservableService):
             raise _refused(exc) from None
         return {"subscription_id": subscription_id, "effective_date": ending.effective_date.isoformat(),
                 "covered_until": ending.covered_until.isoformat(), "reason": ending.reason}
+
+    @http("POST", "/subscriptions/<string:subscription_id>/renewal")
+    def confirm_renewal(self, request, subscription_id):
+        command = load_body(request, ConfirmRenewal())
+        try:
+            sub = handlers.confirm_renewal(self.uow(), subscription_id, command, today=business_date.today())
+        except REFUSALS as exc:
+            raise _refused(exc) from None
+        return {"subscription_id": sub.id, "auto_renew": sub.auto_renew, "notice_date": sub.notice_date.isoformat()}
 
     # -- renewal round, views and reports ------------------------------------------------------
     @http("POST", "/renewal-rounds")

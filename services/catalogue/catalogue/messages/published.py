@@ -49,6 +49,18 @@ class EntitlementOut(_Strict):
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
 
 
+class ComponentOut(_Strict):
+    """One offering a bundle SLA includes: its cover (entitlements), its VAT treatment and its share of the
+    bundle's annual price (the shares sum exactly to the bundle's `annual_price_pence`)."""
+
+    offering_code = fields.String(required=True)
+    offering_name = fields.String(required=True)
+    service_area = fields.String(required=True, validate=validate.OneOf(SERVICE_AREAS))
+    vat_treatment = fields.String(required=True, validate=validate.OneOf(VAT_TREATMENTS))
+    entitlements = fields.List(fields.Nested(EntitlementOut), required=True)
+    annual_price_pence = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
 class Eligibility(_Strict):
     phases = fields.List(fields.String(validate=validate.OneOf(PHASES)), required=True)
     establishment_types = fields.List(fields.String(), required=True)
@@ -133,6 +145,9 @@ class SubscriptionStartedV1(_Strict):
     purchased_on = fields.Date(required=True)
     entitlements = fields.List(fields.Nested(EntitlementOut), required=True)
     continues_subscription_id = fields.UUID(required=True, allow_none=True)
+    # empty unless a bundle: then one per included offering, whose cover the school holds (consumers
+    # written before it treat a missing `components` as empty)
+    components = fields.List(fields.Nested(ComponentOut), required=True)
 
 
 class SubscriptionRenewedV1(SubscriptionStartedV1):
@@ -183,6 +198,7 @@ _STARTED_EXAMPLE = {
     "purchased_on": "2026-03-02",
     "entitlements": [{"kind": "in_house_session", "quantity": 2}, {"kind": "induction_place", "quantity": 1}],
     "continues_subscription_id": None,
+    "components": [],
 }
 
 EXAMPLES = {

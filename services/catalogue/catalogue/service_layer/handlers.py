@@ -252,7 +252,7 @@ def publish_offering(uow, command: dict, provider: str) -> model.Offering:
                               eligible_phases=tuple(command.get("eligible_phases") or ()),
                               description=command.get("description", ""),
                               eligible_types=tuple(command.get("eligible_establishment_types") or ()),
-                              capacity=command.get("capacity"))
+                              capacity=command.get("capacity"), sold_whole=command.get("sold_whole", False))
         edition = _edition(item.code, command["edition"]) if command.get("edition") else None
         if edition is not None:
             _check_bundle(uow.session, edition)
@@ -355,6 +355,8 @@ def quote_for(session, command: dict, today: dt.date) -> dict:
     payer_type, start, end = model.sla_period(edition.year, is_academy=member.is_academy, years=1)
     if member.joined_on is not None and start < member.joined_on <= end:  # as `model.buy`: a late joiner's start
         start = member.joined_on
+    if start < today <= end and not offering.sold_whole:  # as `model.buy`: bought during the period
+        start = today
     return {"urn": member.urn, "school_name": member.name, "offering_code": offering.code,
             "offering_name": offering.name, "edition_year": edition.year, "on_sale": edition.on_sale,
             "eligible": model.is_eligible(offering, member), "payer_type": payer_type,
@@ -362,8 +364,29 @@ def quote_for(session, command: dict, today: dt.date) -> dict:
             "census": {"date": member.census_date.isoformat(), "number_on_roll": member.number_on_roll},
             "quantity": result.quantity, "subscriber": subscriber, "pricing": terms_to_json(edition.terms),
             "price_breakdown": result.breakdown(), "annual_price_pence": result.total_pence,
-            "vat_treatment": offering.vat_treatment,
-            "entitlements": repository.entitlements_to_json(edition.entitlements)}
+            "vat_treatment": offering.vat_treatment, "sold_whole": offering.sold_whole,
+            "entitlements": repository.entitlements_to_json(model.sla_entitlements(edition, result.quantity))}
+
+
+def bundle_components(edition: model.Edition, member: model.KnownMember, price_pence: int, *,
+                      offering_of, edition_of) -> tuple[model.Component, ...]:
+    """A bundle SLA's components (empty for any other SLA): each included offering with its edition of the
+    same year, weighted by its own price for this school (0 where it cannot be priced for it), sharing
+    `price_pence` exactly (`model.bundle_components`). `offering_of`/`edition_of`: lookups by code."""
+    if edition.terms.model != "bundle":
+        return ()
+    parts = []
+    for code in edition.terms.includes:
+        item, part = offering_of(code), edition_of(code)
+        if item is None or part is None:
+            raise model.NotAllowed("offering_code", f"the bundle includes {code}, which has no {edition.label} "
+                                                    f"edition whose cover it could give")
+        try:
+            own = quote(part.terms, phase=member.phase, number_on_roll=member.number_on_roll).total_pence
+        except PricingError:
+            own = 0
+        parts.append((item, part, own))
+    return model.bundle_components(price_pence, parts)
 
 
 def buy_subscription(uow, command: dict, today: dt.date) -> model.Subscription:
@@ -373,13 +396,24 @@ def buy_subscription(uow, command: dict, today: dt.date) -> model.Subscription:
         offering, edition, member, subscriber = _priced_context(session, command)
         years = command.get("years", 1)
         _, start, end = model.sla_period(edition.year, is_academy=member.is_academy, years=max(1, min(years, 3)))
+        if offering.capacity:
+            # count the places and take one under the offering's lock: never two buyers of the last place
+            repository.lock_offering(session, offering.code)
+        components = ()
+        if edition.terms.model == "bundle":
+            components = bundle_components(
+                edition, member, quote(edition.terms, phase=member.phase, number_on_roll=member.number_on_roll)
+                .total_pence, offering_of=lambda code: repository.offering(session, code),
+                edition_of=lambda code: repository.edition(session, code, edition.year))
         subscription = model.buy(
             member=member, urn=command["urn"], offering=offering, edition=edition, years=years,
             buyer=repository.contact(session, command["contact_id"], command["urn"]),
             contact_id=command["contact_id"], po_number=command.get("po_number"), today=today,
             live_periods=repository.live_periods(session, command["urn"], offering.code),
             quantity=command.get("quantity", 1), subscriber=subscriber,
-            holders=repository.holders(session, offering.code, start, end) if offering.capacity else 0)
+            holders=repository.holders(session, offering.code, start, end) if offering.capacity else 0,
+            holdings=repository.school_holdings(session, command["urn"]), components=components,
+            confirm_renewal=command.get("renew", False))
         repository.add_subscription(session, subscription)
         uow.publish("subscription_started", subscription_payload(subscription, member, offering),
                     aggregate=f"school:{subscription.urn}")
@@ -404,11 +438,37 @@ def cancel_subscription(uow, subscription_id: str, command: dict, today: dt.date
             repository.stop_renewal(session, sub.id, today, command["reason"])
         else:
             repository.record_ending(session, ending, status="cancelled", cancelled_on=today)
-        uow.publish("subscription_cancelled", {"subscription_id": sub.id, "urn": sub.urn, "cancelled_on": today,
-                                               "effective_date": ending.effective_date, "reason": ending.reason},
-                    aggregate=f"school:{sub.urn}")
+        _publish_cancelled(uow, ending, today)
+        # A renewal recorded before the notice date (a round run too early) is undone: the SLA does not
+        # renew, so its renewal never covers anything and billing credits its whole charge.
+        renewal = repository.renewal_of(session, sub.id)
+        undone = renewal and model.end_from(renewal, renewal.period_start, command["reason"])
+        if undone is not None:
+            repository.record_ending(session, undone, status="cancelled", cancelled_on=today)
+            _publish_cancelled(uow, undone, today)
         uow.commit()
     return ending
+
+
+def _publish_cancelled(uow, ending: model.Ending, today: dt.date) -> None:
+    uow.publish("subscription_cancelled", {"subscription_id": ending.subscription_id, "urn": ending.urn,
+                                           "cancelled_on": today, "effective_date": ending.effective_date,
+                                           "reason": ending.reason}, aggregate=f"school:{ending.urn}")
+
+
+def confirm_renewal(uow, subscription_id: str, command: dict, today: dt.date) -> model.Subscription:
+    """Confirm that an SLA bought after its notice date renews: the next renewal round renews it."""
+    with uow:
+        session = uow.session
+        sub = repository.subscription(session, subscription_id)
+        if sub is None:
+            raise UnknownSubscription(subscription_id)
+        model.check_authorised(repository.contact(session, command["contact_id"], sub.urn),
+                               contact_id=command["contact_id"], urn=sub.urn)
+        confirmed = model.confirm_renewal(sub, today=today)
+        repository.confirm_renewal(session, sub.id)
+        uow.commit()
+    return confirmed
 
 
 def subscription_payload(sub: model.Subscription, member: model.KnownMember, offering: model.Offering) -> dict:
@@ -424,6 +484,7 @@ def subscription_payload(sub: model.Subscription, member: model.KnownMember, off
         "po_number": sub.po_number, "purchased_on": sub.purchased_on,
         "entitlements": repository.entitlements_to_json(sub.entitlements),
         "continues_subscription_id": sub.continues_subscription_id,
+        "components": repository.components_to_json(sub.components),
     }
 
 
@@ -437,6 +498,7 @@ class RoundSummary:
     renewed: int = 0
     expired: int = 0
     already_bought: int = 0
+    awaiting_notice: int = 0
     events: int = 0
     seconds: float = 0.0
 
@@ -465,34 +527,44 @@ def open_editions(uow, year: int, uplift_percent: Decimal) -> list[str]:
 
 def run_renewal_round(uows, *, year: int, today: dt.date, uplift_percent: Decimal = Decimal(0),
                       chunk_size: int = 5000) -> RoundSummary:
-    """The yearly renewal round: open `year`'s editions, then renew every SLA due into them.
+    """The renewal round: open `year`'s editions, then renew every SLA due into them whose notice date
+    has passed.
 
-    Due: auto-renewing, not yet continued by a renewal, still covering to its end, and ending
-    in the year before `year`'s period starts for its payer type. Each is renewed for the same number of
-    years at `year`'s price for the school's current census, or, when it cannot be (the
-    school left, is no longer eligible, the edition is not on sale, no price fits), it ends
-    as expired. A school that already bought `year` is left alone. Chunks of `chunk_size`
-    commit each with their SLAs and events (bulk inserts into the outbox); a second run resumes
-    where a failed one stopped and never renews twice.
+    Due: auto-renewing, not yet continued by a renewal, still covering to its end, and ending in the
+    year before `year`'s period starts for its payer type. Each is judged on its own notice date: until
+    it has passed (and on it) the school may still cancel, so the SLA is left alone (`awaiting_notice`)
+    for a later run; maintained schools' round runs in January, academies' in June, and one round may
+    serve both. Once it has passed the SLA is renewed for the same number of years at `year`'s price for
+    the school's current census, a subscriber if on the new period's first day it holds the cover of
+    another offering of the area (as at purchase, including SLAs renewed in this round), or, when it
+    cannot be (the school left, is no longer eligible, the edition is not on sale, no price fits), it
+    ends as expired. A school that already bought `year` is left alone. Chunks of `chunk_size` commit
+    each with their SLAs and events (bulk inserts into the outbox); a second run resumes where a failed
+    one stopped and never renews twice.
     """
     started = time.perf_counter()
     summary = RoundSummary(year=year)
     summary.editions_opened = open_editions(uows(), year, Decimal(uplift_percent))
     windows = {payer: model.due_window(year, payer) for payer in ("maintained", "academy")}
+    starts = {payer: model.sla_period(year, is_academy=payer == "academy", years=1)[1]
+              for payer in ("maintained", "academy")}
     uow = uows()
     with uow:
         session = uow.session
-        due = repository.due_for_renewal(session, windows)
+        selected = repository.due_for_renewal(session, windows)
         editions = repository.editions_of_year(session, year)
         offerings = {o.code: o for o, _ in repository.all_offerings(session)}
-        earliest = min(model.sla_period(year, is_academy=a, years=1)[1] for a in (False, True))
-        covered = repository.latest_cover(session, earliest)
+        covered = repository.latest_cover(session, min(starts.values()))
+        cover = {day: repository.area_cover(session, day) for day in set(starts.values())}
+    due = [row for row in selected if model.renews_on(row.period_end, today)]
+    summary.awaiting_notice = len(selected) - len(due)
     summary.due = len(due)
-    areas: dict[tuple[str, str], set[str]] = {}
-    for row in due:
-        areas.setdefault((row.urn, offerings[row.offering_code].service_area), set()).add(row.offering_code)
+    for row in due:  # renewed in this round, so held on the new period's first day (unless it expires)
+        day = starts["academy" if row.is_academy else "maintained"]  # as `_renew_chunk` dates the renewal
+        area = offerings[row.offering_code].service_area
+        cover[day].setdefault((row.urn, area), set()).add(row.offering_code)
     context = _RoundContext(year=year, today=today, editions=editions, offerings=offerings, covered=covered,
-                            areas=areas)
+                            cover=cover)
     for index in range(0, len(due), chunk_size):
         with bulk.cyclic_gc_paused():  # resumed between chunks, for the service's other green threads
             _renew_chunk(uows(), due[index:index + chunk_size], context, summary)
@@ -508,7 +580,7 @@ class _RoundContext:
     editions: dict
     offerings: dict
     covered: dict
-    areas: dict
+    cover: dict  # new period's first day -> (urn, service area) -> offerings whose cover the school holds
     quotes: dict = dataclasses.field(default_factory=dict)
     members: dict = dataclasses.field(default_factory=dict)
 
@@ -532,11 +604,13 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
                 urn=row.urn, name=row.school_name, establishment_type=row.establishment_type, phase=row.phase,
                 is_academy=row.is_academy, mat_id=row.mat_id, mat_name=row.mat_name,
                 number_on_roll=row.number_on_roll, census_date=row.census_date, status=row.member_status)
-        price = None
+        price, components = None, ()
         if (row.member_status == "active" and edition is not None and edition.on_sale
                 and (offering.withdrawn_on is None or offering.withdrawn_on > start)
                 and model.is_eligible(offering, member)):
-            subscriber = len(ctx.areas.get((row.urn, offering.service_area), ())) > 1
+            # the rule a purchase applies: the cover of another offering of the area on the first day
+            held = ctx.cover.get(start, {}).get((row.urn, offering.service_area), set())
+            subscriber = bool(held - {row.offering_code})
             key = (row.offering_code, row.phase, row.number_on_roll, row.quantity, subscriber)
             price = ctx.quotes.get(key)
             if price is None:
@@ -546,6 +620,12 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
                 except PricingError:
                     price = False
                 ctx.quotes[key] = price
+            if price and edition.terms.model == "bundle":
+                try:
+                    components = bundle_components(edition, member, price.total_pence,
+                                                   offering_of=ctx.offerings.get, edition_of=ctx.editions.get)
+                except model.CatalogueRuleBroken:  # an included offering has no edition this year
+                    price = None
         if not price:
             ending = model.Ending(subscription_id=row.id, urn=row.urn, reason="expired",
                                   effective_date=row.period_end + dt.timedelta(days=1), covered_until=row.period_end)
@@ -559,7 +639,8 @@ def _renew_chunk(uow, rows, ctx: _RoundContext, summary: RoundSummary) -> None:
             annual_price_pence=price.total_pence, quote=price, census_date=row.census_date,
             number_on_roll=row.number_on_roll, po_number=row.po_number, purchased_by_name="renewal round",
             purchased_by_role="automatic_renewal", purchased_on=ctx.today, quantity=row.quantity,
-            entitlements=edition.entitlements, continues_subscription_id=row.id, origin="renewal")
+            entitlements=model.sla_entitlements(edition, row.quantity), continues_subscription_id=row.id,
+            origin="renewal", components=components)
         new_rows.append(repository.subscription_values(renewed))
         events.append(("subscription_renewed", {**subscription_payload(renewed, member, offering),
                                                 "renewal_of": row.id}, f"school:{row.urn}"))

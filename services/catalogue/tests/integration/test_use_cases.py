@@ -3,8 +3,10 @@ purchases, refusals that write nothing, leaving, conversion, cancellation, the r
 (bulk outbox rows) and the buy-back report. Events are read back from the outbox."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import threading
 import uuid
 from decimal import Decimal
 
@@ -174,8 +176,9 @@ class TestLeavingAndConversion:
         bought = buy(uows, "110021", head, "GOV-TRAIN", today=D(2026, 12, 31))
         assert [e["payload"]["effective_date"] for e in events(uows, "subscription_ended")] == ["2027-01-01"]
         started = [e["payload"] for e in events(uows, "subscription_started")]
+        # bought during the period: covered from the day of purchase (issue 14, rule 2)
         assert [(p["urn"], p["period_start"], p["continues_subscription_id"]) for p in started] == [
-            ("110021", "2026-04-01", None), ("149021", "2027-01-01", bought.id)]
+            ("110021", "2026-12-31", None), ("149021", "2027-01-01", bought.id)]
         with pytest.raises(model.NotAllowed) as refused:
             buy(uows, "110021", head, "SI-CORE", today=D(2027, 1, 1))
         assert refused.value.field == "urn"
@@ -224,9 +227,10 @@ class TestRenewalRound:
         summary = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11),
                                              uplift_percent=Decimal("3"))
         assert sorted(summary.editions_opened) == ["GOV-TRAIN", "LD-COACH", "SI-CORE"]
-        assert (summary.due, summary.renewed, summary.expired) == (3, 2, 1)
+        # the academy's SLA (notice date 31 May 2027) waits for the June round (issue 14, rule 1)
+        assert (summary.due, summary.renewed, summary.expired, summary.awaiting_notice) == (2, 1, 1, 1)
         renewed = {e["payload"]["renewal_of"]: e for e in events(uows, "subscription_renewed")}
-        assert set(renewed) == {renewing.id, academic.id}
+        assert set(renewed) == {renewing.id}
         payload = renewed[renewing.id]["payload"]
         # 154500 + 300 x 849.75 = 409425 at the new census and the uplifted 2027 price
         assert (payload["period_start"], payload["period_end"], payload["annual_price_pence"]) == (
@@ -234,16 +238,22 @@ class TestRenewalRound:
         assert payload["census"] == {"date": "2026-10-01", "number_on_roll": 300}
         assert payload["continues_subscription_id"] == renewing.id
         assert renewed[renewing.id]["correlation_id"] == "test"
+        expired = [e["payload"] for e in events(uows, "subscription_ended") if e["payload"]["reason"] == "expired"]
+        assert [(p["urn"], p["effective_date"]) for p in expired] == [("120002", "2027-04-01")]
+
+        june = handlers.run_renewal_round(uows, year=2027, today=D(2027, 6, 1))
+        assert (june.editions_opened, june.due, june.renewed, june.expired, june.awaiting_notice) == (
+            [], 1, 1, 0, 0)
+        renewed = {e["payload"]["renewal_of"]: e for e in events(uows, "subscription_renewed")}
+        assert set(renewed) == {renewing.id, academic.id}
         assert renewed[academic.id]["payload"]["period_start"] == "2027-09-01"
         assert renewed[academic.id]["payload"]["annual_price_pence"] == 2 * 46350
         for event in renewed.values():
             # the bulk path writes exactly what the strict schema would (`build` dumps then validates)
             facts = SubscriptionRenewedV1().load(event["payload"])
             assert PUBLISHED.build("subscription_renewed", 1, facts) == event["payload"]
-        expired = [e["payload"] for e in events(uows, "subscription_ended") if e["payload"]["reason"] == "expired"]
-        assert [(p["urn"], p["effective_date"]) for p in expired] == [("120002", "2027-04-01")]
 
-        again = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 12))
+        again = handlers.run_renewal_round(uows, year=2027, today=D(2027, 6, 2))
         assert (again.editions_opened, again.due, again.renewed, again.expired) == ([], 0, 0, 0)
 
         with uows.read() as session:
@@ -351,3 +361,219 @@ class TestCatalogueChanges:
         assert (member.name, member.establishment_type, member.number_on_roll) == ("Renamed School", "foundation",
                                                                                    400)
         assert (again.annual_price_pence, again.number_on_roll) == (291900, 172)
+
+
+def renewals_of(uows) -> set[str]:
+    return {e["payload"]["renewal_of"] for e in events(uows, "subscription_renewed")}
+
+
+def publish_delegate_offering(uows, capacity=None):
+    handlers.publish_offering(uows(), {
+        "code": "LD-NET", "name": "Peer learning network", "service_area": "leadership_development",
+        "vat_treatment": "standard", "capacity": capacity, "edition": {"year": 2026, "terms": {
+            "model": "per_delegate", "subscriber_price_pence": 9000, "non_subscriber_price_pence": 15000}}},
+        provider="test-operator")
+
+
+class TestIssue14RenewalsAndNoticeDates:
+    """Rule 1: an SLA renews only once its own notice date has passed without a cancellation; a renewal
+    recorded before then is undone by a cancellation in time (`subscription_cancelled` for the renewal)."""
+
+    def test_each_sla_renews_only_after_its_own_notice_date(self, uows):
+        publish_offerings(uows)
+        maintained = buy(uows, "160001", join(uows, "160001"), "GOV-TRAIN")  # notice date 31 Dec 2026
+        academy = buy(uows, "160002", join(uows, "160002", mat={"id": "TR1", "name": "Trust One"}),
+                      "GOV-TRAIN")  # September-August: notice date 31 May 2027
+        for day, renewed in ((D(2026, 12, 30), set()), (D(2026, 12, 31), set()), (D(2027, 1, 1), {maintained.id}),
+                             (D(2027, 5, 30), {maintained.id}), (D(2027, 5, 31), {maintained.id}),
+                             (D(2027, 6, 1), {maintained.id, academy.id})):
+            handlers.run_renewal_round(uows, year=2027, today=day)
+            assert renewals_of(uows) == renewed, day
+
+    def test_a_cancellation_on_the_notice_date_means_no_renewal(self, uows):
+        publish_offerings(uows)
+        head = join(uows, "160003")
+        sub = buy(uows, "160003", head, "GOV-TRAIN")
+        handlers.cancel_subscription(uows(), sub.id, {"contact_id": head, "reason": "budget"}, today=D(2026, 12, 31))
+        summary = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11))
+        assert (summary.due, summary.renewed, renewals_of(uows)) == (0, 0, set())
+
+    def test_a_renewal_recorded_early_is_undone_by_a_cancellation_in_time(self, uows):
+        publish_offerings(uows)
+        head = join(uows, "160004")
+        sub = buy(uows, "160004", head, "GOV-TRAIN")
+        early = dataclasses.replace(sub, id=str(uuid.uuid4()), edition_year=2027, period_start=D(2027, 4, 1),
+                                    period_end=D(2028, 3, 31), covered_until=D(2028, 3, 31), origin="renewal",
+                                    continues_subscription_id=sub.id, purchased_on=D(2026, 11, 2))
+        with uows() as uow:  # as a round run before the notice date recorded it, before this rule was kept
+            repository.add_subscription(uow.session, early)
+            uow.commit()
+        handlers.cancel_subscription(uows(), sub.id, {"contact_id": head, "reason": "budget"}, today=D(2026, 12, 1))
+        cancelled = [e["payload"] for e in events(uows, "subscription_cancelled")]
+        assert [(p["subscription_id"], p["effective_date"], p["cancelled_on"]) for p in cancelled] == [
+            (sub.id, "2027-04-01", "2026-12-01"), (early.id, "2027-04-01", "2026-12-01")]
+        with uows.read() as session:
+            undone = repository.subscription(session, early.id)
+        assert undone.covered_until < undone.period_start and undone.status == "cancelled"
+        summary = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11))
+        assert (summary.due, summary.renewed) == (0, 0)
+
+
+class TestIssue14PurchasesOfThePast:
+    """Rule 2: an ended period cannot be bought; a purchase during the period covers from its day unless the
+    offering is sold only whole; bought after the notice date an SLA renews only once confirmed."""
+
+    def test_an_ended_period_is_refused_writing_nothing_and_a_late_purchase_starts_on_its_day(self, uows):
+        publish_offerings(uows)
+        head = join(uows, "160010")
+        before = len(events(uows))
+        with pytest.raises(model.NotAllowed) as refused:
+            buy(uows, "160010", head, "GOV-TRAIN", today=D(2027, 4, 1))
+        assert refused.value.field == "edition_year" and "ended on 2027-03-31" in refused.value.message
+        assert len(events(uows)) == before
+        late = buy(uows, "160010", head, "SI-CORE", today=D(2027, 2, 28))
+        started = events(uows, "subscription_started")[-1]["payload"]
+        assert (started["subscription_id"], started["period_start"], started["period_end"]) == (
+            late.id, "2027-02-28", "2027-03-31")
+        assert started["annual_price_pence"] == 150000 + 210 * 825  # the annual price; billing pro-rates by days
+
+    def test_an_offering_sold_only_whole_keeps_the_whole_period(self, uows):
+        handlers.publish_offering(uows(), {
+            "code": "LD-PROG", "name": "Leadership programme", "service_area": "leadership_development",
+            "vat_treatment": "standard", "sold_whole": True,
+            "edition": {"year": 2026, "terms": {"model": "flat", "flat_fee_pence": 120000}}}, provider="test-operator")
+        head = join(uows, "160011")
+        buy(uows, "160011", head, "LD-PROG", today=D(2027, 2, 28))
+        started = events(uows, "subscription_started")[-1]["payload"]
+        assert (started["period_start"], started["period_end"]) == ("2026-04-01", "2027-03-31")
+
+    def test_bought_after_the_notice_date_it_renews_only_once_confirmed(self, uows):
+        publish_offerings(uows)
+        unconfirmed_head, confirmed_head = join(uows, "160012"), join(uows, "160013")
+        unconfirmed = buy(uows, "160012", unconfirmed_head, "GOV-TRAIN", today=D(2027, 1, 15))
+        confirmed = buy(uows, "160013", confirmed_head, "GOV-TRAIN", today=D(2027, 1, 15), renew=True)
+        assert (unconfirmed.auto_renew, confirmed.auto_renew) == (False, True)
+        assert "will not renew" in model.renewal_notice(unconfirmed)
+        handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 20))
+        assert renewals_of(uows) == {confirmed.id}
+        handlers.confirm_renewal(uows(), unconfirmed.id, {"contact_id": unconfirmed_head}, today=D(2027, 2, 1))
+        handlers.run_renewal_round(uows, year=2027, today=D(2027, 2, 2))
+        assert renewals_of(uows) == {confirmed.id, unconfirmed.id}
+
+
+class TestIssue14RenewalPricingAndPlaces:
+    def test_a_school_holding_a_multi_year_sla_of_the_area_renews_at_the_subscriber_price(self, uows):
+        """Rule 3: the multi-year coaching SLA covers 1 April 2027, so the network renews at the subscriber
+        price (it was the non-subscriber price: only SLAs due in the same round counted)."""
+        publish_offerings(uows)
+        publish_delegate_offering(uows)
+        head = join(uows, "160020")
+        buy(uows, "160020", head, "LD-COACH", years=3)
+        network = buy(uows, "160020", head, "LD-NET", quantity=2)
+        assert network.annual_price_pence == 2 * 9000
+        handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11))
+        renewed = [e["payload"] for e in events(uows, "subscription_renewed")]
+        assert [(p["renewal_of"], p["annual_price_pence"]) for p in renewed] == [(network.id, 2 * 9000)]
+        assert "subscriber price" in renewed[0]["price_breakdown"][0]["label"]
+        # rule 6: each of the two delegate places bought is a place scheduling counts, renewed too
+        assert renewed[0]["entitlements"] == [{"kind": "included_place", "quantity": 2}]
+
+    def test_a_per_delegate_sla_of_n_places_publishes_n_included_places(self, uows):
+        """Rule 6: the SLA carried the edition's entitlements (none here), so scheduling counted no place."""
+        publish_delegate_offering(uows)
+        head = join(uows, "160021")
+        buy(uows, "160021", head, "LD-NET", quantity=3)
+        started = events(uows, "subscription_started")[-1]["payload"]
+        assert (started["quantity"], started["entitlements"]) == (3, [{"kind": "included_place", "quantity": 3}])
+        assert started["components"] == []  # not a bundle
+
+
+class TestIssue14Capacity:
+    def test_two_purchases_of_the_last_place_at_once_give_one_sla_and_one_refusal(self, uows, monkeypatch):
+        """Rule 4: both purchases counted the places, then both inserted. Released together by a barrier,
+        each waits after counting for the other to have counted too: without a lock both meet there and
+        both buy; with it the second counts only after the first committed (the meeting then times out)."""
+        publish_delegate_offering(uows, capacity=1)
+        heads = {urn: join(uows, urn) for urn in ("160030", "160031")}
+        released, counted = threading.Barrier(2), threading.Barrier(2, timeout=2)
+        count = repository.holders
+
+        def count_then_meet(*args, **kwargs):
+            found = count(*args, **kwargs)
+            try:
+                counted.wait()
+            except threading.BrokenBarrierError:
+                pass  # the other purchase is waiting for the lock this one holds
+            return found
+
+        monkeypatch.setattr(repository, "holders", count_then_meet)
+        outcomes = {}
+
+        def attempt(urn):
+            released.wait()
+            try:
+                outcomes[urn] = buy(uows, urn, heads[urn], "LD-NET")
+            except model.CatalogueRuleBroken as exc:
+                outcomes[urn] = exc
+
+        threads = [threading.Thread(target=attempt, args=(urn,)) for urn in heads]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        sold = [o for o in outcomes.values() if isinstance(o, model.Subscription)]
+        refused = [o for o in outcomes.values() if isinstance(o, model.OverCapacity)]
+        assert (len(sold), len(refused)) == (1, 1), outcomes
+        assert refused[0].field == "offering_code" and "full" in refused[0].message
+        with uows.read() as session:
+            assert count(session, "LD-NET", D(2026, 4, 1), D(2027, 3, 31)) == 1
+
+
+class TestIssue14Bundles:
+    """Rule 5: a bundle gives the cover of each included offering: `components` on its events (each with
+    its own VAT treatment and a share of the price summing to it), and no overlap with them."""
+
+    def publish(self, uows):
+        publish_offerings(uows)
+        handlers.publish_offering(uows(), {
+            "code": "GOV-LAW", "name": "Governance compliance advice", "service_area": "governance",
+            "vat_treatment": "exempt", "edition": {"year": 2026, "terms": {"model": "flat", "flat_fee_pence": 95000},
+                                                   "entitlements": [{"kind": "advice_call", "quantity": 4}]}},
+            provider="test-operator")
+        handlers.publish_offering(uows(), {
+            "code": "SI-GOV", "name": "Improvement and governance bundle", "service_area": "school_improvement",
+            "vat_treatment": "standard", "edition": {"year": 2026, "terms": {
+                "model": "bundle", "bundle_price_pence": 300000, "includes": ["SI-CORE", "GOV-LAW"]}}},
+            provider="test-operator")
+
+    def test_a_bundle_publishes_its_components_and_renews_with_them(self, uows):
+        self.publish(uows)
+        head = join(uows, "160040", roll=172)
+        bundle = buy(uows, "160040", head, "SI-GOV")
+        started = events(uows, "subscription_started")[-1]["payload"]
+        # own prices 291900 (SI-CORE, 172 pupils) and 95000: 226337.56 and 73662.44, the spare penny to the first
+        assert started["components"] == [
+            {"offering_code": "SI-CORE", "offering_name": "School improvement core offer",
+             "service_area": "school_improvement", "vat_treatment": "standard",
+             "entitlements": [{"kind": "in_house_session", "quantity": 2}], "annual_price_pence": 226338},
+            {"offering_code": "GOV-LAW", "offering_name": "Governance compliance advice",
+             "service_area": "governance", "vat_treatment": "exempt",
+             "entitlements": [{"kind": "advice_call", "quantity": 4}], "annual_price_pence": 73662}]
+        assert sum(c["annual_price_pence"] for c in started["components"]) == bundle.annual_price_pence == 300000
+        handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11), uplift_percent=Decimal("3"))
+        renewed = events(uows, "subscription_renewed")[-1]["payload"]
+        assert [c["offering_code"] for c in renewed["components"]] == ["SI-CORE", "GOV-LAW"]
+        assert sum(c["annual_price_pence"] for c in renewed["components"]) == renewed["annual_price_pence"] == 309000
+
+    def test_a_bundle_and_an_offering_it_includes_never_cover_the_same_days(self, uows):
+        self.publish(uows)
+        holder, separate = join(uows, "160041"), join(uows, "160042")
+        buy(uows, "160041", holder, "SI-GOV")
+        with pytest.raises(model.Overlapping) as refused:
+            buy(uows, "160041", holder, "GOV-LAW")
+        assert refused.value.field == "offering_code" and "through SI-GOV" in refused.value.message
+        buy(uows, "160042", separate, "GOV-LAW")
+        with pytest.raises(model.Overlapping) as refused:
+            buy(uows, "160042", separate, "SI-GOV")
+        assert "GOV-LAW" in refused.value.message
+        assert buy(uows, "160041", holder, "GOV-TRAIN")  # not part of the bundle

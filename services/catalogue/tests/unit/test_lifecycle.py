@@ -47,6 +47,26 @@ class TestNoticeDate:
         assert 89 <= (end - notice).days <= 92
 
 
+class TestRenewsOnlyAfterTheNoticeDate:
+    """Issue 14, rule 1: the renewal round renewed an SLA whatever the date; it renews only once the
+    SLA's notice date has passed (until then, and on it, the school may still cancel)."""
+
+    @pytest.mark.parametrize("period_end,notice", [(D(2027, 3, 31), D(2026, 12, 31)), (D(2027, 8, 31), D(2027, 5, 31))],
+                             ids=["maintained", "academy"])
+    def test_renews_the_day_after_the_notice_date_not_before_nor_on_it(self, period_end, notice):
+        assert not model.renews_on(period_end, notice - dt.timedelta(days=1))
+        assert not model.renews_on(period_end, notice)
+        assert model.renews_on(period_end, notice + dt.timedelta(days=1))
+
+    def test_an_academy_sla_does_not_renew_in_the_maintained_schools_january_round(self):
+        assert not model.renews_on(D(2027, 8, 31), D(2027, 1, 11))
+
+    @given(day=st.dates(min_value=D(2026, 1, 1), max_value=D(2028, 1, 1)), is_academy=st.booleans())
+    def test_a_renewal_and_a_cancellation_of_the_renewal_are_never_both_allowed(self, day, is_academy):
+        _, _, end = model.sla_period(2026, is_academy=is_academy, years=1)
+        assert model.renews_on(end, day) != (day <= model.notice_date(end))
+
+
 class TestCancel:
     def test_cancelling_the_renewal_by_the_notice_date_lets_it_run_to_its_end(self):
         sub = purchase()

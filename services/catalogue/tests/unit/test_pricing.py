@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from catalogue.domain.pricing import PriceTerms, PricingError, quote
+from catalogue.domain.pricing import PriceTerms, PricingError, allocate, quote
 
 
 def per_pupil(rate="825", *, base=150000, minimum=None, maximum=None, phase="primary"):
@@ -198,3 +198,27 @@ class TestBreakdownFormat:
         result = quote(terms, phase="primary", number_on_roll=roll)
         assert all(PUBLISHED_AMOUNT.match(step["amount_pence"]) for step in result.breakdown())
         assert steps_total(result) == result.total_pence
+
+
+class TestAllocate:
+    """Issue 14, rule 5: a bundle's price is shared among its components in proportion to their own
+    prices, in whole pence that sum exactly to the bundle's price (largest remainders)."""
+
+    def test_in_proportion_to_the_components_own_prices(self):
+        assert allocate(200000, [291900, 95000]) == [150892, 49108]  # 150891.70 and 49108.30
+
+    def test_largest_remainders_take_the_pence_left_over_earlier_first_on_a_tie(self):
+        assert allocate(100, [1, 1, 1]) == [34, 33, 33]
+        assert allocate(10, [1, 2]) == [3, 7]
+
+    def test_equal_shares_when_no_component_has_a_price(self):
+        assert allocate(101, [0, 0]) == [51, 50]
+
+    @given(total=st.integers(min_value=0, max_value=10 ** 9),
+           weights=st.lists(st.integers(min_value=0, max_value=10 ** 7), min_size=1, max_size=6))
+    def test_shares_sum_exactly_and_each_is_within_a_penny_of_its_exact_share(self, total, weights):
+        shares = allocate(total, weights)
+        assert sum(shares) == total and all(share >= 0 for share in shares)
+        if any(weights):
+            for share, weight in zip(shares, weights):
+                assert abs(Decimal(share) - Decimal(total) * weight / sum(weights)) < 1

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from catalogue.domain.model import (CatalogueRuleBroken, Contact, Edition, KnownMember, NotAllowed, Offering,
-                                    OverCapacity, Overlapping, Subscription, buy, sla_period)
+from catalogue.domain.model import (CatalogueRuleBroken, Conflicting, Contact, Edition, Entitlement, Holding,
+                                    KnownMember, NotAllowed, Offering, OverCapacity, Overlapping, Subscription, buy,
+                                    confirm_renewal, renewal_notice, sla_entitlements, sla_period)
 from catalogue.domain.pricing import PriceTerms
 
 TODAY = dt.date(2026, 3, 2)
@@ -229,8 +230,10 @@ class TestDatedLeavingAndConversion:
 
     @pytest.mark.parametrize("member", [LEAVING, CONVERTING], ids=["left", "converted"])
     def test_may_buy_before_the_effective_date(self, member):
-        sub = purchase(member=member, today=member.left_on - dt.timedelta(days=1))
-        assert (sub.period_start, sub.period_end) == (dt.date(2026, 4, 1), dt.date(2027, 3, 31))
+        day_before = member.left_on - dt.timedelta(days=1)
+        sub = purchase(member=member, today=day_before)
+        # bought during the period: covered from the day of purchase (issue 14, rule 2)
+        assert (sub.period_start, sub.period_end) == (day_before, dt.date(2027, 3, 31))
 
     @pytest.mark.parametrize("member", [LEAVING, CONVERTING], ids=["left", "converted"])
     def test_may_not_buy_from_the_effective_date(self, member):
@@ -245,3 +248,113 @@ class TestDatedLeavingAndConversion:
     def test_the_other_rules_still_apply_before_the_effective_date(self):
         error = refused(NotAllowed, member=self.LEAVING, buyer=dataclasses.replace(HEAD, active=False))
         assert error.field == "contact_id"
+
+
+class TestPurchasesOfThePast:
+    """Issue 14, rule 2: `buy` sold an edition whose period ended long ago, and a purchase a month before
+    the period ended was charged the whole year, backdated to 1 April or 1 September."""
+
+    def test_a_period_that_has_ended_cannot_be_bought(self):
+        error = refused(NotAllowed, edition=dataclasses.replace(EDITION, year=2024), today=dt.date(2026, 11, 29))
+        assert error.field == "edition_year" and "ended on 2025-03-31" in error.message
+
+    def test_the_last_day_of_the_period_can_still_be_bought_the_day_after_cannot(self):
+        sub = purchase(today=dt.date(2027, 3, 31))
+        assert (sub.period_start, sub.period_end) == (dt.date(2027, 3, 31), dt.date(2027, 3, 31))
+        assert refused(NotAllowed, today=dt.date(2027, 4, 1)).field == "edition_year"
+
+    def test_a_multi_year_agreement_whose_first_year_ended_cannot_be_bought(self):
+        assert refused(NotAllowed, years=3, today=dt.date(2027, 4, 1)).field == "edition_year"
+
+    def test_bought_during_the_period_it_covers_from_the_purchase_date(self):
+        sub = purchase(today=dt.date(2027, 2, 28))
+        assert (sub.period_start, sub.period_end) == (dt.date(2027, 2, 28), dt.date(2027, 3, 31))
+        assert sub.annual_price_pence == 150000 + 172 * 825  # the annual price: billing pro-rates by days
+        academy = purchase(member=ACADEMY, today=dt.date(2027, 7, 1))
+        assert (academy.period_start, academy.period_end) == (dt.date(2027, 7, 1), dt.date(2027, 8, 31))
+
+    def test_bought_before_the_period_it_covers_all_of_it(self):
+        assert purchase(today=dt.date(2026, 4, 1)).period_start == dt.date(2026, 4, 1)
+
+    def test_an_offering_sold_only_whole_keeps_the_whole_period(self):
+        sub = purchase(offering=dataclasses.replace(OFFERING, sold_whole=True), today=dt.date(2027, 2, 28))
+        assert (sub.period_start, sub.period_end) == (dt.date(2026, 4, 1), dt.date(2027, 3, 31))
+
+    def test_a_late_joiner_buying_later_still_is_covered_from_the_purchase(self):
+        member = dataclasses.replace(MAINTAINED, joined_on=dt.date(2026, 10, 1))
+        assert purchase(member=member, today=dt.date(2026, 12, 1)).period_start == dt.date(2026, 12, 1)
+
+    @pytest.mark.parametrize("member,notice", [(MAINTAINED, dt.date(2026, 12, 31)), (ACADEMY, dt.date(2027, 5, 31))],
+                             ids=["maintained", "academy"])
+    def test_bought_after_the_notice_date_it_renews_only_if_confirmed(self, member, notice):
+        on_notice = purchase(member=member, today=notice)
+        assert on_notice.auto_renew and renewal_notice(on_notice) is None
+        after = purchase(member=member, today=notice + dt.timedelta(days=1))
+        assert not after.auto_renew
+        assert f"notice date {notice.isoformat()}" in renewal_notice(after) and "confirm" in renewal_notice(after)
+        confirmed = purchase(member=member, today=notice + dt.timedelta(days=1), confirm_renewal=True)
+        assert confirmed.auto_renew and renewal_notice(confirmed) is None
+
+    def test_a_late_purchase_can_be_confirmed_later_once(self):
+        late = purchase(today=dt.date(2027, 1, 15))
+        assert confirm_renewal(late, today=dt.date(2027, 2, 1)).auto_renew
+        with pytest.raises(Conflicting):
+            confirm_renewal(dataclasses.replace(late, auto_renew=True), today=dt.date(2027, 2, 1))
+
+    def test_a_renewal_cancelled_by_the_notice_date_is_not_confirmed_back(self):
+        cancelled = dataclasses.replace(purchase(), auto_renew=False)
+        with pytest.raises(Conflicting) as caught:
+            confirm_renewal(cancelled, today=dt.date(2027, 2, 1))
+        assert caught.value.field == "subscription_id"
+
+
+BUNDLE_TERMS = PriceTerms(model="bundle", bundle_price_pence=200000, includes=("SI-CORE", "GOV-TRAIN"))
+BUNDLE = Offering(code="SI-GOV", name="Improvement and governance bundle", service_area="school_improvement",
+                  provider="Bucks Learning Trust", vat_treatment="standard", eligible_phases=())
+BUNDLE_EDITION = Edition(offering_code="SI-GOV", year=2026, terms=BUNDLE_TERMS)
+
+
+class TestBundleOverlaps:
+    """Issue 14, rule 5: a bundle gives the cover of each offering it includes, so it never overlaps an SLA
+    of one of them bought separately, nor one of them a bundle holding it."""
+
+    def held(self, code, covers, start=dt.date(2026, 4, 1), until=dt.date(2027, 3, 31)):
+        return Holding(code, frozenset(covers), start, until)
+
+    def test_a_bundle_cannot_be_bought_over_a_component_held_separately(self):
+        error = refused(Overlapping, offering=BUNDLE, edition=BUNDLE_EDITION,
+                        holdings=(self.held("GOV-TRAIN", {"GOV-TRAIN"}),))
+        assert error.field == "offering_code" and "GOV-TRAIN" in error.message and "bundle" in error.message
+
+    def test_a_component_cannot_be_bought_over_a_bundle_holding_it(self):
+        error = refused(Overlapping, holdings=(self.held("SI-GOV", {"SI-GOV", "SI-CORE", "GOV-TRAIN"}),))
+        assert "SI-CORE" in error.message and "through SI-GOV" in error.message
+
+    def test_a_component_held_in_another_period_does_not_overlap(self):
+        earlier = self.held("GOV-TRAIN", {"GOV-TRAIN"}, dt.date(2025, 4, 1), dt.date(2026, 3, 31))
+        assert purchase(offering=BUNDLE, edition=BUNDLE_EDITION, holdings=(earlier,))
+
+    def test_an_unrelated_holding_does_not_overlap(self):
+        assert purchase(holdings=(self.held("LD-NET", {"LD-NET"}),))
+
+
+class TestPerDelegatePlaces:
+    """Issue 14, rule 6: a per-delegate SLA of N places gave the edition's entitlements as they stood (one
+    place, or none), so scheduling counted fewer places than were bought and charged delegates again."""
+
+    TERMS = PriceTerms(model="per_delegate", subscriber_price_pence=9000, non_subscriber_price_pence=15000)
+
+    def test_a_per_delegate_sla_of_n_places_carries_n_included_places(self):
+        edition = Edition(offering_code="SI-CORE", year=2026, terms=self.TERMS)
+        sub = purchase(edition=edition, quantity=4)
+        assert sub.entitlements == (Entitlement("included_place", 4),)
+        assert sub.annual_price_pence == 4 * 15000
+
+    def test_the_editions_places_per_delegate_are_multiplied_and_other_kinds_kept(self):
+        edition = Edition(offering_code="X", year=2026, terms=self.TERMS,
+                          entitlements=(Entitlement("included_place", 1), Entitlement("resource_pack", 1)))
+        assert sla_entitlements(edition, 3) == (Entitlement("resource_pack", 1), Entitlement("included_place", 3))
+
+    def test_other_models_keep_the_editions_entitlements(self):
+        edition = dataclasses.replace(EDITION, entitlements=(Entitlement("included_place", 2),))
+        assert sla_entitlements(edition, 1) == (Entitlement("included_place", 2),)
