@@ -162,17 +162,39 @@ class Database:
         with self.read_engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
-    def upgrade(self, script_location: str, revision: str = "head") -> None:
-        """Apply the service's Alembic migrations up to `revision` (default: head), in one transaction."""
-        from alembic import command
+    def _alembic_config(self, script_location: str):
         from alembic.config import Config
 
         config = Config()
         config.set_main_option("script_location", script_location)
         config.set_main_option("sqlalchemy.url", self.url.render_as_string(hide_password=False))
+        return config
+
+    def upgrade(self, script_location: str, revision: str = "head") -> None:
+        """Apply the service's Alembic migrations up to `revision` (default: head), in one transaction.
+
+        On PostgreSQL the transaction first takes an advisory lock named after the migrations, so
+        replicas (or a migration job) starting together run them one after another: the second
+        finds the schema at head and does nothing, instead of failing on a table the first created."""
+        from alembic import command
+
+        config = self._alembic_config(script_location)
         with self.engine.begin() as connection:
+            if self.url.get_backend_name() == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+                                   {"name": f"alembic:{script_location}"})
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+
+    def revisions(self, script_location: str) -> tuple[str | None, str | None]:
+        """(the revision the database is at, the head revision of the code's migrations)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(self._alembic_config(script_location)).get_current_head()
+        with self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        return current, head
 
     def dispose(self) -> None:
         self.engine.dispose()

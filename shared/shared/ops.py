@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import pika
@@ -438,6 +439,23 @@ def _queue_source(queue: str) -> tuple[str, str]:
 EVENT_COMMANDS = ("topology", "tail", "replay")
 
 
+def migrate(service: str, database_url: str | None) -> int:
+    """Bring `service`'s database to its head migration (safe beside starting replicas: see Database.upgrade)."""
+    if not database_url:
+        print(json.dumps({"command": "migrate", "refused": "no database: pass --database-url or set DATABASE_URL"}),
+              file=sys.stderr)
+        return 2
+    database = Database(database_url)
+    try:
+        before, head = database.revisions(f"{service}:migrations")
+        database.upgrade(f"{service}:migrations")
+        after, _ = database.revisions(f"{service}:migrations")
+    finally:
+        database.dispose()
+    print(json.dumps({"command": "migrate", "service": service, "from": before, "to": after, "head": head}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="partnership-ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -454,7 +472,12 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--all", action="store_true", help="redeliver every dead letter of the queues")
     sub = commands.add_parser("outbox")
     sub.add_argument("--config", required=True)
+    sub = commands.add_parser("migrate", help="apply a service's database migrations (the job before a rollout)")
+    sub.add_argument("--service", required=True, choices=("membership", "catalogue", "billing", "scheduling"))
+    sub.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
     args = parser.parse_args(argv)
+    if args.command == "migrate":
+        return migrate(args.service, args.database_url or os.environ.get("DATABASE_URL"))
     if args.command in HANDOVER_COMMANDS:
         from shared.archive import ArchiveError, ImportRefused, UnsupportedColumn
         from shared.handover import StillConsuming

@@ -26,6 +26,16 @@ from shared.unit_of_work import Origin, OutboxSignal, Producer, UnitsOfWork
 log = logging.getLogger(__name__)
 
 
+class SchemaNotAtHead(RuntimeError):
+    """The service must not start on a database its migrations have not reached."""
+
+
+def migrate_on_start(config) -> bool:
+    """MIGRATE_ON_START (default true, as `make run` wants): false where a migration job runs first."""
+    value = config.get("MIGRATE_ON_START", True)
+    return value if isinstance(value, bool) else str(value).strip().lower() not in ("false", "0", "no", "off")
+
+
 class Storage(DependencyProvider):
     """The service's own database, unit of work, inbox and outbox relay."""
 
@@ -42,7 +52,16 @@ class Storage(DependencyProvider):
         config = self.container.config
         service = self.container.service_name
         self.database = Database(config["DATABASE_URL"])
-        self.database.upgrade(self.migrations)
+        if migrate_on_start(config):
+            self.database.upgrade(self.migrations)
+        else:
+            # Production: a migration job ran `partnership-ops migrate` before the rollout.
+            current, head = self.database.revisions(self.migrations)
+            if current != head:
+                raise SchemaNotAtHead(
+                    f"{service}: the database is at migration {current or 'none'} and this code needs {head}; "
+                    f"run `partnership-ops migrate --service {service}` (the migration job) first, or set "
+                    "MIGRATE_ON_START=true")
         self.producer = Producer(service=service, operator=operator_of(config)["name"], schemas=self.published)
         self.signal = OutboxSignal()
         self.relay = OutboxRelay(service=service, database=self.database, outbox=self.outbox,
