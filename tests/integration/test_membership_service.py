@@ -31,7 +31,7 @@ def valid(envelope: dict) -> None:
 
 
 def school(**overrides) -> dict:
-    urn = overrides.pop("urn", None) or str(random.randint(100000, 499999))
+    urn = overrides.pop("urn", None) or str(random.randint(100000, 199999))
     data = {"urn": urn, "dfe_number": f"825/{random.randint(1000, 9999)}", "name": f"School {urn}",
             "establishment_type": "community", "phase": "primary", "local_authority": "Buckinghamshire",
             "postcode": "HP17 8DS", "number_on_roll": 172, "census_date": "2025-10-02", "joined_on": "2026-04-01"}
@@ -44,7 +44,8 @@ class TestLifecycleOverHttp:
         stack = stack_factory(databases).start("membership")
         base = stack.url("membership")
         a = school()
-        successor = str(int(a["urn"]) + 500000 if int(a["urn"]) < 300000 else int(a["urn"]) - 1)[:6]
+        # another school URN (100000-199999, rule 11), never the predecessor's
+        successor = str(int(a["urn"]) + 1 if int(a["urn"]) < 199999 else int(a["urn"]) - 1)
 
         assert http_json("POST", f"{base}/members", a)[0] == 201
         status, body = http_json("POST", f"{base}/members", a)

@@ -127,6 +127,13 @@ def add_history(session, entries: list[HistoryEntry]) -> None:
         session.execute(insert(member_history), values[start:start + CHUNK])
 
 
+def latest_change_dates(session) -> dict[str, dt.date]:
+    """Each URN's latest effective date of a change of details."""
+    query = select(member_history.c.urn, func.max(member_history.c.effective_date)) \
+        .where(member_history.c.kind == "details_changed").group_by(member_history.c.urn)
+    return {urn: day for urn, day in session.execute(query)}
+
+
 def history_of(session, urn: str) -> list[HistoryEntry]:
     rows = session.execute(select(member_history).where(member_history.c.urn == urn)
                            .order_by(member_history.c.effective_date, member_history.c.id))
@@ -346,7 +353,8 @@ def erase_contact(session, contact_id: str, placeholder: str) -> None:
 # --- co-operative trust --------------------------------------------------------------------------------------
 
 def _to_participant(r) -> TrustParticipant:
-    return TrustParticipant(r.party_id, r.name, r.trust_role, r.joined_on, r.left_on, bool(r.on_forum))
+    return TrustParticipant(r.party_id, r.name, r.trust_role, r.joined_on, r.left_on, bool(r.on_forum),
+                            bool(r.successor_inherits))
 
 
 def trust_participants_all(session) -> list[TrustParticipant]:
@@ -357,13 +365,14 @@ def trust_participants_all(session) -> list[TrustParticipant]:
 
 def add_participant(session, p: TrustParticipant) -> None:
     session.execute(insert(trust_participants).values(party_id=p.party_id, name=p.name, trust_role=p.trust_role,
-                                                      joined_on=p.joined_on, left_on=p.left_on, on_forum=p.on_forum))
+                                                      joined_on=p.joined_on, left_on=p.left_on, on_forum=p.on_forum,
+                                                      successor_inherits=p.successor_inherits))
 
 
 def save_participant(session, p: TrustParticipant) -> None:
     session.execute(update(trust_participants).where(trust_participants.c.party_id == p.party_id,
                                                      trust_participants.c.left_on.is_(None))
-                    .values(left_on=p.left_on, on_forum=p.on_forum))
+                    .values(left_on=p.left_on, on_forum=p.on_forum, successor_inherits=p.successor_inherits))
 
 
 def members_on(session, urns: list[str], day: dt.date) -> set[str]:

@@ -120,6 +120,9 @@ class TrustParticipant:
     joined_on: dt.date
     left_on: dt.date | None = None
     on_forum: bool = False
+    # the trust's register decides whether an academy that replaces this school takes over its participation
+    # (and its vote) on the conversion date; True unless the register recorded otherwise
+    successor_inherits: bool = True
 
     def in_trust_on(self, day: dt.date) -> bool:
         return self.joined_on <= day and (self.left_on is None or day < self.left_on)
@@ -154,3 +157,20 @@ def leave_trust(participant: TrustParticipant, *, left_on: dt.date) -> TrustPart
     if left_on <= participant.joined_on:
         raise MembershipRuleBroken("effective_date", "leaving must be after joining")
     return dataclasses.replace(participant, left_on=left_on)
+
+
+def succeed_in_trust(participation: TrustParticipant | None, *, successor_urn: str, successor_name: str,
+                     conversion_date: dt.date) -> tuple[TrustParticipant, TrustParticipant | None] | None:
+    """A converting school's trust participation on its conversion date: the predecessor's ends that day and,
+    unless the register says the successor does not inherit it, the academy's begins that day (same forum
+    seat). One vote, never two: the two participations never overlap. None when there is nothing to carry
+    (no open member participation on the conversion date)."""
+    if participation is None or participation.trust_role != "member" or participation.left_on is not None:
+        return None
+    if conversion_date <= participation.joined_on:
+        return None
+    ended = dataclasses.replace(participation, left_on=conversion_date)
+    if not participation.successor_inherits:
+        return ended, None
+    return ended, TrustParticipant(successor_urn, successor_name, "member", conversion_date,
+                                   on_forum=participation.on_forum)

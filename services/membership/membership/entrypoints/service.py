@@ -194,6 +194,10 @@ class Forum(Strict):
     on_forum = fields.Boolean(required=True)
 
 
+class Succession(Strict):
+    successor_inherits = fields.Boolean(required=True)
+
+
 def _domain_errors(call):
     try:
         return call()
@@ -409,6 +413,11 @@ class MembershipService(base.ObservableService):
     def forum(self, request, party_id):
         command = load_body(request, Forum())
         return _domain_errors(lambda: handlers.set_forum(self.uow(), party_id, command["on_forum"]))
+
+    @http("PUT", "/cooperative/participants/<string:party_id>/succession")
+    def succession(self, request, party_id):
+        command = load_body(request, Succession())
+        return _domain_errors(lambda: handlers.set_succession(self.uow(), party_id, command["successor_inherits"]))
 
     @http("GET", "/cooperative")
     def trust_http(self, request):

@@ -106,12 +106,16 @@ def _details_changed_payload(member: model.SchoolMember, effective_date: dt.date
 
 
 def change_details(uow, urn: str, effective_date: dt.date, proposed: dict) -> tuple[model.SchoolMember, dict]:
-    """Publishes `member_details_changed` only when something really changed."""
+    """Publishes `member_details_changed` only when something really changed; a backdated change is kept in the
+    dated history and never overwrites a later-dated one in the current record."""
     if "mat" in proposed:
         proposed = dict(proposed, mat=_mat(proposed["mat"]))
     with uow:
-        member, changes = model.change_details(_open(uow, urn), effective_date=effective_date, **proposed)
+        member, changes = model.change_details(_open(uow, urn), effective_date=effective_date,
+                                               history=repository.history_of(uow.session, urn), **proposed)
         if changes:
+            # the payload's snapshot is the current record (the latest effective state) even when the change
+            # is backdated behind a later one: consumers apply events by aggregate sequence
             repository.save(uow.session, member)
             payload = _details_changed_payload(member, effective_date, changes)
             repository.add_history(uow.session, [model.HistoryEntry(urn, effective_date, "details_changed",
@@ -184,10 +188,28 @@ def convert_to_academy(uow, urn: str, command: dict) -> model.Conversion:
                           "local_authority": new.local_authority, "postcode": new.postcode,
                           "number_on_roll": new.number_on_roll, "census_date": new.census_date},
             "mat": _mat_json(conversion.mat)}, aggregate=f"school:{old.urn}")
+        _carry_trust_participation(uow, old.urn, new, conversion.conversion_date)
         if command.get("carry_contacts"):
             _carry_contacts(uow, old.urn, new.urn, conversion.conversion_date)
         uow.commit()
     return conversion
+
+
+def _carry_trust_participation(uow, old_urn: str, new: model.SchoolMember, day: dt.date) -> None:
+    """The academy takes over its predecessor's co-operative trust participation on the conversion date
+    unless the trust's register recorded that it does not (`successor_inherits`)."""
+    current = next((p for p in repository.trust_participants_all(uow.session)
+                    if p.party_id == old_urn and p.left_on is None), None)
+    if any(p.party_id == new.urn and p.left_on is None for p in repository.trust_participants_all(uow.session)):
+        return  # the academy already has its own participation; never a second one
+    carried = people.succeed_in_trust(current, successor_urn=new.urn, successor_name=new.name,
+                                      conversion_date=day)
+    if carried is None:
+        return
+    ended, successor = carried
+    repository.save_participant(uow.session, ended)
+    if successor is not None:
+        repository.add_participant(uow.session, successor)
 
 
 def _carry_contacts(uow, old_urn: str, new_urn: str, day: dt.date) -> None:
@@ -261,6 +283,8 @@ def import_schools(uow, text: str, *, known_types: set[str], census_date: dt.dat
         current = repository.all_open_members(session)
         closed = repository.closed_urns(session)
         census = repository.all_census(session)
+        # a row dated before a URN's latest change must not overwrite it: those few URNs replay their history
+        last_changed = repository.latest_change_dates(session)
         new_members, changed_members, history = [], [], []
         census_new, census_changed = [], []
         events = []  # published in bulk, in file order, with the rows they describe
@@ -280,8 +304,11 @@ def import_schools(uow, text: str, *, known_types: set[str], census_date: dt.dat
                     events.append(("member_joined", member_joined_payload(member), f"school:{urn}"))
                     report.joined += 1
                     continue
+                row_effective = max(effective_date, member.joined_on)
+                backdated = last_changed.get(urn) is not None and last_changed[urn] > row_effective
                 changed, changes = model.change_details(
-                    member, effective_date=max(effective_date, member.joined_on), dfe_number=row.dfe_number,
+                    member, effective_date=row_effective,
+                    history=repository.history_of(session, urn) if backdated else (), dfe_number=row.dfe_number,
                     name=row.name, establishment_type=row.establishment_type, phase=row.phase,
                     local_authority=row.local_authority, postcode=row.postcode, mat=row.mat)
                 previous = census.get((urn, row.census_date))
@@ -587,9 +614,26 @@ def set_forum(uow, party_id: str, on_forum: bool) -> dict:
     return participant_view(changed)
 
 
+def set_succession(uow, party_id: str, successor_inherits: bool) -> dict:
+    """Record the trust's decision whether an academy replacing this member school inherits its participation."""
+    with uow:
+        current = [p for p in repository.trust_participants_all(uow.session)
+                   if p.party_id == party_id and p.left_on is None]
+        if not current:
+            raise model.NotAMember("party_id", f"{party_id} is not in the co-operative trust")
+        if current[0].trust_role != "member":
+            raise model.MembershipRuleBroken("successor_inherits", "only a member school has a successor; "
+                                                                   "partners do not convert")
+        changed = dataclasses.replace(current[0], successor_inherits=successor_inherits)
+        repository.save_participant(uow.session, changed)
+        uow.commit()
+    return participant_view(changed)
+
+
 def participant_view(p: people.TrustParticipant) -> dict:
     return {"party_id": p.party_id, "name": p.name, "trust_role": p.trust_role, "joined_on": p.joined_on.isoformat(),
-            "left_on": p.left_on.isoformat() if p.left_on else None, "on_forum": p.on_forum}
+            "left_on": p.left_on.isoformat() if p.left_on else None, "on_forum": p.on_forum,
+            "successor_inherits": p.successor_inherits}
 
 
 def trust_on(session, day: dt.date) -> dict:

@@ -1,0 +1,119 @@
+"""Issue 14, membership rules 7-10, through the use cases on SQLite and PostgreSQL."""
+import datetime as dt
+
+import pytest
+
+from membership.adapters import repository
+from membership.domain import model
+from membership.service_layer import handlers
+
+D = dt.date
+TRUST = {"id": "TR01234", "name": "Chiltern Learning Trust"}
+
+
+def school(**overrides):
+    data = dict(urn="110394", dfe_number="825/2001", name="Haddenham Community Infant School",
+                establishment_type="community", phase="primary", local_authority="Buckinghamshire",
+                postcode="HP17 8DS", number_on_roll=172, census_date=D(2019, 10, 3), joined_on=D(2020, 4, 1),
+                mat=None)
+    data.update(overrides)
+    return data
+
+
+def votes(uows, day):
+    with uows.read() as session:
+        found = handlers.trust_on(session, day)
+    return found["total_votes"], [v["urn"] for v in found["voters"]]
+
+
+def convert(uows, urn="110394", successor="149876", day=D(2027, 9, 1)):
+    return handlers.convert_to_academy(uows(), urn, {"successor_urn": successor, "conversion_date": day,
+                                                     "mat": TRUST})
+
+
+class TestRule7ConversionKeepsTheCooperativeVote:
+    def test_rule_7_the_academy_inherits_the_vote_on_the_conversion_date_and_never_votes_twice(self, stores):
+        handlers.join_school(stores(), school())
+        handlers.join_school(stores(), school(urn="110395", dfe_number="825/2002", name="Other School"))
+        for urn in ("110394", "110395"):
+            handlers.join_trust(stores(), {"trust_role": "member", "urn": urn, "joined_on": D(2021, 1, 1),
+                                           "on_forum": urn == "110394"})
+        convert(stores)
+        assert votes(stores, D(2027, 8, 31)) == (2, ["110394", "110395"])
+        assert votes(stores, D(2027, 9, 1)) == (2, ["110395", "149876"])
+        with stores.read() as session:
+            found = handlers.trust_on(session, D(2027, 9, 1))
+            participants = repository.trust_participants_all(session)
+        assert [p["party_id"] for p in found["forum"]] == ["149876"]  # the forum seat goes with the vote
+        old = [p for p in participants if p.party_id == "110394"]
+        assert [p.left_on for p in old] == [D(2027, 9, 1)]
+        for day in (D(2027, 8, 31), D(2027, 9, 1), D(2028, 1, 1)):
+            total, voters = votes(stores, day)
+            assert total == len(set(voters)) == 2
+
+    def test_rule_7_the_register_can_say_the_successor_does_not_inherit(self, stores):
+        handlers.join_school(stores(), school())
+        handlers.join_trust(stores(), {"trust_role": "member", "urn": "110394", "joined_on": D(2021, 1, 1)})
+        assert handlers.set_succession(stores(), "110394", False)["successor_inherits"] is False
+        convert(stores)
+        assert votes(stores, D(2027, 8, 31)) == (1, ["110394"])
+        assert votes(stores, D(2027, 9, 1)) == (0, [])
+
+    def test_rule_7_a_school_outside_the_trust_gives_its_academy_no_vote(self, stores):
+        handlers.join_school(stores(), school())
+        convert(stores)
+        assert votes(stores, D(2027, 9, 1)) == (0, [])
+
+
+class TestRule8BackdatedChange:
+    def test_rule_8_a_backdated_change_never_overwrites_a_later_dated_one(self, stores):
+        handlers.join_school(stores(), school(name="Haddenham Infant School"))
+        handlers.change_details(stores(), "110394", D(2026, 9, 1), {"name": "Haddenham September Name"})
+        member, changes = handlers.change_details(stores(), "110394", D(2026, 1, 1),
+                                                  {"name": "Haddenham January Name"})
+        assert changes == {"name": {"old": "Haddenham Infant School", "new": "Haddenham January Name"}}
+        assert member.name == "Haddenham September Name"
+        with stores.read() as session:
+            assert repository.open_member(session, "110394").name == "Haddenham September Name"
+            history = repository.history_of(session, "110394")
+        answers = {day: model.details_on(history, day)["name"]
+                   for day in (D(2025, 12, 31), D(2026, 1, 1), D(2026, 8, 31), D(2026, 9, 1), D(2027, 1, 1))}
+        assert answers == {D(2025, 12, 31): "Haddenham Infant School", D(2026, 1, 1): "Haddenham January Name",
+                           D(2026, 8, 31): "Haddenham January Name", D(2026, 9, 1): "Haddenham September Name",
+                           D(2027, 1, 1): "Haddenham September Name"}
+        published = stores.events("member_details_changed")
+        assert [e["effective_date"] for e in published] == ["2026-09-01", "2026-01-01"]
+        # consumers apply by aggregate sequence: the later event's snapshot must be the latest effective state
+        assert published[-1]["name"] == "Haddenham September Name"
+        assert published[-1]["changes"] == {"name": {"old": "Haddenham Infant School",
+                                                     "new": "Haddenham January Name"}}
+
+    def test_rule_8_a_backdated_mat_change_keeps_the_later_mat_current_and_answers_mat_on(self, stores):
+        handlers.join_school(stores(), school(establishment_type="academy_converter", mat=TRUST))
+        later = {"id": "TR09999", "name": "Later Trust"}
+        earlier = {"id": "TR05555", "name": "Earlier Trust"}
+        handlers.change_details(stores(), "110394", D(2026, 9, 1), {"mat": later})
+        member, _ = handlers.change_details(stores(), "110394", D(2026, 1, 1), {"mat": earlier})
+        assert member.mat == model.Mat(**later)
+        with stores.read() as session:
+            history = repository.history_of(session, "110394")
+        assert model.mat_on(history, D(2026, 3, 1)) == earlier
+        assert model.mat_on(history, D(2026, 10, 1)) == later
+        assert stores.events("member_details_changed")[-1]["mat"] == later
+
+    def test_rule_8_a_backdated_import_row_does_not_overwrite_a_later_change(self, stores):
+        handlers.join_school(stores(), school(name="Haddenham Infant School"))
+        handlers.change_details(stores(), "110394", D(2026, 9, 1), {"name": "Haddenham September Name"})
+        csv = ("URN,LAESTAB,LA (name),EstablishmentName,TypeOfEstablishment (name),PhaseOfEducation (name),"
+               "NumberOfPupils,Postcode,CensusDate\r\n"
+               "110394,8252001,Buckinghamshire,Haddenham Imported Name,Community school,Primary,172,HP17 8DS,"
+               "03-10-2019\r\n")
+        report = handlers.import_schools(stores(), csv, known_types={"Community school"},
+                                         census_date=D(2019, 10, 3), joined_on=D(2020, 4, 1),
+                                         effective_date=D(2026, 2, 1))
+        assert report.changed == 1
+        with stores.read() as session:
+            assert repository.open_member(session, "110394").name == "Haddenham September Name"
+            history = repository.history_of(session, "110394")
+        assert model.details_on(history, D(2026, 3, 1))["name"] == "Haddenham Imported Name"
+        assert stores.events("member_details_changed")[-1]["name"] == "Haddenham September Name"
