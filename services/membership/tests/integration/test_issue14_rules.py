@@ -117,3 +117,101 @@ class TestRule8BackdatedChange:
             history = repository.history_of(session, "110394")
         assert model.details_on(history, D(2026, 3, 1))["name"] == "Haddenham Imported Name"
         assert stores.events("member_details_changed")[-1]["name"] == "Haddenham September Name"
+
+
+class TestRule9ContactsAtOrganisations:
+    def test_rule_9_a_mat_council_and_partner_have_contacts_in_roles_that_fit(self, stores):
+        handlers.join_organisation(stores(), {"id": "TR01234", "kind": "mat", "name": "Chiltern Learning Trust",
+                                              "joined_on": D(2020, 1, 1)})
+        handlers.join_organisation(stores(), {"id": "BC", "kind": "council", "name": "Buckinghamshire Council",
+                                              "joined_on": D(2020, 1, 1)})
+        finance = handlers.add_organisation_contact(stores(), "TR01234", {
+            "display_name": "B. Finance", "email": "finance@chiltern.example", "role": "finance_contact",
+            "effective_date": D(2026, 4, 1)})
+        assert finance["may_commit_spending"] is True and finance["active"] is True
+        with pytest.raises(model.MembershipRuleBroken) as wrong:
+            handlers.add_organisation_contact(stores(), "BC", {"display_name": "C. Eo", "role": "ceo",
+                                                               "effective_date": D(2026, 4, 1)})
+        assert wrong.value.field == "role" and "council's contact roles are finance_contact, main_contact" \
+            in wrong.value.message
+        with pytest.raises(model.MembershipRuleBroken) as unknown:
+            handlers.add_organisation_contact(stores(), "NOPE", {"display_name": "X", "role": "main_contact",
+                                                                 "effective_date": D(2026, 4, 1)})
+        assert unknown.value.field == "organisation_id"
+        main = handlers.add_organisation_role(stores(), finance["contact_id"], {
+            "organisation_id": "BC", "role": "main_contact", "effective_date": D(2026, 5, 1)})
+        assert main["may_commit_spending"] is False
+        handlers.end_organisation_role(stores(), finance["contact_id"], "TR01234", "finance_contact",
+                                       {"effective_date": D(2027, 4, 1)})
+        events = stores.events("organisation_contact_role_changed")
+        assert [(e["organisation_id"], e["role"], e["active"]) for e in events] == [
+            ("TR01234", "finance_contact", True), ("BC", "main_contact", True), ("TR01234", "finance_contact", False)]
+        assert {k: v for k, v in events[0].items() if k not in ("_type", "contact_id")} == {
+            "organisation_kind": "mat", "organisation_id": "TR01234", "organisation_name": "Chiltern Learning Trust",
+            "display_name": "B. Finance", "email": "finance@chiltern.example", "role": "finance_contact",
+            "may_commit_spending": True, "active": True, "effective_date": "2026-04-01"}
+        assert stores.events("contact_role_changed") == []  # school contacts' event is untouched
+        with stores.read() as session:
+            on = repository.contacts_of_organisation(session, "TR01234", on=D(2026, 6, 1))
+            assert [c["role"] for c in on] == ["finance_contact"]
+            assert repository.contacts_of_organisation(session, "TR01234") == []
+
+    def test_rule_9_erasure_covers_an_organisation_contact(self, stores):
+        handlers.join_organisation(stores(), {"id": "TR01234", "kind": "mat", "name": "Chiltern Learning Trust",
+                                              "joined_on": D(2020, 1, 1)})
+        ceo = handlers.add_organisation_contact(stores(), "TR01234", {
+            "display_name": "C. Eo", "email": "ceo@chiltern.example", "role": "ceo", "effective_date": D(2020, 4, 1)})
+        handlers.erase_contact(stores(), ceo["contact_id"])
+        assert [e["contact_id"] for e in stores.events("contact_erased")] == [ceo["contact_id"]]
+        with stores.read() as session:
+            exported = handlers.export_contact(session, ceo["contact_id"])
+        assert exported["email"] is None and exported["display_name"] == "[erased]"
+        assert exported["organisation_roles"][0]["active"] is False
+
+
+def governor(uows, **overrides):
+    command = {"display_name": "G. Overnor", "role": "governor", "appointment_type": "parent",
+               "effective_date": D(2024, 9, 1)}
+    command.update(overrides)
+    return handlers.add_contact(uows(), "110394", command)
+
+
+class TestRule10CommitteeMemberships:
+    def test_rule_10_a_change_of_committees_is_dated_not_overwritten(self, stores):
+        handlers.join_school(stores(), school())
+        person = governor(stores, committees=["Finance"])
+        handlers.change_role(stores(), person["contact_id"], "110394", "governor",
+                             {"committees": ["Curriculum"], "effective_date": D(2025, 9, 1)})
+        with stores.read() as session:
+            def on(day):
+                return [m["committee"] for m in handlers.committees_at(session, "110394", day)["memberships"]]
+            assert on(D(2025, 8, 31)) == ["Finance"]
+            assert on(D(2025, 9, 1)) == ["Curriculum"]
+            history = handlers.committees_at(session, "110394")["memberships"]
+        assert [(m["committee"], m["started_on"], m["ended_on"]) for m in history] == [
+            ("Curriculum", "2025-09-01", None), ("Finance", "2024-09-01", "2025-09-01")]
+
+    def test_rule_10_a_term_of_office_has_start_end_and_appointing_body(self, stores):
+        handlers.join_school(stores(), school())
+        person = governor(stores)
+        term = handlers.appoint_to_committee(stores(), person["contact_id"], {
+            "urn": "110394", "committee": "Pay and Personnel", "appointing_body": "full governing board",
+            "started_on": D(2025, 1, 1), "ended_on": D(2029, 1, 1)})
+        assert (term["appointing_body"], term["started_on"], term["ended_on"]) == (
+            "full governing board", "2025-01-01", "2029-01-01")
+        with pytest.raises(model.MembershipRuleBroken) as overlap:
+            handlers.appoint_to_committee(stores(), person["contact_id"], {
+                "urn": "110394", "committee": "Pay and Personnel", "appointing_body": "full governing board",
+                "started_on": D(2026, 1, 1), "ended_on": None})
+        assert overlap.value.field == "started_on"
+        with pytest.raises(model.MembershipRuleBroken) as before_governor:
+            handlers.appoint_to_committee(stores(), person["contact_id"], {
+                "urn": "110394", "committee": "Audit", "appointing_body": "full governing board",
+                "started_on": D(2024, 1, 1), "ended_on": None})
+        assert before_governor.value.field == "role"
+        ended = handlers.end_committee_membership(stores(), term["membership_id"],
+                                                  {"effective_date": D(2027, 1, 1), "reason": "resigned"})
+        assert ended["ended_on"] == "2027-01-01" and ended["end_reason"] == "resigned"
+        with stores.read() as session:
+            assert handlers.committees_at(session, "110394", D(2027, 1, 1))["memberships"] == []
+            assert len(handlers.committees_at(session, "110394", D(2026, 12, 31))["memberships"]) == 1
