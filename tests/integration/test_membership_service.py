@@ -212,6 +212,27 @@ class TestBulkImport:
             assert cluster.membership.contacts_by_role(a["urn"], role="head_teacher")["count"] == 0
 
 
+class TestOrganisationContactsOverHttp:
+    def test_rule_9_organisation_contacts_and_role_validation(self, stack_factory, sqlite_databases, tap):
+        stack = stack_factory(sqlite_databases).start("membership")
+        base = stack.url("membership")
+        assert http_json("POST", f"{base}/organisations", {"id": TRUST["id"], "kind": "mat", "name": TRUST["name"],
+                                                           "joined_on": "2020-01-01"})[0] == 201
+        status, body = http_json("POST", f"{base}/organisations/{TRUST['id']}/contacts",
+                                 {"display_name": "M. Ain", "role": "main_contact", "effective_date": "2026-04-01"})
+        assert status == 400 and "role" in body["fields"] and "mat's contact roles" in body["fields"]["role"][0]
+        status, body = http_json("POST", f"{base}/organisations/{TRUST['id']}/contacts",
+                                 {"display_name": "B. Finance", "role": "finance_contact",
+                                  "email": "finance@chiltern.example", "effective_date": "2026-04-01"})
+        assert status == 201 and body["may_commit_spending"] is True
+        status, listed = http_json("GET", f"{base}/organisations/{TRUST['id']}/contacts?role=finance_contact")
+        assert status == 200 and [c["contact_id"] for c in listed["contacts"]] == [body["contact_id"]]
+        payloads = tap.wait_for("organisation_contact_role_changed", 1)
+        assert payloads[0]["organisation_name"] == TRUST["name"] and payloads[0]["role"] == "finance_contact"
+        for envelope in tap.of_type("organisation_contact_role_changed"):
+            valid(envelope)
+
+
 class TestCooperativeTrust:
     def test_who_may_vote_on_a_date(self, stack_factory, databases):
         stack = stack_factory(databases).start("membership")
