@@ -526,7 +526,7 @@ def end_role(uow, contact_id: str, urn: str, role: str, command: dict) -> dict:
         ended = people.end_role(_held(uow, contact_id, urn, role), ended_on=command["effective_date"],
                                 reason=command.get("reason"))
         repository.save_role(uow.session, ended)
-        _end_committees(uow, ended, set(ended.committees), ended.ended_on, "role ended")
+        _end_committees_with_role(uow, ended, "role ended")
         _role_event(uow, ended, row.display_name, ended.ended_on)
         uow.commit()
     return dict(repository.role_view(ended), display_name=row.display_name)
@@ -547,6 +547,20 @@ def _end_committees(uow, held: people.RoleHeld, committees, day: dt.date, reason
         if m.committee in committees and m.started_on < day and (m.ended_on is None or m.ended_on > day):
             repository.save_committee_membership(uow.session, people.end_committee_membership(
                 m, ended_on=day, reason=reason))
+
+
+def _end_committees_with_role(uow, ended: people.RoleHeld, reason: str) -> None:
+    """A governor who leaves the board leaves its committees the same day (unless still a governor of the
+    school in another governor role, e.g. chair)."""
+    if ended.role not in people.GOVERNOR_ROLES:
+        return
+    if any(r.urn == ended.urn and r.role in people.GOVERNOR_ROLES and r.active and r.role != ended.role
+           for r in repository.roles_of(uow.session, ended.contact_id)):
+        return
+    running = {m.committee for m in repository.committee_memberships_of(uow.session, urn=ended.urn,
+                                                                        contact_id=ended.contact_id)
+               if m.ended_on is None or m.ended_on > ended.ended_on}
+    _end_committees(uow, ended, running, ended.ended_on, reason)
 
 
 def appoint_to_committee(uow, contact_id: str, command: dict) -> dict:
@@ -639,6 +653,7 @@ def erase_contact(uow, contact_id: str) -> dict:
                                                                    + dt.timedelta(days=1)),
                                                 end_reason="personal data erased", may_commit_spending=False)
                     repository.save_role(uow.session, ended)
+                    _end_committees_with_role(uow, ended, "personal data erased")
             for held in repository.organisation_roles_of(uow.session, contact_id):
                 if held.active:
                     repository.save_organisation_role(uow.session, dataclasses.replace(

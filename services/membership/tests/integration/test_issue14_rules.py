@@ -215,3 +215,50 @@ class TestRule10CommitteeMemberships:
         with stores.read() as session:
             assert handlers.committees_at(session, "110394", D(2027, 1, 1))["memberships"] == []
             assert len(handlers.committees_at(session, "110394", D(2026, 12, 31))["memberships"]) == 1
+
+    def test_rule_10_a_governor_leaving_the_board_leaves_its_committees_that_day(self, stores):
+        handlers.join_school(stores(), school())
+        person = governor(stores, committees=["Finance", "Audit"])
+        handlers.end_role(stores(), person["contact_id"], "110394", "governor",
+                          {"effective_date": D(2026, 9, 1), "reason": "end of term"})
+        with stores.read() as session:
+            history = handlers.committees_at(session, "110394")["memberships"]
+            assert handlers.committees_at(session, "110394", D(2026, 9, 1))["memberships"] == []
+        assert [(m["committee"], m["ended_on"], m["end_reason"]) for m in history] == [
+            ("Audit", "2026-09-01", "role ended"), ("Finance", "2026-09-01", "role ended")]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_rule_10_migration_0004_keeps_the_committees_held_before_it(tmp_path, backend):
+    """The committees a role listed before migration 0004 become memberships over the role's dates."""
+    import json
+    import os
+    import uuid
+
+    from sqlalchemy import insert
+
+    from membership.adapters.tables import contact_roles, contacts
+    from shared.db import Database, drop_postgres_database, ensure_postgres_database
+    from shared.messaging_tables import utcnow
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    if backend == "postgresql":
+        admin = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+        url = admin.rsplit("/", 1)[0] + f"/t_membership_{uuid.uuid4().hex[:10]}"
+        ensure_postgres_database(url)
+    database = Database(url)
+    database.upgrade("membership:migrations", "0003")
+    with database.engine.begin() as connection:
+        connection.execute(insert(contacts).values(contact_id="c1", display_name="G", created_at=utcnow()))
+        connection.execute(insert(contact_roles).values(
+            contact_id="c1", urn="110394", role="governor", may_commit_spending=False, started_on=D(2024, 9, 1),
+            ended_on=D(2026, 9, 1), appointment_type="parent", committees=json.dumps(["Audit", "Finance"])))
+    database.upgrade("membership:migrations")
+    with database.reader() as session:
+        found = repository.committee_memberships_of(session, urn="110394")
+    assert [(m.committee, m.started_on, m.ended_on, m.appointing_body) for m in found] == [
+        ("Audit", D(2024, 9, 1), D(2026, 9, 1), "governing_body"),
+        ("Finance", D(2024, 9, 1), D(2026, 9, 1), "governing_body")]
+    database.dispose()
+    if backend == "postgresql":
+        drop_postgres_database(url)

@@ -44,8 +44,10 @@ def upgrade():
     )
     # The committees held so far were a list on the role, overwritten in place: each becomes a membership
     # over the role's dates (the best that is known), appointed by the governing body.
-    roles = sa.table("contact_roles", sa.column("contact_id"), sa.column("urn"), sa.column("committees"),
-                     sa.column("started_on"), sa.column("ended_on"))
+    # typed columns: untyped, SQLite hands the dates back as text
+    roles = sa.table("contact_roles", sa.column("contact_id", sa.String), sa.column("urn", sa.String),
+                     sa.column("committees", sa.Text), sa.column("started_on", sa.Date),
+                     sa.column("ended_on", sa.Date))
     bind = op.get_bind()
     rows = []
     for r in bind.execute(sa.select(roles.c.contact_id, roles.c.urn, roles.c.committees, roles.c.started_on,
