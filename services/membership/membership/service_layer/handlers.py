@@ -508,10 +508,12 @@ def change_role(uow, contact_id: str, urn: str, role: str, command: dict) -> dic
             if role not in people.GOVERNOR_ROLES:
                 raise model.MembershipRuleBroken("committees", "committees are for governors only")
             wanted = tuple(sorted({people.tidy_committee(c) for c in command["committees"] if c.strip()}))
+            day = command["effective_date"]
+            sitting = {m.committee for m in repository.committee_memberships_of(
+                uow.session, urn=urn, contact_id=contact_id, on=day)}
             # a change of committees is dated: the ones left end and the new ones start on effective_date
-            _end_committees(uow, held, set(held.committees) - set(wanted), command["effective_date"],
-                            "left the committee")
-            _appoint_committees(uow, held, sorted(set(wanted) - set(held.committees)), command["effective_date"])
+            _end_committees(uow, held, sitting - set(wanted), day, "left the committee")
+            _appoint_committees(uow, held, sorted(set(wanted) - sitting), day)
             changed = dataclasses.replace(changed, committees=wanted)
         repository.save_role(uow.session, changed)
         if changed.may_commit_spending != held.may_commit_spending:
