@@ -252,6 +252,12 @@ class TestCooperativeTrust:
             "on_forum": True})[0] == 201
         assert http_json("POST", f"{base}/members/{b['urn']}/leaving",
                          {"effective_date": "2021-09-01", "reason": "left the partnership"})[0] == 200
+        status, body = http_json("PUT", f"{base}/cooperative/participants/{a['urn']}/succession",
+                                 {"successor_inherits": False})
+        assert status == 200 and body["successor_inherits"] is False
+        status, body = http_json("PUT", f"{base}/cooperative/participants/COOPCOL/succession",
+                                 {"successor_inherits": False})
+        assert status == 400 and "successor_inherits" in body["fields"]
         status, before = http_json("GET", f"{base}/cooperative?on=2021-08-31")
         assert status == 200 and before["total_votes"] == 2
         status, after = http_json("GET", f"{base}/cooperative?on=2021-09-01")
