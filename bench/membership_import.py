@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from membership.adapters import reference
 from membership.adapters.tables import members, outbox
 from membership.cli import CommandUnits
+from membership.domain.la_codes import LA_CODES
 from membership.service_layer import handlers
 from shared.db import drop_postgres_database, ensure_postgres_database
 
@@ -51,7 +52,8 @@ def generate(rows: int, seed: int = 2025) -> str:
     rng = random.Random(seed)
     types = [t for t, w in TYPES for _ in range(w)]
     phases = [p for p, w in PHASES for _ in range(w)]
-    las = [(code, f"Authority {code}") for code in range(201, 941, 5)]
+    # real DfE LA codes with their names: membership refuses a LAESTAB whose code is not its authority's
+    las = [(code, names[0]) for code, names in sorted(LA_CODES.items())]
     trusts = [(f"{rng.randint(1000, 17000)}", f"{rng.choice(WORDS)} {rng.choice(WORDS)} Academy Trust")
               for _ in range(1200)]
     out = io.StringIO()

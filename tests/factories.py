@@ -5,7 +5,8 @@ import random
 
 
 def random_urn(rng: random.Random | None = None) -> str:
-    return str((rng or random).randint(100000, 499999))
+    # England's school URNs (membership's identity check, issue 14 rule 11)
+    return str((rng or random).randint(100000, 199999))
 
 
 def school(**overrides) -> dict:

@@ -57,8 +57,8 @@ class TestConversionAcrossServices:
         for item in offerings.values():
             publish_offering(stack, item)
 
-        school = factories.school(urn="210394", number_on_roll=ROLL, name="Haddenham Community Primary")
-        successor_urn = "310394"
+        school = factories.school(urn="110394", number_on_roll=ROLL, name="Haddenham Community Primary")
+        successor_urn = "149876"
         join(stack, school)
         head = appoint(stack, school["urn"])
 

@@ -28,14 +28,14 @@ DSL = offering("DSL-COUNTY", "Designated safeguarding lead training", "governanc
 
 # name -> (urn, roll, phase, MAT or None)
 SCHOOLS = {
-    "M1": ("240001", 150, "primary", None), "M2": ("240002", 320, "primary", None),
-    "M3": ("240003", 95, "primary", None), "M4": ("240004", 900, "secondary", None),
-    "M5": ("240005", 210, "primary", None), "M6": ("240006", 180, "primary", None),
-    "M7": ("240007", 240, "primary", None), "M8": ("240008", 60, "primary", None),
-    "A1": ("340001", 400, "primary", MAT_A), "A2": ("340002", 260, "primary", MAT_A),
-    "A3": ("340003", 300, "primary", MAT_B), "A4": ("340004", 120, "primary", MAT_B),
+    "M1": ("140001", 150, "primary", None), "M2": ("140002", 320, "primary", None),
+    "M3": ("140003", 95, "primary", None), "M4": ("140004", 900, "secondary", None),
+    "M5": ("140005", 210, "primary", None), "M6": ("140006", 180, "primary", None),
+    "M7": ("140007", 240, "primary", None), "M8": ("140008", 60, "primary", None),
+    "A1": ("150001", 400, "primary", MAT_A), "A2": ("150002", 260, "primary", MAT_A),
+    "A3": ("150003", 300, "primary", MAT_B), "A4": ("150004", 120, "primary", MAT_B),
 }
-A5 = "340005"  # the academy M5 becomes, in MAT A, from 1 January 2027
+A5 = "150005"  # the academy M5 becomes, in MAT A, from 1 January 2027
 # What each school buys (edition 2026, one year): maintained April 2026-March 2027, academies September-August.
 PURCHASES = {
     "M1": [("SI", {}), ("GV", {}), ("DSL", {})], "M2": [("SI", {}), ("CP", {"quantity": 3})],
@@ -85,33 +85,33 @@ M8_CANCEL_CREDIT = 166667     # second year 1 April 2027 - 31 March 2028 has 366
 # -- the autumn run (charges dated up to 31 December 2026), by payer: (net, VAT, gross) ----------
 AUTUMN = {
     # 273,750 (VAT 54,750) + 95,000 + 9,500 (SLA) + 9,500 (course place)
-    "school:240001": (387750, 54750, 442500),
+    "school:140001": (387750, 54750, 442500),
     # 414,000 (VAT 82,800) + 142,500 (VAT 28,500)
-    "school:240002": (556500, 111300, 667800),
+    "school:140002": (556500, 111300, 667800),
     # 47,370 (joined late) + 15,000 (course place), exempt
-    "school:240003": (62370, 0, 62370),
-    "school:240004": (699000, 139800, 838800),
-    "school:240005": (338250, 64650, 402900),  # 323,250 (VAT 64,650) + 15,000 (DSL SLA, exempt)
+    "school:140003": (62370, 0, 62370),
+    "school:140004": (699000, 139800, 838800),
+    "school:140005": (338250, 64650, 402900),  # 323,250 (VAT 64,650) + 15,000 (DSL SLA, exempt)
     # 298,500 (VAT 59,700) + 95,000 + a December course place 15,000 booked after it gave notice (still a
     # member until 31 December); the leaving credit is dated 1 January, so it waits for spring
-    "school:240006": (408500, 59700, 468200),
+    "school:140006": (408500, 59700, 468200),
     # 95,000 - 31,493 (cancelled before it was invoiced: a negative line) + 348,000 (VAT 69,600)
-    "school:240007": (411507, 69600, 481107),
-    "school:240008": (200000, 40000, 240000),
+    "school:140007": (411507, 69600, 481107),
+    "school:140008": (200000, 40000, 240000),
     # MAT A centrally: A1 480,000 (VAT 96,000) + A2 95,000 + A2's course place 15,000
     "mat:TR06001": (590000, 96000, 686000),
     # MAT B does not pay centrally: its academies pay themselves
-    "school:340003": (397500, 79500, 477000),
-    "school:340004": (95000, 0, 95000),
+    "school:150003": (397500, 79500, 477000),
+    "school:150004": (95000, 0, 95000),
 }
 # -- the summer run (April - August 2027): M8's second year falls due, netted with its cancellation credit
-SUMMER_INVOICES = {"school:240008": (33333, 6667, 40000)}  # 200,000 (VAT 40,000) - 166,667 (VAT 33,333)
+SUMMER_INVOICES = {"school:140008": (33333, 6667, 40000)}  # 200,000 (VAT 40,000) - 166,667 (VAT 33,333)
 # -- the spring run (1 January - 31 March 2027) ----------------------------------------------------
 # MAT A: A5's carried-on SI 79,705 (VAT 15,941) and DSL 3,699, and A5's course place 9,500 (exempt)
 SPRING_INVOICES = {"mat:TR06001": (92904, 15941, 108845)}
 SPRING_CREDIT_NOTES = {
-    "school:240005": (83404, 15941, 99345),               # conversion: the unexpired parts back to M5
-    "school:240006": (97028, 14721, 111749),              # left: 73,603 (VAT 14,720.6 -> 14,721) + 23,425
+    "school:140005": (83404, 15941, 99345),               # conversion: the unexpired parts back to M5
+    "school:140006": (97028, 14721, 111749),              # left: 73,603 (VAT 14,720.6 -> 14,721) + 23,425
 }
 
 
@@ -257,7 +257,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     assert again["rerun"] is True and len(_invoices(stack)) == 11
 
     number_of = {d["payer_key"]: d["number"] for d in documents}
-    m7 = ok(200, http_json("GET", f"{billing}/invoices/{number_of['school:240007']}"))
+    m7 = ok(200, http_json("GET", f"{billing}/invoices/{number_of['school:140007']}"))
     assert sorted(line["net_pence"] for line in m7["lines"]) == [-M7_GV_CANCEL_CREDIT, 95000, 348000]
     mat_a = ok(200, http_json("GET", f"{billing}/invoices/{number_of['mat:TR06001']}"))
     assert sorted((line["urn"], line["net_pence"]) for line in mat_a["lines"]) == [
@@ -268,12 +268,12 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
         return ok(201, http_json("POST", f"{billing}/payments", {
             "invoice_number": number_of[payer_key], "amount_pence": amount, "currency": "GBP",
             "received_on": "2027-01-20", "reference": reference}))
-    assert (pay("school:240001", 442500, "BACS M1")["status"], ) == ("paid", )
-    part = pay("school:240002", 300000, "BACS M2")
+    assert (pay("school:140001", 442500, "BACS M1")["status"], ) == ("paid", )
+    part = pay("school:140002", 300000, "BACS M2")
     assert (part["status"], part["balance_pence"]) == ("part_paid", 367800)
-    over = pay("school:240004", 900000, "BACS M4")
+    over = pay("school:140004", 900000, "BACS M4")
     assert (over["status"], over["balance_pence"]) == ("overpaid", -61200)
-    pay("school:240005", 402900, "BACS M5")  # M5 pays in full before its conversion credit is issued
+    pay("school:140005", 402900, "BACS M5")  # M5 pays in full before its conversion credit is issued
 
     # -- the spring run ------------------------------------------------------------------------
     spring = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 spring",
@@ -293,11 +293,11 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     mat_spring = ok(200, http_json("GET", f"{billing}/invoices/BLT-000012"))
     assert sorted((line["urn"], line["period_start"], line["net_pence"]) for line in mat_spring["lines"]) == [
         (A5, "2027-01-01", M5_DSL_CONVERSION_PART), (A5, "2027-01-01", M5_CONVERSION_PART), (A5, "2027-02-04", 9500)]
-    assert SPRING_CREDIT_NOTES["school:240005"][0] == M5_CONVERSION_PART + M5_DSL_CONVERSION_PART
+    assert SPRING_CREDIT_NOTES["school:140005"][0] == M5_CONVERSION_PART + M5_DSL_CONVERSION_PART
     for key, part in (("SI", M5_CONVERSION_PART), ("DSL", M5_DSL_CONVERSION_PART)):
         assert (PRICES[("M5", key)] - part) + part == PRICES[("M5", key)]
     # M5 paid in full, then was credited: a credit balance of the credit note's gross
-    m5 = ok(200, http_json("GET", f"{billing}/invoices/{number_of['school:240005']}"))
+    m5 = ok(200, http_json("GET", f"{billing}/invoices/{number_of['school:140005']}"))
     assert m5["balance_pence"] == -99345
 
     # -- the summer run: M8's second year, net of its cancellation from 1 June 2027 -------------

@@ -30,8 +30,8 @@ def test_a_reviewers_school_converting_into_the_hosts_mat_re_plans_only_that_rev
     publish_offering(stack, offering("PEER-REVIEW", "School-to-school peer review", "school_improvement", "exempt",
                                      {"model": "flat", "flat_fee_pence": 60000}))
 
-    in_mat = [f"{330001 + i}" for i in range(3)]
-    outside = [f"{230101 + i}" for i in range(7)]
+    in_mat = [f"{130001 + i}" for i in range(3)]  # school URNs are 100000-199999
+    outside = [f"{120101 + i}" for i in range(7)]
     schools = {}
     for i, urn in enumerate(in_mat + outside):
         school = (factories.academy(mat_id=MAT["id"], mat_name=MAT["name"], urn=urn) if urn in in_mat
@@ -68,7 +68,7 @@ def test_a_reviewers_school_converting_into_the_hosts_mat_re_plans_only_that_rev
     assert candidates, planned["reviews"]
     target, member = max(candidates, key=lambda c: (c[0]["dates"][0], c[1]["urn"]))
     converting = member["urn"]
-    successor = "43" + converting[2:]
+    successor = "14" + converting[2:]
     conversion_date = (dt.date.fromisoformat(target["dates"][0]) - dt.timedelta(days=1)).isoformat()
 
     # what the conversion breaks, worked out from the plan: from the conversion date on, a review

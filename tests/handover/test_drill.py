@@ -103,7 +103,7 @@ class Customers:
     def __init__(self, stack, offering_code: str):
         self.stack = stack
         self.offering_code = offering_code
-        self.base = random.randint(100, 399) * 1000
+        self.base = random.randint(100, 198) * 1000  # school URNs are 100000-199999 (membership rule 11)
         self.joined: list[str] = []
         self.heads: dict[str, str] = {}  # urn -> contact_id
         self.subscriptions: dict[str, str] = {}  # subscription_id -> urn

@@ -31,7 +31,7 @@ def valid(envelope: dict) -> None:
 
 
 def school(**overrides) -> dict:
-    urn = overrides.pop("urn", None) or str(random.randint(100000, 499999))
+    urn = overrides.pop("urn", None) or str(random.randint(100000, 199999))
     data = {"urn": urn, "dfe_number": f"825/{random.randint(1000, 9999)}", "name": f"School {urn}",
             "establishment_type": "community", "phase": "primary", "local_authority": "Buckinghamshire",
             "postcode": "HP17 8DS", "number_on_roll": 172, "census_date": "2025-10-02", "joined_on": "2026-04-01"}
@@ -44,7 +44,8 @@ class TestLifecycleOverHttp:
         stack = stack_factory(databases).start("membership")
         base = stack.url("membership")
         a = school()
-        successor = str(int(a["urn"]) + 500000 if int(a["urn"]) < 300000 else int(a["urn"]) - 1)[:6]
+        # another school URN (100000-199999, rule 11), never the predecessor's
+        successor = str(int(a["urn"]) + 1 if int(a["urn"]) < 199999 else int(a["urn"]) - 1)
 
         assert http_json("POST", f"{base}/members", a)[0] == 201
         status, body = http_json("POST", f"{base}/members", a)
@@ -211,6 +212,27 @@ class TestBulkImport:
             assert cluster.membership.contacts_by_role(a["urn"], role="head_teacher")["count"] == 0
 
 
+class TestOrganisationContactsOverHttp:
+    def test_rule_9_organisation_contacts_and_role_validation(self, stack_factory, sqlite_databases, tap):
+        stack = stack_factory(sqlite_databases).start("membership")
+        base = stack.url("membership")
+        assert http_json("POST", f"{base}/organisations", {"id": TRUST["id"], "kind": "mat", "name": TRUST["name"],
+                                                           "joined_on": "2020-01-01"})[0] == 201
+        status, body = http_json("POST", f"{base}/organisations/{TRUST['id']}/contacts",
+                                 {"display_name": "M. Ain", "role": "main_contact", "effective_date": "2026-04-01"})
+        assert status == 400 and "role" in body["fields"] and "mat's contact roles" in body["fields"]["role"][0]
+        status, body = http_json("POST", f"{base}/organisations/{TRUST['id']}/contacts",
+                                 {"display_name": "B. Finance", "role": "finance_contact",
+                                  "email": "finance@chiltern.example", "effective_date": "2026-04-01"})
+        assert status == 201 and body["may_commit_spending"] is True
+        status, listed = http_json("GET", f"{base}/organisations/{TRUST['id']}/contacts?role=finance_contact")
+        assert status == 200 and [c["contact_id"] for c in listed["contacts"]] == [body["contact_id"]]
+        payloads = tap.wait_for("organisation_contact_role_changed", 1)
+        assert payloads[0]["organisation_name"] == TRUST["name"] and payloads[0]["role"] == "finance_contact"
+        for envelope in tap.of_type("organisation_contact_role_changed"):
+            valid(envelope)
+
+
 class TestCooperativeTrust:
     def test_who_may_vote_on_a_date(self, stack_factory, databases):
         stack = stack_factory(databases).start("membership")
@@ -230,6 +252,12 @@ class TestCooperativeTrust:
             "on_forum": True})[0] == 201
         assert http_json("POST", f"{base}/members/{b['urn']}/leaving",
                          {"effective_date": "2021-09-01", "reason": "left the partnership"})[0] == 200
+        status, body = http_json("PUT", f"{base}/cooperative/participants/{a['urn']}/succession",
+                                 {"successor_inherits": False})
+        assert status == 200 and body["successor_inherits"] is False
+        status, body = http_json("PUT", f"{base}/cooperative/participants/COOPCOL/succession",
+                                 {"successor_inherits": False})
+        assert status == 400 and "successor_inherits" in body["fields"]
         status, before = http_json("GET", f"{base}/cooperative?on=2021-08-31")
         assert status == 200 and before["total_votes"] == 2
         status, after = http_json("GET", f"{base}/cooperative?on=2021-09-01")

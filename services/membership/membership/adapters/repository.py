@@ -6,10 +6,10 @@ import json
 
 from sqlalchemy import func, insert, or_, select, update
 
-from membership.adapters.tables import (census_records, contact_roles, contacts, establishment_links,
-                                        governor_training, member_history, members, organisations,
-                                        trust_participants)
-from membership.domain.contacts import RoleHeld, TrustParticipant
+from membership.adapters.tables import (census_records, committee_memberships, contact_roles, contacts,
+                                        establishment_links, governor_training, member_history, members,
+                                        organisation_contact_roles, organisations, trust_participants)
+from membership.domain.contacts import CommitteeMembership, OrganisationRole, RoleHeld, TrustParticipant
 from membership.domain.lineage import Link
 from membership.domain.model import HistoryEntry, Mat, SchoolMember
 from shared.messaging_tables import utcnow
@@ -125,6 +125,13 @@ def add_history(session, entries: list[HistoryEntry]) -> None:
                    details=json.dumps(_json_safe(e.details), sort_keys=True), recorded_at=now) for e in entries]
     for start in range(0, len(values), CHUNK):
         session.execute(insert(member_history), values[start:start + CHUNK])
+
+
+def latest_change_dates(session) -> dict[str, dt.date]:
+    """Each URN's latest effective date of a change of details."""
+    query = select(member_history.c.urn, func.max(member_history.c.effective_date)) \
+        .where(member_history.c.kind == "details_changed").group_by(member_history.c.urn)
+    return {urn: day for urn, day in session.execute(query)}
 
 
 def history_of(session, urn: str) -> list[HistoryEntry]:
@@ -257,6 +264,63 @@ def close_organisation(session, org_id: str, left_on: dt.date, reason: str) -> N
                     .values(left_on=left_on, left_reason=reason))
 
 
+def organisation_on(session, org_id: str, day: dt.date):
+    """The organisation's record open on `day` (joined by then, not yet left), or None."""
+    return session.execute(select(organisations).where(
+        organisations.c.org_id == org_id, organisations.c.joined_on <= day,
+        or_(organisations.c.left_on.is_(None), organisations.c.left_on > day))).first()
+
+
+def _to_org_role(r) -> OrganisationRole:
+    return OrganisationRole(r.contact_id, r.organisation_id, r.organisation_kind, r.role, bool(r.may_commit_spending),
+                            r.started_on, r.ended_on, r.end_reason)
+
+
+def organisation_roles_of(session, contact_id: str) -> list[OrganisationRole]:
+    return [_to_org_role(r) for r in session.execute(
+        select(organisation_contact_roles).where(organisation_contact_roles.c.contact_id == contact_id)
+        .order_by(organisation_contact_roles.c.started_on, organisation_contact_roles.c.id))]
+
+
+def add_organisation_role(session, held: OrganisationRole) -> None:
+    session.execute(insert(organisation_contact_roles).values(
+        contact_id=held.contact_id, organisation_id=held.organisation_id, organisation_kind=held.organisation_kind,
+        role=held.role, may_commit_spending=held.may_commit_spending, started_on=held.started_on,
+        ended_on=held.ended_on, end_reason=held.end_reason))
+
+
+def save_organisation_role(session, held: OrganisationRole) -> None:
+    session.execute(update(organisation_contact_roles).where(
+        organisation_contact_roles.c.contact_id == held.contact_id,
+        organisation_contact_roles.c.organisation_id == held.organisation_id,
+        organisation_contact_roles.c.role == held.role, organisation_contact_roles.c.ended_on.is_(None)).values(
+        may_commit_spending=held.may_commit_spending, ended_on=held.ended_on, end_reason=held.end_reason))
+
+
+def organisation_role_view(held: OrganisationRole) -> dict:
+    return {"contact_id": held.contact_id, "organisation_id": held.organisation_id,
+            "organisation_kind": held.organisation_kind, "role": held.role,
+            "may_commit_spending": held.may_commit_spending, "active": held.active,
+            "started_on": held.started_on.isoformat(), "ended_on": held.ended_on.isoformat() if held.ended_on else None,
+            "end_reason": held.end_reason}
+
+
+def contacts_of_organisation(session, org_id: str, *, role: str | None = None, on: dt.date | None = None,
+                             include_ended: bool = False) -> list[dict]:
+    t = organisation_contact_roles
+    query = select(t, contacts.c.display_name, contacts.c.email, contacts.c.erased_at) \
+        .join(contacts, contacts.c.contact_id == t.c.contact_id) \
+        .where(t.c.organisation_id == org_id).order_by(t.c.role, t.c.started_on, t.c.id)
+    if role:
+        query = query.where(t.c.role == role)
+    if on is not None:
+        query = query.where(t.c.started_on <= on, or_(t.c.ended_on.is_(None), t.c.ended_on > on))
+    elif not include_ended:
+        query = query.where(t.c.ended_on.is_(None))
+    return [dict(organisation_role_view(_to_org_role(r)), display_name=r.display_name, email=r.email,
+                 erased=r.erased_at is not None) for r in session.execute(query)]
+
+
 def list_organisations(session, *, kind: str | None = None, on: dt.date | None = None) -> list[dict]:
     query = select(organisations).order_by(organisations.c.org_id, organisations.c.id)
     if kind:
@@ -346,7 +410,8 @@ def erase_contact(session, contact_id: str, placeholder: str) -> None:
 # --- co-operative trust --------------------------------------------------------------------------------------
 
 def _to_participant(r) -> TrustParticipant:
-    return TrustParticipant(r.party_id, r.name, r.trust_role, r.joined_on, r.left_on, bool(r.on_forum))
+    return TrustParticipant(r.party_id, r.name, r.trust_role, r.joined_on, r.left_on, bool(r.on_forum),
+                            bool(r.successor_inherits))
 
 
 def trust_participants_all(session) -> list[TrustParticipant]:
@@ -357,13 +422,14 @@ def trust_participants_all(session) -> list[TrustParticipant]:
 
 def add_participant(session, p: TrustParticipant) -> None:
     session.execute(insert(trust_participants).values(party_id=p.party_id, name=p.name, trust_role=p.trust_role,
-                                                      joined_on=p.joined_on, left_on=p.left_on, on_forum=p.on_forum))
+                                                      joined_on=p.joined_on, left_on=p.left_on, on_forum=p.on_forum,
+                                                      successor_inherits=p.successor_inherits))
 
 
 def save_participant(session, p: TrustParticipant) -> None:
     session.execute(update(trust_participants).where(trust_participants.c.party_id == p.party_id,
                                                      trust_participants.c.left_on.is_(None))
-                    .values(left_on=p.left_on, on_forum=p.on_forum))
+                    .values(left_on=p.left_on, on_forum=p.on_forum, successor_inherits=p.successor_inherits))
 
 
 def members_on(session, urns: list[str], day: dt.date) -> set[str]:
@@ -380,3 +446,46 @@ def member_record_on(session, urn: str, day: dt.date) -> SchoolMember | None:
     return _to_member(row) if row else None
 
 
+
+
+# --- governors' committee memberships ------------------------------------------------------------------------
+
+def _to_committee(r) -> CommitteeMembership:
+    return CommitteeMembership(r.contact_id, r.urn, r.committee, r.appointing_body, r.started_on, r.ended_on,
+                               r.end_reason, r.id)
+
+
+def add_committee_membership(session, m: CommitteeMembership) -> int:
+    result = session.execute(insert(committee_memberships).values(
+        contact_id=m.contact_id, urn=m.urn, committee=m.committee, appointing_body=m.appointing_body,
+        started_on=m.started_on, ended_on=m.ended_on, end_reason=m.end_reason))
+    return result.inserted_primary_key[0]
+
+
+def save_committee_membership(session, m: CommitteeMembership) -> None:
+    session.execute(update(committee_memberships).where(committee_memberships.c.id == m.id)
+                    .values(ended_on=m.ended_on, end_reason=m.end_reason))
+
+
+def committee_membership(session, membership_id: int) -> CommitteeMembership | None:
+    row = session.execute(select(committee_memberships).where(committee_memberships.c.id == membership_id)).first()
+    return _to_committee(row) if row else None
+
+
+def committee_memberships_of(session, *, urn: str | None = None, contact_id: str | None = None,
+                             on: dt.date | None = None) -> list[CommitteeMembership]:
+    t = committee_memberships
+    query = select(t).order_by(t.c.committee, t.c.started_on, t.c.id)
+    if urn:
+        query = query.where(t.c.urn == urn)
+    if contact_id:
+        query = query.where(t.c.contact_id == contact_id)
+    if on is not None:
+        query = query.where(t.c.started_on <= on, or_(t.c.ended_on.is_(None), t.c.ended_on > on))
+    return [_to_committee(r) for r in session.execute(query)]
+
+
+def committee_view(m: CommitteeMembership) -> dict:
+    return {"membership_id": m.id, "contact_id": m.contact_id, "urn": m.urn, "committee": m.committee,
+            "appointing_body": m.appointing_body, "started_on": m.started_on.isoformat(),
+            "ended_on": m.ended_on.isoformat() if m.ended_on else None, "end_reason": m.end_reason}

@@ -108,6 +108,36 @@ contact_roles = sa.Table(
     sa.Column("committees", sa.Text, nullable=False, server_default="[]"),
 )
 
+# People at a MAT, council or partner (interface D): one row per holding of a role, dated like contact_roles.
+organisation_contact_roles = sa.Table(
+    "organisation_contact_roles",
+    metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("contact_id", sa.String(36), sa.ForeignKey("contacts.contact_id"), nullable=False, index=True),
+    sa.Column("organisation_id", sa.String(20), nullable=False, index=True),
+    sa.Column("organisation_kind", sa.String(20), nullable=False),
+    sa.Column("role", sa.String(30), nullable=False),
+    sa.Column("may_commit_spending", sa.Boolean, nullable=False),
+    sa.Column("started_on", sa.Date, nullable=False),
+    sa.Column("ended_on", sa.Date),
+    sa.Column("end_reason", sa.String(200)),
+)
+
+# Governors' committee memberships, dated (never overwritten): a term of office from `started_on` up to the
+# day before `ended_on`, appointed by `appointing_body`.
+committee_memberships = sa.Table(
+    "committee_memberships",
+    metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("contact_id", sa.String(36), sa.ForeignKey("contacts.contact_id"), nullable=False, index=True),
+    sa.Column("urn", sa.String(6), nullable=False, index=True),
+    sa.Column("committee", sa.String(100), nullable=False),
+    sa.Column("appointing_body", sa.String(100), nullable=False),
+    sa.Column("started_on", sa.Date, nullable=False),
+    sa.Column("ended_on", sa.Date),
+    sa.Column("end_reason", sa.String(200)),
+)
+
 governor_training = sa.Table(
     "governor_training",
     metadata,
@@ -127,6 +157,8 @@ trust_participants = sa.Table(
     sa.Column("joined_on", sa.Date, nullable=False),
     sa.Column("left_on", sa.Date),
     sa.Column("on_forum", sa.Boolean, nullable=False, server_default=sa.false()),
+    # the register's decision: does an academy replacing this school take over its participation?
+    sa.Column("successor_inherits", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 

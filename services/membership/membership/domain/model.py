@@ -10,11 +10,20 @@ import dataclasses
 import datetime as dt
 import re
 
+from membership.domain import la_codes
+
 # ASCII digits only, to the very end: `\d` also matches other scripts' digits and `$` matches
 # before a trailing newline, so "110394\n" would pass as a second, different URN.
 URN_PATTERN = re.compile(r"^[0-9]{6}\Z")
 DFE_NUMBER_PATTERN = re.compile(r"^[0-9]{3}/[0-9]{4}\Z")
 EARLY_YEARS_URNS = range(500000, 800000)
+# England's schools in the DfE register (every type this partnership admits except LA-registered early years
+# providers): 100000-199999. The GIAS links file (../shared/data/gias, 2025-04-22) has English establishments
+# from 100006 to 151866, allocated in sequence (academies opened in 2024 took 149461-151534), and 400000+
+# for Welsh ones; see the README ("Identity checks") for the derivation and the headroom.
+SCHOOL_URNS = range(100000, 200000)
+# The establishment number's first digit is the DfE's category (1 nursery/PRU ... 7 special); never 0.
+ESTABLISHMENT_NUMBERS = range(1000, 10000)
 
 PHASES = ("early_years", "primary", "secondary", "all_through", "special", "not_applicable")
 MEMBER_KINDS = ("school", "early_years_provider", "mat", "council", "partner")
@@ -38,16 +47,41 @@ class AlreadyMember(MembershipRuleBroken):
     pass
 
 
-def check_urn(urn: str, *, early_years: bool = False) -> None:
+def check_urn(urn: str, *, early_years: bool = False, field: str = "urn") -> None:
+    """Six digits, in the range of its kind of establishment: 500000-799999 for an LA-registered early years
+    provider, 100000-199999 for a school (the DfE's English school range)."""
     if not URN_PATTERN.match(urn or ""):
-        raise MembershipRuleBroken("urn", "a URN is exactly 6 digits")
+        raise MembershipRuleBroken(field, "a URN is exactly 6 digits")
     if early_years and int(urn) not in EARLY_YEARS_URNS:
-        raise MembershipRuleBroken("urn", "an LA-registered early years provider's URN is in 500000-799999")
+        raise MembershipRuleBroken(field, "an LA-registered early years provider's URN is in 500000-799999")
+    if not early_years and int(urn) not in SCHOOL_URNS:
+        raise MembershipRuleBroken(field, f"URN {urn} is not a school's: the DfE numbers England's schools "
+                                          "100000-199999 (early years providers 500000-799999)")
 
 
 def check_dfe_number(dfe_number: str) -> None:
+    """The format only (NNN/NNNN); `check_identity` checks it against the member's local authority."""
     if not DFE_NUMBER_PATTERN.match(dfe_number or ""):
         raise MembershipRuleBroken("dfe_number", "a DfE number is the LA code and establishment number, NNN/NNNN")
+
+
+def check_laestab(dfe_number: str, local_authority: str) -> None:
+    """A LAESTAB whose LA code is a DfE code of England, is the code of `local_authority`, and whose
+    establishment number is one the DfE issues (1000-9999)."""
+    check_dfe_number(dfe_number)
+    code, number = dfe_number.split("/")
+    if code not in la_codes.LA_CODES:
+        raise MembershipRuleBroken("dfe_number", f"{code} is not a DfE local authority code in England")
+    if la_codes.code_of(local_authority) is None and not la_codes.matches(code, local_authority):
+        raise MembershipRuleBroken("local_authority", f"{local_authority!r} is not a local authority in the "
+                                                      "DfE's list; give its name as the register does (e.g. "
+                                                      "Buckinghamshire)")
+    if not la_codes.matches(code, local_authority):
+        raise MembershipRuleBroken("dfe_number", f"the LA code {code} is {la_codes.name_of(code)}'s, not "
+                                                 f"{local_authority}'s (code {la_codes.code_of(local_authority)})")
+    if int(number) not in ESTABLISHMENT_NUMBERS:
+        raise MembershipRuleBroken("dfe_number", f"establishment number {number} is not one the DfE issues "
+                                                 "(1000-9999)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +137,7 @@ def join_school(*, open_member: SchoolMember | None, urn: str, dfe_number: str, 
     """A school joins on `joined_on`. Refuses a second open record for the URN, an academy
     without its MAT, a maintained school with one, and a census after the joining date's year."""
     check_urn(urn, early_years=establishment_type == "early_years_provider")
-    check_dfe_number(dfe_number)
+    check_laestab(dfe_number, local_authority)
     if open_member is not None:
         raise AlreadyMember("urn", f"URN {urn} is already an open member (joined {open_member.joined_on.isoformat()})")
     if establishment_type not in ESTABLISHMENT_TYPES:
@@ -184,10 +218,48 @@ def _tidy(field: str, value):
     return value
 
 
-def change_details(member: SchoolMember, *, effective_date: dt.date, **proposed) -> tuple[SchoolMember, dict]:
-    """New details for an open member from `effective_date`. Returns the member as changed and only the real
-    changes as `{field: {"old": .., "new": ..}}` (empty when nothing changed). A maintained school becoming an
-    academy is a conversion (new URN), never a change of details."""
+def _check_transition(before: SchoolMember, after: SchoolMember) -> None:
+    if (before.establishment_type not in ACADEMY_TYPES and after.establishment_type in ACADEMY_TYPES
+            and before.establishment_type != "early_years_provider"):
+        raise MembershipRuleBroken("establishment_type", "a maintained school becomes an academy by conversion "
+                                                         "(a new URN), not by a change of details")
+    if (before.establishment_type in ACADEMY_TYPES) != (after.establishment_type in ACADEMY_TYPES):
+        raise MembershipRuleBroken("establishment_type", "an academy cannot become a maintained school by a "
+                                                         "change of details")
+    if (before.establishment_type == "early_years_provider") != (after.establishment_type == "early_years_provider"):
+        raise MembershipRuleBroken("establishment_type", "an early years provider and a school have different "
+                                                         "kinds of URN; this is a new establishment")
+    _check_establishment(after.establishment_type, after.mat, after.phase)
+    if not after.name:
+        raise MembershipRuleBroken("name", "the name cannot be empty")
+
+
+def details_on(entries: list["HistoryEntry"], day: dt.date) -> dict | None:
+    """The details (`DETAIL_FIELDS`, `mat` as a `Mat`) in force on `day`, replaying the dated history in
+    effective-date order (same date: in the order recorded); None before the first record began."""
+    state = None
+    for entry in sorted(entries, key=lambda e: e.effective_date):
+        if entry.effective_date > day:
+            break
+        if entry.kind in ("joined", "applied", "activated", "opened_by_conversion"):
+            state = {f: entry.details.get(f) for f in DETAIL_FIELDS}
+        elif entry.kind == "details_changed" and state is not None:
+            state.update({f: c["new"] for f, c in entry.details.items() if f in DETAIL_FIELDS})
+    if state is not None and isinstance(state.get("mat"), dict):
+        state["mat"] = Mat(state["mat"]["id"], state["mat"]["name"])
+    return state
+
+
+def change_details(member: SchoolMember, *, effective_date: dt.date, history: list["HistoryEntry"] = (),
+                   **proposed) -> tuple[SchoolMember, dict]:
+    """New details for an open member from `effective_date`. Returns the member's current record and only the
+    real changes as `{field: {"old": .., "new": ..}}` (empty when nothing changed), `old` being the value in
+    force on `effective_date`. A maintained school becoming an academy is a conversion (new URN), never a
+    change of details.
+
+    A backdated change never overwrites a later-dated one: given the member's dated `history`, a field
+    changed again with a later effective date keeps that later value in the current record (the backdated
+    value holds only between the two dates, in the history)."""
     if member.status not in ("active", "applied"):
         raise MembershipRuleBroken("status", f"URN {member.urn} is {member.status}; its details are closed")
     unknown = set(proposed) - set(DETAIL_FIELDS)
@@ -195,31 +267,27 @@ def change_details(member: SchoolMember, *, effective_date: dt.date, **proposed)
         raise MembershipRuleBroken(sorted(unknown)[0], "not a detail that can be changed")
     if effective_date < member.joined_on:
         raise MembershipRuleBroken("effective_date", "a change cannot apply before the member joined")
+    then = details_on([e for e in history if e.effective_date >= member.joined_on], effective_date)
+    before = member if then is None else dataclasses.replace(
+        member, **{f: v for f, v in then.items() if v is not None or f == "mat"})
+    superseded = {f for e in history if e.kind == "details_changed" and e.effective_date > effective_date
+                  for f in e.details}
     changes = {}
     for field, value in proposed.items():
         value = _tidy(field, value)
-        old = getattr(member, field)
+        old = getattr(before, field)
         if value != old:
             changes[field] = {"old": old, "new": value}
     if not changes:
         return member, {}
-    changed = dataclasses.replace(member, **{f: c["new"] for f, c in changes.items()})
-    if "dfe_number" in changes:
-        check_dfe_number(changed.dfe_number)
-    if (member.establishment_type not in ACADEMY_TYPES and changed.establishment_type in ACADEMY_TYPES
-            and member.establishment_type != "early_years_provider"):
-        raise MembershipRuleBroken("establishment_type", "a maintained school becomes an academy by conversion "
-                                                         "(a new URN), not by a change of details")
-    if (member.establishment_type in ACADEMY_TYPES) != (changed.establishment_type in ACADEMY_TYPES):
-        raise MembershipRuleBroken("establishment_type", "an academy cannot become a maintained school by a "
-                                                         "change of details")
-    if (member.establishment_type == "early_years_provider") != (changed.establishment_type == "early_years_provider"):
-        raise MembershipRuleBroken("establishment_type", "an early years provider and a school have different "
-                                                         "kinds of URN; this is a new establishment")
-    _check_establishment(changed.establishment_type, changed.mat, changed.phase)
-    if not changed.name:
-        raise MembershipRuleBroken("name", "the name cannot be empty")
-    return changed, changes
+    after_then = dataclasses.replace(before, **{f: c["new"] for f, c in changes.items()})
+    current = dataclasses.replace(member, **{f: c["new"] for f, c in changes.items() if f not in superseded})
+    if "dfe_number" in changes or "local_authority" in changes:
+        check_laestab(after_then.dfe_number, after_then.local_authority)
+        check_laestab(current.dfe_number, current.local_authority)
+    _check_transition(before, after_then)
+    _check_transition(member, current)
+    return current, changes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +340,7 @@ def convert_to_academy(predecessor: SchoolMember | None, *, successor_open: Scho
     if predecessor.establishment_type not in MAINTAINED_TYPES:
         raise MembershipRuleBroken("urn", f"URN {predecessor.urn} is {predecessor.establishment_type}, not a "
                                           "maintained school; only a maintained school converts")
-    check_urn(successor_urn)
+    check_urn(successor_urn, field="successor_urn")
     if successor_urn == predecessor.urn:
         raise MembershipRuleBroken("successor_urn", "the academy is a new establishment with a new URN")
     if successor_open is not None:
@@ -285,7 +353,11 @@ def convert_to_academy(predecessor: SchoolMember | None, *, successor_open: Scho
         raise MembershipRuleBroken("conversion_date", "the conversion date must be after the school joined "
                                                       f"({predecessor.joined_on.isoformat()})")
     dfe_number = successor_dfe_number or predecessor.dfe_number
-    check_dfe_number(dfe_number)
+    if successor_dfe_number:
+        try:
+            check_laestab(dfe_number, predecessor.local_authority)
+        except MembershipRuleBroken as exc:
+            raise MembershipRuleBroken("successor_dfe_number", exc.message) from None
     closed = dataclasses.replace(predecessor, status="converted", left_on=conversion_date, left_reason=CONVERTED)
     successor = SchoolMember(
         urn=successor_urn, dfe_number=dfe_number, name=(successor_name or predecessor.name).strip(),

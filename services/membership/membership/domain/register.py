@@ -13,8 +13,9 @@ import datetime as dt
 import hashlib
 import re
 
+from membership.domain import la_codes
 from membership.domain.model import (ACADEMY_TYPES, PHASES, Mat, MembershipRuleBroken, check_dfe_number,
-                                     check_urn)
+                                     check_laestab, check_urn)
 
 # DfE type name -> this service's establishment type. Names in the DfE list but not here are refused.
 GIAS_TYPES = {
@@ -180,7 +181,13 @@ def read_row(line: int, row: dict, columns: dict[str, str], *, known_types: set[
     census = _date(value("census_date")) if value("census_date") else default_census
     if census > joined_on + dt.timedelta(days=366):
         raise RowRejected(columns.get("census_date", "CensusDate"), "the census date is more than a year after joining")
-    local_authority = value("la_name") or f"LA {dfe_number[:3]}"
+    local_authority = value("la_name") or la_codes.name_of(dfe_number[:3]) or f"LA {dfe_number[:3]}"
+    try:
+        check_laestab(dfe_number, local_authority)
+    except MembershipRuleBroken as exc:
+        column = columns.get("la_name", "LA (name)") if exc.field == "local_authority" else \
+            columns.get("laestab") or columns["la_code"]
+        raise RowRejected(column, exc.message) from None
     return RegisterRow(line, urn, dfe_number, name, establishment_type, phase, local_authority[:100], postcode,
                        int(pupils), census, mat)
 

@@ -1,5 +1,6 @@
 """The membership nameko service: HTTP and RPC in; member_joined, member_left, member_details_changed,
-census_recorded, school_converted_to_academy, contact_role_changed and contact_erased out (via the outbox).
+census_recorded, school_converted_to_academy, contact_role_changed, organisation_contact_role_changed and
+contact_erased out (via the outbox).
 
 Entrypoints only parse and validate (marshmallow), call a use case and map the result; the rules live in
 `membership.domain`. A broken rule is a 400 naming the field, a second open record a 409, an unknown URN
@@ -170,6 +171,39 @@ class ContactFilter(Strict):
     include_ended = fields.Boolean(load_default=False)
 
 
+class NewOrganisationContact(Strict):
+    display_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
+    role = fields.String(required=True, validate=validate.OneOf(people.ALL_ORGANISATION_ROLES))
+    may_commit_spending = fields.Boolean(load_default=None, allow_none=True)
+    effective_date = fields.Date(load_default=lambda: business_date.today())
+
+
+class NewOrganisationRole(Strict):
+    organisation_id = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    role = fields.String(required=True, validate=validate.OneOf(people.ALL_ORGANISATION_ROLES))
+    may_commit_spending = fields.Boolean(load_default=None, allow_none=True)
+    effective_date = fields.Date(load_default=lambda: business_date.today())
+
+
+class OrganisationContactFilter(Strict):
+    role = fields.String(validate=validate.OneOf(people.ALL_ORGANISATION_ROLES))
+    on = fields.Date()
+    include_ended = fields.Boolean(load_default=False)
+
+
+class CommitteeAppointment(Strict):
+    urn = fields.String(required=True, validate=URN_RULE)
+    committee = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    appointing_body = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    started_on = fields.Date(required=True)
+    ended_on = fields.Date(load_default=None, allow_none=True)
+
+
+class CommitteeFilter(Strict):
+    on = fields.Date()
+
+
 class TrustJoin(Strict):
     trust_role = fields.String(required=True, validate=validate.OneOf(people.TRUST_ROLES))
     urn = fields.String(validate=URN_RULE)
@@ -192,6 +226,10 @@ class TrustLeave(Strict):
 
 class Forum(Strict):
     on_forum = fields.Boolean(required=True)
+
+
+class Succession(Strict):
+    successor_inherits = fields.Boolean(required=True)
 
 
 def _domain_errors(call):
@@ -393,6 +431,47 @@ class MembershipService(base.ObservableService):
     def erase_contact(self, request, contact_id):
         return _domain_errors(lambda: handlers.erase_contact(self.uow(), contact_id))
 
+    @http("POST", "/contacts/<string:contact_id>/committees")
+    def appoint_to_committee(self, request, contact_id):
+        command = load_body(request, CommitteeAppointment())
+        return 201, _domain_errors(lambda: handlers.appoint_to_committee(self.uow(), contact_id, command))
+
+    @http("POST", "/committee-memberships/<int:membership_id>/end")
+    def end_committee_membership(self, request, membership_id):
+        command = load_body(request, EndRole())
+        return _domain_errors(lambda: handlers.end_committee_membership(self.uow(), membership_id, command))
+
+    @http("GET", "/members/<string:urn>/committees")
+    def committees_http(self, request, urn):
+        _check_urn(urn)
+        on = load_query(request, CommitteeFilter()).get("on")
+        with self.uow.read() as session:
+            return handlers.committees_at(session, urn, on)
+
+    # --- contacts at MATs, councils and partners -----------------------------------------------------------------
+
+    @http("POST", "/organisations/<string:org_id>/contacts")
+    def add_organisation_contact(self, request, org_id):
+        command = load_body(request, NewOrganisationContact())
+        return 201, _domain_errors(lambda: handlers.add_organisation_contact(self.uow(), org_id, command))
+
+    @http("GET", "/organisations/<string:org_id>/contacts")
+    def organisation_contacts_http(self, request, org_id):
+        query = load_query(request, OrganisationContactFilter())
+        with self.uow.read() as session:
+            found = repository.contacts_of_organisation(session, org_id, **query)
+        return {"organisation_id": org_id, "contacts": found, "count": len(found)}
+
+    @http("POST", "/contacts/<string:contact_id>/organisation-roles")
+    def add_organisation_role(self, request, contact_id):
+        command = load_body(request, NewOrganisationRole())
+        return 201, _domain_errors(lambda: handlers.add_organisation_role(self.uow(), contact_id, command))
+
+    @http("POST", "/contacts/<string:contact_id>/organisation-roles/<string:org_id>/<string:role>/end")
+    def end_organisation_role(self, request, contact_id, org_id, role):
+        command = load_body(request, EndRole())
+        return _domain_errors(lambda: handlers.end_organisation_role(self.uow(), contact_id, org_id, role, command))
+
     # --- co-operative trust --------------------------------------------------------------------------------------
 
     @http("POST", "/cooperative/participants")
@@ -409,6 +488,11 @@ class MembershipService(base.ObservableService):
     def forum(self, request, party_id):
         command = load_body(request, Forum())
         return _domain_errors(lambda: handlers.set_forum(self.uow(), party_id, command["on_forum"]))
+
+    @http("PUT", "/cooperative/participants/<string:party_id>/succession")
+    def succession(self, request, party_id):
+        command = load_body(request, Succession())
+        return _domain_errors(lambda: handlers.set_succession(self.uow(), party_id, command["successor_inherits"]))
 
     @http("GET", "/cooperative")
     def trust_http(self, request):

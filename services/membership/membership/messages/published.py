@@ -9,6 +9,7 @@ from shared import handover
 from shared.envelope import PayloadSchemas
 from shared.handover import with_handover
 
+from membership.domain.contacts import ALL_ORGANISATION_ROLES, ORGANISATION_ROLES
 from membership.domain.contacts import ROLES as CONTACT_ROLES
 from membership.domain.model import ESTABLISHMENT_TYPES, MEMBER_KINDS, PHASES
 
@@ -153,8 +154,29 @@ class ContactRoleChangedV1(Schema):
     effective_date = fields.Date(required=True)
 
 
+class OrganisationContactRoleChangedV1(Schema):
+    """A person took a role at a MAT, council or partner, or left it (`active` false), from `effective_date`.
+    Roles: a MAT's ceo, finance_contact, peer_review_lead; a council's or partner's finance_contact,
+    main_contact. Billing invoices a MAT's central billing to its active finance_contact."""
+
+    class Meta:
+        unknown = RAISE
+
+    contact_id = fields.UUID(required=True)
+    organisation_kind = fields.String(required=True, validate=validate.OneOf(tuple(ORGANISATION_ROLES)))
+    organisation_id = fields.String(required=True, validate=validate.Length(min=1))
+    organisation_name = fields.String(required=True)
+    display_name = fields.String(required=True)
+    email = fields.String(required=True, allow_none=True)
+    role = fields.String(required=True, validate=validate.OneOf(ALL_ORGANISATION_ROLES))
+    may_commit_spending = fields.Boolean(required=True)
+    active = fields.Boolean(required=True)
+    effective_date = fields.Date(required=True)
+
+
 class ContactErasedV1(Schema):
-    """A person's personal data was erased here: every copy of it must go."""
+    """A person's personal data was erased here (a school's contact or a MAT's, council's or partner's): every
+    copy of it must go."""
 
     class Meta:
         unknown = RAISE
@@ -170,6 +192,7 @@ PUBLISHED = with_handover(PayloadSchemas({
     ("school_converted_to_academy", 1): SchoolConvertedToAcademyV1(),
     ("contact_role_changed", 1): ContactRoleChangedV1(),
     ("contact_erased", 1): ContactErasedV1(),
+    ("organisation_contact_role_changed", 1): OrganisationContactRoleChangedV1(),
 }))
 
 CONTACT_ID = "3f2b6c1e-8d4a-4e7b-9c2d-1a5e6f7b8c9d"
@@ -203,5 +226,10 @@ EXAMPLES = {
                                   "role": "head_teacher", "may_commit_spending": True, "active": True,
                                   "effective_date": "2026-04-01"},
     ("contact_erased", 1): {"contact_id": CONTACT_ID},
+    ("organisation_contact_role_changed", 1): {
+        "contact_id": "7a1c2e3f-4b5d-4c6e-8f90-1a2b3c4d5e6f", "organisation_kind": "mat",
+        "organisation_id": "TR01234", "organisation_name": "Chiltern Learning Trust", "display_name": "B. Finance",
+        "email": "finance@chiltern.example", "role": "finance_contact", "may_commit_spending": True, "active": True,
+        "effective_date": "2026-04-01"},
 }
 EXAMPLES.update(handover.EXAMPLES)

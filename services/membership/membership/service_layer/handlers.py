@@ -106,12 +106,16 @@ def _details_changed_payload(member: model.SchoolMember, effective_date: dt.date
 
 
 def change_details(uow, urn: str, effective_date: dt.date, proposed: dict) -> tuple[model.SchoolMember, dict]:
-    """Publishes `member_details_changed` only when something really changed."""
+    """Publishes `member_details_changed` only when something really changed; a backdated change is kept in the
+    dated history and never overwrites a later-dated one in the current record."""
     if "mat" in proposed:
         proposed = dict(proposed, mat=_mat(proposed["mat"]))
     with uow:
-        member, changes = model.change_details(_open(uow, urn), effective_date=effective_date, **proposed)
+        member, changes = model.change_details(_open(uow, urn), effective_date=effective_date,
+                                               history=repository.history_of(uow.session, urn), **proposed)
         if changes:
+            # the payload's snapshot is the current record (the latest effective state) even when the change
+            # is backdated behind a later one: consumers apply events by aggregate sequence
             repository.save(uow.session, member)
             payload = _details_changed_payload(member, effective_date, changes)
             repository.add_history(uow.session, [model.HistoryEntry(urn, effective_date, "details_changed",
@@ -184,10 +188,28 @@ def convert_to_academy(uow, urn: str, command: dict) -> model.Conversion:
                           "local_authority": new.local_authority, "postcode": new.postcode,
                           "number_on_roll": new.number_on_roll, "census_date": new.census_date},
             "mat": _mat_json(conversion.mat)}, aggregate=f"school:{old.urn}")
+        _carry_trust_participation(uow, old.urn, new, conversion.conversion_date)
         if command.get("carry_contacts"):
             _carry_contacts(uow, old.urn, new.urn, conversion.conversion_date)
         uow.commit()
     return conversion
+
+
+def _carry_trust_participation(uow, old_urn: str, new: model.SchoolMember, day: dt.date) -> None:
+    """The academy takes over its predecessor's co-operative trust participation on the conversion date
+    unless the trust's register recorded that it does not (`successor_inherits`)."""
+    current = next((p for p in repository.trust_participants_all(uow.session)
+                    if p.party_id == old_urn and p.left_on is None), None)
+    if any(p.party_id == new.urn and p.left_on is None for p in repository.trust_participants_all(uow.session)):
+        return  # the academy already has its own participation; never a second one
+    carried = people.succeed_in_trust(current, successor_urn=new.urn, successor_name=new.name,
+                                      conversion_date=day)
+    if carried is None:
+        return
+    ended, successor = carried
+    repository.save_participant(uow.session, ended)
+    if successor is not None:
+        repository.add_participant(uow.session, successor)
 
 
 def _carry_contacts(uow, old_urn: str, new_urn: str, day: dt.date) -> None:
@@ -261,6 +283,8 @@ def import_schools(uow, text: str, *, known_types: set[str], census_date: dt.dat
         current = repository.all_open_members(session)
         closed = repository.closed_urns(session)
         census = repository.all_census(session)
+        # a row dated before a URN's latest change must not overwrite it: those few URNs replay their history
+        last_changed = repository.latest_change_dates(session)
         new_members, changed_members, history = [], [], []
         census_new, census_changed = [], []
         events = []  # published in bulk, in file order, with the rows they describe
@@ -280,8 +304,11 @@ def import_schools(uow, text: str, *, known_types: set[str], census_date: dt.dat
                     events.append(("member_joined", member_joined_payload(member), f"school:{urn}"))
                     report.joined += 1
                     continue
+                row_effective = max(effective_date, member.joined_on)
+                backdated = last_changed.get(urn) is not None and last_changed[urn] > row_effective
                 changed, changes = model.change_details(
-                    member, effective_date=max(effective_date, member.joined_on), dfe_number=row.dfe_number,
+                    member, effective_date=row_effective,
+                    history=repository.history_of(session, urn) if backdated else (), dfe_number=row.dfe_number,
                     name=row.name, establishment_type=row.establishment_type, phase=row.phase,
                     local_authority=row.local_authority, postcode=row.postcode, mat=row.mat)
                 previous = census.get((urn, row.census_date))
@@ -433,6 +460,7 @@ def add_contact(uow, urn: str, command: dict) -> dict:
         repository.add_contact(uow.session, contact_id=contact_id, display_name=command["display_name"].strip(),
                                email=command.get("email"))
         repository.add_role(uow.session, held)
+        _appoint_committees(uow, held, held.committees, held.started_on)
         _role_event(uow, held, command["display_name"].strip(), held.started_on)
         uow.commit()
     return dict(repository.role_view(held), display_name=command["display_name"].strip(), email=command.get("email"))
@@ -455,6 +483,7 @@ def add_role(uow, contact_id: str, command: dict) -> dict:
             or _active_now(uow, urn),
             appointment_type=command.get("appointment_type"), committees=command.get("committees"))
         repository.add_role(uow.session, held)
+        _appoint_committees(uow, held, held.committees, held.started_on)
         _role_event(uow, held, row.display_name, held.started_on)
         uow.commit()
     return dict(repository.role_view(held), display_name=row.display_name)
@@ -478,9 +507,14 @@ def change_role(uow, contact_id: str, urn: str, role: str, command: dict) -> dic
         if command.get("committees") is not None:
             if role not in people.GOVERNOR_ROLES:
                 raise model.MembershipRuleBroken("committees", "committees are for governors only")
-            changed = dataclasses.replace(changed, committees=tuple(sorted({" ".join(c.split())
-                                                                            for c in command["committees"]
-                                                                            if c.strip()})))
+            wanted = tuple(sorted({people.tidy_committee(c) for c in command["committees"] if c.strip()}))
+            day = command["effective_date"]
+            sitting = {m.committee for m in repository.committee_memberships_of(
+                uow.session, urn=urn, contact_id=contact_id, on=day)}
+            # a change of committees is dated: the ones left end and the new ones start on effective_date
+            _end_committees(uow, held, sitting - set(wanted), day, "left the committee")
+            _appoint_committees(uow, held, sorted(set(wanted) - sitting), day)
+            changed = dataclasses.replace(changed, committees=wanted)
         repository.save_role(uow.session, changed)
         if changed.may_commit_spending != held.may_commit_spending:
             _role_event(uow, changed, row.display_name, command["effective_date"])
@@ -494,9 +528,90 @@ def end_role(uow, contact_id: str, urn: str, role: str, command: dict) -> dict:
         ended = people.end_role(_held(uow, contact_id, urn, role), ended_on=command["effective_date"],
                                 reason=command.get("reason"))
         repository.save_role(uow.session, ended)
+        _end_committees_with_role(uow, ended, "role ended")
         _role_event(uow, ended, row.display_name, ended.ended_on)
         uow.commit()
     return dict(repository.role_view(ended), display_name=row.display_name)
+
+
+def _appoint_committees(uow, held: people.RoleHeld, committees, day: dt.date) -> None:
+    for committee in committees:
+        membership = people.appoint_to_committee(
+            contact_id=held.contact_id, urn=held.urn, committee=committee,
+            appointing_body=people.DEFAULT_APPOINTING_BODY, started_on=day, ended_on=None,
+            governor_roles=[dataclasses.replace(held, ended_on=None)],
+            current=repository.committee_memberships_of(uow.session, urn=held.urn, contact_id=held.contact_id))
+        repository.add_committee_membership(uow.session, membership)
+
+
+def _end_committees(uow, held: people.RoleHeld, committees, day: dt.date, reason: str) -> None:
+    for m in repository.committee_memberships_of(uow.session, urn=held.urn, contact_id=held.contact_id):
+        if m.committee in committees and m.started_on < day and (m.ended_on is None or m.ended_on > day):
+            repository.save_committee_membership(uow.session, people.end_committee_membership(
+                m, ended_on=day, reason=reason))
+
+
+def _end_committees_with_role(uow, ended: people.RoleHeld, reason: str) -> None:
+    """A governor who leaves the board leaves its committees the same day (unless still a governor of the
+    school in another governor role, e.g. chair)."""
+    if ended.role not in people.GOVERNOR_ROLES:
+        return
+    if any(r.urn == ended.urn and r.role in people.GOVERNOR_ROLES and r.active and r.role != ended.role
+           for r in repository.roles_of(uow.session, ended.contact_id)):
+        return
+    running = {m.committee for m in repository.committee_memberships_of(uow.session, urn=ended.urn,
+                                                                        contact_id=ended.contact_id)
+               if m.ended_on is None or m.ended_on > ended.ended_on}
+    _end_committees(uow, ended, running, ended.ended_on, reason)
+
+
+def appoint_to_committee(uow, contact_id: str, command: dict) -> dict:
+    """A governor joins a committee for a term of office (start, optional end, appointing body)."""
+    with uow:
+        row = _live_contact(uow, contact_id)
+        membership = people.appoint_to_committee(
+            contact_id=contact_id, urn=command["urn"], committee=command["committee"],
+            appointing_body=command["appointing_body"], started_on=command["started_on"],
+            ended_on=command.get("ended_on"), governor_roles=repository.roles_of(uow.session, contact_id),
+            current=repository.committee_memberships_of(uow.session, urn=command["urn"], contact_id=contact_id))
+        membership.id = repository.add_committee_membership(uow.session, membership)
+        _refresh_role_committees(uow, contact_id, command["urn"])
+        uow.commit()
+    return dict(repository.committee_view(membership), display_name=row.display_name)
+
+
+def end_committee_membership(uow, membership_id: int, command: dict) -> dict:
+    with uow:
+        membership = repository.committee_membership(uow.session, membership_id)
+        if membership is None:
+            raise model.NotAMember("membership_id", f"no committee membership {membership_id}")
+        ended = people.end_committee_membership(membership, ended_on=command["effective_date"],
+                                                reason=command.get("reason"))
+        repository.save_committee_membership(uow.session, ended)
+        _refresh_role_committees(uow, ended.contact_id, ended.urn)
+        uow.commit()
+    return repository.committee_view(ended)
+
+
+def _refresh_role_committees(uow, contact_id: str, urn: str) -> None:
+    """The role's list of committees (its view) is the committees held today, from the dated memberships."""
+    today = business_date.today()
+    current = tuple(sorted({m.committee for m in repository.committee_memberships_of(
+        uow.session, urn=urn, contact_id=contact_id, on=today)}))
+    for held in repository.roles_of(uow.session, contact_id):
+        if held.urn == urn and held.active and held.role in people.GOVERNOR_ROLES:
+            repository.save_role(uow.session, dataclasses.replace(held, committees=current))
+
+
+def committees_at(session, urn: str, on: dt.date | None = None) -> dict:
+    """The committee memberships at a school: on a date (terms held that day) or the whole dated history."""
+    found = repository.committee_memberships_of(session, urn=urn, on=on)
+    names = {}
+    for m in found:
+        if m.contact_id not in names:
+            names[m.contact_id] = repository.contact(session, m.contact_id).display_name
+    return {"urn": urn, "on": on.isoformat() if on else None,
+            "memberships": [dict(repository.committee_view(m), display_name=names[m.contact_id]) for m in found]}
 
 
 def record_training(uow, contact_id: str, command: dict, today: dt.date) -> dict:
@@ -519,6 +634,10 @@ def export_contact(session, contact_id: str) -> dict | None:
             "created_at": row.created_at.isoformat() + "Z",
             "erased_at": row.erased_at.isoformat() + "Z" if row.erased_at else None,
             "roles": [repository.role_view(r) for r in repository.roles_of(session, contact_id)],
+            "organisation_roles": [repository.organisation_role_view(r)
+                                   for r in repository.organisation_roles_of(session, contact_id)],
+            "committee_memberships": [repository.committee_view(m)
+                                      for m in repository.committee_memberships_of(session, contact_id=contact_id)],
             "training": repository.training_of(session, contact_id)}
 
 
@@ -536,10 +655,82 @@ def erase_contact(uow, contact_id: str) -> dict:
                                                                    + dt.timedelta(days=1)),
                                                 end_reason="personal data erased", may_commit_spending=False)
                     repository.save_role(uow.session, ended)
+                    _end_committees_with_role(uow, ended, "personal data erased")
+            for held in repository.organisation_roles_of(uow.session, contact_id):
+                if held.active:
+                    repository.save_organisation_role(uow.session, dataclasses.replace(
+                        held, ended_on=max(business_date.today(), held.started_on + dt.timedelta(days=1)),
+                        end_reason="personal data erased", may_commit_spending=False))
             repository.erase_contact(uow.session, contact_id, people.ERASED_NAME)
             uow.publish("contact_erased", {"contact_id": contact_id}, aggregate=f"contact:{contact_id}")
             uow.commit()
     return {"contact_id": contact_id, "erased": True}
+
+
+# --- contacts at MATs, councils and partners (interface D) ---------------------------------------------------
+
+def _organisation_role_event(uow, held: people.OrganisationRole, organisation_name: str, display_name: str,
+                             email: str | None, effective_date: dt.date) -> None:
+    uow.publish("organisation_contact_role_changed", {
+        "contact_id": held.contact_id, "organisation_kind": held.organisation_kind,
+        "organisation_id": held.organisation_id, "organisation_name": organisation_name,
+        "display_name": display_name, "email": email, "role": held.role,
+        "may_commit_spending": held.may_commit_spending, "active": held.active, "effective_date": effective_date,
+    }, aggregate=f"contact:{held.contact_id}")
+
+
+def _organisation_role(uow, *, contact_id: str, org_id: str, command: dict, current: list):
+    organisation = repository.organisation_on(uow.session, org_id, command["effective_date"])
+    held = people.take_organisation_role(
+        contact_id=contact_id, organisation_id=org_id,
+        organisation_kind=organisation.kind if organisation else None, role=command["role"],
+        started_on=command["effective_date"], may_commit_spending=command.get("may_commit_spending"),
+        current_roles=current)
+    return held, organisation
+
+
+def add_organisation_contact(uow, org_id: str, command: dict) -> dict:
+    """A new person in a role at a MAT, council or partner; publishes `organisation_contact_role_changed`."""
+    contact_id = str(uuid.uuid4())
+    display_name = command["display_name"].strip()
+    with uow:
+        held, organisation = _organisation_role(uow, contact_id=contact_id, org_id=org_id, command=command,
+                                                current=[])
+        repository.add_contact(uow.session, contact_id=contact_id, display_name=display_name,
+                               email=command.get("email"))
+        repository.add_organisation_role(uow.session, held)
+        _organisation_role_event(uow, held, organisation.name, display_name, command.get("email"), held.started_on)
+        uow.commit()
+    return dict(repository.organisation_role_view(held), display_name=display_name, email=command.get("email"))
+
+
+def add_organisation_role(uow, contact_id: str, command: dict) -> dict:
+    """An existing person (at a school or another organisation) takes a role at an organisation."""
+    with uow:
+        row = _live_contact(uow, contact_id)
+        held, organisation = _organisation_role(
+            uow, contact_id=contact_id, org_id=command["organisation_id"], command=command,
+            current=repository.organisation_roles_of(uow.session, contact_id))
+        repository.add_organisation_role(uow.session, held)
+        _organisation_role_event(uow, held, organisation.name, row.display_name, row.email, held.started_on)
+        uow.commit()
+    return dict(repository.organisation_role_view(held), display_name=row.display_name)
+
+
+def end_organisation_role(uow, contact_id: str, org_id: str, role: str, command: dict) -> dict:
+    with uow:
+        row = _live_contact(uow, contact_id)
+        held = next((r for r in repository.organisation_roles_of(uow.session, contact_id)
+                     if r.organisation_id == org_id and r.role == role and r.active), None)
+        if held is None:
+            raise model.NotAMember("role", f"contact {contact_id} holds no active {role} role at {org_id}")
+        ended = people.end_organisation_role(held, ended_on=command["effective_date"], reason=command.get("reason"))
+        repository.save_organisation_role(uow.session, ended)
+        organisation = repository.open_organisation(uow.session, org_id) or \
+            repository.organisation_on(uow.session, org_id, held.started_on)
+        _organisation_role_event(uow, ended, organisation.name, row.display_name, row.email, ended.ended_on)
+        uow.commit()
+    return dict(repository.organisation_role_view(ended), display_name=row.display_name)
 
 
 # --- co-operative trust --------------------------------------------------------------------------------------
@@ -587,9 +778,26 @@ def set_forum(uow, party_id: str, on_forum: bool) -> dict:
     return participant_view(changed)
 
 
+def set_succession(uow, party_id: str, successor_inherits: bool) -> dict:
+    """Record the trust's decision whether an academy replacing this member school inherits its participation."""
+    with uow:
+        current = [p for p in repository.trust_participants_all(uow.session)
+                   if p.party_id == party_id and p.left_on is None]
+        if not current:
+            raise model.NotAMember("party_id", f"{party_id} is not in the co-operative trust")
+        if current[0].trust_role != "member":
+            raise model.MembershipRuleBroken("successor_inherits", "only a member school has a successor; "
+                                                                   "partners do not convert")
+        changed = dataclasses.replace(current[0], successor_inherits=successor_inherits)
+        repository.save_participant(uow.session, changed)
+        uow.commit()
+    return participant_view(changed)
+
+
 def participant_view(p: people.TrustParticipant) -> dict:
     return {"party_id": p.party_id, "name": p.name, "trust_role": p.trust_role, "joined_on": p.joined_on.isoformat(),
-            "left_on": p.left_on.isoformat() if p.left_on else None, "on_forum": p.on_forum}
+            "left_on": p.left_on.isoformat() if p.left_on else None, "on_forum": p.on_forum,
+            "successor_inherits": p.successor_inherits}
 
 
 def trust_on(session, day: dt.date) -> dict:

@@ -34,3 +34,24 @@ def uows(tmp_path):
     database.upgrade("membership:migrations")
     yield Uows(database)
     database.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stores(request, tmp_path):
+    """The same units of work on SQLite and on a fresh PostgreSQL database (for rules that live in storage)."""
+    import os
+
+    from shared.db import drop_postgres_database, ensure_postgres_database
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'membership.db'}"
+    else:
+        admin = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+        url = admin.rsplit("/", 1)[0] + f"/t_membership_{uuid.uuid4().hex[:10]}"
+        ensure_postgres_database(url)
+    database = Database(url)
+    database.upgrade("membership:migrations")
+    yield Uows(database)
+    database.dispose()
+    if request.param == "postgresql":
+        drop_postgres_database(url)

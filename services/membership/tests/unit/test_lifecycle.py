@@ -32,7 +32,7 @@ class TestApplyAndActivate:
     def test_an_application_is_not_a_member_until_activated(self):
         applied = model.apply_to_join(**{k: v for k, v in dict(
             open_member=None, urn="110394", dfe_number="825/2001", name="X", establishment_type="community",
-            phase="primary", local_authority="LA", postcode="HP17 8DS", number_on_roll=1,
+            phase="primary", local_authority="Buckinghamshire", postcode="HP17 8DS", number_on_roll=1,
             census_date=D(2025, 10, 2), joined_on=D(2026, 4, 1), mat=None).items()})
         assert applied.status == "applied" and not applied.is_member_on(D(2026, 4, 1))
         active = model.activate(applied, D(2026, 5, 1))

@@ -29,8 +29,8 @@ def refused(exception_type, **overrides) -> MembershipRuleBroken:
 
 
 class TestUrn:
-    @pytest.mark.parametrize("urn", ["110394", "000001", "999999", "500000"])
-    def test_six_digits_are_accepted(self, urn):
+    @pytest.mark.parametrize("urn", ["110394", "100000", "199999"])
+    def test_six_digits_in_the_school_range_are_accepted(self, urn):
         check_urn(urn)
 
     @pytest.mark.parametrize("urn", ["", "11039", "1103940", "11039a", " 110394", "110394 ", None,
@@ -54,7 +54,11 @@ class TestUrn:
     @given(number=st.integers(min_value=0, max_value=999999))
     def test_early_years_range_property(self, number):
         urn = f"{number:06d}"
-        check_urn(urn)
+        if 100000 <= number <= 199999:
+            check_urn(urn)
+        else:
+            with pytest.raises(MembershipRuleBroken):
+                check_urn(urn)
         if 500000 <= number <= 799999:
             check_urn(urn, early_years=True)
         else:
