@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from membership.adapters import reference
 from membership.adapters.tables import members, outbox
-from membership.cli import CommandUnits
+from membership.cli import command_units
 from membership.domain.la_codes import LA_CODES
 from membership.service_layer import handlers
 from shared.db import drop_postgres_database, ensure_postgres_database
@@ -95,7 +95,7 @@ def run_backend(backend: str, text: str, changed: str, tmp: Path) -> dict:
         url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/bench_membership_{uuid.uuid4().hex[:8]}"
         ensure_postgres_database(url)
     try:
-        units = CommandUnits({"DATABASE_URL": url, "OPERATOR": {"name": "bench"}})
+        units = command_units({"DATABASE_URL": url, "OPERATOR": {"name": "bench"}})
         known = reference.load_establishment_types()
         figures = {}
         for label, body in (("import", text), ("reimport_unchanged", text), ("reimport_5pct_changed", changed)):
