@@ -198,7 +198,7 @@ class ReliableEventHandler(EventHandler):
         if not _alive(message):
             self.gate.release(attempt)  # the broker has it back and will deliver it again
             return
-        context_data = {"correlation_id": event.envelope.correlation_id}
+        context_data = {"correlation_id": event.envelope.correlation_id, "causation_id": event.envelope.event_id}
         started = time.perf_counter()
         try:
             self.container.spawn_worker(self, (event,), {}, context_data=context_data,
@@ -214,7 +214,10 @@ class ReliableEventHandler(EventHandler):
 
     # -- outcome ------------------------------------------------------------------------------
     def _handle_outcome(self, message, event, attempt, started, worker_ctx, result=None, exc_info=None):
-        self.metrics.handler_duration.labels(self.event_type).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.metrics.handler_duration.labels(self.event_type).observe(elapsed)
+        log.debug("handled %s event %s from %s in %.1f ms: %s", self.event_type, event.envelope.event_id,
+                  event.envelope.producer, elapsed * 1000, "ok" if exc_info is None else exc_info[0].__name__)
         if exc_info is None:
             self.gate.succeeded(attempt)
             self.metrics.events_consumed.labels(self.event_type, "applied").inc()

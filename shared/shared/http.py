@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from functools import partial
 from typing import Any, Mapping
@@ -121,6 +122,13 @@ class JsonHttp(HttpRequestHandler):
     def handle_request(self, request):
         request.shallow = False
         correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
+        started = time.perf_counter()
+        response = self._handle(request, correlation_id)
+        log.info("%s %s %s %.1f ms", request.method, request.path, response.status_code,
+                 (time.perf_counter() - started) * 1000, extra={"correlation_id": correlation_id})
+        return response
+
+    def _handle(self, request, correlation_id: str):
         try:
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)

@@ -27,6 +27,7 @@ from shared.broker import BrokerAtStartup
 from shared.config import operator_of
 from shared.consumer import ReliableEventHandler
 from shared.http import http
+from shared.logs import LogContext
 from shared.metrics import CONTENT_TYPE_LATEST, Metrics, metrics_for
 from shared.storage import Storage
 
@@ -109,6 +110,7 @@ class ObservableService:
     config = Config()
     operations = Operations()
     broker_at_startup = BrokerAtStartup()  # waits for the broker in setup, bounded and logged
+    log_context = LogContext()  # every log line names the service and the work's correlation id
 
     @http("GET", "/health")
     def health(self, request):
