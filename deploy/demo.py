@@ -149,10 +149,20 @@ def renewal_round(joined: list[dict], heads: dict[str, str]) -> None:
         print(f"URN {urn} cancels the renewal of {sub['offering_code']} (notice date {sub['notice_date']}): "
               + (f"accepted, it runs to {body['covered_until']} and does not renew" if status == 200
                  else f"refused ({status}): {body.get('message')}"))
-    status, summary = call("POST", f"{URLS['catalogue']}/renewal-rounds", {"year": 2027, "uplift_percent": "3"})
-    if status != 201:
-        print(f"renewal round refused: {summary}")
+    status, run = call("POST", f"{URLS['catalogue']}/renewal-rounds", {"year": 2027, "uplift_percent": "3"})
+    if status != 202:
+        print(f"renewal round refused: {run}")
         return
+    # A job: poll its run resource until it has finished (bounded: a demo county takes seconds).
+    for _ in range(120):
+        status, run = call("GET", f"{URLS['catalogue']}{run['links']['self']}")
+        if run.get("status") not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    if run.get("status") != "succeeded":
+        print(f"renewal round did not succeed: {run}")
+        return
+    summary = run["result"]
     print(f"renewal round 2027 (editions opened: {', '.join(summary['editions_opened']) or 'none new'}): "
           f"{summary['renewed']} renewed, {summary['expired']} expired, {summary['awaiting_notice']} waiting for "
           f"their notice date to pass (the school may still cancel until then); a later run renews those")

@@ -273,6 +273,15 @@ def http_json(method: str, url: str, body: dict | None = None, timeout: float = 
         return exc.code, json.loads(exc.read() or b"null")
 
 
+def finished_run(base_url: str, answer: tuple[int, dict], timeout: float = 120.0) -> dict:
+    """Wait for a job started over HTTP (202 + run resource) to finish; returns the run (status
+    succeeded, failed or interrupted). Fails at once if the start was refused."""
+    status, run = answer
+    assert status == 202, (status, run)
+    return eventually(lambda: (lambda r: r if r["status"] not in ("queued", "running") else None)(
+        http_json("GET", f"{base_url}{run['links']['self']}")[1]), timeout=timeout, message=f"run {run['id']} to finish")
+
+
 def eventually(check, *, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):
     """Poll `check()` until it returns a truthy value (returned) or the time is up (AssertionError)."""
     deadline = time.monotonic() + timeout

@@ -188,6 +188,8 @@ class ServiceMetrics:
         r.register(self._readiness)
         self.job_runs = shared(
             Counter, "job_runs_total", "Runs of a long job (billing run, renewal round) by outcome.", ("job", "outcome"))
+        self.job_progress = shared(
+            Gauge, "job_progress_ratio", "Share of the running job's work done (0 to 1).", ("job",))
         self.job_last_success = shared(
             Gauge, "job_last_success_timestamp_seconds", "When a job last finished successfully (Unix time).",
             ("job",))

@@ -17,7 +17,7 @@ import pytest
 from shared import business_date
 
 from tests.archive_tap import ArchiveTap
-from tests.conftest import eventually, http_json
+from tests.conftest import eventually, finished_run, http_json
 from tests.reliability.tools import envelope, publish_raw
 
 
@@ -257,8 +257,9 @@ class TestRenewalRoundOverHttp:
         else:
             assert status == 422 and cancelled["field"] == "effective_date", cancelled
 
-        status, summary = http_json("POST", f"{base}/renewal-rounds", {"year": 2027, "uplift_percent": "2"})
-        assert status == 201, summary
+        run = finished_run(base, http_json("POST", f"{base}/renewal-rounds", {"year": 2027, "uplift_percent": "2"}))
+        assert run["status"] == "succeeded", run
+        summary = run["result"]
         assert tap.wait_for("edition_priced", 2)[-1]["edition_year"] == 2027
         if in_time:  # nobody's notice date has passed: every SLA waits, the cancelled one is not due at all
             assert (summary["due"], summary["renewed"], summary["expired"], summary["awaiting_notice"]) == (

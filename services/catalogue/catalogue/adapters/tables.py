@@ -1,10 +1,12 @@
 """Catalogue's tables (SQLAlchemy Core); the migrations create exactly these."""
 import sqlalchemy as sa
 
+from shared.jobs import define_job_runs_table
 from shared.messaging_tables import define_messaging_tables
 
 metadata = sa.MetaData()
 outbox, inbox = define_messaging_tables(metadata)
+job_runs = define_job_runs_table(metadata)  # renewal rounds run as jobs (shared.jobs)
 
 # The catalogue's copy of a member, kept facet by facet whatever order membership's events
 # arrive in (`catalogue.domain.member_copy`): each *_version is the number (in the school's

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import uuid
 from decimal import Decimal
 
@@ -32,6 +33,27 @@ def units_of_work(database_url: str, operator: str, correlation_id: str | None =
                        Origin(correlation_id=correlation_id or f"renewal-round-{uuid.uuid4()}"), lambda: None)
 
 
+class _ProgressBar:
+    """A job control for the command line: a progress bar on stderr (tqdm); Ctrl-C stops the round
+    between chunks (what is committed stays, and a second run renews the rest)."""
+
+    def __init__(self):
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=0, unit="SLA", desc="renewal round", file=sys.stderr, disable=None)
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        if total is not None and self._bar.total != total:
+            self._bar.total = total
+        self._bar.update(done - self._bar.n)
+
+    def check(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the service's config.yml (DATABASE_URL, OPERATOR)")
@@ -41,10 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = load_config(args.config)
     uows = units_of_work(config["DATABASE_URL"], operator_of(config)["name"])
+    bar = _ProgressBar()
     try:
         summary = handlers.run_renewal_round(uows, year=args.year, today=business_date.today(), uplift_percent=args.uplift,
-                                             chunk_size=args.chunk_size)
+                                             chunk_size=args.chunk_size, control=bar)
     finally:
+        bar.close()
         uows.database.dispose()
     print(json.dumps(summary.as_dict(), indent=2))
     return 0

@@ -4,6 +4,7 @@ Rules live in `catalogue.domain`, use cases in `catalogue.service_layer.handlers
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -14,7 +15,7 @@ from shared.http import Conflict, NotFound, RuleViolation, http, load_body, load
 from shared.storage import Storage
 
 from catalogue.adapters import repository
-from catalogue.adapters.tables import inbox, outbox
+from catalogue.adapters.tables import inbox, job_runs, outbox
 from catalogue.domain import model
 from catalogue.domain.model import PHASES
 from catalogue.domain.pricing import PRICING_MODELS, SESSION_UNITS, PricingError, check_terms, terms_from_json
@@ -22,6 +23,7 @@ from catalogue.messages import consumed
 from catalogue.messages.published import PUBLISHED
 from catalogue.service_layer import handlers
 from shared import business_date
+from shared.jobs import JobAlreadyRunning, Jobs
 
 CODE = r"^[A-Z0-9][A-Z0-9-]{1,39}$"
 URN = validate.Regexp(r"^\d{6}$", error="a URN is exactly 6 digits")
@@ -169,6 +171,14 @@ def _refused(exc: Exception):
     return RuleViolation(exc.message, field=exc.field)
 
 
+def renewal_round_job(units, params: dict, control) -> dict:
+    """The renewal round as a job: resumable (a second run never renews twice), judged on the UK date
+    it runs (each SLA's notice date), progress after each chunk."""
+    summary = handlers.run_renewal_round(units, year=int(params["year"]), today=business_date.today(),
+                                         uplift_percent=Decimal(params["uplift_percent"]), control=control)
+    return summary.as_dict()
+
+
 REFUSALS = (handlers.UnknownOffering, handlers.UnknownSubscription, model.CatalogueRuleBroken, PricingError)
 
 
@@ -177,6 +187,7 @@ class CatalogueService(base.ObservableService):
 
     name = "catalogue"
     uow = Storage(migrations="catalogue:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
+    jobs = Jobs(job_runs, {"renewal_round": renewal_round_job}, resumable={"renewal_round"})
 
     # -- membership's events -------------------------------------------------------------------
     # Each payload arrives as the catalogue's own typed event (`catalogue.messages.consumed`); its
@@ -318,10 +329,24 @@ class CatalogueService(base.ObservableService):
     # -- renewal round, views and reports ------------------------------------------------------
     @http("POST", "/renewal-rounds")
     def renewal_round(self, request):
+        """Start the renewal round as a job: 202 with the run to poll at `GET /runs/<id>` (its result is
+        the round's summary); 409 naming the run while one is queued or running."""
         command = load_body(request, RenewalRound())
-        summary = handlers.run_renewal_round(self.uow, year=command["year"], today=business_date.today(),
-                                             uplift_percent=command["uplift_percent"])
-        return 201, summary.as_dict()
+        try:
+            run = self.jobs.start("renewal_round", {"year": command["year"],
+                                                    "uplift_percent": str(command["uplift_percent"])})
+        except JobAlreadyRunning as exc:
+            raise Conflict(str(exc), field="year", run=exc.run["links"]["self"]) from None
+        return 202, run
+
+    @http("GET", "/runs/<string:run_id>")
+    def job_run(self, request, run_id):
+        """A renewal round's run: status (queued, running, succeeded, failed, interrupted), progress,
+        result (the summary) or error."""
+        run = self.jobs.get(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id}", field="run_id")
+        return run
 
     @http("GET", "/members/<string:urn>")
     def known_member(self, request, urn):

@@ -526,7 +526,7 @@ def open_editions(uow, year: int, uplift_percent: Decimal) -> list[str]:
 
 
 def run_renewal_round(uows, *, year: int, today: dt.date, uplift_percent: Decimal = Decimal(0),
-                      chunk_size: int = 5000) -> RoundSummary:
+                      chunk_size: int = 5000, control=None) -> RoundSummary:
     """The renewal round: open `year`'s editions, then renew every SLA due into them whose notice date
     has passed.
 
@@ -540,7 +540,8 @@ def run_renewal_round(uows, *, year: int, today: dt.date, uplift_percent: Decima
     cannot be (the school left, is no longer eligible, the edition is not on sale, no price fits), it
     ends as expired. A school that already bought `year` is left alone. Chunks of `chunk_size` commit
     each with their SLAs and events (bulk inserts into the outbox); a second run resumes where a failed
-    one stopped and never renews twice.
+    one stopped and never renews twice. With a job `control` (shared.jobs) it reports progress after
+    each chunk and stops between chunks when the service is stopping (the run resumes later).
     """
     started = time.perf_counter()
     summary = RoundSummary(year=year)
@@ -565,9 +566,15 @@ def run_renewal_round(uows, *, year: int, today: dt.date, uplift_percent: Decima
         cover[day].setdefault((row.urn, area), set()).add(row.offering_code)
     context = _RoundContext(year=year, today=today, editions=editions, offerings=offerings, covered=covered,
                             cover=cover)
+    if control is not None:
+        control.progress(0, len(due))
     for index in range(0, len(due), chunk_size):
+        if control is not None:
+            control.check()  # stopping: what is committed stays; a resumed run renews the rest
         with bulk.cyclic_gc_paused():  # resumed between chunks, for the service's other green threads
             _renew_chunk(uows(), due[index:index + chunk_size], context, summary)
+        if control is not None:
+            control.progress(min(index + chunk_size, len(due)), len(due))
         time.sleep(0)  # under eventlet, let the service's other green threads run between chunks
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
