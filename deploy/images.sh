@@ -323,7 +323,10 @@ for name in "${BUILT[@]}"; do
   # Not --rm: the logs must outlive a container that crashes; removed below.
   # Without systemd, podman cannot schedule the image's HEALTHCHECK (it says so
   # on stderr, harmlessly); it is run once by hand below instead.
+  # A smoke run on the developer's broker (guest, SQLite): development mode, as images default to
+  # production and refuse such settings.
   if ! pm run -d --network=host --name "$container" \
+        -e "PARTNERSHIP_ENV=development" \
         -e "AMQP_URI=$amqp" \
         -e "DATABASE_URL=sqlite:////tmp/$name.db" \
         -e "WEB_SERVER_ADDRESS=127.0.0.1:$port" \

@@ -7,8 +7,9 @@ from the environment.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -27,6 +28,44 @@ def load_config(path: str | Path) -> dict[str, Any]:
     setup_yaml_parser()
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle) or {}
+
+
+ENVIRONMENT_VARIABLE = "PARTNERSHIP_ENV"
+ENVIRONMENTS = ("development", "production")
+# What every service needs from its operator in production: who runs it, where its broker and
+# database are. The config.yml defaults (localhost, SQLite, the Bucks Learning Trust) are for a
+# developer's machine only.
+REQUIRED_IN_PRODUCTION = ("OPERATOR_NAME", "OPERATOR_LEGAL_NAME", "AMQP_URI", "DATABASE_URL")
+
+
+class MissingSettings(RuntimeError):
+    """A production service must not start on development defaults."""
+
+
+def environment(environ: Mapping[str, str] = os.environ) -> str:
+    """`development` (a checkout: `make run`, the tests) or `production` (the images' default)."""
+    value = (environ.get(ENVIRONMENT_VARIABLE) or "development").strip().lower()
+    if value not in ENVIRONMENTS:
+        raise MissingSettings(f"{ENVIRONMENT_VARIABLE}={value!r}: must be one of {', '.join(ENVIRONMENTS)}")
+    return value
+
+
+def check_production_settings(service: str, extra: Iterable[str] = (),
+                              environ: Mapping[str, str] = os.environ) -> None:
+    """In production, refuse to start unless every required setting is given (named, all at once),
+    and never on RabbitMQ's guest account. Nothing is checked in development."""
+    if environment(environ) != "production":
+        return
+    missing = [name for name in (*REQUIRED_IN_PRODUCTION, *extra) if not (environ.get(name) or "").strip()]
+    problems = []
+    if missing:
+        problems.append("missing " + ", ".join(missing))
+    amqp = environ.get("AMQP_URI") or ""
+    if "://guest:" in amqp or "://guest@" in amqp:
+        problems.append("AMQP_URI uses the guest account: give the service its own broker user")
+    if problems:
+        raise MissingSettings(f"{service} refuses to start in production ({ENVIRONMENT_VARIABLE}=production): "
+                              + "; ".join(problems))
 
 
 def operator_of(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
 from shared.broker import BrokerAtStartup
-from shared.config import operator_of
+from shared.config import check_production_settings, operator_of
 from shared.consumer import ReliableEventHandler
 from shared.http import http
 from shared.logs import LogContext
@@ -103,6 +103,17 @@ class Operations(DependencyProvider):
                 "drained": (quiesced or not handlers) and running == 0 and unsent == 0}
 
 
+class ProductionSettings(DependencyProvider):
+    """Refuses to start a production service on development defaults (see
+    shared.config.check_production_settings); a service names its own extra required settings."""
+
+    def __init__(self, *required: str):
+        self.required = required
+
+    def setup(self):
+        check_production_settings(self.container.service_name, self.required)
+
+
 class ObservableService:
     """Base class of the four services: health, readiness and metrics endpoints."""
 
@@ -111,6 +122,7 @@ class ObservableService:
     operations = Operations()
     broker_at_startup = BrokerAtStartup()  # waits for the broker in setup, bounded and logged
     log_context = LogContext()  # every log line names the service and the work's correlation id
+    production_settings = ProductionSettings()  # billing adds its VAT and bank settings
 
     @http("GET", "/health")
     def health(self, request):

@@ -31,3 +31,50 @@ def test_a_value_that_is_not_a_number_is_refused_by_name(key, value, expected):
     with pytest.raises(ValueError) as refused:
         events_settings({"EVENTS": {key: value}})
     assert f"EVENTS.{key} must be {expected}" in str(refused.value)
+
+
+class TestProductionSettings:
+    """A production service refuses development defaults, naming every missing setting."""
+
+    FULL = {"PARTNERSHIP_ENV": "production", "OPERATOR_NAME": "bucks", "OPERATOR_LEGAL_NAME": "Bucks Learning Trust",
+            "AMQP_URI": "amqp://billing:secret@rabbit:5672/", "DATABASE_URL": "postgresql://billing@db/billing"}
+
+    def test_development_checks_nothing(self):
+        from shared.config import check_production_settings
+
+        check_production_settings("billing", ("OPERATOR_VAT_NUMBER",), environ={})
+
+    def test_production_names_each_missing_setting(self):
+        import pytest
+
+        from shared.config import MissingSettings, check_production_settings
+
+        environ = {"PARTNERSHIP_ENV": "production", "OPERATOR_NAME": "bucks"}
+        with pytest.raises(MissingSettings) as refused:
+            check_production_settings("billing", ("OPERATOR_VAT_NUMBER",), environ=environ)
+        message = str(refused.value)
+        for name in ("OPERATOR_LEGAL_NAME", "AMQP_URI", "DATABASE_URL", "OPERATOR_VAT_NUMBER"):
+            assert name in message
+        assert "OPERATOR_NAME," not in message and message.startswith("billing refuses to start in production")
+
+    def test_production_refuses_the_guest_account(self):
+        import pytest
+
+        from shared.config import MissingSettings, check_production_settings
+
+        environ = {**self.FULL, "AMQP_URI": "amqp://guest:guest@rabbit:5672/"}
+        with pytest.raises(MissingSettings, match="guest"):
+            check_production_settings("catalogue", environ=environ)
+
+    def test_production_with_every_setting_starts(self):
+        from shared.config import check_production_settings
+
+        check_production_settings("billing", ("OPERATOR_VAT_NUMBER",), environ={**self.FULL, "OPERATOR_VAT_NUMBER": "GB1"})
+
+    def test_an_unknown_environment_is_refused(self):
+        import pytest
+
+        from shared.config import MissingSettings, environment
+
+        with pytest.raises(MissingSettings, match="PARTNERSHIP_ENV"):
+            environment({"PARTNERSHIP_ENV": "prod"})

@@ -43,3 +43,18 @@ class TestBrokerAtStartup:
                 assert "answered after" in log_path.read_text(errors="replace")
         finally:
             proc.stop()
+
+
+class TestProductionSettings:
+    def test_a_production_service_without_its_settings_exits_naming_each_one(self, sqlite_databases, tmp_path):
+        log_path = tmp_path / "catalogue.log"
+        proc = service("catalogue", "amqp://guest:guest@127.0.0.1:5672/", sqlite_databases.url("catalogue"),
+                       log_path, PARTNERSHIP_ENV="production", OPERATOR_LEGAL_NAME="").start()
+        try:
+            eventually(lambda: not proc.alive(), timeout=60, message="the service refused to start")
+            assert proc.process.returncode != 0
+            log = log_path.read_text(errors="replace")
+            assert "catalogue refuses to start in production" in log
+            assert "OPERATOR_LEGAL_NAME" in log and "guest account" in log
+        finally:
+            proc.stop()
