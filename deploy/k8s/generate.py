@@ -284,7 +284,7 @@ def documents() -> dict[str, str]:
         "resources": sorted(n for n in out if n.endswith(".yaml")),
         "configMapGenerator": [
             {"name": "partnership-settings", "literals": [
-                "OPERATOR_NAME=bucks-learning-trust", "LOG_LEVEL=INFO",
+                "OPERATOR_NAME=bucks-learning-trust", "OPERATOR_LEGAL_NAME=Bucks Learning Trust", "LOG_LEVEL=INFO",
                 "PYTHONWARNINGS=ignore::Warning:nameko.cli.commands"]},
             {"name": "broker-topology", "files": ["definitions.json"]},
         ],
