@@ -150,6 +150,9 @@ class Problem:
     schools: dict[str, School]
     reviewers: dict[str, Reviewer]
     hosts: tuple[HostRequest, ...]
+    # URNs of schools subscribed to peer review in the cycle (reviewers come only from them);
+    # None: no restriction (a problem built by hand, with every school subscribed)
+    subscribed: frozenset[str] | None = None
 
 
 @dataclasses.dataclass
