@@ -297,9 +297,11 @@ def reviewer_rows(session) -> list[dict]:
     return [dict(r._mapping) for r in session.execute(select(t.reviewers).order_by(t.reviewers.c.reviewer_id))]
 
 
-def review_problem(session, cycle: int, host_urns, days: int, team_size: int) -> pr.Problem:
+def review_problem(session, cycle: int, host_urns, days: int, team_size: int,
+                   offering_code: str | None = None) -> pr.Problem:
     """The planner's view of the cycle: every school known as a member (now or before) with its calendar and
-    MAT history, every reviewer."""
+    MAT history, every reviewer; with `offering_code`, the schools subscribed to it in the cycle (the only
+    ones reviewers may come from)."""
     rows = member_rows(session)
     calendars_ = calendars(session, cycle)
     history = mat_history(session)
@@ -329,7 +331,9 @@ def review_problem(session, cycle: int, host_urns, days: int, team_size: int) ->
             reviewers[r["reviewer_id"]] = pr.Reviewer(r["reviewer_id"], r["urn"], r["trained"], r["can_lead"],
                                                       frozenset(dt.date.fromisoformat(d) for d in r["unavailable"]))
     hosts = tuple(pr.HostRequest(u, days, team_size) for u in sorted(host_urns) if u in schools)
-    return pr.Problem(cycle=cycle, schools=schools, reviewers=reviewers, hosts=hosts)
+    subscribed = (None if offering_code is None else
+                  frozenset(subscribed_urns(session, offering_code, dt.date(cycle, 9, 1), dt.date(cycle + 1, 8, 31))))
+    return pr.Problem(cycle=cycle, schools=schools, reviewers=reviewers, hosts=hosts, subscribed=subscribed)
 
 
 def cycle(session, number: int) -> dict | None:

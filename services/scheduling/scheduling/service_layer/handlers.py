@@ -292,10 +292,9 @@ def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, t
         if not hosts:
             raise Refused(f"no active school subscribes to {offering_code} in cycle {cycle}",
                           field="offering_code", rule="subscribed_hosts")
-        problem = repo.review_problem(uow.session, cycle, hosts, days, team_size)
-        # reviewers come from schools subscribed to peer review
-        problem = pr.Problem(cycle, problem.schools,
-                             {k: r for k, r in problem.reviewers.items() if r.urn in subscribed}, problem.hosts)
+        # reviewers come from schools subscribed to peer review (`problem.subscribed`, kept by the planner,
+        # every re-plan and the validator alike)
+        problem = repo.review_problem(uow.session, cycle, hosts, days, team_size, offering_code)
         missing = sorted(hosts - {h.urn for h in problem.hosts})
         if missing:
             raise Refused(f"no term dates known for host school(s) {', '.join(missing[:5])} in {cycle}",
@@ -365,7 +364,8 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
                     changed_out.append(payload)
                     reviews.remove((rid, review))
         hosts = [r.host_urn for _, r in reviews]
-        problem = repo.review_problem(session, number, hosts, settings["days"], settings["team_size"])
+        problem = repo.review_problem(session, number, hosts, settings["days"], settings["team_size"],
+                                      settings["offering_code"])
         ids = [rid for rid, _ in reviews]
         plain = [r for _, r in reviews]
         new, changed, unresolved = pr.replan(problem, plain, from_date=day,
@@ -393,7 +393,8 @@ def cycle_view(session, number: int) -> dict:
         raise NotKnown(f"no peer reviews planned for cycle {number}")
     stored = repo.reviews_of_cycle(session, number, status=None)
     live = [review for _, review, row in stored if row["status"] == "scheduled"]
-    problem = repo.review_problem(session, number, [r.host_urn for r in live], settings["days"], settings["team_size"])
+    problem = repo.review_problem(session, number, [r.host_urn for r in live], settings["days"], settings["team_size"],
+                                  settings["offering_code"])
     violations = validate(problem, live)
     urn_of = {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(session)}
     loads: dict[str, int] = {}

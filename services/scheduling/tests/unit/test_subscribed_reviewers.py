@@ -49,12 +49,24 @@ def replanned(problem, reviews, from_date=START):
                   problems_of=lambda r: validate(problem, [r], require_all_hosts=False))
 
 
-def test_the_validator_flags_todays_replan_taking_an_unsubscribed_reviewer():
+def test_a_replan_takes_no_reviewer_from_a_school_that_does_not_subscribe():
+    """Before the fix the re-plan took the outsider's free, nearest lead and the validator flagged it."""
     problem, result = county_with_an_outsider()
     target = result.reviews[3]
     rid = target.reviewer_ids[0]
     problem = dataclasses.replace(problem, reviewers=problem.reviewers | {
         rid: dataclasses.replace(problem.reviewers[rid], unavailable=frozenset(target.dates))})
-    new, changed, _ = replanned(problem, result.reviews)
-    assert target.host_urn in changed
-    assert "reviewer_not_subscribed" in rules(problem, new)
+    new, changed, unresolved = replanned(problem, result.reviews)
+    assert target.host_urn in changed and unresolved == []
+    assert validate(problem, new) == []
+    assert all(problem.reviewers[r].urn != OUTSIDER for review in new for r in review.reviewer_ids)
+
+
+def test_a_replan_replaces_a_kept_reviewer_whose_school_no_longer_subscribes():
+    problem, result = county_with_an_outsider()
+    target = result.reviews[0]
+    gone = problem.reviewers[target.reviewer_ids[0]].urn
+    problem = dataclasses.replace(problem, subscribed=problem.subscribed - {gone})
+    new, changed, unresolved = replanned(problem, result.reviews)
+    assert target.host_urn in changed and unresolved == []
+    assert validate(problem, new) == []
