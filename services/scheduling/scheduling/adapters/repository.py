@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from scheduling.adapters import tables as t
 from scheduling.domain import calendar as cal
+from scheduling.domain import diary as di
 from scheduling.domain import peer_review as pr
 from scheduling.domain.copies import ContactCopy, SchoolCopy, SLACopy, is_member_record
 from scheduling.domain.ordering import is_newer, version_after
@@ -219,8 +220,33 @@ def contact(session, contact_id: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
+def put_contact_role(session, contact_id: str, urn: str, role: str, may_commit_spending: bool, active: bool,
+                     sequence: int | None) -> bool:
+    """One role of the person at the school, unless a newer event already set that role."""
+    return _put_if_newer(session, t.contact_roles, {"contact_id": contact_id, "urn": urn, "role": role},
+                         {"may_commit_spending": may_commit_spending, "active": active}, sequence)
+
+
+def erase_contact_roles(session, contact_id: str) -> None:
+    session.execute(delete(t.contact_roles).where(t.contact_roles.c.contact_id == contact_id))
+
+
+def may_commit_spending(session, contact_id: str, urn: str) -> bool:
+    """The person holds an active role at the school that may commit its spending."""
+    return session.execute(select(t.contact_roles.c.role).where(
+        t.contact_roles.c.contact_id == contact_id, t.contact_roles.c.urn == urn,
+        t.contact_roles.c.active.is_(True), t.contact_roles.c.may_commit_spending.is_(True)).limit(1)).first() is not None
+
+
 def move_contacts(session, old_urn: str, new_urn: str) -> None:
     session.execute(update(t.contacts).where(t.contacts.c.urn == old_urn).values(urn=new_urn))
+    roles = t.contact_roles
+    for row in session.execute(select(roles).where(roles.c.urn == old_urn)).all():
+        keys = {"contact_id": row.contact_id, "role": row.role}
+        there = [roles.c[k] == v for k, v in keys.items()]
+        # the role may already be recorded at the academy (events in any order): the newer one stays
+        put_contact_role(session, row.contact_id, new_urn, row.role, row.may_commit_spending, row.active, row.sequence)
+        session.execute(delete(roles).where(*there, roles.c.urn == old_urn))
     session.execute(update(t.reviewers).where(t.reviewers.c.urn == old_urn).values(urn=new_urn))
 
 
@@ -325,11 +351,18 @@ def review_problem(session, cycle: int, host_urns, days: int, team_size: int,
             unclipped = dataclasses.replace(schools[old], calendar=calendars_[old])
             schools[old], schools[urn] = pr.succession(unclipped, schools[urn], closed if isinstance(closed, dt.date)
                                                           else dt.date.fromisoformat(closed))
+    # a reviewer is unavailable on their own dates and on any day the diary has them elsewhere (a network
+    # meeting, a course, a coaching session): reviews themselves are the planner's to place
+    busy: dict[str, set] = {}
+    for entry in diary_entries(session, first=dt.date(cycle, 9, 1), last=dt.date(cycle + 1, 8, 31),
+                               kinds=[k for k in di.KINDS if k != di.PEER_REVIEW]):
+        busy.setdefault(entry.person_id, set()).add(entry.day)
     reviewers = {}
     for r in reviewer_rows(session):
         if r["urn"] in schools:
+            unavailable = frozenset(dt.date.fromisoformat(d) for d in r["unavailable"]) | busy.get(r["reviewer_id"], set())
             reviewers[r["reviewer_id"]] = pr.Reviewer(r["reviewer_id"], r["urn"], r["trained"], r["can_lead"],
-                                                      frozenset(dt.date.fromisoformat(d) for d in r["unavailable"]))
+                                                      frozenset(unavailable))
     hosts = tuple(pr.HostRequest(u, days, team_size) for u in sorted(host_urns) if u in schools)
     subscribed = (None if offering_code is None else
                   frozenset(subscribed_urns(session, offering_code, dt.date(cycle, 9, 1), dt.date(cycle + 1, 8, 31))))
@@ -477,3 +510,28 @@ def attendance_of(session, booking_id: str) -> dict | None:
 
 def add_attendance(session, values: dict) -> None:
     session.execute(insert(t.attendance).values(**values))
+
+
+# ------------------------------------------------------------ the one diary
+def diary_entries(session, people=None, first: dt.date | None = None, last: dt.date | None = None,
+                  kinds=None) -> list[di.Entry]:
+    """Who is busy on which day (all four kinds unless `kinds`), optionally for some people and dates."""
+    query = select(t.diary)
+    if people is not None:
+        query = query.where(t.diary.c.person_id.in_(list(people)))
+    if first is not None:
+        query = query.where(t.diary.c.day >= first)
+    if last is not None:
+        query = query.where(t.diary.c.day <= last)
+    if kinds is not None:
+        query = query.where(t.diary.c.kind.in_(list(kinds)))
+    return [di.Entry(r.person_id, r.day, r.kind, r.ref_id, r.what) for r in session.execute(query)]
+
+
+def add_diary(session, entries) -> None:
+    for entry in entries:
+        session.execute(insert(t.diary).values(**dataclasses.asdict(entry)))
+
+
+def remove_diary(session, ref_id: str) -> None:
+    session.execute(delete(t.diary).where(t.diary.c.ref_id == ref_id))

@@ -68,6 +68,19 @@ contacts = sa.Table(
     sa.Column("erased", sa.Boolean, nullable=False, server_default=sa.false()),  # a tombstone: all else null
 )
 
+contact_roles = sa.Table(
+    # each role a person holds at a school, as catalogue keeps them: who may commit the school's spending
+    # (a paid place is booked only by such a person); versioned per role by the contact's event sequence;
+    # an erasure deletes them (the `contacts` tombstone stops any later role coming back)
+    "contact_roles", metadata,
+    sa.Column("contact_id", sa.String(36), primary_key=True),
+    sa.Column("urn", sa.String(6), primary_key=True),
+    sa.Column("role", sa.String(30), primary_key=True),
+    sa.Column("may_commit_spending", sa.Boolean, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("sequence", sa.Integer),
+)
+
 offerings = sa.Table(
     "offerings", metadata,
     sa.Column("offering_code", sa.String(40), primary_key=True),
@@ -173,7 +186,8 @@ sessions = sa.Table(
     sa.Column("course_code", sa.String(40), nullable=False, index=True),
     sa.Column("day", sa.Date, nullable=False),
     sa.Column("capacity", sa.Integer, nullable=False),
-    sa.Column("cutoff_days", sa.Integer, nullable=False),
+    sa.Column("cutoff_days", sa.Integer, nullable=False),  # cancellation cut-off
+    sa.Column("booking_cutoff_days", sa.Integer, nullable=False, server_default="0"),
 )
 
 bookings = sa.Table(
@@ -196,6 +210,18 @@ attendance = sa.Table(
     sa.Column("booking_id", sa.String(36), nullable=False, unique=True),
     sa.Column("attended", sa.Boolean, nullable=False),
     sa.Column("chargeable", sa.Boolean, nullable=False),
+)
+
+
+diary = sa.Table(
+    # one diary for every person across network meetings, courses, peer reviews and coaching sessions:
+    # the key makes "never two things on one day" hold under concurrent requests too
+    "diary", metadata,
+    sa.Column("person_id", sa.String(36), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("ref_id", sa.String(36), nullable=False, index=True),
+    sa.Column("what", sa.String(300), nullable=False),
 )
 
 

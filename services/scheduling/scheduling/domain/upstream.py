@@ -78,13 +78,15 @@ class Conversion:
 
 @dataclasses.dataclass(frozen=True)
 class ContactRole:
-    """`contact_role_changed`: the person's role at a member school now (`active` false: they left it)."""
+    """`contact_role_changed`: the person's role at a member school now (`active` false: they left it);
+    `may_commit_spending`: the role lets them commit the school's spending (book paid places)."""
 
     contact_id: str
     urn: str
     display_name: str
     role: str
     active: bool
+    may_commit_spending: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

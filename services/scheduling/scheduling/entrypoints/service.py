@@ -120,7 +120,8 @@ class CourseBody(_Body):
 class SessionBody(_Body):
     date = fields.Date(required=True)
     capacity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1000))
-    cutoff_days = fields.Integer(load_default=7, strict=True, validate=validate.Range(min=0, max=90))
+    cutoff_days = fields.Integer(load_default=7, strict=True, validate=validate.Range(min=0, max=90))  # cancellation
+    booking_cutoff_days = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=90))
 
 
 class BookingBody(_Body):
@@ -352,7 +353,8 @@ class SchedulingService(base.ObservableService):
     @mapped
     def post_session(self, request, code):
         body = load_body(request, SessionBody())
-        return 201, handlers.add_session(self.uow(), code, body["date"], body["capacity"], body["cutoff_days"])
+        return 201, handlers.add_session(self.uow(), code, body["date"], body["capacity"], body["cutoff_days"],
+                                         body["booking_cutoff_days"])
 
     @http("GET", "/sessions/<string:session_id>")
     @mapped

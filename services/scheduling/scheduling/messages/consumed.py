@@ -136,6 +136,8 @@ class ContactRoleChanged(_Lenient):
     display_name = fields.String(required=True)
     role = fields.String(required=True)
     active = fields.Boolean(required=True)
+    # no authority unless membership says so (an event without the field commits nobody's money)
+    may_commit_spending = fields.Boolean(load_default=False)
 
     @post_load
     def _fact(self, data, **_):

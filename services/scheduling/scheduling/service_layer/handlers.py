@@ -15,6 +15,7 @@ import uuid
 from scheduling.adapters import repository as repo
 from scheduling.domain import calendar as cal
 from scheduling.domain import coaching, courses, networks, peer_review as pr
+from scheduling.domain import diary as di
 from scheduling.domain import upstream
 from scheduling.domain.copies import SLACopy, is_member_record
 from scheduling.domain.ordering import BEFORE_OWN_EVENTS, UNORDERED, Position
@@ -125,12 +126,17 @@ def record_conversion(uow, conversion: upstream.Conversion, position: Position =
 
 def record_contact(uow, role: upstream.ContactRole, position: Position = UNORDERED) -> None:
     """The person's role, unless a newer one is known or they were erased. A person at a school that
-    has converted is recorded at the academy, as the conversion moved those it found."""
+    has converted is recorded at the academy, as the conversion moved those it found. Each role is also
+    kept on its own with whether it may commit the school's spending (as catalogue keeps it): a paid
+    place is booked only by such a person."""
+    sequence = position.sequence_in(f"contact:{role.contact_id}")
     with uow:
         person = repo.contact_copy(uow.session, role.contact_id)
         urn = repo.successor_of(uow.session, role.urn)
-        repo.save_contact_copy(uow.session, person.role_changed(role, urn, position.sequence_in(
-            f"contact:{role.contact_id}")))
+        repo.save_contact_copy(uow.session, person.role_changed(role, urn, sequence))
+        if not person.erased:
+            repo.put_contact_role(uow.session, role.contact_id, urn, role.role, role.may_commit_spending, role.active,
+                                  sequence)
         uow.commit()
 
 
@@ -139,6 +145,7 @@ def erase_contact(uow, erasure: upstream.ContactErasure, position: Position = UN
     with uow:
         person = repo.contact_copy(uow.session, erasure.contact_id)
         repo.save_contact_copy(uow.session, person.erased_now(position.sequence_in(f"contact:{erasure.contact_id}")))
+        repo.erase_contact_roles(uow.session, erasure.contact_id)
         uow.commit()
 
 
@@ -314,6 +321,7 @@ def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, t
         for review in result.reviews:
             review_id = str(uuid.uuid4())
             repo.add_review(uow.session, review_id, cycle, review)
+            repo.add_diary(uow.session, _review_diary(review_id, review))
             body = _review_payload(review_id, cycle, review, urn_of)
             uow.publish("peer_review_scheduled", {**body, "method": result.method}, aggregate=f"school:{review.host_urn}")
             out.append(body)
@@ -328,6 +336,11 @@ def _review_payload(review_id, cycle, review: pr.Review, urn_of) -> dict:
             "dates": list(review.dates),
             "team": [{"reviewer_id": rid, "urn": urn_of[rid], "role": role}
                      for rid, role in review.team]}
+
+
+def _review_diary(review_id: str, review: pr.Review) -> list[di.Entry]:
+    return [di.Entry(rid, day, di.PEER_REVIEW, review_id, f"peer review of school {review.host_urn}")
+            for rid in review.reviewer_ids for day in review.dates]
 
 
 def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] | None = None,
@@ -356,6 +369,7 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
                 if review.host_urn == left and review.dates[-1] >= day:
                     old_review = before[rid]
                     repo.update_review(session, rid, None, status="cancelled")
+                    repo.remove_diary(session, rid)
                     old_payload = _review_payload(rid, number, old_review, urns_before)
                     payload = {**old_payload, "status": "cancelled", "previous_host_urn": old_review.host_urn,
                                "previous_dates": list(old_review.dates), "previous_team": old_payload["team"],
@@ -377,6 +391,8 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
             if fresh == original:
                 continue
             repo.update_review(session, rid, fresh)
+            repo.remove_diary(session, rid)
+            repo.add_diary(session, _review_diary(rid, fresh))
             payload = {**_review_payload(rid, number, fresh, urns_now), "status": "scheduled",
                        "previous_host_urn": original.host_urn,
                        "previous_dates": list(original.dates),
@@ -461,15 +477,20 @@ def create_network(uow, name: str, member_urns: list[str], people: list[str], pr
 
 
 def _diary(session, year: int) -> networks.Diary:
+    """Host schools from the year's meetings; people from the one diary (meetings, courses, peer reviews,
+    coaching sessions alike)."""
     diary = networks.Diary()
-    nets = {n["network_id"]: n for n in repo.networks(session)}
     for m in repo.meetings(session):
-        if m["academic_year"] != year:
-            continue
-        diary.hosts.add((m["host_urn"], m["day"]))
-        for person in nets[m["network_id"]]["people"]:
-            diary.people.add((person, m["day"]))
+        if m["academic_year"] == year:
+            diary.hosts.add((m["host_urn"], m["day"]))
+    for entry in repo.diary_entries(session, first=dt.date(year, 9, 1), last=dt.date(year + 1, 8, 31)):
+        diary.people.add((entry.person_id, entry.day))
     return diary
+
+
+def _meeting_diary(meeting_id: str, network_name: str, people, day: dt.date) -> list[di.Entry]:
+    return [di.Entry(person, day, di.NETWORK_MEETING, meeting_id, f"network meeting of {network_name}")
+            for person in dict.fromkeys(people)]
 
 
 def plan_meetings(uow, network_id: str, year: int) -> dict:
@@ -495,6 +516,7 @@ def plan_meetings(uow, network_id: str, year: int) -> dict:
             repo.add_meeting(uow.session, {"meeting_id": meeting_id, "network_id": network_id, "academic_year": year,
                                            "term": meeting.term, "day": meeting.date, "host_urn": meeting.host_urn,
                                            "invited": meeting.invited})
+            repo.add_diary(uow.session, _meeting_diary(meeting_id, net.name, net.people, meeting.date))
             body = {"meeting_id": meeting_id, "network_id": network_id, "network_name": net.name,
                     "academic_year": year, "term": meeting.term, "date": meeting.date,
                     "host_urn": meeting.host_urn, "invited": meeting.invited}
@@ -534,6 +556,9 @@ def _move_meetings(uow, urn: str, day: dt.date, reason: str, renamed: str | None
                     log.warning("meeting %s could not move: %s", m["meeting_id"], exc)
                     continue
             repo.update_meeting(session, m["meeting_id"], day=moved.date, host_urn=moved.host_urn)
+            if moved.date != m["day"]:
+                repo.remove_diary(session, m["meeting_id"])
+                repo.add_diary(session, _meeting_diary(m["meeting_id"], net["name"], net["people"], moved.date))
             body = {"meeting_id": m["meeting_id"], "network_id": net["network_id"], "network_name": net["name"],
                     "academic_year": m["academic_year"], "term": m["term"], "date": moved.date,
                     "host_urn": moved.host_urn, "invited": m["invited"], "previous_date": m["day"],
@@ -577,7 +602,10 @@ def create_course(uow, values: dict) -> dict:
     return values
 
 
-def add_session(uow, course_code: str, day: dt.date, capacity: int, cutoff_days: int) -> dict:
+def add_session(uow, course_code: str, day: dt.date, capacity: int, cutoff_days: int,
+                booking_cutoff_days: int = 0) -> dict:
+    """A session with its capacity, its cancellation cut-off (`cutoff_days` before it) and its booking
+    cut-off (`booking_cutoff_days` before it; 0: bookable up to the day)."""
     with uow:
         if repo.course(uow.session, course_code) is None:
             raise NotKnown(f"no course {course_code}")
@@ -586,10 +614,11 @@ def add_session(uow, course_code: str, day: dt.date, capacity: int, cutoff_days:
                           rule="open_day")
         session_id = str(uuid.uuid4())
         repo.add_session(uow.session, {"session_id": session_id, "course_code": course_code, "day": day,
-                                       "capacity": capacity, "cutoff_days": cutoff_days})
+                                       "capacity": capacity, "cutoff_days": cutoff_days,
+                                       "booking_cutoff_days": booking_cutoff_days})
         uow.commit()
     return {"session_id": session_id, "course_code": course_code, "date": day.isoformat(), "capacity": capacity,
-            "cutoff_days": cutoff_days}
+            "cutoff_days": cutoff_days, "booking_cutoff_days": booking_cutoff_days}
 
 
 def _price(session, course: dict, urn: str, day: dt.date, session_day: dt.date) -> courses.PriceDecision:
@@ -653,18 +682,36 @@ def book(uow, session_id: str, urn: str, contact_id: str, booked_on: dt.date) ->
                           rule="contact_of_school")
         if booked_on > found["day"]:
             raise Refused("the session has already taken place", field="booked_on", rule="before_session")
+        try:
+            courses.may_book(found["day"], found["booking_cutoff_days"], booked_on)
+        except courses.BookingRefused as exc:
+            raise Refused(str(exc), field="booked_on", rule="booking_cut_off") from None
         existing = repo.bookings_of(uow.session, session_id)
         if any(b["contact_id"] == contact_id and b["status"] != courses.CANCELLED for b in existing):
             raise AlreadyExists(f"person {contact_id} already holds a booking on this session")
         course = repo.course(uow.session, found["course_code"])
         confirmed = sum(1 for b in existing if b["status"] == courses.CONFIRMED)
         status = courses.status_for_new_booking(found["capacity"], confirmed)
-        position = max((b["position"] for b in existing), default=0) + 1
+        # what the place would cost if confirmed now: a paid place needs someone who may commit spending
+        would_cost = _price(uow.session, course, urn, booked_on, found["day"])
+        try:
+            courses.must_have_spending_authority(would_cost, repo.may_commit_spending(uow.session, contact_id,
+                                                                                      person["urn"]), contact_id, urn)
+        except courses.BookingRefused as exc:
+            raise Refused(str(exc), field="contact_id", rule="may_commit_spending") from None
         booking_id = str(uuid.uuid4())
+        try:
+            di.must_be_free(repo.diary_entries(uow.session, [contact_id], found["day"], found["day"]),
+                            [contact_id], [found["day"]])
+        except di.DoubleBooked as exc:
+            raise Refused(str(exc), field="contact_id", rule="double_booked") from None
+        repo.add_diary(uow.session, [di.Entry(contact_id, found["day"], di.COURSE, booking_id,
+                                              f"course {course['course_code']} ({course['title']})")])
+        position = max((b["position"] for b in existing), default=0) + 1
         base = {"booking_id": booking_id, "session_id": session_id, "course_code": course["course_code"], "urn": urn,
                 "contact_id": contact_id, "session_date": found["day"]}
         if status == courses.CONFIRMED:
-            decision = _price(uow.session, course, urn, booked_on, found["day"])
+            decision = would_cost
             repo.add_booking(uow.session, {"booking_id": booking_id, "session_id": session_id, "urn": urn,
                                            "contact_id": contact_id, "status": status, "position": position,
                                            "price_basis": decision.basis, "unit_price_pence": decision.unit_price_pence,
@@ -697,6 +744,7 @@ def cancel_booking(uow, booking_id: str, today: dt.date) -> dict:
             raise Refused(str(exc), rule="cancellation_cut_off") from None
         was_confirmed = found["status"] == courses.CONFIRMED
         repo.update_booking(uow.session, booking_id, status=courses.CANCELLED)
+        repo.remove_diary(uow.session, booking_id)
         promoted = None
         if was_confirmed:
             waiting = [(b["position"], b["booking_id"]) for b in repo.bookings_of(uow.session, sess["session_id"])
@@ -724,7 +772,8 @@ def session_view(session, session_id: str) -> dict:
         raise NotKnown(f"no session {session_id}")
     books = repo.bookings_of(session, session_id)
     return {"session_id": session_id, "course_code": found["course_code"], "date": found["day"].isoformat(),
-            "capacity": found["capacity"],
+            "capacity": found["capacity"], "cutoff_days": found["cutoff_days"],
+            "booking_cutoff_days": found["booking_cutoff_days"],
             "confirmed": [b["booking_id"] for b in books if b["status"] == courses.CONFIRMED],
             "waiting_list": [b["booking_id"] for b in books if b["status"] == courses.WAITLISTED],
             "bookings": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in b.items()} for b in books]}
