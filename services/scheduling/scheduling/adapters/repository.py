@@ -535,3 +535,32 @@ def add_diary(session, entries) -> None:
 
 def remove_diary(session, ref_id: str) -> None:
     session.execute(delete(t.diary).where(t.diary.c.ref_id == ref_id))
+
+
+# ------------------------------------------------------------ coaching
+def add_coaching_pair(session, values: dict) -> None:
+    session.execute(insert(t.coaching_pairs).values(**values))
+
+
+def coaching_pair(session, pair_id: str, lock: bool = False) -> dict | None:
+    query = select(t.coaching_pairs).where(t.coaching_pairs.c.pair_id == pair_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.execute(query).first()
+    return dict(row._mapping) if row else None
+
+
+def active_coaching_pairs(session) -> list[dict]:
+    rows = session.execute(select(t.coaching_pairs).where(t.coaching_pairs.c.status == "active")
+                           .order_by(t.coaching_pairs.c.pair_id))
+    return [dict(r._mapping) for r in rows]
+
+
+def add_coaching_session(session, values: dict) -> None:
+    session.execute(insert(t.coaching_sessions).values(**values))
+
+
+def coaching_sessions_of(session, pair_id: str) -> list[dict]:
+    rows = session.execute(select(t.coaching_sessions).where(t.coaching_sessions.c.pair_id == pair_id)
+                           .order_by(t.coaching_sessions.c.day))
+    return [dict(r._mapping) for r in rows]

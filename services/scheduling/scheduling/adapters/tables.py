@@ -213,6 +213,26 @@ attendance = sa.Table(
 )
 
 
+coaching_pairs = sa.Table(
+    "coaching_pairs", metadata,
+    sa.Column("pair_id", sa.String(36), primary_key=True),
+    sa.Column("mentor_id", sa.String(36), nullable=False, index=True),
+    sa.Column("mentor_urn", sa.String(6), nullable=False),
+    sa.Column("leader_id", sa.String(36), nullable=False, index=True),
+    sa.Column("leader_urn", sa.String(6), nullable=False),
+    sa.Column("needs_met", sa.JSON, nullable=False),
+    sa.Column("formed_on", sa.Date, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # active
+)
+
+coaching_sessions = sa.Table(
+    "coaching_sessions", metadata,
+    sa.Column("coaching_session_id", sa.String(36), primary_key=True),
+    sa.Column("pair_id", sa.String(36), nullable=False, index=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("booked_on", sa.Date, nullable=False),
+)
+
 diary = sa.Table(
     # one diary for every person across network meetings, courses, peer reviews and coaching sessions:
     # the key makes "never two things on one day" hold under concurrent requests too

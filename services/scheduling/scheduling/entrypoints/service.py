@@ -58,6 +58,11 @@ class _Body(Schema):
     pass
 
 
+class CoachingSessionBody(_Body):
+    date = fields.Date(required=True)
+    today = fields.Date(load_default=None)
+
+
 class Period(_Body):
     term = fields.String(required=True, validate=validate.OneOf(TERMS))
     start = fields.Date(required=True)
@@ -156,6 +161,10 @@ class LeaderBody(_Body):
 class CoachingBody(_Body):
     mentors = fields.List(fields.Nested(MentorBody), required=True, validate=validate.Length(min=1))
     leaders = fields.List(fields.Nested(LeaderBody), required=True, validate=validate.Length(min=1))
+
+
+class CoachingPairsBody(CoachingBody):
+    today = fields.Date(load_default=None)
 
 
 def _urn(urn: str) -> str:
@@ -341,6 +350,26 @@ class SchedulingService(base.ObservableService):
         body = load_body(request, CoachingBody())
         with self.uow.read() as session:
             return handlers.match_coaching(session, body["mentors"], body["leaders"])
+
+    @http("POST", "/coaching/pairs")
+    @mapped
+    def post_coaching_pairs(self, request):
+        body = load_body(request, CoachingPairsBody())
+        return 201, handlers.form_coaching_pairs(self.uow(), body["mentors"], body["leaders"],
+                                                 body["today"] or business_date.today())
+
+    @http("GET", "/coaching/pairs/<string:pair_id>")
+    @mapped
+    def get_coaching_pair(self, request, pair_id):
+        with self.uow.read() as session:
+            return handlers.coaching_pair_view(session, pair_id)
+
+    @http("POST", "/coaching/pairs/<string:pair_id>/sessions")
+    @mapped
+    def post_coaching_session(self, request, pair_id):
+        body = load_body(request, CoachingSessionBody())
+        return 201, handlers.book_coaching_session(self.uow(), pair_id, body["date"],
+                                                   body["today"] or business_date.today())
 
     # ---------------------------------------------------------------- courses and bookings
     @http("POST", "/courses")

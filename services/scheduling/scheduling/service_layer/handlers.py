@@ -820,3 +820,90 @@ def match_coaching(session, mentors: list[dict], leaders: list[dict]) -> dict:
         [coaching.Leader(l["leader_id"], l["urn"], l["phase"], frozenset(l["needs"])) for l in leaders])
     return {"pairs": [{"mentor_id": p.mentor_id, "leader_id": p.leader_id, "needs_met": list(p.needs_met)}
                       for p in pairs], "unmatched": unmatched}
+
+
+def form_coaching_pairs(uow, mentors: list[dict], leaders: list[dict], today: dt.date) -> dict:
+    """Stores a maximum matching of the mentors and leaders (see `coaching.match`) and publishes
+    `coaching_pair_formed` for each pair. Pairs already formed count: a mentor's capacity is what their
+    active pairs leave, a leader already paired is not paired again. Every school must be a member today."""
+    with uow:
+        session = uow.session
+        urns = {m["urn"] for m in mentors} | {l["urn"] for l in leaders}
+        known = repo.member_rows(session, urns)
+        unknown = sorted(urns - set(known))
+        if unknown:
+            raise NotKnown(f"scheduling knows no school with URN {', '.join(unknown)}")
+        gone = sorted(u for u, row in known.items() if not _member_on(row, today))
+        if gone:
+            raise Refused(f"school(s) {', '.join(gone)} are not members on {today}", field="urn", rule="active_member")
+        existing = repo.active_coaching_pairs(session)
+        load = {}
+        for pair in existing:
+            load[pair["mentor_id"]] = load.get(pair["mentor_id"], 0) + 1
+        paired = {p["leader_id"]: p["mentor_id"] for p in existing}
+        free_leaders = [l for l in leaders if l["leader_id"] not in paired]
+        pairs, unmatched = coaching.match(
+            [coaching.Mentor(m["mentor_id"], m["urn"], m["phase"], frozenset(m["strengths"]),
+                             max(0, m["capacity"] - load.get(m["mentor_id"], 0))) for m in mentors],
+            [coaching.Leader(l["leader_id"], l["urn"], l["phase"], frozenset(l["needs"])) for l in free_leaders])
+        unmatched += [f"{l['leader_id']}: already paired with mentor {paired[l['leader_id']]}"
+                      for l in leaders if l["leader_id"] in paired]
+        urn_of = {m["mentor_id"]: m["urn"] for m in mentors} | {l["leader_id"]: l["urn"] for l in leaders}
+        out = []
+        for pair in pairs:
+            body = {"pair_id": str(uuid.uuid4()), "mentor_id": pair.mentor_id, "mentor_urn": urn_of[pair.mentor_id],
+                    "leader_id": pair.leader_id, "leader_urn": urn_of[pair.leader_id],
+                    "needs_met": list(pair.needs_met), "formed_on": today}
+            repo.add_coaching_pair(session, {**body, "status": "active"})
+            uow.publish("coaching_pair_formed", body, aggregate=f"coaching_pair:{body['pair_id']}")
+            out.append(body)
+        uow.commit()
+    return {"pairs": out, "unmatched": unmatched}
+
+
+def book_coaching_session(uow, pair_id: str, day: dt.date, booked_on: dt.date) -> dict:
+    """A session of a pair on an open day of both schools, both members then, with neither person
+    elsewhere that day (the one diary); publishes `coaching_session_booked`."""
+    with uow:
+        session = uow.session
+        pair = repo.coaching_pair(session, pair_id, lock=True)
+        if pair is None or pair["status"] != "active":
+            raise NotKnown(f"no active coaching pair {pair_id}")
+        if day < booked_on:
+            raise Refused(f"{day} has already passed", field="date", rule="not_in_the_past")
+        if day.weekday() >= 5 or cal.is_bank_holiday(day):
+            raise Refused(f"{day} is a weekend or bank holiday: every school is closed", field="date", rule="open_day")
+        urns = [pair["mentor_urn"], pair["leader_urn"]]
+        for urn in urns:
+            if not _member_on(repo.school(session, urn), day):
+                raise Refused(f"school {urn} is not a member on {day}", field="date", rule="member_school")
+        calendars = repo.calendars(session, cal.academic_year_of(day), urns)
+        for urn in urns:
+            if urn in calendars and not cal.is_open(calendars[urn], day):
+                raise Refused(f"school {urn} is closed on {day}", field="date", rule="open_day")
+        people = [pair["mentor_id"], pair["leader_id"]]
+        try:
+            di.must_be_free(repo.diary_entries(session, people, day, day), people, [day])
+        except di.DoubleBooked as exc:
+            raise Refused(str(exc), field="date", rule="double_booked") from None
+        session_id = str(uuid.uuid4())
+        repo.add_coaching_session(session, {"coaching_session_id": session_id, "pair_id": pair_id, "day": day,
+                                            "booked_on": booked_on})
+        repo.add_diary(session, [di.Entry(person, day, di.COACHING, session_id,
+                                          f"coaching session of mentor {pair['mentor_id']} with {pair['leader_id']}")
+                                 for person in people])
+        body = {"coaching_session_id": session_id, "pair_id": pair_id, "mentor_id": pair["mentor_id"],
+                "mentor_urn": pair["mentor_urn"], "leader_id": pair["leader_id"], "leader_urn": pair["leader_urn"],
+                "date": day}
+        uow.publish("coaching_session_booked", body, aggregate=f"coaching_pair:{pair_id}")
+        uow.commit()
+    return body
+
+
+def coaching_pair_view(session, pair_id: str) -> dict:
+    pair = repo.coaching_pair(session, pair_id)
+    if pair is None:
+        raise NotKnown(f"no coaching pair {pair_id}")
+    return {**{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in pair.items()},
+            "sessions": [{"coaching_session_id": x["coaching_session_id"], "date": x["day"].isoformat()}
+                         for x in repo.coaching_sessions_of(session, pair_id)]}
