@@ -162,20 +162,52 @@ def eligibility_of(session, urn: str) -> list[dict]:
     rows = session.execute(select(t.eligibility).where(t.eligibility.c.urn == urn,
                                                        t.eligibility.c.terms_sequence.is_not(None))
                            .order_by(t.eligibility.c.period_start))
-    return [_plain(r) for r in rows]
+    found = [_plain(r) for r in rows]
+    parts: dict[str, list] = {}
+    for row in session.execute(select(t.eligibility_components).where(t.eligibility_components.c.subscription_id.in_(
+            [r["subscription_id"] for r in found])).order_by(t.eligibility_components.c.offering_code)):
+        parts.setdefault(row.subscription_id, []).append(
+            {"offering_code": row.offering_code, "service_area": row.service_area, "included_places": row.included_places})
+    return [{**r, "components": parts.get(r["subscription_id"], [])} for r in found]
+
+
+def replace_components(session, subscription_id: str, components) -> None:
+    """A bundle's included offerings, as its newest terms state them."""
+    session.execute(delete(t.eligibility_components).where(t.eligibility_components.c.subscription_id == subscription_id))
+    for part in {c.offering_code: c for c in components}.values():
+        session.execute(insert(t.eligibility_components).values(
+            subscription_id=subscription_id, offering_code=part.offering_code, service_area=part.service_area,
+            included_places=part.included_places))
+
+
+def _components_of(offering_code: str):
+    """A bundle's component for `offering_code` with its bundle's school and cover (period, endings)."""
+    e, c = t.eligibility, t.eligibility_components
+    return (select(e.c.subscription_id, e.c.urn, e.c.period_start, e.c.period_end, c.c.included_places)
+            .join(c, c.c.subscription_id == e.c.subscription_id)
+            .where(c.c.offering_code == offering_code, e.c.terms_sequence.is_not(None)))
 
 
 def entitlements(session, urn: str, offering_code: str) -> list[dict]:
+    """The school's cover for an offering: its own SLAs of it, and bundles that include it (each counted
+    as if bought separately, with the component's included places and no delegate places)."""
     rows = session.execute(select(t.eligibility).where(t.eligibility.c.urn == urn,
                                                        t.eligibility.c.offering_code == offering_code))
-    return [dict(r._mapping) for r in rows]
+    own = [dict(r._mapping) for r in rows]
+    bundled = [{**dict(r._mapping), "offering_code": offering_code, "quantity": 0, "edition_year": None,
+                "component": True}
+               for r in session.execute(_components_of(offering_code).where(t.eligibility.c.urn == urn))]
+    return own + bundled
 
 
 def subscribed_urns(session, offering_code: str, first: dt.date, last: dt.date) -> set[str]:
+    """Schools covered for the offering some time in first..last, by an SLA of it or a bundle including it."""
     rows = session.execute(select(t.eligibility.c.urn).where(
         t.eligibility.c.offering_code == offering_code, t.eligibility.c.period_start <= last,
         t.eligibility.c.period_end >= first))
-    return {r.urn for r in rows}
+    parts = session.execute(_components_of(offering_code).where(
+        t.eligibility.c.period_start <= last, t.eligibility.c.period_end >= first))
+    return {r.urn for r in rows} | {r.urn for r in parts}
 
 
 def put_offering(session, values: dict, sequence: int | None) -> bool:
@@ -496,10 +528,17 @@ def update_booking(session, booking_id: str, **values) -> None:
     session.execute(update(t.bookings).where(t.bookings.c.booking_id == booking_id).values(**values))
 
 
-def included_used(session, subscription_ids) -> dict[str, int]:
-    rows = session.execute(select(t.bookings.c.subscription_id, func.count()).where(
+def included_used(session, subscription_ids, offering_code: str | None = None) -> dict[str, int]:
+    """Included places taken under each SLA; with `offering_code`, only on that offering's courses (a
+    bundle's components each have their own allowance under the one subscription)."""
+    query = select(t.bookings.c.subscription_id, func.count()).where(
         t.bookings.c.subscription_id.in_(list(subscription_ids)), t.bookings.c.status == "confirmed",
-        t.bookings.c.price_basis == "included_place").group_by(t.bookings.c.subscription_id))
+        t.bookings.c.price_basis == "included_place")
+    if offering_code is not None:
+        query = (query.join(t.sessions, t.sessions.c.session_id == t.bookings.c.session_id)
+                 .join(t.courses, t.courses.c.course_code == t.sessions.c.course_code)
+                 .where(t.courses.c.offering_code == offering_code))
+    rows = session.execute(query.group_by(t.bookings.c.subscription_id))
     return {sid: n for sid, n in rows}
 
 

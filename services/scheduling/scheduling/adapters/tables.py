@@ -55,6 +55,18 @@ eligibility = sa.Table(
     sa.Column("included_places", sa.Integer, nullable=False, server_default="0"),
     sa.Column("terms_sequence", sa.Integer),
     sa.Column("ends_on", sa.Date),  # the earliest first uncovered day announced by a cancellation or end
+    sa.Column("quantity", sa.Integer, nullable=False, server_default="1"),  # places of a per-delegate SLA
+    sa.Column("edition_year", sa.Integer),
+)
+
+eligibility_components = sa.Table(
+    # a bundle's included offerings: each gives the cover of that offering as if bought separately, for
+    # the bundle's period (read from its `eligibility` row, so its endings cut them too)
+    "eligibility_components", metadata,
+    sa.Column("subscription_id", sa.String(36), primary_key=True),
+    sa.Column("offering_code", sa.String(40), primary_key=True),
+    sa.Column("service_area", sa.String(40), nullable=False),
+    sa.Column("included_places", sa.Integer, nullable=False, server_default="0"),
 )
 
 contacts = sa.Table(

@@ -137,6 +137,8 @@ class SLACopy:
     included_places: int = 0
     terms_sequence: int | None = None
     ends_on: dt.date | None = None
+    quantity: int = 1
+    edition_year: int | None = None
 
     @property
     def has_terms(self) -> bool:
@@ -147,7 +149,8 @@ class SLACopy:
             return self
         return dataclasses.replace(
             self, urn=sla.urn, offering_code=sla.offering_code, service_area=sla.service_area,
-            period_start=sla.period_start, included_places=included_places,
+            period_start=sla.period_start, included_places=included_places, quantity=sla.quantity,
+            edition_year=sla.edition_year,
             period_end=_covered_until(sla.period_start, sla.period_end, self.ends_on),
             terms_sequence=version_after(sequence, self.terms_sequence))
 

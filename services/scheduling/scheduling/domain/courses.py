@@ -46,6 +46,13 @@ class PriceDecision:
     subscription_id: str | None
 
 
+def places_held(included_places: int, delegate_places_bought: int) -> int:
+    """Places an SLA gives on its offering's courses at no further charge: those it includes plus, for a
+    per-delegate SLA, the `quantity` of delegate places the school already paid for with it (so the
+    N+1th booking is the first charged)."""
+    return max(0, included_places) + max(0, delegate_places_bought)
+
+
 def price_for(day: dt.date, price: Price | None, entitlements: list[Entitlement],
               included_used: dict[str, int]) -> PriceDecision:
     """What a place costs a school confirmed on `day`."""

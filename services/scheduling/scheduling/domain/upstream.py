@@ -132,9 +132,24 @@ class EditionPrice:
 
 
 @dataclasses.dataclass(frozen=True)
+class Component:
+    """One offering a bundle includes: the school has its cover as if bought separately."""
+
+    offering_code: str
+    service_area: str
+    entitlements: tuple[Entitlement, ...] = ()
+
+    @property
+    def included_places(self) -> int:
+        return included_places(self.entitlements)
+
+
+@dataclasses.dataclass(frozen=True)
 class SLA:
     """`subscription_started` / `subscription_renewed`: a school's agreement for an offering and a period.
-    `continues_subscription_id`: the agreement it carries on (at conversion, or the term it renews)."""
+    `continues_subscription_id`: the agreement it carries on (at conversion, or the term it renews).
+    `components`: for a bundle, each included offering (empty for any other SLA). `quantity`: places
+    bought with a per-delegate SLA (1 for other models); `edition_year`: the edition it was sold from."""
 
     subscription_id: str
     urn: str
@@ -144,6 +159,9 @@ class SLA:
     period_end: dt.date
     entitlements: tuple[Entitlement, ...] = ()
     continues_subscription_id: str | None = None
+    components: tuple[Component, ...] = ()
+    quantity: int = 1
+    edition_year: int | None = None
 
     @property
     def included_places(self) -> int:

@@ -181,6 +181,8 @@ def record_eligibility(uow, sla: upstream.SLA, position: Position = UNORDERED, *
         copy = repo.sla_copy(uow.session, sla.subscription_id, sla.urn)
         after = copy.started(sla, included, position.sequence_in(f"school:{sla.urn}"))
         repo.save_sla_copy(uow.session, after)
+        if after.terms_sequence != copy.terms_sequence:  # these terms are the newest: so are their components
+            repo.replace_components(uow.session, sla.subscription_id, sla.components)
         uow.commit()
     return after
 
@@ -630,9 +632,14 @@ def _price(session, course: dict, urn: str, day: dt.date, session_day: dt.date) 
     if row and row["non_subscriber_price_pence"] is not None:
         price = courses.Price(row["subscriber_price_pence"] if row["subscriber_price_pence"] is not None
                               else row["non_subscriber_price_pence"], row["non_subscriber_price_pence"])
-    held = [courses.Entitlement(e["subscription_id"], e["period_start"], e["period_end"], e["included_places"])
-            for e in repo.entitlements(session, urn, code)]
-    used = repo.included_used(session, [e.subscription_id for e in held])
+    held = []
+    for e in repo.entitlements(session, urn, code):
+        edition = repo.edition_price(session, code, e["edition_year"] or cal.academic_year_of(e["period_start"]))
+        # a per-delegate SLA paid for `quantity` places: those are the school's, never charged again
+        bought = e["quantity"] if edition and edition["model"] == "per_delegate" else 0
+        held.append(courses.Entitlement(e["subscription_id"], e["period_start"], e["period_end"],
+                                        courses.places_held(e["included_places"], bought)))
+    used = repo.included_used(session, [e.subscription_id for e in held], code)
     return courses.price_for(day, price, held, used)
 
 
