@@ -224,7 +224,8 @@ class TestCoursesNetworksCalendars:
         s2, second = book("a2", a)
         s3, third = book("b1", b)
         assert (s1, first["status"], first["price_basis"], first["unit_price_pence"]) == (201, "confirmed", "included_place", 0)
-        assert (s2, second["price_basis"], second["unit_price_pence"]) == (201, "subscriber", 9500)
+        # a per-delegate SLA of quantity 1 paid for one place besides the included one (issue 14, rule 6)
+        assert (s2, second["price_basis"], second["unit_price_pence"]) == (201, "included_place", 0)
         assert (s3, third["status"], third["position"]) == (201, "waitlisted", 1)
 
         status, refused = http_json("POST", f"{url}/sessions/{sid}/bookings", {"urn": outsider, "contact_id": people["c1"]})
