@@ -195,6 +195,7 @@ def entitlements(session, urn: str, offering_code: str) -> list[dict]:
                                                        t.eligibility.c.offering_code == offering_code))
     own = [dict(r._mapping) for r in rows]
     bundled = [{**dict(r._mapping), "offering_code": offering_code, "quantity": 0, "edition_year": None,
+                "delegate_places_used_before": 0,
                 "component": True}
                for r in session.execute(_components_of(offering_code).where(t.eligibility.c.urn == urn))]
     return own + bundled

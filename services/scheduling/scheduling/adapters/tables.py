@@ -57,6 +57,7 @@ eligibility = sa.Table(
     sa.Column("ends_on", sa.Date),  # the earliest first uncovered day announced by a cancellation or end
     sa.Column("quantity", sa.Integer, nullable=False, server_default="1"),  # places of a per-delegate SLA
     sa.Column("edition_year", sa.Integer),
+    sa.Column("delegate_places_used_before", sa.Integer, nullable=False, server_default="0"),
 )
 
 eligibility_components = sa.Table(

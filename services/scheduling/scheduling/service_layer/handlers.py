@@ -172,14 +172,17 @@ def record_eligibility(uow, sla: upstream.SLA, position: Position = UNORDERED, *
     moved to the academy at conversion) is the same agreement: the included places already used under
     the old SLA are used for the successor too. An ending that arrived first still cuts its cover."""
     with uow:
-        included = sla.included_places
+        included, delegate_used = sla.included_places, 0
         previous = None if renewal else sla.continues_subscription_id
         old = repo.eligibility_row(uow.session, str(previous)) if previous else None
         if old is not None and old["subscription_id"] != sla.subscription_id:
             used = repo.included_used(uow.session, [old["subscription_id"]]).get(old["subscription_id"], 0)
-            included = max(0, min(included, old["included_places"]) - used)
+            carried = min(included, old["included_places"])
+            included = max(0, carried - used)
+            # places used beyond the included ones came out of the delegate places the SLA paid for
+            delegate_used = max(0, used - carried) + old["delegate_places_used_before"]
         copy = repo.sla_copy(uow.session, sla.subscription_id, sla.urn)
-        after = copy.started(sla, included, position.sequence_in(f"school:{sla.urn}"))
+        after = copy.started(sla, included, position.sequence_in(f"school:{sla.urn}"), delegate_used)
         repo.save_sla_copy(uow.session, after)
         if after.terms_sequence != copy.terms_sequence:  # these terms are the newest: so are their components
             repo.replace_components(uow.session, sla.subscription_id, sla.components)
@@ -637,6 +640,7 @@ def _price(session, course: dict, urn: str, day: dt.date, session_day: dt.date) 
         edition = repo.edition_price(session, code, e["edition_year"] or cal.academic_year_of(e["period_start"]))
         # a per-delegate SLA paid for `quantity` places: those are the school's, never charged again
         bought = e["quantity"] if edition and edition["model"] == "per_delegate" else 0
+        bought = max(0, bought - e.get("delegate_places_used_before", 0))  # used before a conversion
         held.append(courses.Entitlement(e["subscription_id"], e["period_start"], e["period_end"],
                                         courses.places_held(e["included_places"], bought)))
     used = repo.included_used(session, [e.subscription_id for e in held], code)

@@ -62,9 +62,9 @@ def course_session(store, offering, model="per_delegate", day=DAY, code=None):
     return handlers.add_session(store(), code, day, 10, 2)["session_id"]
 
 
-def prices(store, session_id, people):
+def prices(store, session_id, people, on=TODAY):
     return [(b["price_basis"], b["unit_price_pence"])
-            for b in (handlers.book(store(), session_id, URN, person, TODAY) for person in people)]
+            for b in (handlers.book(store(), session_id, URN, person, on) for person in people)]
 
 
 class TestBundleGivesEachComponentsCover:
@@ -112,3 +112,18 @@ class TestPerDelegatePlaces:
         sla(store, "GOV-SAFE", quantity=2)
         session_id = course_session(store, "GOV-SAFE", model="per_session")
         assert prices(store, session_id, ["c-0"]) == [("subscriber", 9500)]
+
+
+class TestDelegatePlacesCarriedAtConversion:
+    def test_the_academys_carried_sla_keeps_only_the_delegate_places_not_yet_used(self, store):
+        setup_school(store)
+        old = sla(store, "GOV-SAFE", quantity=2)
+        session_id = course_session(store, "GOV-SAFE", model="per_delegate")
+        assert prices(store, session_id, ["c-0"]) == [("included_place", 0)]
+        # the agreement carried on from 1 January (same URN here: the rule is the count), the old one ended
+        handlers.end_eligibility(store(), SubscriptionCancelled().load({
+            "subscription_id": old.subscription_id, "urn": URN, "effective_date": "2027-01-01", "reason": "converted"}))
+        sla(store, "GOV-SAFE", quantity=2, continues_subscription_id=old.subscription_id, period_start="2027-01-01")
+        later = course_session(store, "GOV-SAFE", model="per_delegate", day=dt.date(2027, 2, 4))
+        assert prices(store, later, ["c-1", "c-2"], on=dt.date(2027, 1, 20)) == [
+            ("included_place", 0), ("subscriber", 9500)]
