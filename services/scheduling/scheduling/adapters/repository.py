@@ -264,6 +264,13 @@ def erase_contact_roles(session, contact_id: str) -> None:
     session.execute(delete(t.contact_roles).where(t.contact_roles.c.contact_id == contact_id))
 
 
+def has_active_role(session, contact_id: str, urn: str) -> bool:
+    """The person holds some active role at the school (whatever their newest event was about)."""
+    return session.execute(select(t.contact_roles.c.role).where(
+        t.contact_roles.c.contact_id == contact_id, t.contact_roles.c.urn == urn,
+        t.contact_roles.c.active.is_(True)).limit(1)).first() is not None
+
+
 def may_commit_spending(session, contact_id: str, urn: str) -> bool:
     """The person holds an active role at the school that may commit its spending."""
     return session.execute(select(t.contact_roles.c.role).where(

@@ -688,7 +688,9 @@ def book(uow, session_id: str, urn: str, contact_id: str, booked_on: dt.date) ->
             raise Refused(f"school {urn} is not a member on {found['day']}: only member schools' people may book",
                           field="urn", rule="member_school")
         person = repo.contact(uow.session, contact_id)
-        if person is None or not person["active"] or not _works_at_on(uow.session, person, urn, found["day"]):
+        # active in some role there: the newest event may have ended another role the person held
+        active = person is not None and (person["active"] or repo.has_active_role(uow.session, contact_id, person["urn"]))
+        if not active or not _works_at_on(uow.session, person, urn, found["day"]):
             raise Refused(f"person {contact_id} is not an active contact of school {urn}", field="contact_id",
                           rule="contact_of_school")
         if booked_on > found["day"]:

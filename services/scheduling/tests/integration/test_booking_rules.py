@@ -88,6 +88,11 @@ class TestOnlyAPersonWhoMayCommitSpendingBooksAPaidPlace:
         assert refusal(handlers.book, school(), paid_course(school), URN, "c-head",
                        TODAY).details["rule"] == "may_commit_spending"
 
+    def test_a_person_who_ended_one_role_still_books_in_the_role_they_keep(self, school):
+        role(school, "c-head", "dsl", True, 2)
+        role(school, "c-head", "dsl", False, 3, active=False)  # newest event: the DSL role ended
+        assert handlers.book(school(), paid_course(school), URN, "c-head", TODAY)["status"] == "confirmed"
+
     def test_an_erased_person_books_nothing_and_no_late_role_brings_them_back(self, school):
         session_id = paid_course(school)
         handlers.erase_contact(school(), ContactErased().load({"contact_id": "c-head"}), Position("contact:c-head", 5))
