@@ -576,8 +576,9 @@ def diary_entries(session, people=None, first: dt.date | None = None, last: dt.d
 
 
 def add_diary(session, entries) -> None:
-    for entry in entries:
-        session.execute(insert(t.diary).values(**dataclasses.asdict(entry)))
+    rows = [dataclasses.asdict(entry) for entry in entries]
+    if rows:  # one executemany: a county's plan writes thousands of reviewer-days
+        session.execute(insert(t.diary), rows)
 
 
 def remove_diary(session, ref_id: str) -> None:
