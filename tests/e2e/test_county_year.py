@@ -76,16 +76,17 @@ M3_LATE_JOINER = 47370       # joined 1 October 2026: its SLA runs 1 October - 3
 M8_CANCEL_CREDIT = 166667     # second year 1 April 2027 - 31 March 2028 has 366 days (29 February 2028); cancelled
                               # from 1 June 2027: 305 days unexpired; 200,000 x 305/366 = 166,666.67
 # Course session (DSL, 5 November 2026): M1's first delegate takes its included place (free), its second
-# pays the subscriber price 9,500; M3 and A2 (no DSL SLA) pay the non-subscriber price 15,000 each
-# (A2's delegate does not come: a no-show still pays), A2's to MAT A; M5's head takes M5's included place.
+# the delegate place M1's per-delegate DSL SLA already paid for (free: never charged twice, issue 14 rule 6);
+# M3 and A2 (no DSL SLA) pay the non-subscriber price 15,000 each (A2's delegate does not come: a no-show
+# still pays), A2's to MAT A; M5's head takes M5's included place.
 # A second session (4 February 2027): M5's head, now at the academy A5 (contacts carried at conversion),
-# pays the subscriber price 9,500 to MAT A: the DSL SLA carried on at conversion does not bring a second
-# included place (M5 used the agreement's one in November).
+# takes the delegate place M5's DSL SLA paid for, carried on at conversion (M5 used only the included one
+# in November, which the carried SLA does not bring again): free.
 
 # -- the autumn run (charges dated up to 31 December 2026), by payer: (net, VAT, gross) ----------
 AUTUMN = {
-    # 273,750 (VAT 54,750) + 95,000 + 9,500 (SLA) + 9,500 (course place)
-    "school:140001": (387750, 54750, 442500),
+    # 273,750 (VAT 54,750) + 95,000 + 9,500 (DSL SLA: one delegate place, so its course places are free)
+    "school:140001": (378250, 54750, 433000),
     # 414,000 (VAT 82,800) + 142,500 (VAT 28,500)
     "school:140002": (556500, 111300, 667800),
     # 47,370 (joined late) + 15,000 (course place), exempt
@@ -107,8 +108,8 @@ AUTUMN = {
 # -- the summer run (April - August 2027): M8's second year falls due, netted with its cancellation credit
 SUMMER_INVOICES = {"school:140008": (33333, 6667, 40000)}  # 200,000 (VAT 40,000) - 166,667 (VAT 33,333)
 # -- the spring run (1 January - 31 March 2027) ----------------------------------------------------
-# MAT A: A5's carried-on SI 79,705 (VAT 15,941) and DSL 3,699, and A5's course place 9,500 (exempt)
-SPRING_INVOICES = {"mat:TR06001": (92904, 15941, 108845)}
+# MAT A: A5's carried-on SI 79,705 (VAT 15,941) and DSL 3,699 (A5's course place is the DSL SLA's own)
+SPRING_INVOICES = {"mat:TR06001": (83404, 15941, 99345)}
 SPRING_CREDIT_NOTES = {
     "school:140005": (83404, 15941, 99345),               # conversion: the unexpired parts back to M5
     "school:140006": (97028, 14721, 111749),              # left: 73,603 (VAT 14,720.6 -> 14,721) + 23,425
@@ -182,14 +183,14 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     places = {"M1-dsl": book("M1", dsl_lead), "M1-head": book("M1", heads["M1"]),
               "M3": book("M3", heads["M3"]), "A2": book("A2", heads["A2"]), "M5": book("M5", heads["M5"])}
     assert {k: (p["status"], p["price_basis"], p["unit_price_pence"]) for k, p in places.items()} == {
-        "M1-dsl": ("confirmed", "included_place", 0), "M1-head": ("confirmed", "subscriber", 9500),
+        "M1-dsl": ("confirmed", "included_place", 0), "M1-head": ("confirmed", "included_place", 0),
         "M3": ("confirmed", "non_subscriber", 15000), "A2": ("confirmed", "non_subscriber", 15000),
         "M5": ("confirmed", "included_place", 0)}
     for key, place in places.items():
         ok(201, http_json("POST", f"{sched}/bookings/{place['booking_id']}/attendance", {"attended": key != "A2"}))
     recorded = observer.wait_for("attendance_recorded", 5)
     assert sorted((p["urn"], p["chargeable"], p["unit_price_pence"]) for p in recorded) == sorted([
-        (urn["M1"], False, 0), (urn["M1"], True, 9500), (urn["M3"], True, 15000), (urn["A2"], True, 15000),
+        (urn["M1"], False, 0), (urn["M1"], False, 0), (urn["M3"], True, 15000), (urn["A2"], True, 15000),
         (urn["M5"], False, 0)])
 
     # -- changes during the year --------------------------------------------------------------
@@ -232,14 +233,14 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
                message="scheduling learning A5's carried-on DSL SLA")
     a5_place = eventually(a5_books, message="A5's booking")
     assert (a5_place["status"], a5_place["price_basis"], a5_place["unit_price_pence"]) == (
-        "confirmed", "subscriber", 9500)
+        "confirmed", "included_place", 0)
     ok(201, http_json("POST", f"{sched}/bookings/{a5_place['booking_id']}/attendance", {"attended": True}))
 
-    # billing has every charge and credit before the run: 18 SLA charges, 5 attendance charges,
+    # billing has every charge and credit before the run: 18 SLA charges, 3 attendance charges (M3, A2, M6),
     # 1 cancellation credit, 2 leaving credits, 2 conversion credits and MAT A's 2 conversion charges
     def all_in():
         found = charges(stack)
-        return found if len(found) == 18 + 5 + 1 + 2 + 2 + 2 else None
+        return found if len(found) == 18 + 3 + 1 + 2 + 2 + 2 else None
     everything = eventually(all_in, timeout=45, message="billing holding every charge and credit")
     assert not [c for c in everything if c["status"] == "unmatched"]
 
@@ -247,7 +248,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     autumn = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 autumn",
                                                                    "issue_date": "2027-01-04"}))
     assert (autumn["invoices_issued"], autumn["credit_notes_issued"]) == (11, 0)
-    assert autumn["invoiced_gross_pence"] == sum(g for _, _, g in AUTUMN.values()) == 4861677
+    assert autumn["invoiced_gross_pence"] == sum(g for _, _, g in AUTUMN.values()) == 4852177
     documents = _invoices(stack)
     got = {d["payer_key"]: (d["net_pence"], d["vat_pence"], d["gross_pence"]) for d in documents}
     assert got == AUTUMN
@@ -268,7 +269,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
         return ok(201, http_json("POST", f"{billing}/payments", {
             "invoice_number": number_of[payer_key], "amount_pence": amount, "currency": "GBP",
             "received_on": "2027-01-20", "reference": reference}))
-    assert (pay("school:140001", 442500, "BACS M1")["status"], ) == ("paid", )
+    assert (pay("school:140001", 433000, "BACS M1")["status"], ) == ("paid", )
     part = pay("school:140002", 300000, "BACS M2")
     assert (part["status"], part["balance_pence"]) == ("part_paid", 367800)
     over = pay("school:140004", 900000, "BACS M4")
@@ -292,7 +293,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     # the conversion: what M5 keeps plus what MAT A pays for the rest of the year is exactly the whole
     mat_spring = ok(200, http_json("GET", f"{billing}/invoices/BLT-000012"))
     assert sorted((line["urn"], line["period_start"], line["net_pence"]) for line in mat_spring["lines"]) == [
-        (A5, "2027-01-01", M5_DSL_CONVERSION_PART), (A5, "2027-01-01", M5_CONVERSION_PART), (A5, "2027-02-04", 9500)]
+        (A5, "2027-01-01", M5_DSL_CONVERSION_PART), (A5, "2027-01-01", M5_CONVERSION_PART)]
     assert SPRING_CREDIT_NOTES["school:140005"][0] == M5_CONVERSION_PART + M5_DSL_CONVERSION_PART
     for key, part in (("SI", M5_CONVERSION_PART), ("DSL", M5_DSL_CONVERSION_PART)):
         assert (PRICES[("M5", key)] - part) + part == PRICES[("M5", key)]
@@ -318,7 +319,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     lines = rows(db, "SELECT charge_id, count(*) AS n FROM document_lines GROUP BY charge_id")
     assert all(r["n"] == 1 for r in lines)
     all_charge_ids = {r["id"] for r in rows(db, "SELECT id FROM charges")}
-    assert {r["charge_id"] for r in lines} == all_charge_ids and len(all_charge_ids) == 30 + 2
+    assert {r["charge_id"] for r in lines} == all_charge_ids and len(all_charge_ids) == 28 + 2  # two course places fewer (rule 6)
     assert {r["status"] for r in rows(db, "SELECT status FROM charges")} == {"invoiced"}
     numbers = sorted(d["number"] for d in _invoices(stack))
     assert numbers == [f"BLT-{n:06d}" for n in range(1, 14)] + ["BLT-CN000001", "BLT-CN000002"]

@@ -224,7 +224,8 @@ class TestCoursesNetworksCalendars:
         s2, second = book("a2", a)
         s3, third = book("b1", b)
         assert (s1, first["status"], first["price_basis"], first["unit_price_pence"]) == (201, "confirmed", "included_place", 0)
-        assert (s2, second["price_basis"], second["unit_price_pence"]) == (201, "subscriber", 9500)
+        # a per-delegate SLA of quantity 1 paid for one place besides the included one (issue 14, rule 6)
+        assert (s2, second["price_basis"], second["unit_price_pence"]) == (201, "included_place", 0)
         assert (s3, third["status"], third["position"]) == (201, "waitlisted", 1)
 
         status, refused = http_json("POST", f"{url}/sessions/{sid}/bookings", {"urn": outsider, "contact_id": people["c1"]})
@@ -299,3 +300,73 @@ class TestCoursesNetworksCalendars:
         status, body = http_json("PUT", f"{url}/schools/{a}/term-dates/2026", {"periods": [
             {"term": "autumn", "start": "2026-09-01", "end": "2026-12-11"}]})
         assert status == 422 and body["rule"] == "la_sets_term_dates"  # a community school follows the LA
+
+
+class TestIssue14BookingsCoachingBundles:
+    def test_authority_one_diary_booking_cut_off_coaching_and_bundles_over_http(self, stack_factory, databases,
+                                                                                 amqp_uri):
+        """Rules 16, 17 and 5 (scheduling's side) end to end: events in, HTTP out, events published."""
+        stack = stack_factory(databases).start("scheduling")
+        url = stack.url("scheduling")
+        a, b = "360001", "360002"
+        for urn in (a, b):
+            publish(amqp_uri, "membership", "member_joined", member(urn))
+        head, senco = str(uuid.uuid4()), str(uuid.uuid4())
+        publish(amqp_uri, "membership", "contact_role_changed", contact(head, a))
+        publish(amqp_uri, "membership", "contact_role_changed",
+                {**contact(senco, a, role="senco"), "may_commit_spending": False})
+        publish(amqp_uri, "catalogue", "offering_published", {
+            "offering_code": "DSL-TRAIN", "name": "DSL training", "service_area": "governance", "provider": "BLT",
+            "description": "", "vat_treatment": "exempt", "eligibility": {"phases": [], "establishment_types": []},
+            "capacity": None})
+        publish(amqp_uri, "catalogue", "edition_priced", {
+            "offering_code": "DSL-TRAIN", "edition_year": 2026, "on_sale": True,
+            "pricing": {"model": "per_delegate", "subscriber_price_pence": 9500, "non_subscriber_price_pence": 15000},
+            "entitlements": []})
+        # b's bundle includes peer review: b is a peer-review subscriber as if it had bought it
+        publish(amqp_uri, "catalogue", "subscription_started", {**subscription(b, "LEAD-BUNDLE"), "components": [
+            {"offering_code": "PEER-REVIEW", "offering_name": "Peer review", "service_area": "school_improvement",
+             "vat_treatment": "standard", "entitlements": [], "annual_price_pence": 50000}]})
+        wait_schools(url, (a, b))
+        eventually(lambda: http_json("GET", f"{url}/schools/{b}")[1]["eligibility"], message="bundle")
+        assert [c["offering_code"] for c in http_json("GET", f"{url}/schools/{b}")[1]["eligibility"][0]["components"]] \
+            == ["PEER-REVIEW"]
+
+        def created():
+            status, _ = http_json("POST", f"{url}/courses", {"course_code": "DSL-X", "title": "DSL",
+                                                             "offering_code": "DSL-TRAIN"})
+            return status if status in (201, 409) else None
+        eventually(created, message="offering known")
+        status, sess = http_json("POST", f"{url}/courses/DSL-X/sessions",
+                                 {"date": "2026-11-05", "capacity": 5, "cutoff_days": 7, "booking_cutoff_days": 3})
+        assert status == 201 and sess["booking_cutoff_days"] == 3
+
+        def refused_senco():
+            status, body = http_json("POST", f"{url}/sessions/{sess['session_id']}/bookings",
+                                     {"urn": a, "contact_id": senco, "booked_on": "2026-10-01"})
+            return body if status == 422 and body["rule"] == "may_commit_spending" else None
+        eventually(refused_senco, message="the senco's role known and refused a paid place")
+        status, body = http_json("POST", f"{url}/sessions/{sess['session_id']}/bookings",
+                                 {"urn": a, "contact_id": head, "booked_on": "2026-11-03"})
+        assert status == 422 and body["rule"] == "booking_cut_off"
+        status, place = http_json("POST", f"{url}/sessions/{sess['session_id']}/bookings",
+                                  {"urn": a, "contact_id": head, "booked_on": "2026-11-02"})
+        assert status == 201 and place["unit_price_pence"] == 15000
+
+        # coaching: the head mentors b's leader; a session on the course day clashes in the one diary
+        status, formed = http_json("POST", f"{url}/coaching/pairs", {
+            "mentors": [{"mentor_id": head, "urn": a, "phase": "primary", "strengths": ["send"], "capacity": 1}],
+            "leaders": [{"leader_id": "leader-b", "urn": b, "phase": "primary", "needs": ["send"]}],
+            "today": "2026-09-14"})
+        assert status == 201 and formed["unmatched"] == [] and formed["pairs"][0]["needs_met"] == ["send"]
+        pair_id = formed["pairs"][0]["pair_id"]
+        status, body = http_json("POST", f"{url}/coaching/pairs/{pair_id}/sessions",
+                                 {"date": "2026-11-05", "today": "2026-09-14"})
+        assert status == 422 and body["rule"] == "double_booked" and "course DSL-X" in body["message"]
+        status, booked = http_json("POST", f"{url}/coaching/pairs/{pair_id}/sessions",
+                                   {"date": "2026-11-04", "today": "2026-09-14"})
+        assert status == 201
+        assert http_json("GET", f"{url}/coaching/pairs/{pair_id}")[1]["sessions"] == [
+            {"coaching_session_id": booked["coaching_session_id"], "date": "2026-11-04"}]
+        kinds = [t for t, _ in outbox_types(stack.database_urls["scheduling"])]
+        assert kinds.count("coaching_pair_formed") == 1 and kinds.count("coaching_session_booked") == 1

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from scheduling.adapters import tables as t
 from scheduling.domain import calendar as cal
+from scheduling.domain import diary as di
 from scheduling.domain import peer_review as pr
 from scheduling.domain.copies import ContactCopy, SchoolCopy, SLACopy, is_member_record
 from scheduling.domain.ordering import is_newer, version_after
@@ -161,20 +162,53 @@ def eligibility_of(session, urn: str) -> list[dict]:
     rows = session.execute(select(t.eligibility).where(t.eligibility.c.urn == urn,
                                                        t.eligibility.c.terms_sequence.is_not(None))
                            .order_by(t.eligibility.c.period_start))
-    return [_plain(r) for r in rows]
+    found = [_plain(r) for r in rows]
+    parts: dict[str, list] = {}
+    for row in session.execute(select(t.eligibility_components).where(t.eligibility_components.c.subscription_id.in_(
+            [r["subscription_id"] for r in found])).order_by(t.eligibility_components.c.offering_code)):
+        parts.setdefault(row.subscription_id, []).append(
+            {"offering_code": row.offering_code, "service_area": row.service_area, "included_places": row.included_places})
+    return [{**r, "components": parts.get(r["subscription_id"], [])} for r in found]
+
+
+def replace_components(session, subscription_id: str, components) -> None:
+    """A bundle's included offerings, as its newest terms state them."""
+    session.execute(delete(t.eligibility_components).where(t.eligibility_components.c.subscription_id == subscription_id))
+    for part in {c.offering_code: c for c in components}.values():
+        session.execute(insert(t.eligibility_components).values(
+            subscription_id=subscription_id, offering_code=part.offering_code, service_area=part.service_area,
+            included_places=part.included_places))
+
+
+def _components_of(offering_code: str):
+    """A bundle's component for `offering_code` with its bundle's school and cover (period, endings)."""
+    e, c = t.eligibility, t.eligibility_components
+    return (select(e.c.subscription_id, e.c.urn, e.c.period_start, e.c.period_end, c.c.included_places)
+            .join(c, c.c.subscription_id == e.c.subscription_id)
+            .where(c.c.offering_code == offering_code, e.c.terms_sequence.is_not(None)))
 
 
 def entitlements(session, urn: str, offering_code: str) -> list[dict]:
+    """The school's cover for an offering: its own SLAs of it, and bundles that include it (each counted
+    as if bought separately, with the component's included places and no delegate places)."""
     rows = session.execute(select(t.eligibility).where(t.eligibility.c.urn == urn,
                                                        t.eligibility.c.offering_code == offering_code))
-    return [dict(r._mapping) for r in rows]
+    own = [dict(r._mapping) for r in rows]
+    bundled = [{**dict(r._mapping), "offering_code": offering_code, "quantity": 0, "edition_year": None,
+                "delegate_places_used_before": 0,
+                "component": True}
+               for r in session.execute(_components_of(offering_code).where(t.eligibility.c.urn == urn))]
+    return own + bundled
 
 
 def subscribed_urns(session, offering_code: str, first: dt.date, last: dt.date) -> set[str]:
+    """Schools covered for the offering some time in first..last, by an SLA of it or a bundle including it."""
     rows = session.execute(select(t.eligibility.c.urn).where(
         t.eligibility.c.offering_code == offering_code, t.eligibility.c.period_start <= last,
         t.eligibility.c.period_end >= first))
-    return {r.urn for r in rows}
+    parts = session.execute(_components_of(offering_code).where(
+        t.eligibility.c.period_start <= last, t.eligibility.c.period_end >= first))
+    return {r.urn for r in rows} | {r.urn for r in parts}
 
 
 def put_offering(session, values: dict, sequence: int | None) -> bool:
@@ -219,8 +253,40 @@ def contact(session, contact_id: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
+def put_contact_role(session, contact_id: str, urn: str, role: str, may_commit_spending: bool, active: bool,
+                     sequence: int | None) -> bool:
+    """One role of the person at the school, unless a newer event already set that role."""
+    return _put_if_newer(session, t.contact_roles, {"contact_id": contact_id, "urn": urn, "role": role},
+                         {"may_commit_spending": may_commit_spending, "active": active}, sequence)
+
+
+def erase_contact_roles(session, contact_id: str) -> None:
+    session.execute(delete(t.contact_roles).where(t.contact_roles.c.contact_id == contact_id))
+
+
+def has_active_role(session, contact_id: str, urn: str) -> bool:
+    """The person holds some active role at the school (whatever their newest event was about)."""
+    return session.execute(select(t.contact_roles.c.role).where(
+        t.contact_roles.c.contact_id == contact_id, t.contact_roles.c.urn == urn,
+        t.contact_roles.c.active.is_(True)).limit(1)).first() is not None
+
+
+def may_commit_spending(session, contact_id: str, urn: str) -> bool:
+    """The person holds an active role at the school that may commit its spending."""
+    return session.execute(select(t.contact_roles.c.role).where(
+        t.contact_roles.c.contact_id == contact_id, t.contact_roles.c.urn == urn,
+        t.contact_roles.c.active.is_(True), t.contact_roles.c.may_commit_spending.is_(True)).limit(1)).first() is not None
+
+
 def move_contacts(session, old_urn: str, new_urn: str) -> None:
     session.execute(update(t.contacts).where(t.contacts.c.urn == old_urn).values(urn=new_urn))
+    roles = t.contact_roles
+    for row in session.execute(select(roles).where(roles.c.urn == old_urn)).all():
+        keys = {"contact_id": row.contact_id, "role": row.role}
+        there = [roles.c[k] == v for k, v in keys.items()]
+        # the role may already be recorded at the academy (events in any order): the newer one stays
+        put_contact_role(session, row.contact_id, new_urn, row.role, row.may_commit_spending, row.active, row.sequence)
+        session.execute(delete(roles).where(*there, roles.c.urn == old_urn))
     session.execute(update(t.reviewers).where(t.reviewers.c.urn == old_urn).values(urn=new_urn))
 
 
@@ -297,9 +363,11 @@ def reviewer_rows(session) -> list[dict]:
     return [dict(r._mapping) for r in session.execute(select(t.reviewers).order_by(t.reviewers.c.reviewer_id))]
 
 
-def review_problem(session, cycle: int, host_urns, days: int, team_size: int) -> pr.Problem:
+def review_problem(session, cycle: int, host_urns, days: int, team_size: int,
+                   offering_code: str | None = None) -> pr.Problem:
     """The planner's view of the cycle: every school known as a member (now or before) with its calendar and
-    MAT history, every reviewer."""
+    MAT history, every reviewer; with `offering_code`, the schools subscribed to it in the cycle (the only
+    ones reviewers may come from)."""
     rows = member_rows(session)
     calendars_ = calendars(session, cycle)
     history = mat_history(session)
@@ -323,13 +391,22 @@ def review_problem(session, cycle: int, host_urns, days: int, team_size: int) ->
             unclipped = dataclasses.replace(schools[old], calendar=calendars_[old])
             schools[old], schools[urn] = pr.succession(unclipped, schools[urn], closed if isinstance(closed, dt.date)
                                                           else dt.date.fromisoformat(closed))
+    # a reviewer is unavailable on their own dates and on any day the diary has them elsewhere (a network
+    # meeting, a course, a coaching session): reviews themselves are the planner's to place
+    busy: dict[str, set] = {}
+    for entry in diary_entries(session, first=dt.date(cycle, 9, 1), last=dt.date(cycle + 1, 8, 31),
+                               kinds=[k for k in di.KINDS if k != di.PEER_REVIEW]):
+        busy.setdefault(entry.person_id, set()).add(entry.day)
     reviewers = {}
     for r in reviewer_rows(session):
         if r["urn"] in schools:
+            unavailable = frozenset(dt.date.fromisoformat(d) for d in r["unavailable"]) | busy.get(r["reviewer_id"], set())
             reviewers[r["reviewer_id"]] = pr.Reviewer(r["reviewer_id"], r["urn"], r["trained"], r["can_lead"],
-                                                      frozenset(dt.date.fromisoformat(d) for d in r["unavailable"]))
+                                                      frozenset(unavailable))
     hosts = tuple(pr.HostRequest(u, days, team_size) for u in sorted(host_urns) if u in schools)
-    return pr.Problem(cycle=cycle, schools=schools, reviewers=reviewers, hosts=hosts)
+    subscribed = (None if offering_code is None else
+                  frozenset(subscribed_urns(session, offering_code, dt.date(cycle, 9, 1), dt.date(cycle + 1, 8, 31))))
+    return pr.Problem(cycle=cycle, schools=schools, reviewers=reviewers, hosts=hosts, subscribed=subscribed)
 
 
 def cycle(session, number: int) -> dict | None:
@@ -459,10 +536,17 @@ def update_booking(session, booking_id: str, **values) -> None:
     session.execute(update(t.bookings).where(t.bookings.c.booking_id == booking_id).values(**values))
 
 
-def included_used(session, subscription_ids) -> dict[str, int]:
-    rows = session.execute(select(t.bookings.c.subscription_id, func.count()).where(
+def included_used(session, subscription_ids, offering_code: str | None = None) -> dict[str, int]:
+    """Included places taken under each SLA; with `offering_code`, only on that offering's courses (a
+    bundle's components each have their own allowance under the one subscription)."""
+    query = select(t.bookings.c.subscription_id, func.count()).where(
         t.bookings.c.subscription_id.in_(list(subscription_ids)), t.bookings.c.status == "confirmed",
-        t.bookings.c.price_basis == "included_place").group_by(t.bookings.c.subscription_id))
+        t.bookings.c.price_basis == "included_place")
+    if offering_code is not None:
+        query = (query.join(t.sessions, t.sessions.c.session_id == t.bookings.c.session_id)
+                 .join(t.courses, t.courses.c.course_code == t.sessions.c.course_code)
+                 .where(t.courses.c.offering_code == offering_code))
+    rows = session.execute(query.group_by(t.bookings.c.subscription_id))
     return {sid: n for sid, n in rows}
 
 
@@ -473,3 +557,58 @@ def attendance_of(session, booking_id: str) -> dict | None:
 
 def add_attendance(session, values: dict) -> None:
     session.execute(insert(t.attendance).values(**values))
+
+
+# ------------------------------------------------------------ the one diary
+def diary_entries(session, people=None, first: dt.date | None = None, last: dt.date | None = None,
+                  kinds=None) -> list[di.Entry]:
+    """Who is busy on which day (all four kinds unless `kinds`), optionally for some people and dates."""
+    query = select(t.diary)
+    if people is not None:
+        query = query.where(t.diary.c.person_id.in_(list(people)))
+    if first is not None:
+        query = query.where(t.diary.c.day >= first)
+    if last is not None:
+        query = query.where(t.diary.c.day <= last)
+    if kinds is not None:
+        query = query.where(t.diary.c.kind.in_(list(kinds)))
+    return [di.Entry(r.person_id, r.day, r.kind, r.ref_id, r.what) for r in session.execute(query)]
+
+
+def add_diary(session, entries) -> None:
+    rows = [dataclasses.asdict(entry) for entry in entries]
+    if rows:  # one executemany: a county's plan writes thousands of reviewer-days
+        session.execute(insert(t.diary), rows)
+
+
+def remove_diary(session, ref_id: str) -> None:
+    session.execute(delete(t.diary).where(t.diary.c.ref_id == ref_id))
+
+
+# ------------------------------------------------------------ coaching
+def add_coaching_pair(session, values: dict) -> None:
+    session.execute(insert(t.coaching_pairs).values(**values))
+
+
+def coaching_pair(session, pair_id: str, lock: bool = False) -> dict | None:
+    query = select(t.coaching_pairs).where(t.coaching_pairs.c.pair_id == pair_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.execute(query).first()
+    return dict(row._mapping) if row else None
+
+
+def active_coaching_pairs(session) -> list[dict]:
+    rows = session.execute(select(t.coaching_pairs).where(t.coaching_pairs.c.status == "active")
+                           .order_by(t.coaching_pairs.c.pair_id))
+    return [dict(r._mapping) for r in rows]
+
+
+def add_coaching_session(session, values: dict) -> None:
+    session.execute(insert(t.coaching_sessions).values(**values))
+
+
+def coaching_sessions_of(session, pair_id: str) -> list[dict]:
+    rows = session.execute(select(t.coaching_sessions).where(t.coaching_sessions.c.pair_id == pair_id)
+                           .order_by(t.coaching_sessions.c.day))
+    return [dict(r._mapping) for r in rows]

@@ -55,6 +55,19 @@ eligibility = sa.Table(
     sa.Column("included_places", sa.Integer, nullable=False, server_default="0"),
     sa.Column("terms_sequence", sa.Integer),
     sa.Column("ends_on", sa.Date),  # the earliest first uncovered day announced by a cancellation or end
+    sa.Column("quantity", sa.Integer, nullable=False, server_default="1"),  # places of a per-delegate SLA
+    sa.Column("edition_year", sa.Integer),
+    sa.Column("delegate_places_used_before", sa.Integer, nullable=False, server_default="0"),
+)
+
+eligibility_components = sa.Table(
+    # a bundle's included offerings: each gives the cover of that offering as if bought separately, for
+    # the bundle's period (read from its `eligibility` row, so its endings cut them too)
+    "eligibility_components", metadata,
+    sa.Column("subscription_id", sa.String(36), primary_key=True),
+    sa.Column("offering_code", sa.String(40), primary_key=True),
+    sa.Column("service_area", sa.String(40), nullable=False),
+    sa.Column("included_places", sa.Integer, nullable=False, server_default="0"),
 )
 
 contacts = sa.Table(
@@ -66,6 +79,19 @@ contacts = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("sequence", sa.Integer),
     sa.Column("erased", sa.Boolean, nullable=False, server_default=sa.false()),  # a tombstone: all else null
+)
+
+contact_roles = sa.Table(
+    # each role a person holds at a school, as catalogue keeps them: who may commit the school's spending
+    # (a paid place is booked only by such a person); versioned per role by the contact's event sequence;
+    # an erasure deletes them (the `contacts` tombstone stops any later role coming back)
+    "contact_roles", metadata,
+    sa.Column("contact_id", sa.String(36), primary_key=True),
+    sa.Column("urn", sa.String(6), primary_key=True),
+    sa.Column("role", sa.String(30), primary_key=True),
+    sa.Column("may_commit_spending", sa.Boolean, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("sequence", sa.Integer),
 )
 
 offerings = sa.Table(
@@ -173,7 +199,8 @@ sessions = sa.Table(
     sa.Column("course_code", sa.String(40), nullable=False, index=True),
     sa.Column("day", sa.Date, nullable=False),
     sa.Column("capacity", sa.Integer, nullable=False),
-    sa.Column("cutoff_days", sa.Integer, nullable=False),
+    sa.Column("cutoff_days", sa.Integer, nullable=False),  # cancellation cut-off
+    sa.Column("booking_cutoff_days", sa.Integer, nullable=False, server_default="0"),
 )
 
 bookings = sa.Table(
@@ -196,6 +223,38 @@ attendance = sa.Table(
     sa.Column("booking_id", sa.String(36), nullable=False, unique=True),
     sa.Column("attended", sa.Boolean, nullable=False),
     sa.Column("chargeable", sa.Boolean, nullable=False),
+)
+
+
+coaching_pairs = sa.Table(
+    "coaching_pairs", metadata,
+    sa.Column("pair_id", sa.String(36), primary_key=True),
+    sa.Column("mentor_id", sa.String(36), nullable=False, index=True),
+    sa.Column("mentor_urn", sa.String(6), nullable=False),
+    sa.Column("leader_id", sa.String(36), nullable=False, index=True),
+    sa.Column("leader_urn", sa.String(6), nullable=False),
+    sa.Column("needs_met", sa.JSON, nullable=False),
+    sa.Column("formed_on", sa.Date, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # active
+)
+
+coaching_sessions = sa.Table(
+    "coaching_sessions", metadata,
+    sa.Column("coaching_session_id", sa.String(36), primary_key=True),
+    sa.Column("pair_id", sa.String(36), nullable=False, index=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("booked_on", sa.Date, nullable=False),
+)
+
+diary = sa.Table(
+    # one diary for every person across network meetings, courses, peer reviews and coaching sessions:
+    # the key makes "never two things on one day" hold under concurrent requests too
+    "diary", metadata,
+    sa.Column("person_id", sa.String(36), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("ref_id", sa.String(36), nullable=False, index=True),
+    sa.Column("what", sa.String(300), nullable=False),
 )
 
 

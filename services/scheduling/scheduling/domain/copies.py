@@ -137,17 +137,22 @@ class SLACopy:
     included_places: int = 0
     terms_sequence: int | None = None
     ends_on: dt.date | None = None
+    quantity: int = 1
+    edition_year: int | None = None
+    delegate_places_used_before: int = 0  # of an SLA carried on at conversion, under the one it continues
 
     @property
     def has_terms(self) -> bool:
         return self.terms_sequence is not None
 
-    def started(self, sla: SLA, included_places: int, sequence: int | None) -> "SLACopy":
+    def started(self, sla: SLA, included_places: int, sequence: int | None,
+                delegate_places_used_before: int = 0) -> "SLACopy":
         if not is_newer(sequence, self.terms_sequence):
             return self
         return dataclasses.replace(
             self, urn=sla.urn, offering_code=sla.offering_code, service_area=sla.service_area,
-            period_start=sla.period_start, included_places=included_places,
+            period_start=sla.period_start, included_places=included_places, quantity=sla.quantity,
+            edition_year=sla.edition_year, delegate_places_used_before=delegate_places_used_before,
             period_end=_covered_until(sla.period_start, sla.period_end, self.ends_on),
             terms_sequence=version_after(sequence, self.terms_sequence))
 

@@ -46,6 +46,13 @@ class PriceDecision:
     subscription_id: str | None
 
 
+def places_held(included_places: int, delegate_places_bought: int) -> int:
+    """Places an SLA gives on its offering's courses at no further charge: those it includes plus, for a
+    per-delegate SLA, the `quantity` of delegate places the school already paid for with it (so the
+    N+1th booking is the first charged)."""
+    return max(0, included_places) + max(0, delegate_places_bought)
+
+
 def price_for(day: dt.date, price: Price | None, entitlements: list[Entitlement],
               included_used: dict[str, int]) -> PriceDecision:
     """What a place costs a school confirmed on `day`."""
@@ -71,6 +78,25 @@ def may_cancel(session_date: dt.date, cutoff_days: int, today: dt.date) -> None:
     if today > last:
         raise BookingRefused(f"cancellation cut-off: places on the session of {session_date} can be cancelled "
                              f"until {last}")
+
+
+def may_book(session_date: dt.date, booking_cutoff_days: int, booked_on: dt.date) -> None:
+    """A place can be booked until the booking cut-off (`booking_cutoff_days` before the session; 0: up
+    to the day itself), never after the session."""
+    if booked_on > session_date:
+        raise BookingRefused("the session has already taken place")
+    last = session_date - dt.timedelta(days=booking_cutoff_days)
+    if booked_on > last:
+        raise BookingRefused(f"booking cut-off: places on the session of {session_date} can be booked until {last}")
+
+
+def must_have_spending_authority(decision: PriceDecision, may_commit_spending: bool, contact_id: str, urn: str) -> None:
+    """Only a person who may commit the school's spending takes a place the school pays for; an included
+    or free place needs no authority."""
+    if chargeable(decision.basis, decision.unit_price_pence) and not may_commit_spending:
+        raise BookingRefused(f"person {contact_id} may not commit school {urn}'s spending: a paid place "
+                             f"({decision.basis}, {decision.unit_price_pence}p) is booked by someone who may, "
+                             f"e.g. the head teacher or business manager")
 
 
 def next_in_line(waitlist: list[tuple[int, str]]) -> str | None:

@@ -150,6 +150,9 @@ class Problem:
     schools: dict[str, School]
     reviewers: dict[str, Reviewer]
     hosts: tuple[HostRequest, ...]
+    # URNs of schools subscribed to peer review in the cycle (reviewers come only from them);
+    # None: no restriction (a problem built by hand, with every school subscribed)
+    subscribed: frozenset[str] | None = None
 
 
 @dataclasses.dataclass
@@ -216,9 +219,18 @@ def dates_in_week(school: "School | SchoolCalendar", monday: dt.date, days: int)
     return None
 
 
+def subscribes(problem: Problem, urn: str) -> bool:
+    """The school subscribes to peer review in the cycle, under either URN of a converted school."""
+    if problem.subscribed is None:
+        return True
+    home = problem.schools.get(urn)
+    return urn in problem.subscribed or (home is not None and not problem.subscribed.isdisjoint(home.same_school))
+
+
 def reviewer_may_serve(problem: Problem, reviewer: Reviewer, host: str, dates: Iterable[dt.date]) -> bool:
-    """Every per-reviewer hard rule for one host on given dates (team and pair rules aside)."""
-    if not reviewer.trained or same_school(problem, reviewer, host):
+    """Every per-reviewer hard rule for one host on given dates (team and pair rules aside), including
+    that reviewers come from schools subscribed to peer review: every plan and re-plan asks here."""
+    if not reviewer.trained or same_school(problem, reviewer, host) or not subscribes(problem, reviewer.urn):
         return False
     home, hosting = problem.schools.get(reviewer.urn), problem.schools[host]
     if home is None:

@@ -16,7 +16,7 @@ from scheduling.domain.peer_review import LEAD, MEMBER, Problem, Review
 RULES = ("unknown_host", "not_reviewed", "reviewed_twice", "review_length", "dates_not_consecutive",
          "dates_outside_cycle", "host_closed", "team_size", "one_lead", "lead_not_qualified", "unknown_reviewer",
          "untrained_reviewer", "own_school", "same_mat", "reviewer_school_closed", "reviewer_unavailable",
-         "double_booked", "reciprocal", "duplicate_reviewer")
+         "double_booked", "reciprocal", "duplicate_reviewer", "reviewer_not_subscribed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,15 @@ def _mat(school, day: dt.date):
         if start <= day:
             mat = value
     return mat
+
+
+def _subscribed(problem: Problem, urn: str) -> bool:
+    """The reviewer's school subscribes to peer review in the cycle (under either URN of a converted
+    school: the academy and the maintained school it was are one school either side of the date)."""
+    if problem.subscribed is None:
+        return True
+    home = problem.schools.get(urn)
+    return urn in problem.subscribed or bool(home and set(home.same_school) & problem.subscribed)
 
 
 def validate(problem: Problem, reviews: list[Review], *, require_all_hosts: bool = True) -> list[Violation]:
@@ -88,6 +97,9 @@ def validate(problem: Problem, reviews: list[Review], *, require_all_hosts: bool
                 bad("lead_not_qualified", h, f"reviewer {rid} is not a trained lead reviewer")
             if reviewer.urn == h or reviewer.urn in getattr(host, "same_school", ()):
                 bad("own_school", h, f"reviewer {rid} works at the host school {h}")
+            if not _subscribed(problem, reviewer.urn):
+                bad("reviewer_not_subscribed", h, f"reviewer {rid}'s school {reviewer.urn} does not subscribe to "
+                                                  f"peer review in cycle {problem.cycle}")
             home = problem.schools.get(reviewer.urn)
             pairs.add((reviewer.urn, h))
             for day in dates:

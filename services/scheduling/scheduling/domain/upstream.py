@@ -78,13 +78,15 @@ class Conversion:
 
 @dataclasses.dataclass(frozen=True)
 class ContactRole:
-    """`contact_role_changed`: the person's role at a member school now (`active` false: they left it)."""
+    """`contact_role_changed`: the person's role at a member school now (`active` false: they left it);
+    `may_commit_spending`: the role lets them commit the school's spending (book paid places)."""
 
     contact_id: str
     urn: str
     display_name: str
     role: str
     active: bool
+    may_commit_spending: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,9 +132,24 @@ class EditionPrice:
 
 
 @dataclasses.dataclass(frozen=True)
+class Component:
+    """One offering a bundle includes: the school has its cover as if bought separately."""
+
+    offering_code: str
+    service_area: str
+    entitlements: tuple[Entitlement, ...] = ()
+
+    @property
+    def included_places(self) -> int:
+        return included_places(self.entitlements)
+
+
+@dataclasses.dataclass(frozen=True)
 class SLA:
     """`subscription_started` / `subscription_renewed`: a school's agreement for an offering and a period.
-    `continues_subscription_id`: the agreement it carries on (at conversion, or the term it renews)."""
+    `continues_subscription_id`: the agreement it carries on (at conversion, or the term it renews).
+    `components`: for a bundle, each included offering (empty for any other SLA). `quantity`: places
+    bought with a per-delegate SLA (1 for other models); `edition_year`: the edition it was sold from."""
 
     subscription_id: str
     urn: str
@@ -142,6 +159,9 @@ class SLA:
     period_end: dt.date
     entitlements: tuple[Entitlement, ...] = ()
     continues_subscription_id: str | None = None
+    components: tuple[Component, ...] = ()
+    quantity: int = 1
+    edition_year: int | None = None
 
     @property
     def included_places(self) -> int:

@@ -58,6 +58,11 @@ class _Body(Schema):
     pass
 
 
+class CoachingSessionBody(_Body):
+    date = fields.Date(required=True)
+    today = fields.Date(load_default=None)
+
+
 class Period(_Body):
     term = fields.String(required=True, validate=validate.OneOf(TERMS))
     start = fields.Date(required=True)
@@ -120,7 +125,8 @@ class CourseBody(_Body):
 class SessionBody(_Body):
     date = fields.Date(required=True)
     capacity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1000))
-    cutoff_days = fields.Integer(load_default=7, strict=True, validate=validate.Range(min=0, max=90))
+    cutoff_days = fields.Integer(load_default=7, strict=True, validate=validate.Range(min=0, max=90))  # cancellation
+    booking_cutoff_days = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=90))
 
 
 class BookingBody(_Body):
@@ -155,6 +161,10 @@ class LeaderBody(_Body):
 class CoachingBody(_Body):
     mentors = fields.List(fields.Nested(MentorBody), required=True, validate=validate.Length(min=1))
     leaders = fields.List(fields.Nested(LeaderBody), required=True, validate=validate.Length(min=1))
+
+
+class CoachingPairsBody(CoachingBody):
+    today = fields.Date(load_default=None)
 
 
 def _urn(urn: str) -> str:
@@ -341,6 +351,26 @@ class SchedulingService(base.ObservableService):
         with self.uow.read() as session:
             return handlers.match_coaching(session, body["mentors"], body["leaders"])
 
+    @http("POST", "/coaching/pairs")
+    @mapped
+    def post_coaching_pairs(self, request):
+        body = load_body(request, CoachingPairsBody())
+        return 201, handlers.form_coaching_pairs(self.uow(), body["mentors"], body["leaders"],
+                                                 body["today"] or business_date.today())
+
+    @http("GET", "/coaching/pairs/<string:pair_id>")
+    @mapped
+    def get_coaching_pair(self, request, pair_id):
+        with self.uow.read() as session:
+            return handlers.coaching_pair_view(session, pair_id)
+
+    @http("POST", "/coaching/pairs/<string:pair_id>/sessions")
+    @mapped
+    def post_coaching_session(self, request, pair_id):
+        body = load_body(request, CoachingSessionBody())
+        return 201, handlers.book_coaching_session(self.uow(), pair_id, body["date"],
+                                                   body["today"] or business_date.today())
+
     # ---------------------------------------------------------------- courses and bookings
     @http("POST", "/courses")
     @mapped
@@ -352,7 +382,8 @@ class SchedulingService(base.ObservableService):
     @mapped
     def post_session(self, request, code):
         body = load_body(request, SessionBody())
-        return 201, handlers.add_session(self.uow(), code, body["date"], body["capacity"], body["cutoff_days"])
+        return 201, handlers.add_session(self.uow(), code, body["date"], body["capacity"], body["cutoff_days"],
+                                         body["booking_cutoff_days"])
 
     @http("GET", "/sessions/<string:session_id>")
     @mapped

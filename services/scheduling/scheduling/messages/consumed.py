@@ -136,6 +136,8 @@ class ContactRoleChanged(_Lenient):
     display_name = fields.String(required=True)
     role = fields.String(required=True)
     active = fields.Boolean(required=True)
+    # no authority unless membership says so (an event without the field commits nobody's money)
+    may_commit_spending = fields.Boolean(load_default=False)
 
     @post_load
     def _fact(self, data, **_):
@@ -183,8 +185,19 @@ class EditionPriced(_Lenient):
             entitlements=tuple(data["entitlements"]))
 
 
+class _Component(_Lenient):
+    offering_code = fields.String(required=True)
+    service_area = fields.String(required=True)
+    entitlements = fields.List(fields.Nested(_Entitlement), load_default=list)
+
+    @post_load
+    def _fact(self, data, **_):
+        return upstream.Component(**{**data, "entitlements": tuple(data["entitlements"])})
+
+
 class SubscriptionStarted(_Lenient):
-    """catalogue's `subscription_started` v1."""
+    """catalogue's `subscription_started` v1. `components` (a bundle's included offerings) is read
+    leniently: missing, null or empty means not a bundle."""
 
     subscription_id = fields.String(required=True)
     urn = fields.String(required=True)
@@ -194,10 +207,14 @@ class SubscriptionStarted(_Lenient):
     period_end = fields.Date(required=True)
     entitlements = fields.List(fields.Nested(_Entitlement), load_default=list)
     continues_subscription_id = fields.String(load_default=None, allow_none=True)
+    components = fields.List(fields.Nested(_Component), load_default=list, allow_none=True)
+    quantity = fields.Integer(load_default=1)
+    edition_year = fields.Integer(load_default=None, allow_none=True)
 
     @post_load
     def _fact(self, data, **_):
-        return upstream.SLA(**{**data, "entitlements": tuple(data["entitlements"])})
+        return upstream.SLA(**{**data, "entitlements": tuple(data["entitlements"]),
+                               "components": tuple(data["components"] or ())})
 
 
 class SubscriptionRenewed(SubscriptionStarted):

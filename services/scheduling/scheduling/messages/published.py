@@ -2,7 +2,7 @@
 
 Every event is written to the outbox in the same transaction as the change it reports.
 `attendance_recorded` is what billing charges from; its fields are fixed by
-docs/events.md. The others (meetings, bookings, peer reviews) are read by nobody yet.
+docs/events.md. The others (meetings, bookings, peer reviews, coaching pairs and sessions) are read by nobody yet.
 """
 from marshmallow import RAISE, Schema, fields, validate
 
@@ -117,6 +117,31 @@ class PeerReviewRescheduledV1(_Review):
     reason = fields.String(required=True)
 
 
+class CoachingPairFormedV1(_Strict):
+    """A mentor and a leader were paired (another school, the leader's phase, within the mentor's load);
+    `needs_met`: the leader's needs the mentor's strengths cover. Pairs come from a maximum matching."""
+
+    pair_id = fields.UUID(required=True)
+    mentor_id = fields.String(required=True)
+    mentor_urn = fields.String(required=True, validate=URN)
+    leader_id = fields.String(required=True)
+    leader_urn = fields.String(required=True, validate=URN)
+    needs_met = fields.List(fields.String(), required=True)
+    formed_on = fields.Date(required=True)
+
+
+class CoachingSessionBookedV1(_Strict):
+    """A coaching pair's session was booked on an open day of both schools, neither person elsewhere then."""
+
+    coaching_session_id = fields.UUID(required=True)
+    pair_id = fields.UUID(required=True)
+    mentor_id = fields.String(required=True)
+    mentor_urn = fields.String(required=True, validate=URN)
+    leader_id = fields.String(required=True)
+    leader_urn = fields.String(required=True, validate=URN)
+    date = fields.Date(required=True)
+
+
 PUBLISHED = with_handover(PayloadSchemas({
     ("attendance_recorded", 1): AttendanceRecordedV1(),
     ("meeting_scheduled", 1): MeetingScheduledV1(),
@@ -125,6 +150,8 @@ PUBLISHED = with_handover(PayloadSchemas({
     ("booking_waitlisted", 1): BookingWaitlistedV1(),
     ("peer_review_scheduled", 1): PeerReviewScheduledV1(),
     ("peer_review_rescheduled", 1): PeerReviewRescheduledV1(),
+    ("coaching_pair_formed", 1): CoachingPairFormedV1(),
+    ("coaching_session_booked", 1): CoachingSessionBookedV1(),
 }))
 
 _MEETING = {"meeting_id": "0b9d2f4e-6c1a-4a53-8f0e-2d7c9b1a3e55", "network_id": "5f1c8e2a-3b4d-4e6f-9a0b-1c2d3e4f5a6b",
@@ -159,4 +186,9 @@ EXAMPLES = {
                                      "previous_dates": ["2027-02-23", "2027-02-24"], "previous_team": _TEAM,
                                      "reason": "school 110417 converted into MAT GLT (same MAT as the host) on 2027-01-01"},
 }
+_PAIR = {"pair_id": "4b6d8f0a-2c4e-4a6b-8c0d-2e4f6a8b0c1d", "mentor_id": _TEAM[0]["reviewer_id"], "mentor_urn": "110251",
+         "leader_id": _BOOKING["contact_id"], "leader_urn": "110394"}
+EXAMPLES[("coaching_pair_formed", 1)] = {**_PAIR, "needs_met": ["send"], "formed_on": "2026-09-14"}
+EXAMPLES[("coaching_session_booked", 1)] = {**_PAIR, "coaching_session_id": "6d8f0a2c-4e6a-4b8c-9d0e-4f6a8b0c2d3e",
+                                            "date": "2026-10-07"}
 EXAMPLES.update(handover.EXAMPLES)

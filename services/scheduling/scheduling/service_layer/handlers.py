@@ -15,6 +15,7 @@ import uuid
 from scheduling.adapters import repository as repo
 from scheduling.domain import calendar as cal
 from scheduling.domain import coaching, courses, networks, peer_review as pr
+from scheduling.domain import diary as di
 from scheduling.domain import upstream
 from scheduling.domain.copies import SLACopy, is_member_record
 from scheduling.domain.ordering import BEFORE_OWN_EVENTS, UNORDERED, Position
@@ -125,12 +126,17 @@ def record_conversion(uow, conversion: upstream.Conversion, position: Position =
 
 def record_contact(uow, role: upstream.ContactRole, position: Position = UNORDERED) -> None:
     """The person's role, unless a newer one is known or they were erased. A person at a school that
-    has converted is recorded at the academy, as the conversion moved those it found."""
+    has converted is recorded at the academy, as the conversion moved those it found. Each role is also
+    kept on its own with whether it may commit the school's spending (as catalogue keeps it): a paid
+    place is booked only by such a person."""
+    sequence = position.sequence_in(f"contact:{role.contact_id}")
     with uow:
         person = repo.contact_copy(uow.session, role.contact_id)
         urn = repo.successor_of(uow.session, role.urn)
-        repo.save_contact_copy(uow.session, person.role_changed(role, urn, position.sequence_in(
-            f"contact:{role.contact_id}")))
+        repo.save_contact_copy(uow.session, person.role_changed(role, urn, sequence))
+        if not person.erased:
+            repo.put_contact_role(uow.session, role.contact_id, urn, role.role, role.may_commit_spending, role.active,
+                                  sequence)
         uow.commit()
 
 
@@ -139,6 +145,7 @@ def erase_contact(uow, erasure: upstream.ContactErasure, position: Position = UN
     with uow:
         person = repo.contact_copy(uow.session, erasure.contact_id)
         repo.save_contact_copy(uow.session, person.erased_now(position.sequence_in(f"contact:{erasure.contact_id}")))
+        repo.erase_contact_roles(uow.session, erasure.contact_id)
         uow.commit()
 
 
@@ -165,15 +172,20 @@ def record_eligibility(uow, sla: upstream.SLA, position: Position = UNORDERED, *
     moved to the academy at conversion) is the same agreement: the included places already used under
     the old SLA are used for the successor too. An ending that arrived first still cuts its cover."""
     with uow:
-        included = sla.included_places
+        included, delegate_used = sla.included_places, 0
         previous = None if renewal else sla.continues_subscription_id
         old = repo.eligibility_row(uow.session, str(previous)) if previous else None
         if old is not None and old["subscription_id"] != sla.subscription_id:
             used = repo.included_used(uow.session, [old["subscription_id"]]).get(old["subscription_id"], 0)
-            included = max(0, min(included, old["included_places"]) - used)
+            carried = min(included, old["included_places"])
+            included = max(0, carried - used)
+            # places used beyond the included ones came out of the delegate places the SLA paid for
+            delegate_used = max(0, used - carried) + old["delegate_places_used_before"]
         copy = repo.sla_copy(uow.session, sla.subscription_id, sla.urn)
-        after = copy.started(sla, included, position.sequence_in(f"school:{sla.urn}"))
+        after = copy.started(sla, included, position.sequence_in(f"school:{sla.urn}"), delegate_used)
         repo.save_sla_copy(uow.session, after)
+        if after.terms_sequence != copy.terms_sequence:  # these terms are the newest: so are their components
+            repo.replace_components(uow.session, sla.subscription_id, sla.components)
         uow.commit()
     return after
 
@@ -292,10 +304,9 @@ def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, t
         if not hosts:
             raise Refused(f"no active school subscribes to {offering_code} in cycle {cycle}",
                           field="offering_code", rule="subscribed_hosts")
-        problem = repo.review_problem(uow.session, cycle, hosts, days, team_size)
-        # reviewers come from schools subscribed to peer review
-        problem = pr.Problem(cycle, problem.schools,
-                             {k: r for k, r in problem.reviewers.items() if r.urn in subscribed}, problem.hosts)
+        # reviewers come from schools subscribed to peer review (`problem.subscribed`, kept by the planner,
+        # every re-plan and the validator alike)
+        problem = repo.review_problem(uow.session, cycle, hosts, days, team_size, offering_code)
         missing = sorted(hosts - {h.urn for h in problem.hosts})
         if missing:
             raise Refused(f"no term dates known for host school(s) {', '.join(missing[:5])} in {cycle}",
@@ -315,6 +326,7 @@ def plan_cycle(uow, cycle: int, offering_code: str, days: int, team_size: int, t
         for review in result.reviews:
             review_id = str(uuid.uuid4())
             repo.add_review(uow.session, review_id, cycle, review)
+            repo.add_diary(uow.session, _review_diary(review_id, review))
             body = _review_payload(review_id, cycle, review, urn_of)
             uow.publish("peer_review_scheduled", {**body, "method": result.method}, aggregate=f"school:{review.host_urn}")
             out.append(body)
@@ -329,6 +341,11 @@ def _review_payload(review_id, cycle, review: pr.Review, urn_of) -> dict:
             "dates": list(review.dates),
             "team": [{"reviewer_id": rid, "urn": urn_of[rid], "role": role}
                      for rid, role in review.team]}
+
+
+def _review_diary(review_id: str, review: pr.Review) -> list[di.Entry]:
+    return [di.Entry(rid, day, di.PEER_REVIEW, review_id, f"peer review of school {review.host_urn}")
+            for rid in review.reviewer_ids for day in review.dates]
 
 
 def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] | None = None,
@@ -357,6 +374,7 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
                 if review.host_urn == left and review.dates[-1] >= day:
                     old_review = before[rid]
                     repo.update_review(session, rid, None, status="cancelled")
+                    repo.remove_diary(session, rid)
                     old_payload = _review_payload(rid, number, old_review, urns_before)
                     payload = {**old_payload, "status": "cancelled", "previous_host_urn": old_review.host_urn,
                                "previous_dates": list(old_review.dates), "previous_team": old_payload["team"],
@@ -365,7 +383,8 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
                     changed_out.append(payload)
                     reviews.remove((rid, review))
         hosts = [r.host_urn for _, r in reviews]
-        problem = repo.review_problem(session, number, hosts, settings["days"], settings["team_size"])
+        problem = repo.review_problem(session, number, hosts, settings["days"], settings["team_size"],
+                                      settings["offering_code"])
         ids = [rid for rid, _ in reviews]
         plain = [r for _, r in reviews]
         new, changed, unresolved = pr.replan(problem, plain, from_date=day,
@@ -377,6 +396,8 @@ def _replan_reviews(uow, day: dt.date, reason: str, *, renamed: tuple[str, str] 
             if fresh == original:
                 continue
             repo.update_review(session, rid, fresh)
+            repo.remove_diary(session, rid)
+            repo.add_diary(session, _review_diary(rid, fresh))
             payload = {**_review_payload(rid, number, fresh, urns_now), "status": "scheduled",
                        "previous_host_urn": original.host_urn,
                        "previous_dates": list(original.dates),
@@ -393,7 +414,8 @@ def cycle_view(session, number: int) -> dict:
         raise NotKnown(f"no peer reviews planned for cycle {number}")
     stored = repo.reviews_of_cycle(session, number, status=None)
     live = [review for _, review, row in stored if row["status"] == "scheduled"]
-    problem = repo.review_problem(session, number, [r.host_urn for r in live], settings["days"], settings["team_size"])
+    problem = repo.review_problem(session, number, [r.host_urn for r in live], settings["days"], settings["team_size"],
+                                  settings["offering_code"])
     violations = validate(problem, live)
     urn_of = {r["reviewer_id"]: r["urn"] for r in repo.reviewer_rows(session)}
     loads: dict[str, int] = {}
@@ -460,15 +482,20 @@ def create_network(uow, name: str, member_urns: list[str], people: list[str], pr
 
 
 def _diary(session, year: int) -> networks.Diary:
+    """Host schools from the year's meetings; people from the one diary (meetings, courses, peer reviews,
+    coaching sessions alike)."""
     diary = networks.Diary()
-    nets = {n["network_id"]: n for n in repo.networks(session)}
     for m in repo.meetings(session):
-        if m["academic_year"] != year:
-            continue
-        diary.hosts.add((m["host_urn"], m["day"]))
-        for person in nets[m["network_id"]]["people"]:
-            diary.people.add((person, m["day"]))
+        if m["academic_year"] == year:
+            diary.hosts.add((m["host_urn"], m["day"]))
+    for entry in repo.diary_entries(session, first=dt.date(year, 9, 1), last=dt.date(year + 1, 8, 31)):
+        diary.people.add((entry.person_id, entry.day))
     return diary
+
+
+def _meeting_diary(meeting_id: str, network_name: str, people, day: dt.date) -> list[di.Entry]:
+    return [di.Entry(person, day, di.NETWORK_MEETING, meeting_id, f"network meeting of {network_name}")
+            for person in dict.fromkeys(people)]
 
 
 def plan_meetings(uow, network_id: str, year: int) -> dict:
@@ -494,6 +521,7 @@ def plan_meetings(uow, network_id: str, year: int) -> dict:
             repo.add_meeting(uow.session, {"meeting_id": meeting_id, "network_id": network_id, "academic_year": year,
                                            "term": meeting.term, "day": meeting.date, "host_urn": meeting.host_urn,
                                            "invited": meeting.invited})
+            repo.add_diary(uow.session, _meeting_diary(meeting_id, net.name, net.people, meeting.date))
             body = {"meeting_id": meeting_id, "network_id": network_id, "network_name": net.name,
                     "academic_year": year, "term": meeting.term, "date": meeting.date,
                     "host_urn": meeting.host_urn, "invited": meeting.invited}
@@ -533,6 +561,9 @@ def _move_meetings(uow, urn: str, day: dt.date, reason: str, renamed: str | None
                     log.warning("meeting %s could not move: %s", m["meeting_id"], exc)
                     continue
             repo.update_meeting(session, m["meeting_id"], day=moved.date, host_urn=moved.host_urn)
+            if moved.date != m["day"]:
+                repo.remove_diary(session, m["meeting_id"])
+                repo.add_diary(session, _meeting_diary(m["meeting_id"], net["name"], net["people"], moved.date))
             body = {"meeting_id": m["meeting_id"], "network_id": net["network_id"], "network_name": net["name"],
                     "academic_year": m["academic_year"], "term": m["term"], "date": moved.date,
                     "host_urn": moved.host_urn, "invited": m["invited"], "previous_date": m["day"],
@@ -576,7 +607,10 @@ def create_course(uow, values: dict) -> dict:
     return values
 
 
-def add_session(uow, course_code: str, day: dt.date, capacity: int, cutoff_days: int) -> dict:
+def add_session(uow, course_code: str, day: dt.date, capacity: int, cutoff_days: int,
+                booking_cutoff_days: int = 0) -> dict:
+    """A session with its capacity, its cancellation cut-off (`cutoff_days` before it) and its booking
+    cut-off (`booking_cutoff_days` before it; 0: bookable up to the day)."""
     with uow:
         if repo.course(uow.session, course_code) is None:
             raise NotKnown(f"no course {course_code}")
@@ -585,10 +619,11 @@ def add_session(uow, course_code: str, day: dt.date, capacity: int, cutoff_days:
                           rule="open_day")
         session_id = str(uuid.uuid4())
         repo.add_session(uow.session, {"session_id": session_id, "course_code": course_code, "day": day,
-                                       "capacity": capacity, "cutoff_days": cutoff_days})
+                                       "capacity": capacity, "cutoff_days": cutoff_days,
+                                       "booking_cutoff_days": booking_cutoff_days})
         uow.commit()
     return {"session_id": session_id, "course_code": course_code, "date": day.isoformat(), "capacity": capacity,
-            "cutoff_days": cutoff_days}
+            "cutoff_days": cutoff_days, "booking_cutoff_days": booking_cutoff_days}
 
 
 def _price(session, course: dict, urn: str, day: dt.date, session_day: dt.date) -> courses.PriceDecision:
@@ -600,9 +635,15 @@ def _price(session, course: dict, urn: str, day: dt.date, session_day: dt.date) 
     if row and row["non_subscriber_price_pence"] is not None:
         price = courses.Price(row["subscriber_price_pence"] if row["subscriber_price_pence"] is not None
                               else row["non_subscriber_price_pence"], row["non_subscriber_price_pence"])
-    held = [courses.Entitlement(e["subscription_id"], e["period_start"], e["period_end"], e["included_places"])
-            for e in repo.entitlements(session, urn, code)]
-    used = repo.included_used(session, [e.subscription_id for e in held])
+    held = []
+    for e in repo.entitlements(session, urn, code):
+        edition = repo.edition_price(session, code, e["edition_year"] or cal.academic_year_of(e["period_start"]))
+        # a per-delegate SLA paid for `quantity` places: those are the school's, never charged again
+        bought = e["quantity"] if edition and edition["model"] == "per_delegate" else 0
+        bought = max(0, bought - e.get("delegate_places_used_before", 0))  # used before a conversion
+        held.append(courses.Entitlement(e["subscription_id"], e["period_start"], e["period_end"],
+                                        courses.places_held(e["included_places"], bought)))
+    used = repo.included_used(session, [e.subscription_id for e in held], code)
     return courses.price_for(day, price, held, used)
 
 
@@ -647,23 +688,43 @@ def book(uow, session_id: str, urn: str, contact_id: str, booked_on: dt.date) ->
             raise Refused(f"school {urn} is not a member on {found['day']}: only member schools' people may book",
                           field="urn", rule="member_school")
         person = repo.contact(uow.session, contact_id)
-        if person is None or not person["active"] or not _works_at_on(uow.session, person, urn, found["day"]):
+        # active in some role there: the newest event may have ended another role the person held
+        active = person is not None and (person["active"] or repo.has_active_role(uow.session, contact_id, person["urn"]))
+        if not active or not _works_at_on(uow.session, person, urn, found["day"]):
             raise Refused(f"person {contact_id} is not an active contact of school {urn}", field="contact_id",
                           rule="contact_of_school")
         if booked_on > found["day"]:
             raise Refused("the session has already taken place", field="booked_on", rule="before_session")
+        try:
+            courses.may_book(found["day"], found["booking_cutoff_days"], booked_on)
+        except courses.BookingRefused as exc:
+            raise Refused(str(exc), field="booked_on", rule="booking_cut_off") from None
         existing = repo.bookings_of(uow.session, session_id)
         if any(b["contact_id"] == contact_id and b["status"] != courses.CANCELLED for b in existing):
             raise AlreadyExists(f"person {contact_id} already holds a booking on this session")
         course = repo.course(uow.session, found["course_code"])
         confirmed = sum(1 for b in existing if b["status"] == courses.CONFIRMED)
         status = courses.status_for_new_booking(found["capacity"], confirmed)
-        position = max((b["position"] for b in existing), default=0) + 1
+        # what the place would cost if confirmed now: a paid place needs someone who may commit spending
+        would_cost = _price(uow.session, course, urn, booked_on, found["day"])
+        try:
+            courses.must_have_spending_authority(would_cost, repo.may_commit_spending(uow.session, contact_id,
+                                                                                      person["urn"]), contact_id, urn)
+        except courses.BookingRefused as exc:
+            raise Refused(str(exc), field="contact_id", rule="may_commit_spending") from None
         booking_id = str(uuid.uuid4())
+        try:
+            di.must_be_free(repo.diary_entries(uow.session, [contact_id], found["day"], found["day"]),
+                            [contact_id], [found["day"]])
+        except di.DoubleBooked as exc:
+            raise Refused(str(exc), field="contact_id", rule="double_booked") from None
+        repo.add_diary(uow.session, [di.Entry(contact_id, found["day"], di.COURSE, booking_id,
+                                              f"course {course['course_code']} ({course['title']})")])
+        position = max((b["position"] for b in existing), default=0) + 1
         base = {"booking_id": booking_id, "session_id": session_id, "course_code": course["course_code"], "urn": urn,
                 "contact_id": contact_id, "session_date": found["day"]}
         if status == courses.CONFIRMED:
-            decision = _price(uow.session, course, urn, booked_on, found["day"])
+            decision = would_cost
             repo.add_booking(uow.session, {"booking_id": booking_id, "session_id": session_id, "urn": urn,
                                            "contact_id": contact_id, "status": status, "position": position,
                                            "price_basis": decision.basis, "unit_price_pence": decision.unit_price_pence,
@@ -696,6 +757,7 @@ def cancel_booking(uow, booking_id: str, today: dt.date) -> dict:
             raise Refused(str(exc), rule="cancellation_cut_off") from None
         was_confirmed = found["status"] == courses.CONFIRMED
         repo.update_booking(uow.session, booking_id, status=courses.CANCELLED)
+        repo.remove_diary(uow.session, booking_id)
         promoted = None
         if was_confirmed:
             waiting = [(b["position"], b["booking_id"]) for b in repo.bookings_of(uow.session, sess["session_id"])
@@ -723,7 +785,8 @@ def session_view(session, session_id: str) -> dict:
         raise NotKnown(f"no session {session_id}")
     books = repo.bookings_of(session, session_id)
     return {"session_id": session_id, "course_code": found["course_code"], "date": found["day"].isoformat(),
-            "capacity": found["capacity"],
+            "capacity": found["capacity"], "cutoff_days": found["cutoff_days"],
+            "booking_cutoff_days": found["booking_cutoff_days"],
             "confirmed": [b["booking_id"] for b in books if b["status"] == courses.CONFIRMED],
             "waiting_list": [b["booking_id"] for b in books if b["status"] == courses.WAITLISTED],
             "bookings": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in b.items()} for b in books]}
@@ -770,3 +833,90 @@ def match_coaching(session, mentors: list[dict], leaders: list[dict]) -> dict:
         [coaching.Leader(l["leader_id"], l["urn"], l["phase"], frozenset(l["needs"])) for l in leaders])
     return {"pairs": [{"mentor_id": p.mentor_id, "leader_id": p.leader_id, "needs_met": list(p.needs_met)}
                       for p in pairs], "unmatched": unmatched}
+
+
+def form_coaching_pairs(uow, mentors: list[dict], leaders: list[dict], today: dt.date) -> dict:
+    """Stores a maximum matching of the mentors and leaders (see `coaching.match`) and publishes
+    `coaching_pair_formed` for each pair. Pairs already formed count: a mentor's capacity is what their
+    active pairs leave, a leader already paired is not paired again. Every school must be a member today."""
+    with uow:
+        session = uow.session
+        urns = {m["urn"] for m in mentors} | {l["urn"] for l in leaders}
+        known = repo.member_rows(session, urns)
+        unknown = sorted(urns - set(known))
+        if unknown:
+            raise NotKnown(f"scheduling knows no school with URN {', '.join(unknown)}")
+        gone = sorted(u for u, row in known.items() if not _member_on(row, today))
+        if gone:
+            raise Refused(f"school(s) {', '.join(gone)} are not members on {today}", field="urn", rule="active_member")
+        existing = repo.active_coaching_pairs(session)
+        load = {}
+        for pair in existing:
+            load[pair["mentor_id"]] = load.get(pair["mentor_id"], 0) + 1
+        paired = {p["leader_id"]: p["mentor_id"] for p in existing}
+        free_leaders = [l for l in leaders if l["leader_id"] not in paired]
+        pairs, unmatched = coaching.match(
+            [coaching.Mentor(m["mentor_id"], m["urn"], m["phase"], frozenset(m["strengths"]),
+                             max(0, m["capacity"] - load.get(m["mentor_id"], 0))) for m in mentors],
+            [coaching.Leader(l["leader_id"], l["urn"], l["phase"], frozenset(l["needs"])) for l in free_leaders])
+        unmatched += [f"{l['leader_id']}: already paired with mentor {paired[l['leader_id']]}"
+                      for l in leaders if l["leader_id"] in paired]
+        urn_of = {m["mentor_id"]: m["urn"] for m in mentors} | {l["leader_id"]: l["urn"] for l in leaders}
+        out = []
+        for pair in pairs:
+            body = {"pair_id": str(uuid.uuid4()), "mentor_id": pair.mentor_id, "mentor_urn": urn_of[pair.mentor_id],
+                    "leader_id": pair.leader_id, "leader_urn": urn_of[pair.leader_id],
+                    "needs_met": list(pair.needs_met), "formed_on": today}
+            repo.add_coaching_pair(session, {**body, "status": "active"})
+            uow.publish("coaching_pair_formed", body, aggregate=f"coaching_pair:{body['pair_id']}")
+            out.append(body)
+        uow.commit()
+    return {"pairs": out, "unmatched": unmatched}
+
+
+def book_coaching_session(uow, pair_id: str, day: dt.date, booked_on: dt.date) -> dict:
+    """A session of a pair on an open day of both schools, both members then, with neither person
+    elsewhere that day (the one diary); publishes `coaching_session_booked`."""
+    with uow:
+        session = uow.session
+        pair = repo.coaching_pair(session, pair_id, lock=True)
+        if pair is None or pair["status"] != "active":
+            raise NotKnown(f"no active coaching pair {pair_id}")
+        if day < booked_on:
+            raise Refused(f"{day} has already passed", field="date", rule="not_in_the_past")
+        if day.weekday() >= 5 or cal.is_bank_holiday(day):
+            raise Refused(f"{day} is a weekend or bank holiday: every school is closed", field="date", rule="open_day")
+        urns = [pair["mentor_urn"], pair["leader_urn"]]
+        for urn in urns:
+            if not _member_on(repo.school(session, urn), day):
+                raise Refused(f"school {urn} is not a member on {day}", field="date", rule="member_school")
+        calendars = repo.calendars(session, cal.academic_year_of(day), urns)
+        for urn in urns:
+            if urn in calendars and not cal.is_open(calendars[urn], day):
+                raise Refused(f"school {urn} is closed on {day}", field="date", rule="open_day")
+        people = [pair["mentor_id"], pair["leader_id"]]
+        try:
+            di.must_be_free(repo.diary_entries(session, people, day, day), people, [day])
+        except di.DoubleBooked as exc:
+            raise Refused(str(exc), field="date", rule="double_booked") from None
+        session_id = str(uuid.uuid4())
+        repo.add_coaching_session(session, {"coaching_session_id": session_id, "pair_id": pair_id, "day": day,
+                                            "booked_on": booked_on})
+        repo.add_diary(session, [di.Entry(person, day, di.COACHING, session_id,
+                                          f"coaching session of mentor {pair['mentor_id']} with {pair['leader_id']}")
+                                 for person in people])
+        body = {"coaching_session_id": session_id, "pair_id": pair_id, "mentor_id": pair["mentor_id"],
+                "mentor_urn": pair["mentor_urn"], "leader_id": pair["leader_id"], "leader_urn": pair["leader_urn"],
+                "date": day}
+        uow.publish("coaching_session_booked", body, aggregate=f"coaching_pair:{pair_id}")
+        uow.commit()
+    return body
+
+
+def coaching_pair_view(session, pair_id: str) -> dict:
+    pair = repo.coaching_pair(session, pair_id)
+    if pair is None:
+        raise NotKnown(f"no coaching pair {pair_id}")
+    return {**{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in pair.items()},
+            "sessions": [{"coaching_session_id": x["coaching_session_id"], "date": x["day"].isoformat()}
+                         for x in repo.coaching_sessions_of(session, pair_id)]}

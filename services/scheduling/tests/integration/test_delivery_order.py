@@ -36,7 +36,7 @@ HANDLER_OF = {(entrypoint.source_service, entrypoint.event_type): (name, entrypo
               if isinstance(entrypoint, ReliableEventHandler)}
 SCHEDULING = Producer("scheduling", "test-county", PUBLISHED)
 # the tables upstream events write; their rows hold no generated ids or timestamps
-COPIES = ("schools", "school_mats", "contacts", "eligibility", "offerings", "edition_prices")
+COPIES = ("schools", "school_mats", "contacts", "contact_roles", "eligibility", "offerings", "edition_prices")
 
 
 class Upstream:
