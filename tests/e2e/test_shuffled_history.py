@@ -267,7 +267,7 @@ def metrics(stack, service: str) -> dict[tuple[str, tuple], float]:
 
 def duplicates(samples: dict, service: str, event_type: str) -> int:
     """Deliveries of `event_type` the service's inbox stopped as duplicates."""
-    return int(samples.get((f"{service}_events_duplicate_total", (("type", event_type),)), 0))
+    return int(samples.get(("partnership_events_duplicate_total", (("service", service), ("type", event_type))), 0))
 
 
 class Delivery:
@@ -309,7 +309,7 @@ class Delivery:
         for service in CONSUMERS:
             samples = metrics(self.stack, service)
             faults = {key: value for key, value in samples.items() if value and key[0] in (
-                f"{service}_events_retried_total", f"{service}_events_dead_lettered_total")}
+                "partnership_events_retried_total", "partnership_events_dead_lettered_total")}
             if faults:
                 raise RuntimeError(f"{service} retried or dead-lettered an event: {faults}\n{self.stack.logs()}")
             if any(duplicates(samples, service, event_type) < n
