@@ -128,6 +128,20 @@ class BillingService(base.ObservableService):
     def on_school_converted(self, event):
         handlers.record_conversion(self.uow(), event.payload, _position(event))
 
+    # The people invoices are addressed to (a school's business manager or head teacher, a MAT's finance
+    # contact), and their erasure; ordered in the person's aggregate (`contact:<id>`).
+    @consumes("membership", "contact_role_changed", consumed.ContactRoleChanged)
+    def on_contact_role_changed(self, event):
+        handlers.record_contact_role(self.uow(), event.payload, _position(event))
+
+    @consumes("membership", "organisation_contact_role_changed", consumed.OrganisationContactRoleChanged)
+    def on_organisation_contact_role_changed(self, event):
+        handlers.record_contact_role(self.uow(), event.payload, _position(event))
+
+    @consumes("membership", "contact_erased", consumed.ContactErased)
+    def on_contact_erased(self, event):
+        handlers.erase_contact(self.uow(), event.payload, _position(event))
+
     @consumes("catalogue", "subscription_started", consumed.SubscriptionStarted)
     def on_subscription_started(self, event):
         handlers.record_subscription_charge(self.uow(), event.payload)
@@ -283,7 +297,7 @@ class BillingService(base.ObservableService):
         buy_back = metrics.gauge("buy_back_ratio", "Share of last year's buyers who bought again.",
                                  ("academic_year",))
         for year, figures in picture["buy_back"].items():
-            buy_back.labels(year).set(figures["rate"])
+            buy_back.labels(year).set(float(figures["rate"]))
         debt = metrics.gauge("debt_pence", "Outstanding invoice balances by age, pence.", ("age",))
         for age, pence in picture["debt_pence"].items():
             if age != "total":
