@@ -20,6 +20,7 @@ from shared.storage import Storage
 
 from billing.adapters import repository
 from billing.adapters.tables import inbox, outbox
+from billing.dependencies import OperatorIdentity
 from billing.domain.periods import billing_period
 from billing.domain.upstream import Position
 from billing.messages import consumed
@@ -107,6 +108,7 @@ class BillingService(base.ObservableService):
 
     name = "billing"
     uow = Storage(migrations="billing:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
+    operator = OperatorIdentity()
 
     # -- upstream events ---------------------------------------------------------------------------
     # Each handler passes the event's facts (loaded by its `consumed` schema) and, where billing must
@@ -179,7 +181,7 @@ class BillingService(base.ObservableService):
 
     # -- invoicing ---------------------------------------------------------------------------------
     def _operator(self):
-        return handlers.operator_from_config(self.config["OPERATOR"])
+        return self.operator
 
     @http("POST", "/billing-runs")
     def run_billing(self, request):
