@@ -287,7 +287,8 @@ class BillingService(base.ObservableService):
         """Prometheus text, with the board's gauges refreshed from the books first."""
         metrics = metrics_for(self.name)
         with self.uow.read() as session:
-            picture = reports.sustainability(session, business_date.today())
+            # the books as they stand (every record, even one dated ahead), debt aged on today
+            picture = reports.sustainability(session, business_date.today(), known_by=dt.date.max)
         revenue = metrics.gauge("revenue_pence", "Invoiced revenue net of credit notes, pence.",
                                 ("academic_year", "service_area"))
         for year, areas in picture["revenue_pence"].items():

@@ -103,14 +103,18 @@ def _payer_type_of(session):
     return payer_type
 
 
-def sustainability(session, as_of: dt.date) -> dict:
+def sustainability(session, as_of: dt.date, known_by: dt.date | None = None) -> dict:
     """The board's picture on `as_of`, from what was known that day: revenue by academic year and service area
     (net of credit notes issued by then), paying members, members, buy-back (by the catalogue's rule, through
     lineage: SLAs bought by then), aged debt, and the debt trend (aged debt at each month end of the academic
-    year of `as_of`, up to it)."""
+    year of `as_of`, up to it, each as it stood that day).
+
+    `known_by` (the metrics' gauges: `dt.date.max`, everything in the books) counts records dated up to it
+    instead, with debt still aged on `as_of`: an invoice prepared with a later issue date is in the books."""
+    known_by = known_by or as_of
     revenue: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     paying: dict[str, set] = defaultdict(set)
-    for line in repository.invoiced_lines(session, issued_to=as_of):
+    for line in repository.invoiced_lines(session, issued_to=known_by):
         # A charge counts in the academic year its cover ends in: an April-March SLA is that
         # academic year's revenue, as is a September-August one.
         year = academic_year_label(academic_year_of(line.period_end))
@@ -118,7 +122,7 @@ def sustainability(session, as_of: dt.date) -> dict:
         revenue[year][line.service_area] += amount
         if line.kind == "invoice" and line.net_pence > 0:
             paying[year].add(line.urn)
-    facts = demand.holdings_facts(repository.holdings(session, as_of, _payer_type_of(session)),
+    facts = demand.holdings_facts(repository.holdings(session, known_by, _payer_type_of(session)),
                                   repository.successors(session))
     begun = demand.current_year(as_of)
     buy_back = {academic_year_label(r.year): {"bought_last_year": r.eligible, "bought_again": r.renewing,
@@ -127,7 +131,7 @@ def sustainability(session, as_of: dt.date) -> dict:
     by_area = [{"service_area": r.service_area, "year": r.year, "eligible": r.eligible, "renewing": r.renewing,
                 "buy_back_rate": r.rate} for r in demand.buy_back(facts, begun)]
     invoices, settled, _ = _debt_facts(session)
-    debt = invoicing.aged_debt(invoicing.balances_on(invoices, settled, as_of), as_of)
+    debt = invoicing.aged_debt(invoicing.balances_on(invoices, settled, known_by), as_of)
     year = academic_year_of(as_of)
     trend = invoicing.debt_trend(invoices, settled, month_ends_of_academic_year(year, as_of))
     return {

@@ -56,6 +56,10 @@ class TestReportsAsOf:
              "total": 120000},
             {"as_of": "2026-10-31", "current": 0, "1_30": 120000, "31_60": 0, "61_90": 0, "over_90": 0,
              "total": 120000}]}
+        # the metrics' gauges: everything in the books, debt aged on the day
+        books = ledger.report("sustainability", ledger_date("2026-11-15"), known_by=ledger_date("9999-12-31"))
+        assert books["revenue_pence"] == {"2026/27": {"governance": 7397, "school_improvement": 100000 - 24658}}
+        assert books["debt_pence"]["total"] == 120000 - 50000 - 29590 + 7397
         later = ledger.report("sustainability", ledger_date("2027-02-28"))
         assert later["revenue_pence"] == {"2026/27": {"governance": 7397, "school_improvement": 100000 - 24658}}
         assert [(p["as_of"], p["total"]) for p in later["debt_trend"]["month_ends"]] == [
