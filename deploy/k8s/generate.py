@@ -71,10 +71,13 @@ def secret_env(service: str) -> list[dict]:
         {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": secret, "key": "database-url"}}},
     ]
     if service == "billing":
-        for variable, key in (("BILLING_VAT_NUMBER", "vat-number"), ("BILLING_SUPPLIER_ADDRESS", "supplier-address"),
-                              ("BILLING_BANK_ACCOUNT_NAME", "bank-account-name"),
-                              ("BILLING_BANK_SORT_CODE", "bank-sort-code"),
-                              ("BILLING_BANK_ACCOUNT_NUMBER", "bank-account-number")):
+        # The operator's identity printed on VAT invoices, under the names billing's config.yml reads; with
+        # PARTNERSHIP_ENV=production billing refuses to start without every one (services/billing/README.md).
+        for variable, key in (("OPERATOR_LEGAL_NAME", "legal-name"), ("OPERATOR_ADDRESS", "supplier-address"),
+                              ("OPERATOR_VAT_NUMBER", "vat-number"),
+                              ("OPERATOR_BANK_ACCOUNT_NAME", "bank-account-name"),
+                              ("OPERATOR_BANK_SORT_CODE", "bank-sort-code"),
+                              ("OPERATOR_BANK_ACCOUNT_NUMBER", "bank-account-number")):
             env.append({"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
     return env
 

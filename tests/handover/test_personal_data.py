@@ -13,7 +13,9 @@ SERVICES = ("membership", "catalogue", "billing", "scheduling")
 PEOPLE = {
     "membership": {("contacts", "display_name"), ("contacts", "email")},
     "catalogue": {("contacts", "display_name"), ("subscriptions", "purchased_by_name")},
-    "billing": set(),  # payers are schools and MATs; no consumed event carries a person's name
+    # the people invoices are addressed to (from membership's contact events), and their name on documents
+    "billing": {("contacts", "display_name"), ("contacts", "email"), ("documents", "contact_name"),
+                ("documents", "contact_email")},
     "scheduling": {("contacts", "display_name")},
 }
 # Organisations' names: erasing them would destroy business records, not personal data.

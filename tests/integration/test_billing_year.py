@@ -223,7 +223,13 @@ class TestCountyYear:
         }
         assert picture["revenue_pence"]["2027/28"] == {"school_improvement": 310000}
         assert picture["paying_members"] == {"2026/27": 13, "2027/28": 1}
-        assert picture["buy_back"]["2027/28"] == {"bought_last_year": 12, "bought_again": 1, "rate": 0.0833}
+        # buy-back as the catalogue counts it (issue 14, rule 12): held on the payer's year start (1 April,
+        # 1 September), a converted school and its academy one buyer. Held 2026: 110001, 110002, 110003 (as
+        # 149003), 110004 (cancelled from 1 October), 110005, 110012, 140007, 140008, 140009 (110006 started
+        # in June, 140010 is billed as maintained here and so holds 1 April 2027); held 2027: 110001 (renewed)
+        assert picture["buy_back"] == {"2027/28": {"bought_last_year": 9, "bought_again": 1, "rate": "0.1111"}}
+        assert picture["debt_trend"]["academic_year"] == "2026/27"
+        assert [p["as_of"] for p in picture["debt_trend"]["month_ends"]][-1] == "2027-03-31"
         assert picture["members"] == 11  # 12 joined + the academy - the leaver - the closed maintained school
 
         metrics = get_text(f"{billing}/metrics")[2]
@@ -241,6 +247,8 @@ class TestCountyYear:
         status, content_type, page = get_text(f"{billing}/invoices/BLT-000011/document.html")
         assert content_type.startswith("text/html")
         assert "Chiltern Learning Trust" in page and "GB123456789" in page and "£591.78" in page
+        # a complete VAT invoice (rule 13): the MAT c/o its academy (no MAT address is published), tax point
+        assert "c/o Cheddington Academy<br>Buckinghamshire<br>HP19 8FF" in page and "Tax point: 2027-01-04" in page
 
         # -- every document and payment reached the broker as an event, once --------------------------
         eventually(lambda: tap.count("invoice_issued") == 13, message="invoice_issued on the broker")

@@ -14,12 +14,14 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import and_, func, insert, literal_column, null, select, update
 
-from billing.adapters.tables import (billing_runs, charges, document_lines, document_sequences, documents,
-                                     mat_billing, member_affiliations, members, overdue_notices, payments,
-                                     subscriptions)
+from billing.adapters.tables import (billing_runs, charges, contacts, document_lines, document_sequences, documents,
+                                     erased_contacts, mat_billing, member_affiliations, members, overdue_notices,
+                                     payments, subscriptions)
 from billing.domain import invoicing
+from billing.domain.customers import ContactRole, Place
+from billing.domain.demand import Holding
 from billing.domain.model import Affiliation, Charge, Member, Payer
-from billing.domain.upstream import Subscription, SubscriptionEnd, is_newer, later_version
+from billing.domain.upstream import Component, Subscription, SubscriptionEnd, is_newer, later_version
 
 def upsert(session, table, key: str | Sequence[str], values: dict) -> None:
     keys = [key] if isinstance(key, str) else list(key)
@@ -42,11 +44,37 @@ def member(session, urn: str) -> Member | None:
         return None
     return Member(urn=row.urn, name=row.name, is_academy=None if row.is_academy is None else bool(row.is_academy),
                   mat_id=row.mat_id, mat_name=row.mat_name, left_on=row.left_on,
-                  details_sequence=row.details_sequence, lifecycle_sequence=row.lifecycle_sequence)
+                  details_sequence=row.details_sequence, lifecycle_sequence=row.lifecycle_sequence,
+                  postcode=row.postcode, local_authority=row.local_authority, successor_urn=row.successor_urn)
 
 
 def save_member(session, copy: Member) -> None:
     upsert(session, members, "urn", dataclasses.asdict(copy))
+
+
+def places(session, urns: Iterable[str]) -> dict[str, Place]:
+    """Where each of these schools is, as far as billing knows (those it knows)."""
+    found = {}
+    wanted = sorted(set(urns))
+    for i in range(0, len(wanted), 1000):
+        query = select(members.c.urn, members.c.name, members.c.postcode, members.c.local_authority).where(
+            members.c.urn.in_(wanted[i:i + 1000]))
+        found.update({r.urn: Place(r.urn, r.name, r.postcode, r.local_authority) for r in session.execute(query)})
+    return found
+
+
+def successors(session) -> dict[str, str]:
+    """Each converted school's academy (its successor URN)."""
+    rows = session.execute(select(members.c.urn, members.c.successor_urn).where(members.c.successor_urn.is_not(None)))
+    return {r.urn: r.successor_urn for r in rows}
+
+
+def members_on(session, day: dt.date) -> int:
+    """How many members billing knows were members on `day`: standing from on or before it, not yet left."""
+    joined = (select(member_affiliations.c.urn).group_by(member_affiliations.c.urn)
+              .having(func.min(member_affiliations.c.effective_from) <= day))
+    return session.execute(select(func.count()).select_from(members).where(
+        members.c.urn.in_(joined), (members.c.left_on.is_(None)) | (members.c.left_on > day))).scalar_one()
 
 
 def record_affiliation(session, affiliation: Affiliation) -> bool:
@@ -100,12 +128,13 @@ def end_subscription(session, end: SubscriptionEnd, sequence: int | None) -> boo
         session.execute(insert(subscriptions).values(
             subscription_id=end.subscription_id, urn=end.urn, period_start=end.effective_date,
             period_end=end.effective_date, ends_from=end.effective_date, end_reason=end.reason, terms="{}",
-            end_sequence=sequence))
+            end_sequence=sequence, end_known_on=end.known_on))
         return True
     if not is_newer(sequence, row.end_sequence):
         return False
     session.execute(update(subscriptions).where(subscriptions.c.subscription_id == end.subscription_id).values(
-        ends_from=end.effective_date, end_reason=end.reason, end_sequence=later_version(sequence, row.end_sequence)))
+        ends_from=end.effective_date, end_reason=end.reason, end_sequence=later_version(sequence, row.end_sequence),
+        end_known_on=end.known_on))
     return True
 
 
@@ -124,6 +153,27 @@ def open_subscriptions(session, up_to: dt.date):
             terms[key] = dt.date.fromisoformat(terms[key])
         terms["census"]["date"] = dt.date.fromisoformat(terms["census"]["date"])
         yield row.ends_from, terms
+
+
+def holdings(session, known_by: dt.date, payer_type_of) -> list[Holding]:
+    """Every SLA billing has the terms of, as the buy-back sees it on `known_by`: bought by then (else
+    not counted), covered up to the day before its end if that end was decided by then. `payer_type_of(urn,
+    day)` answers for SLAs whose event gave no payer type (stored before billing kept it)."""
+    found = []
+    query = select(subscriptions.c.terms, subscriptions.c.ends_from, subscriptions.c.end_known_on).where(
+        subscriptions.c.terms != "{}")
+    for row in session.execute(query):
+        terms = json.loads(row.terms)
+        start, end = dt.date.fromisoformat(terms["period_start"]), dt.date.fromisoformat(terms["period_end"])
+        bought = dt.date.fromisoformat(terms["purchased_on"]) if terms.get("purchased_on") else start
+        if bought > known_by:
+            continue
+        covered_until = end
+        if row.ends_from is not None and (row.end_known_on or row.ends_from) <= known_by:
+            covered_until = min(end, row.ends_from - dt.timedelta(days=1))
+        payer_type = terms.get("payer_type") or payer_type_of(terms["urn"], start)
+        found.append(Holding(terms["urn"], terms["service_area"], payer_type, start, covered_until))
+    return found
 
 
 def charged_periods(session, subscription_ids: set[str]) -> set[tuple[str, dt.date]]:
@@ -147,7 +197,17 @@ def charge_row(charge: Charge, status: str) -> dict:
         status=status, kind=charge.kind, source=charge.source, quantity=charge.quantity,
         unit_price_pence=charge.unit_price_pence, basis_pence=charge.basis_pence, basis_days=charge.basis_days,
         attendance_id=charge.attendance_id, credits_charge_id=charge.credits_charge_id,
-        description=charge.description[:300], document_id=None)
+        description=charge.description[:300], document_id=None, po_number=charge.po_number,
+        components=encode_components(charge.components))
+
+
+def encode_components(components) -> str | None:
+    """A bundle's components as stored on its charges (JSON); None for a charge that is not a bundle."""
+    return json.dumps([dataclasses.asdict(c) for c in components]) if components else None
+
+
+def decode_components(stored: str | None) -> tuple[Component, ...]:
+    return tuple(Component(**c) for c in json.loads(stored)) if stored else ()
 
 
 def add_charge(session, charge: Charge, status: str = "uninvoiced") -> None:
@@ -162,7 +222,8 @@ def to_charge(row) -> Charge:
                   census_date=row.census_date, number_on_roll=row.number_on_roll, kind=row.kind, source=row.source,
                   quantity=row.quantity, unit_price_pence=row.unit_price_pence, basis_pence=row.basis_pence,
                   basis_days=row.basis_days, attendance_id=row.attendance_id,
-                  credits_charge_id=row.credits_charge_id, description=row.description)
+                  credits_charge_id=row.credits_charge_id, description=row.description, po_number=row.po_number,
+                  components=decode_components(row.components))
 
 
 def charges_of_subscription(session, subscription_id: str) -> list[tuple[Charge, str]]:
@@ -228,7 +289,8 @@ def payers_due(session, up_to: dt.date) -> list[str]:
 
 _LINE_COLUMNS = ("id", "urn", "payer_key", "payer_kind", "payer_id", "payer_name", "kind", "offering_code",
                  "offering_name", "description", "service_area", "period_start", "period_end", "quantity",
-                 "unit_price_pence", "census_date", "number_on_roll", "vat_treatment", "amount_pence")
+                 "unit_price_pence", "census_date", "number_on_roll", "vat_treatment", "amount_pence", "po_number",
+                 "components")
 
 
 # One due charge as the run reads it: plain attributes (a SQLAlchemy Row's attribute look-up
@@ -266,6 +328,8 @@ def due_charges(session, payer_keys: Sequence[str], up_to: dt.date) -> dict[str,
     for query in (plain, credits):
         for row in session.execute(query).tuples():
             charge = make(DueCharge, row)
+            if charge.components is not None:  # a bundle: its components as values, for its lines
+                charge = charge._replace(components=decode_components(charge.components))
             found[charge.payer_key].append(charge)
     return found
 
@@ -299,6 +363,8 @@ def mark_documents_charges(session, invoiced: Sequence[tuple[DueCharge, str]]) -
     becomes invoiced by its document. PostgreSQL: set-based, UPDATE ... FROM the lines of a
     thousand documents a statement. SQLite (whose UPDATE ... FROM slowed down more than linearly
     with the table here): the driver's executemany, one update by rowid per charge."""
+    if not invoiced:  # a chunk whose charges all netted to nothing issues no document
+        return
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql(
@@ -363,6 +429,17 @@ def paid_and_credited(session, document_ids: Sequence[str] | None = None) -> dic
     return {k: (paid.get(k, 0), credited.get(k, 0)) for k in keys}
 
 
+def settlements(session) -> dict[str, list[tuple[dt.date, int]]]:
+    """Per invoice id: what settled it and when: payments (received on) and credit notes (issued on)."""
+    found: dict[str, list] = collections.defaultdict(list)
+    for r in session.execute(select(payments.c.document_id, payments.c.received_on, payments.c.amount_pence)):
+        found[r.document_id].append((r.received_on, int(r.amount_pence)))
+    for r in session.execute(select(documents.c.credits_document_id, documents.c.issue_date, documents.c.gross_pence)
+                             .where(documents.c.kind == "credit_note")):
+        found[r.credits_document_id].append((r.issue_date, int(r.gross_pence)))
+    return dict(found)
+
+
 def balance_of(session, invoice) -> int:
     paid, credited = paid_and_credited(session, [invoice.id]).get(invoice.id, (0, 0))
     return invoicing.balance_pence(invoice.gross_pence, paid, credited)
@@ -407,9 +484,53 @@ def add_overdue_notice(session, document_id: str, as_of: dt.date) -> None:
     session.execute(insert(overdue_notices).values(document_id=document_id, as_of=as_of))
 
 
-def invoiced_lines(session) -> list:
-    """Every line of every document with its document's kind, issue date and payer (for reports)."""
+def invoiced_lines(session, issued_to: dt.date | None = None) -> list:
+    """Every line of every document (issued on or before `issued_to`) with its document's kind and issue date."""
     query = (select(document_lines.c.urn, document_lines.c.service_area, document_lines.c.period_end,
                     document_lines.c.net_pence, documents.c.kind, documents.c.issue_date)
              .join(documents, documents.c.id == document_lines.c.document_id))
+    if issued_to is not None:
+        query = query.where(documents.c.issue_date <= issued_to)
     return list(session.execute(query))
+
+
+# -- contacts (the people invoices are addressed to) ---------------------------------------------------
+def _contact_role(r) -> ContactRole:
+    return ContactRole(r.contact_id, r.organisation, r.role, r.display_name, r.email, bool(r.active),
+                       r.effective_date, r.version)
+
+
+def recorded_role(session, contact_id: str, organisation: str, role: str) -> ContactRole | None:
+    row = session.execute(select(contacts).where(contacts.c.contact_id == contact_id,
+                                                 contacts.c.organisation == organisation,
+                                                 contacts.c.role == role)).first()
+    return None if row is None else _contact_role(row)
+
+
+def save_role(session, role: ContactRole) -> None:
+    upsert(session, contacts, ("contact_id", "organisation", "role"), dataclasses.asdict(role))
+
+
+def is_erased(session, contact_id: str) -> bool:
+    return session.execute(select(erased_contacts.c.contact_id)
+                           .where(erased_contacts.c.contact_id == contact_id)).first() is not None
+
+
+def erase_contact(session, contact_id: str, version: int | None) -> int:
+    """Leave a tombstone (first: a role change committed later finds it), delete every role of the person,
+    and take their name and email off every document addressed to them; returns how many documents."""
+    if not is_erased(session, contact_id):
+        session.execute(insert(erased_contacts).values(contact_id=contact_id, version=version))
+    session.execute(contacts.delete().where(contacts.c.contact_id == contact_id))
+    return session.execute(update(documents).where(documents.c.contact_id == contact_id).values(
+        contact_id=None, contact_name="(erased)", contact_email=None)).rowcount
+
+
+def roles_at(session, organisations: Iterable[str]) -> dict[str, list[ContactRole]]:
+    """Per organisation key, every role recorded there."""
+    keys = sorted(set(organisations))
+    found: dict[str, list] = {key: [] for key in keys}
+    for i in range(0, len(keys), 1000):
+        for r in session.execute(select(contacts).where(contacts.c.organisation.in_(keys[i:i + 1000]))):
+            found[r.organisation].append(_contact_role(r))
+    return found

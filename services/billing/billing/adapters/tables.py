@@ -26,6 +26,11 @@ members = sa.Table(
     sa.Column("left_on", sa.Date),  # first day no longer a member (left, or closed at conversion)
     sa.Column("details_sequence", sa.BigInteger),
     sa.Column("lifecycle_sequence", sa.BigInteger),
+    # Where it is, as membership publishes it (no street address is published): on invoices.
+    sa.Column("postcode", sa.String(10)),
+    sa.Column("local_authority", sa.String(100)),
+    # The academy that replaced it at conversion: buy-back counts a school's line as one buyer.
+    sa.Column("successor_urn", sa.String(6)),
 )
 
 # A member's standing from a date, so a charge's payer is decided on the charge's date; `sequence`
@@ -60,6 +65,7 @@ subscriptions = sa.Table(
     sa.Column("end_reason", sa.String(40)),
     sa.Column("terms", sa.Text, nullable=False),  # the event's payload, JSON
     sa.Column("end_sequence", sa.BigInteger),
+    sa.Column("end_known_on", sa.Date),  # when the end applied was decided (else its effective date)
 )
 
 charges = sa.Table(
@@ -93,6 +99,10 @@ charges = sa.Table(
     sa.Column("description", sa.String(300), nullable=False, server_default=""),
     sa.Column("document_id", sa.String(36)),  # the document that billed it; found through the lines
     sa.Column("payer_key", sa.String(32), nullable=False, server_default="", index=True),
+    sa.Column("po_number", sa.String(40)),  # the school's purchase order, given when it bought the SLA
+    # A bundle's included offerings (JSON list: code, name, service area, VAT treatment, annual price):
+    # its invoice has one line per component. NULL: not a bundle.
+    sa.Column("components", sa.Text),
     # A subscription's period is charged once, whatever the broker does.
     sa.UniqueConstraint("subscription_id", "period_start", name="uq_charges_subscription_period"),
     sa.Index("ix_charges_status_payer", "status", "payer_key"),
@@ -119,6 +129,14 @@ documents = sa.Table(
     sa.Column("vat_pence", sa.BigInteger, nullable=False),
     sa.Column("gross_pence", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # What a UK VAT invoice also shows: the customer's address (lines under its name), the tax point
+    # (the time of supply: the issue date), and the person the invoice is for. The person's name and
+    # email are personal data: the only columns an erasure changes on an issued document.
+    sa.Column("customer_address", sa.Text),
+    sa.Column("tax_point", sa.Date),
+    sa.Column("contact_id", sa.String(36), index=True),
+    sa.Column("contact_name", sa.String(200)),
+    sa.Column("contact_email", sa.String(254)),
     sa.UniqueConstraint("operator_name", "kind", "number", name="uq_documents_number"),
 )
 
@@ -142,6 +160,7 @@ document_lines = sa.Table(
     sa.Column("net_pence", sa.BigInteger, nullable=False),
     sa.Column("vat_pence", sa.BigInteger, nullable=False),
     sa.Column("gross_pence", sa.BigInteger, nullable=False),
+    sa.Column("po_number", sa.String(40)),
     sa.Index("ix_document_lines_charge_id", "charge_id"),
 )
 
@@ -186,9 +205,32 @@ overdue_notices = sa.Table(
     sa.Column("as_of", sa.Date, nullable=False),
 )
 
+# The people invoices are addressed to: each role a person holds at a school, MAT, council or
+# partner, as membership's `contact_role_changed` / `organisation_contact_role_changed` last said
+# (`version`: that event's sequence in the person's aggregate `contact:<id>`).
+contacts = sa.Table(
+    "contacts", metadata,
+    sa.Column("contact_id", sa.String(36), primary_key=True),
+    sa.Column("organisation", sa.String(32), primary_key=True),  # school:<urn>, mat:<id>, ...
+    sa.Column("role", sa.String(30), primary_key=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(254)),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("effective_date", sa.Date, nullable=False),
+    sa.Column("version", sa.BigInteger),
+    sa.Index("ix_contacts_organisation", "organisation"),
+)
 
-# Personal data this service holds: none. Payers are schools and MATs (organisations), the
-# operator identity on documents is an organisation's, and no event billing consumes
-# carries a person's name. `partnership-ops erase` then only deletes the outbox (its
-# bodies are copies of payloads) and vacuums. Declared empty on purpose, not forgotten.
-PERSONAL_DATA: dict[str, list[str]] = {}
+# A person erased at membership: no role change, whenever it arrives, brings them back.
+erased_contacts = sa.Table(
+    "erased_contacts", metadata,
+    sa.Column("contact_id", sa.String(36), primary_key=True),
+    sa.Column("version", sa.BigInteger),
+)
+
+
+# Personal data this service holds: the names and emails of the people invoices are addressed
+# to (their roles, and the contact printed on each document). Payers are schools and MATs
+# (organisations) and the operator identity is an organisation's: not personal data.
+PERSONAL_DATA: dict[str, list[str]] = {"contacts": ["display_name", "email"],
+                                       "documents": ["contact_name", "contact_email"]}

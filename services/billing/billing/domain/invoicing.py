@@ -5,8 +5,13 @@
 - A payer's uninvoiced charges go on one invoice; a credit for a charge that
   is not invoiced yet is a negative line on that same invoice; a credit for an
   invoiced charge goes on a credit note that references the charge's invoice.
+- A bundle's charge is one line per included offering (`lines_for`): the charge's
+  amount split in proportion to the components' prices, so the lines sum exactly to
+  it, each with its own VAT treatment and VAT rounded once on that line.
 - Numbers are gap-free per operator and document kind: `<prefix><000001>` for
   invoices, `<prefix>CN<000001>` for credit notes.
+- Debt on a date counts only what was known that day: invoices issued by then, less
+  the payments received and credit notes issued by then (`balances_on`).
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import dataclasses
 import datetime as dt
 from typing import Iterable, Sequence
 
-from billing.domain.money import VAT_CODES, vat_pence
+from billing.domain.money import VAT_CODES, allocate, vat_pence
 
 AGE_BUCKETS = ("current", "1_30", "31_60", "61_90", "over_90")
 
@@ -48,6 +53,7 @@ class Line:
     vat_treatment: str
     net_pence: int
     vat_pence: int
+    po_number: str | None = None
 
     @property
     def gross_pence(self) -> int:
@@ -68,7 +74,30 @@ def line_for(charge, sign: int = 1) -> Line:
     return Line(charge.id, charge.urn, charge.offering_code, charge.description or charge.offering_name,
                 charge.service_area, charge.period_start, charge.period_end, charge.quantity,
                 charge.unit_price_pence, charge.census_date, charge.number_on_roll, charge.vat_treatment,
-                net, vat)
+                net, vat, charge.po_number)
+
+
+def lines_for(charge, sign: int = 1) -> list[Line]:
+    """The invoice lines of a charge: one (`line_for`), or for a bundle one per component.
+
+    A bundle's lines split the charge's amount in proportion to the components' annual prices
+    (largest remainder, so they sum exactly to the charge) and each carries its component's
+    offering, service area and VAT treatment, its VAT rounded once on that line."""
+    components = charge.components
+    if not components:
+        return [line_for(charge, sign)]
+    parts = allocate(charge.amount_pence, [c.annual_price_pence for c in components])
+    description = charge.description or charge.offering_name
+    lines = []
+    for component, part in zip(components, parts):
+        net = sign * part
+        vat = vat_pence(part, component.vat_treatment) * sign
+        lines.append(Line(charge.id, charge.urn, component.offering_code,
+                          f"{description}: {component.offering_name}", component.service_area,
+                          charge.period_start, charge.period_end, 1, component.annual_price_pence,
+                          charge.census_date, charge.number_on_roll, component.vat_treatment, net, vat,
+                          charge.po_number))
+    return lines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +145,25 @@ def aged_debt(open_items: Iterable[tuple[dt.date, int]], as_of: dt.date) -> dict
             buckets[age_bucket(due, as_of)] += balance
     buckets["total"] = sum(buckets[b] for b in AGE_BUCKETS)
     return buckets
+
+
+def balances_on(invoices: Iterable[tuple[str, dt.date, dt.date, int]],
+                settlements: dict[str, Sequence[tuple[dt.date, int]]], as_of: dt.date) -> list[tuple[dt.date, int]]:
+    """(due date, balance) on `as_of` of each invoice (id, issue date, due date, gross) issued by then:
+    its gross less the settlements (date, pence: payments received, credit notes issued) dated by then.
+    What happened after `as_of` was not known on it, so it is not counted."""
+    found = []
+    for invoice_id, issued, due, gross in invoices:
+        if issued <= as_of:
+            settled = sum(amount for day, amount in settlements.get(invoice_id, ()) if day <= as_of)
+            found.append((due, gross - settled))
+    return found
+
+
+def debt_trend(invoices: Sequence[tuple[str, dt.date, dt.date, int]],
+               settlements: dict[str, Sequence[tuple[dt.date, int]]], days: Iterable[dt.date]) -> list[dict]:
+    """Aged debt (`aged_debt`) on each of `days`, each counting only what was known that day."""
+    return [{"as_of": day, **aged_debt(balances_on(invoices, settlements, day), day)} for day in days]
 
 
 def balance_pence(gross_pence: int, paid_pence: int, credited_pence: int) -> int:

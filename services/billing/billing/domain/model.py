@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 from billing.domain.money import prorate
 from billing.domain.periods import DAY, agreement_year_containing, days_between, shift_years, year_ending
-from billing.domain.upstream import Attendance, Mat, Subscription, is_newer, later_version
+from billing.domain.upstream import Attendance, Component, Mat, Subscription, is_newer, later_version
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +53,8 @@ class Charge:
     attendance_id: str | None = None
     credits_charge_id: str | None = None
     description: str = ""
+    po_number: str | None = None  # the school's purchase order, as given when it bought the SLA
+    components: tuple[Component, ...] = ()  # a bundle's included offerings: one invoice line each
 
     @property
     def charge_date(self) -> dt.date:
@@ -114,7 +116,8 @@ def subscription_year_charge(subscription: Subscription | Mapping, payer: Payer,
                   vat_treatment=subscription.vat_treatment, census_date=census.date,
                   number_on_roll=census.number_on_roll, quantity=quantity,
                   unit_price_pence=annual // quantity, basis_pence=annual, basis_days=year_days,
-                  description=description)
+                  description=description, po_number=subscription.po_number,
+                  components=tuple(subscription.components))
 
 
 def charge_for_subscription(subscription: Subscription, payer: Payer) -> Charge:
@@ -233,14 +236,25 @@ class Member:
     left_on: dt.date | None = None
     details_sequence: int | None = None
     lifecycle_sequence: int | None = None
+    postcode: str | None = None
+    local_authority: str | None = None
+    successor_urn: str | None = None  # the academy that replaced it at conversion (its lineage)
 
-    def with_details(self, name: str, is_academy: bool, mat: Mat | None, sequence: int | None) -> "Member":
-        """Name, academy status and MAT as an event numbered `sequence` gives them, unless a newer one did."""
+    def with_details(self, name: str, is_academy: bool, mat: Mat | None, sequence: int | None,
+                     postcode: str | None = None, local_authority: str | None = None) -> "Member":
+        """Name, academy status, MAT and where it is (postcode, local authority: kept when the event
+        gives none) as an event numbered `sequence` gives them, unless a newer one did."""
         if not is_newer(sequence, self.details_sequence):
             return self
         return dataclasses.replace(self, name=name, is_academy=is_academy, mat_id=mat.id if mat else None,
                                    mat_name=mat.name if mat else None,
+                                   postcode=postcode or self.postcode,
+                                   local_authority=local_authority or self.local_authority,
                                    details_sequence=later_version(sequence, self.details_sequence))
+
+    def succeeded_by(self, urn: str) -> "Member":
+        """Replaced by the academy `urn` at conversion: a fact stated once, by the conversion itself."""
+        return dataclasses.replace(self, successor_urn=urn)
 
     def with_lifecycle(self, left_on: dt.date | None, sequence: int | None) -> "Member":
         """A member up to the day before `left_on` (None: a member) as an event numbered `sequence` says,

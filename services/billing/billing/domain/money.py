@@ -46,3 +46,24 @@ def vat_pence(net_pence: int, vat_treatment: str) -> int:
     except KeyError:
         raise ValueError(f"unknown VAT treatment {vat_treatment!r}") from None
     return ratio_half_up(net_pence * numerator, denominator) if numerator else 0
+
+
+def allocate(amount_pence: int, weights: list[int] | tuple[int, ...]) -> list[int]:
+    """Split `amount_pence` in proportion to `weights` (whole, not negative) so that the parts sum
+    exactly to it: each part is rounded down, then the pence left over go one each to the parts
+    with the largest remainders (the earlier part first on a tie). A negative amount is split as
+    its magnitude and every part negated; weights that are all zero give everything to the first."""
+    if not weights:
+        raise ValueError("an amount is split into at least one part")
+    if any(w < 0 for w in weights):
+        raise ValueError("weights are zero or more")
+    sign, magnitude = (-1, -amount_pence) if amount_pence < 0 else (1, amount_pence)
+    whole = sum(weights)
+    if whole == 0:
+        return [sign * magnitude] + [0] * (len(weights) - 1)
+    floors = [magnitude * w // whole for w in weights]
+    remainders = [magnitude * w % whole for w in weights]
+    left = magnitude - sum(floors)
+    for i in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:left]:
+        floors[i] += 1
+    return [sign * part for part in floors]

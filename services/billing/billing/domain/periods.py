@@ -49,6 +49,19 @@ def academic_year_of(day: dt.date) -> int:
     return day.year if day.month >= 9 else day.year - 1
 
 
+def month_ends_of_academic_year(year: int, up_to: dt.date) -> list[dt.date]:
+    """The last day of each month of academic year `year` (30 September ... 31 August), up to `up_to`."""
+    ends = []
+    for i in range(12):
+        month, calendar_year = (9 + i - 1) % 12 + 1, year + (9 + i - 1) // 12
+        first_of_next = dt.date(calendar_year + month // 12, month % 12 + 1, 1)
+        end = first_of_next - DAY
+        if end > up_to:
+            break
+        ends.append(end)
+    return ends
+
+
 def academic_year_label(year: int) -> str:
     return f"{year}/{(year + 1) % 100:02d}"
 

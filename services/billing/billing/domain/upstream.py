@@ -68,6 +68,8 @@ class Mat:
 class School:
     urn: str
     name: str
+    postcode: str | None = None
+    local_authority: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +81,8 @@ class Joining:
     is_academy: bool
     mat: Mat | None
     joined_on: dt.date | None
+    postcode: str | None = None  # membership publishes a school's postcode and LA, not its street address
+    local_authority: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +105,8 @@ class DetailsChange:
     name: str
     is_academy: bool
     mat: Mat | None
+    postcode: str | None = None
+    local_authority: str | None = None
 
     @property
     def changes_standing(self) -> bool:
@@ -127,8 +133,21 @@ class Census:
 
 
 @dataclasses.dataclass(frozen=True)
+class Component:
+    """One offering included in a bundle SLA, with its own VAT treatment and its share of the bundle's
+    annual price (the catalogue makes the shares sum exactly to the bundle's price)."""
+
+    offering_code: str
+    offering_name: str
+    service_area: str
+    vat_treatment: str
+    annual_price_pence: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Subscription:
-    """An SLA as sold (`subscription_started`): its period, whole annual price and the census that priced it."""
+    """An SLA as sold (`subscription_started`): its period, whole annual price and the census that priced it;
+    the school's purchase order number, when it gave one; `components`: empty unless a bundle."""
 
     subscription_id: str
     urn: str
@@ -145,14 +164,29 @@ class Subscription:
     census: Census
     continues_subscription_id: str | None = None  # a renewal, or the predecessor's SLA moved at conversion
     renewal_of: str | None = None
+    po_number: str | None = None
+    purchased_on: dt.date | None = None
+    payer_type: str | None = None  # "maintained" (April-March) or "academy" (September-August)
+    components: tuple[Component, ...] = ()
+
+    @property
+    def known_from(self) -> dt.date:
+        """The first day billing's reports count the SLA as known: its purchase (else its start)."""
+        return self.purchased_on or self.period_start
 
     @classmethod
     def from_terms(cls, terms: Mapping[str, Any]) -> "Subscription":
-        """From the stored terms (`dataclasses.asdict` of one, dates already parsed)."""
+        """From the stored terms (`dataclasses.asdict` of one, dates already parsed; terms stored before
+        a field existed lack it)."""
         mat, census = terms.get("mat"), terms["census"]
+        purchased_on = terms.get("purchased_on")
         return cls(**{**{f.name: terms.get(f.name) for f in dataclasses.fields(cls)},
                       "mat": Mat(**mat) if mat else None,
-                      "census": census if isinstance(census, Census) else Census(**census)})
+                      "census": census if isinstance(census, Census) else Census(**census),
+                      "purchased_on": dt.date.fromisoformat(purchased_on) if isinstance(purchased_on, str)
+                      else purchased_on,
+                      "components": tuple(c if isinstance(c, Component) else Component(**c)
+                                          for c in terms.get("components") or ())})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +202,12 @@ class SubscriptionEnd:
     urn: str
     effective_date: dt.date
     reason: str
+    decided_on: dt.date | None = None  # when the end was decided (`cancelled_on`), if the event says
+
+    @property
+    def known_on(self) -> dt.date:
+        """The first day billing's reports count the end as known: when it was decided, else its effect."""
+        return self.decided_on or self.effective_date
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +218,35 @@ class Cancellation(SubscriptionEnd):
 @dataclasses.dataclass(frozen=True)
 class Ending(SubscriptionEnd):
     """`subscription_ended`: left, converted, expired, withdrawn (reason "ended" unless given)."""
+
+
+# -- membership: people ----------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class RoleChange:
+    """A person's role at an organisation from `effective_date` (`contact_role_changed` for a school,
+    `organisation_contact_role_changed` for a MAT, council or partner); `active` False: they left it.
+
+    `organisation` is the payer-style key: `school:<urn>`, `mat:<id>`, `council:<id>`, `partner:<id>`."""
+
+    contact_id: str
+    organisation: str
+    display_name: str
+    email: str | None
+    role: str
+    active: bool
+    effective_date: dt.date
+
+
+@dataclasses.dataclass(frozen=True)
+class Erasure:
+    """A person's data was erased at membership (`contact_erased`): every copy of it goes."""
+
+    contact_id: str
+
+
+def contact_aggregate(contact_id: str) -> str:
+    """The aggregate membership numbers a person's events in (`contact:<id>`)."""
+    return f"contact:{contact_id}"
 
 
 # -- scheduling ------------------------------------------------------------------------------------

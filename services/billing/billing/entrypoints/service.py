@@ -20,6 +20,7 @@ from shared.storage import Storage
 
 from billing.adapters import repository
 from billing.adapters.tables import inbox, outbox
+from billing.dependencies import OperatorIdentity
 from billing.domain.periods import billing_period
 from billing.domain.upstream import Position
 from billing.messages import consumed
@@ -107,6 +108,7 @@ class BillingService(base.ObservableService):
 
     name = "billing"
     uow = Storage(migrations="billing:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
+    operator = OperatorIdentity()
 
     # -- upstream events ---------------------------------------------------------------------------
     # Each handler passes the event's facts (loaded by its `consumed` schema) and, where billing must
@@ -127,6 +129,20 @@ class BillingService(base.ObservableService):
     @consumes("membership", "school_converted_to_academy", consumed.SchoolConvertedToAcademy)
     def on_school_converted(self, event):
         handlers.record_conversion(self.uow(), event.payload, _position(event))
+
+    # The people invoices are addressed to (a school's business manager or head teacher, a MAT's finance
+    # contact), and their erasure; ordered in the person's aggregate (`contact:<id>`).
+    @consumes("membership", "contact_role_changed", consumed.ContactRoleChanged)
+    def on_contact_role_changed(self, event):
+        handlers.record_contact_role(self.uow(), event.payload, _position(event))
+
+    @consumes("membership", "organisation_contact_role_changed", consumed.OrganisationContactRoleChanged)
+    def on_organisation_contact_role_changed(self, event):
+        handlers.record_contact_role(self.uow(), event.payload, _position(event))
+
+    @consumes("membership", "contact_erased", consumed.ContactErased)
+    def on_contact_erased(self, event):
+        handlers.erase_contact(self.uow(), event.payload, _position(event))
 
     @consumes("catalogue", "subscription_started", consumed.SubscriptionStarted)
     def on_subscription_started(self, event):
@@ -165,7 +181,7 @@ class BillingService(base.ObservableService):
 
     # -- invoicing ---------------------------------------------------------------------------------
     def _operator(self):
-        return handlers.operator_from_config(self.config["OPERATOR"])
+        return self.operator
 
     @http("POST", "/billing-runs")
     def run_billing(self, request):
@@ -271,7 +287,8 @@ class BillingService(base.ObservableService):
         """Prometheus text, with the board's gauges refreshed from the books first."""
         metrics = metrics_for(self.name)
         with self.uow.read() as session:
-            picture = reports.sustainability(session, business_date.today())
+            # the books as they stand (every record, even one dated ahead), debt aged on today
+            picture = reports.sustainability(session, business_date.today(), known_by=dt.date.max)
         revenue = metrics.gauge("revenue_pence", "Invoiced revenue net of credit notes, pence.",
                                 ("academic_year", "service_area"))
         for year, areas in picture["revenue_pence"].items():
@@ -283,7 +300,7 @@ class BillingService(base.ObservableService):
         buy_back = metrics.gauge("buy_back_ratio", "Share of last year's buyers who bought again.",
                                  ("academic_year",))
         for year, figures in picture["buy_back"].items():
-            buy_back.labels(year).set(figures["rate"])
+            buy_back.labels(year).set(float(figures["rate"]))
         debt = metrics.gauge("debt_pence", "Outstanding invoice balances by age, pence.", ("age",))
         for age, pence in picture["debt_pence"].items():
             if age != "total":

@@ -30,6 +30,9 @@ class MemberJoined(_Lenient):
     is_academy = fields.Boolean(required=True)
     mat = fields.Nested(_Mat, allow_none=True, required=True)
     joined_on = fields.Date(load_default=None)
+    # Where it is: membership publishes a postcode and local authority, no street address.
+    postcode = fields.String(load_default=None, allow_none=True)
+    local_authority = fields.String(load_default=None, allow_none=True)
 
     @post_load
     def _typed(self, data, **kwargs) -> upstream.Joining:
@@ -43,6 +46,20 @@ class _Census(_Lenient):
     @post_load
     def _typed(self, data, **kwargs) -> upstream.Census:
         return upstream.Census(**data)
+
+
+class _Component(_Lenient):
+    """One offering of a bundle (its entitlements are scheduling's business, not billing's)."""
+
+    offering_code = fields.String(required=True)
+    offering_name = fields.String(required=True)
+    service_area = fields.String(required=True)
+    vat_treatment = fields.String(required=True)
+    annual_price_pence = fields.Integer(required=True, strict=True)
+
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.Component:
+        return upstream.Component(**data)
 
 
 class SubscriptionStarted(_Lenient):
@@ -66,10 +83,16 @@ class SubscriptionStarted(_Lenient):
     # Optional (docs/events.md): a renewal, or the predecessor's SLA moved at academy conversion.
     continues_subscription_id = fields.String(allow_none=True, load_default=None)
     renewal_of = fields.String(allow_none=True, load_default=None)
+    # The school's purchase order (printed on its invoice lines), when it gave one.
+    po_number = fields.String(allow_none=True, load_default=None)
+    purchased_on = fields.Date(allow_none=True, load_default=None)
+    payer_type = fields.String(allow_none=True, load_default=None)
+    # A bundle's included offerings; empty, null or missing: not a bundle.
+    components = fields.List(fields.Nested(_Component), allow_none=True, load_default=list)
 
     @post_load
     def _typed(self, data, **kwargs) -> upstream.Subscription:
-        return self.typed(**data)
+        return self.typed(**{**data, "components": tuple(data.get("components") or ())})
 
 
 class MemberLeft(_Lenient):
@@ -93,6 +116,8 @@ class MemberDetailsChanged(_Lenient):
     name = fields.String(required=True)
     is_academy = fields.Boolean(required=True)
     mat = fields.Nested(_Mat, allow_none=True, required=True)
+    postcode = fields.String(load_default=None, allow_none=True)
+    local_authority = fields.String(load_default=None, allow_none=True)
 
     @post_load
     def _typed(self, data, **kwargs) -> upstream.DetailsChange:
@@ -112,6 +137,8 @@ class _Predecessor(_Lenient):
 class _Successor(_Lenient):
     urn = fields.String(required=True)
     name = fields.String(required=True)
+    postcode = fields.String(load_default=None, allow_none=True)
+    local_authority = fields.String(load_default=None, allow_none=True)
 
     @post_load
     def _typed(self, data, **kwargs) -> upstream.School:
@@ -138,16 +165,19 @@ class SubscriptionRenewed(SubscriptionStarted):
 
 
 class SubscriptionCancelled(_Lenient):
-    """catalogue's `subscription_cancelled` v1."""
+    """catalogue's `subscription_cancelled` v1 (of a renewal: effective its first day, the whole of it)."""
 
     subscription_id = fields.String(required=True)
     urn = fields.String(required=True)
     effective_date = fields.Date(required=True)
     reason = fields.String(load_default=None, allow_none=True)
+    cancelled_on = fields.Date(load_default=None, allow_none=True)
 
     @post_load
     def _typed(self, data, **kwargs) -> upstream.Cancellation:
-        return upstream.Cancellation(**{**data, "reason": data.get("reason") or "cancelled"})
+        decided_on = data.pop("cancelled_on", None)
+        return upstream.Cancellation(**{**data, "reason": data.get("reason") or "cancelled",
+                                        "decided_on": decided_on})
 
 
 class SubscriptionEnded(_Lenient):
@@ -161,6 +191,53 @@ class SubscriptionEnded(_Lenient):
     @post_load
     def _typed(self, data, **kwargs) -> upstream.Ending:
         return upstream.Ending(**{**data, "reason": data.get("reason") or "ended"})
+
+
+class ContactRoleChanged(_Lenient):
+    """membership's `contact_role_changed` v1: a person's role at a school (billing reads the business
+    manager and head teacher, to address the school's invoices to)."""
+
+    contact_id = fields.String(required=True)
+    urn = fields.String(required=True)
+    display_name = fields.String(required=True)
+    email = fields.String(load_default=None, allow_none=True)
+    role = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    effective_date = fields.Date(required=True)
+
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.RoleChange:
+        urn = data.pop("urn")
+        return upstream.RoleChange(**data, organisation=f"school:{urn}")
+
+
+class OrganisationContactRoleChanged(_Lenient):
+    """membership's `organisation_contact_role_changed` v1: a person's role at a MAT, council or partner
+    (billing reads a MAT's finance contact, to address its central invoices to)."""
+
+    contact_id = fields.String(required=True)
+    organisation_kind = fields.String(required=True)
+    organisation_id = fields.String(required=True)
+    display_name = fields.String(required=True)
+    email = fields.String(load_default=None, allow_none=True)
+    role = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    effective_date = fields.Date(required=True)
+
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.RoleChange:
+        organisation = f"{data.pop('organisation_kind')}:{data.pop('organisation_id')}"
+        return upstream.RoleChange(**data, organisation=organisation)
+
+
+class ContactErased(_Lenient):
+    """membership's `contact_erased` v1: every copy of that person's data goes."""
+
+    contact_id = fields.String(required=True)
+
+    @post_load
+    def _typed(self, data, **kwargs) -> upstream.Erasure:
+        return upstream.Erasure(contact_id=data["contact_id"])
 
 
 class AttendanceRecorded(_Lenient):

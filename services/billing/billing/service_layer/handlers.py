@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from billing.adapters import repository
 from billing.adapters.tables import billing_runs, document_lines, documents, mat_billing
-from billing.domain import invoicing, model, upstream
+from billing.domain import customers, invoicing, model, upstream
 from billing.domain.invoicing import Operator
 from billing.domain.periods import BillingPeriod
 from shared import bulk
@@ -136,7 +136,8 @@ def record_member_joined(uow, joining: upstream.Joining, position: upstream.Posi
         sequence = position.within(upstream.school_aggregate(joining.urn))
         mat = joining.mat
         repository.save_member(uow.session, _member(uow, joining.urn)
-                               .with_details(joining.name, joining.is_academy, mat, sequence)
+                               .with_details(joining.name, joining.is_academy, mat, sequence,
+                                             joining.postcode, joining.local_authority)
                                .with_lifecycle(None, sequence))
         _record_standing(uow, model.Affiliation(
             joining.urn, joining.joined_on or EARLIEST, joining.name, joining.is_academy,
@@ -165,7 +166,8 @@ def record_member_details_changed(uow, change: upstream.DetailsChange,
         sequence = position.within(upstream.school_aggregate(change.urn))
         mat = change.mat
         repository.save_member(uow.session, _member(uow, change.urn)
-                               .with_details(change.name, change.is_academy, mat, sequence))
+                               .with_details(change.name, change.is_academy, mat, sequence,
+                                             change.postcode, change.local_authority))
         if change.changes_standing:
             _record_standing(uow, model.Affiliation(
                 change.urn, change.effective_date, change.name, change.is_academy,
@@ -179,16 +181,19 @@ def record_conversion(uow, conversion: upstream.Conversion,
     the academy (new URN) is a member, in its MAT, from that day.
 
     The conversion is an event of the predecessor's aggregate and the successor's first: its facts
-    about the successor give way to any event of the successor's own, whatever the arrival order."""
+    about the successor give way to any event of the successor's own, whatever the arrival order. The
+    predecessor's successor (its lineage, for buy-back) is stated by the conversion alone."""
     with uow:
         day, mat, old, new = (conversion.conversion_date, conversion.mat, conversion.predecessor,
                               conversion.successor)
         for urn in sorted({old.urn, new.urn}):  # always in one order: two conversions never deadlock
             _lock_school(uow, urn)
         sequence = position.within(upstream.school_aggregate(old.urn))
-        repository.save_member(uow.session, _member(uow, old.urn).named(old.name).with_lifecycle(day, sequence))
+        repository.save_member(uow.session, _member(uow, old.urn).named(old.name).with_lifecycle(day, sequence)
+                               .succeeded_by(new.urn))
         first = None if sequence is None else upstream.BEFORE_OWN_EVENTS
-        repository.save_member(uow.session, _member(uow, new.urn).with_details(new.name, True, mat, first)
+        repository.save_member(uow.session, _member(uow, new.urn)
+                               .with_details(new.name, True, mat, first, new.postcode, new.local_authority)
                                .with_lifecycle(None, first))
         _record_standing(uow, model.Affiliation(new.urn, day, new.name, True, mat.id, mat.name, first))
         uow.commit()
@@ -242,6 +247,40 @@ def _credit_unexpired(uow, subscription_id: str, day: dt.date, reason: str) -> l
             repository.add_charge(uow.session, credit, status="unmatched" if status == "unmatched" else "uninvoiced")
             credits.append(credit)
     return credits
+
+
+# -- membership's people: who invoices are addressed to ----------------------------------------------
+def _lock_contact(uow, contact_id: str) -> None:
+    """Serialise a person's role changes and erasure (PostgreSQL; SQLite runs one writer at a time): an
+    erasure and a role change applied at once could otherwise each miss the other, and a role written
+    after the erasure deleted the person's roles would outlive the tombstone."""
+    if uow.session.get_bind().dialect.name == "postgresql":
+        uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"billing-contact:{contact_id}"})
+
+
+def record_contact_role(uow, change: upstream.RoleChange, position: upstream.Position = upstream.UNORDERED) -> None:
+    """A person's role at a school, MAT, council or partner, unless a newer change of that role is recorded
+    or the person was erased (`customers.role_change_applies`)."""
+    with uow:
+        _lock_contact(uow, change.contact_id)
+        sequence = position.within(upstream.contact_aggregate(change.contact_id))
+        recorded = repository.recorded_role(uow.session, change.contact_id, change.organisation, change.role)
+        if customers.role_change_applies(recorded, erased=repository.is_erased(uow.session, change.contact_id),
+                                         effective_date=change.effective_date, sequence=sequence):
+            repository.save_role(uow.session, customers.ContactRole(
+                change.contact_id, change.organisation, change.role, change.display_name, change.email,
+                change.active, change.effective_date, upstream.later_version(sequence, recorded and recorded.version)))
+        uow.commit()
+
+
+def erase_contact(uow, erasure: upstream.Erasure, position: upstream.Position = upstream.UNORDERED) -> None:
+    """Every copy of the person goes: their roles, and their name and email on the documents addressed to
+    them (the documents' amounts, lines and numbers never change); a tombstone keeps them gone."""
+    with uow:
+        _lock_contact(uow, erasure.contact_id)
+        repository.erase_contact(uow.session, erasure.contact_id,
+                                 position.within(upstream.contact_aggregate(erasure.contact_id)))
+        uow.commit()
 
 
 # -- scheduling's events ----------------------------------------------------------------------------
@@ -314,17 +353,21 @@ def _drafts_for_payer(rows) -> tuple[list[_Draft], list[str]]:
     invoice_lines, invoice_ids, netted = [], [], []
     notes: dict[str, _Draft] = {}
     for charge in rows:  # stored rows carry every attribute of a Charge that a line needs
+        # A bundle is one line per component (`lines_for`); any other charge is one line.
         if charge.kind == "charge":
-            invoice_lines.append(invoicing.line_for(charge))
+            if charge.components:
+                invoice_lines += invoicing.lines_for(charge)
+            else:
+                invoice_lines.append(invoicing.line_for(charge))
             invoice_ids.append(charge.id)
         elif charge.credited_document_id is None:
-            invoice_lines.append(invoicing.line_for(charge, sign=-1))
+            invoice_lines += invoicing.lines_for(charge, sign=-1)
             invoice_ids.append(charge.id)
         else:
             note = notes.setdefault(charge.credited_document_id, _Draft(
                 "credit_note", payer, [], [], credits_document_id=charge.credited_document_id,
                 reason=charge.description.rsplit("(", 1)[-1].rstrip(")") or "credit"))
-            note.lines.append(invoicing.line_for(charge))
+            note.lines += invoicing.lines_for(charge)
             note.charge_ids.append(charge.id)
     drafts = list(notes.values())
     if invoice_lines:
@@ -359,6 +402,7 @@ def _issue(uow, drafts: list[_Draft], *, operator: Operator, issue_date: dt.date
     now = utcnow()
     operator_ref = _operator_ref(operator)
     operator_json = json.dumps(dataclasses.asdict(operator), sort_keys=True)
+    addressed = _addressees(uow.session, drafts, issue_date)
     doc_rows, line_rows, events = [], [], []
     for kind in ("invoice", "credit_note"):
         of_kind = [d for d in drafts if d.kind == kind]
@@ -372,12 +416,18 @@ def _issue(uow, drafts: list[_Draft], *, operator: Operator, issue_date: dt.date
             total = invoicing.totals(draft.lines)
             due = invoicing.due_date(issue_date, operator.payment_terms_days) if kind == "invoice" else issue_date
             pk, pid, pname = draft.payer
+            address, contact = addressed[id(draft)]
             doc = dict(
                 id=doc_id, kind=kind, number=doc_number, operator_name=operator.name, operator=operator_json,
                 payer_kind=pk, payer_id=pid, payer_name=pname, payer_key=f"{pk}:{pid}", billing_run_id=run_id,
                 billing_period=period, credits_document_id=draft.credits_document_id, reason=draft.reason,
                 issue_date=issue_date, due_date=due, net_pence=total.net_pence, vat_pence=total.vat_pence,
-                gross_pence=total.gross_pence, created_at=now)
+                gross_pence=total.gross_pence, created_at=now, customer_address=address,
+                # The time of supply: services supplied over a period are taxed when invoiced (or paid, if
+                # earlier; billing invoices before it takes payment), so the issue date.
+                tax_point=issue_date, contact_id=contact.contact_id if contact else None,
+                contact_name=contact.name[:200] if contact else None,
+                contact_email=contact.email if contact else None)
             doc_rows.append(doc)
             for line_no, line in enumerate(draft.lines, 1):
                 line_rows.append({  # a literal: the run builds one per charge, and dict(...) costs more
@@ -388,7 +438,7 @@ def _issue(uow, drafts: list[_Draft], *, operator: Operator, issue_date: dt.date
                     "unit_price_pence": line.unit_price_pence, "census_date": line.census_date,
                     "number_on_roll": line.number_on_roll, "vat_treatment": line.vat_treatment,
                     "vat_code": line.vat_code, "net_pence": line.net_pence, "vat_pence": line.vat_pence,
-                    "gross_pence": line.gross_pence})
+                    "gross_pence": line.gross_pence, "po_number": line.po_number})
             if kind == "invoice":
                 event = ("invoice_issued", invoice_issued_payload(doc, operator_ref, len(draft.lines)))
             else:
@@ -398,6 +448,22 @@ def _issue(uow, drafts: list[_Draft], *, operator: Operator, issue_date: dt.date
     bulk.insert_dicts(uow.session, document_lines, line_rows)
     uow.publish_many(events)
     return doc_rows, line_rows
+
+
+def _addressees(session, drafts: list[_Draft], issue_date: dt.date) -> dict[int, tuple]:
+    """Per draft (by `id()`): the customer's address and the invoice contact on `issue_date`
+    (`billing.domain.customers`), read for all the drafts' payers at once."""
+    keys = {f"{d.payer[0]}:{d.payer[1]}" for d in drafts}
+    urns = {d.payer[1] for d in drafts if d.payer[0] == "school"}
+    urns |= {line.urn for d in drafts if d.payer[0] != "school" for line in d.lines}
+    places = repository.places(session, urns)
+    roles = repository.roles_at(session, keys)
+    found = {}
+    for draft in drafts:
+        kind, payer_id, _ = draft.payer
+        found[id(draft)] = (customers.customer_address(kind, payer_id, places, [line.urn for line in draft.lines]),
+                            customers.invoice_contact(kind, roles.get(f"{kind}:{payer_id}", ()), issue_date))
+    return found
 
 
 def _credit_numbers(session, drafts: list[_Draft]) -> None:
@@ -515,7 +581,7 @@ def _stored_line(line) -> invoicing.Line:
                           period_start=line.period_start, period_end=line.period_end, quantity=line.quantity,
                           unit_price_pence=line.unit_price_pence, census_date=line.census_date,
                           number_on_roll=line.number_on_roll, vat_treatment=line.vat_treatment,
-                          net_pence=line.net_pence, vat_pence=line.vat_pence)
+                          net_pence=line.net_pence, vat_pence=line.vat_pence, po_number=line.po_number)
 
 
 # -- payments -----------------------------------------------------------------------------------------

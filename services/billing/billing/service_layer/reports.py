@@ -12,12 +12,9 @@ import io
 import json
 from collections import defaultdict
 
-from sqlalchemy import func, select
-
 from billing.adapters import repository
-from billing.adapters.tables import charges, members
-from billing.domain import invoicing
-from billing.domain.periods import academic_year_label, academic_year_of
+from billing.domain import demand, invoicing, model
+from billing.domain.periods import academic_year_label, academic_year_of, month_ends_of_academic_year
 
 
 def _iso(value):
@@ -72,32 +69,52 @@ def statement(session, payer_key: str, as_of: dt.date | None = None) -> dict:
             "balance_pence": rows[-1]["balance_pence"] if rows else 0}
 
 
-def open_items(session) -> list[tuple]:
-    """(invoice row, balance) for every invoice."""
-    sums = repository.paid_and_credited(session)
-    return [(d, invoicing.balance_pence(d.gross_pence, *sums.get(d.id, (0, 0))))
-            for d in repository.invoices(session, kind="invoice")]
+def _debt_facts(session) -> tuple[list[tuple], dict, dict]:
+    """Every invoice as (id, issue date, due date, gross), what settled each and when, and each one's payer."""
+    invoices, payers = [], {}
+    for d in repository.invoices(session, kind="invoice"):
+        invoices.append((d.id, d.issue_date, d.due_date, d.gross_pence))
+        payers[d.id] = (d.payer_key, d.payer_name)
+    return invoices, repository.settlements(session), payers
 
 
 def aged_debt(session, as_of: dt.date) -> dict:
-    items = [(d, b) for d, b in open_items(session) if d.issue_date <= as_of]
+    """Aged debt on `as_of` as it stood then: invoices issued by then, less the payments received and the
+    credit notes issued by then (a later payment or credit does not shrink a past debt)."""
+    invoices, settled, payers = _debt_facts(session)
     by_payer = defaultdict(list)
-    for d, balance in items:
-        by_payer[(d.payer_key, d.payer_name)].append((d.due_date, balance))
-    payers = []
-    for (key, name), rows in sorted(by_payer.items()):
-        buckets = invoicing.aged_debt(rows, as_of)
+    for invoice in invoices:
+        by_payer[payers[invoice[0]]].append(invoice)
+    out = []
+    for (key, name), own in sorted(by_payer.items()):
+        buckets = invoicing.aged_debt(invoicing.balances_on(own, settled, as_of), as_of)
         if buckets["total"]:
-            payers.append({"payer_key": key, "payer_name": name, **buckets})
-    return {"as_of": as_of.isoformat(), "totals": invoicing.aged_debt([(d.due_date, b) for d, b in items], as_of),
-            "payers": payers}
+            out.append({"payer_key": key, "payer_name": name, **buckets})
+    return {"as_of": as_of.isoformat(),
+            "totals": invoicing.aged_debt(invoicing.balances_on(invoices, settled, as_of), as_of),
+            "payers": out}
 
 
-def sustainability(session, as_of: dt.date) -> dict:
-    """Revenue by service area and academic year (net of credit notes), buy-back rate, debt, paying members."""
+def _payer_type_of(session):
+    """For SLAs stored before billing kept their payer type: academy if the school was one on the SLA's start."""
+    def payer_type(urn: str, day: dt.date) -> str:
+        standing = model.affiliation_on(repository.affiliations(session, urn), day)
+        return "academy" if standing is not None and standing.is_academy else "maintained"
+    return payer_type
+
+
+def sustainability(session, as_of: dt.date, known_by: dt.date | None = None) -> dict:
+    """The board's picture on `as_of`, from what was known that day: revenue by academic year and service area
+    (net of credit notes issued by then), paying members, members, buy-back (by the catalogue's rule, through
+    lineage: SLAs bought by then), aged debt, and the debt trend (aged debt at each month end of the academic
+    year of `as_of`, up to it, each as it stood that day).
+
+    `known_by` (the metrics' gauges: `dt.date.max`, everything in the books) counts records dated up to it
+    instead, with debt still aged on `as_of`: an invoice prepared with a later issue date is in the books."""
+    known_by = known_by or as_of
     revenue: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     paying: dict[str, set] = defaultdict(set)
-    for line in repository.invoiced_lines(session):
+    for line in repository.invoiced_lines(session, issued_to=known_by):
         # A charge counts in the academic year its cover ends in: an April-March SLA is that
         # academic year's revenue, as is a September-August one.
         year = academic_year_label(academic_year_of(line.period_end))
@@ -105,47 +122,60 @@ def sustainability(session, as_of: dt.date) -> dict:
         revenue[year][line.service_area] += amount
         if line.kind == "invoice" and line.net_pence > 0:
             paying[year].add(line.urn)
-    buyers: dict[int, set] = defaultdict(set)
-    for row in session.execute(select(charges.c.urn, charges.c.period_end).where(
-            charges.c.kind == "charge", charges.c.source == "subscription")):
-        buyers[academic_year_of(row.period_end)].add(row.urn)
-    buy_back = {}
-    for year in sorted(buyers):
-        before = buyers.get(year - 1)
-        if before:
-            buy_back[academic_year_label(year)] = {
-                "bought_last_year": len(before), "bought_again": len(before & buyers[year]),
-                "rate": round(len(before & buyers[year]) / len(before), 4)}
-    debt = aged_debt(session, as_of)["totals"]
-    members_now = session.execute(select(func.count()).select_from(members).where(
-        (members.c.left_on.is_(None)) | (members.c.left_on > as_of))).scalar_one()
+    facts = demand.holdings_facts(repository.holdings(session, known_by, _payer_type_of(session)),
+                                  repository.successors(session))
+    begun = demand.current_year(as_of)
+    buy_back = {academic_year_label(r.year): {"bought_last_year": r.eligible, "bought_again": r.renewing,
+                                              "rate": r.rate}
+                for r in demand.buy_back_overall(facts, begun)}
+    by_area = [{"service_area": r.service_area, "year": r.year, "eligible": r.eligible, "renewing": r.renewing,
+                "buy_back_rate": r.rate} for r in demand.buy_back(facts, begun)]
+    invoices, settled, _ = _debt_facts(session)
+    debt = invoicing.aged_debt(invoicing.balances_on(invoices, settled, known_by), as_of)
+    year = academic_year_of(as_of)
+    trend = invoicing.debt_trend(invoices, settled, month_ends_of_academic_year(year, as_of))
     return {
         "as_of": as_of.isoformat(),
         "revenue_pence": {year: dict(sorted(areas.items())) for year, areas in sorted(revenue.items())},
         "revenue_total_pence": {year: sum(areas.values()) for year, areas in sorted(revenue.items())},
         "paying_members": {year: len(urns) for year, urns in sorted(paying.items())},
-        "members": members_now,
+        "members": repository.members_on(session, as_of),
         "buy_back": buy_back,
+        "buy_back_by_service_area": by_area,
         "debt_pence": debt,
+        "debt_trend": {"academic_year": academic_year_label(year),
+                       "month_ends": [{**point, "as_of": point["as_of"].isoformat()} for point in trend]},
     }
 
 
 # -- exports --------------------------------------------------------------------------------------
-CSV_COLUMNS = ("number", "kind", "issue_date", "due_date", "payer_kind", "payer_id", "payer_name", "line_no", "urn",
-               "offering_code", "description", "service_area", "period_start", "period_end", "quantity",
-               "unit_price_pence", "census_date", "number_on_roll", "vat_code", "net_pence", "vat_pence",
-               "gross_pence")
+CSV_COLUMNS = ("number", "kind", "issue_date", "tax_point", "due_date", "payer_kind", "payer_id", "payer_name",
+               "customer_address", "contact_name", "contact_email", "supplier_legal_name", "supplier_address",
+               "supplier_vat_number", "line_no", "urn", "offering_code", "description", "service_area",
+               "period_start", "period_end", "quantity", "unit_price_pence", "census_date", "number_on_roll",
+               "po_number", "vat_code", "net_pence", "vat_pence", "gross_pence")
+
+
+def _supplier(document) -> dict:
+    """The operator as printed on a document (its identity was copied onto it when issued)."""
+    op = json.loads(document.operator)
+    return {"supplier_legal_name": op.get("legal_name"), "supplier_address": op.get("address"),
+            "supplier_vat_number": op.get("vat_number")}
 
 
 def invoices_csv(session, issued_from=None, issued_to=None) -> str:
+    """One row per document line, with everything the VAT invoice shows: supplier, customer and its address,
+    contact, tax point, purchase order, VAT code and amounts."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     documents = repository.invoices(session, issued_from=issued_from, issued_to=issued_to)
     lines = repository.lines_by_document(session, [d.id for d in documents])
     for d in documents:
+        supplier = _supplier(d)
         for line in lines[d.id]:
-            values = {**{k: _iso(v) for k, v in d._mapping.items()}, **{k: _iso(v) for k, v in line._mapping.items()}}
+            values = {**{k: _iso(v) for k, v in d._mapping.items()}, **supplier,
+                      **{k: _iso(v) for k, v in line._mapping.items()}}
             writer.writerow([values.get(c) if values.get(c) is not None else "" for c in CSV_COLUMNS])
     return out.getvalue()
 
@@ -185,7 +215,9 @@ def _money(pence: int) -> str:
 
 
 def document_html(view: dict) -> str:
-    """A printable invoice or credit note: the operator's identity, the payer, lines, VAT and totals."""
+    """A printable UK VAT invoice or credit note: the supplier's name, address and VAT registration number;
+    the customer's name and address and the person it is for; number, issue date and tax point; each line
+    with its purchase order, VAT code and amounts; totals; where to pay."""
     e = html.escape
     op = view["operator"]
     bank = op.get("bank_details", {})
@@ -194,11 +226,17 @@ def document_html(view: dict) -> str:
         f"<tr><td>{e(l['description'])}<br><small>{e(l['offering_code'])} · URN {e(l['urn'])} · "
         f"{e(l['period_start'])} to {e(l['period_end'])}"
         + (f" · census {e(str(l['census_date']))}: {l['number_on_roll']} pupils" if l.get("census_date") else "")
+        + (f" · your order {e(l['po_number'])}" if l.get("po_number") else "")
         + f"</small></td><td>{l['quantity']}</td><td>{_money(l['unit_price_pence'])}</td><td>{e(l['vat_code'])}</td>"
           f"<td>{_money(l['net_pence'])}</td><td>{_money(l['vat_pence'])}</td><td>{_money(l['gross_pence'])}</td></tr>"
         for l in view["lines"])
+    orders = sorted({l["po_number"] for l in view["lines"] if l.get("po_number")})
     reference = (f"<p>Credits invoice {e(view.get('credits_invoice_number') or '')}: {e(view.get('reason') or '')}</p>"
                  if view["kind"] == "credit_note" else f"<p>Due date: {e(view['due_date'])}</p>")
+    address = "".join(f"<br>{e(line)}" for line in (view.get("customer_address") or "").splitlines())
+    contact = view.get("contact_name")
+    attention = (f"<p>For the attention of {e(contact)}"
+                 + (f" ({e(view['contact_email'])})" if view.get("contact_email") else "") + "</p>") if contact else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} {e(view['number'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}
@@ -206,8 +244,9 @@ td,th{{border-bottom:1px solid #ccc;padding:4px;text-align:left}}@media print{{b
 <body>
 <header><h1>{title} {e(view['number'])}</h1>
 <p><strong>{e(op['legal_name'])}</strong><br>{e(op['address'])}<br>VAT registration number: {e(op['vat_number'])}</p></header>
-<section><h2>To</h2><p>{e(view['payer_name'])} ({e(view['payer_kind'])} {e(view['payer_id'])})</p>
-<p>Issue date: {e(view['issue_date'])}{' · Billing period: ' + e(view['billing_period']) if view.get('billing_period') else ''}</p>
+<section><h2>To</h2><p><strong>{e(view['payer_name'])}</strong>{address}<br><small>{e(view['payer_kind'])} {e(view['payer_id'])}</small></p>
+{attention}<p>Issue date: {e(view['issue_date'])} · Tax point: {e(view.get('tax_point') or view['issue_date'])}{' · Billing period: ' + e(view['billing_period']) if view.get('billing_period') else ''}</p>
+{'<p>Your order number' + ('s' if len(orders) > 1 else '') + ': ' + e(', '.join(orders)) + '</p>' if orders else ''}
 {reference}</section>
 <table><thead><tr><th>Description</th><th>Qty</th><th>Unit price</th><th>VAT code</th><th>Net</th><th>VAT</th><th>Gross</th></tr></thead>
 <tbody>{rows}</tbody>
