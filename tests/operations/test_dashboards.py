@@ -242,3 +242,26 @@ def test_every_metric_the_boards_and_alerts_name_is_exported(stack_factory, sqli
                    "partnership_events_consumed_total", "partnership_outbox_oldest_unsent_age_seconds",
                    "partnership_membership_members", "partnership_billing_members", "partnership_ready"):
         assert SAMPLED in services.get(metric, ()), f"{metric} has no samples after the first flow"
+
+
+def test_every_variable_a_query_uses_is_defined_on_its_board():
+    for path in BOARDS:
+        data = board(path)
+        defined = {var["name"] for var in data["templating"]["list"]}
+        texts = [expr for _, expr in generate.expressions(data)]
+        texts += [p.get("repeat", "") and f"${p['repeat']}" for p in generate.panels_of(data)]
+        texts += [p.get("title", "") for p in generate.panels_of(data)]
+        used = {name for text in texts for name in re.findall(r"\$(\w+)", text) if not name.startswith("__")}
+        assert used <= defined, f"{path.name}: variables used but not defined: {sorted(used - defined)}"
+
+
+def test_grafana_is_provisioned_with_the_prometheus_data_source_and_the_boards_folder():
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    sources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert [(s["uid"], s["type"], s["url"]) for s in sources] == [("prometheus", "prometheus", "http://prometheus:9090")]
+    providers = yaml.safe_load((provisioning / "dashboards" / "partnership.yml").read_text())["providers"]
+    assert [(p["type"], p["options"]["path"]) for p in providers] == [("file", "/var/lib/grafana/dashboards")]
+    for path in BOARDS:  # every query reads the provisioned data source
+        for panel in generate.panels_of(board(path)):
+            for t in panel.get("targets", []):
+                assert t["datasource"]["uid"] == sources[0]["uid"], (path.name, panel["title"])
