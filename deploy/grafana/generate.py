@@ -248,14 +248,18 @@ def services_board() -> dict:
                         "{{job}} {{outcome}}"),
                  target(f"(time() - max by (job) (partnership_job_last_success_timestamp_seconds{{{S}}})) / 3600",
                         "{{job}}: hours since success"), unit="short")
+    b.timeseries("Job progress", "Share of the running job's work done (a billing run, a renewal round).",
+                 target(f"max by (job) (partnership_job_progress_ratio{{{S}}})", "{{job}}"), unit="percentunit",
+                 w=6, minimum=0)
     b.timeseries("Memory", "Resident memory of the service's processes.",
-                 target(f"sum by (instance) (process_resident_memory_bytes{{{S}}})", "{{instance}}"), unit="bytes")
+                 target(f"sum by (instance) (process_resident_memory_bytes{{{S}}})", "{{instance}}"), unit="bytes",
+                 w=6)
     b.timeseries("CPU", "CPU seconds per second of the service's processes.",
                  target(f"sum by (instance) (rate(process_cpu_seconds_total{{{S}}}[{RATE}]))", "{{instance}}"),
-                 unit="percentunit")
+                 unit="percentunit", w=6)
     b.timeseries("Open file descriptors", "Against the process's limit.",
                  target(f"sum by (instance) (process_open_fds{{{S}}})", "{{instance}} open"),
-                 target(f"max by (instance) (process_max_fds{{{S}}})", "{{instance}} limit"), unit="short")
+                 target(f"max by (instance) (process_max_fds{{{S}}})", "{{instance}} limit"), unit="short", w=6)
     return dashboard("partnership-services", "Partnership: services (RED)",
                      "Rate, errors and duration per entrypoint of each service; readiness, jobs and process.",
                      b, [SERVICE_VAR])
