@@ -84,6 +84,20 @@ def head_teacher(urn: str) -> str:
     return body["contact_id"]
 
 
+def run_job(base: str, path: str, body: dict) -> dict:
+    """Start a job (a billing run, a renewal round: 202 and a run resource) and poll the run until it has
+    finished (bounded: a demo county takes seconds). The finished run, or the refusal."""
+    status, run = call("POST", f"{base}{path}", body)
+    if status != 202:
+        return run
+    for _ in range(240):
+        status, run = call("GET", f"{base}{run['links']['self']}")
+        if run.get("status") not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    return run
+
+
 def main() -> None:
     rng = random.Random(2013)
     for name, url in URLS.items():
@@ -123,15 +137,16 @@ def main() -> None:
     print(f"billing: {charges['count']} charges, £{charges['total_pence'] / 100:,.2f} in all; biggest payers:")
     for payer, pence in sorted(by_payer.items(), key=lambda kv: -kv[1])[:5]:
         print(f"  {payer:<40} £{pence / 100:>12,.2f}")
-    status, run = call("POST", f"{URLS['billing']}/billing-runs", {"period": "2026/27", "issue_date": "2026-09-01"})
-    if status in (200, 201):
+    run = run_job(URLS["billing"], "/billing-runs", {"period": "2026/27", "issue_date": "2026-09-01"})
+    if run.get("status") == "succeeded":
+        run = run["result"]
         status, invoices = call("GET", f"{URLS['billing']}/invoices")
         documents = invoices["documents"]
         numbers = sorted(d["number"] for d in documents)
         print(f"billing run 2026/27{' (a rerun: nothing new issued)' if run.get('rerun') else ''}: "
               f"{len(numbers)} documents, {numbers[0] if numbers else '-'} .. {numbers[-1] if numbers else '-'}")
     else:
-        print(f"billing run refused: {run.get('message')}")
+        print(f"billing run did not succeed: {run.get('message') or run.get('error')}")
     sample = joined[0]["urn"]
     status, seen = call("GET", f"{URLS['scheduling']}/schools/{sample}")
     print(f"scheduling: URN {sample} is eligible for {[e['offering_code'] for e in seen.get('eligibility', [])]}")
@@ -149,16 +164,7 @@ def renewal_round(joined: list[dict], heads: dict[str, str]) -> None:
         print(f"URN {urn} cancels the renewal of {sub['offering_code']} (notice date {sub['notice_date']}): "
               + (f"accepted, it runs to {body['covered_until']} and does not renew" if status == 200
                  else f"refused ({status}): {body.get('message')}"))
-    status, run = call("POST", f"{URLS['catalogue']}/renewal-rounds", {"year": 2027, "uplift_percent": "3"})
-    if status != 202:
-        print(f"renewal round refused: {run}")
-        return
-    # A job: poll its run resource until it has finished (bounded: a demo county takes seconds).
-    for _ in range(120):
-        status, run = call("GET", f"{URLS['catalogue']}{run['links']['self']}")
-        if run.get("status") not in ("queued", "running"):
-            break
-        time.sleep(0.5)
+    run = run_job(URLS["catalogue"], "/renewal-rounds", {"year": 2027, "uplift_percent": "3"})
     if run.get("status") != "succeeded":
         print(f"renewal round did not succeed: {run}")
         return

@@ -282,6 +282,14 @@ def finished_run(base_url: str, answer: tuple[int, dict], timeout: float = 120.0
         http_json("GET", f"{base_url}{run['links']['self']}")[1]), timeout=timeout, message=f"run {run['id']} to finish")
 
 
+def billing_run(billing_url: str, body: dict, timeout: float = 120.0) -> dict:
+    """Start a billing run (a job) and wait for it: the run's summary (`rerun` true when the period had
+    been invoiced already). Fails if it was refused or did not succeed."""
+    run = finished_run(billing_url, http_json("POST", f"{billing_url}/billing-runs", body), timeout=timeout)
+    assert run["status"] == "succeeded", run
+    return run["result"]
+
+
 def eventually(check, *, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):
     """Poll `check()` until it returns a truthy value (returned) or the time is up (AssertionError)."""
     deadline = time.monotonic() + timeout

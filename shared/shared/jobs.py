@@ -89,6 +89,7 @@ class JobControl:
         self._jobs = jobs
         self.run_id = run_id
         self.kind = kind
+        self.config = jobs.container.config  # the service's configuration, as its workers see it
 
     def progress(self, done: int, total: int | None = None) -> None:
         self._jobs._progress(self.run_id, self.kind, done, total)
@@ -138,6 +139,7 @@ class Jobs(DependencyProvider):
         self.recover_every = recover_every
         self.stopping = threading.Event()
         self._threads: dict[str, Any] = {}
+        self._live: dict[str, tuple[int, int | None]] = {}  # run id -> (done, total) of runs executing here
         self._storage = None
         self._metrics = None
         self._watcher = None
@@ -205,7 +207,14 @@ class Jobs(DependencyProvider):
     def get(self, run_id: str) -> dict | None:
         with self.database.reader() as session:
             row = session.execute(sa.select(self.table).where(self.table.c.id == run_id)).first()
-        return run_view(row) if row is not None else None
+        if row is None:
+            return None
+        view = run_view(row)
+        live = self._live.get(run_id)
+        if live is not None and view["status"] == "running":  # executing here: its latest progress
+            done, total = live
+            view["progress"] = {"done": done, "total": total, "ratio": round(done / total, 4) if total else 0.0}
+        return view
 
     def _launch(self, run_id: str) -> None:
         """Execute a run this process has claimed (its row is `running` with our heartbeat)."""
@@ -213,26 +222,26 @@ class Jobs(DependencyProvider):
                                                                     identifier=f"job:{run_id}")
 
     def _run(self, run_id: str) -> None:
+        kind = "unknown"
         try:
             with self.database.reader() as session:
                 row = dict(session.execute(sa.select(self.table).where(self.table.c.id == run_id)).one()._mapping)
             kind = row["kind"]
             logs.bind(correlation_id=row["correlation_id"], causation_id=None)
+            log.info("%s run %s started (attempt %d)", kind, run_id, row["attempts"])
             control = JobControl(self, run_id, kind)
             units = UnitsOfWork(self.database, self._storage.producer, self._storage.outbox, self._storage.inbox,
                                 Origin(correlation_id=row["correlation_id"] or run_id), self._storage.signal.notify)
-            log.info("%s run %s started (attempt %d)", kind, run_id, row["attempts"])
-            try:
-                result = self.functions[kind](units, json.loads(row["params"]), control)
-            except JobInterrupted as exc:
-                self._finish(run_id, kind, "interrupted", error=str(exc))
-                log.warning("%s", exc)
-            except Exception as exc:  # noqa: BLE001 - recorded on the run and counted; the service goes on
-                log.exception("%s run %s failed", kind, run_id)
-                self._finish(run_id, kind, "failed", error=f"{type(exc).__name__}: {exc}")
-            else:
-                self._finish(run_id, kind, "succeeded", result=dict(result))
-                log.info("%s run %s succeeded", kind, run_id)
+            result = self.functions[kind](units, json.loads(row["params"]), control)
+        except JobInterrupted as exc:
+            self._finish(run_id, kind, "interrupted", error=str(exc))
+            log.warning("%s", exc)
+        except Exception as exc:  # noqa: BLE001 - recorded on the run and counted; the service goes on
+            log.exception("%s run %s failed", kind, run_id)
+            self._finish(run_id, kind, "failed", error=f"{type(exc).__name__}: {exc}")
+        else:
+            self._finish(run_id, kind, "succeeded", result=dict(result))
+            log.info("%s run %s succeeded", kind, run_id)
         finally:
             self._threads.pop(run_id, None)
             logs.clear()
@@ -240,9 +249,11 @@ class Jobs(DependencyProvider):
     def _finish(self, run_id: str, kind: str, status: str, *, result: dict | None = None, error: str | None = None):
         t = self.table
         now = utcnow()
+        done, total = self._live.pop(run_id, (None, None))
+        progress = {"done": done, "total": total} if done is not None else {}
         with self.database.transaction() as session:
             session.execute(sa.update(t).where(t.c.id == run_id).values(
-                status=status, finished_at=now, heartbeat_at=None,
+                **progress, status=status, finished_at=now, heartbeat_at=None,
                 result=json.dumps(result, default=str) if result is not None else None, error=error))
             session.commit()
         if status == "succeeded":
@@ -253,15 +264,22 @@ class Jobs(DependencyProvider):
             self._metrics.job_runs.labels(kind, status).inc()
 
     def _progress(self, run_id: str, kind: str, done: int, total: int | None) -> None:
-        t = self.table
-        values = {"done": done, "heartbeat_at": utcnow()}
-        if total is not None:
-            values["total"] = total
-        with self.database.transaction() as session:
-            session.execute(sa.update(t).where(t.c.id == run_id).values(**values))
-            session.commit()
+        """Record progress: in this process at once (what `get` answers while the run executes here), and
+        on the run's row as its heartbeat. Not on SQLite: a job may hold SQLite's one write lock for the
+        whole run (a billing run is one transaction), and SQLite serves one process, whose runs are known
+        to it without a heartbeat."""
+        previous = self._live.get(run_id, (0, None))
+        total = total if total is not None else previous[1]
+        self._live[run_id] = (done, total)
         if total:
             self._progress_gauge.labels(kind).set(done / total)
+        if self.database.url.get_backend_name() == "sqlite":
+            return
+        t = self.table
+        with self.database.transaction() as session:
+            session.execute(sa.update(t).where(t.c.id == run_id).values(done=done, total=total,
+                                                                         heartbeat_at=utcnow()))
+            session.commit()
 
     # -- recovery -----------------------------------------------------------------------------------
     def recover(self) -> list[str]:

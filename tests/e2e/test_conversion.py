@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from tests import factories
-from tests.conftest import eventually, http_json
+from tests.conftest import billing_run, eventually, http_json
 from tests.e2e.steps import Observer, appoint, buy, charges, join, offering, ok, publish_offering, rows
 
 CONVERSION_DATE = "2027-01-01"
@@ -150,8 +150,7 @@ class TestConversionAcrossServices:
 
         # -- billing's annual run for 2026/27: the school's invoice nets its credits; the MAT's invoice has
         # the rest of this agreement year and the two-year SLA's second year, 1 April 2027 - 31 March 2028
-        run = ok(201, http_json("POST", f"{stack.url('billing')}/billing-runs",
-                                {"period": "2026/27", "issue_date": "2027-01-04"}))
+        run = billing_run(stack.url('billing'), {"period": "2026/27", "issue_date": "2027-01-04"})
         assert (run["invoices_issued"], run["credit_notes_issued"]) == (2, 0)
         second_year = [c for c in charges(stack, urn=successor_urn) if c["period_start"] == "2027-04-01"]
         assert [(c["offering_code"], c["period_end"], c["amount_pence"], c["payer_id"]) for c in second_year] == [

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests import factories
-from tests.conftest import eventually, http_json
+from tests.conftest import billing_run, eventually, http_json
 from tests.e2e.steps import Observer, appoint, buy, charges, join, offering, ok, publish_offering, rows
 
 MAT_A = {"id": "TR06001", "name": "Great Learners Trust"}  # pays centrally (the default)
@@ -245,16 +245,14 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     assert not [c for c in everything if c["status"] == "unmatched"]
 
     # -- the autumn run ------------------------------------------------------------------------
-    autumn = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 autumn",
-                                                                   "issue_date": "2027-01-04"}))
+    autumn = billing_run(billing, {"period": "2026/27 autumn", "issue_date": "2027-01-04"})
     assert (autumn["invoices_issued"], autumn["credit_notes_issued"]) == (11, 0)
     assert autumn["invoiced_gross_pence"] == sum(g for _, _, g in AUTUMN.values()) == 4852177
     documents = _invoices(stack)
     got = {d["payer_key"]: (d["net_pence"], d["vat_pence"], d["gross_pence"]) for d in documents}
     assert got == AUTUMN
     assert sorted(d["number"] for d in documents) == [f"BLT-{n:06d}" for n in range(1, 12)]
-    again = ok(200, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 autumn",
-                                                                  "issue_date": "2027-01-05"}))
+    again = billing_run(billing, {"period": "2026/27 autumn", "issue_date": "2027-01-05"})
     assert again["rerun"] is True and len(_invoices(stack)) == 11
 
     number_of = {d["payer_key"]: d["number"] for d in documents}
@@ -277,8 +275,7 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     pay("school:140005", 402900, "BACS M5")  # M5 pays in full before its conversion credit is issued
 
     # -- the spring run ------------------------------------------------------------------------
-    spring = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 spring",
-                                                                   "issue_date": "2027-04-02"}))
+    spring = billing_run(billing, {"period": "2026/27 spring", "issue_date": "2027-04-02"})
     assert (spring["invoices_issued"], spring["credit_notes_issued"]) == (1, 2)
     later = _invoices(stack, issued_from="2027-04-01")
     assert {d["payer_key"]: (d["net_pence"], d["vat_pence"], d["gross_pence"]) for d in later
@@ -302,16 +299,14 @@ def test_a_county_year_is_invoiced_exactly_once_to_the_right_payers(stack_factor
     assert m5["balance_pence"] == -99345
 
     # -- the summer run: M8's second year, net of its cancellation from 1 June 2027 -------------
-    summer = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 summer",
-                                                                   "issue_date": "2027-09-01"}))
+    summer = billing_run(billing, {"period": "2026/27 summer", "issue_date": "2027-09-01"})
     assert (summer["invoices_issued"], summer["credit_notes_issued"]) == (1, 0)
     last = _invoices(stack, issued_from="2027-09-01")
     assert {d["payer_key"]: (d["net_pence"], d["vat_pence"], d["gross_pence"]) for d in last} == SUMMER_INVOICES
     m8 = ok(200, http_json("GET", f"{billing}/invoices/{last[0]['number']}"))
     assert sorted((line["period_start"], line["period_end"], line["net_pence"]) for line in m8["lines"]) == [
         ("2027-04-01", "2028-03-31", 200000), ("2027-06-01", "2028-03-31", -M8_CANCEL_CREDIT)]
-    later_years = ok(201, http_json("POST", f"{billing}/billing-runs", {"period": "2027/28 autumn",
-                                                                        "issue_date": "2028-01-04"}))
+    later_years = billing_run(billing, {"period": "2027/28 autumn", "issue_date": "2028-01-04"})
     assert (later_years["invoices_issued"], later_years["credit_notes_issued"]) == (0, 0)  # nothing left to bill
 
     # -- every charge and credit on exactly one document; numbers gap-free --------------------

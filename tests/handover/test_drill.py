@@ -36,7 +36,7 @@ from deploy.local import ROOT, SPECS, ServiceProcess
 from shared import links
 from tests import factories
 from tests.archive_tap import ArchiveTap
-from tests.conftest import TEST_EVENT_SETTINGS, Databases, Vhost, eventually, free_port, http_json
+from tests.conftest import TEST_EVENT_SETTINGS, Databases, Vhost, billing_run, eventually, free_port, http_json
 
 TRUST, COUNCIL, MAT = "bucks-learning-trust", "buckinghamshire-council", "great-learners-trust"
 EXCHANGES = ("membership.events", "catalogue.events", "billing.events", "scheduling.events")
@@ -253,9 +253,8 @@ def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
     old_billing_db = stack.database_urls["billing"]
     eventually(lambda: count(old_billing_db, "charges") == 5 + 3, timeout=60, message="5 SLA + 3 course charges")
     billing = stack.url("billing")
-    status, autumn = http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 autumn",
-                                                                   "issue_date": "2026-12-01"})
-    assert status == 201 and autumn["operator"] == TRUST, autumn
+    autumn = billing_run(billing, {"period": "2026/27 autumn", "issue_date": "2026-12-01"})
+    assert not autumn["rerun"] and autumn["operator"] == TRUST, autumn
     assert autumn["invoices_issued"] == 5  # the SLAs; the spring course is not due yet
     assert numbers(old_billing_db, TRUST) == [f"BLT-{n:06d}" for n in range(1, 6)]
 
@@ -338,9 +337,8 @@ def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
 
     # 4. The council bills the spring term, in its own series.
     council = council_billing.url
-    status, spring = http_json("POST", f"{council}/billing-runs", {"period": "2026/27 spring",
-                                                                   "issue_date": "2027-04-01"})
-    assert status == 201 and spring["operator"] == COUNCIL and spring["invoices_issued"] >= 1, spring
+    spring = billing_run(council, {"period": "2026/27 spring", "issue_date": "2027-04-01"})
+    assert not spring["rerun"] and spring["operator"] == COUNCIL and spring["invoices_issued"] >= 1, spring
     eventually(lambda: count(council_db, "outbox", "WHERE sent_at IS NULL") == 0
                and count(mat_db, "outbox", "WHERE sent_at IS NULL") == 0, timeout=60, message="outboxes empty")
     time.sleep(2.0)  # anything still in flight would show as an extra row now

@@ -7,7 +7,7 @@ import json
 import urllib.error
 import urllib.request
 
-from tests.conftest import eventually, http_json
+from tests.conftest import billing_run, eventually, http_json
 from tests.integration.billing_upstream import EventTap, Upstream
 
 SI = ("SI-CORE", "School improvement core offer", "school_improvement", "standard")
@@ -29,8 +29,8 @@ def invoiced_school(stack, amqp_uri, urn="110021", price=100000, period="2026/27
     up.subscription_started(up.sla(urn, f"School {urn}", SI, price, "2026-04-01", "2027-03-31"))
     eventually(lambda: http_json("GET", f"{billing}/charges?urn={urn}&status=uninvoiced")[1]["count"] == 1,
                message="the charge")
-    status, run = http_json("POST", f"{billing}/billing-runs", {"period": period, "issue_date": issue})
-    assert status == 201, run
+    run = billing_run(billing, {"period": period, "issue_date": issue})
+    assert run["rerun"] is False, run
     return run
 
 
@@ -107,8 +107,8 @@ class TestOperatorHandover:
         up.subscription_started(up.sla("110031", "School 110031", SI, 100000, "2027-04-01", "2028-03-31"))
         eventually(lambda: http_json("GET", f"{billing}/charges?urn=110031&status=uninvoiced")[1]["count"] == 1,
                    message="the next year's charge")
-        status, run = http_json("POST", f"{billing}/billing-runs", {"period": "2026/27", "issue_date": "2027-03-01"})
-        assert status == 201 and run["operator"] == "buckinghamshire-council" and run["invoices_issued"] == 1
+        run = billing_run(billing, {"period": "2026/27", "issue_date": "2027-03-01"})
+        assert not run["rerun"] and run["operator"] == "buckinghamshire-council" and run["invoices_issued"] == 1
         numbers = [d["number"] for d in http_json("GET", f"{billing}/invoices")[1]["documents"]]
         assert numbers == ["BLT-000001", "BC-000001"]
         council = http_json("GET", f"{billing}/invoices/BC-000001")[1]

@@ -11,7 +11,7 @@ import io
 import urllib.request
 
 
-from tests.conftest import eventually, http_json
+from tests.conftest import billing_run, eventually, http_json
 from tests.integration.billing_upstream import EventTap, Upstream
 
 SI = ("SI-CORE", "School improvement core offer", "school_improvement", "standard")
@@ -93,9 +93,8 @@ class TestCountyYear:
                    message="the unmatched charge matched when its school joined")
 
         # -- autumn run ----------------------------------------------------------------------------
-        status, run = http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 autumn",
-                                                                      "issue_date": "2026-09-01"})
-        assert status == 201, run
+        run = billing_run(billing, {"period": "2026/27 autumn", "issue_date": "2026-09-01"})
+        assert run["rerun"] is False, run
         assert run["invoices_issued"] == 10 and run["credit_notes_issued"] == 0
         # by hand (net, VAT at 20% on standard lines only, gross), numbered in payer order:
         autumn = {
@@ -115,9 +114,8 @@ class TestCountyYear:
                 for d in docs} == autumn
         assert run["invoiced_gross_pence"] == 3130800 == sum(v[3] for v in autumn.values())
         assert all(d["due_date"] == "2026-10-01" for d in docs)
-        status, again = http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 autumn",
-                                                                       "issue_date": "2026-09-02"})
-        assert status == 200 and again["rerun"] is True and again["run_id"] == run["run_id"]
+        again = billing_run(billing, {"period": "2026/27 autumn", "issue_date": "2026-09-02"})
+        assert again["rerun"] is True and again["run_id"] == run["run_id"]
         assert len(http_json("GET", f"{billing}/invoices")[1]["documents"]) == 10
 
         invoice = http_json("GET", f"{billing}/invoices/BLT-000003")[1]
@@ -176,9 +174,8 @@ class TestCountyYear:
             ("TR100", 49315, "2027-03-31")]
 
         # -- spring run -------------------------------------------------------------------------------
-        status, run = http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 spring",
-                                                                      "issue_date": "2027-01-04"})
-        assert status == 201 and (run["invoices_issued"], run["credit_notes_issued"]) == (2, 3)
+        run = billing_run(billing, {"period": "2026/27 spring", "issue_date": "2027-01-04"})
+        assert not run["rerun"] and (run["invoices_issued"], run["credit_notes_issued"]) == (2, 3)
         spring = {
             "BLT-000011": ("mat:TR100", 49315, 9863, 59178),           # 49315 x 20% = 9863.0
             "BLT-000012": ("school:110011", 25000, 0, 25000),          # 2 x 12500, exempt
@@ -206,9 +203,8 @@ class TestCountyYear:
         up.subscription_renewed(up.sla("110001", schools["110001"], SI, 310000, "2027-04-01", "2028-03-31"),
                                 slas["s1"]["subscription_id"])
         eventually(lambda: len(charges(urn="110001")) == 2, message="the renewal's charge")
-        status, run = http_json("POST", f"{billing}/billing-runs", {"period": "2026/27 summer",
-                                                                      "issue_date": "2027-04-01"})
-        assert status == 201 and run["invoices_issued"] == 1 and run["invoiced_gross_pence"] == 372000
+        run = billing_run(billing, {"period": "2026/27 summer", "issue_date": "2027-04-01"})
+        assert not run["rerun"] and run["invoices_issued"] == 1 and run["invoiced_gross_pence"] == 372000
         status, body = http_json("POST", f"{billing}/billing-runs", {"period": "2027/28", "issue_date": "2027-09-01"})
         assert status == 422 and body["field"] == "period"  # this operator bills termly
 

@@ -25,6 +25,7 @@ class Container:
     def __init__(self, storage):
         self.service_name = f"jobs-test-{id(self)}"
         self.dependencies = [storage]
+        self.config = {}
 
     def spawn_managed_thread(self, fn, identifier=None):
         thread = threading.Thread(target=fn, name=identifier, daemon=True)
@@ -131,6 +132,17 @@ def test_stopping_interrupts_at_a_batch_boundary_and_the_next_start_resumes_the_
     assert restarted.recover() == [run["id"]]
     resumed = wait_for_status(restarted, run["id"], "succeeded")
     assert resumed["attempts"] == 2 and resumed["result"]["batches"] == 3 and job.done == [0, 1, 2]
+
+
+def test_a_job_that_raises_is_reported_failed_with_its_error(database):
+    def broken(units, params, control):
+        control.progress(0, 1)
+        raise ValueError("the books do not balance")
+
+    jobs = make_jobs(database, broken)
+    run = jobs.begin("batches", {}, correlation_id=None)
+    failed = wait_for_status(jobs, run["id"], "failed")
+    assert failed["error"] == "ValueError: the books do not balance" and failed["finished_at"]
 
 
 def test_a_run_that_cannot_resume_is_reported_failed_not_left_running(database):

@@ -14,13 +14,15 @@ from werkzeug.wrappers import Response
 
 from shared import service as base
 from shared.consumer import consumes
-from shared.http import NotFound, RuleViolation, http, load_body, load_query
+from shared.http import Conflict, NotFound, RuleViolation, http, load_body, load_query
+from shared.jobs import JobAlreadyRunning, Jobs
 from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
 from shared.storage import Storage
 
 from billing.adapters import repository
-from billing.adapters.tables import inbox, outbox
+from billing.adapters.tables import inbox, job_runs, outbox
 from billing.dependencies import OperatorIdentity
+from billing.operator_identity import operator_identity
 from billing.domain.periods import billing_period
 from billing.domain.upstream import Position
 from billing.messages import consumed
@@ -103,12 +105,22 @@ def _position(event) -> Position:
     return Position(event.aggregate, event.sequence)
 
 
+def billing_run_job(units, params: dict, control) -> dict:
+    """A billing run as a job: one transaction (all documents or none), resumable (a stopped run rolled
+    back; a rerun of a period already invoiced issues nothing and reports `rerun`)."""
+    frequency = (control.config.get("BILLING") or {}).get("frequency", "annual")
+    return handlers.run_billing(units(), operator=operator_identity(control.config),
+                                period=billing_period(params["period"], frequency),
+                                issue_date=dt.date.fromisoformat(params["issue_date"]), control=control)
+
+
 class BillingService(base.ObservableService):
     """Billing for the right payer: charges, invoices, credit notes, payments, reports and exports."""
 
     name = "billing"
     uow = Storage(migrations="billing:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
     operator = OperatorIdentity()
+    jobs = Jobs(job_runs, {"billing_run": billing_run_job}, resumable={"billing_run"})
 
     # -- upstream events ---------------------------------------------------------------------------
     # Each handler passes the event's facts (loaded by its `consumed` schema) and, where billing must
@@ -185,15 +197,29 @@ class BillingService(base.ObservableService):
 
     @http("POST", "/billing-runs")
     def run_billing(self, request):
+        """Start a billing run as a job: 202 with the run to poll at `GET /runs/<id>`; 422 naming `period`
+        for a period of the wrong shape or frequency; 409 naming the run while one is running."""
         command = load_body(request, BillingRunRequest())
         frequency = (self.config.get("BILLING") or {}).get("frequency", "annual")
         try:
             period = billing_period(command["period"], frequency)
         except ValueError as exc:
             raise RuleViolation(str(exc), field="period") from None
-        result = handlers.run_billing(self.uow(), operator=self._operator(), period=period,
-                                      issue_date=command["issue_date"])
-        return (200 if result["rerun"] else 201), result
+        try:
+            run = self.jobs.start("billing_run", {"period": period.label,
+                                                  "issue_date": command["issue_date"].isoformat()})
+        except JobAlreadyRunning as exc:
+            raise Conflict(str(exc), field="period", run=exc.run["links"]["self"]) from None
+        return 202, run
+
+    @http("GET", "/runs/<string:run_id>")
+    def job_run(self, request, run_id):
+        """A billing run's job: status (running, succeeded, failed, interrupted), progress, result (the
+        run's summary, `rerun` true when the period had been invoiced already) or error."""
+        run = self.jobs.get(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id}", field="run_id")
+        return run
 
     @http("GET", "/invoices")
     def list_documents(self, request):

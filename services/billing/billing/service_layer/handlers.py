@@ -475,24 +475,26 @@ def _credit_numbers(session, drafts: list[_Draft]) -> None:
                 draft.credits_number = numbers[draft.credits_document_id]
 
 
-def run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: dt.date) -> dict:
+def run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: dt.date, control=None) -> dict:
     """Invoice every payer's uninvoiced charges dated up to the period's end, once per operator and period.
 
     Rerunning the same period returns the first run and issues nothing. Runs in one
     transaction: either every document of the run is issued with its number and event,
     or none is (numbers stay gap-free). Two runs at once: the second waits for the first
     (PostgreSQL row lock, SQLite's single writer), or is refused with 409 if both were
-    the operator's very first.
+    the operator's very first. With a job `control` (shared.jobs) it reports progress by chunk of
+    payers and, when the service is stopping, stops between chunks: the transaction rolls back, so
+    nothing of the run is issued, and the resumed run starts it again.
     """
     try:
         with bulk.cyclic_gc_paused():
-            return _run_billing(uow, operator=operator, period=period, issue_date=issue_date)
+            return _run_billing(uow, operator=operator, period=period, issue_date=issue_date, control=control)
     except IntegrityError:
         raise Conflict("another billing run of this operator was committed at the same moment; "
                        "run it again (a rerun of the same period issues nothing)", field="period") from None
 
 
-def _run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: dt.date) -> dict:
+def _run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: dt.date, control=None) -> dict:
     with uow:
         repository.lock_numbering(uow.session, operator.name)
         existing = repository.billing_run(uow.session, operator.name, period.label)
@@ -503,7 +505,11 @@ def _run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: 
         payer_keys = repository.payers_due(uow.session, period.end)
         issued = {"invoice": 0, "credit_note": 0}
         gross = 0
+        if control is not None:
+            control.progress(0, len(payer_keys))
         for i in range(0, len(payer_keys), PAYERS_PER_CHUNK):
+            if control is not None:
+                control.check()  # stopping: the whole run rolls back (numbers stay gap-free)
             drafts, netted = [], []
             due = repository.due_charges(uow.session, payer_keys[i:i + PAYERS_PER_CHUNK], period.end)
             due_by_id = {charge.id: charge for rows in due.values() for charge in rows}
@@ -521,6 +527,8 @@ def _run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: 
             repository.mark_documents_charges(uow.session, [(due_by_id[line["charge_id"]], line["document_id"])
                                                             for line in lines])
             repository.mark_charges(uow.session, netted, "netted")
+            if control is not None:
+                control.progress(min(i + PAYERS_PER_CHUNK, len(payer_keys)), len(payer_keys))
         row = dict(id=run_id, operator_name=operator.name, period=period.label, period_start=period.start,
                    period_end=period.end, issue_date=issue_date, invoices_issued=issued["invoice"],
                    credit_notes_issued=issued["credit_note"], gross_pence=gross, created_at=utcnow())

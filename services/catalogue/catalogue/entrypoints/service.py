@@ -3,7 +3,6 @@ renewal round and the demand report over HTTP; members and contacts from members
 Rules live in `catalogue.domain`, use cases in `catalogue.service_layer.handlers`."""
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
