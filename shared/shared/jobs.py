@@ -140,6 +140,8 @@ class Jobs(DependencyProvider):
         self.stopping = threading.Event()
         self._threads: dict[str, Any] = {}
         self._live: dict[str, tuple[int, int | None]] = {}  # run id -> (done, total) of runs executing here
+        # Called with (kind, status) after each run ends, e.g. to refresh figures the run changed.
+        self.on_finished: list[Callable[[str, str], None]] = []
         self._storage = None
         self._metrics = None
         self._watcher = None
@@ -256,6 +258,11 @@ class Jobs(DependencyProvider):
                 **progress, status=status, finished_at=now, heartbeat_at=None,
                 result=json.dumps(result, default=str) if result is not None else None, error=error))
             session.commit()
+        for callback in self.on_finished:
+            try:
+                callback(kind, status)
+            except Exception:  # noqa: BLE001 - a listener's failure is not the run's
+                log.warning("a listener of %s runs failed", kind, exc_info=True)
         if status == "succeeded":
             self._metrics.job_finished(kind, "ok")
         elif status == "failed":

@@ -21,7 +21,7 @@ from shared.storage import Storage
 
 from billing.adapters import repository
 from billing.adapters.tables import inbox, job_runs, outbox
-from billing.dependencies import OperatorIdentity
+from billing.dependencies import BoardFigures, OperatorIdentity
 from billing.operator_identity import operator_identity
 from billing.domain.periods import billing_period
 from billing.domain.upstream import Position
@@ -121,6 +121,7 @@ class BillingService(base.ObservableService):
     uow = Storage(migrations="billing:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
     operator = OperatorIdentity()
     jobs = Jobs(job_runs, {"billing_run": billing_run_job}, resumable={"billing_run"})
+    board = BoardFigures()  # recomputed after changes and after a job, never on a scrape
 
     # -- upstream events ---------------------------------------------------------------------------
     # Each handler passes the event's facts (loaded by its `consumed` schema) and, where billing must
@@ -310,26 +311,6 @@ class BillingService(base.ObservableService):
 
     @http("GET", "/metrics")
     def prometheus_metrics(self, request):
-        """Prometheus text, with the board's gauges refreshed from the books first."""
+        """Prometheus text: the board's gauges as `BoardFigures` keeps them (a scrape never walks the books)."""
         metrics = metrics_for(self.name)
-        with self.uow.read() as session:
-            # the books as they stand (every record, even one dated ahead), debt aged on today
-            picture = reports.sustainability(session, business_date.today(), known_by=dt.date.max)
-        revenue = metrics.gauge("revenue_pence", "Invoiced revenue net of credit notes, pence.",
-                                ("academic_year", "service_area"))
-        for year, areas in picture["revenue_pence"].items():
-            for area, pence in areas.items():
-                revenue.labels(year, area).set(pence)
-        paying = metrics.gauge("paying_members", "Members invoiced in the academic year.", ("academic_year",))
-        for year, count in picture["paying_members"].items():
-            paying.labels(year).set(count)
-        buy_back = metrics.gauge("buy_back_ratio", "Share of last year's buyers who bought again.",
-                                 ("academic_year",))
-        for year, figures in picture["buy_back"].items():
-            buy_back.labels(year).set(float(figures["rate"]))
-        debt = metrics.gauge("debt_pence", "Outstanding invoice balances by age, pence.", ("age",))
-        for age, pence in picture["debt_pence"].items():
-            if age != "total":
-                debt.labels(age).set(pence)
-        metrics.gauge("members", "Current members billing knows of.").set(picture["members"])
         return Response(metrics.exposition(), mimetype=None, headers={"Content-Type": CONTENT_TYPE_LATEST})
