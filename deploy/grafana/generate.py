@@ -25,11 +25,12 @@ and each panel's options and field config against its panel plugin's schema.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import pathlib
 import sys
 from typing import Any, Iterator
+
+from deploy.generated import write_or_check
 
 HERE = pathlib.Path(__file__).resolve().parent
 DASHBOARDS = HERE / "dashboards"
@@ -535,25 +536,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(problems), file=sys.stderr)
         print(f"{len(problems)} problem(s) against Grafana's dashboard schema", file=sys.stderr)
         return 1
-    if args.check:
-        stale = []
-        for name, text in wanted.items():
-            path = DASHBOARDS / name
-            have = path.read_text() if path.exists() else ""
-            if have != text:
-                stale.append(name)
-                sys.stdout.writelines(difflib.unified_diff(have.splitlines(True), text.splitlines(True),
-                                                           f"checked-in/{name}", f"generated/{name}", n=1))
-        extra = sorted(p.name for p in DASHBOARDS.glob("*.json") if p.name not in wanted)
-        if stale or extra:
-            print(json.dumps({"stale": stale, "unexpected": extra}), file=sys.stderr)
-            print("deploy/grafana/dashboards is out of date: run `python -m deploy.grafana.generate`", file=sys.stderr)
-            return 1
-        return 0
-    DASHBOARDS.mkdir(parents=True, exist_ok=True)
-    for name, text in wanted.items():
-        (DASHBOARDS / name).write_text(text)
-    return 0
+    return write_or_check(wanted, DASHBOARDS, check=args.check, pattern="*.json",
+                          command="python -m deploy.grafana.generate")
 
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ What the base guarantees:
 from __future__ import annotations
 
 import argparse
-import difflib
-import json
 import pathlib
 import sys
 
 import yaml
+
+from deploy.generated import write_or_check
 
 HERE = pathlib.Path(__file__).resolve().parent
 BASE = HERE / "base"
@@ -303,25 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail when deploy/k8s/base is out of date")
     args = parser.parse_args(argv)
     wanted = documents()
-    if args.check:
-        stale = []
-        for name, text in wanted.items():
-            path = BASE / name
-            have = path.read_text() if path.exists() else ""
-            if have != text:
-                stale.append(name)
-                sys.stdout.writelines(difflib.unified_diff(have.splitlines(True), text.splitlines(True),
-                                                           f"checked-in/{name}", f"generated/{name}", n=1))
-        extra = sorted(p.name for p in BASE.glob("*") if p.name not in wanted)
-        if stale or extra:
-            print(json.dumps({"stale": stale, "unexpected": extra}), file=sys.stderr)
-            print("deploy/k8s/base is out of date: run `python -m deploy.k8s.generate`", file=sys.stderr)
-            return 1
-        return 0
-    BASE.mkdir(parents=True, exist_ok=True)
-    for name, text in wanted.items():
-        (BASE / name).write_text(text)
-    return 0
+    return write_or_check(wanted, BASE, check=args.check, pattern="*",
+                          command="python -m deploy.k8s.generate")
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.grafana import generate
-from tests import factories
-from tests.conftest import eventually, http_json
+from tests.conftest import http_json
+from tests.operations.flow import first_flow
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -192,25 +192,8 @@ def test_the_rabbitmq_metrics_listed_are_what_the_broker_exports(vhost):
 
 
 def drive_the_first_flow(stack) -> None:
-    """A school joins, its head buys an SLA, billing charges it: events flow through every service."""
-    offering = factories.per_pupil_offering()
-    assert http_json("POST", f"{stack.url('catalogue')}/offerings", offering)[0] == 201
-    school = factories.school(number_on_roll=172)
-    assert http_json("POST", f"{stack.url('membership')}/members", school)[0] == 201
-    eventually(lambda: http_json("GET", f"{stack.url('catalogue')}/members/{school['urn']}")[0] == 200,
-               message="catalogue learning of the school", timeout=60)
-    status, body = http_json("POST", f"{stack.url('membership')}/members/{school['urn']}/contacts",
-                             {"display_name": "A. Head", "role": "head_teacher", "effective_date": "2026-01-05"})
-    assert status == 201, body
-    head = body["contact_id"]
-    eventually(lambda: head in [b["contact_id"] for b in http_json(
-        "GET", f"{stack.url('catalogue')}/members/{school['urn']}")[1].get("authorised_buyers", [])],
-        message="catalogue learning that the head may buy", timeout=60)
-    status, body = http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
-        "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026, "contact_id": head})
-    assert status == 201, body
-    eventually(lambda: http_json("GET", f"{stack.url('billing')}/charges?urn={school['urn']}")[1]["charges"],
-               message="billing's charge", timeout=60)
+    """The first flow, then a client error: events and HTTP outcomes flow through every service."""
+    first_flow(stack)
     assert http_json("GET", f"{stack.url('membership')}/members/no-such-school")[0] in (400, 404)  # a client error
 
 
