@@ -88,7 +88,13 @@ class Operations(DependencyProvider):
         return next((d for d in self.container.dependencies if isinstance(d, Storage)), None)
 
     def quiesce(self) -> list[str]:
-        return [h.queue.name for h in self.handlers() if h.quiesce()]
+        """Quiesce every reliable handler at once: each cancel waits for the consumer thread's next
+        turn (about a second), so one after another a service with a dozen handlers took over 10 s."""
+        from eventlet.greenpool import GreenPool
+
+        handlers = self.handlers()
+        done = list(GreenPool(max(1, len(handlers))).imap(lambda handler: handler.quiesce(), handlers))
+        return [h.queue.name for h, newly in zip(handlers, done) if newly]
 
     def outbox(self) -> dict:
         handlers = self.handlers()
