@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from shared.archive import ServiceSchema
+from partnership_ops.archive import ServiceSchema
 from shared.messaging_tables import define_messaging_tables
 
 REVISION = "p001"

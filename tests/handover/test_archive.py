@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from deploy.local import ROOT
-from shared import archive
+from partnership_ops import archive
 from shared.db import Database
 from tests.conftest import Databases
 from tests.handover.probe_service import REVISION, probe_schema
@@ -306,7 +306,7 @@ class TestCommandLine:
         source, target = both["sqlite"].url("billing"), both["postgresql"].url("billing")
         Database(source).upgrade("billing:migrations")
         path = tmp_path / "billing.tar.gz"
-        run = lambda *args: subprocess.run([sys.executable, "-m", "shared.ops", *args], capture_output=True,
+        run = lambda *args: subprocess.run([sys.executable, "-m", "partnership_ops", *args], capture_output=True,
                                            text=True, timeout=120, cwd=ROOT)
         exported = run("export", "--service", "billing", "--database", source, "--out", str(path),
                        "--operator", "bucks-learning-trust")

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from marshmallow import ValidationError
 
 from deploy.local import ROOT
-from shared import handover
+from partnership_ops import handover
 from shared.envelope import PayloadSchemas
 from deploy.local import provision_broker
-from shared import links
-from shared.topology import Management
+from partnership_ops import links
+from partnership_ops.topology import Management
 from tests.archive_tap import ArchiveTap
 from tests.conftest import (TEST_BROKER_PASSWORDS, TEST_EVENT_SETTINGS, TEST_TOPOLOGY_SETTINGS, TEST_USER_PREFIX,
                             Databases, eventually)
@@ -30,7 +30,7 @@ from tests.reliability.test_event_delivery import subscription_payload
 
 
 def run_ops(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shared.ops", *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([sys.executable, "-m", "partnership_ops", *args], capture_output=True, text=True, timeout=300,
                           cwd=ROOT, env={**os.environ, **TEST_EVENT_SETTINGS})
 
 
@@ -125,7 +125,7 @@ def _rows(url, query):
 class TestQuiesce:
     def test_a_running_instance_stops_consuming_drains_its_outbox_and_still_stops_cleanly(
             self, stack_factory, sqlite_databases, tmp_path):
-        from shared import links
+        from partnership_ops import links
         from tests.conftest import http_json
 
         stack = stack_factory(sqlite_databases).start("billing")

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 from deploy.local import ROOT
-from shared import links
-from shared import event_archive
+from partnership_ops import links
+from partnership_ops import event_archive
 from tests.conftest import Vhost, eventually, provision_vhost, rabbitmqctl
 from tests.reliability import tools
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.archive import ServiceSchema, personal_data_of
+from partnership_ops.archive import ServiceSchema, personal_data_of
 
 SERVICES = ("membership", "catalogue", "billing", "scheduling")
 

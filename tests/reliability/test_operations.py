@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from deploy.local import ROOT
-from shared import ops
+from partnership_ops import ops
 from tests.conftest import eventually
 from tests.reliability import tools
 from tests.reliability.test_event_delivery import BILLING_SUBSCRIPTION_QUEUE, join_many, subscription_payload
@@ -61,7 +61,7 @@ class TestOutboxCommand:
         stack = stack_factory(sqlite_databases, {"FAULT_RELAY_PAUSED": "true"}).start("membership")
         join_many(stack, 4)
         env = {"DATABASE_URL": stack.database_urls["membership"], "PATH": "/usr/bin:/bin"}
-        result = subprocess.run([sys.executable, "-m", "shared.ops", "outbox", "--config",
+        result = subprocess.run([sys.executable, "-m", "partnership_ops", "outbox", "--config",
                                  str(ROOT / "services/membership/config.yml")],
                                 capture_output=True, text=True, env=env, timeout=60)
         assert result.returncode == 0, result.stderr
