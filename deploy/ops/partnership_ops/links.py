@@ -51,11 +51,16 @@ PLUGINS = ("rabbitmq_shovel", "rabbitmq_shovel_management")
 
 def service_class(service: str):
     """`billing` -> its nameko class (`billing.entrypoints.service`, the class whose `name` is `billing`);
-    `module:Class` is taken as given."""
-    if ":" in service:
-        module_name, _, class_name = service.partition(":")
-        return getattr(importlib.import_module(module_name), class_name)
-    module = importlib.import_module(f"{service}.entrypoints.service")
+    `module:Class` is taken as given. A service not installed here is a `LookupError` naming it (an
+    image holds one service: read the others' topology from a definitions file instead)."""
+    module_name, _, class_name = service.partition(":") if ":" in service else (
+        f"{service}.entrypoints.service", "", "")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise LookupError(f"no installed service {service!r} ({exc})") from exc
+    if class_name:
+        return getattr(module, class_name)
     for _, cls in inspect.getmembers(module, inspect.isclass):
         if cls.__module__ == module.__name__ and getattr(cls, "name", None) == service:
             return cls

@@ -56,6 +56,10 @@ class TestCommandLine:
         # check() reports what it could not read as a difference: exit 1, the broker named
         assert status == 1 and not out["matches"] and "127.0.0.1:9" in out["problems"][0]
 
+    def test_a_service_not_installed_here_is_refused_naming_it(self, capsys):
+        status, _, err = run(capsys, "topology", "print", "--service", "no_such_service")
+        assert status == 2 and "no installed service 'no_such_service'" in json.loads(err)["failed"]
+
     def test_redeliver_needs_event_ids_or_all(self, capsys, tmp_path):
         config = tmp_path / "config.yml"
         config.write_text("AMQP_URI: amqp://guest:guest@127.0.0.1:9/\nDATABASE_URL: sqlite://\n")
