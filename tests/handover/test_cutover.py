@@ -172,4 +172,4 @@ class TestQuiesce:
         result = run_ops("quiesce", "--url", stack.url("billing"), "--timeout", "10")
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
-        assert report["drained"] is True and len(report["quiesced"]) == 9 and report["unsent"] == 0
+        assert report["drained"] is True and len(report["quiesced"]) == 12 and report["unsent"] == 0

@@ -76,7 +76,7 @@ class TestPlan:
     def test_one_inbound_shovel_per_handler_and_one_outbound_for_the_exchange(self):
         shovels = links.plan("billing", old_uri="amqp://old/", new_uri="amqp://new/", label="council")
         queues = [h.queue for h in links.handlers_of("billing")]
-        assert len(queues) == 9 and "evt-scheduling-attendance_recorded--billing.on_attendance_recorded" in queues
+        assert len(queues) == 12 and "evt-scheduling-attendance_recorded--billing.on_attendance_recorded" in queues
         assert [(s["name"], s["value"].get("src-queue"), s["value"].get("dest-queue"),
                  s["value"].get("dest-exchange")) for s in shovels] == [
             *[(f"handover.{q}", q, q, None) for q in queues],

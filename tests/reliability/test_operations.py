@@ -49,9 +49,12 @@ class TestDeadLetterCommands:
             "evt-catalogue-subscription_ended--billing.on_subscription_ended",
             "evt-catalogue-subscription_renewed--billing.on_subscription_renewed",
             BILLING_SUBSCRIPTION_QUEUE,
+            "evt-membership-contact_erased--billing.on_contact_erased",
+            "evt-membership-contact_role_changed--billing.on_contact_role_changed",
             "evt-membership-member_details_changed--billing.on_member_details_changed",
             "evt-membership-member_joined--billing.on_member_joined",
             "evt-membership-member_left--billing.on_member_left",
+            "evt-membership-organisation_contact_role_changed--billing.on_organisation_contact_role_changed",
             "evt-membership-school_converted_to_academy--billing.on_school_converted",
             "evt-scheduling-attendance_recorded--billing.on_attendance_recorded"]
 
