@@ -129,6 +129,9 @@ def assert_not_consuming(amqp_uri: str, queues: list[str], wait: float = 15.0) -
 
 
 # -- quiescing a running instance -----------------------------------------------------------------
+QUIESCE_ANSWER_SECONDS = 60.0
+
+
 def _http_json(method: str, url: str, timeout: float = 10.0) -> dict:
     import json
     import urllib.request
@@ -148,7 +151,9 @@ def quiesce_instance(url: str, timeout: float = 30.0) -> dict:
     """
     base = url.rstrip("/")
     started = time.monotonic()
-    first = _http_json("POST", f"{base}/ops/quiesce")
+    # The instance answers once every handler's consumer is cancelled, one after another (about a
+    # second each in nameko): a dozen handlers outlast a 10 s read.
+    first = _http_json("POST", f"{base}/ops/quiesce", timeout=max(timeout, QUIESCE_ANSWER_SECONDS))
     state = first
     while not state.get("drained") and time.monotonic() - started < timeout:
         time.sleep(0.2)
