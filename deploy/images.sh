@@ -89,9 +89,9 @@ build_wheels() {
   mkdir -p "$BUILD_DIR/src"
   tar -C "$ROOT" \
       --exclude='*.egg-info' --exclude=__pycache__ --exclude='*.pyc' \
-      --exclude=./shared/build --exclude='./services/*/build' \
+      --exclude=./shared/build --exclude=./deploy/ops/build --exclude='./services/*/build' \
       --exclude='./services/*/var' --exclude='*.db' \
-      -cf - shared "${PRESENT[@]/#/services/}" | tar -C "$BUILD_DIR/src" -xf -
+      -cf - shared deploy/ops "${PRESENT[@]/#/services/}" | tar -C "$BUILD_DIR/src" -xf -
   # One resolve for all services (they share shared's dependencies), then one
   # wheelhouse per service: every dependency wheel, shared's and its own.
   # SOURCE_DATE_EPOCH makes the project wheels byte-identical from run to run,
@@ -102,7 +102,7 @@ build_wheels() {
   if ! env -u PIP_CONSTRAINT SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-315532800}" \
         "$py" -m pip wheel --disable-pip-version-check \
         -c "$ROOT/constraints.txt" -w "$all" \
-        "$BUILD_DIR/src/shared" "${PRESENT[@]/#/$BUILD_DIR/src/services/}" \
+        "$BUILD_DIR/src/shared" "$BUILD_DIR/src/deploy/ops" "${PRESENT[@]/#/$BUILD_DIR/src/services/}" \
         > "$BUILD_DIR/wheels.log" 2>&1; then
     tail -n 30 "$BUILD_DIR/wheels.log" >&2
     die "pip wheel failed (log: build/wheels.log)"
@@ -114,7 +114,8 @@ build_wheels() {
     for whl in "$all"/*.whl; do
       base="$(basename "$whl")"
       case "$base" in
-        partnership_shared-*|"partnership_${name}-"*) ;;
+        # partnership-ops goes in every image: its Jobs run the `partnership-ops` command there.
+        partnership_shared-*|partnership_ops-*|"partnership_${name}-"*) ;;
         partnership_*) continue ;;
       esac
       cp -p "$whl" "$WHEELHOUSE/$name/"

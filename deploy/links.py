@@ -1,7 +1,7 @@
 """Broker-link definitions for handing each service to an operator with its own RabbitMQ.
 
 For every service, `deploy/rabbitmq/links/<service>.json` is a RabbitMQ
-definitions document (see `shared.links`): the moved service's queues,
+definitions document (see `partnership_ops.links`): the moved service's queues,
 exchanges and bindings on the new broker, and the shovels that link it with
 the old one. URIs, the vhost and the new operator's short name are left as
 `${OLD_BROKER_URI}`, `${NEW_BROKER_URI}`, `${NEW_BROKER_VHOST}` and
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from deploy.local import SERVICES
-from shared import links
+from partnership_ops import links
 from shared.config import events_settings
 
 ROOT = Path(__file__).resolve().parents[1]

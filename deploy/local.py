@@ -148,7 +148,7 @@ def ensure_broker(amqp_uri: str) -> None:
 def ensure_management(amqp_uri: str) -> None:
     """The topology is applied through RabbitMQ's management API: enable the plugin on a local broker
     whose API does not answer (enabling a plugin does not restart the broker)."""
-    from shared import topology
+    from partnership_ops import topology
 
     management = topology.Management.for_amqp_uri(amqp_uri, url=os.environ.get("RABBITMQ_MANAGEMENT_URL"))
     try:
@@ -192,7 +192,7 @@ def provision_broker(admin_amqp_uri: str, passwords: dict[str, str], *, user_pre
     the handler queues of `consumers` only (with every exchange, archive and user); returns each
     service's own AMQP URI (user `<user_prefix><service>`, password from `passwords` by service name)."""
     from deploy import topology as deploy_topology
-    from shared.topology import amqp_uri_for
+    from partnership_ops.topology import amqp_uri_for
 
     users = {f"{user_prefix}{spec.name}": passwords[spec.name] for spec in SERVICES}
     deploy_topology.apply(admin_amqp_uri, passwords=users, settings=settings, user_prefix=user_prefix,

@@ -1,7 +1,7 @@
 """The broker topology of the whole system, as one RabbitMQ definitions document.
 
 `deploy/rabbitmq/definitions.json` is generated from the four services' own handler
-declarations (`shared.topology.definitions`, default event settings: delivery limit 20,
+declarations (`partnership_ops.topology.definitions`, default event settings: delivery limit 20,
 retries 1 s, 5 s, 30 s; archive kept 13 months): exchanges, handler/dead-letter/retry
 queues, the archive streams, bindings, policies and each service user's permissions.
 Users and their passwords are not in it: `partnership-ops topology apply` creates them.
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from deploy.local import SERVICES
-from shared import links, topology
+from partnership_ops import links, topology
 from shared.config import events_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,12 +1,12 @@
 """Watching what the services publish through the event archive, as any consumer outside the
-system can: each producer's stream `<producer>.events.archive` (`shared.topology`), read from the
+system can: each producer's stream `<producer>.events.archive` (`partnership_ops.topology`), read from the
 start of the test's own vhost. No queue is bound for the test, so an event nobody consumes stays
 unroutable-free only because the provisioned archive takes it, as in a deployment."""
 from __future__ import annotations
 
 import json
 
-from shared import event_archive
+from partnership_ops import event_archive
 from tests.conftest import eventually
 
 PRODUCERS = ("membership", "catalogue", "billing", "scheduling")

@@ -86,7 +86,7 @@ class Broker:
         return self.uri("/")
 
     def management(self):
-        from shared.topology import Management
+        from partnership_ops.topology import Management
 
         return Management.for_amqp_uri(self.amqp_uri, url=self.management_url)
 
@@ -254,7 +254,7 @@ class PrivateBroker(Broker):
         raise BrokerNodeError(f"`rabbitmqctl -n {self.node} await_startup` did not succeed in time; last: {last}")
 
     def _await_management(self, deadline: float) -> None:
-        from shared.topology import TopologyError
+        from partnership_ops.topology import TopologyError
 
         management = self.management()
         last: Exception | None = None

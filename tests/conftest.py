@@ -46,7 +46,7 @@ def pytest_sessionfinish(session, exitstatus):
     """Delete this session's broker users (each test's vhost is deleted after it; users outlive vhosts)."""
     if not _BROKER_USERS_MADE:
         return
-    from shared.topology import Management, TopologyError
+    from partnership_ops.topology import Management, TopologyError
 
     management = Management.for_amqp_uri(_BROKER_USERS_MADE[0])
     for spec in SERVICES:
@@ -71,7 +71,7 @@ class Vhost:
     shared one; or a test's `private_broker`)."""
 
     def __init__(self, *, provision: bool = True, broker: Broker = SHARED_BROKER):
-        from shared.topology import Management
+        from partnership_ops.topology import Management
 
         self.broker = broker
         self.name = f"test-{uuid.uuid4().hex[:10]}"
@@ -194,7 +194,7 @@ class Stack:
 
     def service_amqp_uri(self, name: str) -> str:
         """The service's own broker user on this stack's vhost (provisioned by `Vhost`)."""
-        from shared.topology import amqp_uri_for
+        from partnership_ops.topology import amqp_uri_for
 
         return amqp_uri_for(self.amqp_uri, f"{TEST_USER_PREFIX}{name}", TEST_BROKER_PASSWORDS[name])
 

@@ -33,7 +33,7 @@ nameko 2.14.1 acks a message whose handler raised (it is lost) or, with
 - consumes from a quorum queue whose policy sets a delivery limit, so even a
   message that kills the process every time ends in the dead-letter queue
   (RabbitMQ dead-letters it at least once); the queues, exchanges and policies
-  are provisioned beforehand (`shared.topology`), the handler declares only
+  are provisioned beforehand (`partnership-ops topology apply`), the handler declares only
   its own queue, with the provisioned arguments.
 """
 from __future__ import annotations
@@ -125,7 +125,7 @@ class ReliableEventHandler(EventHandler):
         self.retry_delays_ms = settings["retry_delays_ms"]
         self.delivery_limit = settings["delivery_limit"]
         self.service_name = self.container.service_name
-        # Declared exactly as provisioned (shared.topology): limits and dead-lettering are policies.
+        # Declared exactly as provisioned (partnership_ops.topology): limits and dead-lettering are policies.
         self.queue.queue_arguments = handler_queue_arguments()
         self.metrics = metrics_for(self.service_name)
         self.amqp_uri = self.container.config["AMQP_URI"]

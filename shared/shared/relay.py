@@ -87,7 +87,7 @@ class OutboxRelay:
         connection = Connection(self.amqp_uri, heartbeat=self.heartbeat, connect_timeout=5)
         connection.connect()
         channel = connection.connection.channel()
-        # The exchange is provisioned (shared.topology); declaring it would need configure permission.
+        # The exchange is provisioned (partnership-ops topology apply); declaring it would need configure permission.
         channel.confirm_select()
         channel.events["basic_ack"].add(self._on_ack)
         channel.events["basic_nack"].add(self._on_nack)

@@ -49,7 +49,7 @@ import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 
 from shared.envelope import Envelope
-from shared.links import handlers_of
+from partnership_ops.links import handlers_of
 from shared.topology import dead_letter_queue_name, retry_name
 from tests.archive_tap import ArchiveTap
 from tests.conftest import ROOT, TEST_TOPOLOGY_SETTINGS, eventually, http_json

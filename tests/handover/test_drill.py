@@ -33,7 +33,7 @@ import pytest
 import sqlalchemy as sa
 
 from deploy.local import ROOT, SPECS, ServiceProcess
-from shared import links
+from partnership_ops import links
 from tests import factories
 from tests.archive_tap import ArchiveTap
 from tests.conftest import TEST_EVENT_SETTINGS, Databases, Vhost, billing_run, eventually, free_port, http_json
@@ -63,7 +63,7 @@ def count(url: str, table: str, where: str = "") -> int:
 
 def ops(*args: str, env: dict | None = None) -> dict:
     """Run `partnership-ops` as an operations team would; returns its JSON report."""
-    result = subprocess.run([sys.executable, "-m", "shared.ops", *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "partnership_ops", *args], capture_output=True, text=True,
                             timeout=300, cwd=ROOT, env={**os.environ, **TEST_EVENT_SETTINGS, **(env or {})})
     assert result.returncode == 0, f"partnership-ops {args[0]} failed:\n{result.stderr}\n{result.stdout}"
     return json.loads(result.stdout)

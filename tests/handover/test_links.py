@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 from deploy.local import ROOT
-from shared import links
-from shared import event_archive
+from partnership_ops import links
+from partnership_ops import event_archive
 from tests.conftest import Vhost, eventually, provision_vhost, rabbitmqctl
 from tests.reliability import tools
 
@@ -76,7 +76,7 @@ class TestPlan:
     def test_one_inbound_shovel_per_handler_and_one_outbound_for_the_exchange(self):
         shovels = links.plan("billing", old_uri="amqp://old/", new_uri="amqp://new/", label="council")
         queues = [h.queue for h in links.handlers_of("billing")]
-        assert len(queues) == 9 and "evt-scheduling-attendance_recorded--billing.on_attendance_recorded" in queues
+        assert len(queues) == 12 and "evt-scheduling-attendance_recorded--billing.on_attendance_recorded" in queues
         assert [(s["name"], s["value"].get("src-queue"), s["value"].get("dest-queue"),
                  s["value"].get("dest-exchange")) for s in shovels] == [
             *[(f"handover.{q}", q, q, None) for q in queues],

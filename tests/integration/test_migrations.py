@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from shared.db import Database
-from shared.ops import main as ops_main
+from partnership_ops.ops import main as ops_main
 from shared.storage import SchemaNotAtHead, Storage
 from tests.conftest import Databases
 

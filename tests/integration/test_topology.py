@@ -12,8 +12,8 @@ import pika
 import pytest
 
 from deploy import topology as deploy_topology
-from shared import event_archive, topology
-from shared.topology import Management
+from partnership_ops import event_archive, topology
+from partnership_ops.topology import Management
 from tests.factories import school
 from tests.conftest import TEST_TOPOLOGY_SETTINGS, TEST_USER_PREFIX, eventually, http_json, provision_vhost
 from tests.integration.billing_upstream import Upstream
@@ -171,7 +171,7 @@ class TestOperatorCommands:
         from deploy.local import ROOT
 
         def ops(*args):
-            return subprocess.run([sys.executable, "-m", "shared.ops", *args], capture_output=True, text=True,
+            return subprocess.run([sys.executable, "-m", "partnership_ops", *args], capture_output=True, text=True,
                                   timeout=120, cwd=ROOT)
 
         definitions = tmp_path / "definitions.json"

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from deploy.local import provision_broker
-from shared import links
-from shared.topology import Management
+from partnership_ops import links
+from partnership_ops.topology import Management
 from tests import factories
 from tests.conftest import (TEST_BROKER_PASSWORDS, TEST_TOPOLOGY_SETTINGS, TEST_USER_PREFIX, eventually,
                             http_json)

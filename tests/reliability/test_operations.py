@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from deploy.local import ROOT
-from shared import ops
+from partnership_ops import ops
 from tests.conftest import eventually
 from tests.reliability import tools
 from tests.reliability.test_event_delivery import BILLING_SUBSCRIPTION_QUEUE, join_many, subscription_payload
@@ -49,9 +49,12 @@ class TestDeadLetterCommands:
             "evt-catalogue-subscription_ended--billing.on_subscription_ended",
             "evt-catalogue-subscription_renewed--billing.on_subscription_renewed",
             BILLING_SUBSCRIPTION_QUEUE,
+            "evt-membership-contact_erased--billing.on_contact_erased",
+            "evt-membership-contact_role_changed--billing.on_contact_role_changed",
             "evt-membership-member_details_changed--billing.on_member_details_changed",
             "evt-membership-member_joined--billing.on_member_joined",
             "evt-membership-member_left--billing.on_member_left",
+            "evt-membership-organisation_contact_role_changed--billing.on_organisation_contact_role_changed",
             "evt-membership-school_converted_to_academy--billing.on_school_converted",
             "evt-scheduling-attendance_recorded--billing.on_attendance_recorded"]
 
@@ -61,7 +64,7 @@ class TestOutboxCommand:
         stack = stack_factory(sqlite_databases, {"FAULT_RELAY_PAUSED": "true"}).start("membership")
         join_many(stack, 4)
         env = {"DATABASE_URL": stack.database_urls["membership"], "PATH": "/usr/bin:/bin"}
-        result = subprocess.run([sys.executable, "-m", "shared.ops", "outbox", "--config",
+        result = subprocess.run([sys.executable, "-m", "partnership_ops", "outbox", "--config",
                                  str(ROOT / "services/membership/config.yml")],
                                 capture_output=True, text=True, env=env, timeout=60)
         assert result.returncode == 0, result.stderr

@@ -16,26 +16,16 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from deploy.local import ROOT
-from shared import archive
+from partnership_ops import archive
 from shared.db import Database
-from tests.conftest import Databases
-from tests.handover.probe_service import REVISION, probe_schema
 
 NAMES = ["Ada Lovelace", "Zoë Ó Súilleabháin", "李小龍"]
-
-
-@pytest.fixture
-def both(tmp_path):
-    sqlite, postgresql = Databases("sqlite", tmp_path), Databases("postgresql", tmp_path)
-    yield {"sqlite": sqlite, "postgresql": postgresql}
-    postgresql.drop_all()
 
 
 def fill(schema, url: str) -> dict:
     """Rows of every kind, awkward values included; returns the ids it used."""
     database = Database(url)
-    schema.upgrade(database, REVISION)
+    schema.upgrade(database, schema.head())
     tables = schema.metadata.tables
     refs = [uuid.uuid4() for _ in NAMES]
     with database.transaction() as session:
@@ -93,14 +83,15 @@ def rewrite(path, changes: dict[str, bytes]) -> None:
 
 class TestRoundTrip:
     @pytest.mark.parametrize("source,target", [("sqlite", "postgresql"), ("postgresql", "sqlite")])
-    def test_every_value_kind_survives_export_and_import_exactly(self, both, tmp_path, source, target):
+    def test_every_value_kind_survives_export_and_import_exactly(self, probe_schema, both, tmp_path, source,
+                                                                 target):
         schema = probe_schema(tmp_path)
         source_url, target_url = both[source].url("probe"), both[target].url("probe")
         fill(schema, source_url)
         first = tmp_path / "first.tar.gz"
         manifest = archive.export_service("probe", source_url, first, operator={"name": "bucks-learning-trust"},
                                           schema=schema)
-        assert manifest["alembic_revision"] == REVISION
+        assert manifest["alembic_revision"] == schema.head()
         assert manifest["row_counts"] == {"event_sequences": 0, "inbox": 4, "outbox": 3, "schools": 3,
                                                                 "visits": 3}
         assert manifest["operator"] == {"name": "bucks-learning-trust"}
@@ -113,7 +104,7 @@ class TestRoundTrip:
         report = archive.import_service("probe", target_url, first, schema=schema)
         assert report["rows_loaded"] == {"event_sequences": 0, "inbox": 4, "outbox": 3, "schools": 3,
                                                                 "visits": 3}
-        assert (report["archive_revision"], report["migrated_to"]) == (REVISION, REVISION)
+        assert (report["archive_revision"], report["migrated_to"]) == (schema.head(), schema.head())
         assert report["from_operator"] == "bucks-learning-trust"
 
         # Exported again from the target, every table file is byte-identical.
@@ -145,7 +136,7 @@ class TestRoundTrip:
         assert [r["is_academy"] for r in rows] == [False, True, False]
         assert isinstance(first_row["reference"], uuid.UUID)
 
-    def test_only_unsent_outbox_rows_travel_and_keep_their_order(self, both, tmp_path):
+    def test_only_unsent_outbox_rows_travel_and_keep_their_order(self, probe_schema, both, tmp_path):
         schema = probe_schema(tmp_path)
         source_url, target_url = both["sqlite"].url("probe"), both["postgresql"].url("probe")
         fill(schema, source_url)
@@ -159,7 +150,7 @@ class TestRoundTrip:
         assert [(r[0], r[1]) for r in moved] == [(r[0], r[1]) for r in unsent] == [(3, moved[0][1]), (4, moved[1][1]),
                                                                                   (5, moved[2][1])]
 
-    def test_postgresql_sequences_continue_above_the_loaded_ids(self, both, tmp_path):
+    def test_postgresql_sequences_continue_above_the_loaded_ids(self, probe_schema, both, tmp_path):
         schema = probe_schema(tmp_path)
         source_url, target_url = both["sqlite"].url("probe"), both["postgresql"].url("probe")
         fill(schema, source_url)
@@ -177,7 +168,7 @@ class TestRoundTrip:
 
 
 class TestRefusals:
-    def test_damaged_table_file_is_refused_before_the_database_is_touched(self, both, tmp_path):
+    def test_damaged_table_file_is_refused_before_the_database_is_touched(self, probe_schema, both, tmp_path):
         schema = probe_schema(tmp_path)
         source_url, target_url = both["sqlite"].url("probe"), both["sqlite"].url("probe")
         fill(schema, source_url)
@@ -189,7 +180,7 @@ class TestRefusals:
             archive.import_service("probe", target_url, path, schema=schema)
         assert sa.inspect(sa.create_engine(target_url)).get_table_names() == []
 
-    def test_edited_manifest_is_refused(self, both, tmp_path):
+    def test_edited_manifest_is_refused(self, probe_schema, both, tmp_path):
         schema = probe_schema(tmp_path)
         source_url = both["sqlite"].url("probe")
         fill(schema, source_url)
@@ -201,7 +192,7 @@ class TestRefusals:
         with pytest.raises(archive.ArchiveError, match="manifest.json does not match its checksum"):
             archive.import_service("probe", both["sqlite"].url("probe"), path, schema=schema)
 
-    def test_truncated_archive_is_refused(self, both, tmp_path):
+    def test_truncated_archive_is_refused(self, probe_schema, both, tmp_path):
         schema = probe_schema(tmp_path)
         source_url = both["sqlite"].url("probe")
         fill(schema, source_url)
@@ -212,7 +203,7 @@ class TestRefusals:
             with archive.Archive(path) as opened:
                 opened.verify()
 
-    def test_revision_the_installed_service_does_not_know_is_refused(self, both, tmp_path):
+    def test_revision_the_installed_service_does_not_know_is_refused(self, probe_schema, both, tmp_path):
         schema = probe_schema(tmp_path)
         source_url, target_url = both["sqlite"].url("probe"), both["postgresql"].url("probe")
         fill(schema, source_url)
@@ -226,7 +217,7 @@ class TestRefusals:
         with pytest.raises(archive.ImportRefused, match="revision 'p999'.*does not know"):
             archive.import_service("probe", target_url, path, schema=schema)
 
-    def test_non_empty_target_is_refused_and_left_untouched(self, both, tmp_path):
+    def test_non_empty_target_is_refused_and_left_untouched(self, probe_schema, both, tmp_path):
         schema = probe_schema(tmp_path)
         source_url, target_url = both["sqlite"].url("probe"), both["postgresql"].url("probe")
         fill(schema, source_url)
@@ -238,7 +229,7 @@ class TestRefusals:
             archive.import_service("probe", target_url, path, schema=schema)
         assert dump(target_url, "schools", "id") == before
 
-    def test_archive_of_another_service_is_refused(self, both, tmp_path):
+    def test_archive_of_another_service_is_refused(self, probe_schema, both, tmp_path):
         schema = probe_schema(tmp_path)
         source_url = both["sqlite"].url("probe")
         fill(schema, source_url)
@@ -250,7 +241,8 @@ class TestRefusals:
 
 class TestErase:
     @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-    def test_erase_reports_and_removes_declared_personal_data_and_the_outbox(self, both, tmp_path, backend):
+    def test_erase_reports_and_removes_declared_personal_data_and_the_outbox(self, probe_schema, both, tmp_path,
+                                                                                backend):
         schema = probe_schema(tmp_path, personal_data={"schools": ("head_teacher", "name"),
                                                        "visits": ("visitor_name",)})
         url = both[backend].url("probe")
@@ -275,7 +267,8 @@ class TestErase:
         again = archive.erase_personal_data("probe", url, archive_path=path, schema=schema)
         assert again["values_erased"] == 0
 
-    def test_a_declared_table_the_old_database_does_not_have_is_reported_as_skipped(self, both, tmp_path):
+    def test_a_declared_table_the_old_database_does_not_have_is_reported_as_skipped(self, probe_schema, both,
+                                                                                        tmp_path):
         schema = probe_schema(tmp_path, personal_data={"schools": ("name",), "visits": ("visitor_name",)})
         url = both["sqlite"].url("probe")
         fill(schema, url)
@@ -289,7 +282,7 @@ class TestErase:
         assert report["skipped"] == [{"table": "visits", "column": "visitor_name", "reason": "not in this database"}]
         assert report["erased"] == [{"table": "schools", "column": "name", "values": 3, "replaced_with": "[erased]"}]
 
-    def test_erase_is_refused_without_a_verified_archive_of_that_service(self, both, tmp_path):
+    def test_erase_is_refused_without_a_verified_archive_of_that_service(self, probe_schema, both, tmp_path):
         schema = probe_schema(tmp_path, personal_data={"schools": ("name",)})
         url = both["sqlite"].url("probe")
         fill(schema, url)
@@ -301,13 +294,23 @@ class TestErase:
         assert [r[2] for r in dump(url, "schools", "id")] == NAMES
 
 
+    def test_a_declaration_naming_a_missing_column_is_refused(self, probe_schema, tmp_path):
+        schema = probe_schema(tmp_path, personal_data={"schools": ("head_teacher", "headteacher_email")})
+        with pytest.raises(LookupError, match="schools.headteacher_email"):
+            archive.personal_data_of(schema)
+
+    def test_a_service_without_a_declaration_cannot_be_erased(self, probe_schema, tmp_path):
+        with pytest.raises(LookupError, match="declares no PERSONAL_DATA"):
+            archive.personal_data_of(probe_schema(tmp_path, personal_data=None))
+
+
 class TestCommandLine:
     def test_export_and_import_of_a_real_service_from_the_command_line(self, both, tmp_path):
         source, target = both["sqlite"].url("billing"), both["postgresql"].url("billing")
         Database(source).upgrade("billing:migrations")
         path = tmp_path / "billing.tar.gz"
-        run = lambda *args: subprocess.run([sys.executable, "-m", "shared.ops", *args], capture_output=True,
-                                           text=True, timeout=120, cwd=ROOT)
+        run = lambda *args: subprocess.run([sys.executable, "-m", "partnership_ops", *args], capture_output=True,
+                                           text=True, timeout=120, cwd=tmp_path)
         exported = run("export", "--service", "billing", "--database", source, "--out", str(path),
                        "--operator", "bucks-learning-trust")
         assert exported.returncode == 0, exported.stderr

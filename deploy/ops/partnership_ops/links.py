@@ -25,7 +25,7 @@ after the destination broker confirmed it, so a link that breaks loses
 nothing; it may deliver twice, which the consumers' inboxes absorb.
 
 The moved service's topology on the new broker (its queues, policies, exchanges,
-archive and broker user's permissions: `shared.topology`) is provisioned before any
+archive and broker user's permissions: `partnership_ops.topology`) is provisioned before any
 shovel starts, because a shovel would otherwise declare a plain classic queue that
 the service could then not consume (PRECONDITION_FAILED). The shovel definitions
 carry no queue arguments: the queues exist already and a declaration without
@@ -42,19 +42,25 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from shared import topology
-from shared.topology import Handler, ServiceTopology, handler_queue_name
+from partnership_ops import topology
+from partnership_ops.topology import Handler, ServiceTopology
+from shared.topology import handler_queue_name
 
 PLUGINS = ("rabbitmq_shovel", "rabbitmq_shovel_management")
 
 
 def service_class(service: str):
     """`billing` -> its nameko class (`billing.entrypoints.service`, the class whose `name` is `billing`);
-    `module:Class` is taken as given."""
-    if ":" in service:
-        module_name, _, class_name = service.partition(":")
-        return getattr(importlib.import_module(module_name), class_name)
-    module = importlib.import_module(f"{service}.entrypoints.service")
+    `module:Class` is taken as given. A service not installed here is a `LookupError` naming it (an
+    image holds one service: read the others' topology from a definitions file instead)."""
+    module_name, _, class_name = service.partition(":") if ":" in service else (
+        f"{service}.entrypoints.service", "", "")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise LookupError(f"no installed service {service!r} ({exc})") from exc
+    if class_name:
+        return getattr(module, class_name)
     for _, cls in inspect.getmembers(module, inspect.isclass):
         if cls.__module__ == module.__name__ and getattr(cls, "name", None) == service:
             return cls
@@ -115,7 +121,7 @@ def plan(service: str, *, old_uri: str, new_uri: str, label: str) -> list[dict[s
 def definitions(service: str, *, old_uri: str, new_uri: str, label: str, shovel_vhost: str,
                 delivery_limit: int, retry_delays_ms: list[int]) -> dict:
     """A RabbitMQ definitions document (`rabbitmqctl import_definitions`) for the new broker:
-    the moved service's provisioned topology (`shared.topology`), the outbound queue and the shovels."""
+    the moved service's provisioned topology (`partnership_ops.topology`), the outbound queue and the shovels."""
     vhost = shovel_vhost
     document = topology.definitions([topology_of(service)], delivery_limit=delivery_limit,
                                     retry_delays_ms=retry_delays_ms)
@@ -139,7 +145,7 @@ def declare(service: str, *, old_amqp: str, new_amqp: str, label: str, delivery_
     API (reached at the AMQP URI's host, port 15672, with its credentials); `*_amqp` as this host
     reaches them. The moved service's full topology goes to the new broker; on the old one, its
     handler queues (so events published from now on are kept for the new instance)."""
-    from shared.handover import queue_consumers
+    from partnership_ops.handover import queue_consumers
 
     moved = topology_of(service)
     vhost_new = vhost_of(new_amqp)

@@ -17,7 +17,7 @@ Handing a function to another operator (docs/handover.md):
     partnership-ops link-brokers --service scheduling --old-amqp URI --new-amqp URI --label mat [--enable-plugin]
     partnership-ops erase     --service billing --database URL --archive billing.tar.gz
 
-The broker's topology and the event archive (`shared.topology`, `shared.event_archive`):
+The broker's topology and the event archive (`partnership_ops.topology`, `partnership_ops.event_archive`):
 
     partnership-ops topology apply --service membership --service catalogue ... [--config ...]
                               [--definitions deploy/rabbitmq/definitions.json] [--vhost V] [--user-prefix P]
@@ -74,7 +74,7 @@ from shared import business_date
 
 def handler_queues(service_path: str) -> list[str]:
     """Queue names of a service class's reliable handlers, e.g. `billing.entrypoints.service:BillingService`."""
-    from shared import links
+    from partnership_ops import links
 
     return [h.queue for h in links.handlers_of(service_path)]
 
@@ -248,7 +248,7 @@ def _require(parser, args, *names) -> None:
 def run_handover_command(parser, args) -> dict:
     import datetime as dt
 
-    from shared import archive, handover, links
+    from partnership_ops import archive, handover, links
 
     today = business_date.today()
     if args.command == "export":
@@ -299,7 +299,7 @@ def run_handover_command(parser, args) -> dict:
 
 
 def _link_brokers(args) -> dict:
-    from shared import links
+    from partnership_ops import links
     from shared.config import events_settings
 
     settings = events_settings(load_config(args.config) if args.config else {})
@@ -384,7 +384,7 @@ def _passwords(args, users: list[str]) -> dict[str, str]:
 
 
 def run_event_command(parser, args) -> tuple[int, object]:
-    from shared import event_archive, links, topology
+    from partnership_ops import event_archive, links, topology
     from shared.config import events_settings
 
     if args.command == "topology":
@@ -479,8 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return migrate(args.service, args.database_url or os.environ.get("DATABASE_URL"))
     if args.command in HANDOVER_COMMANDS:
-        from shared.archive import ArchiveError, ImportRefused, UnsupportedColumn
-        from shared.handover import StillConsuming
+        from partnership_ops.archive import ArchiveError, ImportRefused, UnsupportedColumn
+        from partnership_ops.handover import StillConsuming
 
         try:
             report = run_handover_command(parser, args)
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2, default=str))
         return 0
     if args.command in EVENT_COMMANDS:
-        from shared.topology import TopologyError
+        from partnership_ops.topology import TopologyError
 
         try:
             status, report = run_event_command(parser, args)

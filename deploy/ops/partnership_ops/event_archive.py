@@ -1,4 +1,4 @@
-"""Reading the event archive: every producer's stream `<producer>.events.archive` (`shared.topology`).
+"""Reading the event archive: every producer's stream `<producer>.events.archive` (`partnership_ops.topology`).
 
 The archive keeps every event a producer published, in publish order, for the retention
 the topology's policy gives it (13 months by default), whether or not anyone consumed it.

@@ -1,0 +1,301 @@
+"""The broker topology, provisioned from one declarative source before any service starts.
+
+Operator tooling (`partnership-ops topology apply|check|print`): no running service imports
+this module. The names it provisions are `shared.topology`'s, the ones the services use.
+
+Services declare nothing but their own handler queues (nameko's consumer re-declares
+them, with the same arguments, on every connect); everything else comes from a
+RabbitMQ definitions document generated from the services' own handler declarations
+(`definitions()`), applied through the management API (`apply()`, idempotent) and
+compared with what the broker holds (`check()`).
+
+For each producer `<p>`:
+- `<p>.events`: its topic exchange (routing key = event type);
+- `<p>.events.archive`: a **stream** bound to it with `#`, so every event is kept
+  (retention by age, policy `max-age`, 13 months by default) and routable: the
+  relay's `mandatory` returns then only mean a broken topology.
+For a handler `<method>` of service `<s>` reading `<source>`'s `<type>`:
+- `evt-<source>-<type>--<s>.<method>` (nameko's naming): a quorum queue bound to
+  `<source>.events` with routing key `<type>`, and bound to `<s>.requeue` with its
+  own name (the way back from a retry queue, and for redelivery);
+- its policy: `delivery-limit`, then dead-lettered by RabbitMQ through
+  `<s>.dead-letter` to `<queue>.dead`, **at least once** (`dead-letter-strategy:
+  at-least-once`, `overflow: reject-publish`). Limits live in policies, never in
+  queue arguments, so changing one never makes a declaration fail with
+  PRECONDITION_FAILED;
+- `<queue>.dead`: its dead-letter queue (quorum), bound to `<s>.dead-letter`.
+For each retry delay of service `<s>`: `<s>.retry.<ms>ms`, a fanout exchange and a
+quorum queue whose policy gives the TTL and dead-letters (at least once) through
+`<s>.requeue` with the routing key the copy was parked with: its handler's queue.
+
+One broker user per service, least privilege: it may configure only its own handler
+queues (nameko re-declares them), write only to its own exchanges (events, retry,
+dead-letter, requeue) and bind its own queues, and read only its sources' exchanges and its
+own queues. `DECLARE_EVENT_EXCHANGES: False` in every service's config keeps nameko
+from declaring (configuring) a source's exchange. A service serving RPC (nameko's
+`nameko-rpc` exchange, `rpc-<s>` queue) may also configure and use those two.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Iterable, Mapping
+
+# Re-exported: the provisioning and its callers speak the services' own names.
+from shared.topology import (  # noqa: F401
+    archive_name, dead_letter_exchange, dead_letter_queue_name, events_exchange, handler_queue_arguments,
+    handler_queue_name, requeue_exchange, retry_name, service_of_queue)
+
+ARCHIVE_MAX_AGE = "13M"
+POLICY_PRIORITY = 10
+RPC_EXCHANGE = "nameko-rpc"
+
+
+# -- what the code declares -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Handler:
+    source: str
+    event_type: str
+    method: str
+    queue: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceTopology:
+    """What one service needs of the broker: its handlers, and whether it serves RPC."""
+
+    service: str
+    handlers: tuple[Handler, ...]
+    serves_rpc: bool = False
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted({h.source for h in self.handlers})
+
+
+def permissions_of(topology: ServiceTopology) -> dict[str, str]:
+    """Least-privilege permission regexes of a service's broker user (see the module docstring)."""
+    s = re.escape(topology.service)
+    own_queues = f"evt-.*--{s}\\..*"
+    rpc = [re.escape(RPC_EXCHANGE), f"rpc-{s}"] if topology.serves_rpc else []
+    configure = [own_queues, *rpc]
+    write = [own_queues, f"{s}\\.events", f"{s}\\.retry\\..*", f"{s}\\.dead-letter", f"{s}\\.requeue", *rpc]
+    read = [own_queues, *(re.escape(events_exchange(src)) for src in topology.sources), *rpc]
+    return {name: "^(" + "|".join(parts) + ")$" for name, parts in
+            (("configure", configure), ("write", write), ("read", read))}
+
+
+def definitions(topologies: Iterable[ServiceTopology], *, delivery_limit: int, retry_delays_ms: list[int],
+                archive_max_age: str = ARCHIVE_MAX_AGE, user_prefix: str = "") -> dict[str, Any]:
+    """A RabbitMQ definitions document (vhost-independent: `apply()` names the vhost) for these services:
+    exchanges, queues, bindings, policies, and the permissions of one user per service
+    (`<user_prefix><service>`; users themselves, with their passwords, are created by `apply()`)."""
+    exchanges: dict[str, dict] = {}
+    queues: dict[str, dict] = {}
+    bindings: list[dict] = []
+    policies: list[dict] = []
+    permissions: list[dict] = []
+
+    def exchange(name: str, kind: str) -> None:
+        exchanges[name] = {"name": name, "type": kind, "durable": True, "auto_delete": False, "internal": False,
+                           "arguments": {}}
+
+    def queue(name: str, arguments: dict) -> None:
+        queues[name] = {"name": name, "durable": True, "auto_delete": False, "arguments": arguments}
+
+    def bind(source: str, destination: str, routing_key: str) -> None:
+        bindings.append({"source": source, "destination": destination, "destination_type": "queue",
+                         "routing_key": routing_key, "arguments": {}})
+
+    def policy(name: str, queue_name: str, definition: dict) -> None:
+        policies.append({"name": name, "pattern": f"^{re.escape(queue_name)}$", "apply-to": "queues",
+                         "priority": POLICY_PRIORITY, "definition": definition})
+
+    at_least_once = {"dead-letter-strategy": "at-least-once", "overflow": "reject-publish"}
+    topologies = sorted(topologies, key=lambda t: t.service)
+    for topology in topologies:
+        service = topology.service
+        exchange(events_exchange(service), "topic")
+        queue(archive_name(service), {"x-queue-type": "stream"})
+        bind(events_exchange(service), archive_name(service), "#")
+        policy(f"archive.{service}", archive_name(service), {"max-age": archive_max_age})
+        if topology.serves_rpc:
+            exchange(RPC_EXCHANGE, "topic")
+            queue(f"rpc-{service}", {})
+            bind(RPC_EXCHANGE, f"rpc-{service}", f"{service}.*")
+        if topology.handlers:
+            exchange(dead_letter_exchange(service), "direct")
+            exchange(requeue_exchange(service), "direct")
+            for delay in retry_delays_ms:
+                name = retry_name(service, delay)
+                exchange(name, "fanout")
+                queue(name, {"x-queue-type": "quorum"})
+                bind(name, name, "")
+                policy(name, name, {"message-ttl": int(delay), "dead-letter-exchange": requeue_exchange(service),
+                                    **at_least_once})
+        for handler in topology.handlers:
+            dead = dead_letter_queue_name(handler.queue)
+            queue(handler.queue, handler_queue_arguments())
+            queue(dead, {"x-queue-type": "quorum"})
+            bind(events_exchange(handler.source), handler.queue, handler.event_type)
+            bind(requeue_exchange(service), handler.queue, handler.queue)
+            bind(dead_letter_exchange(service), dead, dead)
+            policy(handler.queue, handler.queue, {
+                "delivery-limit": int(delivery_limit), "dead-letter-exchange": dead_letter_exchange(service),
+                "dead-letter-routing-key": dead, **at_least_once})
+        permissions.append({"user": f"{user_prefix}{service}", **permissions_of(topology)})
+    # A handler's source may be a producer that is not among these services (a partial deployment):
+    # its exchange must exist for the binding.
+    for topology in topologies:
+        for source in topology.sources:
+            if events_exchange(source) not in exchanges:
+                exchange(events_exchange(source), "topic")
+    return {
+        "exchanges": sorted(exchanges.values(), key=lambda e: e["name"]),
+        "queues": sorted(queues.values(), key=lambda q: q["name"]),
+        "bindings": sorted(bindings, key=lambda b: (b["source"], b["destination"], b["routing_key"])),
+        "policies": sorted(policies, key=lambda p: p["name"]),
+        "permissions": permissions,
+    }
+
+
+# -- the broker's management API -----------------------------------------------------------------
+class TopologyError(Exception):
+    """The broker refused a definition, or its management API could not be reached."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Management:
+    """RabbitMQ's management HTTP API (`http://host:15672`) with an administrator's credentials."""
+
+    url: str
+    username: str
+    password: str
+    timeout: float = 30.0
+
+    @classmethod
+    def for_amqp_uri(cls, amqp_uri: str, *, port: int = 15672, url: str | None = None,
+                     timeout: float = 30.0) -> "Management":
+        """The management API of the broker an (administrator's) AMQP URI names, same credentials."""
+        parsed = urllib.parse.urlparse(amqp_uri)
+        return cls(url or f"http://{parsed.hostname or '127.0.0.1'}:{port}",
+                   urllib.parse.unquote(parsed.username or "guest"), urllib.parse.unquote(parsed.password or "guest"),
+                   timeout)
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method)
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:500]
+            raise TopologyError(f"{method} {path}: HTTP {exc.code} {detail}") from None
+        except OSError as exc:
+            raise TopologyError(f"{method} {path}: management API at {self.url} not reachable ({exc})") from None
+        return json.loads(raw) if raw else None
+
+
+def _vhost_path(vhost: str) -> str:
+    return urllib.parse.quote(vhost, safe="")
+
+
+def apply(management: Management, document: Mapping[str, Any], *, vhost: str,
+          passwords: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Apply a definitions document to `vhost` (created if missing); idempotent.
+
+    Users named in its permissions are created (or their password reset) from `passwords`
+    (user -> password); a user with no password given must already exist. Returns what was
+    applied, by kind."""
+    passwords = dict(passwords or {})
+    v = _vhost_path(vhost)
+    management.request("PUT", f"/api/vhosts/{v}", {})
+    users = [p["user"] for p in document.get("permissions", [])]
+    existing = {u["name"] for u in management.request("GET", "/api/users") or []}
+    missing = [u for u in users if u not in existing and u not in passwords]
+    if missing:
+        raise TopologyError(f"no password given for new broker users {missing} "
+                            "(set PARTNERSHIP_AMQP_PASSWORD_<SERVICE> or --passwords-file)")
+    for user in users:
+        if user in passwords:
+            management.request("PUT", f"/api/users/{urllib.parse.quote(user, safe='')}",
+                               {"password": passwords[user], "tags": ""})
+    body = {key: document.get(key, []) for key in ("exchanges", "queues", "bindings", "policies")}
+    management.request("POST", f"/api/definitions/{v}", body)
+    for permission in document.get("permissions", []):
+        management.request("PUT", f"/api/permissions/{v}/{urllib.parse.quote(permission['user'], safe='')}",
+                           {k: permission[k] for k in ("configure", "write", "read")})
+    return {"vhost": vhost, "exchanges": len(body["exchanges"]), "queues": len(body["queues"]),
+            "bindings": len(body["bindings"]), "policies": len(body["policies"]), "users": users}
+
+
+def check(management: Management, document: Mapping[str, Any], *, vhost: str) -> list[str]:
+    """What the broker's `vhost` lacks or holds differently from the document (empty when it matches)."""
+    v = _vhost_path(vhost)
+    try:
+        held = management.request("GET", f"/api/definitions/{v}")
+    except TopologyError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+
+    def index(items, key):
+        return {key(item): item for item in items or []}
+
+    held_exchanges = index(held.get("exchanges"), lambda e: e["name"])
+    for e in document.get("exchanges", []):
+        found = held_exchanges.get(e["name"])
+        if found is None:
+            problems.append(f"exchange {e['name']} missing")
+        elif found.get("type") != e["type"] or not found.get("durable"):
+            problems.append(f"exchange {e['name']} is {found.get('type')} (durable={found.get('durable')}), "
+                            f"expected durable {e['type']}")
+    held_queues = index(held.get("queues"), lambda q: q["name"])
+    for q in document.get("queues", []):
+        found = held_queues.get(q["name"])
+        if found is None:
+            problems.append(f"queue {q['name']} missing")
+        elif (found.get("arguments") or {}) != q["arguments"]:
+            problems.append(f"queue {q['name']} has arguments {found.get('arguments')}, expected {q['arguments']}")
+    held_bindings = {(b["source"], b["destination"], b["routing_key"]) for b in held.get("bindings") or []}
+    for b in document.get("bindings", []):
+        if (b["source"], b["destination"], b["routing_key"]) not in held_bindings:
+            problems.append(f"binding {b['source']} -[{b['routing_key']}]-> {b['destination']} missing")
+    held_policies = index(held.get("policies"), lambda p: p["name"])
+    for p in document.get("policies", []):
+        found = held_policies.get(p["name"])
+        if found is None:
+            problems.append(f"policy {p['name']} missing")
+        elif (found.get("pattern"), found.get("definition"), found.get("apply-to")) != (
+                p["pattern"], p["definition"], p["apply-to"]):
+            problems.append(f"policy {p['name']} is {found.get('definition')}, expected {p['definition']}")
+    try:
+        held_permissions = index(management.request("GET", f"/api/vhosts/{v}/permissions"), lambda p: p["user"])
+    except TopologyError as exc:
+        return problems + [str(exc)]
+    for p in document.get("permissions", []):
+        found = held_permissions.get(p["user"])
+        expected = {k: p[k] for k in ("configure", "write", "read")}
+        if found is None:
+            problems.append(f"user {p['user']} has no permissions on {vhost}")
+        elif {k: found.get(k) for k in expected} != expected:
+            problems.append(f"user {p['user']} permissions {({k: found.get(k) for k in expected})}, "
+                            f"expected {expected}")
+    return problems
+
+
+def amqp_uri_for(amqp_uri: str, user: str, password: str) -> str:
+    """The same broker and vhost as `amqp_uri`, with another user's credentials."""
+    parsed = urllib.parse.urlparse(amqp_uri)
+    host = parsed.hostname or "127.0.0.1"
+    netloc = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}@{host}"
+    if parsed.port:
+        netloc += f":{parsed.port}"
+    return urllib.parse.urlunparse(parsed._replace(netloc=netloc))

@@ -1,0 +1,110 @@
+"""partnership_ops.topology: the definitions document generated from what services declare, and the
+least-privilege permissions of each service's broker user (no broker needed; the applied topology is
+tested on the real broker in tests/integration/test_topology.py)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from partnership_ops import topology
+from partnership_ops.topology import Handler, ServiceTopology
+from shared import topology as names
+
+JOINED = Handler("membership", "member_joined", "on_member_joined",
+                 names.handler_queue_name("membership", "member_joined", "billing", "on_member_joined"))
+BILLING = ServiceTopology("billing", (JOINED,))
+MEMBERSHIP = ServiceTopology("membership", (), serves_rpc=True)
+
+
+def document(*topologies, **overrides):
+    settings = {"delivery_limit": 20, "retry_delays_ms": [1000, 5000], **overrides}
+    return topology.definitions(topologies or (BILLING, MEMBERSHIP), **settings)
+
+
+def matches(pattern: str, name: str) -> bool:
+    return re.fullmatch(pattern, name) is not None
+
+
+class TestDefinitions:
+    def test_every_producer_gets_its_exchange_and_its_archive_stream_bound_to_everything(self):
+        doc = document()
+        exchanges = {e["name"]: e["type"] for e in doc["exchanges"]}
+        assert exchanges["membership.events"] == exchanges["billing.events"] == "topic"
+        queues = {q["name"]: q["arguments"] for q in doc["queues"]}
+        assert queues["membership.events.archive"] == {"x-queue-type": "stream"}
+        assert {"source": "membership.events", "destination": "membership.events.archive", "routing_key": "#",
+                "destination_type": "queue", "arguments": {}} in doc["bindings"]
+        archive = {p["name"]: p for p in doc["policies"]}["archive.membership"]
+        assert archive["definition"] == {"max-age": topology.ARCHIVE_MAX_AGE}
+
+    def test_a_handler_queue_is_bound_to_its_source_and_its_limits_are_a_policy(self):
+        doc = document()
+        queues = {q["name"]: q["arguments"] for q in doc["queues"]}
+        assert queues[JOINED.queue] == names.handler_queue_arguments()
+        assert queues[names.dead_letter_queue_name(JOINED.queue)] == {"x-queue-type": "quorum"}
+        routes = {(b["source"], b["destination"], b["routing_key"]) for b in doc["bindings"]}
+        assert ("membership.events", JOINED.queue, "member_joined") in routes
+        assert ("billing.requeue", JOINED.queue, JOINED.queue) in routes
+        policy = {p["name"]: p for p in doc["policies"]}[JOINED.queue]
+        assert policy["pattern"] == f"^{re.escape(JOINED.queue)}$"
+        assert policy["definition"] == {
+            "delivery-limit": 20, "dead-letter-exchange": "billing.dead-letter",
+            "dead-letter-routing-key": f"{JOINED.queue}.dead", "dead-letter-strategy": "at-least-once",
+            "overflow": "reject-publish"}
+
+    def test_each_retry_delay_is_a_queue_whose_ttl_returns_through_requeue(self):
+        policies = {p["name"]: p["definition"] for p in document()["policies"]}
+        assert policies["billing.retry.5000ms"] == {
+            "message-ttl": 5000, "dead-letter-exchange": "billing.requeue", "dead-letter-strategy": "at-least-once",
+            "overflow": "reject-publish"}
+        assert "membership.retry.1000ms" not in policies  # no handlers, no retries
+
+    def test_a_source_outside_the_deployment_still_gets_its_exchange(self):
+        doc = document(BILLING)
+        assert "membership.events" in {e["name"] for e in doc["exchanges"]}
+        assert "membership.events.archive" not in {q["name"] for q in doc["queues"]}
+
+    def test_the_document_is_the_same_whatever_the_order_of_the_services(self):
+        assert document(BILLING, MEMBERSHIP) == document(MEMBERSHIP, BILLING)
+
+    def test_users_are_named_with_the_prefix(self):
+        assert [p["user"] for p in document(user_prefix="t-")["permissions"]] == ["t-billing", "t-membership"]
+
+
+class TestPermissions:
+    def test_a_service_writes_only_its_own_exchanges(self):
+        write = topology.permissions_of(BILLING)["write"]
+        for own in ("billing.events", "billing.retry.1000ms", "billing.dead-letter", "billing.requeue", JOINED.queue):
+            assert matches(write, own), own
+        for other in ("membership.events", "catalogue.requeue", "evt-membership-member_joined--catalogue.on_x"):
+            assert not matches(write, other), other
+
+    def test_a_service_reads_its_sources_and_its_own_queues_only(self):
+        read = topology.permissions_of(BILLING)["read"]
+        assert matches(read, "membership.events") and matches(read, JOINED.queue)
+        assert not matches(read, "catalogue.events") and not matches(read, "billing.events")
+
+    def test_rpc_only_for_a_service_that_serves_it(self):
+        assert matches(topology.permissions_of(MEMBERSHIP)["configure"], "rpc-membership")
+        assert not matches(topology.permissions_of(BILLING)["configure"], "nameko-rpc")
+
+
+class TestBrokerAddresses:
+    def test_the_management_api_is_found_from_an_administrators_amqp_uri(self):
+        management = topology.Management.for_amqp_uri("amqp://admin:p%40ss@broker.example:5672/partnership")
+        assert (management.url, management.username, management.password) == (
+            "http://broker.example:15672", "admin", "p@ss")
+
+    def test_a_services_uri_keeps_the_broker_and_vhost_with_its_own_credentials(self):
+        uri = topology.amqp_uri_for("amqp://guest:guest@127.0.0.1:5679/%2Fv", "billing", "s3cr/t")
+        assert uri == "amqp://billing:s3cr%2Ft@127.0.0.1:5679/%2Fv"
+
+    def test_an_unreachable_management_api_is_a_topology_error_naming_it(self):
+        management = topology.Management("http://127.0.0.1:9", "guest", "guest", timeout=2)
+        with pytest.raises(topology.TopologyError, match="not reachable"):
+            management.request("GET", "/api/overview")
+
+    def test_the_services_names_are_shareds_own(self):
+        assert topology.handler_queue_name is names.handler_queue_name
+        assert topology.archive_name is names.archive_name
