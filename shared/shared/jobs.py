@@ -45,8 +45,11 @@ ACTIVE = ("queued", "running")
 
 def define_job_runs_table(metadata: sa.MetaData) -> sa.Table:
     """The `job_runs` table of a service's own database."""
-    return sa.Table(
-        "job_runs", metadata,
+    return sa.Table("job_runs", metadata, *_job_run_columns())
+
+
+def _job_run_columns() -> list[sa.Column]:
+    return [
         sa.Column("id", sa.String(36), primary_key=True),
         sa.Column("kind", sa.String(50), nullable=False, index=True),
         sa.Column("status", sa.String(20), nullable=False),
@@ -61,13 +64,12 @@ def define_job_runs_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("started_at", sa.DateTime),
         sa.Column("heartbeat_at", sa.DateTime),
         sa.Column("finished_at", sa.DateTime),
-    )
+    ]
 
 
 def create_job_runs(op) -> None:
     """For a service's Alembic migration: create `job_runs` as `define_job_runs_table` declares it."""
-    table = define_job_runs_table(sa.MetaData())
-    op.create_table(table.name, *[c.copy() for c in table.columns])  # `kind`'s index comes with it
+    op.create_table("job_runs", *_job_run_columns())  # `kind`'s index comes with it
 
 
 class JobInterrupted(Exception):
