@@ -3,6 +3,9 @@
 #
 #   bash deploy/images.sh           # everything: tools, base, wheels, images, smoke runs
 #   bash deploy/images.sh wheels    # only the host wheelhouses (for docker compose build)
+#   bash deploy/images.sh base      # only podman's configuration and the debootstrap base image
+#                                   # (kept and reused when it exists: the compose test's cache)
+#   bash deploy/images.sh build     # base, wheels and the four service images; no smoke runs
 #
 # No Docker engine and no image registry here: podman (from Debian's packages)
 # builds the images, on a base made with debootstrap (localhost/bookworm-python,
@@ -26,8 +29,8 @@ cd "$ROOT"
 
 MODE="${1:-all}"
 case "$MODE" in
-  all|wheels) ;;
-  *) echo "usage: $0 [all|wheels]" >&2; exit 2 ;;
+  all|wheels|base|build) ;;
+  *) echo "usage: $0 [all|wheels|base|build]" >&2; exit 2 ;;
 esac
 
 SERVICES=(membership catalogue billing scheduling)
@@ -149,9 +152,16 @@ DEBOOTSTRAP="$(command -v debootstrap 2>/dev/null || echo /usr/sbin/debootstrap)
 
 # The sandbox refuses podman's default ulimits and crun's cgroup handling.
 mkdir -p "$BUILD_DIR/podman"
-cat > "$BUILD_DIR/podman/containers.conf" <<'EOF'
+# The [engine] part lets plain `podman` (and podman-compose, and the `podman container cleanup`
+# that applies a restart policy when a container exits) use runc and cgroupfs too.
+cat > "$BUILD_DIR/podman/containers.conf" <<EOF
 [containers]
 default_ulimits = []
+
+[engine]
+runtime = "$RUNC"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
 EOF
 export CONTAINERS_CONF="$BUILD_DIR/podman/containers.conf"
 
@@ -209,6 +219,10 @@ else
   log "base image $BASE_IMAGE imported at $((SECONDS - START_SECONDS)) s"
   log "base image $BASE_IMAGE built: $(pm run --rm --network=host "$BASE_IMAGE" python3 --version)"
 fi
+if [ "$MODE" = base ]; then
+  log "done in $((SECONDS - START_SECONDS)) s (podman: CONTAINERS_CONF=$CONTAINERS_CONF)"
+  exit 0
+fi
 
 # --- wheels and images ----------------------------------------------------------------
 build_wheels
@@ -232,6 +246,12 @@ for name in "${PRESENT[@]}"; do
 done
 # Intermediate images are kept: they are the layer cache of the next run.
 # (Rebuilds after changes leave dangling ones; `podman image prune` drops them.)
+
+if [ "$MODE" = build ]; then
+  if [ "${#failed[@]}" -gt 0 ]; then warn "FAILED: ${failed[*]} ($((SECONDS - START_SECONDS)) s)"; exit 1; fi
+  log "images built: ${BUILT[*]/#/partnership-} ($((SECONDS - START_SECONDS)) s)"
+  exit 0
+fi
 
 # --- smoke runs -----------------------------------------------------------------------
 smoke_amqp_uri() {
