@@ -267,6 +267,11 @@ def test_the_compose_stack_runs_the_first_flow_survives_a_killed_service_and_is_
         print(_logs(compose))
         raise
     finally:
+        with timings.step("stop the services (SIGTERM, grace 120 s)"):
+            # Services first, while the broker and database still answer: podman-compose's `down`
+            # stops every container at once, and a service whose broker goes away while it stops
+            # waits (about 30 s here) until it is killed.
+            compose("stop", *SERVICE_PORTS, timeout=300, check=False)
         with timings.step("down -v"):
             result = compose("down", "-v", "-t", "30", timeout=300, check=False)
             if result.returncode != 0:
