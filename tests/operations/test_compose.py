@@ -129,8 +129,15 @@ def _write_env_file(path: Path) -> None:
         "SCHEDULING_AMQP_PASSWORD", "POSTGRES_PASSWORD", "MEMBERSHIP_DB_PASSWORD", "CATALOGUE_DB_PASSWORD",
         "BILLING_DB_PASSWORD", "SCHEDULING_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD")}
     lines = [f"{key}={value}" for key, value in secrets.items()]
-    lines += ["RABBITMQ_ADMIN_USER=partnership-admin", "BASE_IMAGE=localhost/bookworm-python",
-              "OPERATOR_NAME=bucks-learning-trust"]
+    lines += ["RABBITMQ_ADMIN_USER=partnership-admin", "BASE_IMAGE=localhost/bookworm-python"]
+    # The stack runs as in production (PARTNERSHIP_ENV defaults to production in docker-compose.yml),
+    # so the operator's settings are given, as an operations team would (none is a development
+    # placeholder). If a service ever needs a further production setting, add it here: running the
+    # stack with PARTNERSHIP_ENV=development would hide exactly what this test is for.
+    lines += ["OPERATOR_NAME=buckinghamshire-council", "OPERATOR_LEGAL_NAME=Buckinghamshire Council",
+              "OPERATOR_ADDRESS=The Gateway, Gatehouse Road, Aylesbury HP19 8FF",
+              "OPERATOR_VAT_NUMBER=GB987654321", "OPERATOR_BANK_ACCOUNT_NAME=Buckinghamshire Council",
+              "OPERATOR_BANK_SORT_CODE=40-11-62", "OPERATOR_BANK_ACCOUNT_NUMBER=71234568"]
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
 
