@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import threading
 import uuid
 from typing import Any, Callable, Mapping
@@ -95,6 +96,7 @@ class JobControl:
 
     def progress(self, done: int, total: int | None = None) -> None:
         self._jobs._progress(self.run_id, self.kind, done, total)
+        self._jobs._hold()
 
     @property
     def stopping(self) -> bool:
@@ -151,6 +153,9 @@ class Jobs(DependencyProvider):
     # -- lifecycle ------------------------------------------------------------------------------
     def setup(self):
         from shared.storage import Storage
+
+        # Fault injection for the tests only (FAULTS.hold_jobs_file): see `_hold`.
+        self._hold_file = ((self.container.config.get("FAULTS") or {}).get("hold_jobs_file") or "").strip()
 
         self._storage = next(d for d in self.container.dependencies if isinstance(d, Storage))
         self._metrics = metrics_for(self.container.service_name)
@@ -271,6 +276,13 @@ class Jobs(DependencyProvider):
             self._metrics.job_finished(kind, "failed")
         else:
             self._metrics.job_runs.labels(kind, status).inc()
+
+    def _hold(self) -> None:
+        """Tests only: while FAULTS.hold_jobs_file exists, a job waits after each progress report, until
+        the file is removed or the service stops; so a test can stop a service in the middle of a run."""
+        path = getattr(self, "_hold_file", "")
+        while path and os.path.exists(path) and not self.stopping.is_set():
+            self.stopping.wait(0.05)
 
     def _progress(self, run_id: str, kind: str, done: int, total: int | None) -> None:
         """Record progress: in this process at once (what `get` answers while the run executes here), and

@@ -507,6 +507,7 @@ def _run_billing(uow, *, operator: Operator, period: BillingPeriod, issue_date: 
         gross = 0
         if control is not None:
             control.progress(0, len(payer_keys))
+            control.check()
         for i in range(0, len(payer_keys), PAYERS_PER_CHUNK):
             if control is not None:
                 control.check()  # stopping: the whole run rolls back (numbers stay gap-free)
