@@ -107,11 +107,25 @@ class DetailsChange:
     mat: Mat | None
     postcode: str | None = None
     local_authority: str | None = None
+    # The changed fields' values from `effective_date` (`changes[field].new`): for a backdated change
+    # they differ from the snapshot above, which is the member's latest state.
+    new_values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def changes_standing(self) -> bool:
         """Whether it changes what decides a payer (MAT, academy status) or the name on invoices."""
         return bool(self.changed & {"mat", "is_academy", "name"})
+
+    def standing_from(self, known: "Mapping[str, Any] | None") -> tuple[str, bool, Mat | None]:
+        """(name, is_academy, mat) in force from `effective_date`: a changed field's new value; an
+        unchanged one as `known` on that date (billing's own dated standing), else the snapshot."""
+        def value(field: str, latest):
+            if field in self.new_values:
+                return self.new_values[field]
+            if known is not None and field in known:
+                return known[field]
+            return latest
+        return value("name", self.name), value("is_academy", self.is_academy), value("mat", self.mat)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -122,7 +122,14 @@ class MemberDetailsChanged(_Lenient):
     @post_load
     def _typed(self, data, **kwargs) -> upstream.DetailsChange:
         changes = data.pop("changes")
-        return upstream.DetailsChange(**data, changed=frozenset(changes))
+        new_values = {}
+        for field in ("name", "is_academy", "mat"):
+            change = changes.get(field)
+            if isinstance(change, dict) and "new" in change:
+                value = change["new"]
+                new_values[field] = upstream.Mat(id=value["id"], name=value["name"]) if (
+                    field == "mat" and isinstance(value, dict)) else value
+        return upstream.DetailsChange(**data, changed=frozenset(changes), new_values=new_values)
 
 
 class _Predecessor(_Lenient):

@@ -169,9 +169,16 @@ def record_member_details_changed(uow, change: upstream.DetailsChange,
                                .with_details(change.name, change.is_academy, mat, sequence,
                                              change.postcode, change.local_authority))
         if change.changes_standing:
+            # The standing from the change's date: for a backdated change not the snapshot (the latest
+            # state) but the change's new values, and the rest as billing knew them on that date.
+            held = model.affiliation_on(repository.affiliations(uow.session, change.urn), change.effective_date)
+            known = None if held is None else {
+                "name": held.name, "is_academy": held.is_academy,
+                "mat": upstream.Mat(held.mat_id, held.mat_name) if held.mat_id else None}
+            name, is_academy, then_mat = change.standing_from(known)
             _record_standing(uow, model.Affiliation(
-                change.urn, change.effective_date, change.name, change.is_academy,
-                mat.id if mat else None, mat.name if mat else None, sequence))
+                change.urn, change.effective_date, name, is_academy,
+                then_mat.id if then_mat else None, then_mat.name if then_mat else None, sequence))
         uow.commit()
 
 

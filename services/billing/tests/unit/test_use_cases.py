@@ -372,6 +372,27 @@ class TestMembershipChanges:
         assert [(c["period_start"], c["payer_kind"], c["payer_id"]) for c in found] == [
             ("2026-04-01", "school", "110001"), ("2026-09-01", "mat", "TR5")]
 
+    def test_a_backdated_mat_change_bills_its_own_mat_not_the_later_one(self, books):
+        # membership (issue 14, rule 8): a change dated 1 January recorded after one dated 1 September
+        # carries the latest state as its snapshot (Trust B) and the change itself (Trust A) in `changes`
+        from billing.messages.consumed import MemberDetailsChanged
+
+        books.join("110002", name="Vale School")
+        handlers.record_member_details_changed(books.uow(), MemberDetailsChanged().load({
+            "urn": "110002", "effective_date": "2026-09-01", "name": "Vale School", "is_academy": True,
+            "mat": {"id": "TRB", "name": "Trust B"},
+            "changes": {"mat": {"old": None, "new": {"id": "TRB", "name": "Trust B"}}}}))
+        handlers.record_member_details_changed(books.uow(), MemberDetailsChanged().load({
+            "urn": "110002", "effective_date": "2026-01-01", "name": "Vale School", "is_academy": True,
+            "mat": {"id": "TRB", "name": "Trust B"},
+            "changes": {"mat": {"old": None, "new": {"id": "TRA", "name": "Trust A"}}}}))
+        books.buy("110002", 100000)  # dated 2026-04-01: Trust A's academy then
+        books.buy("110002", 50000, start="2026-10-01", end="2027-08-31")  # Trust B's by then
+        with books.read() as s:
+            found = reports.repository.find_charges(s, urn="110002")
+        assert [(c["period_start"], c["payer_kind"], c["payer_id"]) for c in found] == [
+            ("2026-04-01", "mat", "TRA"), ("2026-10-01", "mat", "TRB")]
+
     def test_attendance_of_an_unknown_school_waits_unmatched_and_a_leaver_keeps_its_open_items(self, books):
         from billing.messages.consumed import MemberLeft
 
