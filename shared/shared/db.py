@@ -186,6 +186,16 @@ class Database:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
 
+    def migrate(self, script_location: str, action: str, revision: str) -> None:
+        """Run Alembic's `upgrade` or `downgrade` to `revision` in one transaction (migration tests step
+        a database through revisions; a service uses `upgrade`)."""
+        from alembic import command
+
+        config = self._alembic_config(script_location)
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, revision)
+
     def revisions(self, script_location: str) -> tuple[str | None, str | None]:
         """(the revision the database is at, the head revision of the code's migrations)."""
         from alembic.runtime.migration import MigrationContext

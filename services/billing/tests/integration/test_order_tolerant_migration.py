@@ -7,8 +7,6 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from billing.adapters.tables import charges, member_affiliations, members, subscriptions
 from shared.db import scratch_database
@@ -21,12 +19,7 @@ def database(request, tmp_path):
 
 
 def _alembic(database, action: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", "billing:migrations")
-    config.set_main_option("sqlalchemy.url", database.url.render_as_string(hide_password=False))
-    with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, action)(config, revision)
+    database.migrate("billing:migrations", action, revision)
 
 
 def _charge(id_, **extra) -> dict:

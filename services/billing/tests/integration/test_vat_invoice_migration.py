@@ -9,8 +9,6 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from billing.adapters.tables import documents, members
 from shared.db import scratch_database
@@ -27,12 +25,7 @@ def database(request, tmp_path):
 
 
 def _alembic(database, action: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", "billing:migrations")
-    config.set_main_option("sqlalchemy.url", database.url.render_as_string(hide_password=False))
-    with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, action)(config, revision)
+    database.migrate("billing:migrations", action, revision)
 
 
 def _sla(subscription_id, urn, continues=None) -> dict:
