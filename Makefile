@@ -33,17 +33,26 @@ $(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml deploy/o
 	    podman-compose
 	touch $@
 
-install: $(VENV)/.installed
+# The AsyncAPI project's parser (pinned in deploy/asyncapi-tools/package-lock.json) validates the
+# event catalogue in `make lint`; needs node and npm.
+ASYNCAPI_TOOLS := deploy/asyncapi-tools
+$(ASYNCAPI_TOOLS)/node_modules/.package-lock.json: $(ASYNCAPI_TOOLS)/package.json $(ASYNCAPI_TOOLS)/package-lock.json
+	cd $(ASYNCAPI_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
-run: install
+install: $(VENV)/.installed $(ASYNCAPI_TOOLS)/node_modules/.package-lock.json
+
+run: $(VENV)/.installed
 	$(BIN)/python -m deploy.local
 
-demo: install
+demo: $(VENV)/.installed
 	$(BIN)/python -m deploy.demo
 
 lint: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m deploy.contracts --check
+	$(BIN)/python -m deploy.compatibility --check
+	node $(ASYNCAPI_TOOLS)/validate.cjs docs/asyncapi/asyncapi.json
 	$(BIN)/python -m deploy.links --check
 	$(BIN)/python -m deploy.topology --check
 	promtool check config --syntax-only deploy/prometheus/prometheus.yml
