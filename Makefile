@@ -33,14 +33,7 @@ $(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml deploy/o
 	    podman-compose
 	touch $@
 
-# The AsyncAPI project's parser (pinned in deploy/asyncapi-tools/package-lock.json) validates the
-# event catalogue in `make lint`; needs node and npm.
-ASYNCAPI_TOOLS := deploy/asyncapi-tools
-$(ASYNCAPI_TOOLS)/node_modules/.package-lock.json: $(ASYNCAPI_TOOLS)/package.json $(ASYNCAPI_TOOLS)/package-lock.json
-	cd $(ASYNCAPI_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
-	touch $@
-
-install: $(VENV)/.installed $(ASYNCAPI_TOOLS)/node_modules/.package-lock.json
+install: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(BIN)/python -m deploy.local
@@ -97,6 +90,14 @@ images:
 # The Grafana boards (deploy/grafana/dashboards) are generated: edit deploy/grafana/generate.py, then this.
 dashboards: install
 	$(BIN)/python -m deploy.grafana.generate
+
+# The AsyncAPI project's parser (pinned in deploy/asyncapi-tools/package-lock.json) validates the
+# event catalogue in `make lint`; needs node and npm. Part of `make install`.
+ASYNCAPI_TOOLS := deploy/asyncapi-tools
+install: $(ASYNCAPI_TOOLS)/node_modules/.package-lock.json
+$(ASYNCAPI_TOOLS)/node_modules/.package-lock.json: $(ASYNCAPI_TOOLS)/package.json $(ASYNCAPI_TOOLS)/package-lock.json
+	cd $(ASYNCAPI_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # Re-derive the dashboard JSON Schemas from the pinned @grafana/schema (needs node and npm).
 grafana-schema:
