@@ -33,7 +33,12 @@ $(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml deploy/o
 	    podman-compose
 	touch $@
 
-install: $(VENV)/.installed
+# The Node.js example consumer's pinned packages (package-lock.json), for its test in make test.
+NODE_CONSUMER := examples/consumers/node
+$(NODE_CONSUMER)/node_modules/.package-lock.json: $(NODE_CONSUMER)/package.json $(NODE_CONSUMER)/package-lock.json
+	cd $(NODE_CONSUMER) && npm ci --no-audit --no-fund --loglevel=error
+
+install: $(VENV)/.installed $(NODE_CONSUMER)/node_modules/.package-lock.json
 
 run: install
 	$(BIN)/python -m deploy.local
