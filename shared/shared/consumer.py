@@ -56,7 +56,8 @@ from shared.envelope import Envelope, ReceivedEvent
 from shared.failures import Attempt, OutageGate, TransientFailure, backoff_delay, is_transient
 from shared.republish import Republisher, RepublishFailed, republisher_for
 from shared.metrics import metrics_for
-from shared.topology import dead_letter_exchange, dead_letter_queue_name, handler_queue_arguments, retry_name
+from shared.topology import (dead_letter_exchange, dead_letter_queue_name, handler_queue_arguments, retry_name,
+                             routing_key)
 from shared.unit_of_work import EventAlreadyHandled
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,9 @@ class ReliableEventHandler(EventHandler):
         self.service_name = self.container.service_name
         # Declared exactly as provisioned (partnership_ops.topology): limits and dead-lettering are policies.
         self.queue.queue_arguments = handler_queue_arguments()
+        # nameko binds the queue with the bare type; the provisioned binding is by type and version,
+        # so a version this handler cannot read never reaches its queue.
+        self.queue.routing_key = routing_key(self.event_type, self.version)
         self.metrics = metrics_for(self.service_name)
         self.amqp_uri = self.container.config["AMQP_URI"]
         self._setup_recovery(events_settings(self.container.config))

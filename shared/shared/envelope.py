@@ -16,6 +16,19 @@ The same facts are copied into AMQP properties and headers (`message_id`,
 `x-correlation-id`, `x-causation-id`, `x-occurred-at`, `x-aggregate`,
 `x-sequence`) so a consumer that is not nameko can route, de-duplicate and
 order without parsing the body.
+
+They are also carried as CloudEvents 1.0 attributes in the AMQP protocol binding's binary
+content mode (application properties prefixed `cloudEvents:`; `datacontenttype` is the AMQP
+`content_type` property, as the binding says), so tooling that reads CloudEvents understands
+the message without knowing this envelope (`cloudevents_attributes`): `id` = `event_id`,
+`source` = `/operators/<operator>/services/<producer>` (a URI reference naming who published
+it), `type` = `uk.org.partnership.<producer>.<type>.v<version>` (reverse DNS; the version is
+part of the type because a new version is a different payload), `specversion` 1.0, `time` =
+`occurred_at`, `subject` = `aggregate`, and the extensions `correlationid`, `causationid`,
+`operator`, `sequence`, `eventversion`. The data is the whole envelope body, unchanged.
+
+The routing key is `<type>.v<version>` (`routing_key`): a consumer binds to the versions it
+reads, so a v2 published beside v1 never reaches a v1 handler.
 """
 from __future__ import annotations
 
@@ -28,13 +41,50 @@ from typing import Any, Mapping
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from shared.bulk_payloads import BulkBuilder
+from shared.topology import routing_key  # noqa: F401 - re-exported: the key an envelope is published with
 
 CONTENT_TYPE = "application/json"
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$"
+CLOUDEVENTS_SPECVERSION = "1.0"
+CLOUDEVENTS_PREFIX = "cloudEvents:"  # the AMQP binding's application-property prefix
+CLOUDEVENTS_TYPE_NAMESPACE = "uk.org.partnership"
+
+
+def cloudevents_source(operator: str, producer: str) -> str:
+    """The CloudEvents `source` of what `producer` publishes when run by `operator` (a URI reference)."""
+    return f"/operators/{operator}/services/{producer}"
+
+
+def cloudevents_type(producer: str, event_type: str, version: int) -> str:
+    """The CloudEvents `type`, reverse-DNS: `uk.org.partnership.membership.member_joined.v1`."""
+    return f"{CLOUDEVENTS_TYPE_NAMESPACE}.{producer}.{event_type}.v{int(version)}"
+
+
+def cloudevents_attributes(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """The envelope's CloudEvents 1.0 context attributes (all but `datacontenttype`, which travels
+    as the AMQP `content_type`); optional ones only when the envelope has a value for them."""
+    attributes: dict[str, Any] = {
+        "specversion": CLOUDEVENTS_SPECVERSION,
+        "id": envelope["event_id"],
+        "source": cloudevents_source(envelope["operator"], envelope["producer"]),
+        "type": cloudevents_type(envelope["producer"], envelope["type"], envelope["version"]),
+        "time": envelope["occurred_at"],
+        "correlationid": envelope["correlation_id"],
+        "operator": envelope["operator"],
+        "eventversion": int(envelope["version"]),
+    }
+    if envelope.get("aggregate"):
+        attributes["subject"] = envelope["aggregate"]
+    if envelope.get("causation_id"):
+        attributes["causationid"] = envelope["causation_id"]
+    if envelope.get("sequence") is not None:
+        attributes["sequence"] = int(envelope["sequence"])
+    return attributes
 
 
 def amqp_headers(envelope: Mapping[str, Any]) -> dict[str, Any]:
-    """The envelope's facts as AMQP headers (everything but the payload)."""
+    """The envelope's facts as AMQP headers (everything but the payload): the `x-` headers, then the
+    same facts as CloudEvents attributes (`cloudEvents:<attribute>`)."""
     return {
         "x-event-id": envelope["event_id"],
         "x-event-type": envelope["type"],
@@ -46,6 +96,7 @@ def amqp_headers(envelope: Mapping[str, Any]) -> dict[str, Any]:
         "x-occurred-at": envelope["occurred_at"],
         **({"x-aggregate": envelope["aggregate"]} if envelope.get("aggregate") else {}),
         **({"x-sequence": envelope["sequence"]} if envelope.get("sequence") is not None else {}),
+        **{CLOUDEVENTS_PREFIX + name: value for name, value in cloudevents_attributes(envelope).items()},
     }
 
 
@@ -152,6 +203,10 @@ class Envelope:
 
     def amqp_properties(self) -> dict[str, Any]:
         return amqp_properties(self.to_dict())
+
+    @property
+    def routing_key(self) -> str:
+        return routing_key(self.type, self.version)
 
     @classmethod
     def from_dict(cls, data: Any) -> "Envelope":

@@ -36,7 +36,7 @@ from kombu import Connection
 from sqlalchemy import delete, func, select, update
 
 from shared.db import Database
-from shared.envelope import amqp_properties
+from shared.envelope import amqp_properties, routing_key
 from shared.messaging_tables import utcnow
 from shared.metrics import ServiceMetrics
 
@@ -46,7 +46,7 @@ CONFIRM_TIMEOUT_SECONDS = 10.0
 
 
 def event_exchange(service: str) -> str:
-    """nameko's own naming: a topic exchange `<service>.events`, routing key = event type."""
+    """nameko's own naming: a topic exchange `<service>.events`, routing key `<type>.v<version>`."""
     return f"{service}.events"
 
 
@@ -159,7 +159,8 @@ class OutboxRelay:
                 envelope = json.loads(row.body)
                 properties = amqp_properties(envelope)
                 message = amqp.Message(row.body.encode("utf-8"), **properties)
-                channel.basic_publish(message, exchange=self.exchange, routing_key=row.event_type, mandatory=True)
+                channel.basic_publish(message, exchange=self.exchange,
+                                      routing_key=routing_key(row.event_type, envelope["version"]), mandatory=True)
                 by_tag[self._next_tag] = row
                 self._outstanding.add(self._next_tag)
                 self._next_tag += 1

@@ -5,7 +5,7 @@ A running service needs these to publish, consume, retry and dead-letter (`share
 provisioned before any service starts by the operator tooling (`partnership_ops.topology`,
 `partnership-ops topology apply`), from a definitions document built with these same names:
 
-- `<p>.events`: producer `<p>`'s topic exchange (routing key = event type);
+- `<p>.events`: producer `<p>`'s topic exchange, routing key `<type>.v<version>` (`routing_key`);
 - `<p>.events.archive`: the stream that keeps every event `<p>` published;
 - `evt-<source>-<type>--<s>.<method>` (nameko's naming): the quorum queue of handler
   `<method>` of service `<s>`, reading `<source>`'s `<type>`; `<queue>.dead` its dead letters;
@@ -13,6 +13,13 @@ provisioned before any service starts by the operator tooling (`partnership_ops.
   `<s>.requeue`: the service's exchanges to its dead-letter queues and back to one handler's queue.
 """
 from __future__ import annotations
+
+
+def routing_key(event_type: str, version: int) -> str:
+    """The routing key an event is published with: `member_joined.v1`. Consumers bind by type and
+    version (`member_joined.v1`; `member_joined.*` for every version), so a breaking change, a new
+    version published beside the old one, reaches only the handlers written for it."""
+    return f"{event_type}.v{int(version)}"
 
 
 def handler_queue_name(source: str, event_type: str, service: str, method: str) -> str:

@@ -134,7 +134,8 @@ class TestAmqpProperties:
 
     def test_headers_carry_every_envelope_fact_but_the_payload(self):
         event = envelope(version=2, correlation_id="req-1", causation_id="evt-0")
-        assert event.amqp_properties()["application_headers"] == {
+        headers = event.amqp_properties()["application_headers"]
+        assert {k: v for k, v in headers.items() if k.startswith("x-")} == {
             "x-event-id": event.event_id,
             "x-event-type": "member_joined",
             "x-event-version": 2,
@@ -144,6 +145,35 @@ class TestAmqpProperties:
             "x-causation-id": "evt-0",
             "x-occurred-at": "2026-04-01T09:30:00Z",
         }
+
+    def test_the_same_facts_as_cloudevents_attributes_in_the_amqp_bindings_header_form(self):
+        event = envelope(version=2, correlation_id="req-1", causation_id="evt-0", aggregate="school:100000",
+                         sequence=7)
+        headers = event.amqp_properties()["application_headers"]
+        assert {k: v for k, v in headers.items() if k.startswith("cloudEvents:")} == {
+            "cloudEvents:specversion": "1.0",
+            "cloudEvents:id": event.event_id,
+            "cloudEvents:source": "/operators/bucks-learning-trust/services/membership",
+            "cloudEvents:type": "uk.org.partnership.membership.member_joined.v2",
+            "cloudEvents:time": "2026-04-01T09:30:00Z",
+            "cloudEvents:subject": "school:100000",
+            "cloudEvents:correlationid": "req-1",
+            "cloudEvents:causationid": "evt-0",
+            "cloudEvents:operator": "bucks-learning-trust",
+            "cloudEvents:sequence": 7,
+            "cloudEvents:eventversion": 2,
+        }
+        # datacontenttype is the AMQP content type, as the binding maps it
+        assert event.amqp_properties()["content_type"] == "application/json"
+
+    def test_cloudevents_attributes_with_no_value_are_left_out(self):
+        headers = envelope().amqp_properties()["application_headers"]
+        for absent in ("causationid", "subject", "sequence"):
+            assert f"cloudEvents:{absent}" not in headers
+
+    def test_routing_key_is_type_and_version(self):
+        assert envelope(version=2).routing_key == "member_joined.v2"
+        assert envelope().routing_key == "member_joined.v1"
 
     def test_no_causation_is_an_empty_header(self):
         assert envelope().amqp_properties()["application_headers"]["x-causation-id"] == ""

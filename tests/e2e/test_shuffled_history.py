@@ -239,7 +239,7 @@ class Publisher:
             self.channel.confirm_delivery()
         properties = envelope.amqp_properties()
         headers = properties.pop("application_headers")
-        self.channel.basic_publish("membership.events", envelope.type, envelope.to_json().encode(),
+        self.channel.basic_publish("membership.events", envelope.routing_key, envelope.to_json().encode(),
                                    pika.BasicProperties(headers=headers, **properties), mandatory=True)
 
     def close(self) -> None:

@@ -62,7 +62,7 @@ class TestLinkDefinitions:
         arrived = eventually(lambda: [e for e in event_archive.read(old.amqp_uri, "scheduling", idle_seconds=0.5)],
                              timeout=30, message="event on the old broker")
         assert [(e.properties.message_id, e.routing_key) for e in arrived] == [
-            (outgoing["event_id"], "attendance_recorded")]
+            (outgoing["event_id"], "attendance_recorded.v1")]
 
     def test_missing_variable_stops_the_script_before_anything_is_applied(self, new_broker):
         env = {k: v for k, v in os.environ.items() if not k.endswith("BROKER_URI")}

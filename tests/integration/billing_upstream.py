@@ -1,5 +1,5 @@
 """Upstream events for billing's integration tests, as membership, catalogue and scheduling
-publish them (docs/events.md): well-formed envelopes on `<service>.events`, routing key = type."""
+publish them (docs/events.md): well-formed envelopes on `<service>.events`, routing key `<type>.v<version>`."""
 from __future__ import annotations
 
 import json
@@ -24,7 +24,7 @@ def publish(amqp_uri: str, producer: str, event_type: str, payload: dict, *, eve
     try:
         channel = connection.channel()
         channel.confirm_delivery()
-        channel.basic_publish(f"{producer}.events", event_type, json.dumps(body).encode(),
+        channel.basic_publish(f"{producer}.events", envelope.routing_key, json.dumps(body).encode(),
                               pika.BasicProperties(headers=headers, **properties), mandatory=True)
     finally:
         connection.close()

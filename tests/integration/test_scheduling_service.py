@@ -10,6 +10,8 @@ import uuid
 import pika
 import sqlalchemy as sa
 
+from shared.topology import routing_key
+
 from tests.conftest import eventually, http_json
 
 CYCLE = 2026
@@ -26,7 +28,7 @@ def publish(amqp_uri: str, producer: str, event_type: str, payload: dict) -> Non
     try:
         channel = connection.channel()
         channel.confirm_delivery()
-        channel.basic_publish(f"{producer}.events", event_type, json.dumps(body).encode(),
+        channel.basic_publish(f"{producer}.events", routing_key(event_type, 1), json.dumps(body).encode(),
                               pika.BasicProperties(content_type="application/json", delivery_mode=2,
                                                    message_id=event_id, type=event_type), mandatory=True)
     finally:

@@ -26,7 +26,7 @@ def publish_many(amqp_uri: str, producer: str, events: list[tuple[str, dict]]) -
             envelope = Envelope.new(type=event_type, payload=payload, producer=producer, operator="bucks-learning-trust")
             properties = envelope.amqp_properties()
             headers = properties.pop("application_headers")
-            channel.basic_publish(f"{producer}.events", event_type, envelope.to_json().encode(),
+            channel.basic_publish(f"{producer}.events", envelope.routing_key, envelope.to_json().encode(),
                                   pika.BasicProperties(headers=headers, **properties), mandatory=True)
     finally:
         connection.close()

@@ -10,6 +10,8 @@ import uuid
 import pika
 import sqlalchemy as sa
 
+from shared.topology import routing_key
+
 
 def count(database_url: str, table: str, where: str = "") -> int:
     engine = sa.create_engine(database_url)
@@ -34,9 +36,10 @@ def pika_parameters(amqp_uri: str) -> pika.URLParameters:
     return pika.URLParameters(amqp_uri)
 
 
-def publish_raw(amqp_uri: str, exchange: str, routing_key: str, body: bytes | str | dict, *,
+def publish_raw(amqp_uri: str, exchange: str, event_type: str, body: bytes | str | dict, *, version: int = 1,
                 message_id: str | None = None, content_type: str = "application/json") -> None:
-    """Publish like a foreign producer would (plain pika, persistent, confirmed)."""
+    """Publish like a foreign producer would (plain pika, persistent, confirmed), with the routing key
+    of `event_type` at `version` (`<type>.v<version>`), whatever the body holds."""
     if isinstance(body, dict):
         message_id = message_id or body.get("event_id")
         body = json.dumps(body)
@@ -44,9 +47,10 @@ def publish_raw(amqp_uri: str, exchange: str, routing_key: str, body: bytes | st
     try:
         channel = connection.channel()
         channel.confirm_delivery()
-        channel.basic_publish(exchange, routing_key, body.encode() if isinstance(body, str) else body,
+        channel.basic_publish(exchange, routing_key(event_type, version),
+                              body.encode() if isinstance(body, str) else body,
                               pika.BasicProperties(content_type=content_type, delivery_mode=2,
-                                                   message_id=message_id, type=routing_key),
+                                                   message_id=message_id, type=event_type),
                               mandatory=True)
     finally:
         connection.close()

@@ -50,7 +50,16 @@ class ArchivedEvent:
 
     @property
     def event_type(self) -> str:
-        return self.properties.type or self.routing_key
+        return self.properties.type or self.routing_key.split(".", 1)[0]
+
+    @property
+    def event_version(self) -> int:
+        """The payload version: the `x-event-version` header, else the body's `version` (1 if neither)."""
+        header = (self.properties.headers or {}).get("x-event-version")
+        try:
+            return int(header if header is not None else self.envelope.get("version", 1))
+        except (TypeError, ValueError):
+            return 1
 
     def summary(self) -> dict:
         envelope = self.envelope
@@ -131,10 +140,11 @@ def tail(amqp_uri: str, producers: Iterable[str], *, start="first", types: set[s
     return emitted
 
 
-def replay(amqp_uri: str, handler_queue: str, *, source: str, event_type: str, start="first",
+def replay(amqp_uri: str, handler_queue: str, *, source: str, event_type: str, version: int = 1, start="first",
            until: dt.datetime | None = None, idle_seconds: float = 2.0, timeout: float = 600.0) -> dict:
-    """Re-send `source`'s archived `event_type` events from `start` to one handler queue; each is
-    confirmed by the broker (and routed: `mandatory`) before the next. Returns counts."""
+    """Re-send `source`'s archived `event_type` events of payload `version` (the one the handler reads)
+    from `start` to one handler queue; each is confirmed by the broker (and routed: `mandatory`)
+    before the next. Returns counts."""
     service = service_of_queue(handler_queue)
     exchange = requeue_exchange(service)
     until = until or dt.datetime.now(dt.timezone.utc)  # never chase events published during the replay
@@ -145,7 +155,7 @@ def replay(amqp_uri: str, handler_queue: str, *, source: str, event_type: str, s
         channel = publisher.channel()
         channel.confirm_delivery()
         for event in read(amqp_uri, source, start=start, until=until, idle_seconds=idle_seconds, timeout=timeout):
-            if event.event_type != event_type:
+            if event.event_type != event_type or event.event_version != version:
                 skipped += 1
                 continue
             headers = dict(event.properties.headers or {})
@@ -163,5 +173,6 @@ def replay(amqp_uri: str, handler_queue: str, *, source: str, event_type: str, s
     finally:
         if publisher.is_open:
             publisher.close()
-    return {"queue": handler_queue, "archive": archive_name(source), "type": event_type, "replayed": sent,
+    return {"queue": handler_queue, "archive": archive_name(source), "type": event_type, "version": version,
+            "replayed": sent,
             "other_types_skipped": skipped, "first_offset": first_offset, "last_offset": last_offset}

@@ -77,7 +77,7 @@ def handlers_of(service: str) -> list[Handler]:
             if isinstance(entrypoint, ReliableEventHandler):
                 found.append(Handler(entrypoint.source_service, entrypoint.event_type, method_name,
                                      handler_queue_name(entrypoint.source_service, entrypoint.event_type,
-                                                        cls.name, method_name)))
+                                                        cls.name, method_name), entrypoint.version))
     return sorted(found, key=lambda h: h.queue)
 
 

@@ -23,10 +23,13 @@ The broker's topology and the event archive (`partnership_ops.topology`, `partne
                               [--definitions deploy/rabbitmq/definitions.json] [--vhost V] [--user-prefix P]
     partnership-ops topology check  (same arguments: exit 1 and a list of what differs)
     partnership-ops topology print  (the definitions document, as generated from the code)
+    partnership-ops topology consumer-user NAME [--producer membership ...] [--amqp ADMIN_URI]
+                              (a broker user `consumer-NAME` for a consumer outside the system;
+                              password from PARTNERSHIP_AMQP_PASSWORD_CONSUMER_<NAME> or --passwords-file)
     partnership-ops tail      [--producer billing ...] [--type invoice_issued ...] [--from first|last|next|OFFSET|TIME]
                               [--follow] [--limit N]
     partnership-ops replay    --queue evt-membership-member_joined--billing.on_member_joined
-                              [--from first|OFFSET|TIME] [--until TIME]
+                              [--version N] [--from first|OFFSET|TIME] [--until TIME]
 
 `topology apply` provisions exchanges, queues, the archive streams, bindings,
 policies, and one user per service with least-privilege permissions (passwords
@@ -334,7 +337,11 @@ def _add_event_commands(commands) -> None:
 
     env = os.environ.get
     sub = commands.add_parser("topology", help="provision or check the broker topology and users")
-    sub.add_argument("action", choices=("apply", "check", "print"))
+    sub.add_argument("action", choices=("apply", "check", "print", "consumer-user"))
+    sub.add_argument("name", nargs="?", help="consumer-user: the external consumer's name (its queues: "
+                                             "consumer.<name>.*)")
+    sub.add_argument("--producer", action="append", help="consumer-user: a producer whose events it may read "
+                                                         "(repeatable; default all four)")
     sub.add_argument("--service", action="append", help="a service whose topology to generate from its code "
                                                         "(repeatable); or --definitions")
     sub.add_argument("--definitions", help="a definitions document (deploy/rabbitmq/definitions.json)")
@@ -364,6 +371,8 @@ def _add_event_commands(commands) -> None:
     sub = commands.add_parser("replay", help="re-send archived events to one handler queue")
     sub.add_argument("--amqp", default=env("AMQP_URI"))
     sub.add_argument("--queue", required=True, help="the handler queue, evt-<source>-<type>--<service>.<method>")
+    sub.add_argument("--version", type=int, default=1,
+                     help="the payload version the handler reads (its queue is bound to <type>.v<version>; default 1)")
     sub.add_argument("--from", dest="start", default=None, help="first (default), an offset or a time")
     sub.add_argument("--until", help="last time to replay (default: now)")
     sub.add_argument("--timeout", type=float, default=600.0)
@@ -387,6 +396,19 @@ def run_event_command(parser, args) -> tuple[int, object]:
     from partnership_ops import event_archive, links, topology
     from shared.config import events_settings
 
+    if args.command == "topology" and args.action == "consumer-user":
+        _require(parser, args, "amqp")
+        if not args.name:
+            parser.error("topology consumer-user needs the consumer's NAME")
+        user = topology.consumer_user(args.name)
+        management = topology.Management.for_amqp_uri(args.admin_uri or args.amqp, url=args.management_url)
+        try:
+            return 0, topology.provision_consumer(
+                management, args.name, vhost=args.vhost or links.vhost_of(args.amqp),
+                password=_passwords(args, [user]).get(user, ""),
+                producers=args.producer or ["membership", "catalogue", "billing", "scheduling"])
+        except ValueError as exc:
+            parser.error(str(exc))
     if args.command == "topology":
         if args.definitions:
             with open(args.definitions, encoding="utf-8") as handle:
@@ -422,7 +444,7 @@ def run_event_command(parser, args) -> tuple[int, object]:
         source, event_type = _queue_source(args.queue)
         until = event_archive.parse_start(args.until) if args.until else None
         return 0, event_archive.replay(args.amqp, args.queue, source=source, event_type=event_type,
-                                       start=event_archive.parse_start(args.start), until=until,
+                                       version=args.version, start=event_archive.parse_start(args.start), until=until,
                                        timeout=args.timeout)
     raise AssertionError(args.command)
 

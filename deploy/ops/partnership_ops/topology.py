@@ -10,13 +10,14 @@ RabbitMQ definitions document generated from the services' own handler declarati
 compared with what the broker holds (`check()`).
 
 For each producer `<p>`:
-- `<p>.events`: its topic exchange (routing key = event type);
+- `<p>.events`: its topic exchange (routing key `<type>.v<version>`);
 - `<p>.events.archive`: a **stream** bound to it with `#`, so every event is kept
   (retention by age, policy `max-age`, 13 months by default) and routable: the
   relay's `mandatory` returns then only mean a broken topology.
 For a handler `<method>` of service `<s>` reading `<source>`'s `<type>`:
 - `evt-<source>-<type>--<s>.<method>` (nameko's naming): a quorum queue bound to
-  `<source>.events` with routing key `<type>`, and bound to `<s>.requeue` with its
+  `<source>.events` with routing key `<type>.v<version>` (the version its handler reads, so a v2
+  published beside v1 reaches only v2 handlers), and bound to `<s>.requeue` with its
   own name (the way back from a retry queue, and for redelivery);
 - its policy: `delivery-limit`, then dead-lettered by RabbitMQ through
   `<s>.dead-letter` to `<queue>.dead`, **at least once** (`dead-letter-strategy:
@@ -34,6 +35,13 @@ dead-letter, requeue) and bind its own queues, and read only its sources' exchan
 own queues. `DECLARE_EVENT_EXCHANGES: False` in every service's config keeps nameko
 from declaring (configuring) a source's exchange. A service serving RPC (nameko's
 `nameko-rpc` exchange, `rpc-<s>` queue) may also configure and use those two.
+
+A consumer outside the system (another organisation's ledger, MIS or warehouse) gets a broker user
+of its own, `consumer-<name>` (`provision_consumer`, `partnership-ops topology consumer-user NAME`),
+with least privilege: it may configure, bind (write) and read only queues named
+`consumer.<name>.*`, read (bind its queues to, never publish to) the producers' event exchanges
+`<p>.events`, and read the archive streams `<p>.events.archive`. It cannot publish anywhere, nor
+touch a service's queues, exchanges or anything else.
 """
 from __future__ import annotations
 
@@ -50,7 +58,7 @@ from typing import Any, Iterable, Mapping
 # Re-exported: the provisioning and its callers speak the services' own names.
 from shared.topology import (  # noqa: F401
     archive_name, dead_letter_exchange, dead_letter_queue_name, events_exchange, handler_queue_arguments,
-    handler_queue_name, requeue_exchange, retry_name, service_of_queue)
+    handler_queue_name, requeue_exchange, retry_name, routing_key, service_of_queue)
 
 ARCHIVE_MAX_AGE = "13M"
 POLICY_PRIORITY = 10
@@ -64,6 +72,11 @@ class Handler:
     event_type: str
     method: str
     queue: str
+    version: int = 1  # the payload version it reads: its queue is bound to `<event_type>.v<version>`
+
+    @property
+    def routing_key(self) -> str:
+        return routing_key(self.event_type, self.version)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +102,46 @@ def permissions_of(topology: ServiceTopology) -> dict[str, str]:
     read = [own_queues, *(re.escape(events_exchange(src)) for src in topology.sources), *rpc]
     return {name: "^(" + "|".join(parts) + ")$" for name, parts in
             (("configure", configure), ("write", write), ("read", read))}
+
+
+CONSUMER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+def consumer_user(name: str) -> str:
+    """The broker user of external consumer `name`."""
+    return f"consumer-{name}"
+
+
+def consumer_queue_prefix(name: str) -> str:
+    """Every queue external consumer `name` may declare starts with this."""
+    return f"consumer.{name}."
+
+
+def consumer_permissions(name: str, producers: Iterable[str]) -> dict[str, str]:
+    """Least-privilege permission regexes of an external consumer's broker user (module docstring)."""
+    if not CONSUMER_NAME.match(name or ""):
+        raise ValueError(f"consumer name {name!r}: lowercase letters, digits and '-', at most 40, "
+                         "starting with a letter or digit")
+    producers = sorted(set(producers))
+    if not producers:
+        raise ValueError("a consumer needs at least one producer to read")
+    own = re.escape(consumer_queue_prefix(name)) + ".*"
+    read = [own, *(re.escape(events_exchange(p)) for p in producers), *(re.escape(archive_name(p)) for p in producers)]
+    return {"configure": f"^({own})$", "write": f"^({own})$", "read": "^(" + "|".join(read) + ")$"}
+
+
+def provision_consumer(management: "Management", name: str, *, vhost: str, password: str,
+                       producers: Iterable[str]) -> dict[str, Any]:
+    """Create (or reset the password of) external consumer `name`'s broker user on `vhost`, with
+    `consumer_permissions`; idempotent. Returns the user, its queue prefix and permissions."""
+    permissions = consumer_permissions(name, producers)
+    if not password:
+        raise TopologyError(f"no password given for broker user {consumer_user(name)}")
+    user = urllib.parse.quote(consumer_user(name), safe="")
+    management.request("PUT", f"/api/users/{user}", {"password": password, "tags": ""})
+    management.request("PUT", f"/api/permissions/{_vhost_path(vhost)}/{user}", permissions)
+    return {"user": consumer_user(name), "vhost": vhost, "queue_prefix": consumer_queue_prefix(name),
+            **permissions}
 
 
 def definitions(topologies: Iterable[ServiceTopology], *, delivery_limit: int, retry_delays_ms: list[int],
@@ -143,7 +196,7 @@ def definitions(topologies: Iterable[ServiceTopology], *, delivery_limit: int, r
             dead = dead_letter_queue_name(handler.queue)
             queue(handler.queue, handler_queue_arguments())
             queue(dead, {"x-queue-type": "quorum"})
-            bind(events_exchange(handler.source), handler.queue, handler.event_type)
+            bind(events_exchange(handler.source), handler.queue, handler.routing_key)
             bind(requeue_exchange(service), handler.queue, handler.queue)
             bind(dead_letter_exchange(service), dead, dead)
             policy(handler.queue, handler.queue, {

@@ -44,7 +44,7 @@ class TestDefinitions:
         assert queues[JOINED.queue] == names.handler_queue_arguments()
         assert queues[names.dead_letter_queue_name(JOINED.queue)] == {"x-queue-type": "quorum"}
         routes = {(b["source"], b["destination"], b["routing_key"]) for b in doc["bindings"]}
-        assert ("membership.events", JOINED.queue, "member_joined") in routes
+        assert ("membership.events", JOINED.queue, "member_joined.v1") in routes
         assert ("billing.requeue", JOINED.queue, JOINED.queue) in routes
         policy = {p["name"]: p for p in doc["policies"]}[JOINED.queue]
         assert policy["pattern"] == f"^{re.escape(JOINED.queue)}$"
@@ -52,6 +52,15 @@ class TestDefinitions:
             "delivery-limit": 20, "dead-letter-exchange": "billing.dead-letter",
             "dead-letter-routing-key": f"{JOINED.queue}.dead", "dead-letter-strategy": "at-least-once",
             "overflow": "reject-publish"}
+
+    def test_a_handler_is_bound_to_the_one_version_it_reads(self):
+        v2 = Handler("membership", "member_joined", "on_member_joined_v2",
+                     names.handler_queue_name("membership", "member_joined", "billing", "on_member_joined_v2"), 2)
+        doc = document(ServiceTopology("billing", (JOINED, v2)), MEMBERSHIP)
+        from_membership = {(b["destination"], b["routing_key"]) for b in doc["bindings"]
+                           if b["source"] == "membership.events"}
+        assert from_membership == {(JOINED.queue, "member_joined.v1"), (v2.queue, "member_joined.v2"),
+                                   ("membership.events.archive", "#")}
 
     def test_each_retry_delay_is_a_queue_whose_ttl_returns_through_requeue(self):
         policies = {p["name"]: p["definition"] for p in document()["policies"]}
@@ -88,6 +97,33 @@ class TestPermissions:
     def test_rpc_only_for_a_service_that_serves_it(self):
         assert matches(topology.permissions_of(MEMBERSHIP)["configure"], "rpc-membership")
         assert not matches(topology.permissions_of(BILLING)["configure"], "nameko-rpc")
+
+
+class TestConsumerPermissions:
+    """An external consumer's broker user (`partnership-ops topology consumer-user`)."""
+
+    PERMISSIONS = topology.consumer_permissions("finance", ["membership", "catalogue"])
+
+    def test_it_configures_and_binds_only_its_own_queues(self):
+        for kind in ("configure", "write"):
+            assert matches(self.PERMISSIONS[kind], "consumer.finance.events")
+            for other in ("consumer.financex.events", "consumer.warehouse.events", JOINED.queue, "membership.events",
+                          "membership.events.archive", "amq.default", ""):
+                assert not matches(self.PERMISSIONS[kind], other), (kind, other)
+
+    def test_it_reads_the_chosen_producers_exchanges_and_archives_and_its_own_queues(self):
+        read = self.PERMISSIONS["read"]
+        for allowed in ("membership.events", "catalogue.events", "membership.events.archive",
+                        "catalogue.events.archive", "consumer.finance.events"):
+            assert matches(read, allowed), allowed
+        for refused in ("billing.events", "billing.events.archive", JOINED.queue, "consumer.warehouse.events",
+                        "billing.requeue"):
+            assert not matches(read, refused), refused
+
+    @pytest.mark.parametrize("name", ["", "Finance", "fin.ance", "a" * 41, "-x"])
+    def test_a_bad_name_is_refused_naming_the_rule(self, name):
+        with pytest.raises(ValueError, match="consumer name"):
+            topology.consumer_permissions(name, ["membership"])
 
 
 class TestBrokerAddresses:
