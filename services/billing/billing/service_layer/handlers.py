@@ -604,6 +604,7 @@ def _stored_line(line) -> invoicing.Line:
 def record_payment(uow, *, number: str, amount_pence: int, received_on: dt.date, reference: str | None) -> dict:
     """A payment against an invoice: full, partial or over (an overpayment leaves a credit balance)."""
     with uow:
+        uow.lock(f"invoice:{number}")  # replicas: payments of one invoice one at a time, each balance exact
         invoice = repository.document(uow.session, number=number)
         if invoice is None or invoice.kind != "invoice":
             raise RuleViolation(f"no invoice numbered {number}: a payment must name an issued invoice",
