@@ -343,10 +343,10 @@ class OutboxRelay:
             self._last_prune = now
             o = self.outbox
             with self.database.transaction() as session:
-                if self._shared and not session.execute(_TRY_ROUND_LOCK, {"key": f"outbox-prune:{self.service}"}).scalar():
-                    return  # another replica is pruning the same rows
-                session.execute(delete(o).where(o.c.sent_at.is_not(None), o.c.sent_at < utcnow() - self.retention))
-                session.commit()
+                # Replicas: one prunes at a time (two deleting the same rows could deadlock); the others skip.
+                if not self._shared or session.execute(_TRY_ROUND_LOCK, {"key": f"outbox-prune:{self.service}"}).scalar():
+                    session.execute(delete(o).where(o.c.sent_at.is_not(None), o.c.sent_at < utcnow() - self.retention))
+                    session.commit()
         if self._connection is not None:
             self._connection.heartbeat_check()
 
