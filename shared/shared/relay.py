@@ -115,7 +115,6 @@ class OutboxRelay:
         # True when the last `publish_due` found another relay's round in progress (replicas, PostgreSQL).
         self.contended = False
         self._shared = database is not None and database.url.get_backend_name() == "postgresql"
-        self._round_session = None  # the round's session on PostgreSQL (it holds the round lock)
 
     # -- broker -----------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -190,11 +189,7 @@ class OutboxRelay:
             self.contended = not session.execute(_TRY_ROUND_LOCK, {"key": f"outbox-relay:{self.service}"}).scalar()
             if self.contended:
                 return 0
-            self._round_session = session
-            try:
-                return self._publish(self._due_rows(session), session)
-            finally:
-                self._round_session = None
+            return self._publish(self._due_rows(session), session)
 
     def _publish(self, rows, session) -> int:
         """Publish `rows`, await their confirms and record the outcomes (in `session` when given, which is
