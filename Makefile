@@ -18,7 +18,7 @@ help:
 	@echo "make demo   load a small county into the running services and show what each holds"
 	@echo "make test   the whole suite: import contracts, unit, integration, e2e, contracts, reliability"
 	@echo "make test-replicas  the county's year on two replicas of every service, with and without a"
-	@echo "            SIGKILL (about 4-7 min; the SIGKILL variant is also part of make test)"
+	@echo "            SIGKILL (3-7 min here; the SIGKILL variant is also part of make test)"
 	@echo "make bench  every benchmark (about 10 min): the event path beside raw pika, then each service's"
 	@echo "            national-scale figure; one alone: make bench-events|bench-membership|bench-catalogue|"
 	@echo "            bench-billing|bench-scheduling"
