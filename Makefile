@@ -10,13 +10,15 @@ export AMQP_URI
 # nameko's CLI imports eventlet, which warns that it is deprecated: silence that one line only.
 export PYTHONWARNINGS := ignore::Warning:nameko.cli.commands
 
-.PHONY: help install run demo test test-unit test-integration test-e2e lint bench bench-events bench-membership \
+.PHONY: help install run demo test test-unit test-integration test-e2e test-replicas lint bench bench-events bench-membership \
 	bench-catalogue bench-billing bench-scheduling images clean dashboards grafana-schema
 
 help:
 	@echo "make run    start the four services locally (creates .venv, installs, checks the broker)"
 	@echo "make demo   load a small county into the running services and show what each holds"
 	@echo "make test   the whole suite: import contracts, unit, integration, e2e, contracts, reliability"
+	@echo "make test-replicas  the county's year on two replicas of every service, with and without a"
+	@echo "            SIGKILL (3-7 min here; the SIGKILL variant is also part of make test)"
 	@echo "make bench  every benchmark (about 10 min): the event path beside raw pika, then each service's"
 	@echo "            national-scale figure; one alone: make bench-events|bench-membership|bench-catalogue|"
 	@echo "            bench-billing|bench-scheduling"
@@ -65,7 +67,11 @@ lint: install
 	done
 
 test: install lint
-	$(BIN)/python -m pytest shared/tests deploy/ops/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rs
+	$(BIN)/python -m pytest shared/tests deploy/ops/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rs \
+	    -m "not long"
+
+test-replicas: install
+	$(BIN)/python -m pytest tests/e2e/test_county_year_replicas.py -q -rs
 
 test-unit: install
 	$(BIN)/python -m pytest shared/tests deploy/ops/tests $(foreach s,$(SERVICES),services/$(s)/tests/unit) -q

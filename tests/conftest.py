@@ -178,7 +178,9 @@ class Stack:
         self.log_dir = log_dir
         self.extra_env = {**TEST_EVENT_SETTINGS, **(extra_env or {})}
         self.provisioned: set[str] = set()
-        self.processes: dict[str, ServiceProcess] = {}
+        self.processes: dict[str, ServiceProcess] = {}  # a service's (first) process
+        self.replicas: dict[str, list[ServiceProcess]] = {}  # every process of a service
+        self._turn: dict[str, int] = {}
         self.database_urls: dict[str, str] = {}
 
     def provision(self, *names: str) -> None:
@@ -198,35 +200,68 @@ class Stack:
 
         return amqp_uri_for(self.amqp_uri, f"{TEST_USER_PREFIX}{name}", TEST_BROKER_PASSWORDS[name])
 
-    def start(self, *names: str, wait: bool = True) -> "Stack":
+    def start(self, *names: str, wait: bool = True, replicas: int = 1) -> "Stack":
+        """Start these services (all by default), each as `replicas` processes on its own ports against one
+        database (PostgreSQL for more than one: SQLite serves one process)."""
         names = names or tuple(spec.name for spec in SERVICES)
         if not set(names) <= self.provisioned:
             self.provision(*names)
         for name in names:
             if name not in self.database_urls:
                 self.database_urls[name] = self.databases.url(name)
-            proc = ServiceProcess(SPECS[name], amqp_uri=self.service_amqp_uri(name), database_url=self.database_urls[name],
-                                  port=free_port(), log_path=self.log_dir / f"{name}.log", extra_env=self.extra_env)
-            self.processes[name] = proc.start()
+            self.replicas[name] = [self._replica(name, i).start() for i in range(replicas)]
+            self.processes[name] = self.replicas[name][0]
         if wait:
             for name in names:
-                self.processes[name].wait_ready(90)
+                for proc in self.replicas[name]:
+                    proc.wait_ready(90)
         return self
 
+    def _replica(self, name: str, index: int) -> ServiceProcess:
+        log_name = f"{name}.log" if index == 0 else f"{name}-{index + 1}.log"
+        return ServiceProcess(SPECS[name], amqp_uri=self.service_amqp_uri(name), database_url=self.database_urls[name],
+                              port=free_port(), log_path=self.log_dir / log_name, extra_env=self.extra_env)
+
     def restart(self, name: str) -> None:
-        self.processes[name].stop()
+        for proc in self.replicas.get(name, [self.processes[name]]):
+            proc.stop()
         self.start(name)
 
+    def kill_replica(self, name: str, index: int) -> None:
+        """SIGKILL one replica of a service (no shutdown of any kind)."""
+        self.replicas[name][index].kill()
+
+    def restart_replica(self, name: str, index: int, wait: bool = True) -> None:
+        """Start a new process in place of replica `index` (after `kill_replica`)."""
+        proc = self._replica(name, index).start()
+        self.replicas[name][index] = proc
+        if index == 0:
+            self.processes[name] = proc
+        if wait:
+            proc.wait_ready(90)
+
     def url(self, name: str) -> str:
-        return self.processes[name].url
+        """The service's address; with several replicas, each call gives the next live one (round robin),
+        so a scenario's requests are spread over them."""
+        replicas = self.replicas.get(name) or []
+        if len(replicas) < 2 or self.processes.get(name) is not replicas[0]:
+            return self.processes[name].url
+        for _ in range(len(replicas)):
+            self._turn[name] = (self._turn.get(name, -1) + 1) % len(replicas)
+            if replicas[self._turn[name]].alive():
+                return replicas[self._turn[name]].url
+        return replicas[0].url
 
     def stop_all(self) -> None:
-        for proc in self.processes.values():
+        for proc in {id(p): p for p in [*self.processes.values(),
+                                       *(p for ps in self.replicas.values() for p in ps)]}.values():
             proc.stop()
 
     def logs(self) -> str:
-        return "\n".join(f"==== {n}\n{p.log_path.read_text(errors='replace')[-6000:]}"
-                         for n, p in self.processes.items() if p.log_path.exists())
+        every = {p.log_path: n for n, p in self.processes.items()}
+        every.update({p.log_path: n for n, ps in self.replicas.items() for p in ps})
+        return "\n".join(f"==== {n} ({path.name})\n{path.read_text(errors='replace')[-6000:]}"
+                         for path, n in every.items() if path.exists())
 
 
 def free_port() -> int:

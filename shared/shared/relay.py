@@ -21,6 +21,33 @@ Guarantees:
   round carries what several commits added instead of one row: that bounds
   the added latency and cuts the relay's reads, publishes' round trips and
   `sent_at` updates per event several-fold under load.
+
+Replicas (several processes of one service on one PostgreSQL database):
+- One relay publishes at a time. A round is one database transaction that
+  first takes `pg_try_advisory_xact_lock` on `outbox-relay:<service>`, then
+  reads the due rows, publishes them, waits for their confirms and records the
+  outcomes, and commits, which releases the lock. A relay that finds the lock
+  taken publishes nothing that round and tries again shortly. So no row is
+  published by two relays, rounds happen one after another in id order (one
+  aggregate's events keep their sequence across replicas), and the outcome
+  updates of two relays never interleave (no deadlock).
+- Fail-over is PostgreSQL's: the lock belongs to the round's transaction, so
+  a relay whose process dies, or whose connection drops, loses it at once and
+  the next relay to try takes over; what the dead relay had published but
+  not yet recorded is published again (consumers' inboxes absorb it).
+- Why one active relay rather than leasing rows with `FOR UPDATE SKIP
+  LOCKED`: leased rows let two relays publish at once, but relay B would then
+  take the rows behind relay A's lease, including later events of the same
+  aggregates, and could publish them first; keeping per-aggregate order would
+  need leases per aggregate. One relay per round keeps order by construction,
+  and a single relay is not the bottleneck (it batches and pipelines its
+  confirms; the consumers are slower).
+- The lock is taken per round, not held by an elected leader between rounds:
+  whichever replica committed the events is woken by its own commit and
+  publishes them at once, rather than waiting for a leader's next poll.
+- SQLite serves one process only (see the README's "Scaling out"), so there
+  the round reads, publishes and records in separate short transactions, as
+  a long one would hold SQLite's single write lock while the broker confirms.
 """
 from __future__ import annotations
 
@@ -33,7 +60,7 @@ from typing import Callable
 
 import amqp
 from kombu import Connection
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from shared.db import Database
 from shared.envelope import amqp_properties, routing_key
@@ -43,6 +70,10 @@ from shared.metrics import ServiceMetrics
 log = logging.getLogger(__name__)
 
 CONFIRM_TIMEOUT_SECONDS = 10.0
+# How soon a relay that found another replica's round in progress tries again.
+CONTENDED_RETRY_SECONDS = 0.05
+
+_TRY_ROUND_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
 def event_exchange(service: str) -> str:
@@ -81,6 +112,9 @@ class OutboxRelay:
         self._returned: dict[str, str] = {}
         self._last_prune = 0.0
         self.stopping = False
+        # True when the last `publish_due` found another relay's round in progress (replicas, PostgreSQL).
+        self.contended = False
+        self._shared = database is not None and database.url.get_backend_name() == "postgresql"
 
     # -- broker -----------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -133,19 +167,33 @@ class OutboxRelay:
                   "(partnership-ops topology check)", exchange, routing_key, message_id)
 
     # -- one round ---------------------------------------------------------------------------
-    def _due_rows(self):
+    def _due_rows(self, session):
         o = self.outbox
-        with self.database.reader() as session:
-            return session.execute(
-                select(o.c.id, o.c.event_id, o.c.event_type, o.c.body, o.c.attempts)
-                .where(o.c.sent_at.is_(None), o.c.next_attempt_at <= utcnow())
-                .order_by(o.c.id)
-                .limit(self.batch_size)
-            ).all()
+        return session.execute(
+            select(o.c.id, o.c.event_id, o.c.event_type, o.c.body, o.c.attempts)
+            .where(o.c.sent_at.is_(None), o.c.next_attempt_at <= utcnow())
+            .order_by(o.c.id)
+            .limit(self.batch_size)
+        ).all()
 
     def publish_due(self) -> int:
-        """Publish one batch of due rows; returns how many the broker confirmed."""
-        rows = self._due_rows()
+        """Publish one batch of due rows; returns how many the broker confirmed. On PostgreSQL the whole
+        round holds the relay's advisory lock: if another replica's relay holds it, nothing is
+        published and `contended` is set."""
+        if not self._shared:
+            self.contended = False
+            with self.database.reader() as session:
+                rows = self._due_rows(session)
+            return self._publish(rows, None)
+        with self.database.transaction() as session:
+            self.contended = not session.execute(_TRY_ROUND_LOCK, {"key": f"outbox-relay:{self.service}"}).scalar()
+            if self.contended:
+                return 0
+            return self._publish(self._due_rows(session), session)
+
+    def _publish(self, rows, session) -> int:
+        """Publish `rows`, await their confirms and record the outcomes (in `session` when given, which is
+        then committed; else in a transaction of its own)."""
         if not rows:
             return 0
         if self._channel is None:
@@ -167,7 +215,7 @@ class OutboxRelay:
             self._await_confirms(first_tag, self._next_tag - 1)
         except Exception as exc:  # noqa: BLE001 - any broker failure ends the round the same way
             error = exc
-        confirmed = self._record_outcomes(by_tag)
+        confirmed = self._record_outcomes(by_tag, session)
         if error is not None:
             self._disconnect(polite=False)
             raise RelayRoundFailed(str(error)) from error
@@ -192,8 +240,7 @@ class OutboxRelay:
             except socket.timeout:
                 continue  # nothing arrived in this slice; the deadline decides
 
-    def _record_outcomes(self, by_tag: dict) -> int:
-        o = self.outbox
+    def _record_outcomes(self, by_tag: dict, session=None) -> int:
         now = utcnow()
         sent_ids, failed = [], []
         for tag, row in by_tag.items():
@@ -209,22 +256,27 @@ class OutboxRelay:
             self._acked.discard(tag)
             self._nacked.discard(tag)
         if sent_ids or failed:
-            with self.database.transaction() as session:
-                for chunk in _chunks(sent_ids, 500):
-                    session.execute(
-                        update(o).where(o.c.id.in_(chunk)).values(sent_at=now, attempts=o.c.attempts + 1)
-                    )
-                for row, reason in failed:
-                    delay = min(self.max_backoff, 0.5 * (2 ** min(row.attempts, 10)))
-                    session.execute(
-                        update(o).where(o.c.id == row.id).values(
-                            attempts=o.c.attempts + 1,
-                            last_error=reason,
-                            next_attempt_at=now + dt.timedelta(seconds=delay),
-                        )
-                    )
-                session.commit()
+            if session is not None:
+                self._write_outcomes(session, sent_ids, failed, now)
+            else:
+                with self.database.transaction() as own:
+                    self._write_outcomes(own, sent_ids, failed, now)
         return len(sent_ids)
+
+    def _write_outcomes(self, session, sent_ids: list, failed: list, now: dt.datetime) -> None:
+        o = self.outbox
+        for chunk in _chunks(sorted(sent_ids), 500):
+            session.execute(update(o).where(o.c.id.in_(chunk)).values(sent_at=now, attempts=o.c.attempts + 1))
+        for row, reason in sorted(failed, key=lambda item: item[0].id):
+            delay = min(self.max_backoff, 0.5 * (2 ** min(row.attempts, 10)))
+            session.execute(
+                update(o).where(o.c.id == row.id).values(
+                    attempts=o.c.attempts + 1,
+                    last_error=reason,
+                    next_attempt_at=now + dt.timedelta(seconds=delay),
+                )
+            )
+        session.commit()
 
     # -- draining and closing (the handover uses these on a stopped instance's outbox) -------------
     def make_all_due(self) -> int:
@@ -287,8 +339,10 @@ class OutboxRelay:
             self._last_prune = now
             o = self.outbox
             with self.database.transaction() as session:
-                session.execute(delete(o).where(o.c.sent_at.is_not(None), o.c.sent_at < utcnow() - self.retention))
-                session.commit()
+                # Replicas: one prunes at a time (two deleting the same rows could deadlock); the others skip.
+                if not self._shared or session.execute(_TRY_ROUND_LOCK, {"key": f"outbox-prune:{self.service}"}).scalar():
+                    session.execute(delete(o).where(o.c.sent_at.is_not(None), o.c.sent_at < utcnow() - self.retention))
+                    session.commit()
         if self._connection is not None:
             self._connection.heartbeat_check()
 
@@ -302,6 +356,10 @@ class OutboxRelay:
                 backoff = 0.0
                 if confirmed >= self.batch_size:
                     continue  # more rows are due at once
+                if self.contended:
+                    # Another replica's round is publishing; what woke us (our own commit) may not be in it.
+                    time.sleep(CONTENDED_RETRY_SECONDS)
+                    continue
                 if self.signal is not None:
                     woken = self.signal.wait(self.poll_seconds)
                 else:

@@ -15,6 +15,17 @@ Guarantees:
   taken from `event_sequences` in the same transaction (the row stays locked
   until commit), so one aggregate's numbers are strictly increasing, gap-free
   and in commit order, and its outbox rows are in the same order.
+- Replicas on one PostgreSQL database: `lock(aggregate)` holds a lock on an
+  aggregate until the unit of work ends. A use case that reads an aggregate
+  and writes it back (or checks that something does not exist and then
+  inserts it) takes the lock before reading, so two replicas doing it at once
+  go one after the other and the second reads what the first committed: no
+  lost update, no duplicate. A unit of work handling an upstream event takes
+  the lock of that event's aggregate by itself, so two replicas never apply
+  two events of one upstream aggregate at once. Locks are PostgreSQL
+  transaction advisory locks (released by commit, rollback, or the
+  connection's end); on SQLite, which serves one process and whose writers
+  are serialised by `BEGIN IMMEDIATE`, they are no-ops.
 """
 from __future__ import annotations
 
@@ -58,6 +69,8 @@ def outbox_row(envelope: Envelope, now: dt.datetime) -> dict[str, Any]:
 
 _SEQUENCES = define_event_sequences(sa.MetaData())
 SEQUENCE_CHUNK = 1000
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_LOCK_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(hashtextextended(:key, 0))")
 
 
 # Plain SQL, the same on SQLite (3.35+) and PostgreSQL: SQLAlchemy compiled the dialects' upsert
@@ -147,6 +160,11 @@ class UnitOfWork:
         try:
             if self.origin.event is not None:
                 self._record_in_inbox(self.origin.event)
+                aggregate = self.origin.event.envelope.aggregate
+                if aggregate:
+                    # The producer's aggregate name is the consumer's name for the same thing (`school:<urn>`):
+                    # the event's effect and the service's own use cases on that school take one lock.
+                    self.lock(aggregate)
         except BaseException as exc:
             self._transaction.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -157,6 +175,18 @@ class UnitOfWork:
         self.session = None
         transaction.__exit__(*exc_info)
         return False
+
+    def lock(self, *aggregates: str, shared: bool = False) -> None:
+        """Hold a lock on each of `aggregates` (e.g. `school:100000`) until this unit of work ends; call it
+        before reading them. `shared`: a lock many holders may share, against one exclusive holder (a
+        use case over every aggregate of a kind takes `register` exclusively, single-aggregate ones take
+        it shared first). Always take a unit of work's locks in one call, or coarse before fine, so two
+        units of work never wait on each other in a circle. No-op on SQLite (see the module docstring)."""
+        if self._database.is_sqlite:
+            return
+        statement = _LOCK_SHARED if shared else _LOCK
+        for aggregate in sorted(set(aggregates)):
+            self.session.execute(statement, {"key": f"{self._producer.service}:{aggregate}"})
 
     def _record_in_inbox(self, event: ReceivedEvent) -> None:
         try:

@@ -7,11 +7,13 @@ Balances are derived from payments and credit notes.
 import sqlalchemy as sa
 
 from shared.jobs import define_job_runs_table
+from shared.periodic import define_timer_periods_table
 from shared.messaging_tables import define_messaging_tables
 
 metadata = sa.MetaData()
 outbox, inbox = define_messaging_tables(metadata)
 job_runs = define_job_runs_table(metadata)  # billing runs run as jobs (shared.jobs)
+timer_periods = define_timer_periods_table(metadata)  # timers once per period across replicas (shared.periodic)
 
 # Billing's copy of each member as it stands now. Each group of facts keeps the sequence number
 # (in the school's aggregate, `upstream.Position`) of the event that last set it, so an older

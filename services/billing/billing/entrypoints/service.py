@@ -283,10 +283,11 @@ class BillingService(base.ObservableService):
         found = handlers.check_overdue(self.uow(), command["as_of"])
         return {"as_of": command["as_of"].isoformat(), "newly_overdue": found, "count": len(found)}
 
-    @timer(interval=3600)
+    @timer(interval=handlers.OVERDUE_CHECK_SECONDS)
     def overdue_check_hourly(self):
-        """Every hour: publish `invoice_overdue` for invoices found overdue as of today (each invoice once)."""
-        handlers.check_overdue(self.uow(), business_date.today())
+        """Every hour: publish `invoice_overdue` for invoices found overdue as of today (each invoice once);
+        with several replicas, only the first to fire in each clock hour does the check."""
+        handlers.check_overdue(self.uow(), business_date.today(), once_per_period=True)
 
     # -- reports and exports -----------------------------------------------------------------------
     @http("GET", "/reports/sustainability")

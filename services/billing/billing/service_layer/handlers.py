@@ -20,7 +20,7 @@ from billing.adapters.tables import billing_runs, document_lines, documents, mat
 from billing.domain import customers, invoicing, model, upstream
 from billing.domain.invoicing import Operator
 from billing.domain.periods import BillingPeriod
-from shared import bulk
+from shared import bulk, periodic
 from shared.http import Conflict, NotFound, RuleViolation
 from shared.messaging_tables import utcnow
 
@@ -604,6 +604,7 @@ def _stored_line(line) -> invoicing.Line:
 def record_payment(uow, *, number: str, amount_pence: int, received_on: dt.date, reference: str | None) -> dict:
     """A payment against an invoice: full, partial or over (an overpayment leaves a credit balance)."""
     with uow:
+        uow.lock(f"invoice:{number}")  # replicas: payments of one invoice one at a time, each balance exact
         invoice = repository.document(uow.session, number=number)
         if invoice is None or invoice.kind != "invoice":
             raise RuleViolation(f"no invoice numbered {number}: a payment must name an issued invoice",
@@ -626,10 +627,22 @@ def record_payment(uow, *, number: str, amount_pence: int, received_on: dt.date,
 
 
 # -- overdue ------------------------------------------------------------------------------------------
-def check_overdue(uow, as_of: dt.date) -> list[dict]:
-    """Publish `invoice_overdue` once for each invoice still owing after its due date, as of `as_of`."""
+OVERDUE_CHECK_SECONDS = 3600
+
+
+def check_overdue(uow, as_of: dt.date, *, once_per_period: bool = False) -> list[dict] | None:
+    """Publish `invoice_overdue` once for each invoice still owing after its due date, as of `as_of`.
+
+    `once_per_period` (the hourly timer, which every replica runs): only the first caller in each
+    hour across replicas does the check (`shared.periodic`); the others return None."""
     found = []
     with uow:
+        if once_per_period and not periodic.claim_period(uow.session, "overdue_check", OVERDUE_CHECK_SECONDS):
+            return None
+        if uow.session.get_bind().dialect.name == "postgresql":
+            # Two checks at once (replicas, or the timer and POST /overdue-checks): one after the other, so
+            # the second reads the first's notices instead of failing on the same invoice's notice.
+            uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext('billing:overdue_check'))"))
         notified = repository.overdue_notified(uow.session)
         open_invoices = [d for d in repository.invoices(uow.session, kind="invoice")
                          if d.id not in notified and d.due_date < as_of]

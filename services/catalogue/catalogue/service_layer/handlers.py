@@ -245,6 +245,7 @@ def _edition(code: str, data: dict) -> model.Edition:
 def publish_offering(uow, command: dict, provider: str) -> model.Offering:
     """Add an offering (and its first edition if given): `offering_published`, `edition_priced`."""
     with uow:
+        uow.lock(f"offering:{command['code']}")  # replicas: one change of an offering at a time
         if repository.offering(uow.session, command["code"]) is not None:
             raise model.Conflicting("code", f"offering {command['code']} already exists")
         item = model.Offering(code=command["code"], name=command["name"], service_area=command["service_area"],
@@ -274,6 +275,7 @@ def _check_bundle(session, edition: model.Edition) -> None:
 def add_edition(uow, offering_code: str, command: dict) -> model.Edition:
     """Price a new edition of an offering (`edition_priced`); an edition's price never changes once set."""
     with uow:
+        uow.lock(f"offering:{offering_code}")  # replicas: one change of an offering at a time
         found = repository.offering(uow.session, offering_code)
         if found is None:
             raise UnknownOffering(offering_code)
@@ -292,6 +294,7 @@ def add_edition(uow, offering_code: str, command: dict) -> model.Edition:
 
 def set_on_sale(uow, offering_code: str, year: int, on_sale: bool) -> model.Edition:
     with uow:
+        uow.lock(f"offering:{offering_code}")  # replicas: one change of an offering at a time
         found = repository.offering(uow.session, offering_code)
         if found is None:
             raise UnknownOffering(offering_code)
@@ -311,6 +314,7 @@ def set_on_sale(uow, offering_code: str, year: int, on_sale: bool) -> model.Edit
 def withdraw_offering(uow, offering_code: str, effective_date: dt.date) -> list[model.Ending]:
     """Stop selling an offering from a date: its editions go off sale and its SLAs end then (reason withdrawn)."""
     with uow:
+        uow.lock(f"offering:{offering_code}")  # replicas: one change of an offering at a time
         session = uow.session
         found = repository.offering(session, offering_code)
         if found is None:
@@ -390,8 +394,12 @@ def bundle_components(edition: model.Edition, member: model.KnownMember, price_p
 
 
 def buy_subscription(uow, command: dict, today: dt.date) -> model.Subscription:
-    """A school buys an SLA; commits it and `subscription_started` together."""
+    """A school buys an SLA; commits it and `subscription_started` together.
+
+    Replicas: the school's lock (`UnitOfWork.lock`) is taken before its SLAs are read, so of two
+    identical purchases at once the second sees the first's SLA and is refused as overlapping (409)."""
     with uow:
+        uow.lock(f"school:{command['urn']}")
         session = uow.session
         offering, edition, member, subscriber = _priced_context(session, command)
         years = command.get("years", 1)
@@ -426,6 +434,7 @@ def buy_subscription(uow, command: dict, today: dt.date) -> model.Subscription:
 def cancel_subscription(uow, subscription_id: str, command: dict, today: dt.date) -> model.Ending:
     """Cancel an SLA's renewal (up to its notice date) or end it from a date: `subscription_cancelled`."""
     with uow:
+        uow.lock(f"subscription:{subscription_id}")  # replicas: one change of an SLA at a time
         session = uow.session
         sub = repository.subscription(session, subscription_id)
         if sub is None:
@@ -459,6 +468,7 @@ def _publish_cancelled(uow, ending: model.Ending, today: dt.date) -> None:
 def confirm_renewal(uow, subscription_id: str, command: dict, today: dt.date) -> model.Subscription:
     """Confirm that an SLA bought after its notice date renews: the next renewal round renews it."""
     with uow:
+        uow.lock(f"subscription:{subscription_id}")  # replicas: one change of an SLA at a time
         session = uow.session
         sub = repository.subscription(session, subscription_id)
         if sub is None:

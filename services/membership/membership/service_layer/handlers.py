@@ -14,6 +14,19 @@ from membership.domain import lineage, model, register
 from shared import business_date
 
 
+# Replicas on one PostgreSQL database (`UnitOfWork.lock`): a use case about one school (or two, a
+# conversion) holds those schools' locks, shared with each other under `register`; every other write
+# (imports, contacts, organisations, the trust's register), rare and free to touch any school, holds
+# `register` alone, so it runs by itself. Each takes its locks before reading anything: nothing is
+# read, changed and written back over another replica's change, and no check-then-insert is raced.
+REGISTER = "register"
+
+
+def _lock_schools(uow, *urns: str) -> None:
+    uow.lock(REGISTER, shared=True)
+    uow.lock(*(f"school:{urn}" for urn in urns))
+
+
 def _mat(data) -> model.Mat | None:
     return model.Mat(data["id"], data["name"]) if data else None
 
@@ -49,6 +62,7 @@ def _admitted(uow, member: model.SchoolMember, kind: str = "joined") -> None:
 def join_school(uow, command: dict) -> model.SchoolMember:
     """Admit a school (or re-admit one that left); commits the member and `member_joined` together."""
     with uow:
+        _lock_schools(uow, command["urn"])
         member = _new_member(uow, command, status="active")
         repository.add(uow.session, member)
         _admitted(uow, member)
@@ -59,6 +73,7 @@ def join_school(uow, command: dict) -> model.SchoolMember:
 def apply_to_join(uow, command: dict) -> model.SchoolMember:
     """Record an application; nothing is published until it is accepted."""
     with uow:
+        _lock_schools(uow, command["urn"])
         member = _new_member(uow, command, status="applied")
         repository.add(uow.session, member)
         repository.add_history(uow.session, [model.HistoryEntry(member.urn, member.joined_on, "applied",
@@ -76,6 +91,7 @@ def _open(uow, urn: str) -> model.SchoolMember:
 
 def activate(uow, urn: str, effective_date: dt.date) -> model.SchoolMember:
     with uow:
+        _lock_schools(uow, urn)
         member = model.activate(_open(uow, urn), effective_date)
         repository.save(uow.session, member)
         _admitted(uow, member, kind="activated")
@@ -86,6 +102,7 @@ def activate(uow, urn: str, effective_date: dt.date) -> model.SchoolMember:
 def leave(uow, urn: str, effective_date: dt.date, reason: str) -> model.SchoolMember:
     """The member leaves from `effective_date` (its first day no longer a member); publishes `member_left`."""
     with uow:
+        _lock_schools(uow, urn)
         member = model.leave(_open(uow, urn), effective_date=effective_date, reason=reason)
         repository.save(uow.session, member)
         repository.add_history(uow.session, [model.HistoryEntry(urn, effective_date, "left",
@@ -111,6 +128,7 @@ def change_details(uow, urn: str, effective_date: dt.date, proposed: dict) -> tu
     if "mat" in proposed:
         proposed = dict(proposed, mat=_mat(proposed["mat"]))
     with uow:
+        _lock_schools(uow, urn)
         member, changes = model.change_details(_open(uow, urn), effective_date=effective_date,
                                                history=repository.history_of(uow.session, urn), **proposed)
         if changes:
@@ -129,6 +147,7 @@ def change_details(uow, urn: str, effective_date: dt.date, proposed: dict) -> tu
 def record_census(uow, urn: str, census_date: dt.date, number_on_roll: int):
     """Publishes `census_recorded` with the old and new figures (nothing when the same figure comes again)."""
     with uow:
+        _lock_schools(uow, urn)
         member = _open(uow, urn)
         member, recorded = model.record_census(
             member, census_date=census_date, number_on_roll=number_on_roll,
@@ -155,6 +174,7 @@ def convert_to_academy(uow, urn: str, command: dict) -> model.Conversion:
     """One command, one event: the maintained school closes, the academy opens (predecessor link), membership
     continuous; publishes `school_converted_to_academy` only (no member_joined / member_left)."""
     with uow:
+        _lock_schools(uow, urn, command["successor_urn"])
         predecessor = repository.open_member(uow.session, urn)
         if predecessor is None:
             raise model.NotAMember("urn", f"no open membership for URN {urn}")
@@ -279,6 +299,7 @@ def import_schools(uow, text: str, *, known_types: set[str], census_date: dt.dat
             continue
         accepted[parsed.urn] = parsed
     with uow:
+        uow.lock(REGISTER)
         session = uow.session
         current = repository.all_open_members(session)
         closed = repository.closed_urns(session)
@@ -360,6 +381,7 @@ def import_links(uow, text: str) -> lineage.LinkReport:
         raise ValueError(f"the file has no column {', '.join(sorted(missing))}")
     report = lineage.normalise_links(dict(row, line=reader.line_num) for row in reader)
     with uow:
+        uow.lock(REGISTER)
         held = repository.existing_links(uow.session)
         new = [link for link in report.links if (link.predecessor_urn, link.successor_urn) not in held]
         dated = [link for link in report.links if (link.predecessor_urn, link.successor_urn) in held
@@ -406,6 +428,7 @@ def member_view(member: model.SchoolMember) -> dict:
 
 def join_organisation(uow, command: dict) -> dict:
     with uow:
+        uow.lock(REGISTER)
         if repository.open_organisation(uow.session, command["id"]) is not None:
             raise model.AlreadyMember("id", f"{command['id']} is already an open member")
         repository.add_organisation(uow.session, org_id=command["id"], kind=command["kind"],
@@ -417,6 +440,7 @@ def join_organisation(uow, command: dict) -> dict:
 
 def organisation_leaves(uow, org_id: str, command: dict) -> dict:
     with uow:
+        uow.lock(REGISTER)
         row = repository.open_organisation(uow.session, org_id)
         if row is None:
             raise model.NotAMember("id", f"no open organisation {org_id}")
@@ -451,6 +475,7 @@ def add_contact(uow, urn: str, command: dict) -> dict:
     """A new person in a role at a member; publishes `contact_role_changed` (active)."""
     contact_id = str(uuid.uuid4())
     with uow:
+        uow.lock(REGISTER)
         held = people.take_role(
             contact_id=contact_id, urn=urn, role=command["role"], started_on=command["effective_date"],
             may_commit_spending=command.get("may_commit_spending"), current_roles=[],
@@ -473,6 +498,7 @@ def _active_now(uow, urn: str) -> bool:
 
 def add_role(uow, contact_id: str, command: dict) -> dict:
     with uow:
+        uow.lock(REGISTER)
         row = _live_contact(uow, contact_id)
         urn = command["urn"]
         held = people.take_role(
@@ -499,6 +525,7 @@ def _held(uow, contact_id: str, urn: str, role: str) -> people.RoleHeld:
 def change_role(uow, contact_id: str, urn: str, role: str, command: dict) -> dict:
     """Spending authority and (governors) committees; publishes `contact_role_changed` when authority changes."""
     with uow:
+        uow.lock(REGISTER)
         row = _live_contact(uow, contact_id)
         held = _held(uow, contact_id, urn, role)
         changed = held
@@ -524,6 +551,7 @@ def change_role(uow, contact_id: str, urn: str, role: str, command: dict) -> dic
 
 def end_role(uow, contact_id: str, urn: str, role: str, command: dict) -> dict:
     with uow:
+        uow.lock(REGISTER)
         row = _live_contact(uow, contact_id)
         ended = people.end_role(_held(uow, contact_id, urn, role), ended_on=command["effective_date"],
                                 reason=command.get("reason"))
@@ -568,6 +596,7 @@ def _end_committees_with_role(uow, ended: people.RoleHeld, reason: str) -> None:
 def appoint_to_committee(uow, contact_id: str, command: dict) -> dict:
     """A governor joins a committee for a term of office (start, optional end, appointing body)."""
     with uow:
+        uow.lock(REGISTER)
         row = _live_contact(uow, contact_id)
         membership = people.appoint_to_committee(
             contact_id=contact_id, urn=command["urn"], committee=command["committee"],
@@ -582,6 +611,7 @@ def appoint_to_committee(uow, contact_id: str, command: dict) -> dict:
 
 def end_committee_membership(uow, membership_id: int, command: dict) -> dict:
     with uow:
+        uow.lock(REGISTER)
         membership = repository.committee_membership(uow.session, membership_id)
         if membership is None:
             raise model.NotAMember("membership_id", f"no committee membership {membership_id}")
@@ -616,6 +646,7 @@ def committees_at(session, urn: str, on: dt.date | None = None) -> dict:
 
 def record_training(uow, contact_id: str, command: dict, today: dt.date) -> dict:
     with uow:
+        uow.lock(REGISTER)
         _live_contact(uow, contact_id)
         if not any(r.role in people.GOVERNOR_ROLES for r in repository.roles_of(uow.session, contact_id)):
             raise model.MembershipRuleBroken("contact_id", "training records are kept for governors")
@@ -644,6 +675,7 @@ def export_contact(session, contact_id: str) -> dict | None:
 def erase_contact(uow, contact_id: str) -> dict:
     """Erase a person's personal data, keep the non-personal history; publishes `contact_erased` (once)."""
     with uow:
+        uow.lock(REGISTER)
         row = repository.contact(uow.session, contact_id)
         if row is None:
             raise model.NotAMember("contact_id", f"no contact {contact_id}")
@@ -694,6 +726,7 @@ def add_organisation_contact(uow, org_id: str, command: dict) -> dict:
     contact_id = str(uuid.uuid4())
     display_name = command["display_name"].strip()
     with uow:
+        uow.lock(REGISTER)
         held, organisation = _organisation_role(uow, contact_id=contact_id, org_id=org_id, command=command,
                                                 current=[])
         repository.add_contact(uow.session, contact_id=contact_id, display_name=display_name,
@@ -707,6 +740,7 @@ def add_organisation_contact(uow, org_id: str, command: dict) -> dict:
 def add_organisation_role(uow, contact_id: str, command: dict) -> dict:
     """An existing person (at a school or another organisation) takes a role at an organisation."""
     with uow:
+        uow.lock(REGISTER)
         row = _live_contact(uow, contact_id)
         held, organisation = _organisation_role(
             uow, contact_id=contact_id, org_id=command["organisation_id"], command=command,
@@ -719,6 +753,7 @@ def add_organisation_role(uow, contact_id: str, command: dict) -> dict:
 
 def end_organisation_role(uow, contact_id: str, org_id: str, role: str, command: dict) -> dict:
     with uow:
+        uow.lock(REGISTER)
         row = _live_contact(uow, contact_id)
         held = next((r for r in repository.organisation_roles_of(uow.session, contact_id)
                      if r.organisation_id == org_id and r.role == role and r.active), None)
@@ -737,6 +772,7 @@ def end_organisation_role(uow, contact_id: str, org_id: str, role: str, command:
 
 def join_trust(uow, command: dict) -> dict:
     with uow:
+        uow.lock(REGISTER)
         party_id = command.get("urn") or command.get("id")
         name = command.get("name")
         is_member = False
@@ -756,6 +792,7 @@ def join_trust(uow, command: dict) -> dict:
 
 def leave_trust(uow, party_id: str, left_on: dt.date) -> dict:
     with uow:
+        uow.lock(REGISTER)
         current = [p for p in repository.trust_participants_all(uow.session)
                    if p.party_id == party_id and p.left_on is None]
         if not current:
@@ -768,6 +805,7 @@ def leave_trust(uow, party_id: str, left_on: dt.date) -> dict:
 
 def set_forum(uow, party_id: str, on_forum: bool) -> dict:
     with uow:
+        uow.lock(REGISTER)
         current = [p for p in repository.trust_participants_all(uow.session)
                    if p.party_id == party_id and p.left_on is None]
         if not current:
@@ -781,6 +819,7 @@ def set_forum(uow, party_id: str, on_forum: bool) -> dict:
 def set_succession(uow, party_id: str, successor_inherits: bool) -> dict:
     """Record the trust's decision whether an academy replacing this member school inherits its participation."""
     with uow:
+        uow.lock(REGISTER)
         current = [p for p in repository.trust_participants_all(uow.session)
                    if p.party_id == party_id and p.left_on is None]
         if not current:
