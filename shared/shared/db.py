@@ -173,7 +173,8 @@ class Database:
 
         config = Config()
         config.set_main_option("script_location", script_location)
-        config.set_main_option("sqlalchemy.url", self.url.render_as_string(hide_password=False))
+        # Alembic's config is a ConfigParser: a `%` (an escaped path in `sslrootcert=`, a password) must be doubled.
+        config.set_main_option("sqlalchemy.url", self.url.render_as_string(hide_password=False).replace("%", "%%"))
         return config
 
     def upgrade(self, script_location: str, revision: str = "head") -> None:
