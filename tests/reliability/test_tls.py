@@ -170,9 +170,11 @@ def test_billing_runs_over_tls_to_rabbitmq_and_postgresql_and_refuses_a_wrong_ca
                 engine.dispose()
             assert "invoice_issued" in sent, sent
             assert encrypted and all(encrypted), encrypted  # every billing connection, this test's included
-            connections = [c for c in tls_broker.management().request("GET", "/api/connections")
-                           if c.get("user") == f"{user}billing"]
-            assert connections and all(c["ssl"] for c in connections), connections
+            # The management API lists a connection once its stats are collected (every few seconds).
+            connections = eventually(lambda: [c for c in tls_broker.management().request("GET", "/api/connections")
+                                              if c.get("user") == f"{user}billing" and "ssl" in c], timeout=60,
+                                     message="billing's connections in the broker's list")
+            assert all(c["ssl"] for c in connections), connections
             assert {c["port"] for c in connections} == {tls_broker.tls_port}
         finally:
             service.stop()
