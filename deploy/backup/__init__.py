@@ -142,7 +142,7 @@ def verify(backup: str | Path) -> list[str]:
 def _postgres_tables(database_url: str) -> list[str]:
     import sqlalchemy as sa
 
-    engine = sa.create_engine(database_url)
+    engine = sa.create_engine(database_url, hide_parameters=True)
     try:
         with engine.connect() as connection:
             return list(connection.execute(sa.text(

@@ -11,7 +11,9 @@ A refusal (wrong credentials, unknown virtual host) fails at once: waiting canno
 """
 from __future__ import annotations
 
+import functools
 import logging
+import ssl as ssl_module
 import threading
 import time
 
@@ -19,6 +21,7 @@ from kombu import Connection
 from nameko.extensions import DependencyProvider
 
 from shared.config import events_settings
+from shared.tls import amqp_ssl_of, apply_amqp_tls
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +37,19 @@ def _safe_uri(amqp_uri: str) -> str:
     return Connection(amqp_uri).as_uri()  # password masked
 
 
-def _try_connect(amqp_uri: str, connect_timeout: float) -> None:
-    with Connection(amqp_uri, connect_timeout=connect_timeout) as connection:
+def _try_connect(amqp_uri: str, connect_timeout: float, ssl: dict | None = None) -> None:
+    with Connection(amqp_uri, connect_timeout=connect_timeout, ssl=ssl or False) as connection:
         connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, interval_max=0)  # one try
+
+
+def _certificate_error(exc: BaseException) -> ssl_module.SSLCertVerificationError | None:
+    """The certificate verification failure behind `exc` (kombu re-raises it as its own error), if any."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ssl_module.SSLCertVerificationError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 class _Wait:
@@ -51,9 +64,12 @@ _lock = threading.Lock()
 
 
 def wait_for_broker(amqp_uri: str, timeout: float, *, logger: logging.Logger = log,
-                    connect=_try_connect) -> None:
+                    connect=_try_connect, ssl: dict | None = None) -> None:
     """Return once the broker at `amqp_uri` accepts a connection; raise `BrokerUnavailable` after
-    `timeout` seconds of trying (or at once if it refuses). Each try is logged."""
+    `timeout` seconds of trying (or at once if it refuses, or its TLS certificate does not verify).
+    Each try is logged. `ssl`: TLS options for an amqps:// broker (shared.tls)."""
+    if ssl and connect is _try_connect:
+        connect = functools.partial(_try_connect, ssl=ssl)
     with _lock:
         if amqp_uri in _reachable:
             return
@@ -96,6 +112,14 @@ def _wait_as_leader(amqp_uri: str, timeout: float, logger: logging.Logger, conne
             logger.error(message)
             raise BrokerUnavailable(message) from exc
         except Exception as exc:  # noqa: BLE001 - unreachable, reset, timed out: wait and try again
+            certificate = _certificate_error(exc)
+            if certificate is not None:
+                # A certificate that does not verify now will not verify later: say so and stop.
+                message = (f"the broker at {shown} presented a TLS certificate that does not verify "
+                           f"({certificate.verify_message}: {certificate}); check AMQP_SSL_CA_FILE (the CA that "
+                           "signed the broker's certificate) and that the certificate names the host in AMQP_URI")
+                logger.error(message)
+                raise BrokerUnavailable(message) from exc
             error = f"{type(exc).__name__}: {exc}"
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -123,5 +147,12 @@ def broker_startup_timeout(config) -> float:
 class BrokerAtStartup(DependencyProvider):
     """Waits in `setup()` for the service's broker (see the module docstring); gives workers nothing."""
 
+    def bind(self, container, attr_name):
+        # nameko binds every extension of a container before it sets any up: nameko's own consumers and
+        # publishers read AMQP_SSL, so the TLS options an amqps:// AMQP_URI implies are put there now.
+        apply_amqp_tls(container.config)
+        return super().bind(container, attr_name)
+
     def setup(self):
-        wait_for_broker(self.container.config["AMQP_URI"], broker_startup_timeout(self.container.config))
+        config = self.container.config
+        wait_for_broker(config["AMQP_URI"], broker_startup_timeout(config), ssl=amqp_ssl_of(config))

@@ -18,8 +18,6 @@ DATABASE_URL_KEY = "DATABASE_URL"
 OPERATOR_KEY = "OPERATOR"
 EVENTS_KEY = "EVENTS"
 
-DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
-
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a service's YAML config, substituting `${VAR:default}` from the environment."""

@@ -58,6 +58,7 @@ from shared.republish import Republisher, RepublishFailed, republisher_for
 from shared.metrics import metrics_for
 from shared.topology import (dead_letter_exchange, dead_letter_queue_name, handler_queue_arguments, retry_name,
                              routing_key)
+from shared.tls import amqp_ssl_of
 from shared.unit_of_work import EventAlreadyHandled
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,8 @@ class ReliableEventHandler(EventHandler):
     def _setup_recovery(self, settings: dict) -> None:
         self.backoff_initial = settings["transient_backoff_initial_seconds"]
         self.backoff_cap = settings["transient_backoff_max_seconds"]
-        self.republisher = republisher_for(self.amqp_uri, settings["republish_confirm_timeout_seconds"])
+        self.republisher = republisher_for(self.amqp_uri, settings["republish_confirm_timeout_seconds"],
+                                           ssl=amqp_ssl_of(self.container.config))
         self.gate = OutageGate(f"{self.container.service_name}.{self.method_name}", initial=self.backoff_initial,
                                cap=self.backoff_cap, logger=log)
         self._stopping = threading.Event()  # green under eventlet: waits on it never block the hub

@@ -12,6 +12,9 @@ Guarantees:
 - PostgreSQL connections are made cooperative under eventlet (psycogreen) so
   one slow query never stalls the service's other green threads.
 - Migrations are Alembic's, one history per service, applied by `upgrade()`.
+- No engine puts a statement's parameters into an error or a log line
+  (`hide_parameters=True`): they can carry personal data (a contact's name or email)
+  and logs are kept longer and read more widely than the database.
 """
 from __future__ import annotations
 
@@ -113,15 +116,18 @@ class Database:
             if self.url.database and self.url.database != ":memory:":
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
             connect_args = {"check_same_thread": False}
-            self.engine = create_engine(self.url, connect_args=connect_args, echo=echo, pool_size=10)
-            self.read_engine = create_engine(self.url, connect_args=connect_args, echo=echo, pool_size=10)
+            self.engine = create_engine(self.url, connect_args=connect_args, echo=echo, pool_size=10,
+                                        hide_parameters=True)
+            self.read_engine = create_engine(self.url, connect_args=connect_args, echo=echo, pool_size=10,
+                                             hide_parameters=True)
             # Created after eventlet's monkey patching, so green-local there.
             self._writer_asked = threading.local()
             _configure_sqlite(self.engine, immediate=True, lock_timeout=lock_timeout, asked=self._writer_asked)
             _configure_sqlite(self.read_engine, immediate=False, lock_timeout=lock_timeout)
         else:
             _make_psycopg_green()
-            self.engine = create_engine(self.url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            self.engine = create_engine(self.url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                                        hide_parameters=True)
             self.read_engine = self.engine
         # Created after eventlet's monkey patching, so this is a green lock there.
         self._writer = threading.Lock() if self.is_sqlite else None
@@ -167,7 +173,8 @@ class Database:
 
         config = Config()
         config.set_main_option("script_location", script_location)
-        config.set_main_option("sqlalchemy.url", self.url.render_as_string(hide_password=False))
+        # Alembic's config is a ConfigParser: a `%` (an escaped path in `sslrootcert=`, a password) must be doubled.
+        config.set_main_option("sqlalchemy.url", self.url.render_as_string(hide_password=False).replace("%", "%%"))
         return config
 
     def upgrade(self, script_location: str, revision: str = "head") -> None:
@@ -217,7 +224,7 @@ def ensure_postgres_database(url: str) -> None:
     target = make_url(url)
     if target.get_backend_name() != "postgresql":
         return
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT", hide_parameters=True)
     try:
         with admin.connect() as connection:
             exists = connection.execute(
@@ -232,7 +239,7 @@ def ensure_postgres_database(url: str) -> None:
 def drop_postgres_database(url: str) -> None:
     """Drop the PostgreSQL database named in `url`, disconnecting its sessions (tests, tooling)."""
     target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT", hide_parameters=True)
     try:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')

@@ -5,6 +5,13 @@ Failures never surface as a 500 with a traceback:
 - a body that is not JSON, or fields that fail the marshmallow schema: 400 with
   `{"error": "invalid_request", "fields": {field: [rule, ...]}}`;
 - `NotFound` 404, `Conflict` 409, `RuleViolation` 422, each with a sentence;
+- a body over the route's size limit (`MAX_BODY_BYTES`, 1 MiB unless configured; bulk imports
+  `MAX_IMPORT_BODY_BYTES`, 128 MiB): 413, checked from `Content-Length` before reading and
+  while reading a body sent without one; a body that is not declared `application/json`
+  where JSON is expected: 415; both name the field (`_body`, `Content-Type`) and the rule;
+- routes declared `idempotent=True` honour an `Idempotency-Key` header (`shared.idempotency`):
+  a retry gets the first response, the same key with another request 422, a key still in
+  progress 409;
 - an unknown route or method: 404/405 as JSON;
 - anything unexpected: 500 `{"error": "internal_error", "correlation_id": ...}`,
   the traceback goes to the log only.
@@ -23,8 +30,10 @@ from eventlet.event import Event
 from marshmallow import Schema, ValidationError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
+
+from shared import idempotency
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +79,53 @@ class RuleViolation(HttpError):
     code = "rule_violated"
 
 
+class PayloadTooLarge(HttpError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(HttpError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+# Body size limits by setting name; a route picks one with `body_limit=` (default MAX_BODY_BYTES).
+BODY_LIMIT_DEFAULTS = {"MAX_BODY_BYTES": 1024 * 1024, "MAX_IMPORT_BODY_BYTES": 128 * 1024 * 1024}
+
+
+def _too_large(limit: int, setting: str, size: int | None = None) -> PayloadTooLarge:
+    told = f"{size} bytes" if size is not None else "more"
+    return PayloadTooLarge(f"the request body is {told}; this route takes at most {limit} bytes ({setting})",
+                           fields={"_body": [f"at most {limit} bytes"]})
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def json_response(status: int, body: Any, correlation_id: str | None = None) -> Response:
     headers = {CORRELATION_HEADER: correlation_id} if correlation_id else None
     return Response(json.dumps(body, default=str), status=status, mimetype="application/json", headers=headers)
 
 
 def load_body(request: Request, schema: Schema) -> dict:
-    """Parse and validate a JSON body; raises `ValidationError` naming each bad field."""
+    """Parse and validate a JSON body; raises `ValidationError` naming each bad field, and
+    `UnsupportedMediaType` (415) for a body not declared as JSON."""
     raw = request.get_data(cache=True, as_text=True)
+    if raw.strip() and not _is_json(request.mimetype):
+        raise UnsupportedMediaType(
+            f"this route takes a JSON body, not {request.mimetype or 'a body without a Content-Type'}",
+            fields={"Content-Type": ["must be application/json"]})
     try:
-        data = json.loads(raw) if raw.strip() else None
-    except ValueError as exc:
+        data = json.loads(raw, parse_constant=_refuse_constant) if raw.strip() else None
+    except json.JSONDecodeError as exc:
         raise ValidationError({"_body": [f"not valid JSON: {exc.msg} at position {exc.pos}"]}) from None
+    except ValueError as exc:  # NaN/Infinity, or an integer longer than Python parses
+        raise ValidationError({"_body": [f"not valid JSON: {exc}"]}) from None
     if not isinstance(data, Mapping):
         raise ValidationError({"_body": ["the request body must be a JSON object"]})
     return schema.load(data)
@@ -93,6 +137,11 @@ def load_query(request: Request, schema: Schema) -> dict:
 
 class JsonWsgiApp(WsgiApp):
     def __call__(self, environ, start_response):
+        if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            # eventlet's server de-chunks the body and ends the stream at the last chunk, but does not say
+            # so; without this werkzeug reads a chunked body as empty. With it, werkzeug enforces the body
+            # limit while reading (see JsonHttp._refuse_oversized).
+            environ["wsgi.input_terminated"] = True
         request = Request(environ, shallow=True)
         adapter = self.url_map.bind_to_environ(environ)
         try:
@@ -115,15 +164,25 @@ class JsonHttp(HttpRequestHandler):
 
     server = JsonWebServer()
 
-    def __init__(self, method: str, url: str, **kwargs):
+    def __init__(self, method: str, url: str, *, idempotent: bool = False, body_limit: str = "MAX_BODY_BYTES",
+                 **kwargs):
         kwargs.setdefault("expected_exceptions", (ValidationError, HttpError))
+        self.idempotent = idempotent
+        self.body_limit = body_limit
         super().__init__(method, url, **kwargs)
+
+    def setup(self):
+        super().setup()
+        # Storage is set up beside this entrypoint (nameko sets extensions up concurrently): check its declaration.
+        if self.idempotent and getattr(self._storage(), "idempotency_keys", None) is None:
+            raise RuntimeError(f"{self.method} {self.url} is declared idempotent but the service's Storage "
+                               "has no idempotency_keys table (shared.idempotency)")
 
     def handle_request(self, request):
         request.shallow = False
         correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
         started = time.perf_counter()
-        response = self._handle(request, correlation_id)
+        response = self._refuse_oversized(request, correlation_id) or self._handle_once(request, correlation_id)
         log.info("%s %s %s %.1f ms", request.method, request.path, response.status_code,
                  (time.perf_counter() - started) * 1000, extra={"correlation_id": correlation_id})
         return response
@@ -139,6 +198,74 @@ class JsonHttp(HttpRequestHandler):
             return self._response(result, correlation_id)
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON error below
             return self._error(exc, correlation_id)
+
+    # --- input limits --------------------------------------------------------------------------------------
+
+    def _max_body_bytes(self) -> int:
+        return int(self.container.config.get(self.body_limit) or BODY_LIMIT_DEFAULTS[self.body_limit])
+
+    def _refuse_oversized(self, request, correlation_id: str) -> Response | None:
+        """413 for a body over the limit: a declared `Content-Length` is refused before anything is read;
+        a body sent without one (chunked) is read here, in full only up to the limit, so a handler's
+        `get_data()` later finds it cached."""
+        limit = self._max_body_bytes()
+        if request.content_length is not None and request.content_length > limit:
+            return self._error(_too_large(limit, self.body_limit, request.content_length), correlation_id)
+        if request.content_length is None and request.method in ("POST", "PUT", "PATCH"):
+            # werkzeug stops a stream at `max_content_length` without a word: read one byte more than the
+            # limit, so a body that goes past it is seen (and refused) rather than silently cut short.
+            request.max_content_length = limit + 1
+            try:
+                over = len(request.get_data(cache=True)) > limit
+            except RequestEntityTooLarge:
+                over = True
+            if over:
+                return self._error(_too_large(limit, self.body_limit), correlation_id)
+        request.max_content_length = limit
+        return None
+
+    # --- Idempotency-Key -----------------------------------------------------------------------------------
+
+    def _storage(self):
+        from shared.storage import Storage  # storage imports the relay and the database; http stays light
+
+        return next((d for d in self.container.dependencies if isinstance(d, Storage)), None)
+
+    def _handle_once(self, request, correlation_id: str) -> Response:
+        """Run the request; for an idempotent route with an `Idempotency-Key`, at most once per key."""
+        key = request.headers.get(idempotency.HEADER) if self.idempotent else None
+        if key is None:
+            return self._handle(request, correlation_id)
+        if not 1 <= len(key) <= idempotency.MAX_KEY_LENGTH or not key.isprintable():
+            return self._error(ValidationError({idempotency.HEADER: [
+                f"1 to {idempotency.MAX_KEY_LENGTH} printable characters"]}), correlation_id)
+        keys: idempotency.IdempotencyKeys = self._storage().idempotency
+        fingerprint = idempotency.fingerprint(request.method, request.path, request.query_string,
+                                              request.get_data(cache=True))
+        claim = keys.claim(key, fingerprint, f"{request.method} {self.url}")
+        if isinstance(claim, idempotency.Replay):
+            replayed = Response(claim.body, status=claim.status, content_type=claim.content_type)
+            replayed.headers[idempotency.REPLAYED_HEADER] = "true"
+            replayed.headers[CORRELATION_HEADER] = correlation_id
+            return replayed
+        if isinstance(claim, idempotency.Mismatch):
+            return self._error(RuleViolation(
+                f"this Idempotency-Key was first used for another request ({claim.route} with another body); "
+                "use a new key for a new request", fields={idempotency.HEADER: ["one key, one request"]}),
+                correlation_id)
+        if isinstance(claim, idempotency.InProgress):
+            return self._error(Conflict(
+                "a request with this Idempotency-Key is still in progress; retry it shortly",
+                fields={idempotency.HEADER: ["in progress"]}), correlation_id)
+        response = None
+        try:
+            response = self._handle(request, correlation_id)
+        finally:
+            if response is not None and 200 <= response.status_code < 300:
+                keys.complete(key, response.status_code, response.content_type, response.get_data(as_text=True))
+            else:  # a refusal records nothing: the key may be used again
+                keys.release(key)
+        return response
 
     def _response(self, result, correlation_id):
         if isinstance(result, Response):

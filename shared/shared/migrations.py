@@ -22,7 +22,7 @@ def run_migrations(target_metadata: MetaData) -> None:
     url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
     if not url:
         raise SystemExit("set DATABASE_URL to the service's database before running alembic")
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)  # parameters can carry personal data (shared.db)
     with engine.begin() as connection:
         _run(connection, target_metadata)
     engine.dispose()

@@ -89,12 +89,13 @@ class OutboxRelay:
     """Moves rows from one service's outbox to its exchange; `run()` loops until told to stop."""
 
     def __init__(self, *, service: str, database: Database, outbox, amqp_uri: str, metrics: ServiceMetrics,
-                 settings: dict, signal=None, heartbeat: int = 20):
+                 settings: dict, signal=None, heartbeat: int = 20, ssl: dict | None = None):
         self.service = service
         self.exchange = event_exchange(service)
         self.database = database
         self.outbox = outbox
         self.amqp_uri = amqp_uri
+        self.ssl = ssl  # TLS options for an amqps:// broker (shared.tls); None for amqp://
         self.metrics = metrics
         self.batch_size = settings["relay_batch_size"]
         self.poll_seconds = settings["relay_poll_seconds"]
@@ -118,7 +119,7 @@ class OutboxRelay:
 
     # -- broker -----------------------------------------------------------------------------
     def _connect(self) -> None:
-        connection = Connection(self.amqp_uri, heartbeat=self.heartbeat, connect_timeout=5)
+        connection = Connection(self.amqp_uri, heartbeat=self.heartbeat, connect_timeout=5, ssl=self.ssl or False)
         connection.connect()
         channel = connection.connection.channel()
         # The exchange is provisioned (partnership-ops topology apply); declaring it would need configure permission.

@@ -34,8 +34,8 @@ class RepublishFailed(Exception):
 class _ConfirmingChannel:
     """One connection with one confirming channel; used by one publish at a time."""
 
-    def __init__(self, amqp_uri: str, connect_timeout: float):
-        self.connection = Connection(amqp_uri, connect_timeout=connect_timeout)
+    def __init__(self, amqp_uri: str, connect_timeout: float, ssl: dict | None = None):
+        self.connection = Connection(amqp_uri, connect_timeout=connect_timeout, ssl=ssl or False)
         self.connection.connect()
         self.channel = self.connection.connection.channel()
         self.channel.confirm_select()
@@ -101,8 +101,9 @@ class Republisher:
     """See the module docstring. Thread-safe (green under eventlet's monkey patching)."""
 
     def __init__(self, amqp_uri: str, *, size: int = 4, confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT_SECONDS,
-                 acquire_timeout: float | None = None, connect_timeout: float = 5.0):
+                 acquire_timeout: float | None = None, connect_timeout: float = 5.0, ssl: dict | None = None):
         self.amqp_uri = amqp_uri
+        self.ssl = ssl
         self.size = size
         self.confirm_timeout = confirm_timeout
         self.acquire_timeout = acquire_timeout if acquire_timeout is not None else confirm_timeout + connect_timeout
@@ -141,7 +142,7 @@ class Republisher:
                 return self._idle.pop(), True
             self._open += 1
         try:
-            return _ConfirmingChannel(self.amqp_uri, self.connect_timeout), False
+            return _ConfirmingChannel(self.amqp_uri, self.connect_timeout, self.ssl), False
         except Exception as exc:  # noqa: BLE001 - broker unreachable
             with self._cond:
                 self._open -= 1
@@ -171,10 +172,12 @@ _republishers: dict[tuple[str, float], Republisher] = {}
 _registry_lock = threading.Lock()
 
 
-def republisher_for(amqp_uri: str, confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT_SECONDS) -> Republisher:
-    """One republisher (one pool of connections) per broker and confirm timeout, per process."""
+def republisher_for(amqp_uri: str, confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT_SECONDS,
+                    ssl: dict | None = None) -> Republisher:
+    """One republisher (one pool of connections) per broker and confirm timeout, per process; `ssl`:
+    TLS options for an amqps:// broker (shared.tls), the same for every caller of one URI."""
     with _registry_lock:
         key = (amqp_uri, float(confirm_timeout))
         if key not in _republishers:
-            _republishers[key] = Republisher(amqp_uri, confirm_timeout=confirm_timeout)
+            _republishers[key] = Republisher(amqp_uri, confirm_timeout=confirm_timeout, ssl=ssl)
         return _republishers[key]

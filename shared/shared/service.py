@@ -30,6 +30,7 @@ from shared.http import http
 from shared.logs import LogContext
 from shared.metrics import CONTENT_TYPE_LATEST, Metrics, metrics_for
 from shared.storage import Storage
+from shared.tls import amqp_ssl_of
 
 _BROKER_CHECK_TTL = 2.0
 
@@ -41,11 +42,11 @@ class BrokerProbe:
         self._checked_at = 0.0
         self._error: str | None = None
 
-    def error(self, amqp_uri: str) -> str | None:
+    def error(self, amqp_uri: str, ssl: dict | None = None) -> str | None:
         now = time.monotonic()
         if now - self._checked_at > _BROKER_CHECK_TTL:
             try:
-                with Connection(amqp_uri, connect_timeout=2) as connection:
+                with Connection(amqp_uri, connect_timeout=2, ssl=ssl or False) as connection:
                     connection.connect()
                 self._error = None
             except Exception as exc:  # noqa: BLE001 - reported, not raised
@@ -75,7 +76,7 @@ class Operations(DependencyProvider):
             storage.database.ping()
         except Exception as exc:  # noqa: BLE001 - reported as not ready
             problems["database"] = f"{type(exc).__name__}: {exc}"
-        broker_error = _broker.error(self.container.config["AMQP_URI"])
+        broker_error = _broker.error(self.container.config["AMQP_URI"], amqp_ssl_of(self.container.config))
         if broker_error:
             problems["broker"] = broker_error
         return problems

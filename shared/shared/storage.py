@@ -18,9 +18,11 @@ from sqlalchemy import MetaData
 from shared.config import events_settings, operator_of
 from shared.db import Database
 from shared.envelope import PayloadSchemas, ReceivedEvent
+from shared.idempotency import IdempotencyKeys
 from shared.messaging_tables import define_messaging_tables
 from shared.metrics import metrics_for
 from shared.relay import OutboxRelay
+from shared.tls import amqp_ssl_of
 from shared.unit_of_work import Origin, OutboxSignal, Producer, UnitsOfWork
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,13 @@ def migrate_on_start(config) -> bool:
 class Storage(DependencyProvider):
     """The service's own database, unit of work, inbox and outbox relay."""
 
-    def __init__(self, *, migrations: str, published: PayloadSchemas, outbox=None, inbox=None):
+    def __init__(self, *, migrations: str, published: PayloadSchemas, outbox=None, inbox=None,
+                 idempotency_keys=None):
+        """`idempotency_keys`: the service's `idempotency_keys` table, when it has routes declared
+        `idempotent=True` (shared.idempotency)."""
         self.migrations = migrations
+        self.idempotency_keys = idempotency_keys
+        self.idempotency: IdempotencyKeys | None = None
         self.published = published
         if outbox is None or inbox is None:
             outbox, inbox = define_messaging_tables(MetaData())
@@ -62,10 +69,12 @@ class Storage(DependencyProvider):
                     f"{service}: the database is at migration {current or 'none'} and this code needs {head}; "
                     f"run `partnership-ops migrate --service {service}` (the migration job) first, or set "
                     "MIGRATE_ON_START=true")
+        if self.idempotency_keys is not None:
+            self.idempotency = IdempotencyKeys(self.database, self.idempotency_keys)
         self.producer = Producer(service=service, operator=operator_of(config)["name"], schemas=self.published)
         self.signal = OutboxSignal()
         self.relay = OutboxRelay(service=service, database=self.database, outbox=self.outbox,
-                                 amqp_uri=config["AMQP_URI"], metrics=metrics_for(service),
+                                 amqp_uri=config["AMQP_URI"], ssl=amqp_ssl_of(config), metrics=metrics_for(service),
                                  settings=events_settings(config), signal=self.signal)
         # Read at each scrape, not by the relay: the gauges stay true while the relay is stopped.
         metrics_for(service).watch_outbox(self.relay.backlog)

@@ -14,8 +14,9 @@ prometheus.tcp.port = ${RABBITMQ_PROMETHEUS_PORT:-15692}
 default_user = ${RABBITMQ_DEFAULT_USER}
 default_pass = ${RABBITMQ_DEFAULT_PASS}
 default_user_tags.administrator = true
-loopback_users = none
 CONF
+# The shipped settings (guest from localhost only): deploy/rabbitmq/rabbitmq.conf.
+cat /usr/local/share/partnership/rabbitmq.conf >> "$RABBITMQ_CONFIG_FILE"
 if [ -n "$address" ]; then
   printf 'management.tcp.ip = %s\nprometheus.tcp.ip = %s\n' "$address" "$address" >> "$RABBITMQ_CONFIG_FILE"
 fi

@@ -570,7 +570,7 @@ def _marker(column: sa.Column) -> str:
 
 
 def _vacuum(database: Database, tables: list[str]) -> bool:
-    engine = sa.create_engine(database.url, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(database.url, isolation_level="AUTOCOMMIT", hide_parameters=True)
     try:
         with engine.connect() as connection:
             if database.is_sqlite:

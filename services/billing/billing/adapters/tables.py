@@ -7,11 +7,14 @@ Balances are derived from payments and credit notes.
 import sqlalchemy as sa
 
 from shared.jobs import define_job_runs_table
+from shared.idempotency import define_idempotency_table
 from shared.periodic import define_timer_periods_table
 from shared.messaging_tables import define_messaging_tables
 
 metadata = sa.MetaData()
 outbox, inbox = define_messaging_tables(metadata)
+# POSTs that record money or purchases answer a retried Idempotency-Key once (shared.idempotency)
+idempotency_keys = define_idempotency_table(metadata)
 job_runs = define_job_runs_table(metadata)  # billing runs run as jobs (shared.jobs)
 timer_periods = define_timer_periods_table(metadata)  # timers once per period across replicas (shared.periodic)
 

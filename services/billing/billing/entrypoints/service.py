@@ -14,13 +14,14 @@ from werkzeug.wrappers import Response
 
 from shared import service as base
 from shared.consumer import consumes
+from shared.fields import BoundedInteger, Pence
 from shared.http import Conflict, NotFound, RuleViolation, http, load_body, load_query
 from shared.jobs import JobAlreadyRunning, Jobs
 from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
 from shared.storage import Storage
 
 from billing.adapters import repository
-from billing.adapters.tables import inbox, job_runs, outbox
+from billing.adapters.tables import idempotency_keys, inbox, job_runs, outbox
 from billing.dependencies import BoardFigures, OperatorIdentity
 from billing.operator_identity import operator_identity
 from billing.domain.periods import billing_period
@@ -55,17 +56,16 @@ class BillingRunRequest(_Strict):
 
 class PaymentRequest(_Strict):
     invoice_number = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    amount_pence = fields.Integer(required=True, strict=True, validate=validate.Range(
-        min=1, error="a payment is a positive whole number of pence"))
+    amount_pence = Pence(minimum=1, required=True,
+                         error="a payment is a positive whole number of pence, at most {max}")
     currency = fields.String(load_default="GBP", validate=validate.Equal("GBP", error="only GBP is accepted"))
     received_on = fields.Date(required=True)
     reference = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
 
 
 class CorrectedLine(_Strict):
-    line_no = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    net_pence = fields.Integer(required=True, strict=True, validate=validate.Range(
-        min=0, error="a corrected line is zero or more whole pence"))
+    line_no = BoundedInteger(minimum=1, maximum=100_000, required=True, strict=True)
+    net_pence = Pence(required=True, error="a corrected line is zero or more whole pence, at most {max}")
 
 
 class CorrectionRequest(_Strict):
@@ -118,7 +118,8 @@ class BillingService(base.ObservableService):
     """Billing for the right payer: charges, invoices, credit notes, payments, reports and exports."""
 
     name = "billing"
-    uow = Storage(migrations="billing:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
+    uow = Storage(migrations="billing:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox,
+                  idempotency_keys=idempotency_keys)
     operator = OperatorIdentity()
     jobs = Jobs(job_runs, {"billing_run": billing_run_job}, resumable={"billing_run"})
     board = BoardFigures()  # recomputed after changes and after a job, never on a scrape
@@ -196,7 +197,7 @@ class BillingService(base.ObservableService):
     def _operator(self):
         return self.operator
 
-    @http("POST", "/billing-runs")
+    @http("POST", "/billing-runs", idempotent=True)
     def run_billing(self, request):
         """Start a billing run as a job: 202 with the run to poll at `GET /runs/<id>`; 422 naming `period`
         for a period of the wrong shape or frequency; 409 naming the run while one is running."""
@@ -245,7 +246,7 @@ class BillingService(base.ObservableService):
             raise NotFound(f"no invoice or credit note numbered {number}", field="number")
         return Response(reports.document_html(view), mimetype="text/html")
 
-    @http("POST", "/invoices/<string:number>/corrections")
+    @http("POST", "/invoices/<string:number>/corrections", idempotent=True)
     def correct_invoice(self, request, number):
         command = load_body(request, CorrectionRequest())
         result = handlers.correct_invoice(
@@ -255,7 +256,7 @@ class BillingService(base.ObservableService):
         return 201, result
 
     # -- payments and debt -------------------------------------------------------------------------
-    @http("POST", "/payments")
+    @http("POST", "/payments", idempotent=True)
     def record_payment(self, request):
         command = load_body(request, PaymentRequest())
         result = handlers.record_payment(self.uow(), number=command["invoice_number"],

@@ -5,12 +5,13 @@ and recorded payments (so it always agrees with the invoices themselves).
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import html
 import io
 import json
 from collections import defaultdict
+
+from shared.spreadsheet import SafeWriter
 
 from billing.adapters import repository
 from billing.domain import demand, invoicing, model
@@ -167,7 +168,7 @@ def invoices_csv(session, issued_from=None, issued_to=None) -> str:
     """One row per document line, with everything the VAT invoice shows: supplier, customer and its address,
     contact, tax point, purchase order, VAT code and amounts."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out, lineterminator="\n")  # cells neutralised: see shared.spreadsheet
     writer.writerow(CSV_COLUMNS)
     documents = repository.invoices(session, issued_from=issued_from, issued_to=issued_to)
     lines = repository.lines_by_document(session, [d.id for d in documents])
@@ -184,7 +185,7 @@ def journal_csv(session, issued_from=None, issued_to=None) -> str:
     """Double-entry journal for the operator's finance system: invoices debit debtors and credit revenue
     (per service area) and VAT; credit notes reverse that; payments debit bank and credit debtors."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out, lineterminator="\n")  # cells neutralised: see shared.spreadsheet
     writer.writerow(("date", "reference", "account", "debit_pence", "credit_pence", "payer_id", "description"))
     documents = repository.invoices(session, issued_from=issued_from, issued_to=issued_to)
     lines = repository.lines_by_document(session, [d.id for d in documents])

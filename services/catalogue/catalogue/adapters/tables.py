@@ -2,10 +2,13 @@
 import sqlalchemy as sa
 
 from shared.jobs import define_job_runs_table
+from shared.idempotency import define_idempotency_table
 from shared.messaging_tables import define_messaging_tables
 
 metadata = sa.MetaData()
 outbox, inbox = define_messaging_tables(metadata)
+# POSTs that record money or purchases answer a retried Idempotency-Key once (shared.idempotency)
+idempotency_keys = define_idempotency_table(metadata)
 job_runs = define_job_runs_table(metadata)  # renewal rounds run as jobs (shared.jobs)
 
 # The catalogue's copy of a member, kept facet by facet whatever order membership's events

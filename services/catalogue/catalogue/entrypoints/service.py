@@ -10,11 +10,12 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from shared import service as base
 from shared.config import operator_of
 from shared.consumer import consumes
+from shared.fields import BoundedDecimal, BoundedInteger, Pence
 from shared.http import Conflict, NotFound, RuleViolation, http, load_body, load_query
 from shared.storage import Storage
 
 from catalogue.adapters import repository
-from catalogue.adapters.tables import inbox, job_runs, outbox
+from catalogue.adapters.tables import idempotency_keys, inbox, job_runs, outbox
 from catalogue.domain import model
 from catalogue.domain.model import PHASES
 from catalogue.domain.pricing import PRICING_MODELS, SESSION_UNITS, PricingError, check_terms, terms_from_json
@@ -26,6 +27,8 @@ from shared.jobs import JobAlreadyRunning, Jobs
 
 CODE = r"^[A-Z0-9][A-Z0-9-]{1,39}$"
 URN = validate.Regexp(r"^\d{6}$", error="a URN is exactly 6 digits")
+MAX_PUPILS = 100_000  # more pupils than any school or band has
+MAX_RATE_PENCE = 10_000_000  # £100,000 per pupil: no real rate comes near
 
 
 class _Strict(Schema):
@@ -34,24 +37,25 @@ class _Strict(Schema):
 
 
 class BandIn(_Strict):
-    up_to_pupils = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0))
-    price_pence = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    up_to_pupils = BoundedInteger(minimum=0, maximum=MAX_PUPILS, load_default=None, allow_none=True, strict=True)
+    price_pence = Pence(required=True)
 
 
 class Terms(_Strict):
     model = fields.String(required=True, validate=validate.OneOf(PRICING_MODELS))
-    flat_fee_pence = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
-    base_fee_pence = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    flat_fee_pence = Pence(load_default=0)
+    base_fee_pence = Pence(load_default=0)
     rate_by_phase = fields.Dict(keys=fields.String(validate=validate.OneOf(PHASES)),
-                                values=fields.Decimal(validate=validate.Range(min=0), places=None), load_default=dict)
-    minimum_pence = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0))
-    maximum_pence = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0))
+                                values=BoundedDecimal(minimum=0, maximum=MAX_RATE_PENCE, max_places=4),
+                                load_default=dict)
+    minimum_pence = Pence(load_default=None, allow_none=True)
+    maximum_pence = Pence(load_default=None, allow_none=True)
     bands = fields.List(fields.Nested(BandIn), load_default=list)
     unit = fields.String(load_default="session", validate=validate.OneOf(SESSION_UNITS))
-    unit_price_pence = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
-    subscriber_price_pence = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
-    non_subscriber_price_pence = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
-    bundle_price_pence = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    unit_price_pence = Pence(load_default=0)
+    subscriber_price_pence = Pence(load_default=0)
+    non_subscriber_price_pence = Pence(load_default=0)
+    bundle_price_pence = Pence(load_default=0)
     includes = fields.List(fields.String(validate=validate.Regexp(CODE)), load_default=list)
 
     @validates_schema
@@ -65,13 +69,13 @@ class Terms(_Strict):
 class EntitlementIn(_Strict):
     kind = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$",
                                                                  error="a kind is snake_case, e.g. included_place"))
-    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=1000))
+    quantity = BoundedInteger(minimum=0, maximum=1000, required=True, strict=True)
 
 
 class EditionIn(_Strict):
     """POST /offerings/<code>/editions (and `edition` in POST /offerings)"""
 
-    year = fields.Integer(required=True, strict=True, validate=validate.Range(min=2000, max=2100))
+    year = BoundedInteger(minimum=2000, maximum=2100, required=True, strict=True)
     terms = fields.Nested(Terms, required=True)
     entitlements = fields.List(fields.Nested(EntitlementIn), load_default=list)
     on_sale = fields.Boolean(load_default=True)
@@ -87,7 +91,7 @@ class PublishOffering(_Strict):
     eligible_phases = fields.List(fields.String(validate=validate.OneOf(PHASES)), load_default=list)
     eligible_establishment_types = fields.List(fields.String(validate=validate.Length(min=1, max=60)),
                                                load_default=list)
-    capacity = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
+    capacity = BoundedInteger(minimum=1, maximum=MAX_PUPILS, load_default=None, allow_none=True, strict=True)
     description = fields.String(load_default="", validate=validate.Length(max=4000))
     edition = fields.Nested(EditionIn, load_default=None)
     # sold only whole: bought during its period it still covers and costs the whole period (default: from
@@ -108,9 +112,9 @@ class BuySubscription(_Strict):
 
     urn = fields.String(required=True, validate=URN)
     offering_code = fields.String(required=True)
-    edition_year = fields.Integer(required=True, strict=True)
-    years = fields.Integer(load_default=1, strict=True, validate=validate.OneOf((1, 2, 3)))
-    quantity = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10000))
+    edition_year = BoundedInteger(minimum=2000, maximum=2100, required=True, strict=True)
+    years = BoundedInteger(minimum=1, maximum=3, load_default=1, strict=True)
+    quantity = BoundedInteger(minimum=1, maximum=10000, load_default=1, strict=True)
     po_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
     contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
     # bought after the notice date an SLA renews only if confirmed: here, or later at /renewal
@@ -126,8 +130,8 @@ class ConfirmRenewal(_Strict):
 class QuoteQuery(_Strict):
     urn = fields.String(required=True, validate=URN)
     offering_code = fields.String(required=True)
-    edition_year = fields.Integer(required=True)
-    quantity = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10000))
+    edition_year = BoundedInteger(minimum=2000, maximum=2100, required=True)
+    quantity = BoundedInteger(minimum=1, maximum=10000, load_default=1)
 
 
 class Cancel(_Strict):
@@ -141,12 +145,12 @@ class Cancel(_Strict):
 class RenewalRound(_Strict):
     """POST /renewal-rounds"""
 
-    year = fields.Integer(required=True, strict=True, validate=validate.Range(min=2000, max=2100))
-    uplift_percent = fields.Decimal(load_default=0, places=None, validate=validate.Range(min=0, max=50))
+    year = BoundedInteger(minimum=2000, maximum=2100, required=True, strict=True)
+    uplift_percent = BoundedDecimal(minimum=0, maximum=50, max_places=2, load_default=0)
 
 
 class YearQuery(_Strict):
-    year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100))
+    year = BoundedInteger(minimum=2000, maximum=2100, required=True)
 
 
 def _offering_view(item: model.Offering, editions: list[model.Edition]) -> dict:
@@ -185,7 +189,8 @@ class CatalogueService(base.ObservableService):
     """What the operator sells, on what terms and at what price, and who bought it."""
 
     name = "catalogue"
-    uow = Storage(migrations="catalogue:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
+    uow = Storage(migrations="catalogue:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox,
+                  idempotency_keys=idempotency_keys)
     jobs = Jobs(job_runs, {"renewal_round": renewal_round_job}, resumable={"renewal_round"})
 
     # -- membership's events -------------------------------------------------------------------
@@ -281,7 +286,7 @@ class CatalogueService(base.ObservableService):
         except REFUSALS as exc:
             raise _refused(exc) from None
 
-    @http("POST", "/subscriptions")
+    @http("POST", "/subscriptions", idempotent=True)
     def buy(self, request):
         command = load_body(request, BuySubscription())
         try:
@@ -316,7 +321,7 @@ class CatalogueService(base.ObservableService):
         return {"subscription_id": subscription_id, "effective_date": ending.effective_date.isoformat(),
                 "covered_until": ending.covered_until.isoformat(), "reason": ending.reason}
 
-    @http("POST", "/subscriptions/<string:subscription_id>/renewal")
+    @http("POST", "/subscriptions/<string:subscription_id>/renewal", idempotent=True)
     def confirm_renewal(self, request, subscription_id):
         command = load_body(request, ConfirmRenewal())
         try:

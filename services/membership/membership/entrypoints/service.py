@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 from shared.http import Conflict, NotFound, http, load_body, load_query
 from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
 from shared import service as base
+from shared.fields import BoundedInteger
 from shared.storage import Storage
 
 from membership.adapters import reference, repository
@@ -52,7 +53,7 @@ class JoinSchool(Strict):
     phase = fields.String(required=True, validate=validate.OneOf(model.PHASES))
     local_authority = fields.String(required=True, validate=validate.Length(min=1, max=100))
     postcode = fields.String(required=True, validate=POSTCODE_RULE)
-    number_on_roll = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10000))
+    number_on_roll = BoundedInteger(minimum=0, maximum=10000, required=True, strict=True)
     census_date = fields.Date(required=True)
     joined_on = fields.Date(load_default=lambda: business_date.today())
     mat = fields.Nested(MatIn, load_default=None, allow_none=True)
@@ -85,7 +86,7 @@ class ChangeDetails(Strict):
 
 class Census(Strict):
     census_date = fields.Date(required=True)
-    number_on_roll = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10000))
+    number_on_roll = BoundedInteger(minimum=0, maximum=10000, required=True, strict=True)
 
 
 class Conversion(Strict):
@@ -97,7 +98,7 @@ class Conversion(Strict):
     establishment_type = fields.String(validate=validate.OneOf(model.ACADEMY_TYPES))
     phase = fields.String(validate=validate.OneOf(model.PHASES))
     postcode = fields.String(validate=POSTCODE_RULE)
-    number_on_roll = fields.Integer(strict=True, validate=validate.Range(min=0, max=10000))
+    number_on_roll = BoundedInteger(minimum=0, maximum=10000, strict=True)
     census_date = fields.Date()
     carry_contacts = fields.Boolean(load_default=False)
 
@@ -109,8 +110,8 @@ class MemberFilter(Strict):
     mat_id = fields.String(validate=validate.Length(min=1, max=20))
     kind = fields.String(validate=validate.OneOf(("school", "early_years_provider")))
     on = fields.Date()
-    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=50000))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = BoundedInteger(minimum=1, maximum=50000, load_default=500)
+    offset = BoundedInteger(minimum=0, maximum=10_000_000, load_default=0)
 
 
 class OnDate(Strict):
@@ -338,13 +339,13 @@ class MembershipService(base.ObservableService):
 
     # --- bulk imports --------------------------------------------------------------------------------------------
 
-    @http("POST", "/imports/schools")
+    @http("POST", "/imports/schools", body_limit="MAX_IMPORT_BODY_BYTES")
     def import_schools_http(self, request):
         options = load_query(request, SchoolImport())
         text = reference.decode(request.get_data())
         return self._import_schools(text, options)
 
-    @http("POST", "/imports/links")
+    @http("POST", "/imports/links", body_limit="MAX_IMPORT_BODY_BYTES")
     def import_links_http(self, request):
         text = reference.decode(request.get_data())
         try:

@@ -12,10 +12,13 @@ known): its details or its lifecycle still None, it is no member for any rule.
 """
 import sqlalchemy as sa
 
+from shared.idempotency import define_idempotency_table
 from shared.messaging_tables import define_messaging_tables
 
 metadata = sa.MetaData()
 outbox, inbox = define_messaging_tables(metadata)
+# POSTs that record money or purchases answer a retried Idempotency-Key once (shared.idempotency)
+idempotency_keys = define_idempotency_table(metadata)
 
 schools = sa.Table(
     "schools", metadata,

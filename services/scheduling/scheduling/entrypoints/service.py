@@ -12,11 +12,12 @@ from sqlalchemy.exc import IntegrityError
 
 from shared import service as base
 from shared.consumer import consumes
+from shared.fields import BoundedFloat, BoundedInteger
 from shared.envelope import ReceivedEvent
 from shared.http import Conflict, HttpError, NotFound, RuleViolation, http, load_body, load_query
 
 from scheduling.adapters import repository
-from scheduling.adapters.tables import inbox, outbox
+from scheduling.adapters.tables import idempotency_keys, inbox, outbox
 from scheduling.domain.calendar import TERMS
 from scheduling.domain.ordering import Position
 from scheduling.messages import consumed
@@ -78,7 +79,7 @@ class InsetDaysBody(_Body):
 
 
 class VenueBody(_Body):
-    capacity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2000))
+    capacity = BoundedInteger(minimum=1, maximum=2000, required=True, strict=True)
 
 
 class ReviewerBody(_Body):
@@ -91,11 +92,11 @@ class ReviewerBody(_Body):
 
 
 class CycleBody(_Body):
-    cycle = fields.Integer(required=True, strict=True, validate=validate.Range(min=2000, max=2100))
+    cycle = BoundedInteger(minimum=2000, maximum=2100, required=True, strict=True)
     offering_code = fields.String(load_default="PEER-REVIEW")
-    days = fields.Integer(load_default=2, strict=True, validate=validate.Range(min=1, max=3))
-    team_size = fields.Integer(load_default=2, strict=True, validate=validate.Range(min=2, max=4))
-    time_limit_seconds = fields.Float(load_default=4.0, validate=validate.Range(min=0.5, max=120))
+    days = BoundedInteger(minimum=1, maximum=3, load_default=2, strict=True)
+    team_size = BoundedInteger(minimum=2, maximum=4, load_default=2, strict=True)
+    time_limit_seconds = BoundedFloat(minimum=0.5, maximum=120, load_default=4.0)
 
 
 class ReportBody(_Body):
@@ -111,7 +112,7 @@ class NetworkBody(_Body):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     member_urns = fields.List(fields.String(validate=URN), required=True, validate=validate.Length(min=1))
     people = fields.List(fields.String(validate=validate.Length(min=1, max=36)), load_default=list)
-    preferred_weekday = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=4))
+    preferred_weekday = BoundedInteger(minimum=0, maximum=4, load_default=None, allow_none=True)
 
 
 class CourseBody(_Body):
@@ -124,9 +125,9 @@ class CourseBody(_Body):
 
 class SessionBody(_Body):
     date = fields.Date(required=True)
-    capacity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1000))
-    cutoff_days = fields.Integer(load_default=7, strict=True, validate=validate.Range(min=0, max=90))  # cancellation
-    booking_cutoff_days = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=90))
+    capacity = BoundedInteger(minimum=1, maximum=1000, required=True, strict=True)
+    cutoff_days = BoundedInteger(minimum=0, maximum=90, load_default=7, strict=True)  # cancellation
+    booking_cutoff_days = BoundedInteger(minimum=0, maximum=90, load_default=0, strict=True)
 
 
 class BookingBody(_Body):
@@ -148,7 +149,7 @@ class MentorBody(_Body):
     urn = fields.String(required=True, validate=URN)
     phase = fields.String(required=True)
     strengths = fields.List(fields.String(), load_default=list)
-    capacity = fields.Integer(load_default=2, strict=True, validate=validate.Range(min=1, max=10))
+    capacity = BoundedInteger(minimum=1, maximum=10, load_default=2, strict=True)
 
 
 class LeaderBody(_Body):
@@ -192,7 +193,8 @@ class SchedulingService(base.ObservableService):
     """Peer networks, peer reviews, coaching and courses on real school calendars."""
 
     name = "scheduling"
-    uow = Storage(migrations="scheduling:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
+    uow = Storage(migrations="scheduling:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox,
+                  idempotency_keys=idempotency_keys)
 
     # ---------------------------------------------------------------- upstream events
     # Each hands the use case the event's fact and its position (aggregate and sequence): the use case
@@ -391,7 +393,7 @@ class SchedulingService(base.ObservableService):
         with self.uow.read() as session:
             return handlers.session_view(session, session_id)
 
-    @http("POST", "/sessions/<string:session_id>/bookings")
+    @http("POST", "/sessions/<string:session_id>/bookings", idempotent=True)
     @mapped
     def post_booking(self, request, session_id):
         body = load_body(request, BookingBody())

@@ -1,0 +1,41 @@
+"""`load_body`: JSON only where JSON is expected (415), and no number JSON does not have."""
+from __future__ import annotations
+
+import pytest
+from marshmallow import Schema, ValidationError, fields
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from shared.http import UnsupportedMediaType, load_body
+
+
+class Anything(Schema):
+    value = fields.Raw()
+
+
+def request(body: bytes, content_type: str | None = "application/json") -> Request:
+    headers = {"Content-Type": content_type} if content_type else {}
+    return Request(EnvironBuilder(method="POST", data=body, headers=headers).get_environ())
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "text/csv", None])
+def test_a_body_not_declared_as_json_is_refused_415_naming_the_header(content_type):
+    with pytest.raises(UnsupportedMediaType) as refused:
+        load_body(request(b'{"value": 1}', content_type), Anything())
+    assert refused.value.status == 415
+    assert refused.value.details == {"fields": {"Content-Type": ["must be application/json"]}}
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
+                                          "application/merge-patch+json"])
+def test_json_content_types_are_read(content_type):
+    assert load_body(request(b'{"value": 1}', content_type), Anything()) == {"value": 1}
+
+
+@pytest.mark.parametrize("body", [b'{"value": NaN}', b'{"value": Infinity}', b'{"value": -Infinity}',
+                                  b'{"value": 1' + b"0" * 5000 + b"}"])
+def test_numbers_json_does_not_have_are_a_400_on_the_body_never_a_500(body):
+    with pytest.raises(ValidationError) as refused:
+        load_body(request(body), Anything())
+    assert list(refused.value.messages) == ["_body"]
+    assert refused.value.messages["_body"][0].startswith("not valid JSON")
