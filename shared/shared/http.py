@@ -9,6 +9,11 @@ Failures never surface as a 500 with a traceback:
 - anything unexpected: 500 `{"error": "internal_error", "correlation_id": ...}`,
   the traceback goes to the log only.
 Every response carries `X-Correlation-ID` (taken from the request or new).
+
+Before any worker runs, `_authorise` applies the route's declared access (`shared.auth`): 401 with
+`WWW-Authenticate` without a valid bearer token, 403 for a caller without an allowed role, 404 (the
+same body as for a missing object) for an object out of the caller's reach. The verified caller is
+`request.principal` in the handler.
 """
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
+
+from shared import auth
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +122,11 @@ class JsonHttp(HttpRequestHandler):
 
     server = JsonWebServer()
 
-    def __init__(self, method: str, url: str, **kwargs):
+    def __init__(self, method: str, url: str, *, allow=None, owner=None, public: bool = False,
+                 scrape: bool = False, **kwargs):
         kwargs.setdefault("expected_exceptions", (ValidationError, HttpError))
         super().__init__(method, url, **kwargs)
+        self.access = auth.Access.declare(allow=allow, owner=owner, public=public, scrape=scrape)
 
     def handle_request(self, request):
         request.shallow = False
@@ -130,6 +139,7 @@ class JsonHttp(HttpRequestHandler):
 
     def _handle(self, request, correlation_id: str):
         try:
+            self._authorise(request)
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)
             done = Event()
@@ -138,7 +148,56 @@ class JsonHttp(HttpRequestHandler):
             result = done.wait()
             return self._response(result, correlation_id)
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON error below
-            return self._error(exc, correlation_id)
+            return self._error(exc, correlation_id, request)
+
+    # -- authentication and authorisation (before the worker is spawned) -----------------------------
+    def _authentication(self):
+        from shared.service import Authentication  # the container's settings and key cache
+
+        found = next((d for d in self.container.dependencies if isinstance(d, Authentication)), None)
+        if found is None:
+            raise RuntimeError(f"{self.container.service_name} has no Authentication dependency")
+        return found
+
+    def _authorise(self, request) -> None:
+        """Raise Unauthenticated (401), Forbidden (403) or OutOfReach (404) unless the route's declared
+        access lets this request through; sets `request.principal` (None on public and scrape routes)."""
+        request.principal = None
+        access = self.access
+        if access.public:
+            return
+        authentication = self._authentication()
+        if access.scrape:
+            if not auth.metrics_token_matches(authentication.settings, request.headers.get("Authorization")):
+                raise auth.Unauthenticated("the metrics scrape credential (METRICS_TOKEN) is required")
+            return
+        principal = authentication.verifier.verify(auth.bearer_token(request.headers.get("Authorization")))
+        request.principal = principal
+        roles = access.roles_for(principal)
+        if not roles:
+            raise auth.Forbidden(f"{self.method.upper()} {self.url} needs one of the roles "
+                                 f"{', '.join(sorted(access.allow))}")
+        if access.owner is None or roles & auth.TRUST_STAFF:
+            return
+        with authentication.reader() as session:
+            owners = access.owner(session, request, **request.path_values)
+            if owners is None:
+                return
+            if not auth.reaches(principal, roles, owners, lambda urn, on: authentication.mat_of(session, urn, on),
+                                auth.request_date(request)):
+                raise auth.OutOfReach()
+
+    def _refusal(self, exc: Exception, request, correlation_id: str) -> Response:
+        if isinstance(exc, auth.Unauthenticated):
+            response = json_response(401, {"error": "unauthenticated", "message": exc.message}, correlation_id)
+            response.headers["WWW-Authenticate"] = auth.challenge(exc, self.container.service_name)
+            return response
+        if isinstance(exc, auth.Forbidden):
+            return json_response(403, {"error": "forbidden", "message": str(exc)}, correlation_id)
+        # Out of reach: the very body a missing object gets from this check (the path's values, no more).
+        named = ", ".join(f"{k} {v}" for k, v in (getattr(request, "path_values", None) or {}).items())
+        return json_response(404, {"error": "not_found", "message": f"nothing found for {named or 'this request'}"},
+                             correlation_id)
 
     def _response(self, result, correlation_id):
         if isinstance(result, Response):
@@ -147,7 +206,9 @@ class JsonHttp(HttpRequestHandler):
         status, body = (result if isinstance(result, tuple) else (200, result))
         return json_response(status, body, correlation_id)
 
-    def _error(self, exc: Exception, correlation_id: str) -> Response:
+    def _error(self, exc: Exception, correlation_id: str, request=None) -> Response:
+        if isinstance(exc, (auth.Unauthenticated, auth.Forbidden, auth.OutOfReach)):
+            return self._refusal(exc, request, correlation_id)
         if isinstance(exc, ValidationError):
             messages = exc.messages if isinstance(exc.messages, dict) else {"_body": exc.messages}
             return json_response(400, {"error": "invalid_request",

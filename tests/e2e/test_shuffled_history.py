@@ -39,7 +39,6 @@ import pprint
 import random
 import re
 import time
-import urllib.request
 import uuid
 from functools import lru_cache
 
@@ -52,7 +51,7 @@ from shared.envelope import Envelope
 from partnership_ops.links import handlers_of
 from shared.topology import dead_letter_queue_name, retry_name
 from tests.archive_tap import ArchiveTap
-from tests.conftest import ROOT, TEST_TOPOLOGY_SETTINGS, eventually, http_json
+from tests.conftest import ROOT, TEST_TOPOLOGY_SETTINGS, eventually, http_json, scrape
 from tests.contracts.test_contracts import format_checker
 from tests.e2e.steps import offering, ok, publish_offering
 
@@ -254,8 +253,7 @@ _SAMPLE = re.compile(r'^(?P<name>[a-z_]+)\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
 
 def metrics(stack, service: str) -> dict[tuple[str, tuple], float]:
     """The service's Prometheus counters: (name, sorted labels) -> value."""
-    with urllib.request.urlopen(f"{stack.url(service)}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = scrape(stack.url(service))
     found = {}
     for line in text.splitlines():
         sample = _SAMPLE.match(line)
