@@ -45,6 +45,7 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m deploy.contracts --check
 	$(BIN)/python -m deploy.links --check
+	$(BIN)/python -m deploy.access --check
 	$(BIN)/python -m deploy.topology --check
 	promtool check config --syntax-only deploy/prometheus/prometheus.yml
 	promtool check rules deploy/prometheus/alerts.yml

@@ -25,7 +25,9 @@ ACADEMIC = ("2026-09-01", "2027-08-31")
 
 
 def get_text(url: str) -> tuple[int, str, str]:
-    request = urllib.request.Request(url, headers=tokens.bearer(tokens.trust_staff()))
+    # /metrics takes the scrape credential; every other route a trust-staff token.
+    headers = tokens.metrics_headers() if url.endswith("/metrics") else tokens.bearer(tokens.trust_staff())
+    request = urllib.request.Request(url, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.status, response.headers.get("Content-Type", ""), response.read().decode()
 

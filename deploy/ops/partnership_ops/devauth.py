@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 DEV_AUDIENCE = "partnership-api"
 DEV_JWKS_PORT = 8009
+#: Where `make run` keeps the development signing key: var/dev-auth of the checkout (never committed).
+DEV_KEY_FOLDER = Path(__file__).resolve().parents[3] / "var" / "dev-auth"
 
 
 @dataclass(frozen=True)
