@@ -345,9 +345,11 @@ def test_a_school_sees_only_its_own_objects_and_a_mat_those_of_its_schools(stack
     if status != 404:
         failures.append(f"head teacher of A got {status} for B's quote")
     # B's own staff and B's MAT (on the date asked about) reach them.
-    for who, token in {"head teacher of B": tokens.school_staff(b), "staff of B's MAT": tokens.mat_staff("TR0BBB")}.items():
+    # (B's MAT pays centrally, so the invoice is the MAT's: B's own staff see B's statement instead.)
+    for who, token, billing_path in (("head teacher of B", tokens.school_staff(b), f"/payers/school/{b}/statement"),
+                                     ("staff of B's MAT", tokens.mat_staff("TR0BBB"), f"/invoices/{invoice}")):
         for service, path in (("membership", f"/members/{b}/contacts"), ("catalogue", f"/subscriptions/{subscription}"),
-                              ("billing", f"/invoices/{invoice}"), ("scheduling", f"/peer-reviews/{review}/report")):
+                              ("billing", billing_path), ("scheduling", f"/peer-reviews/{review}/report")):
             status, answer, _ = send("GET", f"{urls[service]}{path}", token)
             out_of_reach = isinstance(answer, dict) and str(answer.get("message", "")).startswith("nothing found for")
             if status in (401, 403) or out_of_reach:
