@@ -146,9 +146,10 @@ def main() -> None:
     for school in joined:
         for offering in OFFERINGS:
             if school["phase"] in offering["eligible_phases"] and rng.random() < 0.6:
+                # The head teacher orders in person: their own token names their contact id.
                 status, _ = call("POST", f"{URLS['catalogue']}/subscriptions", {
-                    "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026,
-                    "contact_id": heads[school["urn"]]})
+                    "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026},
+                    token=head_teacher_token(school["urn"], heads[school["urn"]]))
                 bought += status == 201
     print(f"{bought} SLAs bought (201s; repeats of the demo are refused as overlapping)")
     renewal_round(joined, heads)
@@ -185,7 +186,7 @@ def renewal_round(joined: list[dict], heads: dict[str, str]) -> None:
     if subs:
         sub = subs[0]
         status, body = call("POST", f"{URLS['catalogue']}/subscriptions/{sub['id']}/cancel",
-                            {"contact_id": heads[urn], "reason": "demo: budget review"})
+                            {"reason": "demo: budget review"}, token=head_teacher_token(urn, heads[urn]))
         print(f"URN {urn} cancels the renewal of {sub['offering_code']} (notice date {sub['notice_date']}): "
               + (f"accepted, it runs to {body['covered_until']} and does not renew" if status == 200
                  else f"refused ({status}): {body.get('message')}"))

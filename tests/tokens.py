@@ -58,6 +58,11 @@ def school_staff(urn: str, role: str = auth.HEAD_TEACHER, contact_id: str | None
     return token(f"test-{role}-{urn}", [role], urn=urn, contact_id=contact_id)
 
 
+def contact(urn: str, contact_id: str, role: str = auth.HEAD_TEACHER) -> str:
+    """The token of a school's contact in person (purchases, renewals, cancellations and bookings are theirs)."""
+    return school_staff(urn, role, contact_id=contact_id)
+
+
 def mat_staff(mat_id: str, role: str = auth.MAT_STAFF_MEMBER) -> str:
     return token(f"test-{role}-{mat_id}", [role], mat_id=mat_id)
 

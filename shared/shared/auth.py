@@ -435,3 +435,14 @@ def school_in_query(name: str = "urn") -> Callable[..., set[str] | None]:
         value = request.args.get(name)
         return {school(value)} if value else None
     return owner
+
+
+def acting_contact(request) -> str:
+    """The membership contact id of the person making the request (the token's contact claim): a
+    purchase, a renewal, a cancellation or a booking is theirs, never a contact named in the body.
+    Raises Forbidden (403) when the token names no person."""
+    principal = getattr(request, "principal", None)
+    if principal is None or not principal.contact_id:
+        raise Forbidden("this is done by a school's contact in person: the token carries no contact id "
+                        "(the claim AUTH_CONTACT_CLAIM names)")
+    return principal.contact_id

@@ -124,7 +124,7 @@ class JsonHttp(HttpRequestHandler):
 
     def __init__(self, method: str, url: str, *, allow=None, owner=None, public: bool = False,
                  scrape: bool = False, **kwargs):
-        kwargs.setdefault("expected_exceptions", (ValidationError, HttpError))
+        kwargs.setdefault("expected_exceptions", (ValidationError, HttpError, auth.Forbidden))
         super().__init__(method, url, **kwargs)
         self.access = auth.Access.declare(allow=allow, owner=owner, public=public, scrape=scrape)
 
@@ -195,9 +195,12 @@ class JsonHttp(HttpRequestHandler):
         if isinstance(exc, auth.Forbidden):
             return json_response(403, {"error": "forbidden", "message": str(exc)}, correlation_id)
         # Out of reach: the very body a missing object gets from this check (the path's values, no more).
-        named = ", ".join(f"{k} {v}" for k, v in (getattr(request, "path_values", None) or {}).items())
-        return json_response(404, {"error": "not_found", "message": f"nothing found for {named or 'this request'}"},
-                             correlation_id)
+        values = getattr(request, "path_values", None) or {}
+        named = ", ".join(f"{k} {v}" for k, v in values.items())
+        body = {"error": "not_found", "message": f"nothing found for {named or 'this request'}"}
+        if values:
+            body["field"] = list(values)[-1]
+        return json_response(404, body, correlation_id)
 
     def _response(self, result, correlation_id):
         if isinstance(result, Response):

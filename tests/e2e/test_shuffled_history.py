@@ -50,6 +50,7 @@ from jsonschema import Draft202012Validator
 from shared.envelope import Envelope
 from partnership_ops.links import handlers_of
 from shared.topology import dead_letter_queue_name, retry_name
+from tests import tokens
 from tests.archive_tap import ArchiveTap
 from tests.conftest import ROOT, TEST_TOPOLOGY_SETTINGS, eventually, http_json, scrape
 from tests.contracts.test_contracts import format_checker
@@ -513,7 +514,7 @@ class TestShuffledHistory:
             for item in (SI, GOV):
                 ok(201, http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
                     "urn": cast.school, "offering_code": item["code"], "edition_year": 2026,
-                    "contact_id": cast.head, "po_number": f"PO-{item['code']}"}))
+                    "po_number": f"PO-{item['code']}"}, token=tokens.contact(cast.school, cast.head)))
             deliver.settle(f"{cast.school}'s purchases")
 
         for envelope in in_order[:PREFIX]:

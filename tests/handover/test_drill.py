@@ -132,8 +132,8 @@ class Customers:
             "GET", f"{catalogue}/members/{urn}")[1].get("authorised_buyers", [])],
             timeout=60, message=f"catalogue learning that {urn}'s head may buy")
         status, body = http_json("POST", f"{catalogue}/subscriptions", {
-            "urn": urn, "offering_code": self.offering_code, "edition_year": 2026, "contact_id": head,
-            "po_number": f"PO-{index}"})
+            "urn": urn, "offering_code": self.offering_code, "edition_year": 2026,
+            "po_number": f"PO-{index}"}, token=tokens.contact(urn, head))
         if status != 201:
             self.errors.append(f"buy for {urn}: {status} {body}")
             return
@@ -181,7 +181,7 @@ def book_and_attend(scheduling: str, session_id: str, urn: str, contact_id: str)
     """A head books a place (once scheduling knows them) and attends: a chargeable attendance."""
     def attempt():
         status, body = http_json("POST", f"{scheduling}/sessions/{session_id}/bookings",
-                                 {"urn": urn, "contact_id": contact_id, "booked_on": "2026-11-20"})
+                                 {"urn": urn, "booked_on": "2026-11-20"}, token=tokens.contact(urn, contact_id))
         if status == 422 and body.get("field") in ("urn", "contact_id"):
             return None  # not learnt yet
         return status, body

@@ -9,8 +9,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from shared import auth
 from shared import service as base
-from shared.auth import (ANYONE, CATALOGUE_MANAGER, COUNCIL_OFFICER, FINANCE, MAT_STAFF, OPERATIONS, SCHOOL_LEADERS,
-                         SCHOOL_STAFF, TRUST_STAFF)
+from shared.auth import (ANYONE, CATALOGUE_MANAGER, COUNCIL_OFFICER, FINANCE, MAT_STAFF, OPERATIONS, SCHOOL_STAFF,
+                         TRUST_STAFF)
 from shared.config import operator_of
 from shared.consumer import consumes
 from shared.http import Conflict, NotFound, RuleViolation, http, load_body, load_query
@@ -115,15 +115,13 @@ class BuySubscription(_Strict):
     years = fields.Integer(load_default=1, strict=True, validate=validate.OneOf((1, 2, 3)))
     quantity = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=10000))
     po_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
-    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
     # bought after the notice date an SLA renews only if confirmed: here, or later at /renewal
     renew = fields.Boolean(load_default=False)
 
 
 class ConfirmRenewal(_Strict):
-    """POST /subscriptions/<id>/renewal"""
-
-    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    """POST /subscriptions/<id>/renewal: an empty object; the caller confirms (a contact who may commit
+    the school's spending, named by their token)."""
 
 
 class QuoteQuery(_Strict):
@@ -136,7 +134,6 @@ class QuoteQuery(_Strict):
 class Cancel(_Strict):
     """POST /subscriptions/<id>/cancel: no effective_date cancels the renewal (by the notice date)."""
 
-    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
     effective_date = fields.Date(load_default=None, allow_none=True)
 
@@ -285,9 +282,9 @@ class CatalogueService(base.ObservableService):
         except REFUSALS as exc:
             raise _refused(exc) from None
 
-    @http("POST", "/subscriptions", allow=(CATALOGUE_MANAGER, SCHOOL_LEADERS), owner=auth.school_in_body("urn"))
+    @http("POST", "/subscriptions", allow=(SCHOOL_STAFF,), owner=auth.school_in_body("urn"))
     def buy(self, request):
-        command = load_body(request, BuySubscription())
+        command = {**load_body(request, BuySubscription()), "contact_id": auth.acting_contact(request)}
         try:
             sub = handlers.buy_subscription(self.uow(), command, today=business_date.today())
         except REFUSALS as exc:
@@ -311,10 +308,10 @@ class CatalogueService(base.ObservableService):
             raise NotFound(f"no subscription {subscription_id}", field="subscription_id")
         return repository.subscription_view(found)
 
-    @http("POST", "/subscriptions/<string:subscription_id>/cancel", allow=(CATALOGUE_MANAGER, SCHOOL_LEADERS),
+    @http("POST", "/subscriptions/<string:subscription_id>/cancel", allow=(SCHOOL_STAFF,),
           owner=access.subscription_owner)
     def cancel(self, request, subscription_id):
-        command = load_body(request, Cancel())
+        command = {**load_body(request, Cancel()), "contact_id": auth.acting_contact(request)}
         try:
             ending = handlers.cancel_subscription(self.uow(), subscription_id, command, today=business_date.today())
         except REFUSALS as exc:
@@ -322,10 +319,10 @@ class CatalogueService(base.ObservableService):
         return {"subscription_id": subscription_id, "effective_date": ending.effective_date.isoformat(),
                 "covered_until": ending.covered_until.isoformat(), "reason": ending.reason}
 
-    @http("POST", "/subscriptions/<string:subscription_id>/renewal", allow=(CATALOGUE_MANAGER, SCHOOL_LEADERS),
+    @http("POST", "/subscriptions/<string:subscription_id>/renewal", allow=(SCHOOL_STAFF,),
           owner=access.subscription_owner)
     def confirm_renewal(self, request, subscription_id):
-        command = load_body(request, ConfirmRenewal())
+        command = {**load_body(request, ConfirmRenewal()), "contact_id": auth.acting_contact(request)}
         try:
             sub = handlers.confirm_renewal(self.uow(), subscription_id, command, today=business_date.today())
         except REFUSALS as exc:

@@ -133,7 +133,6 @@ class SessionBody(_Body):
 
 class BookingBody(_Body):
     urn = fields.String(required=True, validate=URN)
-    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
     booked_on = fields.Date(load_default=None)
 
 
@@ -395,11 +394,13 @@ class SchedulingService(base.ObservableService):
         with self.uow.read() as session:
             return handlers.session_view(session, session_id)
 
-    @http("POST", "/sessions/<string:session_id>/bookings", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_body("urn"))
+    @http("POST", "/sessions/<string:session_id>/bookings", allow=(SCHOOL_STAFF,),
+          owner=auth.school_in_body("urn"))
     @mapped
     def post_booking(self, request, session_id):
         body = load_body(request, BookingBody())
-        return 201, handlers.book(self.uow(), session_id, body["urn"], body["contact_id"],
+        # The person booking is the one attending, the token's contact (never one named in the body).
+        return 201, handlers.book(self.uow(), session_id, body["urn"], auth.acting_contact(request),
                                   body["booked_on"] or business_date.today())
 
     @http("POST", "/bookings/<string:booking_id>/cancel", allow=(SCHEDULER, SCHOOL_LEADERS), owner=access.booking_owner)
