@@ -31,7 +31,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from shared import auth
+from shared import audit, auth
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ class JsonHttp(HttpRequestHandler):
         correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
         started = time.perf_counter()
         response = self._handle(request, correlation_id)
+        self._audit(request, response, correlation_id)
         log.info("%s %s %s %.1f ms", request.method, request.path, response.status_code,
                  (time.perf_counter() - started) * 1000, extra={"correlation_id": correlation_id})
         return response
@@ -187,7 +188,22 @@ class JsonHttp(HttpRequestHandler):
                                 auth.request_date(request)):
                 raise auth.OutOfReach()
 
+    def _audit(self, request, response, correlation_id: str) -> None:
+        """Append a state-changing request, or a refusal of access, to the service's audit trail."""
+        refused_access = bool(getattr(request, "refused_access", False))
+        if self.access.public or self.access.scrape or not audit.should_record(request.method, response.status_code,
+                                                                               refused_access):
+            return
+        try:
+            authentication = self._authentication()
+        except RuntimeError:
+            return
+        authentication.record(principal=getattr(request, "principal", None), method=request.method, route=self.url,
+                              path_values=getattr(request, "path_values", None) or {},
+                              status=response.status_code, correlation_id=correlation_id)
+
     def _refusal(self, exc: Exception, request, correlation_id: str) -> Response:
+        request.refused_access = True
         if isinstance(exc, auth.Unauthenticated):
             response = json_response(401, {"error": "unauthenticated", "message": exc.message}, correlation_id)
             response.headers["WWW-Authenticate"] = auth.challenge(exc, self.container.service_name)

@@ -28,7 +28,7 @@ from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
-from shared import auth
+from shared import audit, auth
 from shared.broker import BrokerAtStartup
 from shared.config import check_production_settings, operator_of
 from shared.consumer import ReliableEventHandler
@@ -131,8 +131,9 @@ class Authentication(DependencyProvider):
     entrypoint needs for object-level checks: a read session and `mat_of(session, urn, on)`, the MAT
     a school belonged to on a date as this service learnt it from membership's events."""
 
-    def __init__(self, mat_of: Callable[..., str | None] | None = None):
+    def __init__(self, mat_of: Callable[..., str | None] | None = None, audit=None):
         self._mat_of = mat_of
+        self.audit_table = audit  # the service's `audit_log` (shared.audit); None: no trail
         self.settings: auth.AuthSettings | None = None
         self.verifier: auth.TokenVerifier | None = None
 
@@ -149,9 +150,16 @@ class Authentication(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return self
 
+    def _database(self):
+        return next((d for d in self.container.dependencies if isinstance(d, Storage)), None).database
+
     def reader(self):
-        storage = next((d for d in self.container.dependencies if isinstance(d, Storage)), None)
-        return storage.database.reader()
+        return self._database().reader()
+
+    def record(self, **entry) -> None:
+        """Append to the audit trail (shared.audit.record), when this service keeps one."""
+        if self.audit_table is not None:
+            audit.record(self._database(), self.audit_table, **entry)
 
     def mat_of(self, session, urn: str, on: dt.date) -> str | None:
         return self._mat_of(session, urn, on) if self._mat_of is not None else None
@@ -187,6 +195,28 @@ class ObservableService:
     @http("GET", "/ops/outbox", allow=(auth.OPERATIONS,))
     def ops_outbox(self, request):
         return {"service": self.name, **self.operations.outbox()}
+
+    @http("GET", "/audit", allow=(auth.OPERATIONS, auth.FINANCE))
+    def audit_trail(self, request):
+        """The audit trail by object id (`?object_id=`) or by person (`?subject=`), newest first (500 at most)."""
+        from marshmallow import RAISE, Schema, fields, validate
+
+        class AuditQuery(Schema):
+            class Meta:
+                unknown = RAISE
+
+            object_id = fields.String(validate=validate.Length(min=1, max=100))
+            subject = fields.String(validate=validate.Length(min=1, max=200))
+
+        from shared.http import load_query
+
+        query = load_query(request, AuditQuery())
+        table = self.authentication.audit_table
+        if table is None:
+            return {"entries": [], "count": 0}
+        with self.authentication.reader() as session:
+            entries = audit.query(session, table, object_id=query.get("object_id"), subject=query.get("subject"))
+        return {"entries": entries, "count": len(entries)}
 
     @http("GET", "/metrics", scrape=True)
     def prometheus_metrics(self, request):

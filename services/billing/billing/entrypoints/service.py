@@ -21,7 +21,7 @@ from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
 from shared.storage import Storage
 
 from billing.adapters import access, repository
-from billing.adapters.tables import inbox, job_runs, outbox
+from billing.adapters.tables import audit_log, inbox, job_runs, outbox
 from billing.dependencies import BoardFigures, OperatorIdentity
 from billing.operator_identity import operator_identity
 from billing.domain.periods import billing_period
@@ -123,7 +123,7 @@ class BillingService(base.ObservableService):
     operator = OperatorIdentity()
     jobs = Jobs(job_runs, {"billing_run": billing_run_job}, resumable={"billing_run"})
     board = BoardFigures()  # recomputed after changes and after a job, never on a scrape
-    authentication = base.Authentication(mat_of=access.mat_of)
+    authentication = base.Authentication(mat_of=access.mat_of, audit=audit_log)
 
     # -- upstream events ---------------------------------------------------------------------------
     # Each handler passes the event's facts (loaded by its `consumed` schema) and, where billing must

@@ -2,9 +2,13 @@
 import sqlalchemy as sa
 
 from shared.jobs import define_job_runs_table
+from shared.audit import PERSONAL_COLUMNS as AUDIT_PERSONAL_COLUMNS, define_audit_table
 from shared.messaging_tables import define_messaging_tables
 
 metadata = sa.MetaData()
+
+# Who did what (shared.audit): every state-changing request and every refusal of access.
+audit_log = define_audit_table(metadata)
 outbox, inbox = define_messaging_tables(metadata)
 job_runs = define_job_runs_table(metadata)  # renewal rounds run as jobs (shared.jobs)
 
@@ -122,4 +126,4 @@ subscriptions = sa.Table(
 # Personal data this service holds (`partnership-ops erase` clears exactly these after a
 # handover): contacts' names, and the name of the person who bought an SLA. Members and
 # MATs are organisations: their names are not personal data.
-PERSONAL_DATA = {"contacts": ["display_name"], "subscriptions": ["purchased_by_name"]}
+PERSONAL_DATA = {"audit_log": AUDIT_PERSONAL_COLUMNS, "contacts": ["display_name"], "subscriptions": ["purchased_by_name"]}

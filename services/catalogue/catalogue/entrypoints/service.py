@@ -17,7 +17,7 @@ from shared.http import Conflict, NotFound, RuleViolation, http, load_body, load
 from shared.storage import Storage
 
 from catalogue.adapters import access, repository
-from catalogue.adapters.tables import inbox, job_runs, outbox
+from catalogue.adapters.tables import audit_log, inbox, job_runs, outbox
 from catalogue.domain import model
 from catalogue.domain.model import PHASES
 from catalogue.domain.pricing import PRICING_MODELS, SESSION_UNITS, PricingError, check_terms, terms_from_json
@@ -187,7 +187,7 @@ class CatalogueService(base.ObservableService):
     name = "catalogue"
     uow = Storage(migrations="catalogue:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
     jobs = Jobs(job_runs, {"renewal_round": renewal_round_job}, resumable={"renewal_round"})
-    authentication = base.Authentication(mat_of=access.mat_of)
+    authentication = base.Authentication(mat_of=access.mat_of, audit=audit_log)
 
     # -- membership's events -------------------------------------------------------------------
     # Each payload arrives as the catalogue's own typed event (`catalogue.messages.consumed`); its

@@ -22,7 +22,7 @@ from shared.auth import COUNCIL, MAT_STAFF, MEMBERSHIP_OFFICER, SCHOOL_STAFF, TR
 from shared.storage import Storage
 
 from membership.adapters import access, reference, repository
-from membership.adapters.tables import inbox, outbox
+from membership.adapters.tables import audit_log, inbox, outbox
 from membership.dependencies import ReferenceData
 from membership.domain import contacts as people
 from membership.domain import model
@@ -256,7 +256,7 @@ class MembershipService(base.ObservableService):
     name = "membership"
     uow = Storage(migrations="membership:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
     reference_data = ReferenceData()
-    authentication = base.Authentication(mat_of=access.mat_of)
+    authentication = base.Authentication(mat_of=access.mat_of, audit=audit_log)
 
     # --- members and their lifecycle ---------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from shared.envelope import ReceivedEvent
 from shared.http import Conflict, HttpError, NotFound, RuleViolation, http, load_body, load_query
 
 from scheduling.adapters import access, repository
-from scheduling.adapters.tables import inbox, outbox
+from scheduling.adapters.tables import audit_log, inbox, outbox
 from scheduling.domain.calendar import TERMS
 from scheduling.domain.ordering import Position
 from scheduling.messages import consumed
@@ -194,7 +194,7 @@ class SchedulingService(base.ObservableService):
 
     name = "scheduling"
     uow = Storage(migrations="scheduling:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
-    authentication = base.Authentication(mat_of=access.mat_of)
+    authentication = base.Authentication(mat_of=access.mat_of, audit=audit_log)
 
     # ---------------------------------------------------------------- upstream events
     # Each hands the use case the event's fact and its position (aggregate and sequence): the use case
