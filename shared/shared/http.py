@@ -198,9 +198,12 @@ class JsonHttp(HttpRequestHandler):
             authentication = self._authentication()
         except RuntimeError:
             return
-        authentication.record(principal=getattr(request, "principal", None), method=request.method, route=self.url,
-                              path_values=getattr(request, "path_values", None) or {},
-                              status=response.status_code, correlation_id=correlation_id)
+        # In its own green thread, after the answer: on SQLite a job's long transaction (a billing run)
+        # holds the one writer, and the answer (a 202) must not wait for it.
+        self.container.spawn_managed_thread(partial(
+            authentication.record, principal=getattr(request, "principal", None), method=request.method,
+            route=self.url, path_values=getattr(request, "path_values", None) or {},
+            status=response.status_code, correlation_id=correlation_id), identifier="audit")
 
     def _refusal(self, exc: Exception, request, correlation_id: str) -> Response:
         request.refused_access = True

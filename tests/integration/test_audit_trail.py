@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from tests import factories, tokens
-from tests.conftest import http_json
+from tests.conftest import eventually, http_json
 
 
 def test_changes_and_refusals_are_recorded_and_read_by_object_and_by_person(stack_factory, sqlite_databases):
@@ -22,6 +22,9 @@ def test_changes_and_refusals_are_recorded_and_read_by_object_and_by_person(stac
     assert http_json("GET", f"{base}/members/{school['urn']}")[0] == 200  # a read: not recorded
 
     as_operations = tokens.token("ops-person", ["operations"])
+    # appended after each answer, in its own green thread: read once all five are there
+    eventually(lambda: len(http_json("GET", f"{base}/audit", token=as_operations)[1]["entries"]) >= 5,
+               message="the audit trail's rows")
     status, found = http_json("GET", f"{base}/audit?object_id={school['urn']}", token=as_operations)
     assert status == 200, found
     assert [(e["method"], e["route"], e["status"], e["outcome"], e["subject"]) for e in found["entries"]] == [
