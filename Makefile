@@ -54,6 +54,7 @@ lint: install
 	$(BIN)/python -m deploy.compatibility --check
 	node $(ASYNCAPI_TOOLS)/validate.cjs docs/asyncapi/asyncapi.json
 	$(BIN)/python -m deploy.links --check
+	$(BIN)/python -m deploy.access --check
 	$(BIN)/python -m deploy.topology --check
 	promtool check config --syntax-only deploy/prometheus/prometheus.yml
 	promtool check rules deploy/prometheus/alerts.yml

@@ -4,7 +4,9 @@ Generates a few dozen schools (realistic types, phases, MATs and pupil numbers),
 publishes three offerings, appoints each school's head teacher, has most schools buy
 (the head orders), cancels one renewal and runs the 2027 renewal round (each SLA renews
 only once its own notice date has passed), then prints each service's view.
-Needs `make run` in another terminal (or services at the URLs in DEMO_*_URL).
+Needs `make run` in another terminal (or services at the URLs in DEMO_*_URL). Every call carries a
+bearer token minted with the development key `make run` made (var/dev-auth/): trust staff for the
+trust's own work, each school's head teacher (their contact id in the token) for its purchases.
 """
 from __future__ import annotations
 
@@ -41,9 +43,32 @@ OFFERINGS = [
 ]
 
 
-def call(method: str, url: str, body=None):
+_TRUST_STAFF: list[str] = []
+
+
+def trust_staff_token() -> str:
+    """A development token holding every trust role (made once per demo run)."""
+    if not _TRUST_STAFF:
+        from partnership_ops.devauth import DEV_KEY_FOLDER, development_issuer
+        from shared.auth import TRUST_STAFF
+
+        if not (DEV_KEY_FOLDER / "signing-key.pem").exists():
+            raise SystemExit("no development signing key: start the services with `make run` first")
+        _TRUST_STAFF.append(development_issuer(DEV_KEY_FOLDER).token("demo-trust-staff", roles=sorted(TRUST_STAFF)))
+    return _TRUST_STAFF[0]
+
+
+def head_teacher_token(urn: str, contact_id: str) -> str:
+    from partnership_ops.devauth import DEV_KEY_FOLDER, development_issuer
+
+    return development_issuer(DEV_KEY_FOLDER).token(f"demo-head-{urn}", roles=["head_teacher"], urn=urn,
+                                                    contact_id=contact_id)
+
+
+def call(method: str, url: str, body=None, token: str | None = None):
     request = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
-                                     method=method, headers={"Content-Type": "application/json"})
+                                     method=method, headers={"Content-Type": "application/json",
+                                                             "Authorization": f"Bearer {token or trust_staff_token()}"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -121,9 +146,10 @@ def main() -> None:
     for school in joined:
         for offering in OFFERINGS:
             if school["phase"] in offering["eligible_phases"] and rng.random() < 0.6:
+                # The head teacher orders in person: their own token names their contact id.
                 status, _ = call("POST", f"{URLS['catalogue']}/subscriptions", {
-                    "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026,
-                    "contact_id": heads[school["urn"]]})
+                    "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026},
+                    token=head_teacher_token(school["urn"], heads[school["urn"]]))
                 bought += status == 201
     print(f"{bought} SLAs bought (201s; repeats of the demo are refused as overlapping)")
     renewal_round(joined, heads)
@@ -160,7 +186,7 @@ def renewal_round(joined: list[dict], heads: dict[str, str]) -> None:
     if subs:
         sub = subs[0]
         status, body = call("POST", f"{URLS['catalogue']}/subscriptions/{sub['id']}/cancel",
-                            {"contact_id": heads[urn], "reason": "demo: budget review"})
+                            {"reason": "demo: budget review"}, token=head_teacher_token(urn, heads[urn]))
         print(f"URN {urn} cancels the renewal of {sub['offering_code']} (notice date {sub['notice_date']}): "
               + (f"accepted, it runs to {body['covered_until']} and does not renew" if status == 200
                  else f"refused ({status}): {body.get('message')}"))

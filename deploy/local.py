@@ -201,6 +201,24 @@ def provision_broker(admin_amqp_uri: str, passwords: dict[str, str], *, user_pre
             for spec in SERVICES}
 
 
+DEV_AUTH_FOLDER = ROOT / "var" / "dev-auth"
+
+
+def development_auth(folder: Path = DEV_AUTH_FOLDER, port: int | None = None):
+    """Start serving the development issuer's JWKS; returns the services' auth environment and the server."""
+    import secrets
+
+    from partnership_ops.devauth import DEV_JWKS_PORT, JwksServer, development_issuer, development_settings
+
+    issuer = development_issuer(folder)
+    server = JwksServer(issuer, port=DEV_JWKS_PORT if port is None else port).start()
+    token_path = folder / "metrics-token"
+    if not token_path.exists():
+        token_path.write_text(secrets.token_urlsafe(24))
+        token_path.chmod(0o600)
+    return {**development_settings(server.jwks_url), "METRICS_TOKEN_FILE": str(token_path)}, server
+
+
 def database_url_for(name: str) -> str:
     explicit = os.environ.get(f"{name.upper()}_DATABASE_URL")
     if explicit:
@@ -222,11 +240,15 @@ def main() -> None:
     service_uris = provision_broker(amqp_uri, local_passwords())
     print("broker topology applied (deploy/rabbitmq/definitions.json; users' passwords in "
           "var/broker-passwords.json)", flush=True)
+    # Tokens: a development signing key (made once in var/dev-auth/, mode 600) whose JWKS is served
+    # here on 127.0.0.1; the services accept its issuer only because AUTH_DEVELOPMENT=1 is set here.
+    auth_env, jwks = development_auth()
     processes = []
     for spec in SERVICES:
         url = database_url_for(spec.name)
         ensure_postgres_database(url)
-        processes.append(ServiceProcess(spec, amqp_uri=service_uris[spec.name], database_url=url))
+        processes.append(ServiceProcess(spec, amqp_uri=service_uris[spec.name], database_url=url,
+                                        extra_env=auth_env))
 
     def stop_all(*_):
         print("\nstopping services ...", flush=True)
@@ -250,7 +272,12 @@ def main() -> None:
     print(f"broker: {amqp_uri.rsplit('@', 1)[-1]}")
     for proc in processes:
         print(f"{proc.spec.name:<11} {proc.url}  (database {proc.database_url}; log {proc.log_path})")
-    print("health: /health  readiness: /ready  metrics: /metrics.  Ctrl-C stops them all.", flush=True)
+    print(f"tokens: development issuer, keys at {jwks.jwks_url}. Every route but /health and /ready needs one:")
+    print("  TOKEN=$(.venv/bin/partnership-ops dev-token --role finance)   # trust staff; or e.g.")
+    print("  .venv/bin/partnership-ops dev-token --role head_teacher --urn 110000 --contact-id C-...")
+    print('  curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8003/charges')
+    print(f"metrics: /metrics with the scrape token in {DEV_AUTH_FOLDER / 'metrics-token'}.")
+    print("health: /health  readiness: /ready.  Ctrl-C stops them all.", flush=True)
     while True:
         for proc in processes:
             if not proc.alive():

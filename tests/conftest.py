@@ -23,6 +23,7 @@ if str(ROOT) not in sys.path:
 
 from deploy.local import SERVICES, SPECS, ServiceProcess  # noqa: E402
 from tests.brokers import SHARED_BROKER, Broker, private_broker  # noqa: E402,F401 - fixture re-exported
+from tests import tokens  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 TEST_EVENT_SETTINGS = {"EVENT_RETRY_DELAYS_MS": "[200, 500]", "EVENT_DELIVERY_LIMIT": "5",
@@ -176,7 +177,8 @@ class Stack:
         self.management_url = management_url  # None: port 15672 of amqp_uri's host (the shared broker)
         self.databases = databases
         self.log_dir = log_dir
-        self.extra_env = {**TEST_EVENT_SETTINGS, **(extra_env or {})}
+        # Every service trusts the tests' token issuer (its JWKS served over HTTP by tests.tokens).
+        self.extra_env = {**TEST_EVENT_SETTINGS, **tokens.service_auth_env(), **(extra_env or {})}
         self.provisioned: set[str] = set()
         self.processes: dict[str, ServiceProcess] = {}  # a service's (first) process
         self.replicas: dict[str, list[ServiceProcess]] = {}  # every process of a service
@@ -296,16 +298,37 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{report.when}", report)
 
 
+TRUST_STAFF = object()  # http_json's default: a token of trust staff holding every trust role
+
+
 def http_json(method: str, url: str, body: dict | None = None, timeout: float = 10.0,
-              headers: dict | None = None) -> tuple[int, dict]:
+              headers: dict | None = None, token=TRUST_STAFF) -> tuple[int, dict]:
+    """One JSON request; with a trust-staff bearer token unless `token` is given (None: anonymous)."""
     data = json.dumps(body).encode() if body is not None else None
+    token = tokens.trust_staff() if token is TRUST_STAFF else token
     request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+                                     headers={"Content-Type": "application/json", **tokens.bearer(token),
+                                              **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
+
+
+def http_text(url: str, timeout: float = 10.0, token=TRUST_STAFF) -> str:
+    """A GET answering text (CSV, HTML); with a trust-staff bearer token unless `token` is given."""
+    token = tokens.trust_staff() if token is TRUST_STAFF else token
+    request = urllib.request.Request(url, headers=tokens.bearer(token))
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read().decode()
+
+
+def scrape(base_url: str, timeout: float = 10.0) -> str:
+    """A service's /metrics, with the scrape credential Prometheus is configured with."""
+    request = urllib.request.Request(f"{base_url.rstrip('/')}/metrics", headers=tokens.metrics_headers())
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read().decode()
 
 
 def finished_run(base_url: str, answer: tuple[int, dict], timeout: float = 120.0) -> dict:

@@ -18,4 +18,10 @@ umask 077
     esac
   done
 } > "$file"
+token_file="$root/var/compose/metrics-token"
+if [ ! -e "$token_file" ]; then
+  mkdir -p "$(dirname "$token_file")"
+  secret > "$token_file"
+  echo "wrote $token_file (the metrics scrape credential)"
+fi
 echo "wrote $file"

@@ -70,6 +70,16 @@ def secret_env(service: str) -> list[dict]:
         {"name": "AMQP_URI", "valueFrom": {"secretKeyRef": {"name": secret, "key": "amqp-uri"}}},
         {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": secret, "key": "database-url"}}},
     ]
+    # Who may call the APIs (shared/shared/auth.py): the identity provider's issuer and the audience its
+    # tokens name (required in production), its keys' URL (else OpenID discovery), and Prometheus's
+    # scrape credential for /metrics. Never AUTH_DEVELOPMENT: the development issuer is for `make run`.
+    env += [
+        {"name": "AUTH_ISSUER", "valueFrom": {"secretKeyRef": {"name": "partnership-auth", "key": "issuer"}}},
+        {"name": "AUTH_AUDIENCE", "valueFrom": {"secretKeyRef": {"name": "partnership-auth", "key": "audience"}}},
+        {"name": "AUTH_JWKS_URL", "valueFrom": {"secretKeyRef": {"name": "partnership-auth", "key": "jwks-url",
+                                                                 "optional": True}}},
+        {"name": "METRICS_TOKEN", "valueFrom": {"secretKeyRef": {"name": "partnership-metrics", "key": "token"}}},
+    ]
     if service == "billing":
         # The operator's identity printed on VAT invoices, under the names billing's config.yml reads; with
         # PARTNERSHIP_ENV=production billing refuses to start without every one (services/billing/README.md).

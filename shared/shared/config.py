@@ -33,7 +33,9 @@ ENVIRONMENTS = ("development", "production")
 # What every service needs from its operator in production: who runs it, where its broker and
 # database are. The config.yml defaults (localhost, SQLite, the Bucks Learning Trust) are for a
 # developer's machine only.
-REQUIRED_IN_PRODUCTION = ("OPERATOR_NAME", "OPERATOR_LEGAL_NAME", "AMQP_URI", "DATABASE_URL")
+REQUIRED_IN_PRODUCTION = ("OPERATOR_NAME", "OPERATOR_LEGAL_NAME", "AMQP_URI", "DATABASE_URL",
+                          # who may call it: the token issuer and audience (shared.auth)
+                          "AUTH_ISSUER", "AUTH_AUDIENCE")
 
 
 class MissingSettings(RuntimeError):
@@ -51,7 +53,8 @@ def environment(environ: Mapping[str, str] = os.environ) -> str:
 def check_production_settings(service: str, extra: Iterable[str] = (),
                               environ: Mapping[str, str] = os.environ) -> None:
     """In production, refuse to start unless every required setting is given (named, all at once),
-    and never on RabbitMQ's guest account. Nothing is checked in development."""
+    never on RabbitMQ's guest account, never without a token issuer and a metrics credential, and never
+    with the development token issuer or AUTH_DEVELOPMENT. Nothing is checked in development."""
     if environment(environ) != "production":
         return
     missing = [name for name in (*REQUIRED_IN_PRODUCTION, *extra) if not (environ.get(name) or "").strip()]
@@ -61,6 +64,14 @@ def check_production_settings(service: str, extra: Iterable[str] = (),
     amqp = environ.get("AMQP_URI") or ""
     if "://guest:" in amqp or "://guest@" in amqp:
         problems.append("AMQP_URI uses the guest account: give the service its own broker user")
+    if not any((environ.get(name) or "").strip() for name in ("METRICS_TOKEN", "METRICS_TOKEN_FILE")):
+        problems.append("missing METRICS_TOKEN or METRICS_TOKEN_FILE (Prometheus's scrape credential for /metrics)")
+    from shared.auth import DEVELOPMENT_ISSUER
+
+    if (environ.get("AUTH_DEVELOPMENT") or "").strip().lower() not in ("", "0", "false", "no", "off"):
+        problems.append("AUTH_DEVELOPMENT is set: the development token issuer is never accepted in production")
+    if (environ.get("AUTH_ISSUER") or "").strip() == DEVELOPMENT_ISSUER:
+        problems.append(f"AUTH_ISSUER is the development issuer {DEVELOPMENT_ISSUER}")
     if problems:
         raise MissingSettings(f"{service} refuses to start in production ({ENVIRONMENT_VARIABLE}=production): "
                               + "; ".join(problems))

@@ -16,6 +16,11 @@ Failures never surface as a 500 with a traceback:
 - anything unexpected: 500 `{"error": "internal_error", "correlation_id": ...}`,
   the traceback goes to the log only.
 Every response carries `X-Correlation-ID` (taken from the request or new).
+
+Before any worker runs, `_authorise` applies the route's declared access (`shared.auth`): 401 with
+`WWW-Authenticate` without a valid bearer token, 403 for a caller without an allowed role, 404 (the
+same body as for a missing object) for an object out of the caller's reach. The verified caller is
+`request.principal` in the handler.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
-from shared import idempotency
+from shared import audit, auth, idempotency
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +169,13 @@ class JsonHttp(HttpRequestHandler):
 
     server = JsonWebServer()
 
-    def __init__(self, method: str, url: str, *, idempotent: bool = False, body_limit: str = "MAX_BODY_BYTES",
-                 **kwargs):
-        kwargs.setdefault("expected_exceptions", (ValidationError, HttpError))
+    def __init__(self, method: str, url: str, *, allow=None, owner=None, public: bool = False,
+                 scrape: bool = False, idempotent: bool = False, body_limit: str = "MAX_BODY_BYTES", **kwargs):
+        kwargs.setdefault("expected_exceptions", (ValidationError, HttpError, auth.Forbidden))
         self.idempotent = idempotent
         self.body_limit = body_limit
         super().__init__(method, url, **kwargs)
+        self.access = auth.Access.declare(allow=allow, owner=owner, public=public, scrape=scrape)
 
     def setup(self):
         super().setup()
@@ -183,12 +189,15 @@ class JsonHttp(HttpRequestHandler):
         correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
         started = time.perf_counter()
         response = self._refuse_oversized(request, correlation_id) or self._handle_once(request, correlation_id)
+        self._audit(request, response, correlation_id)
         log.info("%s %s %s %.1f ms", request.method, request.path, response.status_code,
                  (time.perf_counter() - started) * 1000, extra={"correlation_id": correlation_id})
         return response
 
     def _handle(self, request, correlation_id: str):
         try:
+            if not getattr(request, "authorised", False):
+                self._authorise(request)
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)
             done = Event()
@@ -197,7 +206,77 @@ class JsonHttp(HttpRequestHandler):
             result = done.wait()
             return self._response(result, correlation_id)
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON error below
-            return self._error(exc, correlation_id)
+            return self._error(exc, correlation_id, request)
+
+    # -- authentication and authorisation (before the worker is spawned) -----------------------------
+    def _authentication(self):
+        from shared.service import Authentication  # the container's settings and key cache
+
+        found = next((d for d in self.container.dependencies if isinstance(d, Authentication)), None)
+        if found is None:
+            raise RuntimeError(f"{self.container.service_name} has no Authentication dependency")
+        return found
+
+    def _authorise(self, request) -> None:
+        """Raise Unauthenticated (401), Forbidden (403) or OutOfReach (404) unless the route's declared
+        access lets this request through; sets `request.principal` (None on public and scrape routes)."""
+        request.principal = None
+        access = self.access
+        if access.public:
+            return
+        authentication = self._authentication()
+        if access.scrape:
+            if not auth.metrics_token_matches(authentication.settings, request.headers.get("Authorization")):
+                raise auth.Unauthenticated("the metrics scrape credential (METRICS_TOKEN) is required")
+            return
+        principal = authentication.verifier.verify(auth.bearer_token(request.headers.get("Authorization")))
+        request.principal = principal
+        roles = access.roles_for(principal)
+        if not roles:
+            raise auth.Forbidden(f"{self.method.upper()} {self.url} needs one of the roles "
+                                 f"{', '.join(sorted(access.allow))}")
+        if access.owner is None or roles & auth.TRUST_STAFF:
+            return
+        with authentication.reader() as session:
+            owners = access.owner(session, request, **request.path_values)
+            if owners is None:
+                return
+            if not auth.reaches(principal, roles, owners, lambda urn, on: authentication.mat_of(session, urn, on),
+                                auth.request_date(request)):
+                raise auth.OutOfReach()
+
+    def _audit(self, request, response, correlation_id: str) -> None:
+        """Append a state-changing request, or a refusal of access, to the service's audit trail."""
+        refused_access = bool(getattr(request, "refused_access", False))
+        if self.access.public or self.access.scrape or not audit.should_record(request.method, response.status_code,
+                                                                               refused_access):
+            return
+        try:
+            authentication = self._authentication()
+        except RuntimeError:
+            return
+        # In its own green thread, after the answer: on SQLite a job's long transaction (a billing run)
+        # holds the one writer, and the answer (a 202) must not wait for it.
+        self.container.spawn_managed_thread(partial(
+            authentication.record, principal=getattr(request, "principal", None), method=request.method,
+            route=self.url, path_values=getattr(request, "path_values", None) or {},
+            status=response.status_code, correlation_id=correlation_id), identifier="audit")
+
+    def _refusal(self, exc: Exception, request, correlation_id: str) -> Response:
+        request.refused_access = True
+        if isinstance(exc, auth.Unauthenticated):
+            response = json_response(401, {"error": "unauthenticated", "message": exc.message}, correlation_id)
+            response.headers["WWW-Authenticate"] = auth.challenge(exc, self.container.service_name)
+            return response
+        if isinstance(exc, auth.Forbidden):
+            return json_response(403, {"error": "forbidden", "message": str(exc)}, correlation_id)
+        # Out of reach: the very body a missing object gets from this check (the path's values, no more).
+        values = getattr(request, "path_values", None) or {}
+        named = ", ".join(f"{k} {v}" for k, v in values.items())
+        body = {"error": "not_found", "message": f"nothing found for {named or 'this request'}"}
+        if values:
+            body["field"] = list(values)[-1]
+        return json_response(404, body, correlation_id)
 
     # --- input limits --------------------------------------------------------------------------------------
 
@@ -239,8 +318,16 @@ class JsonHttp(HttpRequestHandler):
         if not 1 <= len(key) <= idempotency.MAX_KEY_LENGTH or not key.isprintable():
             return self._error(ValidationError({idempotency.HEADER: [
                 f"1 to {idempotency.MAX_KEY_LENGTH} printable characters"]}), correlation_id)
+        # The caller is authorised before a stored answer is replayed, and the key is the caller's own:
+        # another caller's request with the same key is a different request (422), never a replay.
+        try:
+            self._authorise(request)
+            request.authorised = True
+        except Exception as exc:  # noqa: BLE001 - a refusal, mapped like any other
+            return self._error(exc, correlation_id, request)
+        subject = getattr(request.principal, "subject", None) or ""
         keys: idempotency.IdempotencyKeys = self._storage().idempotency
-        fingerprint = idempotency.fingerprint(request.method, request.path, request.query_string,
+        fingerprint = idempotency.fingerprint(request.method, f"{request.path}\n{subject}", request.query_string,
                                               request.get_data(cache=True))
         claim = keys.claim(key, fingerprint, f"{request.method} {self.url}")
         if isinstance(claim, idempotency.Replay):
@@ -274,7 +361,9 @@ class JsonHttp(HttpRequestHandler):
         status, body = (result if isinstance(result, tuple) else (200, result))
         return json_response(status, body, correlation_id)
 
-    def _error(self, exc: Exception, correlation_id: str) -> Response:
+    def _error(self, exc: Exception, correlation_id: str, request=None) -> Response:
+        if isinstance(exc, (auth.Unauthenticated, auth.Forbidden, auth.OutOfReach)):
+            return self._refusal(exc, request, correlation_id)
         if isinstance(exc, ValidationError):
             messages = exc.messages if isinstance(exc.messages, dict) else {"_body": exc.messages}
             return json_response(400, {"error": "invalid_request",

@@ -12,17 +12,23 @@
 - `GET /ops/outbox`: unsent outbox rows, their oldest age, whether each handler
   still consumes, and handler workers still running: `drained` is true once
   the service is quiesced, no handler worker runs and nothing is unsent.
-A service subclasses it and declares `uow = Storage(...)`.
+Every other route needs a bearer token and a role (`shared.auth`); `/ops/*` needs `operations`,
+`/metrics` the scrape credential. A service subclasses it, declares `uow = Storage(...)` and, so
+that MAT staff reach the schools of their MAT, `authentication = Authentication(mat_of=...)`.
 """
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import time
+from typing import Callable
 
 from kombu import Connection
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
+from shared import audit, auth
 from shared.broker import BrokerAtStartup
 from shared.config import check_production_settings, operator_of
 from shared.consumer import ReliableEventHandler
@@ -121,6 +127,45 @@ class ProductionSettings(DependencyProvider):
         check_production_settings(self.container.service_name, self.required)
 
 
+class Authentication(DependencyProvider):
+    """The container's token settings and verifier (one key cache per process), and what the HTTP
+    entrypoint needs for object-level checks: a read session and `mat_of(session, urn, on)`, the MAT
+    a school belonged to on a date as this service learnt it from membership's events."""
+
+    def __init__(self, mat_of: Callable[..., str | None] | None = None, audit=None):
+        self._mat_of = mat_of
+        self.audit_table = audit  # the service's `audit_log` (shared.audit); None: no trail
+        self.settings: auth.AuthSettings | None = None
+        self.verifier: auth.TokenVerifier | None = None
+
+    def setup(self):
+        # Refuses at start settings that would accept forged tokens, or the development issuer
+        # without AUTH_DEVELOPMENT=1.
+        self.settings = auth.AuthSettings.from_config(self.container.config)
+        self.verifier = auth.TokenVerifier(self.settings)
+        if not self.settings.configured:
+            logging.getLogger(__name__).warning(
+                "no token issuer configured (AUTH_ISSUER, AUTH_AUDIENCE): every route but /health and "
+                "/ready answers 401")
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def _database(self):
+        return next((d for d in self.container.dependencies if isinstance(d, Storage)), None).database
+
+    def reader(self):
+        return self._database().reader()
+
+    def record(self, **entry) -> None:
+        """Append to the audit trail (shared.audit.record), when this service keeps one."""
+        if self.audit_table is not None:
+            audit.record(self._database(), self.audit_table, **entry)
+
+    def mat_of(self, session, urn: str, on: dt.date) -> str | None:
+        return self._mat_of(session, urn, on) if self._mat_of is not None else None
+
+
 class ObservableService:
     """Base class of the four services: health, readiness and metrics endpoints."""
 
@@ -130,28 +175,51 @@ class ObservableService:
     broker_at_startup = BrokerAtStartup()  # waits for the broker in setup, bounded and logged
     log_context = LogContext()  # every log line names the service and the work's correlation id
     production_settings = ProductionSettings()  # billing adds its VAT and bank settings
+    authentication = Authentication()  # a service with MAT-owned objects passes its own `mat_of`
 
-    @http("GET", "/health")
+    @http("GET", "/health", public=True)
     def health(self, request):
         return {"status": "alive", "service": self.name, "operator": operator_of(self.config)["name"]}
 
-    @http("GET", "/ready")
+    @http("GET", "/ready", public=True)
     def ready(self, request):
         problems = self.operations.problems()
         if problems:
             return 503, {"status": "not_ready", "service": self.name, "problems": problems}
         return {"status": "ready", "service": self.name}
 
-    @http("POST", "/ops/quiesce")
+    @http("POST", "/ops/quiesce", allow=(auth.OPERATIONS,))
     def ops_quiesce(self, request):
         newly = self.operations.quiesce()
         return {"service": self.name, "quiesced_now": newly, **self.operations.outbox()}
 
-    @http("GET", "/ops/outbox")
+    @http("GET", "/ops/outbox", allow=(auth.OPERATIONS,))
     def ops_outbox(self, request):
         return {"service": self.name, **self.operations.outbox()}
 
-    @http("GET", "/metrics")
+    @http("GET", "/audit", allow=(auth.OPERATIONS, auth.FINANCE))
+    def audit_trail(self, request):
+        """The audit trail by object id (`?object_id=`) or by person (`?subject=`), newest first (500 at most)."""
+        from marshmallow import RAISE, Schema, fields, validate
+
+        class AuditQuery(Schema):
+            class Meta:
+                unknown = RAISE
+
+            object_id = fields.String(validate=validate.Length(min=1, max=100))
+            subject = fields.String(validate=validate.Length(min=1, max=200))
+
+        from shared.http import load_query
+
+        query = load_query(request, AuditQuery())
+        table = self.authentication.audit_table
+        if table is None:
+            return {"entries": [], "count": 0}
+        with self.authentication.reader() as session:
+            entries = audit.query(session, table, object_id=query.get("object_id"), subject=query.get("subject"))
+        return {"entries": entries, "count": len(entries)}
+
+    @http("GET", "/metrics", scrape=True)
     def prometheus_metrics(self, request):
         return Response(metrics_for(self.name).exposition(), mimetype=None,
                         headers={"Content-Type": CONTENT_TYPE_LATEST})

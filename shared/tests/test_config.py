@@ -37,7 +37,9 @@ class TestProductionSettings:
     """A production service refuses development defaults, naming every missing setting."""
 
     FULL = {"PARTNERSHIP_ENV": "production", "OPERATOR_NAME": "bucks", "OPERATOR_LEGAL_NAME": "Bucks Learning Trust",
-            "AMQP_URI": "amqp://billing:secret@rabbit:5672/", "DATABASE_URL": "postgresql://billing@db/billing"}
+            "AMQP_URI": "amqp://billing:secret@rabbit:5672/", "DATABASE_URL": "postgresql://billing@db/billing",
+            "AUTH_ISSUER": "https://login.microsoftonline.com/tenant/v2.0", "AUTH_AUDIENCE": "api://partnership",
+            "METRICS_TOKEN_FILE": "/run/secrets/metrics-token"}
 
     def test_development_checks_nothing(self):
         from shared.config import check_production_settings
@@ -53,7 +55,8 @@ class TestProductionSettings:
         with pytest.raises(MissingSettings) as refused:
             check_production_settings("billing", ("OPERATOR_VAT_NUMBER",), environ=environ)
         message = str(refused.value)
-        for name in ("OPERATOR_LEGAL_NAME", "AMQP_URI", "DATABASE_URL", "OPERATOR_VAT_NUMBER"):
+        for name in ("OPERATOR_LEGAL_NAME", "AMQP_URI", "DATABASE_URL", "OPERATOR_VAT_NUMBER", "AUTH_ISSUER",
+                     "AUTH_AUDIENCE", "METRICS_TOKEN"):
             assert name in message
         assert "OPERATOR_NAME," not in message and message.startswith("billing refuses to start in production")
 
@@ -65,6 +68,17 @@ class TestProductionSettings:
         environ = {**self.FULL, "AMQP_URI": "amqp://guest:guest@rabbit:5672/"}
         with pytest.raises(MissingSettings, match="guest"):
             check_production_settings("catalogue", environ=environ)
+
+    def test_production_refuses_the_development_token_issuer(self):
+        import pytest
+
+        from shared.auth import DEVELOPMENT_ISSUER
+        from shared.config import MissingSettings, check_production_settings
+
+        for extra, refusal in (({"AUTH_DEVELOPMENT": "1"}, "AUTH_DEVELOPMENT"),
+                               ({"AUTH_ISSUER": DEVELOPMENT_ISSUER}, "development issuer")):
+            with pytest.raises(MissingSettings, match=refusal):
+                check_production_settings("membership", environ={**self.FULL, **extra})
 
     def test_production_with_every_setting_starts(self):
         from shared.config import check_production_settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from tests import tokens
 from tests.archive_tap import ArchiveTap
 from tests.conftest import eventually, http_json
 
@@ -56,8 +57,10 @@ def publish_offering(stack, offering: dict) -> dict:
 
 
 def buy(stack, urn: str, offering_code: str, contact_id: str, **extra) -> dict:
+    """The contact (their own token: a purchase is made by the person) buys an SLA for their school."""
     return ok(201, http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
-        "urn": urn, "offering_code": offering_code, "edition_year": 2026, "contact_id": contact_id, **extra}))
+        "urn": urn, "offering_code": offering_code, "edition_year": 2026, **extra},
+        token=tokens.contact(urn, contact_id)))
 
 
 def charges(stack, **query) -> list[dict]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import factories
+from tests import factories, tokens
 from tests.conftest import billing_run, eventually, http_json
 from tests.e2e.steps import Observer, appoint, buy, charges, join, offering, ok, publish_offering, rows
 
@@ -194,7 +194,8 @@ def county_year(stack, observer, *, midstream=lambda: None, republished: bool = 
     def book(school_name, contact_id):
         def attempt():
             status, body = http_json("POST", f"{sched}/sessions/{session['session_id']}/bookings",
-                                     {"urn": urn[school_name], "contact_id": contact_id, "booked_on": "2026-10-01"})
+                                     {"urn": urn[school_name], "booked_on": "2026-10-01"},
+                                     token=tokens.contact(urn[school_name], contact_id))
             return body if status == 201 else None
         return eventually(attempt, message=f"{school_name}'s booking")
     eventually(lambda: http_json("GET", f"{sched}/schools/{urn['M1']}")[1].get("eligibility"),
@@ -220,9 +221,9 @@ def county_year(stack, observer, *, midstream=lambda: None, republished: bool = 
 
     # -- changes during the year --------------------------------------------------------------
     ok(200, http_json("POST", f"{stack.url('catalogue')}/subscriptions/{bought[('M7', 'GV')]['subscription_id']}/cancel",
-                      {"contact_id": heads["M7"], "reason": "budget", "effective_date": "2026-12-01"}))
+                      {"reason": "budget", "effective_date": "2026-12-01"}, token=tokens.contact(urn["M7"], heads["M7"])))
     ok(200, http_json("POST", f"{stack.url('catalogue')}/subscriptions/{bought[('M8', 'SI')]['subscription_id']}/cancel",
-                      {"contact_id": heads["M8"], "reason": "budget", "effective_date": "2027-06-01"}))
+                      {"reason": "budget", "effective_date": "2027-06-01"}, token=tokens.contact(urn["M8"], heads["M8"])))
     ok(200, http_json("POST", f"{stack.url('membership')}/members/{urn['M6']}/leaving",
                       {"effective_date": "2027-01-01", "reason": "closing"}))
     ok(201, http_json("POST", f"{stack.url('membership')}/members/{urn['M5']}/conversion",
@@ -234,7 +235,7 @@ def county_year(stack, observer, *, midstream=lambda: None, republished: bool = 
     eventually(lambda: http_json("GET", f"{sched}/schools/{urn['M6']}")[1]["school"]["closed_on"] == "2027-01-01",
                message="scheduling learning that M6 leaves")
     status, m6_place = http_json("POST", f"{sched}/sessions/{december['session_id']}/bookings",
-                                 {"urn": urn["M6"], "contact_id": heads["M6"], "booked_on": "2026-11-23"})
+                                 {"urn": urn["M6"], "booked_on": "2026-11-23"}, token=tokens.contact(urn["M6"], heads["M6"]))
     assert status == 201 and (m6_place["price_basis"], m6_place["unit_price_pence"]) == ("non_subscriber", 15000), \
         m6_place
     ok(201, http_json("POST", f"{sched}/bookings/{m6_place['booking_id']}/attendance", {"attended": True}))
@@ -242,7 +243,7 @@ def county_year(stack, observer, *, midstream=lambda: None, republished: bool = 
     january = ok(201, http_json("POST", f"{sched}/courses/DSL-2026-AUT/sessions",
                                 {"date": "2027-01-14", "capacity": 10, "cutoff_days": 7}))
     status, refused = http_json("POST", f"{sched}/sessions/{january['session_id']}/bookings",
-                                {"urn": urn["M6"], "contact_id": heads["M6"], "booked_on": "2026-11-23"})
+                                {"urn": urn["M6"], "booked_on": "2026-11-23"}, token=tokens.contact(urn["M6"], heads["M6"]))
     assert status == 422 and refused["rule"] == "member_school", refused
 
     # the spring session: M5's head, now A5's, books through scheduling and attends
@@ -251,7 +252,7 @@ def county_year(stack, observer, *, midstream=lambda: None, republished: bool = 
 
     def a5_books():
         status, body = http_json("POST", f"{sched}/sessions/{spring_session['session_id']}/bookings",
-                                 {"urn": A5, "contact_id": heads["M5"], "booked_on": "2027-01-20"})
+                                 {"urn": A5, "booked_on": "2027-01-20"}, token=tokens.contact(A5, heads["M5"]))
         return body if status == 201 else None
     eventually(lambda: any(e["offering_code"] == DSL["code"] for e in
                            http_json("GET", f"{sched}/schools/{A5}")[1].get("eligibility") or []),

@@ -4,7 +4,7 @@ a school joins -> member_joined, its head teacher is appointed -> contact_role_c
 scheduling records the school as eligible."""
 from __future__ import annotations
 
-from tests import factories
+from tests import factories, tokens
 from tests.conftest import eventually, http_json
 
 
@@ -45,7 +45,7 @@ class TestSchoolJoinsAndBuys:
         head = _appoint(stack, school["urn"])
         status, sub = http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
             "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026,
-            "contact_id": head, "po_number": "PO-1"})
+            "po_number": "PO-1"}, token=tokens.contact(school["urn"], head))
         assert status == 201, sub
         # 150000 + 172 x 825 = 291900 pence, above the 200000 minimum
         assert sub["annual_price_pence"] == 291900
@@ -81,8 +81,8 @@ class TestSchoolJoinsAndBuys:
         _catalogue_knows(stack, school["urn"])
         manager = _appoint(stack, school["urn"], role="business_manager", name="B. Manager")
         status, sub = http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
-            "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026, "years": 2,
-            "contact_id": manager})
+            "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026, "years": 2},
+            token=tokens.contact(school["urn"], manager, "business_manager"))
         assert status == 201, sub
         assert (sub["period_start"], sub["period_end"]) == ("2026-09-01", "2028-08-31")
 
@@ -98,8 +98,8 @@ class TestRefusals:
         offering = factories.flat_offering()
         http_json("POST", f"{stack.url('catalogue')}/offerings", offering)
         status, body = http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
-            "urn": "123456", "offering_code": offering["code"], "edition_year": 2026,
-            "contact_id": "5d1c8f0e-7a43-4a8e-9a55-0f6f0f1b2c3d"})
+            "urn": "123456", "offering_code": offering["code"], "edition_year": 2026},
+            token=tokens.contact("123456", "5d1c8f0e-7a43-4a8e-9a55-0f6f0f1b2c3d"))
         assert status == 422 and body["field"] == "urn" and "not a member" in body["message"]
 
         school = factories.school()
@@ -107,13 +107,23 @@ class TestRefusals:
         _catalogue_knows(stack, school["urn"])
         senco = _appoint(stack, school["urn"], role="senco", name="C. Senco")
         # the SENCO's appointment reaches the catalogue, but a SENCO may not commit spending
+        as_senco = tokens.contact(school["urn"], senco, "senco")
         eventually(lambda: http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
-            "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026,
-            "contact_id": senco})[1].get("message", "").find("may not commit") >= 0,
+            "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026},
+            token=as_senco)[1].get("message", "").find("may not commit") >= 0,
             message="the catalogue refusing the SENCO as a buyer")
         status, body = http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
-            "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026,
-            "contact_id": senco})
+            "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026}, token=as_senco)
         assert status == 422 and body["field"] == "contact_id" and "may not commit" in body["message"]
+        # A purchase is the authenticated person's: trust staff cannot buy for a school, nor can a
+        # school's staff whose token names no contact; and no body may name the buyer.
+        purchase = {"urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026}
+        assert http_json("POST", f"{stack.url('catalogue')}/subscriptions", purchase)[0] == 403
+        status, body = http_json("POST", f"{stack.url('catalogue')}/subscriptions", purchase,
+                                 token=tokens.school_staff(school["urn"]))
+        assert status == 403 and "contact id" in body["message"]
+        status, body = http_json("POST", f"{stack.url('catalogue')}/subscriptions", {**purchase, "contact_id": senco},
+                                 token=as_senco)
+        assert status == 400 and "contact_id" in body["fields"]
         status, body = http_json("GET", f"{stack.url('catalogue')}/members/{school['urn']}")
         assert body["subscriptions"] == []

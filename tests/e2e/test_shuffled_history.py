@@ -39,7 +39,6 @@ import pprint
 import random
 import re
 import time
-import urllib.request
 import uuid
 from functools import lru_cache
 
@@ -51,8 +50,9 @@ from jsonschema import Draft202012Validator
 from shared.envelope import Envelope
 from partnership_ops.links import handlers_of
 from shared.topology import dead_letter_queue_name, retry_name
+from tests import tokens
 from tests.archive_tap import ArchiveTap
-from tests.conftest import ROOT, TEST_TOPOLOGY_SETTINGS, eventually, http_json
+from tests.conftest import ROOT, TEST_TOPOLOGY_SETTINGS, eventually, http_json, scrape
 from tests.contracts.test_contracts import format_checker
 from tests.e2e.steps import offering, ok, publish_offering
 
@@ -254,8 +254,7 @@ _SAMPLE = re.compile(r'^(?P<name>[a-z_]+)\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
 
 def metrics(stack, service: str) -> dict[tuple[str, tuple], float]:
     """The service's Prometheus counters: (name, sorted labels) -> value."""
-    with urllib.request.urlopen(f"{stack.url(service)}/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = scrape(stack.url(service))
     found = {}
     for line in text.splitlines():
         sample = _SAMPLE.match(line)
@@ -515,7 +514,7 @@ class TestShuffledHistory:
             for item in (SI, GOV):
                 ok(201, http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
                     "urn": cast.school, "offering_code": item["code"], "edition_year": 2026,
-                    "contact_id": cast.head, "po_number": f"PO-{item['code']}"}))
+                    "po_number": f"PO-{item['code']}"}, token=tokens.contact(cast.school, cast.head)))
             deliver.settle(f"{cast.school}'s purchases")
 
         for envelope in in_order[:PREFIX]:

@@ -20,14 +20,14 @@ from tests.archive_tap import ArchiveTap
 from tests.conftest import (TEST_BROKER_PASSWORDS, TEST_EVENT_SETTINGS, TEST_TOPOLOGY_SETTINGS, TEST_USER_PREFIX,
                             Databases, eventually)
 from tests.integration.billing_upstream import Upstream
-from tests.handover.test_drill import start_instance
+from tests.handover.test_drill import OPS_TOKEN, start_instance
 from tests.reliability import tools
 from tests.reliability.test_event_delivery import subscription_payload
 
 
 def run_ops(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "partnership_ops", *args], capture_output=True, text=True, timeout=300,
-                          cwd=ROOT, env={**os.environ, **TEST_EVENT_SETTINGS})
+                          cwd=ROOT, env={**os.environ, **TEST_EVENT_SETTINGS, **OPS_TOKEN})
 
 
 def table_names(url: str) -> list[str]:

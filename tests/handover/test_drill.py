@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from deploy.local import ROOT, SPECS, ServiceProcess
 from partnership_ops import links
-from tests import factories
+from tests import factories, tokens
 from tests.archive_tap import ArchiveTap
 from tests.conftest import TEST_EVENT_SETTINGS, Databases, Vhost, billing_run, eventually, free_port, http_json
 
@@ -61,10 +61,14 @@ def count(url: str, table: str, where: str = "") -> int:
     return rows(url, f"SELECT count(*) FROM {table} {where}")[0][0]
 
 
+# The operator's token for the instances' /ops/* routes (the `operations` role), as partnership-ops reads it.
+OPS_TOKEN = {"PARTNERSHIP_OPS_TOKEN": tokens.token("test-operations", ["operations"], lifetime_seconds=24 * 3600)}
+
+
 def ops(*args: str, env: dict | None = None) -> dict:
     """Run `partnership-ops` as an operations team would; returns its JSON report."""
     result = subprocess.run([sys.executable, "-m", "partnership_ops", *args], capture_output=True, text=True,
-                            timeout=300, cwd=ROOT, env={**os.environ, **TEST_EVENT_SETTINGS, **(env or {})})
+                            timeout=300, cwd=ROOT, env={**os.environ, **TEST_EVENT_SETTINGS, **OPS_TOKEN, **(env or {})})
     assert result.returncode == 0, f"partnership-ops {args[0]} failed:\n{result.stderr}\n{result.stdout}"
     return json.loads(result.stdout)
 
@@ -128,8 +132,8 @@ class Customers:
             "GET", f"{catalogue}/members/{urn}")[1].get("authorised_buyers", [])],
             timeout=60, message=f"catalogue learning that {urn}'s head may buy")
         status, body = http_json("POST", f"{catalogue}/subscriptions", {
-            "urn": urn, "offering_code": self.offering_code, "edition_year": 2026, "contact_id": head,
-            "po_number": f"PO-{index}"})
+            "urn": urn, "offering_code": self.offering_code, "edition_year": 2026,
+            "po_number": f"PO-{index}"}, token=tokens.contact(urn, head))
         if status != 201:
             self.errors.append(f"buy for {urn}: {status} {body}")
             return
@@ -166,7 +170,8 @@ def start_instance(stack, name: str, *, amqp_uri: str, database_url: str, operat
                    extra_env: dict | None = None) -> ServiceProcess:
     proc = ServiceProcess(SPECS[name], amqp_uri=amqp_uri, database_url=database_url, port=free_port(),
                           log_path=logs / f"{name}-{operator}.log",
-                          extra_env={**TEST_EVENT_SETTINGS, **(extra_env or {}), "OPERATOR_NAME": operator})
+                          extra_env={**TEST_EVENT_SETTINGS, **tokens.service_auth_env(), **(extra_env or {}),
+                                     "OPERATOR_NAME": operator})
     stack.processes[f"{name}@{operator}"] = proc  # stopped with the stack at the end
     proc.start().wait_ready(90)
     return proc
@@ -176,7 +181,7 @@ def book_and_attend(scheduling: str, session_id: str, urn: str, contact_id: str)
     """A head books a place (once scheduling knows them) and attends: a chargeable attendance."""
     def attempt():
         status, body = http_json("POST", f"{scheduling}/sessions/{session_id}/bookings",
-                                 {"urn": urn, "contact_id": contact_id, "booked_on": "2026-11-20"})
+                                 {"urn": urn, "booked_on": "2026-11-20"}, token=tokens.contact(urn, contact_id))
         if status == 422 and body.get("field") in ("urn", "contact_id"):
             return None  # not learnt yet
         return status, body

@@ -23,6 +23,7 @@ import billing.entrypoints.service
 import catalogue.entrypoints.service
 import membership.entrypoints.service
 import scheduling.entrypoints.service
+from tests import tokens
 
 SERVICE_CLASSES = {
     "membership": membership.entrypoints.service.MembershipService,
@@ -56,7 +57,9 @@ def concrete(url: str) -> str:
 
 
 def send(method: str, url: str, body: bytes | None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    # As trust staff holding every trust role: this test is about input, not access (test_access_matrix).
+    request = urllib.request.Request(url, data=body, method=method, headers={
+        "Content-Type": "application/json", **tokens.bearer(tokens.trust_staff())})
     try:
         with urllib.request.urlopen(request, timeout=20) as response:
             return response.status, response.read()

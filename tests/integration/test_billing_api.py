@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 
+from tests import tokens
 from tests.conftest import billing_run, eventually, http_json
 from tests.integration.billing_upstream import EventTap, Upstream
 
@@ -14,7 +15,8 @@ SI = ("SI-CORE", "School improvement core offer", "school_improvement", "standar
 
 
 def raw_post(url: str, data: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, method="POST", headers={
+        "Content-Type": "application/json", **tokens.bearer(tokens.trust_staff())})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())

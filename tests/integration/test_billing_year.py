@@ -11,6 +11,7 @@ import io
 import urllib.request
 
 
+from tests import tokens
 from tests.conftest import billing_run, eventually, http_json
 from tests.integration.billing_upstream import EventTap, Upstream
 
@@ -24,7 +25,10 @@ ACADEMIC = ("2026-09-01", "2027-08-31")
 
 
 def get_text(url: str) -> tuple[int, str, str]:
-    with urllib.request.urlopen(url, timeout=10) as response:
+    # /metrics takes the scrape credential; every other route a trust-staff token.
+    headers = tokens.metrics_headers() if url.endswith("/metrics") else tokens.bearer(tokens.trust_staff())
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
         return response.status, response.headers.get("Content-Type", ""), response.read().decode()
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from shared import business_date
 
+from tests import tokens
 from tests.archive_tap import ArchiveTap
 from tests.conftest import eventually, finished_run, http_json
 from tests.reliability.tools import envelope, publish_raw
@@ -115,7 +116,7 @@ class TestSchoolBuysThreeModelsThenConverts:
         for code, extra, price in ((codes[0], {"years": 2, "po_number": "PO-1"}, 291900), (codes[1], {}, 95000),
                                    (codes[2], {"quantity": 3}, 135000)):
             status, sub = http_json("POST", f"{base}/subscriptions", {
-                "urn": school, "offering_code": code, "edition_year": 2026, "contact_id": head, **extra})
+                "urn": school, "offering_code": code, "edition_year": 2026, **extra}, token=tokens.contact(school, head))
             assert status == 201, sub
             assert sub["annual_price_pence"] == price and sub["period_start"] == starts_on()
             bought.append(sub)
@@ -166,9 +167,12 @@ class TestBadInput:
             "may_commit_spending": False, "active": True, "effective_date": "2026-01-05"})
         time.sleep(1)
 
-        def attempt(**body):
+        def attempt(contact_id=head, **body):
+            """A purchase by `contact_id` in person (their token), for the school the body names."""
+            role = "senco" if contact_id == senco else "head_teacher"
             return http_json("POST", f"{base}/subscriptions", {
-                "urn": school, "offering_code": specs[2]["code"], "edition_year": 2026, "contact_id": head, **body})
+                "urn": school, "offering_code": specs[2]["code"], "edition_year": 2026, **body},
+                token=tokens.contact(body.get("urn", school), contact_id, role))
 
         status, body = attempt(urn="999999")
         assert status == 422 and body["field"] == "urn" and "not a member" in body["message"]
@@ -203,12 +207,13 @@ class TestBadInput:
         assert status == 201, body
         bought = body
         renewal = f"{base}/subscriptions/{bought['subscription_id']}/renewal"
-        status, body = http_json("POST", renewal, {})
-        assert status == 400 and "contact_id" in body["fields"]
-        status, body = http_json("POST", f"{base}/subscriptions/{uuid.uuid4()}/renewal", {"contact_id": head})
+        as_head = tokens.contact(school, head)
+        status, body = http_json("POST", renewal, {"contact_id": head}, token=as_head)
+        assert status == 400 and "contact_id" in body["fields"]  # the confirmer is the token's person
+        status, body = http_json("POST", f"{base}/subscriptions/{uuid.uuid4()}/renewal", {}, token=as_head)
         assert status == 404 and body["field"] == "subscription_id"
         # confirming is for an SLA bought after its notice date; one set to renew already is a conflict
-        status, body = http_json("POST", renewal, {"contact_id": head})
+        status, body = http_json("POST", renewal, {}, token=as_head)
         assert (status, body.get("field")) == ((409, "subscription_id") if bought["auto_renew"] else (200, None)), body
         status, body = attempt()
         assert status == 409 and body["field"] == "offering_code" and "already has" in body["message"]
@@ -232,7 +237,8 @@ class TestRenewalRoundOverHttp:
         subs = {}
         for school, head in heads.items():
             status, sub = http_json("POST", f"{base}/subscriptions", {
-                "urn": school, "offering_code": governance["code"], "edition_year": 2026, "contact_id": head})
+                "urn": school, "offering_code": governance["code"], "edition_year": 2026},
+                token=tokens.contact(school, head))
             assert status == 201, sub
             # bought after the notice date an SLA renews only if confirmed, and the buyer is told so
             late = business_date.today() > NOTICE_DATE
@@ -240,7 +246,7 @@ class TestRenewalRoundOverHttp:
                 NOTICE_DATE.isoformat(), not late, late)
             if late:
                 status, confirmed = http_json("POST", f"{base}/subscriptions/{sub['subscription_id']}/renewal",
-                                              {"contact_id": head})
+                                              {}, token=tokens.contact(school, head))
                 assert status == 200 and confirmed["auto_renew"] is True, confirmed
             subs[school] = sub
         membership_event(amqp_uri, "member_left", {"urn": schools[3], "name": "x", "effective_date": "2027-04-01",
@@ -249,7 +255,7 @@ class TestRenewalRoundOverHttp:
                    message="member left")
         in_time = business_date.today() <= NOTICE_DATE
         status, cancelled = http_json("POST", f"{base}/subscriptions/{subs[schools[2]]['subscription_id']}/cancel",
-                                      {"contact_id": heads[schools[2]], "reason": "budget"})
+                                      {"reason": "budget"}, token=tokens.contact(schools[2], heads[schools[2]]))
         if in_time:
             assert status == 200 and cancelled["effective_date"] == "2027-04-01", cancelled
             assert tap.wait_for("subscription_cancelled", 1)[0]["subscription_id"] == (

@@ -11,7 +11,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tests.archive_tap import ArchiveTap
-from tests.conftest import eventually, http_json
+from tests import tokens
+from tests.conftest import eventually, http_json, scrape
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "services" / "membership" / "contracts"
@@ -154,7 +155,7 @@ def post_csv(url: str, text: str):
     import urllib.error
     import urllib.request
     request = urllib.request.Request(url, data=text.encode("cp1252"), method="POST",
-                                     headers={"Content-Type": "text/csv"})
+                                     headers={"Content-Type": "text/csv", **tokens.bearer(tokens.trust_staff())})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -271,6 +272,6 @@ class TestCooperativeTrust:
         status, body = http_json("POST", f"{base}/organisations/BC/leaving", {"effective_date": "2000-01-01",
                                                                              "reason": "x"})
         assert status == 400 and "effective_date" in body["fields"]
-        status, metrics = 200, __import__("urllib.request").request.urlopen(f"{base}/metrics").read().decode()
+        metrics = scrape(base)
         assert 'partnership_membership_members{kind="school",status="active"} 1.0' in metrics
         assert 'partnership_membership_members{kind="school",status="left"} 1.0' in metrics

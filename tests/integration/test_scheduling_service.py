@@ -11,7 +11,7 @@ import pika
 import sqlalchemy as sa
 
 from shared.topology import routing_key
-
+from tests import tokens
 from tests.conftest import eventually, http_json
 
 CYCLE = 2026
@@ -218,8 +218,8 @@ class TestCoursesNetworksCalendars:
 
         def book(key, urn, on="2026-10-01"):
             def attempt():
-                status, body = http_json("POST", f"{url}/sessions/{sid}/bookings",
-                                         {"urn": urn, "contact_id": people[key], "booked_on": on})
+                status, body = http_json("POST", f"{url}/sessions/{sid}/bookings", {"urn": urn, "booked_on": on},
+                                         token=tokens.contact(urn, people[key]))
                 return (status, body) if status != 422 or "contact" not in body.get("message", "") else None
             return eventually(attempt, message=f"contact {key} known")
         s1, first = book("a1", a)
@@ -230,11 +230,14 @@ class TestCoursesNetworksCalendars:
         assert (s2, second["price_basis"], second["unit_price_pence"]) == (201, "included_place", 0)
         assert (s3, third["status"], third["position"]) == (201, "waitlisted", 1)
 
-        status, refused = http_json("POST", f"{url}/sessions/{sid}/bookings", {"urn": outsider, "contact_id": people["c1"]})
+        status, refused = http_json("POST", f"{url}/sessions/{sid}/bookings", {"urn": outsider},
+                                    token=tokens.contact(outsider, people["c1"]))
         assert status == 422 and refused["rule"] == "member_school"
-        status, refused = http_json("POST", f"{url}/sessions/{sid}/bookings", {"urn": "12", "contact_id": ""})
-        assert status == 400 and set(refused["fields"]) == {"urn", "contact_id"}
-        assert http_json("POST", f"{url}/sessions/{uuid.uuid4()}/bookings", {"urn": a, "contact_id": people["a1"]})[0] == 404
+        status, refused = http_json("POST", f"{url}/sessions/{sid}/bookings", {"urn": "12", "contact_id": ""},
+                                    token=tokens.contact("12", people["a1"]))
+        assert status == 400 and set(refused["fields"]) == {"urn", "contact_id"}  # the person is the token's
+        assert http_json("POST", f"{url}/sessions/{uuid.uuid4()}/bookings", {"urn": a},
+                         token=tokens.contact(a, people["a1"]))[0] == 404
 
         status, late = http_json("POST", f"{url}/bookings/{second['booking_id']}/cancel", {"today": "2026-11-01"})
         assert status == 422 and late["rule"] == "cancellation_cut_off"
@@ -345,14 +348,14 @@ class TestIssue14BookingsCoachingBundles:
 
         def refused_senco():
             status, body = http_json("POST", f"{url}/sessions/{sess['session_id']}/bookings",
-                                     {"urn": a, "contact_id": senco, "booked_on": "2026-10-01"})
+                                     {"urn": a, "booked_on": "2026-10-01"}, token=tokens.contact(a, senco, "senco"))
             return body if status == 422 and body["rule"] == "may_commit_spending" else None
         eventually(refused_senco, message="the senco's role known and refused a paid place")
         status, body = http_json("POST", f"{url}/sessions/{sess['session_id']}/bookings",
-                                 {"urn": a, "contact_id": head, "booked_on": "2026-11-03"})
+                                 {"urn": a, "booked_on": "2026-11-03"}, token=tokens.contact(a, head))
         assert status == 422 and body["rule"] == "booking_cut_off"
         status, place = http_json("POST", f"{url}/sessions/{sess['session_id']}/bookings",
-                                  {"urn": a, "contact_id": head, "booked_on": "2026-11-02"})
+                                  {"urn": a, "booked_on": "2026-11-02"}, token=tokens.contact(a, head))
         assert status == 201 and place["unit_price_pence"] == 15000
 
         # coaching: the head mentors b's leader; a session on the course day clashes in the one diary

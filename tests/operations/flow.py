@@ -1,5 +1,5 @@
 """The first flow through running services (join, appoint, buy, charge, eligible), for the operations tests."""
-from tests import factories
+from tests import factories, tokens
 from tests.conftest import eventually, http_json
 
 
@@ -20,8 +20,8 @@ def first_flow(stack) -> dict:
         "GET", f"{stack.url('catalogue')}/members/{school['urn']}")[1].get("authorised_buyers", [])],
         message="catalogue learning that the head may buy", timeout=60)
     status, subscription = http_json("POST", f"{stack.url('catalogue')}/subscriptions", {
-        "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026, "contact_id": head,
-        "po_number": "PO-1"})
+        "urn": school["urn"], "offering_code": offering["code"], "edition_year": 2026,
+        "po_number": "PO-1"}, token=tokens.contact(school["urn"], head))
     assert status == 201, subscription
     eventually(lambda: http_json("GET", f"{stack.url('billing')}/charges?urn={school['urn']}")[1]["charges"],
                message="billing's charge", timeout=60)

@@ -138,6 +138,15 @@ def _write_env_file(path: Path) -> None:
               "OPERATOR_ADDRESS=The Gateway, Gatehouse Road, Aylesbury HP19 8FF",
               "OPERATOR_VAT_NUMBER=GB987654321", "OPERATOR_BANK_ACCOUNT_NAME=Buckinghamshire Council",
               "OPERATOR_BANK_SORT_CODE=40-11-62", "OPERATOR_BANK_ACCOUNT_NUMBER=71234568"]
+    # The services trust the tests' token issuer (its JWKS on 127.0.0.1: the host override's services
+    # share the host's network), and Prometheus scrapes with the tests' metrics credential.
+    from tests import tokens
+
+    token_file = path.parent / "metrics-token"
+    token_file.write_text(tokens.METRICS_TOKEN)
+    auth = tokens.service_auth_env()
+    lines += [f"AUTH_ISSUER={auth['AUTH_ISSUER']}", f"AUTH_AUDIENCE={auth['AUTH_AUDIENCE']}",
+              f"AUTH_JWKS_URL={auth['AUTH_JWKS_URL']}", f"METRICS_TOKEN_PATH={token_file}"]
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
 

@@ -159,7 +159,11 @@ def test_the_rabbitmq_metrics_used_are_on_an_endpoint_prometheus_scrapes():
 
 
 def exposition(url: str, timeout: float = 30.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    from tests import tokens
+
+    # The services' /metrics needs the scrape credential; the broker's endpoints take it harmlessly.
+    request = urllib.request.Request(url, headers=tokens.metrics_headers() if ":15692" not in url else {})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.read().decode()
 
 

@@ -71,7 +71,7 @@ def test_a_billing_run_of_thousands_of_invoices_leaves_every_outbox_empty(stack_
 
 
 def http_json_text(url: str) -> str:
-    import urllib.request
+    """A service's /metrics (`url` ends in /metrics), with the scrape credential."""
+    from tests.conftest import scrape
 
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
+    return scrape(url.removesuffix("/metrics"))

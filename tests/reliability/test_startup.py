@@ -3,13 +3,14 @@ either starts normally (the broker came) or exits with an error naming the broke
 from __future__ import annotations
 
 from deploy.local import SPECS, ServiceProcess
+from tests import tokens
 from tests.conftest import TEST_EVENT_SETTINGS, eventually, free_port
 from tests.reliability.proxy import DelayingProxy
 
 
 def service(name: str, amqp_uri: str, database_url: str, log_path, **env) -> ServiceProcess:
     return ServiceProcess(SPECS[name], amqp_uri=amqp_uri, database_url=database_url, port=free_port(),
-                          log_path=log_path, extra_env={**TEST_EVENT_SETTINGS, **env})
+                          log_path=log_path, extra_env={**TEST_EVENT_SETTINGS, **tokens.service_auth_env(), **env})
 
 
 class TestBrokerAtStartup:

@@ -136,8 +136,12 @@ def _http_json(method: str, url: str, timeout: float = 10.0) -> dict:
     import json
     import urllib.request
 
+    # /ops/* needs a bearer token with the `operations` role (from the identity provider, e.g. a
+    # client-credentials token), given to the tooling as PARTNERSHIP_OPS_TOKEN.
+    token = os.environ.get("PARTNERSHIP_OPS_TOKEN", "").strip()
     request = urllib.request.Request(url, data=b"{}" if method == "POST" else None, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {token}"} if token else {})})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 

@@ -30,6 +30,11 @@ The broker's topology and the event archive (`partnership_ops.topology`, `partne
                               [--follow] [--limit N]
     partnership-ops replay    --queue evt-membership-member_joined--billing.on_member_joined
                               [--version N] [--from first|OFFSET|TIME] [--until TIME]
+    partnership-ops dev-token --role head_teacher --urn 110000 [--contact-id C-...] [--mat ID] [--minutes 60]
+
+`dev-token` mints a bearer token with the development key `make run` made (var/dev-auth/); only
+services started with AUTH_DEVELOPMENT=1 accept it. `quiesce` and `handover --quiesce-url` call the
+instance's /ops/* routes with PARTNERSHIP_OPS_TOKEN, a token with the `operations` role.
 
 `topology apply` provisions exchanges, queues, the archive streams, bindings,
 policies, and one user per service with least-privilege permissions (passwords
@@ -478,6 +483,22 @@ def migrate(service: str, database_url: str | None) -> int:
     return 0
 
 
+def dev_token(args) -> int:
+    """Print a token signed with the development key (never accepted without AUTH_DEVELOPMENT=1)."""
+    from pathlib import Path
+
+    from partnership_ops.devauth import DEV_KEY_FOLDER, development_issuer
+
+    folder = Path(args.key_folder) if args.key_folder else DEV_KEY_FOLDER
+    if not (folder / "signing-key.pem").exists():
+        print(f"no development key in {folder}: start the services with `make run` first", file=sys.stderr)
+        return 1
+    issuer = development_issuer(folder)
+    print(issuer.token(args.subject or f"dev-{args.role[0]}", roles=args.role, urn=args.urn, mat_id=args.mat,
+                       la_code=args.la, contact_id=args.contact_id, lifetime_seconds=args.minutes * 60))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="partnership-ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -494,10 +515,24 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--all", action="store_true", help="redeliver every dead letter of the queues")
     sub = commands.add_parser("outbox")
     sub.add_argument("--config", required=True)
+    sub = commands.add_parser("dev-token", help="mint a development bearer token (the key `make run` made)")
+    sub.add_argument("--role", action="append", required=True,
+                     help="a role (repeatable): finance, catalogue_manager, scheduler, operations, membership_officer, "
+                          "head_teacher, business_manager, governor, senco, school_staff, mat_staff, mat_finance, "
+                          "council_officer")
+    sub.add_argument("--urn", help="the school of a school role")
+    sub.add_argument("--mat", help="the MAT of a MAT role")
+    sub.add_argument("--la", help="the local authority of a council officer")
+    sub.add_argument("--contact-id", help="the membership contact the person is (buys and books as them)")
+    sub.add_argument("--subject", default=None, help="the token's subject (default: dev-<role>)")
+    sub.add_argument("--minutes", type=int, default=60, help="lifetime (default 60)")
+    sub.add_argument("--key-folder", default=None, help="default: var/dev-auth of the checkout")
     sub = commands.add_parser("migrate", help="apply a service's database migrations (the job before a rollout)")
     sub.add_argument("--service", required=True, choices=("membership", "catalogue", "billing", "scheduling"))
     sub.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
     args = parser.parse_args(argv)
+    if args.command == "dev-token":
+        return dev_token(args)
     if args.command == "migrate":
         return migrate(args.service, args.database_url or os.environ.get("DATABASE_URL"))
     if args.command in HANDOVER_COMMANDS:

@@ -7,11 +7,15 @@ Balances are derived from payments and credit notes.
 import sqlalchemy as sa
 
 from shared.jobs import define_job_runs_table
+from shared.audit import PERSONAL_COLUMNS as AUDIT_PERSONAL_COLUMNS, define_audit_table
 from shared.idempotency import define_idempotency_table
 from shared.periodic import define_timer_periods_table
 from shared.messaging_tables import define_messaging_tables
 
 metadata = sa.MetaData()
+
+# Who did what (shared.audit): every state-changing request and every refusal of access.
+audit_log = define_audit_table(metadata)
 outbox, inbox = define_messaging_tables(metadata)
 # POSTs that record money or purchases answer a retried Idempotency-Key once (shared.idempotency)
 idempotency_keys = define_idempotency_table(metadata)
@@ -239,5 +243,5 @@ erased_contacts = sa.Table(
 # Personal data this service holds: the names and emails of the people invoices are addressed
 # to (their roles, and the contact printed on each document). Payers are schools and MATs
 # (organisations) and the operator identity is an organisation's: not personal data.
-PERSONAL_DATA: dict[str, list[str]] = {"contacts": ["display_name", "email"],
+PERSONAL_DATA: dict[str, list[str]] = {"audit_log": AUDIT_PERSONAL_COLUMNS, "contacts": ["display_name", "email"],
                                        "documents": ["contact_name", "contact_email"]}

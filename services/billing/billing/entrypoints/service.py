@@ -13,6 +13,7 @@ from nameko.timer import timer
 from werkzeug.wrappers import Response
 
 from shared import service as base
+from shared.auth import FINANCE, MAT_STAFF, OPERATIONS, SCHOOL_STAFF, TRUST_STAFF
 from shared.consumer import consumes
 from shared.fields import BoundedInteger, Pence
 from shared.http import Conflict, NotFound, RuleViolation, http, load_body, load_query
@@ -20,8 +21,8 @@ from shared.jobs import JobAlreadyRunning, Jobs
 from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
 from shared.storage import Storage
 
-from billing.adapters import repository
-from billing.adapters.tables import idempotency_keys, inbox, job_runs, outbox
+from billing.adapters import access, repository
+from billing.adapters.tables import audit_log, idempotency_keys, inbox, job_runs, outbox
 from billing.dependencies import BoardFigures, OperatorIdentity
 from billing.operator_identity import operator_identity
 from billing.domain.periods import billing_period
@@ -123,6 +124,7 @@ class BillingService(base.ObservableService):
     operator = OperatorIdentity()
     jobs = Jobs(job_runs, {"billing_run": billing_run_job}, resumable={"billing_run"})
     board = BoardFigures()  # recomputed after changes and after a job, never on a scrape
+    authentication = base.Authentication(mat_of=access.mat_of, audit=audit_log)
 
     # -- upstream events ---------------------------------------------------------------------------
     # Each handler passes the event's facts (loaded by its `consumed` schema) and, where billing must
@@ -179,7 +181,7 @@ class BillingService(base.ObservableService):
         handlers.record_attendance(self.uow(), event.payload)
 
     # -- charges and payers ------------------------------------------------------------------------
-    @http("GET", "/charges")
+    @http("GET", "/charges", allow=(FINANCE,))
     def list_charges(self, request):
         query = load_query(request, ChargeFilter())
         with self.uow.read() as session:
@@ -187,7 +189,7 @@ class BillingService(base.ObservableService):
         return {"charges": found, "count": len(found),
                 "total_pence": sum(c["amount_pence"] * (1 if c["kind"] == "charge" else -1) for c in found)}
 
-    @http("PUT", "/mats/<string:mat_id>/billing")
+    @http("PUT", "/mats/<string:mat_id>/billing", allow=(FINANCE,))
     def set_mat_billing(self, request, mat_id):
         command = load_body(request, MatBilling())
         handlers.set_mat_billing(self.uow(), mat_id, command["pays_centrally"])
@@ -197,7 +199,7 @@ class BillingService(base.ObservableService):
     def _operator(self):
         return self.operator
 
-    @http("POST", "/billing-runs", idempotent=True)
+    @http("POST", "/billing-runs", allow=(FINANCE,), idempotent=True)
     def run_billing(self, request):
         """Start a billing run as a job: 202 with the run to poll at `GET /runs/<id>`; 422 naming `period`
         for a period of the wrong shape or frequency; 409 naming the run while one is running."""
@@ -214,7 +216,7 @@ class BillingService(base.ObservableService):
             raise Conflict(str(exc), field="period", run=exc.run["links"]["self"]) from None
         return 202, run
 
-    @http("GET", "/runs/<string:run_id>")
+    @http("GET", "/runs/<string:run_id>", allow=(FINANCE, OPERATIONS))
     def job_run(self, request, run_id):
         """A billing run's job: status (running, succeeded, failed, interrupted), progress, result (the
         run's summary, `rerun` true when the period had been invoiced already) or error."""
@@ -223,14 +225,15 @@ class BillingService(base.ObservableService):
             raise NotFound(f"no run {run_id}", field="run_id")
         return run
 
-    @http("GET", "/invoices")
+    @http("GET", "/invoices", allow=(FINANCE,))
     def list_documents(self, request):
         query = load_query(request, DocumentFilter())
         with self.uow.read() as session:
             found = reports.document_list(session, **query)
         return {"documents": found, "count": len(found)}
 
-    @http("GET", "/invoices/<string:number>")
+    @http("GET", "/invoices/<string:number>", allow=(FINANCE, SCHOOL_STAFF, MAT_STAFF),
+          owner=access.document_owner)
     def get_document(self, request, number):
         with self.uow.read() as session:
             view = reports.document_view(session, number)
@@ -238,7 +241,8 @@ class BillingService(base.ObservableService):
             raise NotFound(f"no invoice or credit note numbered {number}", field="number")
         return view
 
-    @http("GET", "/invoices/<string:number>/document.html")
+    @http("GET", "/invoices/<string:number>/document.html", allow=(FINANCE, SCHOOL_STAFF, MAT_STAFF),
+          owner=access.document_owner)
     def get_document_html(self, request, number):
         with self.uow.read() as session:
             view = reports.document_view(session, number)
@@ -246,7 +250,7 @@ class BillingService(base.ObservableService):
             raise NotFound(f"no invoice or credit note numbered {number}", field="number")
         return Response(reports.document_html(view), mimetype="text/html")
 
-    @http("POST", "/invoices/<string:number>/corrections", idempotent=True)
+    @http("POST", "/invoices/<string:number>/corrections", allow=(FINANCE,), idempotent=True)
     def correct_invoice(self, request, number):
         command = load_body(request, CorrectionRequest())
         result = handlers.correct_invoice(
@@ -256,7 +260,7 @@ class BillingService(base.ObservableService):
         return 201, result
 
     # -- payments and debt -------------------------------------------------------------------------
-    @http("POST", "/payments", idempotent=True)
+    @http("POST", "/payments", allow=(FINANCE,), idempotent=True)
     def record_payment(self, request):
         command = load_body(request, PaymentRequest())
         result = handlers.record_payment(self.uow(), number=command["invoice_number"],
@@ -264,7 +268,8 @@ class BillingService(base.ObservableService):
                                          reference=command["reference"])
         return 201, result
 
-    @http("GET", "/payers/<string:kind>/<string:payer_id>/statement")
+    @http("GET", "/payers/<string:kind>/<string:payer_id>/statement", allow=(FINANCE, SCHOOL_STAFF, MAT_STAFF),
+          owner=access.payer_owner)
     def statement(self, request, kind, payer_id):
         if kind not in ("school", "mat"):
             raise NotFound(f"no payer kind {kind}: it is school or mat", field="kind")
@@ -272,13 +277,13 @@ class BillingService(base.ObservableService):
         with self.uow.read() as session:
             return reports.statement(session, f"{kind}:{payer_id}", query.get("as_of"))
 
-    @http("GET", "/reports/aged-debt")
+    @http("GET", "/reports/aged-debt", allow=(FINANCE,))
     def aged_debt(self, request):
         query = load_query(request, AsOf())
         with self.uow.read() as session:
             return reports.aged_debt(session, query.get("as_of") or business_date.today())
 
-    @http("POST", "/overdue-checks")
+    @http("POST", "/overdue-checks", allow=(FINANCE,))
     def overdue_check(self, request):
         command = load_body(request, OverdueCheck())
         found = handlers.check_overdue(self.uow(), command["as_of"])
@@ -291,27 +296,27 @@ class BillingService(base.ObservableService):
         handlers.check_overdue(self.uow(), business_date.today(), once_per_period=True)
 
     # -- reports and exports -----------------------------------------------------------------------
-    @http("GET", "/reports/sustainability")
+    @http("GET", "/reports/sustainability", allow=(TRUST_STAFF,))
     def sustainability(self, request):
         query = load_query(request, AsOf())
         with self.uow.read() as session:
             return reports.sustainability(session, query.get("as_of") or business_date.today())
 
-    @http("GET", "/exports/invoices.csv")
+    @http("GET", "/exports/invoices.csv", allow=(FINANCE,))
     def export_invoices(self, request):
         query = load_query(request, DateRange())
         with self.uow.read() as session:
             body = reports.invoices_csv(session, query.get("issued_from"), query.get("issued_to"))
         return Response(body, mimetype="text/csv")
 
-    @http("GET", "/exports/journal.csv")
+    @http("GET", "/exports/journal.csv", allow=(FINANCE,))
     def export_journal(self, request):
         query = load_query(request, DateRange())
         with self.uow.read() as session:
             body = reports.journal_csv(session, query.get("issued_from"), query.get("issued_to"))
         return Response(body, mimetype="text/csv")
 
-    @http("GET", "/metrics")
+    @http("GET", "/metrics", scrape=True)
     def prometheus_metrics(self, request):
         """Prometheus text: the board's gauges as `BoardFigures` keeps them (a scrape never walks the books)."""
         metrics = metrics_for(self.name)

@@ -2,10 +2,14 @@
 import sqlalchemy as sa
 
 from shared.jobs import define_job_runs_table
+from shared.audit import PERSONAL_COLUMNS as AUDIT_PERSONAL_COLUMNS, define_audit_table
 from shared.idempotency import define_idempotency_table
 from shared.messaging_tables import define_messaging_tables
 
 metadata = sa.MetaData()
+
+# Who did what (shared.audit): every state-changing request and every refusal of access.
+audit_log = define_audit_table(metadata)
 outbox, inbox = define_messaging_tables(metadata)
 # POSTs that record money or purchases answer a retried Idempotency-Key once (shared.idempotency)
 idempotency_keys = define_idempotency_table(metadata)
@@ -125,4 +129,4 @@ subscriptions = sa.Table(
 # Personal data this service holds (`partnership-ops erase` clears exactly these after a
 # handover): contacts' names, and the name of the person who bought an SLA. Members and
 # MATs are organisations: their names are not personal data.
-PERSONAL_DATA = {"contacts": ["display_name"], "subscriptions": ["purchased_by_name"]}
+PERSONAL_DATA = {"audit_log": AUDIT_PERSONAL_COLUMNS, "contacts": ["display_name"], "subscriptions": ["purchased_by_name"]}

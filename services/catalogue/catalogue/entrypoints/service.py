@@ -7,15 +7,18 @@ from decimal import Decimal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from shared import auth
 from shared import service as base
+from shared.auth import (ANYONE, CATALOGUE_MANAGER, COUNCIL_OFFICER, FINANCE, MAT_STAFF, OPERATIONS, SCHOOL_STAFF,
+                         TRUST_STAFF)
 from shared.config import operator_of
 from shared.consumer import consumes
 from shared.fields import BoundedDecimal, BoundedInteger, Pence
 from shared.http import Conflict, NotFound, RuleViolation, http, load_body, load_query
 from shared.storage import Storage
 
-from catalogue.adapters import repository
-from catalogue.adapters.tables import idempotency_keys, inbox, job_runs, outbox
+from catalogue.adapters import access, repository
+from catalogue.adapters.tables import audit_log, idempotency_keys, inbox, job_runs, outbox
 from catalogue.domain import model
 from catalogue.domain.model import PHASES
 from catalogue.domain.pricing import PRICING_MODELS, SESSION_UNITS, PricingError, check_terms, terms_from_json
@@ -116,15 +119,13 @@ class BuySubscription(_Strict):
     years = BoundedInteger(minimum=1, maximum=3, load_default=1, strict=True)
     quantity = BoundedInteger(minimum=1, maximum=10000, load_default=1, strict=True)
     po_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
-    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
     # bought after the notice date an SLA renews only if confirmed: here, or later at /renewal
     renew = fields.Boolean(load_default=False)
 
 
 class ConfirmRenewal(_Strict):
-    """POST /subscriptions/<id>/renewal"""
-
-    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
+    """POST /subscriptions/<id>/renewal: an empty object; the caller confirms (a contact who may commit
+    the school's spending, named by their token)."""
 
 
 class QuoteQuery(_Strict):
@@ -137,7 +138,6 @@ class QuoteQuery(_Strict):
 class Cancel(_Strict):
     """POST /subscriptions/<id>/cancel: no effective_date cancels the renewal (by the notice date)."""
 
-    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
     effective_date = fields.Date(load_default=None, allow_none=True)
 
@@ -192,6 +192,7 @@ class CatalogueService(base.ObservableService):
     uow = Storage(migrations="catalogue:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox,
                   idempotency_keys=idempotency_keys)
     jobs = Jobs(job_runs, {"renewal_round": renewal_round_job}, resumable={"renewal_round"})
+    authentication = base.Authentication(mat_of=access.mat_of, audit=audit_log)
 
     # -- membership's events -------------------------------------------------------------------
     # Each payload arrives as the catalogue's own typed event (`catalogue.messages.consumed`); its
@@ -226,7 +227,7 @@ class CatalogueService(base.ObservableService):
         handlers.erase_contact(self.uow(), event.payload, aggregate=event.aggregate, sequence=event.sequence)
 
     # -- offerings and editions ----------------------------------------------------------------
-    @http("POST", "/offerings")
+    @http("POST", "/offerings", allow=(CATALOGUE_MANAGER,))
     def publish_offering(self, request):
         command = load_body(request, PublishOffering())
         try:
@@ -235,12 +236,12 @@ class CatalogueService(base.ObservableService):
             raise _refused(exc) from None
         return 201, {"code": item.code}
 
-    @http("GET", "/offerings")
+    @http("GET", "/offerings", allow=(ANYONE,))
     def list_offerings(self, request):
         with self.uow.read() as session:
             return {"offerings": [_offering_view(o, e) for o, e in repository.all_offerings(session)]}
 
-    @http("GET", "/offerings/<string:code>")
+    @http("GET", "/offerings/<string:code>", allow=(ANYONE,))
     def show_offering(self, request, code):
         with self.uow.read() as session:
             found = repository.all_offerings(session, code)
@@ -248,7 +249,7 @@ class CatalogueService(base.ObservableService):
             raise NotFound(f"no offering {code}", field="offering_code")
         return _offering_view(*found[0])
 
-    @http("POST", "/offerings/<string:code>/editions")
+    @http("POST", "/offerings/<string:code>/editions", allow=(CATALOGUE_MANAGER,))
     def add_edition(self, request, code):
         command = load_body(request, EditionIn())
         try:
@@ -257,7 +258,7 @@ class CatalogueService(base.ObservableService):
             raise _refused(exc) from None
         return 201, {"offering_code": code, "year": edition.year, "on_sale": edition.on_sale}
 
-    @http("POST", "/offerings/<string:code>/editions/<int:year>/sale")
+    @http("POST", "/offerings/<string:code>/editions/<int:year>/sale", allow=(CATALOGUE_MANAGER,))
     def set_on_sale(self, request, code, year):
         command = load_body(request, OnSale())
         try:
@@ -266,7 +267,7 @@ class CatalogueService(base.ObservableService):
             raise _refused(exc) from None
         return {"offering_code": code, "year": edition.year, "on_sale": edition.on_sale}
 
-    @http("POST", "/offerings/<string:code>/withdraw")
+    @http("POST", "/offerings/<string:code>/withdraw", allow=(CATALOGUE_MANAGER,))
     def withdraw(self, request, code):
         command = load_body(request, Withdraw())
         try:
@@ -277,7 +278,7 @@ class CatalogueService(base.ObservableService):
                 "subscriptions_ended": [e.subscription_id for e in endings]}
 
     # -- quotes and purchases ------------------------------------------------------------------
-    @http("GET", "/quotes")
+    @http("GET", "/quotes", allow=(ANYONE,), owner=auth.school_in_query("urn"))
     def quote(self, request):
         query = load_query(request, QuoteQuery())
         try:
@@ -286,9 +287,9 @@ class CatalogueService(base.ObservableService):
         except REFUSALS as exc:
             raise _refused(exc) from None
 
-    @http("POST", "/subscriptions", idempotent=True)
+    @http("POST", "/subscriptions", allow=(SCHOOL_STAFF,), owner=auth.school_in_body("urn"), idempotent=True)
     def buy(self, request):
-        command = load_body(request, BuySubscription())
+        command = {**load_body(request, BuySubscription()), "contact_id": auth.acting_contact(request)}
         try:
             sub = handlers.buy_subscription(self.uow(), command, today=business_date.today())
         except REFUSALS as exc:
@@ -303,7 +304,8 @@ class CatalogueService(base.ObservableService):
                      "entitlements": repository.entitlements_to_json(sub.entitlements),
                      "components": repository.components_to_json(sub.components)}
 
-    @http("GET", "/subscriptions/<string:subscription_id>")
+    @http("GET", "/subscriptions/<string:subscription_id>", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF),
+          owner=access.subscription_owner)
     def show_subscription(self, request, subscription_id):
         with self.uow.read() as session:
             found = repository.subscription_row(session, subscription_id)
@@ -311,9 +313,10 @@ class CatalogueService(base.ObservableService):
             raise NotFound(f"no subscription {subscription_id}", field="subscription_id")
         return repository.subscription_view(found)
 
-    @http("POST", "/subscriptions/<string:subscription_id>/cancel")
+    @http("POST", "/subscriptions/<string:subscription_id>/cancel", allow=(SCHOOL_STAFF,),
+          owner=access.subscription_owner)
     def cancel(self, request, subscription_id):
-        command = load_body(request, Cancel())
+        command = {**load_body(request, Cancel()), "contact_id": auth.acting_contact(request)}
         try:
             ending = handlers.cancel_subscription(self.uow(), subscription_id, command, today=business_date.today())
         except REFUSALS as exc:
@@ -321,9 +324,10 @@ class CatalogueService(base.ObservableService):
         return {"subscription_id": subscription_id, "effective_date": ending.effective_date.isoformat(),
                 "covered_until": ending.covered_until.isoformat(), "reason": ending.reason}
 
-    @http("POST", "/subscriptions/<string:subscription_id>/renewal", idempotent=True)
+    @http("POST", "/subscriptions/<string:subscription_id>/renewal", allow=(SCHOOL_STAFF,),
+          owner=access.subscription_owner, idempotent=True)
     def confirm_renewal(self, request, subscription_id):
-        command = load_body(request, ConfirmRenewal())
+        command = {**load_body(request, ConfirmRenewal()), "contact_id": auth.acting_contact(request)}
         try:
             sub = handlers.confirm_renewal(self.uow(), subscription_id, command, today=business_date.today())
         except REFUSALS as exc:
@@ -331,7 +335,7 @@ class CatalogueService(base.ObservableService):
         return {"subscription_id": sub.id, "auto_renew": sub.auto_renew, "notice_date": sub.notice_date.isoformat()}
 
     # -- renewal round, views and reports ------------------------------------------------------
-    @http("POST", "/renewal-rounds")
+    @http("POST", "/renewal-rounds", allow=(CATALOGUE_MANAGER,))
     def renewal_round(self, request):
         """Start the renewal round as a job: 202 with the run to poll at `GET /runs/<id>` (its result is
         the round's summary); 409 naming the run while one is queued or running."""
@@ -343,7 +347,7 @@ class CatalogueService(base.ObservableService):
             raise Conflict(str(exc), field="year", run=exc.run["links"]["self"]) from None
         return 202, run
 
-    @http("GET", "/runs/<string:run_id>")
+    @http("GET", "/runs/<string:run_id>", allow=(CATALOGUE_MANAGER, OPERATIONS))
     def job_run(self, request, run_id):
         """A renewal round's run: status (queued, running, succeeded, failed, interrupted), progress,
         result (the summary) or error."""
@@ -352,7 +356,8 @@ class CatalogueService(base.ObservableService):
             raise NotFound(f"no run {run_id}", field="run_id")
         return run
 
-    @http("GET", "/members/<string:urn>")
+    @http("GET", "/members/<string:urn>", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF),
+          owner=auth.school_in_path("urn"))
     def known_member(self, request, urn):
         with self.uow.read() as session:
             copy = repository.member_copy(session, urn)
@@ -368,7 +373,8 @@ class CatalogueService(base.ObservableService):
                 "predecessor_urn": copy.predecessor_urn, "successor_urn": copy.successor_urn,
                 "authorised_buyers": buyers, "subscriptions": subs}
 
-    @http("GET", "/members/<string:urn>/renewal")
+    @http("GET", "/members/<string:urn>/renewal", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF),
+          owner=auth.school_in_path("urn"))
     def renewal_view(self, request, urn):
         query = load_query(request, YearQuery())
         try:
@@ -377,7 +383,7 @@ class CatalogueService(base.ObservableService):
         except REFUSALS as exc:
             raise _refused(exc) from None
 
-    @http("GET", "/reports/buy-back")
+    @http("GET", "/reports/buy-back", allow=(CATALOGUE_MANAGER, FINANCE, COUNCIL_OFFICER))
     def buy_back(self, request):
         with self.uow.read() as session:
             return {"buy_back": handlers.demand_report(session)}

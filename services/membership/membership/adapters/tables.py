@@ -1,9 +1,13 @@
 """Membership's tables (SQLAlchemy Core); the migrations create exactly these."""
 import sqlalchemy as sa
 
+from shared.audit import PERSONAL_COLUMNS as AUDIT_PERSONAL_COLUMNS, define_audit_table
 from shared.messaging_tables import ID_TYPE, define_messaging_tables
 
 metadata = sa.MetaData()
+
+# Who did what (shared.audit): every state-changing request and every refusal of access.
+audit_log = define_audit_table(metadata)
 outbox, inbox = define_messaging_tables(metadata)
 
 members = sa.Table(
@@ -165,4 +169,4 @@ trust_participants = sa.Table(
 # Personal data this service holds (`partnership-ops erase` clears exactly these after a
 # handover): a contact's display name and work email, as `DELETE /contacts/<id>` does.
 # Schools, MATs, councils and partners are organisations: their names are not personal data.
-PERSONAL_DATA = {"contacts": ["display_name", "email"]}
+PERSONAL_DATA = {"audit_log": AUDIT_PERSONAL_COLUMNS, "contacts": ["display_name", "email"]}

@@ -16,12 +16,14 @@ from werkzeug.wrappers import Response
 
 from shared.http import Conflict, NotFound, http, load_body, load_query
 from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
+from shared import auth
 from shared import service as base
 from shared.fields import BoundedInteger
+from shared.auth import COUNCIL, MAT_STAFF, MEMBERSHIP_OFFICER, SCHOOL_STAFF, TRUST_STAFF
 from shared.storage import Storage
 
-from membership.adapters import reference, repository
-from membership.adapters.tables import inbox, outbox
+from membership.adapters import access, reference, repository
+from membership.adapters.tables import audit_log, inbox, outbox
 from membership.dependencies import ReferenceData
 from membership.domain import contacts as people
 from membership.domain import model
@@ -255,36 +257,37 @@ class MembershipService(base.ObservableService):
     name = "membership"
     uow = Storage(migrations="membership:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox)
     reference_data = ReferenceData()
+    authentication = base.Authentication(mat_of=access.mat_of, audit=audit_log)
 
     # --- members and their lifecycle ---------------------------------------------------------------------------
 
-    @http("POST", "/members")
+    @http("POST", "/members", allow=(MEMBERSHIP_OFFICER,))
     def join(self, request):
         command = load_body(request, JoinSchool())
         member = _domain_errors(lambda: handlers.join_school(self.uow(), command))
         return 201, handlers.member_view(member)
 
-    @http("POST", "/applications")
+    @http("POST", "/applications", allow=(MEMBERSHIP_OFFICER,))
     def apply(self, request):
         command = load_body(request, JoinSchool())
         member = _domain_errors(lambda: handlers.apply_to_join(self.uow(), command))
         return 201, handlers.member_view(member)
 
-    @http("POST", "/members/<string:urn>/activation")
+    @http("POST", "/members/<string:urn>/activation", allow=(MEMBERSHIP_OFFICER,))
     def activate(self, request, urn):
         _check_urn(urn)
         command = load_body(request, EffectiveDate())
         member = _domain_errors(lambda: handlers.activate(self.uow(), urn, command["effective_date"]))
         return handlers.member_view(member)
 
-    @http("POST", "/members/<string:urn>/leaving")
+    @http("POST", "/members/<string:urn>/leaving", allow=(MEMBERSHIP_OFFICER,))
     def leave(self, request, urn):
         _check_urn(urn)
         command = load_body(request, Leave())
         member = _domain_errors(lambda: handlers.leave(self.uow(), urn, command["effective_date"], command["reason"]))
         return handlers.member_view(member)
 
-    @http("PATCH", "/members/<string:urn>")
+    @http("PATCH", "/members/<string:urn>", allow=(MEMBERSHIP_OFFICER,))
     def change_details(self, request, urn):
         _check_urn(urn)
         command = load_body(request, ChangeDetails())
@@ -294,7 +297,7 @@ class MembershipService(base.ObservableService):
         view["changed"] = sorted(changes)
         return view
 
-    @http("POST", "/members/<string:urn>/census")
+    @http("POST", "/members/<string:urn>/census", allow=(MEMBERSHIP_OFFICER,))
     def record_census(self, request, urn):
         _check_urn(urn)
         command = load_body(request, Census())
@@ -306,7 +309,7 @@ class MembershipService(base.ObservableService):
             "old_number_on_roll": recorded.old_number_on_roll if recorded else command["number_on_roll"],
             "recorded": recorded is not None, "member": handlers.member_view(member)}
 
-    @http("POST", "/members/<string:urn>/conversion")
+    @http("POST", "/members/<string:urn>/conversion", allow=(MEMBERSHIP_OFFICER,))
     def convert(self, request, urn):
         _check_urn(urn)
         command = load_body(request, Conversion())
@@ -315,23 +318,27 @@ class MembershipService(base.ObservableService):
                      "predecessor": handlers.member_view(conversion.predecessor),
                      "successor": handlers.member_view(conversion.successor)}
 
-    @http("GET", "/members/<string:urn>")
+    @http("GET", "/members/<string:urn>", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF, COUNCIL),
+          owner=auth.school_in_path("urn"))
     def get_member_http(self, request, urn):
         return self._member(urn)
 
-    @http("GET", "/members")
+    @http("GET", "/members", allow=(TRUST_STAFF, COUNCIL))
     def list_members_http(self, request):
         return self.find_members(**load_query(request, MemberFilter()))
 
-    @http("GET", "/members/<string:urn>/history")
+    @http("GET", "/members/<string:urn>/history", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF, COUNCIL),
+          owner=auth.school_in_path("urn"))
     def history_http(self, request, urn):
         return self._history(urn)
 
-    @http("GET", "/members/<string:urn>/mat")
+    @http("GET", "/members/<string:urn>/mat", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF, COUNCIL),
+          owner=auth.school_in_path("urn"))
     def mat_on_http(self, request, urn):
         return self._mat_on(urn, load_query(request, OnDate())["on"])
 
-    @http("GET", "/members/<string:urn>/lineage")
+    @http("GET", "/members/<string:urn>/lineage", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF, COUNCIL),
+          owner=auth.school_in_path("urn"))
     def lineage_http(self, request, urn):
         _check_urn(urn)
         with self.uow.read() as session:
@@ -339,13 +346,13 @@ class MembershipService(base.ObservableService):
 
     # --- bulk imports --------------------------------------------------------------------------------------------
 
-    @http("POST", "/imports/schools", body_limit="MAX_IMPORT_BODY_BYTES")
+    @http("POST", "/imports/schools", allow=(MEMBERSHIP_OFFICER,), body_limit="MAX_IMPORT_BODY_BYTES")
     def import_schools_http(self, request):
         options = load_query(request, SchoolImport())
         text = reference.decode(request.get_data())
         return self._import_schools(text, options)
 
-    @http("POST", "/imports/links", body_limit="MAX_IMPORT_BODY_BYTES")
+    @http("POST", "/imports/links", allow=(MEMBERSHIP_OFFICER,), body_limit="MAX_IMPORT_BODY_BYTES")
     def import_links_http(self, request):
         text = reference.decode(request.get_data())
         try:
@@ -369,17 +376,17 @@ class MembershipService(base.ObservableService):
 
     # --- organisations -------------------------------------------------------------------------------------------
 
-    @http("POST", "/organisations")
+    @http("POST", "/organisations", allow=(MEMBERSHIP_OFFICER,))
     def join_organisation(self, request):
         command = load_body(request, Organisation())
         return 201, _domain_errors(lambda: handlers.join_organisation(self.uow(), command))
 
-    @http("POST", "/organisations/<string:org_id>/leaving")
+    @http("POST", "/organisations/<string:org_id>/leaving", allow=(MEMBERSHIP_OFFICER,))
     def organisation_leaves(self, request, org_id):
         command = load_body(request, Leave())
         return _domain_errors(lambda: handlers.organisation_leaves(self.uow(), org_id, command))
 
-    @http("GET", "/organisations")
+    @http("GET", "/organisations", allow=(TRUST_STAFF, COUNCIL))
     def list_organisations(self, request):
         with self.uow.read() as session:
             found = repository.list_organisations(session)
@@ -387,40 +394,41 @@ class MembershipService(base.ObservableService):
 
     # --- contacts ------------------------------------------------------------------------------------------------
 
-    @http("POST", "/members/<string:urn>/contacts")
+    @http("POST", "/members/<string:urn>/contacts", allow=(MEMBERSHIP_OFFICER,))
     def add_contact(self, request, urn):
         _check_urn(urn)
         command = load_body(request, NewContact())
         return 201, _domain_errors(lambda: handlers.add_contact(self.uow(), urn, command))
 
-    @http("GET", "/members/<string:urn>/contacts")
+    @http("GET", "/members/<string:urn>/contacts", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF),
+          owner=auth.school_in_path("urn"))
     def contacts_http(self, request, urn):
         _check_urn(urn)
         return self.contacts_by_role(urn, **{k: (v.isoformat() if isinstance(v, dt.date) else v)
                                              for k, v in load_query(request, ContactFilter()).items()})
 
-    @http("POST", "/contacts/<string:contact_id>/roles")
+    @http("POST", "/contacts/<string:contact_id>/roles", allow=(MEMBERSHIP_OFFICER,))
     def add_role(self, request, contact_id):
         command = load_body(request, NewRole())
         return 201, _domain_errors(lambda: handlers.add_role(self.uow(), contact_id, command))
 
-    @http("PATCH", "/contacts/<string:contact_id>/roles/<string:urn>/<string:role>")
+    @http("PATCH", "/contacts/<string:contact_id>/roles/<string:urn>/<string:role>", allow=(MEMBERSHIP_OFFICER,))
     def change_role(self, request, contact_id, urn, role):
         command = load_body(request, ChangeRole())
         return _domain_errors(lambda: handlers.change_role(self.uow(), contact_id, urn, role, command))
 
-    @http("POST", "/contacts/<string:contact_id>/roles/<string:urn>/<string:role>/end")
+    @http("POST", "/contacts/<string:contact_id>/roles/<string:urn>/<string:role>/end", allow=(MEMBERSHIP_OFFICER,))
     def end_role(self, request, contact_id, urn, role):
         command = load_body(request, EndRole())
         return _domain_errors(lambda: handlers.end_role(self.uow(), contact_id, urn, role, command))
 
-    @http("POST", "/contacts/<string:contact_id>/training")
+    @http("POST", "/contacts/<string:contact_id>/training", allow=(MEMBERSHIP_OFFICER,))
     def record_training(self, request, contact_id):
         command = load_body(request, Training())
         return 201, _domain_errors(lambda: handlers.record_training(self.uow(), contact_id, command,
                                                                     business_date.today()))
 
-    @http("GET", "/contacts/<string:contact_id>/export")
+    @http("GET", "/contacts/<string:contact_id>/export", allow=(MEMBERSHIP_OFFICER,))
     def export_contact(self, request, contact_id):
         with self.uow.read() as session:
             found = handlers.export_contact(session, contact_id)
@@ -428,21 +436,22 @@ class MembershipService(base.ObservableService):
             raise NotFound(f"no contact {contact_id}", field="contact_id")
         return found
 
-    @http("DELETE", "/contacts/<string:contact_id>")
+    @http("DELETE", "/contacts/<string:contact_id>", allow=(MEMBERSHIP_OFFICER,))
     def erase_contact(self, request, contact_id):
         return _domain_errors(lambda: handlers.erase_contact(self.uow(), contact_id))
 
-    @http("POST", "/contacts/<string:contact_id>/committees")
+    @http("POST", "/contacts/<string:contact_id>/committees", allow=(MEMBERSHIP_OFFICER,))
     def appoint_to_committee(self, request, contact_id):
         command = load_body(request, CommitteeAppointment())
         return 201, _domain_errors(lambda: handlers.appoint_to_committee(self.uow(), contact_id, command))
 
-    @http("POST", "/committee-memberships/<int:membership_id>/end")
+    @http("POST", "/committee-memberships/<int:membership_id>/end", allow=(MEMBERSHIP_OFFICER,))
     def end_committee_membership(self, request, membership_id):
         command = load_body(request, EndRole())
         return _domain_errors(lambda: handlers.end_committee_membership(self.uow(), membership_id, command))
 
-    @http("GET", "/members/<string:urn>/committees")
+    @http("GET", "/members/<string:urn>/committees", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF),
+          owner=auth.school_in_path("urn"))
     def committees_http(self, request, urn):
         _check_urn(urn)
         on = load_query(request, CommitteeFilter()).get("on")
@@ -451,55 +460,55 @@ class MembershipService(base.ObservableService):
 
     # --- contacts at MATs, councils and partners -----------------------------------------------------------------
 
-    @http("POST", "/organisations/<string:org_id>/contacts")
+    @http("POST", "/organisations/<string:org_id>/contacts", allow=(MEMBERSHIP_OFFICER,))
     def add_organisation_contact(self, request, org_id):
         command = load_body(request, NewOrganisationContact())
         return 201, _domain_errors(lambda: handlers.add_organisation_contact(self.uow(), org_id, command))
 
-    @http("GET", "/organisations/<string:org_id>/contacts")
+    @http("GET", "/organisations/<string:org_id>/contacts", allow=(TRUST_STAFF, MAT_STAFF), owner=auth.mat_in_path("org_id"))
     def organisation_contacts_http(self, request, org_id):
         query = load_query(request, OrganisationContactFilter())
         with self.uow.read() as session:
             found = repository.contacts_of_organisation(session, org_id, **query)
         return {"organisation_id": org_id, "contacts": found, "count": len(found)}
 
-    @http("POST", "/contacts/<string:contact_id>/organisation-roles")
+    @http("POST", "/contacts/<string:contact_id>/organisation-roles", allow=(MEMBERSHIP_OFFICER,))
     def add_organisation_role(self, request, contact_id):
         command = load_body(request, NewOrganisationRole())
         return 201, _domain_errors(lambda: handlers.add_organisation_role(self.uow(), contact_id, command))
 
-    @http("POST", "/contacts/<string:contact_id>/organisation-roles/<string:org_id>/<string:role>/end")
+    @http("POST", "/contacts/<string:contact_id>/organisation-roles/<string:org_id>/<string:role>/end", allow=(MEMBERSHIP_OFFICER,))
     def end_organisation_role(self, request, contact_id, org_id, role):
         command = load_body(request, EndRole())
         return _domain_errors(lambda: handlers.end_organisation_role(self.uow(), contact_id, org_id, role, command))
 
     # --- co-operative trust --------------------------------------------------------------------------------------
 
-    @http("POST", "/cooperative/participants")
+    @http("POST", "/cooperative/participants", allow=(MEMBERSHIP_OFFICER,))
     def join_trust(self, request):
         command = load_body(request, TrustJoin())
         return 201, _domain_errors(lambda: handlers.join_trust(self.uow(), command))
 
-    @http("POST", "/cooperative/participants/<string:party_id>/leaving")
+    @http("POST", "/cooperative/participants/<string:party_id>/leaving", allow=(MEMBERSHIP_OFFICER,))
     def leave_trust(self, request, party_id):
         command = load_body(request, TrustLeave())
         return _domain_errors(lambda: handlers.leave_trust(self.uow(), party_id, command["effective_date"]))
 
-    @http("PUT", "/cooperative/participants/<string:party_id>/forum")
+    @http("PUT", "/cooperative/participants/<string:party_id>/forum", allow=(MEMBERSHIP_OFFICER,))
     def forum(self, request, party_id):
         command = load_body(request, Forum())
         return _domain_errors(lambda: handlers.set_forum(self.uow(), party_id, command["on_forum"]))
 
-    @http("PUT", "/cooperative/participants/<string:party_id>/succession")
+    @http("PUT", "/cooperative/participants/<string:party_id>/succession", allow=(MEMBERSHIP_OFFICER,))
     def succession(self, request, party_id):
         command = load_body(request, Succession())
         return _domain_errors(lambda: handlers.set_succession(self.uow(), party_id, command["successor_inherits"]))
 
-    @http("GET", "/cooperative")
+    @http("GET", "/cooperative", allow=(TRUST_STAFF, COUNCIL))
     def trust_http(self, request):
         return self.cooperative_on(load_query(request, OnDate())["on"].isoformat())
 
-    @http("GET", "/metrics")
+    @http("GET", "/metrics", scrape=True)
     def prometheus_metrics(self, request):
         """Prometheus text, with the board's figures: members by kind and status, open organisations."""
         registry = metrics_for(self.name)

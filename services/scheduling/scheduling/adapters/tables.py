@@ -12,10 +12,14 @@ known): its details or its lifecycle still None, it is no member for any rule.
 """
 import sqlalchemy as sa
 
+from shared.audit import PERSONAL_COLUMNS as AUDIT_PERSONAL_COLUMNS, define_audit_table
 from shared.idempotency import define_idempotency_table
 from shared.messaging_tables import define_messaging_tables
 
 metadata = sa.MetaData()
+
+# Who did what (shared.audit): every state-changing request and every refusal of access.
+audit_log = define_audit_table(metadata)
 outbox, inbox = define_messaging_tables(metadata)
 # POSTs that record money or purchases answer a retried Idempotency-Key once (shared.idempotency)
 idempotency_keys = define_idempotency_table(metadata)
@@ -264,4 +268,4 @@ diary = sa.Table(
 # Personal data this service holds (`partnership-ops erase` clears exactly these after a
 # handover): contacts' display names (copied from `contact_role_changed`). Schools and
 # networks are organisations; bookings, reviewers and networks hold only contact ids.
-PERSONAL_DATA = {"contacts": ["display_name"]}
+PERSONAL_DATA = {"audit_log": AUDIT_PERSONAL_COLUMNS, "contacts": ["display_name"]}

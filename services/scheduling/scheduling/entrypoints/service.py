@@ -10,14 +10,16 @@ from eventlet import tpool
 from marshmallow import Schema, fields, validate
 from sqlalchemy.exc import IntegrityError
 
+from shared import auth
 from shared import service as base
+from shared.auth import MAT_STAFF, SCHEDULER, SCHOOL_LEADERS, SCHOOL_STAFF, TRUST_STAFF
 from shared.consumer import consumes
 from shared.fields import BoundedFloat, BoundedInteger
 from shared.envelope import ReceivedEvent
 from shared.http import Conflict, HttpError, NotFound, RuleViolation, http, load_body, load_query
 
-from scheduling.adapters import repository
-from scheduling.adapters.tables import idempotency_keys, inbox, outbox
+from scheduling.adapters import access, repository
+from scheduling.adapters.tables import audit_log, idempotency_keys, inbox, outbox
 from scheduling.domain.calendar import TERMS
 from scheduling.domain.ordering import Position
 from scheduling.messages import consumed
@@ -132,7 +134,6 @@ class SessionBody(_Body):
 
 class BookingBody(_Body):
     urn = fields.String(required=True, validate=URN)
-    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
     booked_on = fields.Date(load_default=None)
 
 
@@ -195,6 +196,7 @@ class SchedulingService(base.ObservableService):
     name = "scheduling"
     uow = Storage(migrations="scheduling:migrations", published=PUBLISHED, outbox=outbox, inbox=inbox,
                   idempotency_keys=idempotency_keys)
+    authentication = base.Authentication(mat_of=access.mat_of, audit=audit_log)
 
     # ---------------------------------------------------------------- upstream events
     # Each hands the use case the event's fact and its position (aggregate and sequence): the use case
@@ -252,7 +254,7 @@ class SchedulingService(base.ObservableService):
         handlers.end_eligibility(self.uow(), event.payload)
 
     # ---------------------------------------------------------------- schools and calendars
-    @http("GET", "/schools/<string:urn>")
+    @http("GET", "/schools/<string:urn>", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF), owner=auth.school_in_path("urn"))
     def school(self, request, urn):
         with self.uow.read() as session:
             found = repository.school(session, urn)
@@ -261,45 +263,45 @@ class SchedulingService(base.ObservableService):
             raise NotFound(f"scheduling knows no school with URN {urn}")
         return {"school": found, "eligibility": eligible}
 
-    @http("GET", "/schools/<string:urn>/open/<string:day>")
+    @http("GET", "/schools/<string:urn>/open/<string:day>", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF), owner=auth.school_in_path("urn"))
     @mapped
     def school_open(self, request, urn, day):
         with self.uow.read() as session:
             return handlers.school_open(session, _urn(urn), _day(day))
 
-    @http("PUT", "/calendars/<string:la>/<int:year>")
+    @http("PUT", "/calendars/<string:la>/<int:year>", allow=(SCHEDULER,))
     @mapped
     def put_la_term_dates(self, request, la, year):
         body = load_body(request, TermDatesBody())
         return handlers.set_la_term_dates(self.uow(), la, year, body["periods"])
 
-    @http("PUT", "/schools/<string:urn>/term-dates/<int:year>")
+    @http("PUT", "/schools/<string:urn>/term-dates/<int:year>", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"))
     @mapped
     def put_school_term_dates(self, request, urn, year):
         body = load_body(request, TermDatesBody())
         return handlers.set_school_term_dates(self.uow(), _urn(urn), year, body["periods"])
 
-    @http("PUT", "/schools/<string:urn>/inset-days/<int:year>")
+    @http("PUT", "/schools/<string:urn>/inset-days/<int:year>", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"))
     @mapped
     def put_inset_days(self, request, urn, year):
         body = load_body(request, InsetDaysBody())
         return handlers.set_inset_days(self.uow(), _urn(urn), year, body["days"])
 
-    @http("PUT", "/schools/<string:urn>/venue")
+    @http("PUT", "/schools/<string:urn>/venue", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"))
     @mapped
     def put_venue(self, request, urn):
         body = load_body(request, VenueBody())
         return handlers.set_venue_capacity(self.uow(), _urn(urn), body["capacity"])
 
     # ---------------------------------------------------------------- peer reviews
-    @http("POST", "/reviewers")
+    @http("POST", "/reviewers", allow=(SCHEDULER,))
     @mapped
     def post_reviewer(self, request):
         body = load_body(request, ReviewerBody())
         return 201, handlers.register_reviewer(self.uow(), body["reviewer_id"], body["urn"], body["trained"],
                                                body["can_lead"], body["unavailable"], body["today"])
 
-    @http("POST", "/peer-review-cycles")
+    @http("POST", "/peer-review-cycles", allow=(SCHEDULER,))
     @mapped
     def post_cycle(self, request):
         body = load_body(request, CycleBody())
@@ -307,19 +309,20 @@ class SchedulingService(base.ObservableService):
         return 201, handlers.plan_cycle(self.uow(), body["cycle"], body["offering_code"], body["days"],
                                         body["team_size"], body["time_limit_seconds"], run=tpool.execute)
 
-    @http("GET", "/peer-review-cycles/<int:cycle>")
+    @http("GET", "/peer-review-cycles/<int:cycle>", allow=(SCHEDULER,))
     @mapped
     def get_cycle(self, request, cycle):
         with self.uow.read() as session:
             return handlers.cycle_view(session, cycle)
 
-    @http("PUT", "/peer-reviews/<string:review_id>/report")
+    @http("PUT", "/peer-reviews/<string:review_id>/report", allow=(SCHEDULER,))
     @mapped
     def put_report(self, request, review_id):
         body = load_body(request, ReportBody())
         return handlers.write_report(self.uow(), review_id, body["urn"], body["report"])
 
-    @http("GET", "/peer-reviews/<string:review_id>/report")
+    @http("GET", "/peer-reviews/<string:review_id>/report", allow=(SCHEDULER, SCHOOL_STAFF, MAT_STAFF),
+          owner=access.review_owner)
     @mapped
     def get_report(self, request, review_id):
         query = load_query(request, AsSchool())
@@ -327,46 +330,46 @@ class SchedulingService(base.ObservableService):
             return handlers.read_report(session, review_id, query["urn"])
 
     # ---------------------------------------------------------------- networks
-    @http("POST", "/networks")
+    @http("POST", "/networks", allow=(SCHEDULER,))
     @mapped
     def post_network(self, request):
         body = load_body(request, NetworkBody())
         return 201, handlers.create_network(self.uow(), body["name"], body["member_urns"], body["people"],
                                             body["preferred_weekday"])
 
-    @http("POST", "/networks/<string:network_id>/meetings/<int:year>")
+    @http("POST", "/networks/<string:network_id>/meetings/<int:year>", allow=(SCHEDULER,))
     @mapped
     def post_meetings(self, request, network_id, year):
         return 201, handlers.plan_meetings(self.uow(), network_id, year)
 
-    @http("GET", "/networks/<string:network_id>")
+    @http("GET", "/networks/<string:network_id>", allow=(TRUST_STAFF,))
     @mapped
     def get_network(self, request, network_id):
         with self.uow.read() as session:
             return handlers.network_view(session, network_id)
 
     # ---------------------------------------------------------------- coaching
-    @http("POST", "/coaching/matches")
+    @http("POST", "/coaching/matches", allow=(SCHEDULER,))
     @mapped
     def post_coaching(self, request):
         body = load_body(request, CoachingBody())
         with self.uow.read() as session:
             return handlers.match_coaching(session, body["mentors"], body["leaders"])
 
-    @http("POST", "/coaching/pairs")
+    @http("POST", "/coaching/pairs", allow=(SCHEDULER,))
     @mapped
     def post_coaching_pairs(self, request):
         body = load_body(request, CoachingPairsBody())
         return 201, handlers.form_coaching_pairs(self.uow(), body["mentors"], body["leaders"],
                                                  body["today"] or business_date.today())
 
-    @http("GET", "/coaching/pairs/<string:pair_id>")
+    @http("GET", "/coaching/pairs/<string:pair_id>", allow=(SCHEDULER,))
     @mapped
     def get_coaching_pair(self, request, pair_id):
         with self.uow.read() as session:
             return handlers.coaching_pair_view(session, pair_id)
 
-    @http("POST", "/coaching/pairs/<string:pair_id>/sessions")
+    @http("POST", "/coaching/pairs/<string:pair_id>/sessions", allow=(SCHEDULER,))
     @mapped
     def post_coaching_session(self, request, pair_id):
         body = load_body(request, CoachingSessionBody())
@@ -374,39 +377,41 @@ class SchedulingService(base.ObservableService):
                                                    body["today"] or business_date.today())
 
     # ---------------------------------------------------------------- courses and bookings
-    @http("POST", "/courses")
+    @http("POST", "/courses", allow=(SCHEDULER,))
     @mapped
     def post_course(self, request):
         body = load_body(request, CourseBody())
         return 201, handlers.create_course(self.uow(), body)
 
-    @http("POST", "/courses/<string:code>/sessions")
+    @http("POST", "/courses/<string:code>/sessions", allow=(SCHEDULER,))
     @mapped
     def post_session(self, request, code):
         body = load_body(request, SessionBody())
         return 201, handlers.add_session(self.uow(), code, body["date"], body["capacity"], body["cutoff_days"],
                                          body["booking_cutoff_days"])
 
-    @http("GET", "/sessions/<string:session_id>")
+    @http("GET", "/sessions/<string:session_id>", allow=(TRUST_STAFF,))
     @mapped
     def get_session(self, request, session_id):
         with self.uow.read() as session:
             return handlers.session_view(session, session_id)
 
-    @http("POST", "/sessions/<string:session_id>/bookings", idempotent=True)
+    @http("POST", "/sessions/<string:session_id>/bookings", allow=(SCHOOL_STAFF,),
+          owner=auth.school_in_body("urn"), idempotent=True)
     @mapped
     def post_booking(self, request, session_id):
         body = load_body(request, BookingBody())
-        return 201, handlers.book(self.uow(), session_id, body["urn"], body["contact_id"],
+        # The person booking is the one attending, the token's contact (never one named in the body).
+        return 201, handlers.book(self.uow(), session_id, body["urn"], auth.acting_contact(request),
                                   body["booked_on"] or business_date.today())
 
-    @http("POST", "/bookings/<string:booking_id>/cancel")
+    @http("POST", "/bookings/<string:booking_id>/cancel", allow=(SCHEDULER, SCHOOL_LEADERS), owner=access.booking_owner)
     @mapped
     def post_cancel(self, request, booking_id):
         body = load_body(request, CancelBody())
         return handlers.cancel_booking(self.uow(), booking_id, body["today"] or business_date.today())
 
-    @http("POST", "/bookings/<string:booking_id>/attendance")
+    @http("POST", "/bookings/<string:booking_id>/attendance", allow=(SCHEDULER,))
     @mapped
     def post_attendance(self, request, booking_id):
         body = load_body(request, AttendanceBody())

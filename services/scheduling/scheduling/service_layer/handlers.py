@@ -447,7 +447,8 @@ def read_report(session, review_id: str, urn: str) -> dict:
     if row is None:
         raise NotKnown(f"no peer review {review_id}")
     if row["host_urn"] != urn:
-        raise Forbidden(f"a review's report is private to its host school ({row['host_urn']})")
+        # Never name the host: which school a review visits is not the asker's to learn (issue 15).
+        raise Forbidden("a review's report is private to its host school")
     return {"review_id": review_id, "host_urn": urn, "report": row["report"]}
 
 

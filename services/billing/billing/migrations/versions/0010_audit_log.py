@@ -1,0 +1,21 @@
+"""audit log: who did what, when, with what outcome (shared.audit), append-only
+
+Revision ID: 0010
+Revises: 0009
+"""
+from alembic import op
+
+from shared.audit import TABLE, create_audit_log
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    create_audit_log(op)
+
+
+def downgrade():
+    op.drop_table(TABLE)
