@@ -62,13 +62,13 @@ def database(tmp_path):
 
 @pytest.fixture
 def archive(amqp_uri):
-    """A queue that takes every event of the test service's exchange; yields a function that drains it."""
+    """A queue bound to the test service's one event type (`noted.v1`); yields a function that drains it."""
     queue = "relaytest.archive"
     with Connection(amqp_uri) as conn:
         channel = conn.channel()
         channel.exchange_declare(event_exchange(SERVICE), "topic", durable=True)
         channel.queue_declare(queue, durable=True)
-        channel.queue_bind(queue, event_exchange(SERVICE), "#")
+        channel.queue_bind(queue, event_exchange(SERVICE), "noted.v1")  # the one type these relays publish
 
     def drain(expected: int, timeout: float = 30.0) -> list[dict]:
         got: list[dict] = []

@@ -29,7 +29,8 @@ from tests.reliability.proxy import DelayingProxy
 CONFIRM_DELAY = 1.5
 
 
-def declare_queue(amqp_uri: str, queue: str, *, exchange: str | None = None, routing_key: str = "#") -> None:
+def declare_queue(amqp_uri: str, queue: str, *, exchange: str | None = None, routing_key: str = "thing_happened.v1") -> None:
+    """A durable queue, bound (when an exchange is named) to the one event type the test relays publish."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
     try:
         channel = connection.channel()
