@@ -4,7 +4,8 @@
 Failures never surface as a 500 with a traceback:
 - a body that is not JSON, or fields that fail the marshmallow schema: 400 with
   `{"error": "invalid_request", "fields": {field: [rule, ...]}}`;
-- `NotFound` 404, `Conflict` 409, `RuleViolation` 422, each with a sentence;
+- `NotFound` 404, `Conflict` 409, `RuleViolation` 422, each with a sentence; a domain's own refusal
+  (any exception declaring its kind, see `Refusal`) answers the same way in every service;
 - a body over the route's size limit (`MAX_BODY_BYTES`, 1 MiB unless configured; bulk imports
   `MAX_IMPORT_BODY_BYTES`, 128 MiB): 413, checked from `Content-Length` before reading and
   while reading a body sent without one; a body that is not declared `application/json`
@@ -24,6 +25,7 @@ same body as for a missing object) for an object out of the caller's reach. The 
 """
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import time
@@ -84,6 +86,13 @@ class RuleViolation(HttpError):
     code = "rule_violated"
 
 
+class NotPermitted(HttpError):
+    """The caller is who they say and may use the route, but a rule of the domain keeps this object from them."""
+
+    status = 403
+    code = "forbidden"
+
+
 class PayloadTooLarge(HttpError):
     status = 413
     code = "payload_too_large"
@@ -92,6 +101,38 @@ class PayloadTooLarge(HttpError):
 class UnsupportedMediaType(HttpError):
     status = 415
     code = "unsupported_media_type"
+
+
+class Refusal(abc.ABC):
+    """A refusal by a service's domain or use cases, answered the same way in all four services.
+
+    Domains import nothing of `shared/` (the import contract `domains-pure`), so an exception declares its
+    kind by name, as a class attribute `refusal` (a key of `REFUSALS`), with a `message` (else its text) and
+    optionally the `field` it is about and `details`; any exception class that declares one is a `Refusal`
+    (`isinstance` answers from the attribute). This is the one mapping from refusals to answers.
+    """
+
+    @classmethod
+    def __subclasshook__(cls, candidate):
+        if cls is Refusal and any("refusal" in vars(klass) for klass in candidate.__mro__):
+            return True
+        return NotImplemented
+
+
+#: Each kind of refusal, and the error it answers with (status and code, see the classes above).
+REFUSALS: dict[str, type[HttpError]] = {"not_found": NotFound, "conflict": Conflict, "rule_broken": RuleViolation,
+                                        "forbidden": NotPermitted}
+
+
+def answer_for(refusal: Exception) -> HttpError:
+    """The HTTP error for a domain refusal (see `Refusal`): its status by kind, its sentence, and the field."""
+    kind = getattr(refusal, "refusal", None)
+    if kind not in REFUSALS:
+        raise TypeError(f"{type(refusal).__name__}.refusal is {kind!r}; one of {', '.join(REFUSALS)} is expected")
+    details = dict(getattr(refusal, "details", None) or {})
+    if getattr(refusal, "field", None):
+        details["field"] = refusal.field
+    return REFUSALS[kind](getattr(refusal, "message", None) or str(refusal), **details)
 
 
 # Body size limits by setting name; a route picks one with `body_limit=` (default MAX_BODY_BYTES).
@@ -171,7 +212,7 @@ class JsonHttp(HttpRequestHandler):
 
     def __init__(self, method: str, url: str, *, allow=None, owner=None, public: bool = False,
                  scrape: bool = False, idempotent: bool = False, body_limit: str = "MAX_BODY_BYTES", **kwargs):
-        kwargs.setdefault("expected_exceptions", (ValidationError, HttpError, auth.Forbidden))
+        kwargs.setdefault("expected_exceptions", (ValidationError, HttpError, Refusal, auth.Forbidden))
         self.idempotent = idempotent
         self.body_limit = body_limit
         super().__init__(method, url, **kwargs)
@@ -369,6 +410,8 @@ class JsonHttp(HttpRequestHandler):
             return json_response(400, {"error": "invalid_request",
                                        "message": "some fields are invalid; see `fields`",
                                        "fields": messages}, correlation_id)
+        if isinstance(exc, Refusal):
+            exc = answer_for(exc)
         if isinstance(exc, HttpError):
             return json_response(exc.status, {"error": exc.code, "message": exc.message, **exc.details},
                                  correlation_id)

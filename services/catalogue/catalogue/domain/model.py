@@ -43,7 +43,10 @@ ORIGINS = ("purchase", "renewal", "conversion")
 
 
 class CatalogueRuleBroken(Exception):
-    status = "rule"
+    """A catalogue rule refused the change; `field` names what was wrong. `refusal` is its kind, which
+    `shared.http` answers the same way in every service (422 here, 409 for a clash with the state)."""
+
+    refusal = "rule_broken"
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
@@ -58,13 +61,19 @@ class NotAllowed(CatalogueRuleBroken):
 class Overlapping(CatalogueRuleBroken):
     """An SLA for the same offering already covers part of the period."""
 
+    refusal = "conflict"
+
 
 class OverCapacity(CatalogueRuleBroken):
     """The offering is limited and already full for that period."""
 
+    refusal = "conflict"
+
 
 class Conflicting(CatalogueRuleBroken):
     """The request contradicts the catalogue's current state (exists already, already ended, ...)."""
+
+    refusal = "conflict"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,10 @@ QUANTITY_MODELS = ("per_session", "per_delegate")
 
 
 class PricingError(Exception):
+    """A price list or quantity the pricing rules refuse; `field` names it (a broken rule, 422)."""
+
+    refusal = "rule_broken"
+
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field

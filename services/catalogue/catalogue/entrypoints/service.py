@@ -14,7 +14,7 @@ from shared.auth import (ANYONE, CATALOGUE_MANAGER, COUNCIL_OFFICER, FINANCE, MA
 from shared.config import operator_of
 from shared.consumer import consumes
 from shared.fields import BoundedDecimal, BoundedInteger, Pence
-from shared.http import Conflict, NotFound, RuleViolation, http, load_body, load_query
+from shared.http import Conflict, NotFound, RuleViolation, answer_for, http, load_body, load_query
 from shared.storage import Storage
 
 from catalogue.adapters import access, repository
@@ -164,14 +164,8 @@ def _offering_view(item: model.Offering, editions: list[model.Edition]) -> dict:
 
 
 def _refused(exc: Exception):
-    """Map a refusal to its HTTP error: 404 unknown, 409 conflicting state, 422 a broken rule."""
-    if isinstance(exc, handlers.UnknownOffering):
-        return NotFound(f"no offering {exc.args[0]}", field="offering_code")
-    if isinstance(exc, handlers.UnknownSubscription):
-        return NotFound(f"no subscription {exc.args[0]}", field="subscription_id")
-    if isinstance(exc, (model.Overlapping, model.OverCapacity, model.Conflicting)):
-        return Conflict(exc.message, field=exc.field)
-    return RuleViolation(exc.message, field=exc.field)
+    """A refusal's HTTP error, by `shared.http`'s one table (each refusal declares its kind)."""
+    return answer_for(exc)
 
 
 def renewal_round_job(units, params: dict, control) -> dict:

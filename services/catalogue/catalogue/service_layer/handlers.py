@@ -24,11 +24,23 @@ SERVICE = "catalogue"
 
 
 class UnknownOffering(Exception):
-    pass
+    """No such offering (or edition of it): 404, naming `offering_code`."""
+
+    refusal = "not_found"
+    field = "offering_code"
+
+    def __init__(self, code: str):
+        super().__init__(f"no offering {code}")
 
 
 class UnknownSubscription(Exception):
-    pass
+    """No such subscription: 404, naming `subscription_id`."""
+
+    refusal = "not_found"
+    field = "subscription_id"
+
+    def __init__(self, subscription_id):
+        super().__init__(f"no subscription {subscription_id}")
 
 
 # -- membership's events -----------------------------------------------------------------------

@@ -35,7 +35,10 @@ ESTABLISHMENT_TYPES = MAINTAINED_TYPES + ACADEMY_TYPES + ("early_years_provider"
 
 
 class MembershipRuleBroken(Exception):
-    """A domain rule refused the change; `field` names what was wrong."""
+    """A domain rule refused the change; `field` names what was wrong. `refusal` is its kind, which
+    `shared.http` answers the same way in every service (422 here)."""
+
+    refusal = "rule_broken"
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
@@ -44,7 +47,9 @@ class MembershipRuleBroken(Exception):
 
 
 class AlreadyMember(MembershipRuleBroken):
-    pass
+    """The school is a member (or applicant) already: a conflict with the register's state (409)."""
+
+    refusal = "conflict"
 
 
 def check_urn(urn: str, *, early_years: bool = False, field: str = "urn") -> None:
@@ -169,7 +174,9 @@ CONVERTED = "converted_to_academy"
 
 
 class NotAMember(MembershipRuleBroken):
-    """The URN has no open membership in the state the change needs (a 404 or 409 at the edge)."""
+    """The URN has no open membership in the state the change needs (404)."""
+
+    refusal = "not_found"
 
 
 def apply_to_join(**arguments) -> SchoolMember:

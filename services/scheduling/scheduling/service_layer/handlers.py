@@ -25,18 +25,27 @@ from shared import business_date
 log = logging.getLogger(__name__)
 
 
+# Each refusal declares its kind (`refusal`), which `shared.http` answers the same way in every service.
 class NotKnown(Exception):
-    pass
+    """No such thing, or not within the caller's reach (404)."""
+
+    refusal = "not_found"
 
 
 class Refused(Exception):
+    """A scheduling rule refused the request (422); `details` (a `field`, the clashes...) go in the answer."""
+
+    refusal = "rule_broken"
+
     def __init__(self, message: str, **details):
         super().__init__(message)
         self.details = details
 
 
 class AlreadyExists(Exception):
-    pass
+    """The thing exists already (409)."""
+
+    refusal = "conflict"
 
 
 # =============================================================== upstream events
@@ -453,7 +462,9 @@ def read_report(session, review_id: str, urn: str) -> dict:
 
 
 class Forbidden(Exception):
-    pass
+    """The object is the caller's to know of, but not this part of it (a private report): 403."""
+
+    refusal = "forbidden"
 
 
 # =============================================================== networks and meetings
