@@ -18,6 +18,7 @@ import time
 from kombu import Connection
 from nameko.extensions import DependencyProvider
 
+from shared.broker_addresses import connect_any, masked
 from shared.config import events_settings
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,12 @@ class BrokerUnavailable(RuntimeError):
 
 
 def _safe_uri(amqp_uri: str) -> str:
-    return Connection(amqp_uri).as_uri()  # password masked
+    return masked(amqp_uri)  # every node of a cluster's list, passwords masked
 
 
 def _try_connect(amqp_uri: str, connect_timeout: float) -> None:
     with Connection(amqp_uri, connect_timeout=connect_timeout) as connection:
-        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, interval_max=0)  # one try
+        connect_any(connection)  # one try per node of a cluster's list
 
 
 class _Wait:

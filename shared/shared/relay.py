@@ -12,7 +12,9 @@ Guarantees:
   rows behind it: "unroutable" means no queue is bound for its type, so no
   consumer can observe its position relative to them.
 - Broker down: nothing is marked, the relay retries with exponential backoff
-  (capped) and reconnects by itself; the rows wait. A confirm lost with the
+  (capped) and reconnects by itself; the rows wait. With a cluster (`AMQP_URI`
+  listing several nodes, `shared.broker_addresses`) it reconnects to the first
+  node that answers, so one node down costs one failed round. A confirm lost with the
   connection leaves its row unsent, so it may be published twice; consumers'
   inboxes make that harmless.
 - One round publishes up to `relay_batch_size` rows and waits for their
@@ -35,6 +37,7 @@ import amqp
 from kombu import Connection
 from sqlalchemy import delete, func, select, update
 
+from shared.broker_addresses import connect_any
 from shared.db import Database
 from shared.envelope import amqp_properties
 from shared.messaging_tables import utcnow
@@ -84,8 +87,9 @@ class OutboxRelay:
 
     # -- broker -----------------------------------------------------------------------------
     def _connect(self) -> None:
+        # `amqp_uri` may list a cluster's nodes (`;`): the first that answers takes the connection.
         connection = Connection(self.amqp_uri, heartbeat=self.heartbeat, connect_timeout=5)
-        connection.connect()
+        connect_any(connection)
         channel = connection.connection.channel()
         # The exchange is provisioned (partnership-ops topology apply); declaring it would need configure permission.
         channel.confirm_select()

@@ -23,8 +23,9 @@ def _bin_dir() -> Path:
 
 
 class PostgresCluster:
-    def __init__(self, port: int):
+    def __init__(self, port: int, *, max_connections: int = 100):
         self.port = port
+        self.max_connections = max_connections
         self.bin = _bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="pgcluster-", dir="/tmp"))
         self.data = self.root / "data"
@@ -48,7 +49,7 @@ class PostgresCluster:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections={self.max_connections}"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options, "start")
 
     def stop(self, mode: str = "fast") -> None:
