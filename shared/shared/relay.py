@@ -14,7 +14,8 @@ Guarantees:
 - Broker down: nothing is marked, the relay retries with exponential backoff
   (capped) and reconnects by itself; the rows wait. With a cluster (`AMQP_URI`
   listing several nodes, `shared.broker_addresses`) it reconnects to the first
-  node that answers, so one node down costs one failed round. A confirm lost with the
+  node that answers, so one node down costs one failed round. A round the broker
+  nacked also ends its connection: the next opens a new one. A confirm lost with the
   connection leaves its row unsent, so it may be published twice; consumers'
   inboxes make that harmless.
 - One round publishes up to `relay_batch_size` rows and waits for their
@@ -170,10 +171,16 @@ class OutboxRelay:
             self._await_confirms(first_tag, self._next_tag - 1)
         except Exception as exc:  # noqa: BLE001 - any broker failure ends the round the same way
             error = exc
+        nacked = any(tag in self._nacked for tag in by_tag)
         confirmed = self._record_outcomes(by_tag)
         if error is not None:
             self._disconnect(polite=False)
             raise RelayRoundFailed(str(error)) from error
+        if nacked:
+            # A channel opened while a cluster node died can go on nacking every publish routed to a queue
+            # whose leader moved, while a new channel's are confirmed (RabbitMQ 3.10.8, observed): the next
+            # round starts on a new connection, to the first node that answers.
+            self._disconnect(polite=False)
         return confirmed
 
     def _await_confirms(self, first: int, last: int) -> None:

@@ -32,7 +32,7 @@ from deploy import topology as deploy_topology
 from partnership_ops import topology
 from tests import factories
 from tests.brokers import broker_cluster  # noqa: F401 - fixture
-from tests.conftest import TEST_TOPOLOGY_SETTINGS, TEST_USER_PREFIX, eventually, http_json
+from tests.conftest import TEST_TOPOLOGY_SETTINGS, TEST_USER_PREFIX, Vhost, eventually, http_json
 from tests.e2e.steps import rows
 
 pytestmark = pytest.mark.outage
@@ -46,6 +46,12 @@ REPLICAS = 3
 @pytest.fixture
 def broker(broker_cluster):  # noqa: F811 - the test's vhost and services live on the cluster
     return broker_cluster
+
+
+@pytest.fixture
+def vhost(broker):
+    # Not deleted afterwards: the whole cluster is (deleting a vhost waits on every replica of its queues).
+    return Vhost(broker=broker)
 
 
 class Joins:
