@@ -52,8 +52,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# A county's busiest day (about 250 schools): the first school day of April. Operations in the day.
-BUSIEST_DAY = {"join": 6, "purchase": 60, "renewal": 40, "booking": 30, "conversion": 2, "billing_run": 1,
+# A county's busiest day (about 250 schools): the first school day of April, when the year's new members
+# join and appoint their head, SLAs are bought and renewals confirmed, courses booked, a few schools
+# convert, and the renewal round and a term's billing run go out. Operations in that day.
+BUSIEST_DAY = {"join": 30, "purchase": 60, "renewal": 40, "booking": 30, "conversion": 2, "billing_run": 1,
                "renewal_round": 1}
 SCALE = 10  # "ten times a county's busiest day"
 # A run of this many minutes carries SCALE x BUSIEST_DAY; a shorter or longer one the same rate.
@@ -155,7 +157,7 @@ class Load:
 
     OFFERINGS = ("SI-SOAK", "GV-SOAK", "DSL-SOAK")
 
-    def __init__(self, services: Replicas, *, seed: int, minutes: float, workers: int = 4):
+    def __init__(self, services: Replicas, *, seed: int, minutes: float, workers: int = 8):
         self.services = services
         self.rng = random.Random(seed)
         factor = SCALE * minutes / REFERENCE_MINUTES
@@ -213,12 +215,15 @@ class Load:
                 self.session_ids.append(body["session_id"])
 
     def plan(self) -> list[tuple[str, dict]]:
-        """Per school, in order: join (with its head), then purchases, renewals, bookings, conversions."""
+        """Per school, in order: join (with its head), then purchases (one per offering at most), renewals,
+        bookings, conversions; the operations of each kind dealt to the schools in a seeded order."""
         joins = self.volume["join"]
         per_school = collections.defaultdict(list)
         for kind in ("purchase", "renewal", "booking", "conversion"):
-            for _ in range(self.volume[kind]):
-                per_school[self.rng.randrange(joins)].append(kind)
+            order = list(range(joins))
+            self.rng.shuffle(order)
+            for index in range(self.volume[kind]):
+                per_school[order[index % joins]].append(kind)
         steps = []
         for index in range(joins):
             kinds = sorted(per_school[index], key=["purchase", "renewal", "booking", "conversion"].index)
