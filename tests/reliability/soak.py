@@ -9,9 +9,9 @@ What runs, all started here and removed afterwards (never the machine's shared b
 - `replicas` processes of each of the four services on that database, each on its own HTTP port.
 
 The load (seeded: the same seed gives the same plan) is ten times a county's busiest day (`BUSIEST_DAY`:
-the first school day of April, when SLAs are bought and renewed, the spring term's billing run goes out
-and courses are booked), delivered evenly over the run: schools join and appoint a head teacher, who buys
-SLAs, confirms renewals and books course places; some schools convert to academies; a renewal round and
+the first school day of April, when SLAs are bought and renewed, a billing run goes out and courses
+are booked), delivered evenly over the run: schools join and appoint a head teacher, who buys
+SLAs, stops and then confirms an SLA's renewal and books course places; some schools convert to academies; a renewal round and
 a billing run start half-way. Requests go to the replicas in turn; one refused or failed because its
 replica or the database is down is sent again to another replica (bounded).
 
@@ -54,7 +54,7 @@ if str(ROOT) not in sys.path:
 
 # A county's busiest day (about 250 schools): the first school day of April, when the year's new members
 # join and appoint their head, SLAs are bought and renewals confirmed, courses booked, a few schools
-# convert, and the renewal round and a term's billing run go out. Operations in that day.
+# convert, and the renewal round and the year's billing run go out. Operations in that day.
 BUSIEST_DAY = {"join": 30, "purchase": 60, "renewal": 40, "booking": 30, "conversion": 2, "billing_run": 1,
                "renewal_round": 1}
 SCALE = 10  # "ten times a county's busiest day"
@@ -208,9 +208,9 @@ class Load:
                 "course_code": "DSL-SOAK", "title": "DSL refresher", "offering_code": "DSL-SOAK"})
             return status in (201, 409)
         self._eventually(course, "scheduling learning the DSL offering")
-        for index in range(4):
+        for index in range(10):
             body = self._ok("session", s.request("POST", "scheduling", "/courses/DSL-SOAK/sessions", {
-                "date": f"2026-11-{5 + index:02d}", "capacity": 10000, "cutoff_days": 7}), 201)
+                "date": f"2026-11-{5 + index:02d}", "capacity": 1000, "cutoff_days": 7}), 201)
             if body:
                 self.session_ids.append(body["session_id"])
 
@@ -261,9 +261,12 @@ class Load:
                 if body and "subscription_id" in body:
                     bought.append(body["subscription_id"])
             elif kind == "renewal" and bought:
-                # confirmed, or already set to renew (409): either is the school's answer
-                self._ok("renewal", s.request("POST", "catalogue", f"/subscriptions/{rng.choice(bought)}/renewal",
-                                              {"contact_id": head}), 200, 409)
+                # the head first stops the SLA renewing, then confirms it after all: two changes, two events
+                subscription = rng.choice(bought)
+                self._ok("renewal cancelled", s.request("POST", "catalogue", f"/subscriptions/{subscription}/cancel",
+                                                        {"contact_id": head, "reason": "budget review"}), 200, 409)
+                self._ok("renewal", s.request("POST", "catalogue", f"/subscriptions/{subscription}/renewal",
+                                              {"contact_id": head}), 200)
             elif kind == "booking" and self.session_ids:
                 session = rng.choice(self.session_ids)
 
@@ -331,8 +334,8 @@ class Load:
     def _jobs(self) -> None:
         """Half-way: the renewal round and the spring term's billing run (jobs; waited for, bounded)."""
         for service, path, body in (("catalogue", "/renewal-rounds", {"year": 2026}),
-                                    ("billing", "/billing-runs", {"period": "2026/27 spring",
-                                                                  "issue_date": "2027-04-02"})):
+                                    ("billing", "/billing-runs", {"period": "2026/27",
+                                                                  "issue_date": "2026-09-01"})):
             kind = path.strip("/")
             for _ in range(3):  # started again if chaos interrupted it (both jobs are resumable or rerunnable)
                 answer = self.services.request("POST", service, path, body)
@@ -549,7 +552,9 @@ def run(*, minutes: float, seed: int, replicas: int, chaos_interval: tuple[float
                 services.restart(process)
         report = _quiet(database_urls, quiet_timeout)
         report["published_more_than_once"] = archive_copies(vhost.amqp_uri, list(SERVICE_NAMES))
-        operations = sum(n for k, n in load.outcomes.items() if not k.startswith(("offering", "session")))
+        operations = sum(n for k, n in load.outcomes.items()  # requests made: set-up and job outcomes aside
+                         if not k.startswith(("offering", "session")) and not k.endswith(("succeeded", "failed",
+                                                                                          "interrupted", "None")))
         report.update({
             "seed": seed, "minutes": minutes, "replicas": replicas, "duration_seconds": round(duration, 1),
             "volume": load.volume, "operations": operations, "operations_per_second": round(operations / duration, 2),
