@@ -294,11 +294,12 @@ class Load:
     def run(self) -> None:
         steps = self.plan()
         total = sum(2 + len(kinds) for _, kinds in steps)
-        self.rate = total / (self.minutes * 60.0)
+        paced = sum(1 + len(kinds) for _, kinds in steps)  # a join and its head's appointment are paced as one
+        self.rate = paced / (self.minutes * 60.0)
         self._pace_lock = threading.Lock()
         self._issued = 0
         self.started = time.monotonic()
-        log(f"load: {len(steps)} schools, {total} operations at {self.rate:.1f}/s; volume {self.volume}")
+        log(f"load: {len(steps)} schools, {total} operations over {self.minutes:g} min; volume {self.volume}")
         queue = collections.deque(steps)
         queue_lock = threading.Lock()
         seeds = [self.rng.randrange(2**32) for _ in range(len(steps))]
