@@ -177,9 +177,9 @@ class OutboxRelay:
             self._disconnect(polite=False)
             raise RelayRoundFailed(str(error)) from error
         if nacked:
-            # A channel opened while a cluster node died can go on nacking every publish routed to a queue
-            # whose leader moved, while a new channel's are confirmed (RabbitMQ 3.10.8, observed): the next
-            # round starts on a new connection, to the first node that answers.
+            # A channel opened while a cluster node died went on nacking every publish while a new channel's
+            # were confirmed (RabbitMQ 3.10.8, observed): the next round starts on a new connection, to the
+            # first node that answers.
             self._disconnect(polite=False)
         return confirmed
 

@@ -1,8 +1,7 @@
 """A round the broker nacks ends the relay's connection: the next round starts on a new one.
 
-On a cluster, a channel opened while a node died went on nacking every publish routed to a quorum
-queue whose leader had moved, while a new channel's publishes were confirmed (RabbitMQ 3.10.8,
-tests/reliability/test_cluster.py). Here a queue that refuses everything (`x-max-length` 0,
+On a cluster, a channel opened while a node died went on nacking every publish while a new channel's
+publishes were confirmed (RabbitMQ 3.10.8, tests/reliability/test_cluster.py). Here a queue that refuses everything (`x-max-length` 0,
 `reject-publish`) makes the shared broker nack, in a vhost of the test's own."""
 from __future__ import annotations
 
