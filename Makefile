@@ -38,15 +38,17 @@ $(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml deploy/o
 
 install: $(VENV)/.installed
 
-run: install
+run: $(VENV)/.installed
 	$(BIN)/python -m deploy.local
 
-demo: install
+demo: $(VENV)/.installed
 	$(BIN)/python -m deploy.demo
 
 lint: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m deploy.contracts --check
+	$(BIN)/python -m deploy.compatibility --check
+	node $(ASYNCAPI_TOOLS)/validate.cjs docs/asyncapi/asyncapi.json
 	$(BIN)/python -m deploy.links --check
 	$(BIN)/python -m deploy.topology --check
 	promtool check config --syntax-only deploy/prometheus/prometheus.yml
@@ -98,6 +100,14 @@ images:
 # The Grafana boards (deploy/grafana/dashboards) are generated: edit deploy/grafana/generate.py, then this.
 dashboards: install
 	$(BIN)/python -m deploy.grafana.generate
+
+# The AsyncAPI project's parser (pinned in deploy/asyncapi-tools/package-lock.json) validates the
+# event catalogue in `make lint`; needs node and npm. Part of `make install`.
+ASYNCAPI_TOOLS := deploy/asyncapi-tools
+install: $(ASYNCAPI_TOOLS)/node_modules/.package-lock.json
+$(ASYNCAPI_TOOLS)/node_modules/.package-lock.json: $(ASYNCAPI_TOOLS)/package.json $(ASYNCAPI_TOOLS)/package-lock.json
+	cd $(ASYNCAPI_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # Re-derive the dashboard JSON Schemas from the pinned @grafana/schema (needs node and npm).
 grafana-schema:

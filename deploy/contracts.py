@@ -7,13 +7,20 @@ under `services/<service>/contracts/`:
 
 - `<type>.v<version>.schema.json`: a JSON Schema (draft 2020-12) of the whole
   envelope, with the payload converted from the marshmallow schema by
-  apispec's converter and nested schemas inlined (no `$ref`);
+  apispec's converter and nested schemas inlined (no `$ref`). This is the schema
+  published to consumers: it allows unknown fields at every level (no
+  `additionalProperties: false`), because a consumer must ignore a field added
+  within a version (`docs/events.md`). The producer's own schema stays strict
+  (`unknown = RAISE`; `envelope_json_schema(..., strict=True)` is its JSON form);
 - `examples/<type>.v<version>.json`: a full envelope around the example
   payload, with fixed ids and times so the file is stable;
 - `README.md`: what each event means and what delivery guarantees it carries.
 
     python -m deploy.contracts          # (re)write the files
     python -m deploy.contracts --check  # exit 1 if any file is missing, stale or left over
+
+The same command (re)writes, or with `--check` checks, the AsyncAPI catalogue of the whole system
+built from these schemas and the provisioned topology (`deploy.asyncapi`, `docs/asyncapi/`).
 """
 from __future__ import annotations
 
@@ -84,16 +91,37 @@ def converter() -> OpenAPIConverter:
     return OpenAPIConverter(openapi_version=OPENAPI_VERSION, schema_name_resolver=lambda schema: None, spec=spec)
 
 
-def payload_json_schema(schema: Schema | type[Schema]) -> dict[str, Any]:
-    """The JSON Schema of a marshmallow payload schema, nested schemas inlined."""
+def tolerant(json_schema: Any) -> Any:
+    """A copy of a JSON Schema that allows unknown properties wherever it forbade them.
+
+    What consumers are given: they ignore fields they do not know, so a field added within a
+    version never makes their validation fail (`docs/events.md`)."""
+    if isinstance(json_schema, dict):
+        return {key: tolerant(value) for key, value in json_schema.items()
+                if not (key == "additionalProperties" and value is False)}
+    if isinstance(json_schema, list):
+        return [tolerant(item) for item in json_schema]
+    return json_schema
+
+
+def payload_json_schema(schema: Schema | type[Schema], *, strict: bool = False) -> dict[str, Any]:
+    """The JSON Schema of a marshmallow payload schema, nested schemas inlined.
+
+    `strict`: exactly the fields of the schema (`additionalProperties: false`, the producer's rule);
+    otherwise unknown fields are allowed (what is published to consumers)."""
     instance = schema() if isinstance(schema, type) else schema
     converted = converter().schema2jsonschema(instance)
     description = describe(instance)
-    return {**({"description": description} if description else {}), **converted}
+    converted = {**({"description": description} if description else {}), **converted}
+    return converted if strict else tolerant(converted)
 
 
-def envelope_json_schema(service: str, event_type: str, version: int, schema: Schema) -> dict[str, Any]:
-    """The JSON Schema of one event as it travels: the envelope around its payload."""
+def envelope_json_schema(service: str, event_type: str, version: int, schema: Schema, *,
+                         strict: bool = False) -> dict[str, Any]:
+    """The JSON Schema of one event as it travels: the envelope around its payload.
+
+    By default the consumers' schema (unknown payload fields allowed, as the envelope always did);
+    `strict` gives the producer's (the payload exactly its schema's fields)."""
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": f"urn:partnership:events:{service}:{event_type}:v{version}",
@@ -122,7 +150,7 @@ def envelope_json_schema(service: str, event_type: str, version: int, schema: Sc
                          "description": "The aggregate's strictly increasing number, given in the same transaction "
                                         "as the change: of two events of one aggregate, the higher is the newer, "
                                         "whatever the order they arrive in."},
-            "payload": payload_json_schema(schema),
+            "payload": payload_json_schema(schema, strict=strict),
         },
     }
 
@@ -178,9 +206,10 @@ def readme(service: str, events: Iterable[tuple[str, int, Schema, dict]]) -> str
         "- **At-least-once delivery.** An event may arrive more than once (e.g. a confirm lost with the "
         "connection). Every event carries a unique `event_id`: de-duplicate on it (the services keep an inbox "
         "of handled ids).",
-        "- **Versioned payloads.** `type` + `version` name the payload schema (one file per pair here). The "
-        "payload carries exactly the fields of its schema (`additionalProperties: false`); the envelope is not "
-        "closed, so ignore envelope fields you do not know.",
+        "- **Versioned payloads.** `type` + `version` name the payload schema (one file per pair here). A "
+        "field may be added to a version, never removed, renamed or changed: ignore fields you do not know "
+        "(the schemas here allow them, in the envelope and the payload). A breaking change is a new version, "
+        "published beside the old one (`docs/events.md`); what consumers were given is frozen in `released/`.",
         "- **Self-describing without the body.** The envelope's facts are copied into AMQP properties and "
         "headers, so a consumer can route and de-duplicate without parsing JSON.",
         "",
@@ -269,9 +298,19 @@ def write(root: Path = ROOT, services: Iterable[str] = SERVICES) -> list[Path]:
     return changed
 
 
+def catalogue(*, check: bool) -> int:
+    """Write, or with `check` check, the AsyncAPI catalogue built from these contracts (`docs/asyncapi/`)."""
+    from deploy import asyncapi
+    from deploy.generated import write_or_check
+
+    return write_or_check(asyncapi.files(), asyncapi.FOLDER, check=check, pattern="*",
+                          command="python -m deploy.contracts")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.contracts", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if any contract file is out of date")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if any contract file or the AsyncAPI catalogue is out of date")
     args = parser.parse_args(argv)
     if args.check:
         found = problems()
@@ -279,11 +318,14 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         if found:
             print("contracts are out of date: run `python -m deploy.contracts`", file=sys.stderr)
+        stale_catalogue = catalogue(check=True)
+        if found or stale_catalogue:
             return 1
-        print("contracts are up to date")
+        print("contracts and the AsyncAPI catalogue are up to date")
         return 0
     for path in write():
         print(f"wrote {path.relative_to(ROOT)}" if path.exists() else f"removed {path.relative_to(ROOT)}")
+    catalogue(check=False)
     return 0
 
 

@@ -48,7 +48,8 @@ from functools import partial
 from marshmallow import EXCLUDE, Schema, ValidationError
 from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled
-from nameko.messaging import QueueConsumer
+from eventlet.event import Event as GreenEvent
+from nameko.messaging import QueueConsumer, QueueConsumerStopped
 
 from shared.config import events_settings
 from shared.envelope import Envelope, ReceivedEvent
@@ -80,6 +81,39 @@ class ReliableQueueConsumer(QueueConsumer):
             super().requeue_message(message)
         except OSError as exc:
             log.warning("requeue lost with the connection (%s); the broker requeues it itself", exc)
+
+    def unregister_provider(self, provider):
+        """Safe while the consumer is still starting, however many handlers unregister then.
+
+        nameko answers every unregistration that comes before the consumers are ready by sending
+        "last provider unregistered" again; the second send raises in eventlet, that handler's
+        `stop` fails, and the container's stop never finishes: a SIGTERM in the first moments of
+        a start (a billing run already going, the consumers still declaring their queues under
+        load) left the process running until it was killed. Here it is sent once; the queue
+        consumer's own `stop` then ends the unfinished start (nameko's `QueueConsumerStopped`)."""
+        if not self._consumers_ready.ready():
+            if not self._last_provider_unregistered.ready():
+                self._last_provider_unregistered.send()
+            return
+        super().unregister_provider(provider)
+
+    def stop(self):
+        """nameko's stop, which also ends a consume loop whose handlers unregistered while it was
+        still starting: they could not cancel their consumers then (only the consumer thread can,
+        once it runs), and the loop only ends when no consumer is left, so a start that became
+        ready after the handlers stopped left `stop` waiting for ever. Their cancellation is
+        asked for here; a start that never became ready is ended as nameko does."""
+        if not self._consumers_ready.ready():
+            self._gt.kill(QueueConsumerStopped())
+        else:
+            for provider in list(self._consumers):
+                self._pending_remove_providers.setdefault(provider, GreenEvent())
+        self.wait_for_providers()
+        try:
+            self._gt.wait()
+        except QueueConsumerStopped:
+            pass
+        super(QueueConsumer, self).stop()  # past nameko's own stop, which would wait as above
 
     def get_consumers(self, consumer_cls, channel):
         consumers = super().get_consumers(consumer_cls, channel)
@@ -131,6 +165,7 @@ class ReliableEventHandler(EventHandler):
         self.amqp_uri = self.container.config["AMQP_URI"]
         self._setup_recovery(events_settings(self.container.config))
         self._quiesced = False
+        self._stopped = False
 
     # -- quiescing (handover: stop consuming while the relay drains) ------------------------------
     @property
@@ -152,6 +187,7 @@ class ReliableEventHandler(EventHandler):
         return True
 
     def stop(self):
+        self._stopped = True
         self._stop_waiting()
         if not self.quiesced:  # a quiesced handler is already unregistered (twice would fail)
             super().stop()
@@ -176,7 +212,12 @@ class ReliableEventHandler(EventHandler):
 
     # -- receiving ----------------------------------------------------------------------------
     def handle_message(self, body, message):
-        """Runs in its own green thread (nameko spawns one per message), so it may wait."""
+        """Runs in its own green thread (nameko spawns one per message), so it may wait. A message
+        that reaches a handler already stopped (its consumer was still being cancelled) goes back
+        to the queue untouched: the service is shutting down and must not start work."""
+        if self._stopped:
+            self.queue_consumer.requeue_message(message)
+            return
         try:
             envelope = Envelope.from_dict(body)
             if envelope.type != self.event_type:

@@ -221,12 +221,26 @@ class TestPublishedExamples:
             "other producer": lambda e: e.update(producer="someone_else"),
             "no correlation_id": lambda e: e.pop("correlation_id"),
             "missing payload field": lambda e: e["payload"].pop(required_field),
-            "unknown payload field": lambda e: e["payload"].update(surprise=1),
         }
         for name, breakage in breakages.items():
             broken = copy.deepcopy(good)
             breakage(broken)
             assert not validator.is_valid(broken), name
+
+    def test_published_schema_allows_unknown_fields_the_producers_does_not(self, service, event_type, version,
+                                                                             schema, example):
+        """Consumers ignore a field added within a version, so the schema they are given allows it; the
+        producer's own (strict) schema refuses it, so nothing unknown is sent by accident."""
+        strict = Draft202012Validator(contracts.envelope_json_schema(service, event_type, version, schema,
+                                                                     strict=True),
+                                      format_checker=format_checker())
+        good = load_json(example_path(service, event_type, version))
+        assert strict.is_valid(good)
+        added = copy.deepcopy(good)
+        added["payload"]["surprise"] = 1
+        added["surprise"] = 1
+        assert validator_for(service, event_type, version).is_valid(added)
+        assert not strict.is_valid(added)
 
 
 class TestConsumerCopies:

@@ -58,3 +58,47 @@ class TestProductionSettings:
             assert "OPERATOR_LEGAL_NAME" in log and "guest account" in log
         finally:
             proc.stop()
+
+
+class TestStopWhileStarting:
+    def test_a_sigterm_while_the_consumers_are_still_starting_ends_the_process(self, vhost, sqlite_databases,
+                                                                               tmp_path):
+        """Every broker reply comes 0.5 s late, so billing answers HTTP long before its event consumers
+        are set up; a SIGTERM then must still stop it. It used to hang for ever: each handler's stop
+        re-sent nameko's "last provider unregistered" (raising), and the consume loop, ready later,
+        waited for consumers nobody cancelled."""
+        log_path = tmp_path / "billing.log"
+        with DelayingProxy(0.5) as proxy:
+            proc = service("billing", proxy.amqp_uri(vhost.name), sqlite_databases.url("billing"), log_path).start()
+            try:
+                eventually(lambda: _answers(f"{proc.url}/health"), timeout=90, message="billing answering HTTP")
+                consuming = _consumers(vhost.name)
+                proc.process.terminate()  # SIGTERM, as a container stop sends
+                assert proc.process.wait(60) == 0
+            finally:
+                proc.kill()
+        assert consuming == 0, "the consumers were already set up: the test did not stop a starting service"
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _consumers(vhost: str) -> int:
+    """Consumers on the vhost's queues, from the management API."""
+    import base64
+    import json
+    import urllib.parse
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:15672/api/queues/{urllib.parse.quote(vhost, safe='')}"
+                                     "?columns=name,consumers",
+                                     headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return sum(queue.get("consumers") or 0 for queue in json.load(response))

@@ -41,6 +41,7 @@ import base64
 import dataclasses
 import json
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -176,6 +177,9 @@ class TopologyError(Exception):
     """The broker refused a definition, or its management API could not be reached."""
 
 
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD"})
+
+
 @dataclasses.dataclass(frozen=True)
 class Management:
     """RabbitMQ's management HTTP API (`http://host:15672`) with an administrator's credentials.
@@ -188,6 +192,7 @@ class Management:
     username: str
     password: str
     timeout: float = 30.0
+    attempts: int = 3
 
     @classmethod
     def for_amqp_uri(cls, amqp_uri: str, *, port: int = 15672, url: str | None = None,
@@ -205,25 +210,36 @@ class Management:
     def urls(self) -> list[str]:
         return broker_addresses.uris(self.url)
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def request(self, method: str, path: str, body: Any = None, *, idempotent: bool | None = None) -> Any:
+        """One call, to the first node that answers; `idempotent` (by default: the method is GET, PUT,
+        DELETE or HEAD) lets a round in which no node answered be tried again."""
+        idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         data = json.dumps(body).encode() if body is not None else None
         token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        unreachable = []
-        for url in self.urls:
-            request = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
-            request.add_header("Authorization", f"Basic {token}")
-            request.add_header("Content-Type", "application/json")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read()
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")[:500]
-                raise TopologyError(f"{method} {path}: HTTP {exc.code} {detail}") from None
-            except OSError as exc:
-                unreachable.append(f"{url} ({exc})")
-                continue  # the next node of the cluster, if any
-            return json.loads(raw) if raw else None
-        raise TopologyError(f"{method} {path}: management API at {'; '.join(unreachable)} not reachable")
+        # A connection the management listener dropped, reset or let time out (it does, under load)
+        # moves on to the next node of a cluster; a round in which none answered is tried again for an
+        # idempotent call, a bounded number of times. An HTTP answer is final.
+        for attempt in range(1, self.attempts + 1):
+            unreachable = []
+            for url in self.urls:
+                request = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
+                request.add_header("Authorization", f"Basic {token}")
+                request.add_header("Content-Type", "application/json")
+                try:
+                    with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                        raw = response.read()
+                except urllib.error.HTTPError as exc:
+                    detail = exc.read().decode(errors="replace")[:500]
+                    raise TopologyError(f"{method} {path}: HTTP {exc.code} {detail}") from None
+                except OSError as exc:
+                    unreachable.append(f"{url} ({exc})")
+                    continue  # the next node of the cluster, if any
+                return json.loads(raw) if raw else None
+            if attempt == self.attempts or not idempotent:
+                raise TopologyError(f"{method} {path}: management API at {'; '.join(unreachable)} not reachable "
+                                    f"({attempt} attempt{'s' if attempt > 1 else ''})")
+            time.sleep(0.5 * attempt)
+        raise TopologyError(f"{method} {path}: no attempt made")  # pragma: no cover - attempts >= 1
 
 
 def _vhost_path(vhost: str) -> str:
@@ -251,7 +267,8 @@ def apply(management: Management, document: Mapping[str, Any], *, vhost: str,
             management.request("PUT", f"/api/users/{urllib.parse.quote(user, safe='')}",
                                {"password": passwords[user], "tags": ""})
     body = {key: document.get(key, []) for key in ("exchanges", "queues", "bindings", "policies")}
-    management.request("POST", f"/api/definitions/{v}", body)
+    # Importing definitions creates or overwrites each one: safe to repeat.
+    management.request("POST", f"/api/definitions/{v}", body, idempotent=True)
     for permission in document.get("permissions", []):
         management.request("PUT", f"/api/permissions/{v}/{urllib.parse.quote(permission['user'], safe='')}",
                            {k: permission[k] for k in ("configure", "write", "read")})
