@@ -52,7 +52,7 @@ from shared.unit_of_work import EventAlreadyHandled
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BatchedEventHandler", "EventBatch", "consumes_batch"]
+__all__ = ["BatchedEventHandler", "EventBatch", "consumes_batch", "takes_batches"]
 
 
 class BatchTooLargeForPrefetch(ValueError):
@@ -186,3 +186,9 @@ class BatchedEventHandler(ReliableEventHandler):
 
 
 consumes_batch = BatchedEventHandler.decorator
+
+
+def takes_batches(method) -> bool:
+    """True if a service method (function or bound) is a `consumes_batch` handler: it takes an `EventBatch`,
+    and its worker's `self.uow` is a `BatchUnitsOfWork` (what tests that call handlers directly need to know)."""
+    return any(isinstance(entrypoint, BatchedEventHandler) for entrypoint in getattr(method, "nameko_entrypoints", ()))
