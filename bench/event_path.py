@@ -87,11 +87,16 @@ def log(message: str) -> None:
 
 # -- broker and databases ---------------------------------------------------------------------
 
+# With --private-broker: (node name, management URL, admin user) of the node this run started.
+PRIVATE: dict = {}
+
+
 def rabbitmqctl(*args: str, wait_for_broker: float = 0.0) -> str:
     """Run rabbitmqctl; while the broker's app is down (restarting), retry for up to `wait_for_broker` s."""
     deadline = time.monotonic() + wait_for_broker
+    node = ["-n", PRIVATE["node"]] if PRIVATE else []
     while True:
-        result = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(["rabbitmqctl", *node, *args], capture_output=True, text=True, timeout=60)
         if result.returncode == 0:
             return result.stdout
         down = "app to be running" in result.stderr or "unable to perform an operation" in result.stderr
@@ -107,7 +112,7 @@ class Vhost:
     def __init__(self, base_uri: str):
         self.name = f"bench-{uuid.uuid4().hex[:10]}"
         rabbitmqctl("add_vhost", self.name, wait_for_broker=60)
-        rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+        rabbitmqctl("set_permissions", "-p", self.name, PRIVATE.get("user", "guest"), ".*", ".*", ".*")
         parts = urllib.parse.urlsplit(base_uri)
         self.amqp_uri = urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(self.name, safe="")))
 
@@ -478,7 +483,8 @@ def declare_topology(amqp_uri: str, source: str, events_config: dict | None = No
         document["queues"] = [q for q in document["queues"] if q["name"] != stream]
         document["bindings"] = [b for b in document["bindings"] if b["destination"] != stream]
         document["policies"] = [p for p in document["policies"] if p["pattern"] != f"^{re.escape(stream)}$"]
-    topology.apply(topology.Management.for_amqp_uri(amqp_uri), document, vhost=links.vhost_of(amqp_uri))
+    topology.apply(topology.Management.for_amqp_uri(amqp_uri, url=PRIVATE.get("management_url")), document,
+                   vhost=links.vhost_of(amqp_uri))
 
 
 def wait_for_effects(engine, run: str, expected: int, timeout: float, alive=lambda: True,
@@ -1031,6 +1037,9 @@ def parse_args(argv=None):
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the producer, the relay and the sink; reports in var/bench/logs/")
     parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
+    parser.add_argument("--private-broker", action="store_true",
+                        help="run on a RabbitMQ node of its own, started beside the machine's and removed "
+                             "afterwards (tests/brokers.py), e.g. when the shared node is unavailable")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_PG_URL))
     parser.add_argument("--out", default=None,
                         help="JSON file (default var/bench/event_path.json)")
@@ -1082,6 +1091,15 @@ def main(argv=None) -> int:
     results["versions"]["rabbitmq"] = _rabbitmq_version()
     vhost = None
     workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=out_path.parent))
+    private = None
+    if args.private_broker:
+        from tests.brokers import PrivateBroker
+
+        log("starting a private RabbitMQ node")
+        private = PrivateBroker().start()
+        PRIVATE.update(node=private.node, management_url=private.management_url, user=private.admin_user)
+        args.amqp_uri = private.uri("/")
+        results["private_broker"] = private.node
     try:
         vhost = Vhost(args.amqp_uri)
         results["vhost"] = vhost.name
@@ -1099,6 +1117,8 @@ def main(argv=None) -> int:
         if vhost is not None:
             vhost.delete()
         shutil.rmtree(workdir, ignore_errors=True)
+        if private is not None:
+            private.stop()
     results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     results["elapsed_seconds"] = time.monotonic() - started
     results["json_path"] = str(out_path.relative_to(ROOT) if out_path.is_relative_to(ROOT) else out_path)
