@@ -11,7 +11,7 @@ export AMQP_URI
 export PYTHONWARNINGS := ignore::Warning:nameko.cli.commands
 
 .PHONY: help install run demo test test-unit test-integration test-e2e test-replicas lint bench bench-events bench-membership \
-	bench-catalogue bench-billing bench-scheduling images clean dashboards grafana-schema
+	bench-catalogue bench-billing bench-scheduling images clean dashboards grafana-schema soak
 
 help:
 	@echo "make run    start the four services locally (creates .venv, installs, checks the broker)"
@@ -22,6 +22,9 @@ help:
 	@echo "make bench  every benchmark (about 10 min): the event path beside raw pika, then each service's"
 	@echo "            national-scale figure; one alone: make bench-events|bench-membership|bench-catalogue|"
 	@echo "            bench-billing|bench-scheduling"
+	@echo "make soak   ten minutes at ten times a county's busiest day on a 3-node RabbitMQ cluster and"
+	@echo "            PostgreSQL, two replicas per service, under chaos; prints lost/duplicated/unexpected"
+	@echo "            (all must be 0), throughput and latency. SOAK_MINUTES=, SOAK_SEED=, SOAK_REPLICAS="
 	@echo "make images build each service's image with podman and start it once against the broker"
 	@echo "make dashboards  regenerate the Grafana boards in deploy/grafana/dashboards"
 
@@ -76,6 +79,13 @@ test-replicas: install
 
 test-unit: install
 	$(BIN)/python -m pytest shared/tests deploy/ops/tests $(foreach s,$(SERVICES),services/$(s)/tests/unit) -q
+
+# Not part of `make test` (its two-minute variant is: tests/reliability/test_soak.py).
+SOAK_MINUTES ?= 10
+SOAK_SEED ?= 17
+SOAK_REPLICAS ?= 2
+soak: install
+	$(BIN)/python -m tests.reliability.soak --minutes $(SOAK_MINUTES) --seed $(SOAK_SEED) --replicas $(SOAK_REPLICAS)
 
 # Run one after another, never beside the tests: they measure a 2-core machine.
 bench: bench-events bench-membership bench-catalogue bench-billing bench-scheduling

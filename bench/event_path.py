@@ -10,18 +10,23 @@ BENCH_POSTGRES_URL (throwaway databases, dropped afterwards):
     and a window of unconfirmed messages), consume with one ack each (prefetch 200),
     and both at once in two processes (the end-to-end pipeline); on a classic and on
     a quorum queue (the project's handler queues are quorum queues).
-(b) the full path, per database: a producer process commits N events, one small
-    transaction each through shared's UnitOfWork (a state row + its outbox row),
-    shared's OutboxRelay in the same process publishes them with batched confirms,
+(b) the full path, per database: a producer process commits N events through shared's
+    UnitOfWork (a state row + its outbox row per event), one event per transaction and then
+    20 per transaction (`--producer-events-per-commit 1,20`; the targets are judged on the
+    last), shared's OutboxRelay in the same process publishes them with batched confirms,
     and a real nameko service (`bench.sink_service`, run by `nameko run`, so under
-    eventlet) consumes them with shared's ReliableEventHandler: one unit of work per
-    event, bound to it (inbox row + effect row in one transaction), ack after commit.
+    eventlet) consumes them with shared's BatchedEventHandler (`--sink batch`, the default:
+    batches of up to `--batch-max-events` 100 or 10 ms, one transaction per batch with an
+    inbox row + an effect row per event, acks after the commit, prefetch 2 N) or, with
+    `--sink single`, ReliableEventHandler (one unit of work per event, as before batching).
     Sustained events/s from the first producer commit to the last committed effect
     (the producer stops committing after --max-seconds, 75 s by default, so the bench
     stays bounded; the table says so when that cut N short). Beside it: each stage
     alone (commits only; the relay draining a full outbox; the sink draining a full
     queue) and the CPU each process, the broker and PostgreSQL spent per event
-    (from /proc), which is where the time goes on a 2-core machine.
+    (from /proc), which is where the time goes on a 2-core machine; and the consumer
+    stage with one and with two replicas of the sink on one database (PostgreSQL by
+    default, `--replica-events`, `--replica-backends`).
 (c) latency at a fixed rate (200 events/s for 10 s): producer commit -> committed
     effect, p50/p95/p99/max.
 
@@ -70,9 +75,10 @@ DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 SILENCE_EVENTLET = "ignore::Warning:nameko.cli.commands"
 
-TARGET_EVENTS_PER_S = 1000.0
+# Issue 17's targets for the full path (publish -> consumer -> effect committed), per database.
+TARGET_EVENTS_PER_S = {"sqlite": 3000.0, "postgresql": 2000.0}
 TARGET_RATIO = 0.5
-TARGET_P99_MS = 100.0
+TARGET_P99_MS = 50.0
 
 
 def log(message: str) -> None:
@@ -81,11 +87,16 @@ def log(message: str) -> None:
 
 # -- broker and databases ---------------------------------------------------------------------
 
+# With --private-broker: (node name, management URL, admin user) of the node this run started.
+PRIVATE: dict = {}
+
+
 def rabbitmqctl(*args: str, wait_for_broker: float = 0.0) -> str:
     """Run rabbitmqctl; while the broker's app is down (restarting), retry for up to `wait_for_broker` s."""
     deadline = time.monotonic() + wait_for_broker
+    node = ["-n", PRIVATE["node"]] if PRIVATE else []
     while True:
-        result = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(["rabbitmqctl", *node, *args], capture_output=True, text=True, timeout=60)
         if result.returncode == 0:
             return result.stdout
         down = "app to be running" in result.stderr or "unable to perform an operation" in result.stderr
@@ -101,7 +112,7 @@ class Vhost:
     def __init__(self, base_uri: str):
         self.name = f"bench-{uuid.uuid4().hex[:10]}"
         rabbitmqctl("add_vhost", self.name, wait_for_broker=60)
-        rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+        rabbitmqctl("set_permissions", "-p", self.name, PRIVATE.get("user", "guest"), ".*", ".*", ".*")
         parts = urllib.parse.urlsplit(base_uri)
         self.amqp_uri = urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(self.name, safe="")))
 
@@ -375,11 +386,12 @@ def run_raw(amqp_uri: str, args) -> dict:
 
 # -- (b) and (c) the full path ---------------------------------------------------------------
 
-def sink_config(amqp_uri: str, database_url: str, max_workers: int) -> dict:
+def sink_config(amqp_uri: str, database_url: str, max_workers: int, batch: dict | None = None) -> dict:
     return {
         "AMQP_URI": amqp_uri,
         "DATABASE_URL": database_url,
         "max_workers": max_workers,
+        "EVENTS": dict(batch or {}),
         "HEARTBEAT": 20,
         "OPERATOR": {"name": "bench"},
         "LOGGING": {
@@ -396,15 +408,16 @@ class Sink:
     """`python -m nameko run bench.sink_service:BenchSink` as a child process."""
 
     def __init__(self, *, amqp_uri: str, database_url: str, source: str, workdir: Path, log_path: Path,
-                 max_workers: int, profile_path: Path | None = None):
+                 max_workers: int, profile_path: Path | None = None, mode: str = "batch",
+                 batch: dict | None = None):
         import yaml
 
         self.amqp_uri = amqp_uri
         self.database_url = database_url
         self.source = source
         self.queue = handler_queue(source)
-        config_path = workdir / f"sink-{source}.yml"
-        config_path.write_text(yaml.safe_dump(sink_config(amqp_uri, database_url, max_workers)))
+        config_path = workdir / f"sink-{source}-{uuid.uuid4().hex[:4]}.yml"
+        config_path.write_text(yaml.safe_dump(sink_config(amqp_uri, database_url, max_workers, batch)))
         command = [PYTHON]
         if profile_path is not None:
             command += ["-m", "cProfile", "-o", str(profile_path)]
@@ -412,19 +425,19 @@ class Sink:
         else:
             command += ["-m", "nameko"]
         command += ["run", "--config", str(config_path), "bench.sink_service:BenchSink"]
-        env = {"BENCH_SOURCE": source,
+        env = {"BENCH_SOURCE": source, "BENCH_SINK": mode,
                "PYTHONWARNINGS": SILENCE_EVENTLET, "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": str(ROOT)}
         self.child = Child(command, env=env, log_path=log_path, capture=False)
         self.log_path = log_path
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 60.0, consumers: int = 1) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.child.proc.poll() is not None:
                 raise RuntimeError(f"the sink service exited with {self.child.proc.returncode}; see {self.log_path}")
             counts = raw_pika.queue_counts(self.amqp_uri, self.queue)
-            if counts is not None and counts[1] >= 1:
+            if counts is not None and counts[1] >= consumers:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"the sink service did not consume from {self.queue} within {timeout:.0f}s")
@@ -470,7 +483,8 @@ def declare_topology(amqp_uri: str, source: str, events_config: dict | None = No
         document["queues"] = [q for q in document["queues"] if q["name"] != stream]
         document["bindings"] = [b for b in document["bindings"] if b["destination"] != stream]
         document["policies"] = [p for p in document["policies"] if p["pattern"] != f"^{re.escape(stream)}$"]
-    topology.apply(topology.Management.for_amqp_uri(amqp_uri), document, vhost=links.vhost_of(amqp_uri))
+    topology.apply(topology.Management.for_amqp_uri(amqp_uri, url=PRIVATE.get("management_url")), document,
+                   vhost=links.vhost_of(amqp_uri))
 
 
 def wait_for_effects(engine, run: str, expected: int, timeout: float, alive=lambda: True,
@@ -618,6 +632,59 @@ def run_stages(source_url: str, sink_url: str, amqp_uri: str, source: str, backe
     return stages, sink
 
 
+def batch_settings(args) -> dict:
+    return {"batch_max_events": args.batch_max_events, "batch_linger_ms": args.batch_linger_ms}
+
+
+def run_replicas(source_url: str, sink_engine, amqp_uri: str, source: str, backend: str, logdir: Path, args,
+                 start_sink) -> dict:
+    """The consumer stage with one, then two replicas of the sink on one database: the replicas start
+    first (idle), then the relay alone publishes `--replica-events` events committed beforehand as fast as
+    it can; the rate is first to last committed effect, so it is the consumers' unless the relay is slower
+    (its own rate is given beside it)."""
+    from sqlalchemy import text
+
+    m = args.replica_events
+    out: dict = {"events": m}
+    plog = logdir / f"producer-{backend}.log"
+    for replicas in (1, 2):
+        run = f"rep{replicas}"
+        log(f"full path on {backend}: consumer stage with {replicas} replica(s): {m} events committed first")
+        produced = run_producer(database_url=source_url, amqp_uri=amqp_uri, source=source, run=run, events=m,
+                                timeout=args.phase_timeout, log_path=plog,
+                                extra=["--no-relay", "--mode", args.producer_mode, "--events-per-commit", "100"])
+        sinks = []
+        try:
+            for index in range(replicas):
+                sinks.append(start_sink(f"sink-{backend}-replicas{replicas}-{index}", consumers=index + 1,
+                                        profile=False))
+            meter = CpuMeter({f"sink{i}": s.child.proc.pid for i, s in enumerate(sinks)}).start()
+            log(f"full path on {backend}: consumer stage with {replicas} replica(s): the relay publishes them")
+            drained = run_producer(database_url=source_url, amqp_uri=amqp_uri, source=source, run=run, events=0,
+                                   timeout=args.phase_timeout, log_path=plog,
+                                   extra=["--relay-only", "--mode", args.producer_mode])
+            done = wait_for_effects(sink_engine, run, produced["events"], args.phase_timeout,
+                                    alive=lambda: all(s.alive() for s in sinks))
+            cpu = meter.stop()
+            with sink_engine.connect() as connection:
+                first, last = connection.execute(text(
+                    "SELECT min(applied_at), max(applied_at) FROM bench_effects WHERE run = :run"), {"run": run}).one()
+        finally:
+            for s in sinks:
+                s.stop()
+        sink_cpu = sum(v for k, v in cpu.items() if k.startswith("sink") and v is not None)
+        entry = {"replicas": replicas, "events": done, "complete": done == produced["events"],
+                 "rate": (done - 1) / (last - first) if done > 1 and last and first and last > first else None,
+                 "relay_rate": _rate(produced["events"], drained.get("relay_started"), drained.get("drained_at")),
+                 "sink_cpu_ms_per_event": 1000.0 * sink_cpu / done if done else None,
+                 "postgres_cpu_ms_per_event": 1000.0 * cpu["postgres"] / done if done and cpu.get("postgres") else None,
+                 "machine_busy_fraction": cpu.get("machine_busy_fraction")}
+        if not entry["complete"]:
+            entry["disturbed"] = f"{done} of {produced['events']} effects arrived in time"
+        out[f"replicas_{replicas}"] = entry
+    return out
+
+
 def _check_disturbance(result: dict, produced: dict, sink: "Sink") -> None:
     """Flag a run the broker's restart (or a dead sink) spoiled, so no one reads its figures as capacity."""
     problems = []
@@ -654,12 +721,14 @@ def run_full_path(backend: str, amqp_uri: str, workdir: Path, logdir: Path, args
         out["databases"] = {"producer": _hide(source_url), "sink": _hide(sink_url)}
         declare_topology(amqp_uri, source, archive=not args.no_archive)
 
-        def start_sink():
-            log(f"full path on {backend}: starting the sink service (nameko run, max_workers={args.max_workers})")
+        def start_sink(name: str = f"sink-{backend}", consumers: int = 1, profile: bool = args.profile):
+            log(f"full path on {backend}: starting the sink service {name} (nameko run, {args.sink} handler, "
+                f"max_workers={args.max_workers})")
             started = Sink(amqp_uri=amqp_uri, database_url=sink_url, source=source, workdir=workdir,
-                           log_path=logdir / f"sink-{backend}.log", max_workers=args.max_workers,
-                           profile_path=(logdir / f"sink-{backend}.prof") if args.profile else None)
-            started.wait_ready(60)
+                           log_path=logdir / f"{name}.log", max_workers=args.max_workers,
+                           profile_path=(logdir / f"{name}.prof") if profile else None, mode=args.sink,
+                           batch=batch_settings(args))
+            started.wait_ready(60, consumers=consumers)
             return started
 
         if args.stage_events > 0:
@@ -670,22 +739,29 @@ def run_full_path(backend: str, amqp_uri: str, workdir: Path, logdir: Path, args
         source_engine, sink_engine = create_engine(source_url), create_engine(sink_url)
         engines += [source_engine, sink_engine]
 
-        log(f"full path on {backend}: throughput, {args.events} events as fast as the producer commits "
-            f"(at most {args.max_seconds:.0f} s of commits)")
-        meter = CpuMeter({"sink": sink.child.proc.pid}).start()
-        produced = run_producer(database_url=source_url, amqp_uri=amqp_uri, source=source, run="tput",
-                                events=args.events, timeout=args.phase_timeout,
-                                log_path=logdir / f"producer-{backend}.log",
-                                extra=["--mode", args.producer_mode, "--max-seconds", str(args.max_seconds),
-                                       "--concurrency", str(args.producer_concurrency)],
-                                profile_path=(logdir / f"producer-{backend}.txt") if args.profile else None)
-        wait_for_effects(sink_engine, "tput", produced["events"], args.phase_timeout, alive=sink.alive)
-        cpu = meter.stop()
-        out["throughput"] = analyse(source_engine, sink_engine, "tput", produced)
-        out["throughput"]["cpu"] = cpu_per_event(cpu, produced["events"],
-                                                 {"producer_and_relay": produced.get("cpu_seconds")})
-        out["throughput"]["cpu"]["raw"] = cpu
-        _check_disturbance(out["throughput"], produced, sink)
+        out["throughput_by_events_per_commit"] = {}
+        for per_commit in args.producer_events_per_commit:
+            run = f"tput{per_commit}"
+            log(f"full path on {backend}: throughput, {args.events} events as fast as the producer commits "
+                f"them, {per_commit} per transaction (at most {args.max_seconds:.0f} s of commits)")
+            meter = CpuMeter({"sink": sink.child.proc.pid}).start()
+            produced = run_producer(database_url=source_url, amqp_uri=amqp_uri, source=source, run=run,
+                                    events=args.events, timeout=args.phase_timeout,
+                                    log_path=logdir / f"producer-{backend}.log",
+                                    extra=["--mode", args.producer_mode, "--max-seconds", str(args.max_seconds),
+                                           "--concurrency", str(args.producer_concurrency),
+                                           "--events-per-commit", str(per_commit)],
+                                    profile_path=(logdir / f"producer-{backend}-{per_commit}.txt")
+                                    if args.profile else None)
+            wait_for_effects(sink_engine, run, produced["events"], args.phase_timeout, alive=sink.alive)
+            cpu = meter.stop()
+            result = analyse(source_engine, sink_engine, run, produced)
+            result["events_per_commit"] = per_commit
+            result["cpu"] = cpu_per_event(cpu, produced["events"], {"producer_and_relay": produced.get("cpu_seconds")})
+            result["cpu"]["raw"] = cpu
+            _check_disturbance(result, produced, sink)
+            out["throughput_by_events_per_commit"][per_commit] = result
+            out["throughput"] = result  # the targets are judged on the last (the most events per commit)
 
         count = int(args.latency_rate * args.latency_seconds)
         log(f"full path on {backend}: latency, {count} events at {args.latency_rate:.0f}/s")
@@ -697,6 +773,11 @@ def run_full_path(backend: str, amqp_uri: str, workdir: Path, logdir: Path, args
         out["latency"] = analyse(source_engine, sink_engine, "lat", produced)
         _check_disturbance(out["latency"], produced, sink)
         out["sink_log_tail"] = _tail(sink.log_path)
+        if args.replica_events > 0 and backend in args.replica_backends.split(","):
+            sink.stop()
+            sink = None
+            out["replicas"] = run_replicas(source_url, sink_engine, amqp_uri, source, backend, logdir, args,
+                                           start_sink)
     except Exception as exc:  # noqa: BLE001 - the run goes on with the other backend; the error is reported
         out["error"] = f"{type(exc).__name__}: {exc}"
         log(f"full path on {backend} failed: {exc}\n{traceback.format_exc()}")
@@ -761,14 +842,17 @@ def build_summary(results: dict) -> dict:
         clean = bool(tput.get("complete")) and not tput.get("disturbed")
         lat_clean = bool((full.get("latency") or {}).get("complete")) and not (full.get("latency") or {}).get("disturbed")
         ratio = rate / best_raw if rate and best_raw else None
+        target = TARGET_EVENTS_PER_S.get(backend, max(TARGET_EVENTS_PER_S.values()))
         summary["backends"][backend] = {
+            "target_rate": target,
+            "rate_vs_target": rate / target if rate else None,
             "rate": rate,
             "ratio_to_raw": ratio,
             "ratio_to_raw_by_queue_type": {q: rate / r for q, r in raw_e2e.items()} if rate else {},
             "p50_ms": lat.get("p50"),
             "p99_ms": lat.get("p99"),
             "targets": {
-                f"rate >= {TARGET_EVENTS_PER_S:,.0f}/s": bool(rate and rate >= TARGET_EVENTS_PER_S and clean),
+                f"rate >= {target:,.0f}/s": bool(rate and rate >= target and clean),
                 f"ratio >= {TARGET_RATIO}": bool(ratio and ratio >= TARGET_RATIO and clean),
                 f"p99 < {TARGET_P99_MS:.0f} ms at {results['settings']['latency_rate']:.0f}/s": bool(
                     lat.get("p99") is not None and lat["p99"] < TARGET_P99_MS and lat_clean),
@@ -804,33 +888,42 @@ def render_table(results: dict) -> str:
     if results.get("raw_error"):
         lines.append(f"  raw pika failed: {results['raw_error']}")
     lines.append("")
-    lines.append(f"(b) full path: UnitOfWork commit ({s.get('producer_concurrency', 1)} at a time) -> outbox -> "
+    lines.append(f"(b) full path: UnitOfWork commit ({s.get('producer_concurrency', 1)} at a time, "
+                 f"{s.get('producer_events_per_commit', 1)} event(s) each) -> outbox -> "
                  f"OutboxRelay ({'OS' if s['producer_mode'] == 'thread' else 'green'} thread, batched confirms) -> quorum queue ->")
-    lines.append(f"    nameko ReliableEventHandler (max_workers={s['max_workers']}) -> inbox + effect in one "
-                 "transaction -> ack")
+    if s.get("sink", "single") == "batch":
+        lines.append(f"    nameko BatchedEventHandler (batches of up to {s['batch_max_events']} events or "
+                     f"{s['batch_linger_ms']:g} ms, max_workers={s['max_workers']}) -> one transaction per batch "
+                     "(an inbox row + an effect row per event) -> ack each after the commit")
+    else:
+        lines.append(f"    nameko ReliableEventHandler (max_workers={s['max_workers']}) -> inbox + effect in one "
+                     "transaction -> ack")
+    lines.append("  (one row per producer transaction size: N/tx = N events per producer commit)")
     lines.append(f"  {'db':<11} {'events':>7} {'effects':>8} {'first commit->last effect':>26} {'events/s':>9} "
                  f"{'producer/s':>11} {'relay rounds':>13} {'mean batch':>11} {'sink lag at end':>16}")
     for backend, full in (results.get("full_path") or {}).items():
         if full.get("error") and not full.get("throughput"):
             lines.append(f"  {backend:<11} FAILED: {full['error']}")
             continue
-        t = full["throughput"]
-        lines.append(
-            f"  {backend:<11} {_fmt(t['events']):>7} {_fmt(t['effects']):>8} {_fmt(t['seconds'], 2, ' s'):>26} "
-            f"{_fmt(t['rate']):>9} {_fmt(t['producer']['rate']):>11} {_fmt(t['relay']['rounds']):>13} "
-            f"{_fmt(t['relay']['mean_batch'], 1):>11} {_fmt(t['sink']['last_effect_after_last_commit_s'], 2, ' s'):>16}")
-        c = t.get("cpu") or {}
-        if c:
-            lines.append(f"  {'':<11} CPU ms/event: producer+relay {_fmt(c.get('producer_and_relay_ms_per_event'), 2)}, "
-                         f"sink {_fmt(c.get('sink_ms_per_event'), 2)}, rabbitmq {_fmt(c.get('rabbitmq_ms_per_event'), 2)}, "
-                         f"postgres {_fmt(c.get('postgres_ms_per_event'), 2)}, kernel irq "
-                         f"{_fmt(c.get('kernel_irq_softirq_ms_per_event'), 2)}, everything else "
-                         f"{_fmt(c.get('everything_else_ms_per_event'), 2)}; machine busy "
-                         f"{_fmt((c.get('machine_busy_fraction') or 0) * 100)}%")
-        if t.get("disturbed"):
-            lines.append(f"  {'':<11} DISTURBED: {'; '.join(t['disturbed'])}")
-        if t.get("time_capped"):
-            lines.append(f"  {'':<11} (commits stopped after {s['max_seconds']:.0f} s: fewer events than asked)")
+        runs = full.get("throughput_by_events_per_commit") or {"": full["throughput"]}
+        for per_commit, t in runs.items():
+            label = f"{backend} {per_commit}/tx" if per_commit != "" else backend
+            lines.append(
+                f"  {label:<11} {_fmt(t['events']):>7} {_fmt(t['effects']):>8} {_fmt(t['seconds'], 2, ' s'):>26} "
+                f"{_fmt(t['rate']):>9} {_fmt(t['producer']['rate']):>11} {_fmt(t['relay']['rounds']):>13} "
+                f"{_fmt(t['relay']['mean_batch'], 1):>11} {_fmt(t['sink']['last_effect_after_last_commit_s'], 2, ' s'):>16}")
+            c = t.get("cpu") or {}
+            if c:
+                lines.append(f"  {'':<11} CPU ms/event: producer+relay {_fmt(c.get('producer_and_relay_ms_per_event'), 2)}, "
+                             f"sink {_fmt(c.get('sink_ms_per_event'), 2)}, rabbitmq {_fmt(c.get('rabbitmq_ms_per_event'), 2)}, "
+                             f"postgres {_fmt(c.get('postgres_ms_per_event'), 2)}, kernel irq "
+                             f"{_fmt(c.get('kernel_irq_softirq_ms_per_event'), 2)}, everything else "
+                             f"{_fmt(c.get('everything_else_ms_per_event'), 2)}; machine busy "
+                             f"{_fmt((c.get('machine_busy_fraction') or 0) * 100)}%")
+            if t.get("disturbed"):
+                lines.append(f"  {'':<11} DISTURBED: {'; '.join(t['disturbed'])}")
+            if t.get("time_capped"):
+                lines.append(f"  {'':<11} (commits stopped after {s['max_seconds']:.0f} s: fewer events than asked)")
         if full.get("error"):
             lines.append(f"  {'':<11} then failed: {full['error']}")
     if any(((full.get("throughput") or {}).get("cpu") for full in (results.get("full_path") or {}).values())):
@@ -853,6 +946,24 @@ def render_table(results: dict) -> str:
                          f"{_fmt(r['rate']):>12} ({_fmt(r.get('cpu_ms_per_event'), 2):>5} ms) "
                          f"{_fmt(k['rate']):>9} ({_fmt((k.get('cpu') or {}).get('sink_ms_per_event'), 2):>5} ms)"
                          + (f"  DISTURBED: {flags}" if flags else ""))
+    if any((full.get("replicas") for full in (results.get("full_path") or {}).values())):
+        lines.append("")
+        lines.append("  consumer stage with one and with two replicas of the sink (one database; queue fed by the "
+                     "relay alone), events/s:")
+        for backend, full in (results.get("full_path") or {}).items():
+            rep = full.get("replicas")
+            if not rep:
+                continue
+            for key in ("replicas_1", "replicas_2"):
+                r = rep.get(key)
+                if not r:
+                    continue
+                lines.append(f"  {backend:<11} {r['replicas']} replica(s): {_fmt(r['rate']):>7} events/s "
+                             f"({_fmt(r['events'])} events; relay fed {_fmt(r['relay_rate'])}/s; sink CPU "
+                             f"{_fmt(r['sink_cpu_ms_per_event'], 2)} ms/event, postgres "
+                             f"{_fmt(r['postgres_cpu_ms_per_event'], 2)} ms/event; machine busy "
+                             f"{_fmt((r.get('machine_busy_fraction') or 0) * 100)}%)"
+                             + (f"  DISTURBED: {r['disturbed']}" if r.get("disturbed") else ""))
     lines.append("")
     lines.append(f"(c) latency, producer commit -> committed effect, at {s['latency_rate']:.0f} events/s "
                  f"for {s['latency_seconds']:.0f} s")
@@ -874,7 +985,8 @@ def render_table(results: dict) -> str:
     lines.append(f"Targets (raw pika end-to-end reference = best windowed pipeline above: {_fmt(ref)} events/s)")
     for backend, b in summary["backends"].items():
         by_type = ", ".join(f"{q} {_fmt(r, 2)}" for q, r in b["ratio_to_raw_by_queue_type"].items())
-        lines.append(f"  {backend:<11} {_fmt(b['rate'])} events/s, ratio to raw {_fmt(b['ratio_to_raw'], 2)} "
+        lines.append(f"  {backend:<11} {_fmt(b['rate'])} events/s ({_fmt((b.get('rate_vs_target') or 0) * 100)}% of "
+                     f"the {_fmt(b.get('target_rate'))}/s target), ratio to raw {_fmt(b['ratio_to_raw'], 2)} "
                      f"({by_type}), p99 {_fmt(b['p99_ms'], 1)} ms")
         for name, ok in b["targets"].items():
             lines.append(f"  {'':<11} {'MET   ' if ok else 'MISSED'} {name}")
@@ -896,11 +1008,23 @@ def parse_args(argv=None):
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite,postgresql")
     parser.add_argument("--latency-rate", type=float, default=200.0)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
-    parser.add_argument("--max-workers", type=int, default=10, help="sink's nameko max_workers (= prefetch)")
+    parser.add_argument("--sink", choices=("batch", "single"), default="batch",
+                        help="the sink's handler: consumes_batch (default) or consumes (one event per transaction)")
+    parser.add_argument("--batch-max-events", type=int, default=100, help="batched sink: events per batch (N)")
+    parser.add_argument("--batch-linger-ms", type=float, default=10.0, help="batched sink: linger, ms")
+    parser.add_argument("--max-workers", type=int, default=None,
+                        help="sink's nameko max_workers (= prefetch); default 10, or 2 N with --sink batch")
+    parser.add_argument("--replica-events", type=int, default=10000,
+                        help="events for the consumer stage with one and with two replicas (0 skips)")
+    parser.add_argument("--replica-backends", default="postgresql",
+                        help="databases on which the replica stage runs (default postgresql)")
     parser.add_argument("--producer-mode", choices=("green", "thread"), default="green",
                         help="relay beside the producer as an eventlet green thread (as Storage runs it) or an OS thread")
     parser.add_argument("--producer-concurrency", type=int, default=1,
                         help="units of work the producer commits at once in the throughput run (default 1)")
+    parser.add_argument("--producer-events-per-commit", default="1,20",
+                        help="events per producer transaction, one throughput run each, comma-separated; the "
+                             "targets are judged on the last (default 1,20)")
     parser.add_argument("--max-seconds", type=float, default=75.0,
                         help="bound on the throughput run's committing, seconds (default 75)")
     parser.add_argument("--stage-events", type=int, default=4000,
@@ -913,10 +1037,16 @@ def parse_args(argv=None):
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the producer, the relay and the sink; reports in var/bench/logs/")
     parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
+    parser.add_argument("--private-broker", action="store_true",
+                        help="run on a RabbitMQ node of its own, started beside the machine's and removed "
+                             "afterwards (tests/brokers.py), e.g. when the shared node is unavailable")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_PG_URL))
     parser.add_argument("--out", default=None,
                         help="JSON file (default var/bench/event_path.json)")
     args = parser.parse_args(argv)
+    args.producer_events_per_commit = [int(x) for x in str(args.producer_events_per_commit).split(",") if x.strip()]
+    if args.max_workers is None:
+        args.max_workers = 2 * args.batch_max_events if args.sink == "batch" else 10
     if args.out is None:
         args.out = str(ROOT / "var" / "bench" / "event_path.json")
     if args.events < 2:
@@ -949,15 +1079,27 @@ def main(argv=None) -> int:
         "settings": {"events": args.events, "per_message_events": min(args.events, args.per_message_events),
                      "window": args.window, "latency_rate": args.latency_rate,
                      "latency_seconds": args.latency_seconds, "max_workers": args.max_workers,
+                     "sink": args.sink, "batch_max_events": args.batch_max_events,
+                     "batch_linger_ms": args.batch_linger_ms, "replica_events": args.replica_events,
                      "relay_batch_size": events_settings({})["relay_batch_size"], "backends": args.backends, "producer_mode": args.producer_mode,
                      "max_seconds": args.max_seconds, "stage_events": args.stage_events,
                      "producer_concurrency": args.producer_concurrency,
+                     "producer_events_per_commit": ",".join(map(str, args.producer_events_per_commit)),
                      "relay_linger_ms": events_settings({})["relay_linger_ms"]},
         "targets": {"events_per_s": TARGET_EVENTS_PER_S, "ratio_to_raw": TARGET_RATIO, "p99_ms": TARGET_P99_MS},
     }
     results["versions"]["rabbitmq"] = _rabbitmq_version()
     vhost = None
     workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=out_path.parent))
+    private = None
+    if args.private_broker:
+        from tests.brokers import PrivateBroker
+
+        log("starting a private RabbitMQ node")
+        private = PrivateBroker().start()
+        PRIVATE.update(node=private.node, management_url=private.management_url, user=private.admin_user)
+        args.amqp_uri = private.uri("/")
+        results["private_broker"] = private.node
     try:
         vhost = Vhost(args.amqp_uri)
         results["vhost"] = vhost.name
@@ -975,6 +1117,8 @@ def main(argv=None) -> int:
         if vhost is not None:
             vhost.delete()
         shutil.rmtree(workdir, ignore_errors=True)
+        if private is not None:
+            private.stop()
     results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     results["elapsed_seconds"] = time.monotonic() - started
     results["json_path"] = str(out_path.relative_to(ROOT) if out_path.is_relative_to(ROOT) else out_path)

@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1,
                         help="units of work committing at once (green threads or threads), like a service's "
                              "concurrent workers; ignored with --rate")
+    parser.add_argument("--events-per-commit", type=int, default=1,
+                        help="events each unit of work commits (default 1: one small transaction per event)")
     parser.add_argument("--no-relay", action="store_true", help="commit only; leave the outbox full")
     parser.add_argument("--relay-only", action="store_true", help="commit nothing; drain the outbox")
     parser.add_argument("--max-seconds", type=float, default=0.0, help="stop committing after this long (0: never)")
@@ -113,6 +115,7 @@ def main() -> None:
             relay_thread.start()
 
     interval = 1.0 / args.rate if args.rate > 0 else 0.0
+    per_commit = 1 if interval else max(1, args.events_per_commit)
     origin = Origin()
     total = 0 if args.relay_only else args.events
     state = {"next": 0, "committed": 0, "first": None, "last": None}
@@ -123,20 +126,22 @@ def main() -> None:
     def commit_events():
         """One worker: takes the next sequence number and commits it, until all are done or time is up."""
         while state["next"] < total:
-            seq = state["next"]
-            state["next"] += 1
+            first_seq = state["next"]
+            seqs = range(first_seq, min(total, first_seq + per_commit))
+            state["next"] += len(seqs)
             if interval:
-                delay = started + seq * interval - time.time()
+                delay = started + first_seq * interval - time.time()
                 if delay > 0:
                     time.sleep(delay)  # green under eventlet
             with UnitOfWork(database, producer, outbox, inbox, origin, on_commit=signal.notify) as uow:
-                uow.session.execute(insert(ticks), {"run": args.run, "seq": seq, "value": f"tick-{seq}"})
-                uow.publish(EVENT_TYPE, {"run": args.run, "seq": seq, "committed_at": time.time()},
-                            aggregate=f"tick-{seq % 100}")
+                for seq in seqs:
+                    uow.session.execute(insert(ticks), {"run": args.run, "seq": seq, "value": f"tick-{seq}"})
+                    uow.publish(EVENT_TYPE, {"run": args.run, "seq": seq, "committed_at": time.time()},
+                                aggregate=f"tick-{seq % 100}")
                 uow.commit()
             now = time.time()
             state["last"] = now if state["last"] is None else max(state["last"], now)
-            state["committed"] += 1
+            state["committed"] += len(seqs)
             if state["first"] is None:
                 state["first"] = now
             if stop_at is not None and now >= stop_at:
@@ -198,6 +203,7 @@ def main() -> None:
         "rate": args.rate,
         "mode": args.mode,
         "concurrency": concurrency,
+        "events_per_commit": per_commit,
         "started": started,
         "relay_started": relay_started,
         "first_commit": first_commit,

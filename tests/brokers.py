@@ -95,15 +95,25 @@ class Broker:
 SHARED_BROKER = Broker(node=None, amqp_port=5672, admin_user="guest", admin_password="guest")
 
 
+# Ports the machine's own node and the CLI tools use: epmd, AMQP, management, distribution, and the range
+# `rabbitmqctl` takes its own distribution port from (the shared node's 25672 + 10000 .. + 10010).
+RESERVED_PORTS = frozenset({4369, 5672, 15672, 15692, 25672, *range(35672, 35683)})
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` distinct free TCP ports on 127.0.0.1 (held open together, so the kernel gives distinct ones)."""
+    """`count` distinct free TCP ports on 127.0.0.1 (held open together, so the kernel gives distinct ones),
+    none of them one the machine's own node or its CLI tools use (RESERVED_PORTS)."""
     sockets = []
     try:
-        for _ in range(count):
+        for _ in range(count + 64):  # a reserved port is kept open (so not given again) and skipped
+            if sum(1 for sock in sockets if sock.getsockname()[1] not in RESERVED_PORTS) == count:
+                break
             sock = socket.socket()
             sock.bind((HOST, 0))
             sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
+        ports = [sock.getsockname()[1] for sock in sockets if sock.getsockname()[1] not in RESERVED_PORTS]
+        assert len(ports) == count, "could not find enough free ports"
+        return ports
     finally:
         for sock in sockets:
             sock.close()
@@ -112,10 +122,12 @@ def free_ports(count: int) -> list[int]:
 class PrivateBroker(Broker):
     """A RabbitMQ node of a test's own: `start()`, `restart(down_seconds)`, `stop()` (idempotent)."""
 
-    def __init__(self, base: Path | None = None):
+    def __init__(self, base: Path | None = None, *, node: str | None = None, admin_user: str | None = None,
+                 admin_password: str | None = None):
         amqp_port, management_port, dist_port = free_ports(3)
-        super().__init__(node=f"rabbit-t{secrets.token_hex(4)}@localhost", amqp_port=amqp_port,
-                         admin_user=f"admin-{secrets.token_hex(3)}", admin_password=secrets.token_hex(16),
+        super().__init__(node=node or f"rabbit-t{secrets.token_hex(4)}@localhost", amqp_port=amqp_port,
+                         admin_user=admin_user or f"admin-{secrets.token_hex(3)}",
+                         admin_password=admin_password or secrets.token_hex(16),
                          management_url=f"http://{HOST}:{management_port}")
         self.management_port = management_port
         self.dist_port = dist_port
@@ -229,7 +241,10 @@ class PrivateBroker(Broker):
             return False
         except PermissionError:
             return True
-        return True
+        try:  # a killed node whose parent (init here) has not reaped it yet is a zombie: gone all the same
+            return Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
 
     def _await_startup(self, deadline: float) -> None:
         # The pid file appears once the node's VM runs; until it registers with epmd, `await_startup`
@@ -267,6 +282,40 @@ class PrivateBroker(Broker):
             time.sleep(0.3)
         raise BrokerNodeError(f"management API at {self.management_url} did not answer: {last}")
 
+    def kill(self, timeout: float = 30.0) -> None:
+        """SIGKILL this node's VM (the pid its own pid file names) and wait until it is gone: a crash,
+        with no goodbye to its clients or its cluster."""
+        pid = self.pid or self._read_pid()
+        if pid is None:
+            raise BrokerNodeError(f"{self.node} has no pid to kill")
+        self.pid = pid
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while self._node_process_alive():
+            if time.monotonic() > deadline:
+                raise BrokerNodeError(f"{self.node} (pid {pid}) still alive {timeout:.0f}s after SIGKILL")
+            time.sleep(0.1)
+        self.pid = None
+        self.pid_file.unlink(missing_ok=True)
+
+    def revive(self, timeout: float = START_TIMEOUT) -> None:
+        """Start this node again on its own data after `kill()`: a cluster member rejoins its cluster."""
+        if self._node_process_alive():
+            raise BrokerNodeError(f"{self.node} is still running")
+        self.pid = None
+        self.pid_file.unlink(missing_ok=True)
+        deadline = time.monotonic() + timeout
+        with open(self.base / "startup.out", "ab") as out:
+            started = subprocess.run(["rabbitmq-server", "-detached"], env=self._environment(), stdout=out,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=60)
+        if started.returncode != 0:
+            raise BrokerNodeError(f"rabbitmq-server -detached exited with {started.returncode}\n{self.diagnostics()}")
+        try:
+            self._await_startup(deadline)
+            self._await_management(deadline)
+        except BrokerNodeError as exc:
+            raise BrokerNodeError(f"{self.node} did not come back: {exc}\n{self.diagnostics()}") from exc
+
     def restart(self, down_seconds: float = 2.0, timeout: float = START_TIMEOUT) -> None:
         """stop_app / start_app on this node only: every connection drops; durable queues and
         persistent messages stay."""
@@ -277,13 +326,21 @@ class PrivateBroker(Broker):
         self._await_startup(deadline)
         self._await_management(deadline)
 
-    def stop(self) -> None:
-        """Stop the node by its name, wait for its process to exit, and remove its folders. Idempotent;
-        never raises a second error over the one a failed test reports, but says what it left behind."""
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the node by its name (or, with `kill`, by SIGKILL to its own pid: a throwaway cluster member,
+        whose polite stop would wait on its peers), wait for its process to exit, and remove its folders.
+        Idempotent; never raises a second error over the one a failed test reports, but says what it left
+        behind."""
         problems = []
         pid = self.pid or self._read_pid()
         if pid is not None:
             self.pid = pid
+            if kill and self._node_process_alive():
+                os.kill(pid, signal.SIGKILL)  # the node this fixture started, by its pid
+                for _ in range(100):
+                    if not self._node_process_alive():
+                        break
+                    time.sleep(0.1)
             if self._node_process_alive():
                 try:
                     # With the pid file, `stop` returns once the node's OS process has exited.
@@ -328,3 +385,94 @@ def private_broker():
         yield node
     finally:
         node.stop()
+
+
+class BrokerCluster(Broker):
+    """Three (or `size`) private RabbitMQ nodes of a test's own, joined into one cluster with
+    `rabbitmqctl join_cluster` (/work/shared/brief/RABBITMQ.md): each with its own node name, AMQP,
+    management and distribution ports and folders; one administrator on all. Its `uri(vhost)` lists
+    every node (`;`, kombu's failover syntax), as a deployment's `AMQP_URI` does, and its
+    `management_url` lists every node's management API. Never the machine's own node."""
+
+    def __init__(self, size: int = 3):
+        token = secrets.token_hex(3)
+        admin_user, admin_password = f"admin-{token}", secrets.token_hex(16)
+        self.nodes = [PrivateBroker(node=f"rabbit-c{token}-{index}@localhost", admin_user=admin_user,
+                                    admin_password=admin_password) for index in range(size)]
+        super().__init__(node=self.nodes[0].node, amqp_port=self.nodes[0].amqp_port, admin_user=admin_user,
+                         admin_password=admin_password,
+                         management_url=";".join(node.management_url for node in self.nodes))
+
+    def uri(self, vhost: str = "/") -> str:
+        return ";".join(node.uri(vhost) for node in self.nodes)
+
+    def node_named(self, name: str) -> PrivateBroker:
+        return next(node for node in self.nodes if node.node == name)
+
+    def start(self) -> "BrokerCluster":
+        """Start every node, then join the others to the first; fails (a test error) unless all run as one."""
+        errors: list[BaseException] = []
+
+        def start(node: PrivateBroker) -> None:
+            try:
+                node.start()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        import threading
+
+        threads = [threading.Thread(target=start, args=(node,)) for node in self.nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(START_TIMEOUT + 30)
+        if errors:
+            raise errors[0]
+        seed = self.nodes[0]
+        for node in self.nodes[1:]:
+            node.rabbitmqctl("stop_app", timeout=STOP_TIMEOUT)
+            node.rabbitmqctl("join_cluster", seed.node, timeout=START_TIMEOUT)
+            node.rabbitmqctl("start_app", timeout=START_TIMEOUT)
+            node._await_startup(time.monotonic() + START_TIMEOUT)
+        self.await_running(set(node.node for node in self.nodes))
+        return self
+
+    def running_nodes(self) -> set[str]:
+        """The cluster's running members, as its management API reports them."""
+        return {n["name"] for n in self.management().request("GET", "/api/nodes") if n.get("running")}
+
+    def await_running(self, wanted: set[str], timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        running: set[str] = set()
+        while time.monotonic() < deadline:
+            try:
+                running = self.running_nodes()
+            except Exception:  # noqa: BLE001 - a node's API may not answer yet; the deadline decides
+                running = set()
+            if running == wanted:
+                return
+            time.sleep(0.5)
+        raise BrokerNodeError(f"cluster runs {sorted(running)}, expected {sorted(wanted)}")
+
+    def queues(self, vhost: str) -> list[dict]:
+        """Every queue of `vhost` with its type, leader and members (quorum queues and streams)."""
+        import urllib.parse as parse
+
+        return self.management().request("GET", f"/api/queues/{parse.quote(vhost, safe='')}")
+
+    def stop(self) -> None:
+        """Kill every node by its own pid and remove its folders (a throwaway cluster: a polite stop of
+        its members one by one would wait on the others)."""
+        for node in self.nodes:
+            node.stop(kill=True)
+
+
+@pytest.fixture
+def broker_cluster():
+    """A three-node RabbitMQ cluster of this test's own (see `BrokerCluster`); removed afterwards."""
+    cluster = BrokerCluster(3)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

@@ -20,6 +20,7 @@ import time
 from kombu import Connection
 from nameko.extensions import DependencyProvider
 
+from shared.broker_addresses import connect_any, masked
 from shared.config import events_settings
 from shared.tls import amqp_ssl_of, apply_amqp_tls
 
@@ -34,12 +35,12 @@ class BrokerUnavailable(RuntimeError):
 
 
 def _safe_uri(amqp_uri: str) -> str:
-    return Connection(amqp_uri).as_uri()  # password masked
+    return masked(amqp_uri)  # every node of a cluster's list, passwords masked
 
 
 def _try_connect(amqp_uri: str, connect_timeout: float, ssl: dict | None = None) -> None:
     with Connection(amqp_uri, connect_timeout=connect_timeout, ssl=ssl or False) as connection:
-        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, interval_max=0)  # one try
+        connect_any(connection)  # one try per node of a cluster's list
 
 
 def _certificate_error(exc: BaseException) -> ssl_module.SSLCertVerificationError | None:

@@ -90,6 +90,7 @@ _EVENT_SETTING_TYPES = {
     "relay_linger_ms": float, "relay_max_backoff_seconds": float, "outbox_retention_hours": float,
     "transient_backoff_initial_seconds": float, "transient_backoff_max_seconds": float,
     "republish_confirm_timeout_seconds": float, "broker_startup_timeout_seconds": float,
+    "batch_max_events": int, "batch_linger_ms": float,
 }
 
 
@@ -116,6 +117,11 @@ def events_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         "republish_confirm_timeout_seconds": 10.0,
         # How long a starting service waits for the broker before it gives up, saying so.
         "broker_startup_timeout_seconds": 120.0,
+        # A batched handler (`shared.batch_consumer`) gets up to this many events at once, or
+        # what arrived within the linger after the first; max_workers (the prefetch) must be
+        # at least batch_max_events.
+        "batch_max_events": 10,
+        "batch_linger_ms": 10.0,
     }
     settings.update(config.get(EVENTS_KEY) or {})
     for key, kind in _EVENT_SETTING_TYPES.items():

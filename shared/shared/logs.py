@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import threading
 
 from nameko.extensions import DependencyProvider
@@ -63,15 +64,35 @@ class ContextFilter(logging.Filter):
         return True
 
 
-class _Json(JsonFormatter):
+# A password in a broker URI (`amqp://user:password@host`). nameko masks the first URI of an
+# `AMQP_URI` that lists a cluster's nodes and prints the others whole; every line is masked here.
+_URI_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s;\"']+:)[^@\s;\"']+@", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with the password of every URI in it masked."""
+    return _URI_PASSWORD.sub(r"\1**@", text)
+
+
+class _Redacting:
+    def format(self, record):
+        return redact(super().format(record))
+
+
+class _Json(_Redacting, JsonFormatter):
     def formatTime(self, record, datefmt=None):  # noqa: N802 - logging's name
         return dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+class _Plain(_Redacting, logging.Formatter):
+    pass
+
+
 def formatter(style: str = "json") -> logging.Formatter:
-    """The formatter of the services' log handler: JSON lines, or plain text for a terminal."""
+    """The formatter of the services' log handler: JSON lines, or plain text for a terminal; either masks
+    the password of any URI a line carries."""
     if str(style).strip().lower() == "plain":
-        return logging.Formatter("%(asctime)s %(levelname)s %(service)s %(name)s [%(correlation_id)s] %(message)s")
+        return _Plain("%(asctime)s %(levelname)s %(service)s %(name)s [%(correlation_id)s] %(message)s")
     return _Json("%(asctime)s %(levelname)s %(service)s %(operator)s %(name)s %(message)s "
                  "%(correlation_id)s %(causation_id)s",
                  rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"})

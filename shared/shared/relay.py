@@ -12,7 +12,10 @@ Guarantees:
   rows behind it: "unroutable" means no queue is bound for its type, so no
   consumer can observe its position relative to them.
 - Broker down: nothing is marked, the relay retries with exponential backoff
-  (capped) and reconnects by itself; the rows wait. A confirm lost with the
+  (capped) and reconnects by itself; the rows wait. With a cluster (`AMQP_URI`
+  listing several nodes, `shared.broker_addresses`) it reconnects to the first
+  node that answers, so one node down costs one failed round. A round the broker
+  nacked also ends its connection: the next opens a new one. A confirm lost with the
   connection leaves its row unsent, so it may be published twice; consumers'
   inboxes make that harmless.
 - One round publishes up to `relay_batch_size` rows and waits for their
@@ -62,6 +65,7 @@ import amqp
 from kombu import Connection
 from sqlalchemy import delete, func, select, text, update
 
+from shared.broker_addresses import connect_any
 from shared.db import Database
 from shared.envelope import amqp_properties, routing_key
 from shared.messaging_tables import utcnow
@@ -119,8 +123,9 @@ class OutboxRelay:
 
     # -- broker -----------------------------------------------------------------------------
     def _connect(self) -> None:
+        # `amqp_uri` may list a cluster's nodes (`;`): the first that answers takes the connection.
         connection = Connection(self.amqp_uri, heartbeat=self.heartbeat, connect_timeout=5, ssl=self.ssl or False)
-        connection.connect()
+        connect_any(connection)
         channel = connection.connection.channel()
         # The exchange is provisioned (partnership-ops topology apply); declaring it would need configure permission.
         channel.confirm_select()
@@ -216,10 +221,16 @@ class OutboxRelay:
             self._await_confirms(first_tag, self._next_tag - 1)
         except Exception as exc:  # noqa: BLE001 - any broker failure ends the round the same way
             error = exc
+        nacked = any(tag in self._nacked for tag in by_tag)
         confirmed = self._record_outcomes(by_tag, session)
         if error is not None:
             self._disconnect(polite=False)
             raise RelayRoundFailed(str(error)) from error
+        if nacked:
+            # A channel opened while a cluster node died went on nacking every publish while a new channel's
+            # were confirmed (RabbitMQ 3.10.8, observed): the next round starts on a new connection, to the
+            # first node that answers.
+            self._disconnect(polite=False)
         return confirmed
 
     def _await_confirms(self, first: int, last: int) -> None:

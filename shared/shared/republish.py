@@ -22,6 +22,8 @@ import time
 import amqp
 from kombu import Connection
 
+from shared.broker_addresses import connect_any
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIRM_TIMEOUT_SECONDS = 10.0
@@ -36,7 +38,7 @@ class _ConfirmingChannel:
 
     def __init__(self, amqp_uri: str, connect_timeout: float, ssl: dict | None = None):
         self.connection = Connection(amqp_uri, connect_timeout=connect_timeout, ssl=ssl or False)
-        self.connection.connect()
+        connect_any(self.connection)  # the first node of a cluster's list that answers
         self.channel = self.connection.connection.channel()
         self.channel.confirm_select()
         self.channel.events["basic_ack"].add(self._on_ack)

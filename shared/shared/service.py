@@ -30,6 +30,7 @@ from werkzeug.wrappers import Response
 
 from shared import audit, auth
 from shared.broker import BrokerAtStartup
+from shared.broker_addresses import connect_any
 from shared.config import check_production_settings, operator_of
 from shared.consumer import ReliableEventHandler
 from shared.http import http
@@ -53,7 +54,7 @@ class BrokerProbe:
         if now - self._checked_at > _BROKER_CHECK_TTL:
             try:
                 with Connection(amqp_uri, connect_timeout=2, ssl=ssl or False) as connection:
-                    connection.connect()
+                    connect_any(connection)  # ready while one node of a cluster answers
                 self._error = None
             except Exception as exc:  # noqa: BLE001 - reported, not raised
                 self._error = f"{type(exc).__name__}: {exc}"

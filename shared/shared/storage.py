@@ -5,7 +5,8 @@ Alembic migrations; on start it runs the outbox relay in a managed green
 thread; on stop it lets the relay finish its round. Workers see
 `self.uow` (a `UnitsOfWork`): `with self.uow() as uow: ...; uow.commit()`.
 A unit of work opened by an event handler's worker is bound to that event
-(inbox, correlation and causation), one opened by an HTTP worker carries the
+(inbox, correlation and causation), one opened by a batched handler's worker to
+its batch (`shared.batch_unit_of_work`), one opened by an HTTP worker carries the
 request's correlation id.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from nameko.extensions import DependencyProvider
 from sqlalchemy import MetaData
 
+from shared.batch_unit_of_work import BatchUnitsOfWork, EventBatch
 from shared.config import events_settings, operator_of
 from shared.db import Database
 from shared.envelope import PayloadSchemas, ReceivedEvent
@@ -106,6 +108,9 @@ class Storage(DependencyProvider):
             self.database.dispose()
 
     def get_dependency(self, worker_ctx):
+        if worker_ctx.args and isinstance(worker_ctx.args[0], EventBatch):  # a batched handler's worker
+            return BatchUnitsOfWork(self.database, self.producer, self.outbox, self.inbox, worker_ctx.args[0],
+                                    self.signal.notify, self.delay_before_commit)
         event = worker_ctx.args[0] if worker_ctx.args and isinstance(worker_ctx.args[0], ReceivedEvent) else None
         origin = Origin(correlation_id=worker_ctx.data.get("correlation_id") or worker_ctx.call_id, event=event)
         return UnitsOfWork(self.database, self.producer, self.outbox, self.inbox, origin, self.signal.notify,

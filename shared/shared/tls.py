@@ -8,6 +8,12 @@ CAs when unset) and checks that the certificate names the URI's host, as Postgre
 the SSL error (`CERTIFICATE_VERIFY_FAILED`), reported by the startup wait as a refusal
 (it exits at once: waiting cannot fix a wrong CA). With `amqp://` nothing changes.
 
+With a cluster's list of URIs (`shared.broker_addresses`) one set of options serves every node
+(kombu shares it between the addresses of a failover list), so the host name checked is the first
+URI's: the certificate of every node must name that host too (a certificate whose subjectAltName
+lists every node's name, or the cluster's one DNS name in every URI), or a fail-over to another
+node fails its TLS handshake.
+
 `AMQP_SSL` given explicitly in a service's config (nameko's own setting: a dict of
 `ssl.SSLContext.wrap_socket`-style options, see py-amqp) wins over the derived options.
 """

@@ -58,3 +58,8 @@ def service_of_queue(queue_name: str) -> str:
 def handler_queue_arguments() -> dict:
     """The only argument a handler queue is declared with; everything else is policy."""
     return {"x-queue-type": "quorum"}
+
+
+def rpc_queue_arguments() -> dict:
+    """`rpc-<service>`'s arguments (`shared.rpc`): a quorum queue, so that it outlives any one node."""
+    return {"x-queue-type": "quorum"}

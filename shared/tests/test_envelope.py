@@ -416,3 +416,46 @@ class TestBuildInBulk:
         with pytest.raises(ValidationError):
             schemas.build_in_bulk("hooked", 1, _sold(years=3, active=True))
         assert schemas._bulk.full_builds == 2
+
+
+class TestPlainEnvelopesSkipMarshmallow:
+    """`Envelope.from_dict` reads the plain shape every producer writes without marshmallow: it must give
+    exactly what the schema gives, and leave everything else (and every refusal) to the schema."""
+
+    @staticmethod
+    def _both(data):
+        from shared.envelope import _ENVELOPE_SCHEMA, _plainly_valid
+
+        loaded = _ENVELOPE_SCHEMA.load(data)
+        slow = {**loaded, "event_id": str(loaded["event_id"]),
+                "occurred_at": loaded["occurred_at"].astimezone(dt.timezone.utc)}
+        slow.setdefault("causation_id", None)
+        return _plainly_valid(data), slow
+
+    @pytest.mark.parametrize("when", ["2026-11-29T17:26:43.034320Z", "2026-11-29T17:26:43Z",
+                                      "2026-11-29T17:26:43.5+01:00", "2026-03-29T01:30:00-05:30"])
+    @pytest.mark.parametrize("ordering", [{}, {"aggregate": "school:100000", "sequence": 7},
+                                          {"aggregate": None, "sequence": None}])
+    def test_the_same_envelope_as_the_schema_gives(self, when, ordering):
+        data = {"event_id": "0b7f4e2c-6a43-4f7e-9a55-2f3f0c1d9e11", "type": "member_joined", "version": 2,
+                "occurred_at": when, "producer": "membership", "operator": "Bucks", "correlation_id": "c-1",
+                "causation_id": None, "payload": {"urn": "100000"}, "extra": "ignored", **ordering}
+        fast, slow = self._both(data)
+        assert fast == slow
+
+    @pytest.mark.parametrize("change", [
+        {"event_id": "0B7F4E2C-6A43-4F7E-9A55-2F3F0C1D9E11"}, {"event_id": "not-a-uuid"}, {"type": "MemberJoined"},
+        {"type": "member_joined\n"}, {"version": True}, {"version": 0}, {"version": "1"},
+        {"occurred_at": "2026-11-29T17:26:43"}, {"occurred_at": "2026-13-29T17:26:43Z"}, {"occurred_at": "2026-11-29"},
+        {"producer": ""}, {"operator": None}, {"correlation_id": 5}, {"payload": []}, {"aggregate": ""},
+        {"aggregate": "x" * 201}, {"sequence": 0}, {"sequence": True}, {"causation_id": 3}])
+    def test_anything_else_goes_to_the_schema(self, change):
+        from shared.envelope import _plainly_valid
+
+        data = {"event_id": "0b7f4e2c-6a43-4f7e-9a55-2f3f0c1d9e11", "type": "member_joined", "version": 1,
+                "occurred_at": "2026-11-29T17:26:43Z", "producer": "membership", "operator": "Bucks",
+                "correlation_id": "c-1", "causation_id": None, "payload": {}, **change}
+        assert _plainly_valid(data) is None
+        missing = dict(data)
+        del missing["causation_id"]
+        assert _plainly_valid(missing) is None  # required by the schema, even as null

@@ -23,8 +23,9 @@ def _bin_dir() -> Path:
 
 
 class PostgresCluster:
-    def __init__(self, port: int):
+    def __init__(self, port: int, *, max_connections: int = 100):
         self.port = port
+        self.max_connections = max_connections
         self.bin = _bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="pgcluster-", dir="/tmp"))
         self.data = self.root / "data"
@@ -49,7 +50,8 @@ class PostgresCluster:
 
     def start(self, *settings: str) -> None:
         """Start it; `settings` are more `name=value` server settings (e.g. `ssl=on`)."""
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   f"-c max_connections={self.max_connections}")
         options += "".join(f" -c {setting}" for setting in settings)
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options, "start")
 

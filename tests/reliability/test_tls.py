@@ -25,6 +25,7 @@ import trustme
 
 from deploy.local import SPECS, ServiceProcess
 from shared.db import ensure_postgres_database
+from tests import tokens
 from tests.brokers import PrivateBroker, free_ports
 from tests.conftest import TEST_EVENT_SETTINGS, Vhost, billing_run, eventually, free_port, http_json
 from tests.integration.billing_upstream import Upstream
@@ -111,8 +112,8 @@ def verify_full(cluster: PostgresCluster, database: str, ca_file: Path) -> str:
 def billing(tmp_path, amqps_uri: str, ca_file: Path, database_url: str, log_name: str) -> ServiceProcess:
     return ServiceProcess(SPECS["billing"], amqp_uri=amqps_uri, database_url=database_url, port=free_port(),
                           log_path=tmp_path / log_name,
-                          extra_env={**TEST_EVENT_SETTINGS, "AMQP_SSL_CA_FILE": str(ca_file),
-                                     "EVENT_BROKER_STARTUP_TIMEOUT_SECONDS": "60"})
+                          extra_env={**TEST_EVENT_SETTINGS, **tokens.service_auth_env(),
+                                     "AMQP_SSL_CA_FILE": str(ca_file), "EVENT_BROKER_STARTUP_TIMEOUT_SECONDS": "60"})
 
 
 def exited_with(process: ServiceProcess, timeout: float = 90.0) -> str:

@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Iterator
 
 import pika
 
+from partnership_ops import topology
 from shared.topology import archive_name, requeue_exchange, service_of_queue
 
 STREAM_PREFETCH = 200
@@ -88,7 +89,7 @@ def read(amqp_uri: str, producer: str, *, start="first", follow: bool = False, i
          timeout: float = 300.0, max_messages: int = 1_000_000,
          until: dt.datetime | None = None) -> Iterator[ArchivedEvent]:
     """Events of one producer's archive from `start` (see `parse_start`), in archive order."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    connection = pika.BlockingConnection(topology.pika_parameters(amqp_uri))
     try:
         channel = connection.channel()
         channel.basic_qos(prefetch_count=STREAM_PREFETCH)
@@ -148,7 +149,7 @@ def replay(amqp_uri: str, handler_queue: str, *, source: str, event_type: str, v
     service = service_of_queue(handler_queue)
     exchange = requeue_exchange(service)
     until = until or dt.datetime.now(dt.timezone.utc)  # never chase events published during the replay
-    publisher = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    publisher = pika.BlockingConnection(topology.pika_parameters(amqp_uri))
     sent = skipped = 0
     first_offset = last_offset = None
     try:

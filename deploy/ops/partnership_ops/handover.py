@@ -40,6 +40,7 @@ from typing import Any, Mapping
 import pika
 from sqlalchemy import MetaData
 
+from partnership_ops import topology
 from partnership_ops.archive import export_service, import_service, redacted
 from shared.db import Database
 from shared.envelope import Envelope
@@ -100,7 +101,7 @@ def stop_process(pid: int, timeout: float = 30.0) -> dict:
 def queue_consumers(amqp_uri: str, queues: list[str]) -> dict[str, dict]:
     """Consumers and ready messages per queue (a queue that does not exist is reported as such)."""
     found = {}
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    connection = pika.BlockingConnection(topology.pika_parameters(amqp_uri))
     try:
         for queue in queues:
             channel = connection.channel()

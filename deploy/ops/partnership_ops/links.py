@@ -92,7 +92,8 @@ def topology_of(service: str) -> ServiceTopology:
 
 
 def vhost_of(uri: str) -> str:
-    path = urllib.parse.urlparse(uri).path
+    """The vhost of an AMQP URI (of the first, for a cluster's list: every node has the same)."""
+    path = urllib.parse.urlparse(uri.split(";", 1)[0].strip()).path
     return urllib.parse.unquote(path[1:]) if len(path) > 1 else "/"
 
 

@@ -73,6 +73,7 @@ import sys
 import pika
 from sqlalchemy import MetaData, func, select
 
+from partnership_ops import topology
 from shared.config import load_config
 from shared.db import Database
 from shared.messaging_tables import define_messaging_tables, utcnow
@@ -88,7 +89,7 @@ def handler_queues(service_path: str) -> list[str]:
 
 
 def _channel(amqp_uri: str):
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    connection = pika.BlockingConnection(topology.pika_parameters(amqp_uri))
     return connection, connection.channel()
 
 

@@ -55,12 +55,19 @@ import urllib.parse
 import urllib.request
 from typing import Any, Iterable, Mapping
 
+from shared import broker_addresses
+
 # Re-exported: the provisioning and its callers speak the services' own names.
 from shared.topology import (  # noqa: F401
     archive_name, dead_letter_exchange, dead_letter_queue_name, events_exchange, handler_queue_arguments,
-    handler_queue_name, requeue_exchange, retry_name, routing_key, service_of_queue)
+    handler_queue_name, requeue_exchange, retry_name, routing_key, rpc_queue_arguments, service_of_queue)
 
 ARCHIVE_MAX_AGE = "13M"
+# Replicas each quorum queue and archive stream should have on a cluster (fewer on a smaller one).
+# RabbitMQ places them on every node the cluster has when the queue is declared; no queue argument
+# pins the number, because nameko re-declares handler queues on every connect and an argument the
+# existing queues lack would make that fail with PRECONDITION_FAILED (checked on 3.10).
+REPLICATION_FACTOR = 3
 POLICY_PRIORITY = 10
 RPC_EXCHANGE = "nameko-rpc"
 
@@ -180,7 +187,7 @@ def definitions(topologies: Iterable[ServiceTopology], *, delivery_limit: int, r
         policy(f"archive.{service}", archive_name(service), {"max-age": archive_max_age})
         if topology.serves_rpc:
             exchange(RPC_EXCHANGE, "topic")
-            queue(f"rpc-{service}", {})
+            queue(f"rpc-{service}", rpc_queue_arguments())
             bind(RPC_EXCHANGE, f"rpc-{service}", f"{service}.*")
         if topology.handlers:
             exchange(dead_letter_exchange(service), "direct")
@@ -228,7 +235,11 @@ IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 
 @dataclasses.dataclass(frozen=True)
 class Management:
-    """RabbitMQ's management HTTP API (`http://host:15672`) with an administrator's credentials."""
+    """RabbitMQ's management HTTP API (`http://host:15672`) with an administrator's credentials.
+
+    `url` may list the nodes of a cluster, separated by `;` (as `AMQP_URI` does): a request goes to
+    the first node that answers, so the tooling works while one node is down. A node that answers
+    with an HTTP error has answered: its error is the request's (never retried on another node)."""
 
     url: str
     username: str
@@ -239,37 +250,49 @@ class Management:
     @classmethod
     def for_amqp_uri(cls, amqp_uri: str, *, port: int = 15672, url: str | None = None,
                      timeout: float = 30.0) -> "Management":
-        """The management API of the broker an (administrator's) AMQP URI names, same credentials."""
-        parsed = urllib.parse.urlparse(amqp_uri)
-        return cls(url or f"http://{parsed.hostname or '127.0.0.1'}:{port}",
+        """The management API of the broker an (administrator's) AMQP URI names, same credentials:
+        for a cluster's list of URIs, port `port` of each of its hosts, in the same order."""
+        addresses = broker_addresses.uris(amqp_uri)
+        parsed = urllib.parse.urlparse(addresses[0])
+        hosts = dict.fromkeys(urllib.parse.urlparse(a).hostname or "127.0.0.1" for a in addresses)
+        return cls(url or broker_addresses.join([f"http://{host}:{port}" for host in hosts]),
                    urllib.parse.unquote(parsed.username or "guest"), urllib.parse.unquote(parsed.password or "guest"),
                    timeout)
 
+    @property
+    def urls(self) -> list[str]:
+        return broker_addresses.uris(self.url)
+
     def request(self, method: str, path: str, body: Any = None, *, idempotent: bool | None = None) -> Any:
-        """One call; `idempotent` (by default: the method is GET, PUT, DELETE or HEAD) lets a dropped
-        connection be tried again."""
+        """One call, to the first node that answers; `idempotent` (by default: the method is GET, PUT,
+        DELETE or HEAD) lets a round in which no node answered be tried again."""
         idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method)
         token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-        request.add_header("Content-Type", "application/json")
         # A connection the management listener dropped, reset or let time out (it does, under load)
-        # is tried again for an idempotent call, a bounded number of times; an HTTP answer is final.
+        # moves on to the next node of a cluster; a round in which none answered is tried again for an
+        # idempotent call, a bounded number of times. An HTTP answer is final.
         for attempt in range(1, self.attempts + 1):
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read()
-                break
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")[:500]
-                raise TopologyError(f"{method} {path}: HTTP {exc.code} {detail}") from None
-            except OSError as exc:
-                if attempt == self.attempts or not idempotent:
-                    raise TopologyError(f"{method} {path}: management API at {self.url} not reachable "
-                                        f"({exc}; {attempt} attempt{'s' if attempt > 1 else ''})") from None
-                time.sleep(0.5 * attempt)
-        return json.loads(raw) if raw else None
+            unreachable = []
+            for url in self.urls:
+                request = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
+                request.add_header("Authorization", f"Basic {token}")
+                request.add_header("Content-Type", "application/json")
+                try:
+                    with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                        raw = response.read()
+                except urllib.error.HTTPError as exc:
+                    detail = exc.read().decode(errors="replace")[:500]
+                    raise TopologyError(f"{method} {path}: HTTP {exc.code} {detail}") from None
+                except OSError as exc:
+                    unreachable.append(f"{url} ({exc})")
+                    continue  # the next node of the cluster, if any
+                return json.loads(raw) if raw else None
+            if attempt == self.attempts or not idempotent:
+                raise TopologyError(f"{method} {path}: management API at {'; '.join(unreachable)} not reachable "
+                                    f"({attempt} attempt{'s' if attempt > 1 else ''})")
+            time.sleep(0.5 * attempt)
+        raise TopologyError(f"{method} {path}: no attempt made")  # pragma: no cover - attempts >= 1
 
 
 def _vhost_path(vhost: str) -> str:
@@ -357,14 +380,39 @@ def check(management: Management, document: Mapping[str, Any], *, vhost: str) ->
         elif {k: found.get(k) for k in expected} != expected:
             problems.append(f"user {p['user']} permissions {({k: found.get(k) for k in expected})}, "
                             f"expected {expected}")
+    return problems + replication_problems(management, document, vhost=vhost)
+
+
+def replication_problems(management: Management, document: Mapping[str, Any], *, vhost: str) -> list[str]:
+    """Quorum queues and streams of the document with fewer replicas than REPLICATION_FACTOR (or than the
+    cluster's nodes, if fewer): a queue declared before a node joined has none there until
+    `rabbitmq-queues grow <node> all` adds one."""
+    try:
+        nodes = [n for n in management.request("GET", "/api/nodes") or [] if n.get("running")]
+        held = {q["name"]: q for q in management.request("GET", f"/api/queues/{_vhost_path(vhost)}") or []}
+    except TopologyError as exc:
+        return [str(exc)]
+    wanted = min(REPLICATION_FACTOR, max(1, len(nodes)))
+    problems = []
+    for q in document.get("queues", []):
+        if q["arguments"].get("x-queue-type") not in ("quorum", "stream") or q["name"] not in held:
+            continue
+        members = held[q["name"]].get("members") or []
+        if len(members) < wanted:
+            problems.append(f"queue {q['name']} has {len(members)} replica(s), expected {wanted} "
+                            "(rabbitmq-queues grow <node> all)")
     return problems
 
 
 def amqp_uri_for(amqp_uri: str, user: str, password: str) -> str:
-    """The same broker and vhost as `amqp_uri`, with another user's credentials."""
-    parsed = urllib.parse.urlparse(amqp_uri)
-    host = parsed.hostname or "127.0.0.1"
-    netloc = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}@{host}"
-    if parsed.port:
-        netloc += f":{parsed.port}"
-    return urllib.parse.urlunparse(parsed._replace(netloc=netloc))
+    """The same broker (every node of a cluster's list) and vhost as `amqp_uri`, with another user's
+    credentials."""
+    return broker_addresses.with_credentials(amqp_uri, user, password)
+
+
+def pika_parameters(amqp_uri: str) -> list:
+    """pika's connection parameters for every node `amqp_uri` lists: `pika.BlockingConnection` takes
+    the list and connects to the first node that answers."""
+    import pika
+
+    return [pika.URLParameters(uri) for uri in broker_addresses.uris(amqp_uri)]

@@ -141,6 +141,26 @@ class TestBrokerAddresses:
         with pytest.raises(topology.TopologyError, match="not reachable"):
             management.request("GET", "/api/overview")
 
+    def test_a_clusters_list_gives_every_nodes_management_api_and_every_node_the_services_credentials(self):
+        cluster = "amqp://admin:pw@rabbit-1:5672/p;amqp://admin:pw@rabbit-2:5672/p;amqp://admin:pw@rabbit-3:5672/p"
+        management = topology.Management.for_amqp_uri(cluster)
+        assert management.urls == ["http://rabbit-1:15672", "http://rabbit-2:15672", "http://rabbit-3:15672"]
+        assert (management.username, management.password) == ("admin", "pw")
+        assert topology.amqp_uri_for(cluster, "billing", "s") == (
+            "amqp://billing:s@rabbit-1:5672/p;amqp://billing:s@rabbit-2:5672/p;amqp://billing:s@rabbit-3:5672/p")
+        assert [p.port for p in topology.pika_parameters(cluster)] == [5672, 5672, 5672]
+        assert [p.host for p in topology.pika_parameters(cluster)] == ["rabbit-1", "rabbit-2", "rabbit-3"]
+
+    def test_a_request_goes_to_the_first_node_that_answers(self):
+        # the first node is down; the second (the machine's broker) answers
+        management = topology.Management("http://127.0.0.1:9;http://127.0.0.1:15672", "guest", "guest", timeout=5)
+        assert management.request("GET", "/api/overview")["management_version"]
+
+    def test_an_http_error_from_a_node_is_the_answer_not_a_reason_to_try_the_next(self):
+        management = topology.Management("http://127.0.0.1:15672;http://127.0.0.1:9", "guest", "guest", timeout=5)
+        with pytest.raises(topology.TopologyError, match="HTTP 404"):
+            management.request("GET", "/api/queues/no-such-vhost-here/none")
+
     def test_the_services_names_are_shareds_own(self):
         assert topology.handler_queue_name is names.handler_queue_name
         assert topology.archive_name is names.archive_name

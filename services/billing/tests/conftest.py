@@ -19,6 +19,8 @@ from billing.entrypoints.service import BillingService
 from billing.messages import consumed
 from billing.messages.published import PUBLISHED
 from billing.service_layer import handlers, reports
+from shared.batch_consumer import takes_batches
+from shared.batch_unit_of_work import BatchUnitsOfWork, EventBatch
 from shared.db import scratch_database
 from shared.envelope import Envelope, ReceivedEvent
 from shared.unit_of_work import Origin, Producer, UnitsOfWork
@@ -68,6 +70,11 @@ class Ledger:
         envelope = Envelope.new(type=event_type, payload=payload, producer=producer, operator=OPERATOR.name,
                                 aggregate=aggregate, sequence=sequence)
         received = ReceivedEvent(envelope=envelope, payload=schema().load(payload))
+        if takes_batches(method):  # a batched handler: a batch of one
+            batch = EventBatch([received])
+            method(types.SimpleNamespace(uow=BatchUnitsOfWork(self.database, PRODUCER, outbox, inbox, batch,
+                                                              lambda: None)), batch)
+            return
         worker = types.SimpleNamespace(uow=UnitsOfWork(self.database, PRODUCER, outbox, inbox,
                                                        Origin(event=received), lambda: None))
         method(worker, received)

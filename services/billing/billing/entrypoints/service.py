@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from shared import service as base
 from shared.auth import FINANCE, MAT_STAFF, OPERATIONS, SCHOOL_STAFF, TRUST_STAFF
+from shared.batch_consumer import consumes_batch
 from shared.consumer import consumes
 from shared.fields import BoundedInteger, Pence
 from shared.http import Conflict, NotFound, RuleViolation, http, load_body, load_query
@@ -106,6 +107,16 @@ def _position(event) -> Position:
     return Position(event.aggregate, event.sequence)
 
 
+def _apply_batch(units, use_case) -> None:
+    """A batch of upstream events in one transaction (`shared.batch_consumer`): the schools' locks taken
+    first, in URN order, so two batches (or a batch and a single event) never wait on each other in
+    opposite orders; then each new event's use case, in delivery order, as it would run alone."""
+    with units as batch:
+        handlers.lock_schools(batch, {event.payload.urn for event in batch.fresh})
+        batch.apply_each(use_case)
+        batch.commit()
+
+
 def billing_run_job(units, params: dict, control) -> dict:
     """A billing run as a job: one transaction (all documents or none), resumable (a stopped run rolled
     back; a rerun of a period already invoiced issues nothing and reports `rerun`)."""
@@ -130,17 +141,18 @@ class BillingService(base.ObservableService):
     # Each handler passes the event's facts (loaded by its `consumed` schema) and, where billing must
     # tell an older event from a newer one, its position in its aggregate. An SLA's start and an
     # attendance need none: each is the only event that states its facts (its own id, once).
-    @consumes("membership", "member_joined", consumed.MemberJoined)
-    def on_member_joined(self, event):
-        handlers.record_member_joined(self.uow(), event.payload, _position(event))
+    # The busiest (a membership import, a renewal round, a year's endings) take their events in batches.
+    @consumes_batch("membership", "member_joined", consumed.MemberJoined)
+    def on_member_joined(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_member_joined(uow, e.payload, _position(e)))
 
     @consumes("membership", "member_left", consumed.MemberLeft)
     def on_member_left(self, event):
         handlers.record_member_left(self.uow(), event.payload, _position(event))
 
-    @consumes("membership", "member_details_changed", consumed.MemberDetailsChanged)
-    def on_member_details_changed(self, event):
-        handlers.record_member_details_changed(self.uow(), event.payload, _position(event))
+    @consumes_batch("membership", "member_details_changed", consumed.MemberDetailsChanged)
+    def on_member_details_changed(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_member_details_changed(uow, e.payload, _position(e)))
 
     @consumes("membership", "school_converted_to_academy", consumed.SchoolConvertedToAcademy)
     def on_school_converted(self, event):
@@ -160,21 +172,21 @@ class BillingService(base.ObservableService):
     def on_contact_erased(self, event):
         handlers.erase_contact(self.uow(), event.payload, _position(event))
 
-    @consumes("catalogue", "subscription_started", consumed.SubscriptionStarted)
-    def on_subscription_started(self, event):
-        handlers.record_subscription_charge(self.uow(), event.payload)
+    @consumes_batch("catalogue", "subscription_started", consumed.SubscriptionStarted)
+    def on_subscription_started(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_subscription_charge(uow, e.payload))
 
-    @consumes("catalogue", "subscription_renewed", consumed.SubscriptionRenewed)
-    def on_subscription_renewed(self, event):
-        handlers.record_subscription_charge(self.uow(), event.payload)
+    @consumes_batch("catalogue", "subscription_renewed", consumed.SubscriptionRenewed)
+    def on_subscription_renewed(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_subscription_charge(uow, e.payload))
 
     @consumes("catalogue", "subscription_cancelled", consumed.SubscriptionCancelled)
     def on_subscription_cancelled(self, event):
         handlers.record_subscription_end(self.uow(), event.payload, _position(event))
 
-    @consumes("catalogue", "subscription_ended", consumed.SubscriptionEnded)
-    def on_subscription_ended(self, event):
-        handlers.record_subscription_end(self.uow(), event.payload, _position(event))
+    @consumes_batch("catalogue", "subscription_ended", consumed.SubscriptionEnded)
+    def on_subscription_ended(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_subscription_end(uow, e.payload, _position(e)))
 
     @consumes("scheduling", "attendance_recorded", consumed.AttendanceRecorded)
     def on_attendance_recorded(self, event):

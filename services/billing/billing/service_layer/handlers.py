@@ -72,6 +72,13 @@ def _lock_school(uow, urn: str) -> None:
         uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"billing-school:{urn}"})
 
 
+def lock_schools(uow, urns) -> None:
+    """`_lock_school` for each of `urns`, in URN order (a batch of events takes its schools' locks up front;
+    the locks are re-entrant, so each event's own `_lock_school` then returns at once)."""
+    for urn in sorted(set(urns)):
+        _lock_school(uow, urn)
+
+
 def _record_charge(uow, charge: model.Charge, central=None) -> model.Charge:
     """Keep a charge against the payer on its date, or as unmatched (provisional payer: the school) while
     billing knows no standing of its school. `central`: the MATs' central-payment settings

@@ -29,6 +29,8 @@ from billing.adapters.tables import charges, inbox, member_affiliations, members
 from billing.entrypoints.service import BillingService
 from billing.messages import consumed
 from billing.messages.published import PUBLISHED
+from shared.batch_consumer import takes_batches
+from shared.batch_unit_of_work import BatchUnitsOfWork, EventBatch
 from shared.db import Database, scratch_database
 from shared.envelope import Envelope, ReceivedEvent
 from shared.unit_of_work import EventAlreadyHandled, Origin, Producer, UnitsOfWork
@@ -189,6 +191,11 @@ class Books:
                                 operator="bucks-learning-trust", aggregate=event.aggregate, sequence=event.sequence)
         received = ReceivedEvent(envelope=dataclasses.replace(envelope, event_id=event.event_id),
                                  payload=schema().load(event.payload))
+        if takes_batches(method):  # a batched handler: a batch of one, skipped if already handled
+            batch = EventBatch([received])
+            method(types.SimpleNamespace(uow=BatchUnitsOfWork(self.database, PRODUCER, outbox, inbox, batch,
+                                                              lambda: None)), batch)
+            return not batch.already_handled
         worker = types.SimpleNamespace(uow=UnitsOfWork(self.database, PRODUCER, outbox, inbox,
                                                        Origin(event=received), lambda: None))
         try:

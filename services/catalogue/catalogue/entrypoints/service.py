@@ -12,6 +12,7 @@ from shared import service as base
 from shared.auth import (ANYONE, CATALOGUE_MANAGER, COUNCIL_OFFICER, FINANCE, MAT_STAFF, OPERATIONS, SCHOOL_STAFF,
                          TRUST_STAFF)
 from shared.config import operator_of
+from shared.batch_consumer import consumes_batch
 from shared.consumer import consumes
 from shared.fields import BoundedDecimal, BoundedInteger, Pence
 from shared.http import Conflict, NotFound, RuleViolation, answer_for, http, load_body, load_query
@@ -179,6 +180,14 @@ def renewal_round_job(units, params: dict, control) -> dict:
 REFUSALS = (handlers.UnknownOffering, handlers.UnknownSubscription, model.CatalogueRuleBroken, PricingError)
 
 
+def _apply_batch(units, use_case) -> None:
+    """A batch of membership's events in one transaction (`shared.batch_consumer`), each new one's use case
+    as it would run alone, in URN order (stable: one school's events keep their delivery order)."""
+    with units as batch:
+        batch.apply_each(use_case, key=lambda event: event.payload.urn)
+        batch.commit()
+
+
 class CatalogueService(base.ObservableService):
     """What the operator sells, on what terms and at what price, and who bought it."""
 
@@ -191,22 +200,26 @@ class CatalogueService(base.ObservableService):
     # -- membership's events -------------------------------------------------------------------
     # Each payload arrives as the catalogue's own typed event (`catalogue.messages.consumed`); its
     # aggregate and number let the use case apply it only where it is newer, whatever the order.
-    @consumes("membership", "member_joined", consumed.MemberJoined)
-    def on_member_joined(self, event):
-        handlers.record_member_joined(self.uow(), event.payload, aggregate=event.aggregate, sequence=event.sequence)
+    # The busiest (a membership import, a census) come in batches, applied in URN order: each locks its
+    # school's copy, so two batches never lock in opposite orders (the outcome is the same in any order).
+    @consumes_batch("membership", "member_joined", consumed.MemberJoined)
+    def on_member_joined(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_member_joined(
+            uow, e.payload, aggregate=e.aggregate, sequence=e.sequence))
 
     @consumes("membership", "member_left", consumed.MemberLeft)
     def on_member_left(self, event):
         handlers.record_member_left(self.uow(), event.payload, aggregate=event.aggregate, sequence=event.sequence)
 
-    @consumes("membership", "member_details_changed", consumed.MemberDetailsChanged)
-    def on_member_details_changed(self, event):
-        handlers.record_member_details_changed(self.uow(), event.payload, aggregate=event.aggregate,
-                                               sequence=event.sequence)
+    @consumes_batch("membership", "member_details_changed", consumed.MemberDetailsChanged)
+    def on_member_details_changed(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_member_details_changed(
+            uow, e.payload, aggregate=e.aggregate, sequence=e.sequence))
 
-    @consumes("membership", "census_recorded", consumed.CensusRecorded)
-    def on_census_recorded(self, event):
-        handlers.record_census(self.uow(), event.payload, aggregate=event.aggregate, sequence=event.sequence)
+    @consumes_batch("membership", "census_recorded", consumed.CensusRecorded)
+    def on_census_recorded(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_census(
+            uow, e.payload, aggregate=e.aggregate, sequence=e.sequence))
 
     @consumes("membership", "school_converted_to_academy", consumed.SchoolConvertedToAcademy)
     def on_school_converted(self, event):

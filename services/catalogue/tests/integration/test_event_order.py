@@ -26,6 +26,8 @@ from hypothesis import strategies as st
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.testing.services import worker_factory
 
+from shared.batch_consumer import takes_batches
+from shared.batch_unit_of_work import BatchUnitsOfWork, EventBatch
 from shared.consumer import ReliableEventHandler
 from shared.db import scratch_database
 from shared.envelope import Envelope, ReceivedEvent
@@ -61,6 +63,12 @@ def deliver(database, envelope: Envelope) -> bool:
     it as a duplicate."""
     method, schema = ENTRYPOINTS[envelope.type]
     event = ReceivedEvent(envelope=envelope, payload=schema.load(envelope.payload))
+    if takes_batches(getattr(CatalogueService, method)):  # a batched handler: a batch of one
+        batch = EventBatch([event])
+        worker = worker_factory(CatalogueService, uow=BatchUnitsOfWork(database, PRODUCER, outbox, inbox, batch,
+                                                                       lambda: None))
+        getattr(worker, method)(batch)
+        return not batch.already_handled
     worker = worker_factory(CatalogueService, uow=lambda: UnitOfWork(database, PRODUCER, outbox, inbox,
                                                                      Origin(event=event)))
     try:

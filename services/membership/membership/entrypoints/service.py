@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
-from nameko.rpc import rpc
 from werkzeug.wrappers import Response
 
 from shared.http import Conflict, NotFound, http, load_body, load_query
 from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
 from shared import auth
+from shared.rpc import rpc
 from shared import service as base
 from shared.fields import BoundedInteger
 from shared.auth import COUNCIL, MAT_STAFF, MEMBERSHIP_OFFICER, SCHOOL_STAFF, TRUST_STAFF

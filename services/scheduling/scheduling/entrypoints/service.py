@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from shared import auth
 from shared import service as base
 from shared.auth import MAT_STAFF, SCHEDULER, SCHOOL_LEADERS, SCHOOL_STAFF, TRUST_STAFF
+from shared.batch_consumer import consumes_batch
 from shared.consumer import consumes
 from shared.fields import BoundedFloat, BoundedInteger
 from shared.envelope import ReceivedEvent
@@ -181,6 +182,14 @@ def _position(event: ReceivedEvent) -> Position:
     return Position(event.aggregate, event.sequence)
 
 
+def _apply_batch(units, use_case) -> None:
+    """A batch of upstream events in one transaction (`shared.batch_consumer`): each new event's use
+    case, in delivery order, as it would run alone."""
+    with units as batch:
+        batch.apply_each(use_case)
+        batch.commit()
+
+
 def _day(value: str, field: str = "date") -> dt.date:
     from marshmallow import ValidationError
 
@@ -201,21 +210,22 @@ class SchedulingService(base.ObservableService):
     # ---------------------------------------------------------------- upstream events
     # Each hands the use case the event's fact and its position (aggregate and sequence): the use case
     # applies it only where it is newer, so delivery order does not matter.
-    @consumes("membership", "member_joined", consumed.MemberJoined)
-    def on_member_joined(self, event):
-        handlers.record_member_joined(self.uow(), event.payload, _position(event))
+    # The busiest (a membership import, a census, a renewal round, a year's endings) come in batches.
+    @consumes_batch("membership", "member_joined", consumed.MemberJoined)
+    def on_member_joined(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_member_joined(uow, e.payload, _position(e)))
 
     @consumes("membership", "member_left", consumed.MemberLeft)
     def on_member_left(self, event):
         handlers.record_member_left(self.uow(), event.payload, _position(event))
 
-    @consumes("membership", "member_details_changed", consumed.MemberDetailsChanged)
-    def on_member_details_changed(self, event):
-        handlers.record_member_details_changed(self.uow(), event.payload, _position(event))
+    @consumes_batch("membership", "member_details_changed", consumed.MemberDetailsChanged)
+    def on_member_details_changed(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_member_details_changed(uow, e.payload, _position(e)))
 
-    @consumes("membership", "census_recorded", consumed.CensusRecorded)
-    def on_census_recorded(self, event):
-        handlers.record_census(self.uow(), event.payload, _position(event))
+    @consumes_batch("membership", "census_recorded", consumed.CensusRecorded)
+    def on_census_recorded(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_census(uow, e.payload, _position(e)))
 
     @consumes("membership", "school_converted_to_academy", consumed.SchoolConvertedToAcademy)
     def on_school_converted(self, event):
@@ -237,21 +247,22 @@ class SchedulingService(base.ObservableService):
     def on_edition_priced(self, event):
         handlers.record_edition_price(self.uow(), event.payload, _position(event))
 
-    @consumes("catalogue", "subscription_started", consumed.SubscriptionStarted)
-    def on_subscription_started(self, event):
-        handlers.record_eligibility(self.uow(), event.payload, _position(event))
+    @consumes_batch("catalogue", "subscription_started", consumed.SubscriptionStarted)
+    def on_subscription_started(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_eligibility(uow, e.payload, _position(e)))
 
-    @consumes("catalogue", "subscription_renewed", consumed.SubscriptionRenewed)
-    def on_subscription_renewed(self, event):
-        handlers.record_eligibility(self.uow(), event.payload, _position(event), renewal=True)
+    @consumes_batch("catalogue", "subscription_renewed", consumed.SubscriptionRenewed)
+    def on_subscription_renewed(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.record_eligibility(uow, e.payload, _position(e),
+                                                                             renewal=True))
 
     @consumes("catalogue", "subscription_cancelled", consumed.SubscriptionCancelled)
     def on_subscription_cancelled(self, event):
         handlers.end_eligibility(self.uow(), event.payload)
 
-    @consumes("catalogue", "subscription_ended", consumed.SubscriptionEnded)
-    def on_subscription_ended(self, event):
-        handlers.end_eligibility(self.uow(), event.payload)
+    @consumes_batch("catalogue", "subscription_ended", consumed.SubscriptionEnded)
+    def on_subscription_ended(self, events):
+        _apply_batch(self.uow(), lambda uow, e: handlers.end_eligibility(uow, e.payload))
 
     # ---------------------------------------------------------------- schools and calendars
     @http("GET", "/schools/<string:urn>", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF), owner=auth.school_in_path("urn"))

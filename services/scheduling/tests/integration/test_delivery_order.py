@@ -25,6 +25,8 @@ from scheduling.adapters import tables
 from scheduling.entrypoints.service import SchedulingService
 from scheduling.messages.published import PUBLISHED
 from scheduling.service_layer import handlers
+from shared.batch_consumer import takes_batches
+from shared.batch_unit_of_work import BatchUnitsOfWork, EventBatch
 from shared.consumer import ReliableEventHandler
 from shared.db import Database
 from shared.envelope import Envelope, ReceivedEvent
@@ -56,6 +58,11 @@ def deliver(database: Database, envelope: Envelope):
     """One delivery through the service's own entrypoint; a duplicate is acked without effect."""
     method, schema = HANDLER_OF[(envelope.producer, envelope.type)]
     event = ReceivedEvent(envelope=envelope, payload=schema.load(envelope.payload))
+    if takes_batches(getattr(SchedulingService, method)):  # a batched handler: a batch of one
+        batch = EventBatch([event])
+        service = worker_factory(SchedulingService, uow=BatchUnitsOfWork(database, SCHEDULING, tables.outbox,
+                                                                         tables.inbox, batch, lambda: None))
+        return getattr(service, method)(batch)
     service = worker_factory(SchedulingService, uow=UnitsOfWork(database, SCHEDULING, tables.outbox, tables.inbox,
                                                                 Origin(event=event), lambda: None))
     try:
