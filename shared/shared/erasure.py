@@ -39,8 +39,9 @@ PERSON_ID_FIELDS = frozenset({"contact_id", "person_id", "leader_id", "purchased
 def redact_payload(value: Any, contact_id: str, known_values: Iterable[str] = ()) -> tuple[Any, bool]:
     """`value` with the person's personal fields blanked wherever it names them; and whether anything changed.
 
-    An object names the person if one of its `PERSON_ID_FIELDS` equals `contact_id`; a string names
-    them if it equals one of `known_values` (their name or email as held before erasure)."""
+    An object names the person if one of its `PERSON_ID_FIELDS` equals `contact_id`: its name fields
+    become `ERASED`, its email fields None. Elsewhere, each of `known_values` (their name or email as
+    held before erasure) inside any string becomes `ERASED` (`redact_text`)."""
     known = {v for v in known_values if v}
     changed = False
 
@@ -59,9 +60,10 @@ def redact_payload(value: Any, contact_id: str, known_values: Iterable[str] = ()
             return out
         if isinstance(item, list):
             return [walk(inner) for inner in item]
-        if isinstance(item, str) and item in known:
-            changed = True
-            return ERASED
+        if isinstance(item, str) and known:
+            text, touched = redact_text(item, known)
+            changed = changed or touched
+            return text
         return item
 
     return walk(value), changed
