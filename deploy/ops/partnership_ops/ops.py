@@ -44,7 +44,9 @@ user -> password), through the management API of the broker `AMQP_URI` names
 (`--admin-uri` for an administrator's credentials, `--management-url` if it is
 not on port 15672 of that host); it is idempotent. `tail` prints archived events
 as JSON lines; `replay` re-sends one handler's events from the archive to that
-handler's queue only (its inbox drops what it already applied).
+handler's queue only (its inbox drops what it already applied), then every
+archived `contact_erased` to that service's erasure handler, so that a replay
+never brings an erased person back.
 
 `dead-letters` lists every dead-lettered event of the service's handlers with
 its reason, error, attempts and time, without consuming anything; with
