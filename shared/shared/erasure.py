@@ -14,6 +14,8 @@ messaging plumbing holds about them, in the same transaction:
   person there to erase; `erase_person` checks that assumption rather than trusting it.
 - `audit_log` rows of the person (they were the token's `contact_id`, or their contact id was the
   token's subject): `subject` becomes NULL; the row (what was done, when, with what outcome) stays.
+- `idempotency_keys` (the stored answers to retried POSTs, kept without expiry): an answer that
+  names the person is rewritten as an outbox payload is.
 
 What stays in the broker (dead-letter queues, the event archive stream) is not a database's: see
 `partnership-ops dead-letters --mentions` and docs/retention.md.
@@ -102,6 +104,27 @@ def rewrite_outbox(session, outbox: sa.Table, contact_id: str, known_values: Ite
     return changed
 
 
+def rewrite_stored_responses(session, idempotency_keys: sa.Table, contact_id: str,
+                             known_values: Iterable[str] = ()) -> int:
+    """Rewrite every stored answer to a retried request (`shared.idempotency`) that names the person, as
+    `rewrite_outbox` does a payload; returns how many changed. A retry after the erasure is answered
+    with the rewritten body: the person is no more named there than anywhere else."""
+    known = [v for v in known_values if v]
+    changed = 0
+    candidates = sa.select(idempotency_keys.c.key, idempotency_keys.c.body).where(
+        idempotency_keys.c.body.contains(contact_id, autoescape=True))
+    for row in session.execute(candidates).all():
+        try:
+            body, touched = redact_payload(json.loads(row.body), contact_id, known)
+            text = json.dumps(body) if touched else row.body
+        except ValueError:
+            text, touched = redact_text(row.body, known)
+        if touched:
+            session.execute(idempotency_keys.update().where(idempotency_keys.c.key == row.key).values(body=text))
+            changed += 1
+    return changed
+
+
 def blank_audit_subject(session, audit_log: sa.Table, contact_id: str) -> int:
     """Blank `subject` on the person's audit rows (theirs by `contact_id`, or their id as the subject)."""
     theirs = audit_log.c.subject == contact_id
@@ -112,11 +135,14 @@ def blank_audit_subject(session, audit_log: sa.Table, contact_id: str) -> int:
 
 
 def erase_person(session, *, contact_id: str, outbox: sa.Table, inbox: sa.Table, audit_log: sa.Table | None,
-                 known_values: Iterable[str] = ()) -> dict[str, int]:
-    """Erase the person from the outbox, inbox and audit trail (see the module docstring), in `session`'s
-    transaction; returns the counts changed per store."""
+                 idempotency_keys: sa.Table | None = None, known_values: Iterable[str] = ()) -> dict[str, int]:
+    """Erase the person from the outbox, inbox, audit trail and stored answers (see the module docstring),
+    in `session`'s transaction; returns the counts changed per store."""
     payload_columns = {c.name for c in inbox.c} - {"event_id", "event_type", "producer", "handled_at"}
     if payload_columns:  # a future inbox that keeps bodies must be erased here too, not silently skipped
         raise AssertionError(f"inbox now holds {sorted(payload_columns)}: erase_person must clear them")
-    return {"outbox": rewrite_outbox(session, outbox, contact_id, known_values),
-            "audit_log": blank_audit_subject(session, audit_log, contact_id) if audit_log is not None else 0}
+    known = list(known_values)
+    return {"outbox": rewrite_outbox(session, outbox, contact_id, known),
+            "audit_log": blank_audit_subject(session, audit_log, contact_id) if audit_log is not None else 0,
+            "idempotency_keys": rewrite_stored_responses(session, idempotency_keys, contact_id, known)
+            if idempotency_keys is not None else 0}

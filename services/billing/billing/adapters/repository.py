@@ -14,9 +14,9 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import and_, func, insert, literal_column, null, select, update
 
-from billing.adapters.tables import (audit_log, billing_runs, charges, contacts, document_lines, document_sequences, documents,
-                                     erased_contacts, mat_billing, member_affiliations, members, overdue_notices,
-                                     inbox, outbox, payments, subscriptions)
+from billing.adapters.tables import (audit_log, billing_runs, charges, contacts, document_lines, document_sequences,
+                                     documents, erased_contacts, idempotency_keys, inbox, mat_billing,
+                                     member_affiliations, members, outbox, overdue_notices, payments, subscriptions)
 from billing.domain import invoicing
 from billing.domain.customers import ContactRole, Place
 from billing.domain.demand import Holding
@@ -529,7 +529,7 @@ def erase_contact(session, contact_id: str, version: int | None) -> int:
     documents_changed = session.execute(update(documents).where(documents.c.contact_id == contact_id).values(
         contact_id=None, contact_name="(erased)", contact_email=None)).rowcount
     erasure.erase_person(session, contact_id=contact_id, outbox=outbox, inbox=inbox, audit_log=audit_log,
-                         known_values=known)
+                         idempotency_keys=idempotency_keys, known_values=known)
     return documents_changed
 
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from catalogue.adapters.tables import (audit_log, contacts, editions, erased_contacts, inbox, members, offerings,
-                                       outbox, subscriptions)
+from catalogue.adapters.tables import (audit_log, contacts, editions, erased_contacts, idempotency_keys, inbox,
+                                       members, offerings, outbox, subscriptions)
 from catalogue.domain.member_copy import Mat, MemberCopy, RecordedRole, Roll, SchoolDetails
 from catalogue.domain.model import (Component, Contact, Edition, Ending, Entitlement, Holding, KnownMember,
                                     Offering, Subscription, notice_date)
@@ -165,7 +165,7 @@ def erase_contact(session, contact_id: str, version: int | None) -> None:
     session.execute(subscriptions.update().where(subscriptions.c.purchased_by_contact_id == contact_id)
                     .values(purchased_by_name="(erased)", purchased_by_contact_id=None))
     erasure.erase_person(session, contact_id=contact_id, outbox=outbox, inbox=inbox, audit_log=audit_log,
-                         known_values=known)
+                         idempotency_keys=idempotency_keys, known_values=known)
 
 
 # -- offerings and editions --------------------------------------------------------------------

@@ -580,8 +580,8 @@ class TestIssue14Bundles:
 
 
 class TestErasureReachesThePlumbing:
-    def test_an_erasure_blanks_the_persons_outbox_copies_and_audit_subject_and_keeps_the_facts(self, uows):
-        from catalogue.adapters.tables import audit_log
+    def test_an_erasure_blanks_the_persons_outbox_copies_stored_answers_and_audit_subject(self, uows):
+        from catalogue.adapters.tables import audit_log, idempotency_keys
         from shared.messaging_tables import utcnow
 
         head = join(uows, "110004")
@@ -595,6 +595,11 @@ class TestErasureReachesThePlumbing:
             session.execute(outbox.insert().values(event_id="e-1", event_type="x", version=1, aggregate="x",
                                                    body=json.dumps(body), created_at=utcnow(),
                                                    next_attempt_at=utcnow(), sent_at=utcnow()))
+            answer = {"subscription_id": "s-1", "purchased_by": {"contact_id": head, "display_name": "Head of 110004"}}
+            session.execute(idempotency_keys.insert().values(key="k-1", fingerprint="f" * 64, route="/subscriptions",
+                                                             status=201, content_type="application/json",
+                                                             body=json.dumps(answer), created_at=utcnow(),
+                                                             completed_at=utcnow()))
             for contact_id, subject in ((head, "idp|head"), (other, "idp|other")):
                 session.execute(audit_log.insert().values(at=utcnow(), subject=subject, contact_id=contact_id,
                                                           method="POST", route="/subscriptions", status=201,
@@ -607,6 +612,8 @@ class TestErasureReachesThePlumbing:
             stored = json.loads(session.execute(sa.select(outbox.c.body).where(outbox.c.event_id == "e-1")).scalar())
             audit = session.execute(sa.select(audit_log.c.contact_id, audit_log.c.subject)
                                     .order_by(audit_log.c.id)).all()
+            answer = json.loads(session.execute(sa.select(idempotency_keys.c.body)).scalar())
         assert stored["payload"] == {"purchased_by": {"contact_id": head, "display_name": "[erased]", "email": None},
                                      "urn": "110004"}
         assert [tuple(r) for r in audit] == [(head, None), (other, "idp|other")]
+        assert answer == {"subscription_id": "s-1", "purchased_by": {"contact_id": head, "display_name": "[erased]"}}

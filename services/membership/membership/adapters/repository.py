@@ -7,9 +7,8 @@ import json
 from sqlalchemy import func, insert, or_, select, update
 
 from membership.adapters.tables import (audit_log, census_records, committee_memberships, contact_roles, contacts,
-                                        establishment_links, governor_training, member_history, members,
-                                        inbox, organisation_contact_roles, organisations, outbox,
-                                        trust_participants)
+                                        establishment_links, governor_training, inbox, member_history, members,
+                                        organisation_contact_roles, organisations, outbox, trust_participants)
 from membership.domain.contacts import CommitteeMembership, OrganisationRole, RoleHeld, TrustParticipant
 from membership.domain.lineage import Link
 from membership.domain.model import HistoryEntry, Mat, SchoolMember

@@ -266,8 +266,9 @@ def erase_contact_roles(session, contact_id: str) -> None:
 
 
 def erase_person_elsewhere(session, contact_id: str, names: list[str]) -> dict[str, int]:
-    """The person's name out of every peer-review report that names it, and the person out of the outbox
-    and the audit trail (`shared.erasure`), in the caller's transaction."""
+    """The person's name out of every peer-review report that names it, and the person out of the outbox,
+    the audit trail and the stored answers to retried requests (`shared.erasure`), in the caller's
+    transaction."""
     redacted = 0
     names = [n for n in names if n]
     if names:
@@ -280,7 +281,7 @@ def erase_person_elsewhere(session, contact_id: str, names: list[str]) -> dict[s
                                 .values(report=text))
                 redacted += 1
     counts = erasure.erase_person(session, contact_id=contact_id, outbox=t.outbox, inbox=t.inbox,
-                                  audit_log=t.audit_log, known_values=names)
+                                  audit_log=t.audit_log, idempotency_keys=t.idempotency_keys, known_values=names)
     return {**counts, "peer_review_reports": redacted}
 
 
