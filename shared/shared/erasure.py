@@ -4,9 +4,10 @@ A person's erasure (membership's `contact_erased`, or membership's own erase use
 service's copies of their personal data in its domain tables; this module clears what the
 messaging plumbing holds about them, in the same transaction:
 
-- `outbox` rows, sent or not, whose envelope mentions the person: in every object of the payload
-  that names them (`contact_id` equal to theirs, or any string equal to one of their known
-  personal values) the personal fields are rewritten: names become `ERASED`, emails `None`. The
+- `outbox` rows, sent or not, whose body carries the person's id: in every object of the payload
+  that is theirs (`contact_id`, or another person-id field, equal to theirs) names become
+  `ERASED` and emails `None`, and any of their known values (name, email as held before the
+  erasure) elsewhere in the payload, as a whole word in any string, becomes `ERASED`. The
   contact id stays: it is a pseudonymous key that every service's tombstone keeps, so that no later
   or replayed event brings the person back. A rewritten unsent row still validates against its
   schema (names stay strings, emails were already optional), so the relay publishes it as is.
