@@ -72,3 +72,55 @@ class TestErasureReachesThePlumbing:
                                    .order_by(audit_log.c.id)).all()
         assert [(r.contact_id, r.subject, r.route) for r in rows] == [
             (ceo, None, "/x"), (None, None, "/x"), (other, "idp|fin", "/x")]
+
+
+class TestEraseAgainAfterARestore:
+    """A restore from a backup older than an erasure brings the person back; `erase-again`, fed the archived
+    `contact_erased` events (as `partnership-ops tail` prints them), erases them once more."""
+
+    def test_a_restored_person_is_erased_again_and_the_others_are_left(self, tmp_path, monkeypatch, capsys):
+        import shutil
+
+        from membership import cli
+        from shared.db import Database
+
+        live = tmp_path / "membership.db"
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{live}")
+        units = cli.command_units(cli.load_config(str(cli.DEFAULT_CONFIG)))
+        handlers.join_organisation(units(), {"id": "TR01234", "kind": "mat", "name": "Chiltern Learning Trust",
+                                             "joined_on": D(2020, 1, 1)})
+        people = [handlers.add_organisation_contact(units(), "TR01234", {
+            "display_name": name, "email": f"{name[0].lower()}@chiltern.example", "role": role,
+            "effective_date": D(2020, 4, 1)})["contact_id"] for name, role in (("C. Eo", "ceo"),
+                                                                                ("F. Inance", "finance_contact"))]
+        ceo, other = people
+        units.database.dispose()
+        shutil.copy(live, tmp_path / "backup.db")  # the nightly backup, before the erasure
+        erasing = cli.command_units(cli.load_config(str(cli.DEFAULT_CONFIG)))
+        handlers.erase_contact(erasing(), ceo)
+        with erasing.read() as session:
+            archived = [json.loads(body) for (body,) in session.execute(
+                select(outbox.c.body).where(outbox.c.event_type == "contact_erased"))]
+        erasing.database.dispose()  # the last connection closed: SQLite folds its WAL into the file
+        shutil.copy(tmp_path / "backup.db", live)  # the restore
+        assert not live.with_name(live.name + "-wal").exists()
+        lines = tmp_path / "erased.jsonl"
+        lines.write_text("\n".join(json.dumps(e) for e in archived + [
+            {"type": "contact_erased", "payload": {"contact_id": "00000000-0000-4000-8000-000000000000"}},
+            {"type": "member_joined", "payload": {"urn": "100000"}}]) + "\n")
+
+        assert cli.main(["erase-again", str(lines)]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert (report["erased"], report["already_erased"], report["unknown"]) == (
+            [ceo], [], ["00000000-0000-4000-8000-000000000000"])
+        restored = Database(f"sqlite:///{live}")
+        with restored.reader() as session:
+            assert handlers.export_contact(session, ceo)["display_name"] == "[erased]"
+            assert handlers.export_contact(session, other)["display_name"] == "F. Inance"
+            bodies = session.execute(select(outbox.c.event_type, outbox.c.body)).all()
+        restored.dispose()
+        assert not [b for _, b in bodies if "C. Eo" in b or "c@chiltern.example" in b]
+        assert [t for t, _ in bodies].count("contact_erased") == 1  # published again, for the consumers
+        # run twice: nothing more to do
+        assert cli.main(["erase-again", str(lines)]) == 0
+        assert json.loads(capsys.readouterr().out)["already_erased"] == [ceo]
