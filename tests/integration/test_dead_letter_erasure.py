@@ -114,3 +114,16 @@ def test_purge_removes_only_the_letters_that_mention_the_person(vhost, letters):
     assert report["purged"] == 2
     assert set(_contents(vhost.amqp_uri)) == {letters["bob"]}
     assert _erase(vhost, "list")["count"] == 0
+
+
+def test_the_command_line_lists_and_rewrites_with_the_services_own_user(vhost, letters, tmp_path, capsys):
+    config = tmp_path / "config.yml"
+    config.write_text(f"AMQP_URI: {vhost.service_uris['billing']}\nDATABASE_URL: sqlite://\n")
+    command = ["dead-letters", "--config", str(config), "--service", "billing", "--queue", QUEUE,
+               "--mentions", ADA, "--known", "Ada Lovelace", "--known", "ada@trust.example"]
+    assert ops.main(command) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert (listed["action"], listed["count"]) == ("list", 2)
+    assert ops.main([*command, "--rewrite"]) == 0
+    assert json.loads(capsys.readouterr().out)["rewritten"] == 2
+    assert "Lovelace" not in json.dumps([body for body, _ in _contents(vhost.amqp_uri).values()])
