@@ -4,8 +4,10 @@ Every state-changing request (POST, PUT, PATCH, DELETE) and every refusal of acc
 404 for an object out of the caller's reach) is one row of `audit_log`, appended by the HTTP
 entrypoint after it answered: the caller (token subject, roles, organisation), the route and the
 object ids in its path, the status and outcome, and the correlation id that ties it to the logs and
-events. Nothing updates or deletes a row (no code path does; an operator's erasure after a handover
-blanks only the declared personal column, the subject, keeping the fact). Operations and finance
+events. The caller's `contact_id` claim, when it has one, is kept too: it is how a person's erasure
+(`shared.erasure`) finds the rows they made. Nothing else updates or deletes a row: an erasure, the
+person's or an operator's after a handover, blanks only the declared personal column, the subject,
+keeping the fact. Operations and finance
 query it at `GET /audit` by object id or by subject.
 """
 from __future__ import annotations
@@ -40,14 +42,32 @@ def _columns() -> list[sa.Column]:
     ]
 
 
+def _contact_column(index: bool = True) -> sa.Column:
+    # the token's contact_id claim (a pseudonymous id, kept after erasure as every tombstone keeps it)
+    return sa.Column("contact_id", sa.String(36), index=index)
+
+
 def define_audit_table(metadata: sa.MetaData) -> sa.Table:
     """The `audit_log` table of a service's own database."""
-    return sa.Table(TABLE, metadata, *_columns())
+    return sa.Table(TABLE, metadata, *_columns(), _contact_column())
 
 
 def create_audit_log(op) -> None:
     """For a service's Alembic migration: create `audit_log` as `define_audit_table` declares it."""
     op.create_table(TABLE, *_columns())
+
+
+def add_audit_contact_id(op) -> None:
+    """For a service's Alembic migration: the `contact_id` column `define_audit_table` adds to the first shape."""
+    with op.batch_alter_table(TABLE) as batch:
+        batch.add_column(_contact_column(index=False))
+        batch.create_index(f"ix_{TABLE}_contact_id", ["contact_id"])
+
+
+def drop_audit_contact_id(op) -> None:
+    with op.batch_alter_table(TABLE) as batch:
+        batch.drop_index(f"ix_{TABLE}_contact_id")
+        batch.drop_column("contact_id")
 
 
 def should_record(method: str, status: int, refused_access: bool) -> bool:
@@ -66,6 +86,7 @@ def record(database, table: sa.Table, *, principal, method: str, route: str, pat
         organisation = f"school:{principal.urn}" if principal.urn else f"mat:{principal.mat_id}" if principal.mat_id else ""
     row = {"at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
            "subject": principal.subject if principal is not None else None,
+           "contact_id": principal.contact_id if principal is not None else None,
            "roles": ",".join(sorted(principal.roles))[:300] if principal is not None else "",
            "organisation": organisation, "method": method.upper(), "route": route[:200],
            "object_ids": json.dumps({k: str(v) for k, v in (path_values or {}).items()}, sort_keys=True)[:400],

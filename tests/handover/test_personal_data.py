@@ -10,13 +10,15 @@ from partnership_ops.archive import ServiceSchema, personal_data_of
 SERVICES = ("membership", "catalogue", "billing", "scheduling")
 
 # What each service really holds about people (read from its tables and the events it consumes).
+# Every service's audit trail names the caller (its token subject).
+AUDIT = {("audit_log", "subject")}
 PEOPLE = {
-    "membership": {("contacts", "display_name"), ("contacts", "email")},
-    "catalogue": {("contacts", "display_name"), ("subscriptions", "purchased_by_name")},
+    "membership": AUDIT | {("contacts", "display_name"), ("contacts", "email")},
+    "catalogue": AUDIT | {("contacts", "display_name"), ("subscriptions", "purchased_by_name")},
     # the people invoices are addressed to (from membership's contact events), and their name on documents
-    "billing": {("contacts", "display_name"), ("contacts", "email"), ("documents", "contact_name"),
-                ("documents", "contact_email")},
-    "scheduling": {("contacts", "display_name")},
+    "billing": AUDIT | {("contacts", "display_name"), ("contacts", "email"), ("documents", "contact_name"),
+                        ("documents", "contact_email")},
+    "scheduling": AUDIT | {("contacts", "display_name")},
 }
 # Organisations' names: erasing them would destroy business records, not personal data.
 ORGANISATIONS = {("members", "name"), ("members", "mat_name"), ("member_affiliations", "name"),

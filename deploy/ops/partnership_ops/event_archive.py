@@ -10,7 +10,9 @@ Two uses:
   that service's `<service>.requeue` exchange (bound to each of its handler queues by
   name), with publisher confirms and `mandatory`: for a subscriber added after the
   events, or after a fix. The handler's inbox drops any event it already applied, so a
-  replay over events already handled changes nothing.
+  replay over events already handled changes nothing. Every archived `contact_erased` is
+  then re-sent to the service's erasure handler, so a replay never brings back an erased
+  person (`replay`).
 
 Reading stops at the end of the stream as it was when the read started (no new event for
 `idle_seconds`), or at `until` (a time), whichever comes first, unless following; every read
@@ -141,11 +143,55 @@ def tail(amqp_uri: str, producers: Iterable[str], *, start="first", types: set[s
     return emitted
 
 
+#: The event that erases a person everywhere (membership's), re-applied after every replay.
+ERASURE = ("membership", "contact_erased", 1)
+
+
+def erasure_queue_of(service: str) -> str | None:
+    """The handler queue of `service`'s `contact_erased` consumer, or None if it has none."""
+    from partnership_ops import links
+
+    source, event_type, version = ERASURE
+    return next((h.queue for h in links.handlers_of(service)
+                 if (h.source, h.event_type, h.version) == (source, event_type, version)), None)
+
+
 def replay(amqp_uri: str, handler_queue: str, *, source: str, event_type: str, version: int = 1, start="first",
-           until: dt.datetime | None = None, idle_seconds: float = 2.0, timeout: float = 600.0) -> dict:
+           until: dt.datetime | None = None, idle_seconds: float = 2.0, timeout: float = 600.0,
+           reapply_erasures: bool = True) -> dict:
     """Re-send `source`'s archived `event_type` events of payload `version` (the one the handler reads)
     from `start` to one handler queue; each is confirmed by the broker (and routed: `mandatory`)
-    before the next. Returns counts."""
+    before the next. Returns counts.
+
+    Then, when the handler's service consumes `contact_erased` (and this was not that queue), every
+    archived erasure, from the first to now whatever `start` and `until` were, is re-sent to its
+    erasure handler (`erasures_reapplied`): a replay into a rebuilt or restored database, whose
+    inbox no longer knows the events, would otherwise bring back the name of a person erased since.
+    Re-applying is harmless where it is not needed (the inbox drops an erasure already applied), and
+    the order the two queues are consumed in does not matter: each consumer keeps a tombstone that no
+    role change, earlier or later, undoes. The archive itself still holds the person's data until
+    its retention ends (docs/retention.md): it cannot be rewritten, so it is re-erased on every read."""
+    report = _replay_one(amqp_uri, handler_queue, source=source, event_type=event_type, version=version,
+                         start=start, until=until, idle_seconds=idle_seconds, timeout=timeout)
+    if reapply_erasures:
+        try:
+            erasures = erasure_queue_of(service_of_queue(handler_queue))
+        except LookupError as exc:  # its code is not installed here: say so rather than guess its queue
+            report["erasures_reapplied"] = None
+            report["erasures_not_reapplied"] = f"{exc}: replay its contact_erased handler queue too"
+            return report
+        report["erasures_reapplied"] = 0
+        if erasures is not None and erasures != handler_queue:
+            erasure_source, erasure_type, erasure_version = ERASURE
+            report["erasures_reapplied"] = _replay_one(
+                amqp_uri, erasures, source=erasure_source, event_type=erasure_type, version=erasure_version,
+                start="first", until=None, idle_seconds=idle_seconds, timeout=timeout)["replayed"]
+            report["erasure_queue"] = erasures
+    return report
+
+
+def _replay_one(amqp_uri: str, handler_queue: str, *, source: str, event_type: str, version: int, start,
+                until: dt.datetime | None, idle_seconds: float, timeout: float) -> dict:
     service = service_of_queue(handler_queue)
     exchange = requeue_exchange(service)
     until = until or dt.datetime.now(dt.timezone.utc)  # never chase events published during the replay

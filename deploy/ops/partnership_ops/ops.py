@@ -1,6 +1,7 @@
 """Operator commands for the event plumbing of one service.
 
     partnership-ops dead-letters  --config services/billing/config.yml --service billing.entrypoints.service:BillingService
+                                  [--mentions CONTACT_ID [--known NAME_OR_EMAIL ...] [--rewrite | --purge]]
     partnership-ops redeliver     --config ... --service ... [--queue QUEUE.dead] [--event-id ID ...] [--all]
     partnership-ops outbox        --config services/billing/config.yml
 
@@ -43,10 +44,15 @@ user -> password), through the management API of the broker `AMQP_URI` names
 (`--admin-uri` for an administrator's credentials, `--management-url` if it is
 not on port 15672 of that host); it is idempotent. `tail` prints archived events
 as JSON lines; `replay` re-sends one handler's events from the archive to that
-handler's queue only (its inbox drops what it already applied).
+handler's queue only (its inbox drops what it already applied), then every
+archived `contact_erased` to that service's erasure handler, so that a replay
+never brings an erased person back.
 
 `dead-letters` lists every dead-lettered event of the service's handlers with
-its reason, error, attempts and time, without consuming anything.
+its reason, error, attempts and time, without consuming anything; with
+`--mentions CONTACT_ID [--known NAME_OR_EMAIL ...]` only those that mention an
+erased person, and with `--rewrite` or `--purge` it blanks the person's data in
+them (kept, still redeliverable) or removes them (`erase_from_dead_letters`).
 `redeliver` moves dead-lettered events back to the queue of the handler that
 failed (and only that handler), with a fresh attempt count; each is removed
 from the dead-letter queue only after the broker confirmed the redelivery.
@@ -77,8 +83,8 @@ from partnership_ops import topology
 from shared.config import load_config
 from shared.db import Database
 from shared.messaging_tables import define_messaging_tables, utcnow
-from shared.topology import dead_letter_queue_name, requeue_exchange, service_of_queue
-from shared import business_date
+from shared.topology import dead_letter_exchange, dead_letter_queue_name, requeue_exchange, service_of_queue
+from shared import business_date, erasure
 
 
 def handler_queues(service_path: str) -> list[str]:
@@ -149,6 +155,94 @@ def redeliver(amqp_uri: str, queues: list[str], event_ids: set[str] | None) -> i
     finally:
         connection.close()
     return moved
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    if isinstance(value, bytes):
+        return [value.decode("utf-8", "replace")]
+    return [value] if isinstance(value, str) else []
+
+
+def _mentions(text: str, parsed, headers: dict, contact_id: str, known: list[str]) -> bool:
+    """The person's id or one of their known values (name, email) is in the body or a header."""
+    found = [text, *_strings(parsed), *_strings(headers)]
+    return any(contact_id in s for s in found) or any(k.lower() in s.lower() for s in found for k in known)
+
+
+ERASE_ACTIONS = ("list", "rewrite", "purge")
+
+
+def erase_from_dead_letters(amqp_uri: str, queues: list[str], contact_id: str, known_values=(),
+                            action: str = "list") -> dict:
+    """The dead-lettered events of `queues` that mention a person (their contact id, or one of
+    `known_values`, their name or email as it was, anywhere in the body or the headers): listed,
+    rewritten or purged.
+
+    - `list` consumes nothing: every message browsed returns to its queue when the channel closes.
+    - `rewrite` publishes a copy of each with the person's fields blanked (`shared.erasure`: in every
+      object that carries their id, names `[erased]` and emails null; any known value elsewhere in the
+      payload or the headers, such as the error, `[erased]`) to the same dead-letter queue, through
+      the service's dead-letter exchange, and removes the original only after the broker confirmed the
+      copy: the event can still be redelivered, and nothing is lost between the two. A body that is not
+      an event envelope cannot be rewritten; it is reported (`not_rewritable`) and left.
+    - `purge` removes each for good (acknowledged): the handler will never see that event; its event ids
+      are reported so the operator can replay them from the archive if the handler still needs them.
+
+    Runs with the service's own broker user (read and write on its dead-letter queues and exchange).
+    Each queue is read once, to the depth it had at the start: a rewritten copy behind it is not
+    read again."""
+    if action not in ERASE_ACTIONS:
+        raise ValueError(f"action must be one of {ERASE_ACTIONS}, not {action!r}")
+    known = sorted({v for v in known_values if v}, key=len, reverse=True)
+    report = {"contact_id": contact_id, "action": action, "mentions": [], "rewritten": 0, "purged": 0,
+              "not_rewritable": []}
+    connection, channel = _channel(amqp_uri)
+    channel.confirm_delivery()
+    try:
+        for queue in queues:
+            dead = dead_letter_queue_name(queue)
+            depth = channel.queue_declare(dead, passive=True).method.message_count
+            for _ in range(depth):
+                method, properties, body = channel.basic_get(dead, auto_ack=False)
+                if method is None:
+                    break
+                text = body.decode("utf-8", "replace")
+                try:
+                    parsed = json.loads(text)
+                except ValueError:
+                    parsed = None
+                headers = dict(properties.headers or {})
+                if not _mentions(text, parsed, headers, contact_id, known):
+                    continue  # left unacknowledged: back to its place when the channel closes
+                report["mentions"].append({"queue": dead, "event_id": properties.message_id, "type": properties.type,
+                                           "error": headers.get("x-error")})
+                if action == "purge":
+                    channel.basic_ack(method.delivery_tag)
+                    report["purged"] += 1
+                elif action == "rewrite":
+                    if not isinstance(parsed, dict) or "payload" not in parsed:
+                        report["not_rewritable"].append(properties.message_id)
+                        continue
+                    parsed["payload"], _ = erasure.redact_payload(parsed["payload"], contact_id, known)
+                    properties.headers = {k: erasure.redact_text(v, known)[0] if isinstance(v, str) else v
+                                          for k, v in headers.items()}
+                    copy = json.dumps(parsed, separators=(",", ":"), sort_keys=True).encode("utf-8")
+                    # confirmed and routed (mandatory) or this raises, and the original stays
+                    channel.basic_publish(dead_letter_exchange(service_of_queue(queue)), dead, copy, properties,
+                                          mandatory=True)
+                    channel.basic_ack(method.delivery_tag)
+                    report["rewritten"] += 1
+            channel.close()  # returns everything browsed and not acknowledged to its queue
+            channel = connection.channel()
+            channel.confirm_delivery()
+    finally:
+        connection.close()
+    report["count"] = len(report["mentions"])
+    return report
 
 
 def outbox_report(database_url: str) -> dict:
@@ -511,6 +605,15 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--config", required=True)
         sub.add_argument("--service", required=True, help="module:Class of the service, for its handlers' queues")
         sub.add_argument("--queue", action="append", help="only this handler queue (repeatable)")
+        if name == "dead-letters":
+            sub.add_argument("--mentions", metavar="CONTACT_ID",
+                             help="only the dead letters that mention this person (their contact id, or a --known value)")
+            sub.add_argument("--known", action="append", default=[],
+                             help="with --mentions: the person's name or email as it was (repeatable)")
+            what = sub.add_mutually_exclusive_group()
+            what.add_argument("--rewrite", action="store_true",
+                              help="with --mentions: blank the person's data in each (kept, still redeliverable)")
+            what.add_argument("--purge", action="store_true", help="with --mentions: remove each for good")
         if name == "redeliver":
             sub.add_argument("--event-id", action="append", help="only this event (repeatable)")
             sub.add_argument("--all", action="store_true", help="redeliver every dead letter of the queues")
@@ -566,6 +669,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(outbox_report(config["DATABASE_URL"]), indent=2))
         return 0
     queues = args.queue or handler_queues(args.service)
+    if args.command == "dead-letters" and (args.mentions or args.rewrite or args.purge or args.known):
+        if not args.mentions:
+            parser.error("--known, --rewrite and --purge need --mentions CONTACT_ID")
+        action = "rewrite" if args.rewrite else "purge" if args.purge else "list"
+        print(json.dumps(erase_from_dead_letters(config["AMQP_URI"], queues, args.mentions, args.known, action),
+                         indent=2, default=str))
+        return 0
     if args.command == "dead-letters":
         letters = list_dead_letters(config["AMQP_URI"], queues)
         print(json.dumps({"dead_letters": letters, "count": len(letters)}, indent=2, default=str))

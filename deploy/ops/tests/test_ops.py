@@ -67,6 +67,17 @@ class TestCommandLine:
             ops.main(["redeliver", "--config", str(config), "--service", "billing", "--queue", QUEUE])
         assert exit_.value.code == 2 and "--event-id" in capsys.readouterr().err
 
+    def test_rewriting_or_purging_dead_letters_needs_the_person(self, capsys, tmp_path):
+        config = tmp_path / "config.yml"
+        config.write_text("AMQP_URI: amqp://guest:guest@127.0.0.1:9/\nDATABASE_URL: sqlite://\n")
+        for flag in ("--rewrite", "--purge"):
+            with pytest.raises(SystemExit) as exit_:
+                ops.main(["dead-letters", "--config", str(config), "--service", "billing", "--queue", QUEUE, flag])
+            assert exit_.value.code == 2 and "--mentions CONTACT_ID" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            ops.main(["dead-letters", "--config", str(config), "--service", "billing", "--queue", QUEUE,
+                      "--mentions", "c-1", "--rewrite", "--purge"])
+
     def test_handover_to_the_same_operator_is_refused(self, capsys, tmp_path):
         with pytest.raises(SystemExit) as exit_:
             ops.main(["handover", "--service", "billing", "--from-database", "sqlite://", "--from-amqp", "amqp://x",

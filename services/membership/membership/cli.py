@@ -3,9 +3,17 @@ events they commit to the outbox):
 
     python -m membership.cli import-schools FILE [--census-date YYYY-MM-DD] [--joined-on YYYY-MM-DD]
     python -m membership.cli import-links [FILE]        # default: $MEMBERSHIP_GIAS_LINKS
+    partnership-ops tail --producer membership --type contact_erased | python -m membership.cli erase-again -
 
-Both read DATABASE_URL and OPERATOR_NAME like the service (through its config.yml, `--config`), print a JSON
-report (each rejected row with its line, column and reason) and exit 0, or 2 when the file cannot be read.
+Each reads DATABASE_URL and OPERATOR_NAME like the service (through its config.yml, `--config`), prints a JSON
+report (each rejected row with its line, column and reason) and exits 0, or 2 when the file cannot be read.
+
+`erase-again` is for after a restore from a backup older than some erasures: it erases once more every
+person named by the archived `contact_erased` events it reads (JSON lines, as `partnership-ops tail` prints
+them, from FILE or `-` for standard input). A person already erased is left as is; one the restored
+database does not know is reported (`unknown`); any other is erased as the first time was (name, email,
+outbox, audit trail, roles ended) and `contact_erased` is published again, which the consumers' tombstones
+and inboxes make harmless.
 """
 from __future__ import annotations
 
@@ -41,6 +49,41 @@ def command_units(config: dict) -> UnitsOfWork:
                        lambda: None)
 
 
+def _erased_ids(lines) -> list[str]:
+    """The contact ids of the `contact_erased` events among JSON lines, in order, once each."""
+    ids: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"line {number}: not JSON ({exc})") from None
+        if event.get("type") == "contact_erased":
+            contact_id = str((event.get("payload") or {}).get("contact_id") or "")
+            if not contact_id:
+                raise ValueError(f"line {number}: contact_erased without payload.contact_id")
+            if contact_id not in ids:
+                ids.append(contact_id)
+    return ids
+
+
+def erase_again(units: UnitsOfWork, contact_ids: list[str]) -> dict:
+    """Erase each person once more unless already erased (see the module docstring); returns what was done."""
+    report: dict[str, list[str]] = {"erased": [], "already_erased": [], "unknown": []}
+    for contact_id in contact_ids:
+        with units.read() as session:
+            found = handlers.export_contact(session, contact_id)
+        if found is None:
+            report["unknown"].append(contact_id)
+        elif found["erased_at"] is not None:
+            report["already_erased"].append(contact_id)
+        else:
+            handlers.erase_contact(units(), contact_id)
+            report["erased"].append(contact_id)
+    return report
+
+
 def _date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
@@ -58,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     schools.add_argument("--types", default=None, help="the GIAS establishment-types CSV (default: packaged copy)")
     links = commands.add_parser("import-links", help="the DfE register's predecessor/successor links")
     links.add_argument("file", nargs="?", default=os.environ.get(reference.LINKS_ENV))
+    again = commands.add_parser("erase-again", help="after a restore: erase again everyone the archive says was erased")
+    again.add_argument("file", help="JSON lines of archived contact_erased events (`-`: standard input)")
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
@@ -74,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                                              census_date=args.census_date or args.joined_on,
                                              joined_on=args.joined_on, effective_date=args.effective_date)
             result = report.as_dict()
+        elif args.command == "erase-again":
+            units = command_units(config)
+            lines = sys.stdin.read() if args.file == "-" else reference.read_text(args.file, "archived events")
+            result = erase_again(units, _erased_ids(lines.splitlines()))
         else:
             if not args.file:
                 raise ValueError(f"give the links file or set {reference.LINKS_ENV}")

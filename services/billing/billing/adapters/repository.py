@@ -14,14 +14,15 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import and_, func, insert, literal_column, null, select, update
 
-from billing.adapters.tables import (billing_runs, charges, contacts, document_lines, document_sequences, documents,
-                                     erased_contacts, mat_billing, member_affiliations, members, overdue_notices,
-                                     payments, subscriptions)
+from billing.adapters.tables import (audit_log, billing_runs, charges, contacts, document_lines, document_sequences,
+                                     documents, erased_contacts, idempotency_keys, inbox, mat_billing,
+                                     member_affiliations, members, outbox, overdue_notices, payments, subscriptions)
 from billing.domain import invoicing
 from billing.domain.customers import ContactRole, Place
 from billing.domain.demand import Holding
 from billing.domain.model import Affiliation, Charge, Member, Payer
 from billing.domain.upstream import Component, Subscription, SubscriptionEnd, is_newer, later_version
+from shared import erasure
 
 def upsert(session, table, key: str | Sequence[str], values: dict) -> None:
     keys = [key] if isinstance(key, str) else list(key)
@@ -518,12 +519,18 @@ def is_erased(session, contact_id: str) -> bool:
 
 def erase_contact(session, contact_id: str, version: int | None) -> int:
     """Leave a tombstone (first: a role change committed later finds it), delete every role of the person,
-    and take their name and email off every document addressed to them; returns how many documents."""
+    and take their name and email off every document addressed to them; returns how many documents.
+    The person also goes from the outbox and the audit trail (`shared.erasure`), in the same transaction."""
+    known = [value for row in session.execute(select(contacts.c.display_name, contacts.c.email)
+                                              .where(contacts.c.contact_id == contact_id)) for value in row]
     if not is_erased(session, contact_id):
         session.execute(insert(erased_contacts).values(contact_id=contact_id, version=version))
     session.execute(contacts.delete().where(contacts.c.contact_id == contact_id))
-    return session.execute(update(documents).where(documents.c.contact_id == contact_id).values(
+    documents_changed = session.execute(update(documents).where(documents.c.contact_id == contact_id).values(
         contact_id=None, contact_name="(erased)", contact_email=None)).rowcount
+    erasure.erase_person(session, contact_id=contact_id, outbox=outbox, inbox=inbox, audit_log=audit_log,
+                         idempotency_keys=idempotency_keys, known_values=known)
+    return documents_changed
 
 
 def roles_at(session, organisations: Iterable[str]) -> dict[str, list[ContactRole]]:

@@ -8,11 +8,13 @@ from decimal import Decimal
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from catalogue.adapters.tables import contacts, editions, erased_contacts, members, offerings, subscriptions
+from catalogue.adapters.tables import (audit_log, contacts, editions, erased_contacts, idempotency_keys, inbox,
+                                       members, offerings, outbox, subscriptions)
 from catalogue.domain.member_copy import Mat, MemberCopy, RecordedRole, Roll, SchoolDetails
 from catalogue.domain.model import (Component, Contact, Edition, Ending, Entitlement, Holding, KnownMember,
                                     Offering, Subscription, notice_date)
 from catalogue.domain.pricing import Quote, Step, terms_from_json, terms_to_json
+from shared import erasure
 
 __all__ = ["terms_to_json", "terms_from_json"]
 
@@ -152,12 +154,18 @@ def save_role(session, values: dict, *, new: bool) -> None:
 
 def erase_contact(session, contact_id: str, version: int | None) -> None:
     """Leave a tombstone, delete every role of the person and anonymise the SLAs they bought.
-    The tombstone is written first: a role change committed later finds it (see `is_erased`)."""
+    The tombstone is written first: a role change committed later finds it (see `is_erased`).
+    The person also goes from the outbox and the audit trail (`shared.erasure`), in the same transaction."""
+    known = [*session.execute(select(contacts.c.display_name).where(contacts.c.contact_id == contact_id)).scalars(),
+             *session.execute(select(subscriptions.c.purchased_by_name)
+                              .where(subscriptions.c.purchased_by_contact_id == contact_id)).scalars()]
     session.execute(_insert_ignoring_duplicates(session, erased_contacts).values(contact_id=contact_id,
                                                                                  version=version))
     session.execute(contacts.delete().where(contacts.c.contact_id == contact_id))
     session.execute(subscriptions.update().where(subscriptions.c.purchased_by_contact_id == contact_id)
                     .values(purchased_by_name="(erased)", purchased_by_contact_id=None))
+    erasure.erase_person(session, contact_id=contact_id, outbox=outbox, inbox=inbox, audit_log=audit_log,
+                         idempotency_keys=idempotency_keys, known_values=known)
 
 
 # -- offerings and editions --------------------------------------------------------------------

@@ -577,3 +577,43 @@ class TestIssue14Bundles:
             buy(uows, "160042", separate, "SI-GOV")
         assert "GOV-LAW" in refused.value.message
         assert buy(uows, "160041", holder, "GOV-TRAIN")  # not part of the bundle
+
+
+class TestErasureReachesThePlumbing:
+    def test_an_erasure_blanks_the_persons_outbox_copies_stored_answers_and_audit_subject(self, uows):
+        from catalogue.adapters.tables import audit_log, idempotency_keys
+        from shared.messaging_tables import utcnow
+
+        head = join(uows, "110004")
+        other = join(uows, "110005")
+        # catalogue's own events name no person today; a body that does (an older version, a future field) is
+        # rewritten all the same, sent or not
+        body = {"event_id": "e-1", "type": "x", "version": 1, "payload": {
+            "purchased_by": {"contact_id": head, "display_name": "Head of 110004", "email": "head@110004.example"},
+            "urn": "110004"}}
+        with uows.database.transaction() as session:
+            session.execute(outbox.insert().values(event_id="e-1", event_type="x", version=1, aggregate="x",
+                                                   body=json.dumps(body), created_at=utcnow(),
+                                                   next_attempt_at=utcnow(), sent_at=utcnow()))
+            answer = {"subscription_id": "s-1", "purchased_by": {"contact_id": head, "display_name": "Head of 110004"}}
+            session.execute(idempotency_keys.insert().values(key="k-1", fingerprint="f" * 64, route="/subscriptions",
+                                                             status=201, content_type="application/json",
+                                                             body=json.dumps(answer), created_at=utcnow(),
+                                                             completed_at=utcnow()))
+            for contact_id, subject in ((head, "idp|head"), (other, "idp|other")):
+                session.execute(audit_log.insert().values(at=utcnow(), subject=subject, contact_id=contact_id,
+                                                          method="POST", route="/subscriptions", status=201,
+                                                          outcome="done"))
+            session.commit()
+
+        handlers.erase_contact(uows(), typed(consumed.ContactErased, {"contact_id": head}))
+
+        with uows.read() as session:
+            stored = json.loads(session.execute(sa.select(outbox.c.body).where(outbox.c.event_id == "e-1")).scalar())
+            audit = session.execute(sa.select(audit_log.c.contact_id, audit_log.c.subject)
+                                    .order_by(audit_log.c.id)).all()
+            answer = json.loads(session.execute(sa.select(idempotency_keys.c.body)).scalar())
+        assert stored["payload"] == {"purchased_by": {"contact_id": head, "display_name": "[erased]", "email": None},
+                                     "urn": "110004"}
+        assert [tuple(r) for r in audit] == [(head, None), (other, "idp|other")]
+        assert answer == {"subscription_id": "s-1", "purchased_by": {"contact_id": head, "display_name": "[erased]"}}

@@ -6,12 +6,13 @@ import json
 
 from sqlalchemy import func, insert, or_, select, update
 
-from membership.adapters.tables import (census_records, committee_memberships, contact_roles, contacts,
-                                        establishment_links, governor_training, member_history, members,
-                                        organisation_contact_roles, organisations, trust_participants)
+from membership.adapters.tables import (audit_log, census_records, committee_memberships, contact_roles, contacts,
+                                        establishment_links, governor_training, inbox, member_history, members,
+                                        organisation_contact_roles, organisations, outbox, trust_participants)
 from membership.domain.contacts import CommitteeMembership, OrganisationRole, RoleHeld, TrustParticipant
 from membership.domain.lineage import Link
 from membership.domain.model import HistoryEntry, Mat, SchoolMember
+from shared import erasure
 from shared.messaging_tables import utcnow
 
 CHUNK = 2000
@@ -402,9 +403,15 @@ def training_of(session, contact_id: str) -> list[dict]:
                                      .order_by(governor_training.c.completed_on, governor_training.c.id))]
 
 
-def erase_contact(session, contact_id: str, placeholder: str) -> None:
+def erase_contact(session, contact_id: str, placeholder: str) -> dict[str, int]:
+    """Blank the person's name and email, and their copies in the outbox (sent or not) and the audit
+    trail, in the caller's transaction: nothing of them is left for a later read or relay to find."""
+    before = contact(session, contact_id)
     session.execute(update(contacts).where(contacts.c.contact_id == contact_id).values(
         display_name=placeholder, email=None, erased_at=utcnow()))
+    known = [before.display_name, before.email] if before is not None else []
+    return erasure.erase_person(session, contact_id=contact_id, outbox=outbox, inbox=inbox, audit_log=audit_log,
+                                known_values=known)
 
 
 # --- co-operative trust --------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import functools
 import json
 from importlib import resources
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from scheduling.adapters import tables as t
@@ -16,6 +16,7 @@ from scheduling.domain import diary as di
 from scheduling.domain import peer_review as pr
 from scheduling.domain.copies import ContactCopy, SchoolCopy, SLACopy, is_member_record
 from scheduling.domain.ordering import is_newer, version_after
+from shared import erasure
 
 
 def _plain(row) -> dict:
@@ -262,6 +263,26 @@ def put_contact_role(session, contact_id: str, urn: str, role: str, may_commit_s
 
 def erase_contact_roles(session, contact_id: str) -> None:
     session.execute(delete(t.contact_roles).where(t.contact_roles.c.contact_id == contact_id))
+
+
+def erase_person_elsewhere(session, contact_id: str, names: list[str]) -> dict[str, int]:
+    """The person's name out of every peer-review report that names it, and the person out of the outbox,
+    the audit trail and the stored answers to retried requests (`shared.erasure`), in the caller's
+    transaction."""
+    redacted = 0
+    names = [n for n in names if n]
+    if names:
+        mentions = [func.lower(t.peer_reviews.c.report).contains(n.lower(), autoescape=True) for n in names]
+        for row in session.execute(select(t.peer_reviews.c.review_id, t.peer_reviews.c.report)
+                                   .where(t.peer_reviews.c.report.is_not(None), or_(*mentions))).all():
+            text, changed = erasure.redact_text(row.report, names)
+            if changed:
+                session.execute(update(t.peer_reviews).where(t.peer_reviews.c.review_id == row.review_id)
+                                .values(report=text))
+                redacted += 1
+    counts = erasure.erase_person(session, contact_id=contact_id, outbox=t.outbox, inbox=t.inbox,
+                                  audit_log=t.audit_log, idempotency_keys=t.idempotency_keys, known_values=names)
+    return {**counts, "peer_review_reports": redacted}
 
 
 def has_active_role(session, contact_id: str, urn: str) -> bool:

@@ -150,11 +150,14 @@ def record_contact(uow, role: upstream.ContactRole, position: Position = UNORDER
 
 
 def erase_contact(uow, erasure: upstream.ContactErasure, position: Position = UNORDERED) -> None:
-    """Name and role go for good: a tombstone stays, so no role change, however late, brings them back."""
+    """Name and role go for good: a tombstone stays, so no role change, however late, brings them back.
+    The name also goes from every peer-review report that names it, and the person from the outbox
+    and the audit trail, in the same transaction."""
     with uow:
         person = repo.contact_copy(uow.session, erasure.contact_id)
         repo.save_contact_copy(uow.session, person.erased_now(position.sequence_in(f"contact:{erasure.contact_id}")))
         repo.erase_contact_roles(uow.session, erasure.contact_id)
+        repo.erase_person_elsewhere(uow.session, erasure.contact_id, [person.display_name] if person.display_name else [])
         uow.commit()
 
 
