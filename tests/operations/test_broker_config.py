@@ -13,7 +13,15 @@ SERVICES = ("membership", "catalogue", "billing", "scheduling")
 
 
 class ComposeLoader(yaml.SafeLoader):
-    """Reads compose's own tags (`!reset`, `!override`) as plain values."""
+    """Reads compose's own tags (`!reset`, `!override`) as plain values, and `${VAR}` as written.
+
+    nameko's CLI, once any test has imported it, teaches `yaml.SafeLoader` to expand `${VAR}` (an implicit
+    `!env_var` resolver); this loader keeps its own copy of the resolvers without that one."""
+
+
+ComposeLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "!env_var"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
 ComposeLoader.add_multi_constructor("!", lambda loader, _tag, node: (
