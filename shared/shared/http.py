@@ -17,6 +17,12 @@ Failures never surface as a 500 with a traceback:
   the traceback goes to the log only.
 Every response carries `X-Correlation-ID` (taken from the request or new).
 
+A route declares what it reads: `body=SomeSchema` (a JSON object) and `query=SomeSchema` (the query
+string). The entrypoint loads them after authorisation and before the worker runs, so a bad request
+never reaches the handler (400 naming each field, 415, 413 as above); the handler reads the loaded
+values as `request.command` and `request.query_args`. The same declarations describe the route in the
+service's OpenAPI document (`shared.openapi`).
+
 Before any worker runs, `_authorise` applies the route's declared access (`shared.auth`): 401 with
 `WWW-Authenticate` without a valid bearer token, 403 for a caller without an allowed role, 404 (the
 same body as for a missing object) for an object out of the caller's reach. The verified caller is
@@ -170,10 +176,20 @@ class JsonHttp(HttpRequestHandler):
     server = JsonWebServer()
 
     def __init__(self, method: str, url: str, *, allow=None, owner=None, public: bool = False,
-                 scrape: bool = False, idempotent: bool = False, body_limit: str = "MAX_BODY_BYTES", **kwargs):
+                 scrape: bool = False, idempotent: bool = False, body_limit: str = "MAX_BODY_BYTES",
+                 body: type[Schema] | Schema | None = None, query: type[Schema] | Schema | None = None,
+                 responses: Mapping[int, str] | None = None, produces: str = "application/json",
+                 consumes: str | None = None, **kwargs):
         kwargs.setdefault("expected_exceptions", (ValidationError, HttpError, auth.Forbidden))
         self.idempotent = idempotent
         self.body_limit = body_limit
+        self.body_schema = body() if isinstance(body, type) else body
+        self.query_schema = query() if isinstance(query, type) else query
+        # Success statuses (and what each means) beside 200, for the OpenAPI document, e.g. {201: "created"}.
+        self.responses = dict(responses or {})
+        # Media types for the document: what a success answers with, and a body that is not a JSON object.
+        self.produces = produces
+        self.consumes = consumes
         super().__init__(method, url, **kwargs)
         self.access = auth.Access.declare(allow=allow, owner=owner, public=public, scrape=scrape)
 
@@ -198,6 +214,7 @@ class JsonHttp(HttpRequestHandler):
         try:
             if not getattr(request, "authorised", False):
                 self._authorise(request)
+            self._load_declared(request)
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)
             done = Event()
@@ -207,6 +224,12 @@ class JsonHttp(HttpRequestHandler):
             return self._response(result, correlation_id)
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON error below
             return self._error(exc, correlation_id, request)
+
+    def _load_declared(self, request) -> None:
+        """Load the route's declared query and body (query first, as a handler that read both did):
+        `request.query_args` and `request.command`; raises ValidationError/UnsupportedMediaType."""
+        request.query_args = load_query(request, self.query_schema) if self.query_schema is not None else None
+        request.command = load_body(request, self.body_schema) if self.body_schema is not None else None
 
     # -- authentication and authorisation (before the worker is spawned) -----------------------------
     def _authentication(self):
