@@ -17,10 +17,12 @@ Failures never surface as a 500 with a traceback:
   the traceback goes to the log only.
 Every response carries `X-Correlation-ID` (taken from the request or new).
 
-A route declares what it reads: `body=SomeSchema` (a JSON object) and `query=SomeSchema` (the query
-string). The entrypoint loads them after authorisation and before the worker runs, so a bad request
-never reaches the handler (400 naming each field, 415, 413 as above); the handler reads the loaded
-values as `request.command` and `request.query_args`. The same declarations describe the route in the
+A route declares what it reads: `body=SomeSchema` (a JSON object), `query=SomeSchema` (the query
+string) and `path=SomeSchema` (bounds on path values beyond their converter). The entrypoint loads
+them after authorisation and before the worker runs, so a bad request never reaches the handler (400
+naming each field, 415, 413 as above); the handler reads the loaded values as `request.command` and
+`request.query_args`, and gets the loaded path values as its arguments. An `<int:...>` path value
+no schema bounds is refused above `MAX_PATH_INTEGER` (what a database integer column holds). The same declarations describe the route in the
 service's OpenAPI document (`shared.openapi`).
 
 Before any worker runs, `_authorise` applies the route's declared access (`shared.auth`): 401 with
@@ -35,6 +37,7 @@ import logging
 import time
 import uuid
 from functools import partial
+import re
 from typing import Any, Mapping
 
 from eventlet.event import Event
@@ -98,6 +101,16 @@ class PayloadTooLarge(HttpError):
 class UnsupportedMediaType(HttpError):
     status = 415
     code = "unsupported_media_type"
+
+
+# A werkzeug rule's placeholders: `<name>`, `<int:name>`, `<string(length=2):name>`.
+PATH_PLACEHOLDER = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+MAX_PATH_INTEGER = 2**31 - 1  # PostgreSQL's integer; SQLite's is wider
+
+
+def path_integers(url: str) -> list[str]:
+    """The names of a rule's `<int:...>` path values."""
+    return [m["name"] for m in PATH_PLACEHOLDER.finditer(url) if m["converter"] == "int"]
 
 
 # Body size limits by setting name; a route picks one with `body_limit=` (default MAX_BODY_BYTES).
@@ -178,6 +191,7 @@ class JsonHttp(HttpRequestHandler):
     def __init__(self, method: str, url: str, *, allow=None, owner=None, public: bool = False,
                  scrape: bool = False, idempotent: bool = False, body_limit: str = "MAX_BODY_BYTES",
                  body: type[Schema] | Schema | None = None, query: type[Schema] | Schema | None = None,
+                 path: type[Schema] | Schema | None = None,
                  responses: Mapping[int, str] | None = None, produces: str = "application/json",
                  consumes: str | None = None, **kwargs):
         kwargs.setdefault("expected_exceptions", (ValidationError, HttpError, auth.Forbidden))
@@ -185,6 +199,7 @@ class JsonHttp(HttpRequestHandler):
         self.body_limit = body_limit
         self.body_schema = body() if isinstance(body, type) else body
         self.query_schema = query() if isinstance(query, type) else query
+        self.path_schema = path() if isinstance(path, type) else path
         # Success statuses (and what each means) beside 200, for the OpenAPI document, e.g. {201: "created"}.
         self.responses = dict(responses or {})
         # Media types for the document: what a success answers with, and a body that is not a JSON object.
@@ -226,8 +241,18 @@ class JsonHttp(HttpRequestHandler):
             return self._error(exc, correlation_id, request)
 
     def _load_declared(self, request) -> None:
-        """Load the route's declared query and body (query first, as a handler that read both did):
-        `request.query_args` and `request.command`; raises ValidationError/UnsupportedMediaType."""
+        """Load the route's declared path values, query and body, in that order (as handlers that read
+        them did): `request.path_values`, `request.query_args` and `request.command`; raises
+        ValidationError/UnsupportedMediaType."""
+        values = getattr(request, "path_values", None) or {}
+        declared = set(self.path_schema.fields) if self.path_schema is not None else set()
+        too_big = {name: [f"at most {MAX_PATH_INTEGER}"] for name in path_integers(self.url)
+                   if name not in declared and values.get(name, 0) > MAX_PATH_INTEGER}
+        if too_big:
+            raise ValidationError(too_big)
+        if self.path_schema is not None:
+            loaded = self.path_schema.load({name: values[name] for name in declared if name in values})
+            request.path_values = {**values, **loaded}
         request.query_args = load_query(request, self.query_schema) if self.query_schema is not None else None
         request.command = load_body(request, self.body_schema) if self.body_schema is not None else None
 

@@ -2,7 +2,8 @@
 
 `document(ServiceClass)` walks the class's `@http` entrypoints (`shared.http.JsonHttp`) and describes
 each route from what it declares, so the document is the contract the service enforces:
-- the path, werkzeug converters as path parameters (`<int:year>` an integer);
+- the path, werkzeug converters as path parameters (`<int:id>` an integer up to `MAX_PATH_INTEGER`),
+  or a `path=` schema's fields;
 - the declared access: the bearer scheme (or the metrics scrape credential, or none on a public
   route), and then 401, 403 and 404 (a missing object, or one out of the caller's reach);
 - `body=` and `query=` schemas, through apispec's MarshmallowPlugin (the very schemas that load
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 from decimal import Decimal
-import re
 from typing import Any, Iterable
 
 from apispec import APISpec
@@ -24,11 +24,11 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 
 from shared import idempotency
-from shared.http import JsonHttp
+from shared.http import MAX_PATH_INTEGER, PATH_PLACEHOLDER, JsonHttp
 
 OPENAPI_VERSION = "3.0.3"
-_CONVERTER = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
-_CONVERTED = {"int": {"type": "integer"}, "float": {"type": "number"}, "uuid": {"type": "string", "format": "uuid"}}
+_CONVERTER = PATH_PLACEHOLDER
+_CONVERTED = {"int": {"type": "integer", "minimum": 0, "maximum": MAX_PATH_INTEGER}, "float": {"type": "number"}, "uuid": {"type": "string", "format": "uuid"}}
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -95,6 +95,10 @@ def _success(entrypoint: JsonHttp, status: int, description: str) -> dict[str, A
 def operation(service_class: type, entrypoint: JsonHttp) -> dict[str, Any]:
     """The OpenAPI operation of one route (schemas as marshmallow classes, resolved by the plugin)."""
     _path, parameters = openapi_path(entrypoint.url)
+    if entrypoint.path_schema is not None:  # declared bounds replace the converter's
+        declared = set(entrypoint.path_schema.fields)
+        parameters = [p for p in parameters if p["name"] not in declared]
+        parameters.append({"in": "path", "schema": type(entrypoint.path_schema)})
     access = entrypoint.access
     method = entrypoint.method.upper()
     handler = next((f for f in vars(service_class).values() if entrypoint in getattr(f, ENTRYPOINT_EXTENSIONS_ATTR, ())),
@@ -125,7 +129,7 @@ def operation(service_class: type, entrypoint: JsonHttp) -> dict[str, Any]:
         refusals |= {401}
         if not access.scrape:
             refusals |= {403, 404, 409, 422}
-    if parameters or entrypoint.query_schema is not None or entrypoint.idempotent:
+    if len(op["parameters"]) or entrypoint.query_schema is not None or entrypoint.idempotent:
         refusals |= {400, 404}
     if method in ("POST", "PUT", "PATCH"):
         refusals |= {400, 413}

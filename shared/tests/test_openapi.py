@@ -49,7 +49,8 @@ def test_a_route_declares_its_parameters_body_security_and_every_response():
     doc = openapi.document(Service)
     pay = doc["paths"]["/payers/{payer_id}/payments/{year}"]["post"]
     params = {(p["in"], p["name"]): p for p in pay["parameters"]}
-    assert params[("path", "year")]["schema"] == {"type": "integer"}
+    # an <int:...> value is bounded by what a database integer holds (a bigger one is refused, 400)
+    assert params[("path", "year")]["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
     assert params[("path", "payer_id")]["schema"]["type"] == "string"
     assert params[("header", "Idempotency-Key")]["schema"]["maxLength"] > 0
     assert pay["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Payment"}
@@ -68,6 +69,24 @@ def test_a_route_declares_its_parameters_body_security_and_every_response():
 
     health = doc["paths"]["/health"]["get"]
     assert health["security"] == [] and set(health["responses"]) == {"200", "500"}
+
+
+class Year(Schema):
+    year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100))
+
+
+class WithPathSchema:
+    @http("GET", "/calendars/<string:la>/<int:year>", allow=(auth.SCHEDULER,), path=Year)
+    def calendar(self, request, la, year):
+        return {}
+
+
+def test_a_declared_path_schema_bounds_its_path_values():
+    doc = openapi.document(WithPathSchema)
+    validate_openapi(doc)
+    params = {p["name"]: p for p in doc["paths"]["/calendars/{la}/{year}"]["get"]["parameters"]}
+    assert params["year"]["schema"] == {"type": "integer", "minimum": 2000, "maximum": 2100}
+    assert params["year"]["required"] is True and params["la"]["schema"]["type"] == "string"
 
 
 def test_a_route_missing_from_a_document_is_named():

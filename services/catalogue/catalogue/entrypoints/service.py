@@ -75,6 +75,12 @@ class EntitlementIn(_Strict):
     quantity = BoundedInteger(minimum=0, maximum=1000, required=True, strict=True)
 
 
+class EditionYear(_Strict):
+    """A route's `<int:year>`: an edition's year, as `EditionIn.year`."""
+
+    year = BoundedInteger(minimum=2000, maximum=2100, required=True)
+
+
 class EditionIn(_Strict):
     """POST /offerings/<code>/editions (and `edition` in POST /offerings)"""
 
@@ -258,7 +264,7 @@ class CatalogueService(base.ObservableService):
             raise _refused(exc) from None
         return 201, {"offering_code": code, "year": edition.year, "on_sale": edition.on_sale}
 
-    @http("POST", "/offerings/<string:code>/editions/<int:year>/sale", allow=(CATALOGUE_MANAGER,), body=OnSale)
+    @http("POST", "/offerings/<string:code>/editions/<int:year>/sale", allow=(CATALOGUE_MANAGER,), body=OnSale, path=EditionYear)
     def set_on_sale(self, request, code, year):
         command = request.command
         try:

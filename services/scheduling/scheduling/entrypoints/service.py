@@ -72,6 +72,11 @@ class Period(_Body):
     end = fields.Date(required=True)
 
 
+class AcademicYear(Schema):
+    """A route's `<int:year>`: the academic year starting in it (as the catalogue's editions)."""
+    year = BoundedInteger(minimum=2000, maximum=2100, required=True)
+
+
 class TermDatesBody(_Body):
     periods = fields.List(fields.Nested(Period), required=True, validate=validate.Length(min=1))
 
@@ -269,19 +274,19 @@ class SchedulingService(base.ObservableService):
         with self.uow.read() as session:
             return handlers.school_open(session, _urn(urn), _day(day))
 
-    @http("PUT", "/calendars/<string:la>/<int:year>", allow=(SCHEDULER,), body=TermDatesBody)
+    @http("PUT", "/calendars/<string:la>/<int:year>", allow=(SCHEDULER,), body=TermDatesBody, path=AcademicYear)
     @mapped
     def put_la_term_dates(self, request, la, year):
         body = request.command
         return handlers.set_la_term_dates(self.uow(), la, year, body["periods"])
 
-    @http("PUT", "/schools/<string:urn>/term-dates/<int:year>", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"), body=TermDatesBody)
+    @http("PUT", "/schools/<string:urn>/term-dates/<int:year>", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"), body=TermDatesBody, path=AcademicYear)
     @mapped
     def put_school_term_dates(self, request, urn, year):
         body = request.command
         return handlers.set_school_term_dates(self.uow(), _urn(urn), year, body["periods"])
 
-    @http("PUT", "/schools/<string:urn>/inset-days/<int:year>", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"), body=InsetDaysBody)
+    @http("PUT", "/schools/<string:urn>/inset-days/<int:year>", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"), body=InsetDaysBody, path=AcademicYear)
     @mapped
     def put_inset_days(self, request, urn, year):
         body = request.command
@@ -337,7 +342,7 @@ class SchedulingService(base.ObservableService):
         return 201, handlers.create_network(self.uow(), body["name"], body["member_urns"], body["people"],
                                             body["preferred_weekday"])
 
-    @http("POST", "/networks/<string:network_id>/meetings/<int:year>", allow=(SCHEDULER,), responses={201: "created"})
+    @http("POST", "/networks/<string:network_id>/meetings/<int:year>", allow=(SCHEDULER,), responses={201: "created"}, path=AcademicYear)
     @mapped
     def post_meetings(self, request, network_id, year):
         return 201, handlers.plan_meetings(self.uow(), network_id, year)
