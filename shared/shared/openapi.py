@@ -111,7 +111,8 @@ def operation(service_class: type, entrypoint: JsonHttp) -> dict[str, Any]:
         op["parameters"].append({"in": "query", "schema": type(entrypoint.query_schema)})
     if entrypoint.idempotent:
         op["parameters"].append({"name": idempotency.HEADER, "in": "header", "required": False,
-                                 "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH},
+                                 "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH,
+                                            "pattern": "^[ -~]+$"},
                                  "description": "a retry with the same key gets the first answer"})
     if entrypoint.body_schema is not None:
         op["requestBody"] = {"required": True,
@@ -126,6 +127,11 @@ def operation(service_class: type, entrypoint: JsonHttp) -> dict[str, Any]:
         op["security"] = []
     else:
         op["security"] = [{"metricsToken": []}] if access.scrape else [{"bearerAuth": []}]
+        if not access.scrape:
+            # The roles a token must hold one of (403 otherwise); `x-owner`: and the object must be in reach.
+            op["x-roles"] = sorted(access.allow)
+            if access.owner is not None:
+                op["x-owner"] = "school and MAT staff reach only their own school's or MAT's objects (404 otherwise)"
         refusals |= {401}
         if not access.scrape:
             refusals |= {403, 404, 409, 422}
