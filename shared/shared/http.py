@@ -136,6 +136,38 @@ def json_response(status: int, body: Any, correlation_id: str | None = None) -> 
     return Response(json.dumps(body, default=str), status=status, mimetype="application/json", headers=headers)
 
 
+UNSTORABLE_TEXT = "must not contain the NUL character (\\u0000) or an unpaired surrogate"
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): valid JSON, not text a database stores
+        return False
+    return True
+
+
+def unstorable_text(value: Any, name: str = "") -> dict[str, list[str]]:
+    """Each field (dotted path) of a decoded JSON value, query or path whose text no database stores:
+    PostgreSQL refuses NUL in text and UTF-8 has no unpaired surrogate, and either was a 500."""
+    found: dict[str, list[str]] = {}
+    if isinstance(value, str):
+        if not _storable(value):
+            found[name or "_body"] = [UNSTORABLE_TEXT]
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            label = f"{name}.{key}" if name else str(key)
+            if isinstance(key, str) and not _storable(key):
+                found[name or "_body"] = [UNSTORABLE_TEXT]
+            found.update(unstorable_text(item, label))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found.update(unstorable_text(item, f"{name}.{index}" if name else str(index)))
+    return found
+
+
 def load_body(request: Request, schema: Schema) -> dict:
     """Parse and validate a JSON body; raises `ValidationError` naming each bad field, and
     `UnsupportedMediaType` (415) for a body not declared as JSON."""
@@ -152,11 +184,29 @@ def load_body(request: Request, schema: Schema) -> dict:
         raise ValidationError({"_body": [f"not valid JSON: {exc}"]}) from None
     if not isinstance(data, Mapping):
         raise ValidationError({"_body": ["the request body must be a JSON object"]})
+    unstorable = unstorable_text(data)
+    if unstorable:
+        raise ValidationError(unstorable)
     return schema.load(data)
 
 
 def load_query(request: Request, schema: Schema) -> dict:
     return schema.load(request.args.to_dict())
+
+
+def refuse_unstorable_request_text(request: Request) -> None:
+    """ValidationError naming each path value or query argument with text no database stores, and the
+    JSON body's fields, when the body is JSON (anything else is left to the route's own reading)."""
+    found = unstorable_text(dict(getattr(request, "path_values", None) or {}))
+    for key, value in request.args.items(multi=True):
+        found.update(unstorable_text({key: value}))
+    if _is_json(request.mimetype or ""):
+        try:
+            found.update(unstorable_text(json.loads(request.get_data(cache=True, as_text=True) or "null")))
+        except ValueError:
+            pass  # not JSON: load_body says so
+    if found:
+        raise ValidationError(found)
 
 
 class JsonWsgiApp(WsgiApp):
@@ -244,6 +294,7 @@ class JsonHttp(HttpRequestHandler):
         """Load the route's declared path values, query and body, in that order (as handlers that read
         them did): `request.path_values`, `request.query_args` and `request.command`; raises
         ValidationError/UnsupportedMediaType."""
+        refuse_unstorable_request_text(request)
         values = getattr(request, "path_values", None) or {}
         declared = set(self.path_schema.fields) if self.path_schema is not None else set()
         too_big = {name: [f"at most {MAX_PATH_INTEGER}"] for name in path_integers(self.url)
@@ -285,6 +336,7 @@ class JsonHttp(HttpRequestHandler):
                                  f"{', '.join(sorted(access.allow))}")
         if access.owner is None or roles & auth.TRUST_STAFF:
             return
+        refuse_unstorable_request_text(request)  # the owner is looked up by these values
         with authentication.reader() as session:
             owners = access.owner(session, request, **request.path_values)
             if owners is None:

@@ -33,9 +33,12 @@ from schemathesis.specs.openapi.checks import (
 
 from shared import auth
 from tests import tokens
+from tests.conftest import Databases
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4"))
 RANDOM = os.environ.get("FUZZ_RANDOM") == "1"
+# PostgreSQL (as deployed) by default; FUZZ_BACKENDS=sqlite,postgresql for both.
+BACKENDS = tuple(os.environ.get("FUZZ_BACKENDS", "postgresql").split(","))
 SERVICES = ("membership", "catalogue", "billing", "scheduling")
 URN, MAT, CONTACT = "100001", "MAT-1", "C-1"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -102,10 +105,17 @@ def fuzz_operation(operation, base_url: str, mode: GenerationMode, roles: dict[s
     return failures
 
 
+@pytest.fixture(params=BACKENDS)
+def fuzz_databases(request, tmp_path):
+    databases = Databases(request.param, tmp_path)
+    yield databases
+    databases.drop_all()  # after the stack's processes stopped (stack_factory is set up later, torn down first)
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("service", SERVICES)
-def test_every_operation_answers_as_documented_and_never_5xx(service, stack_factory, sqlite_databases):
-    stack = stack_factory(sqlite_databases).start(service)
+def test_every_operation_answers_as_documented_and_never_5xx(service, fuzz_databases, stack_factory):
+    stack = stack_factory(fuzz_databases).start(service)
     base_url = stack.url(service).rstrip("/")
     document = load_document(base_url)
     schema = schemathesis.openapi.from_dict(document)
