@@ -46,6 +46,12 @@ class ChargeFilter(_Strict):
     status = fields.String(validate=validate.OneOf(("unmatched", "uninvoiced", "invoiced", "netted")))
 
 
+class MatInPath(_Strict):
+    """A route's `<mat_id>`: a MAT's id, as billing stores it (at most 20 characters)."""
+
+    mat_id = fields.String(required=True, validate=validate.Length(min=1, max=20))
+
+
 class MatBilling(_Strict):
     pays_centrally = fields.Boolean(required=True)
 
@@ -189,7 +195,7 @@ class BillingService(base.ObservableService):
         return {"charges": found, "count": len(found),
                 "total_pence": sum(c["amount_pence"] * (1 if c["kind"] == "charge" else -1) for c in found)}
 
-    @http("PUT", "/mats/<string:mat_id>/billing", allow=(FINANCE,), body=MatBilling)
+    @http("PUT", "/mats/<string:mat_id>/billing", allow=(FINANCE,), body=MatBilling, path=MatInPath)
     def set_mat_billing(self, request, mat_id):
         command = request.command
         handlers.set_mat_billing(self.uow(), mat_id, command["pays_centrally"])

@@ -77,6 +77,11 @@ class AcademicYear(Schema):
     year = BoundedInteger(minimum=2000, maximum=2100, required=True)
 
 
+class LaCalendar(AcademicYear):
+    """`/calendars/<la>/<int:year>`: a local authority's name, as stored (at most 80 characters), and the year."""
+    la = fields.String(required=True, validate=validate.Length(min=1, max=80))
+
+
 class TermDatesBody(_Body):
     periods = fields.List(fields.Nested(Period), required=True, validate=validate.Length(min=1))
 
@@ -274,7 +279,7 @@ class SchedulingService(base.ObservableService):
         with self.uow.read() as session:
             return handlers.school_open(session, _urn(urn), _day(day))
 
-    @http("PUT", "/calendars/<string:la>/<int:year>", allow=(SCHEDULER,), body=TermDatesBody, path=AcademicYear)
+    @http("PUT", "/calendars/<string:la>/<int:year>", allow=(SCHEDULER,), body=TermDatesBody, path=LaCalendar)
     @mapped
     def put_la_term_dates(self, request, la, year):
         body = request.command
