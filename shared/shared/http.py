@@ -250,7 +250,8 @@ class JsonHttp(HttpRequestHandler):
         self.body_schema = body() if isinstance(body, type) else body
         self.query_schema = query() if isinstance(query, type) else query
         self.path_schema = path() if isinstance(path, type) else path
-        # Success statuses (and what each means) beside 200, for the OpenAPI document, e.g. {201: "created"}.
+        # The success statuses a route answers when not just 200, and what each means (the OpenAPI document),
+        # e.g. {201: "created"}; a refusal status listed here is described with the shared error body.
         self.responses = dict(responses or {})
         # Media types for the document: what a success answers with, and a body that is not a JSON object.
         self.produces = produces

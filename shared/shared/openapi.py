@@ -9,7 +9,7 @@ each route from what it declares, so the document is the contract the service en
 - `body=` and `query=` schemas, through apispec's MarshmallowPlugin (the very schemas that load
   the request), and then 400 naming fields; a body route also 413 and 415;
 - `idempotent=True`: the `Idempotency-Key` header, and 409 (in progress) and 422 (reused);
-- `responses=` (success statuses beside 200) and `produces=`/`consumes=` media types;
+- `responses=` (the success statuses, when not just 200) and `produces=`/`consumes=` media types;
 - every refusal has the one error body of `shared.http` (`Error`); any route may answer 409 or 422
   (a domain rule) and 500 (with a correlation id).
 """
