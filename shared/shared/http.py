@@ -18,6 +18,14 @@ Failures never surface as a 500 with a traceback:
   the traceback goes to the log only.
 Every response carries `X-Correlation-ID` (taken from the request or new).
 
+A route declares what it reads: `body=SomeSchema` (a JSON object), `query=SomeSchema` (the query
+string) and `path=SomeSchema` (bounds on path values beyond their converter). The entrypoint loads
+them after authorisation and before the worker runs, so a bad request never reaches the handler (400
+naming each field, 415, 413 as above); the handler reads the loaded values as `request.command` and
+`request.query_args`, and gets the loaded path values as its arguments. An `<int:...>` path value
+no schema bounds is refused above `MAX_PATH_INTEGER` (what a database integer column holds). The same declarations describe the route in the
+service's OpenAPI document (`shared.openapi`).
+
 Before any worker runs, `_authorise` applies the route's declared access (`shared.auth`): 401 with
 `WWW-Authenticate` without a valid bearer token, 403 for a caller without an allowed role, 404 (the
 same body as for a missing object) for an object out of the caller's reach. The verified caller is
@@ -28,6 +36,7 @@ from __future__ import annotations
 import abc
 import json
 import logging
+import re
 import time
 import uuid
 from functools import partial
@@ -135,6 +144,16 @@ def answer_for(refusal: Exception) -> HttpError:
     return REFUSALS[kind](getattr(refusal, "message", None) or str(refusal), **details)
 
 
+# A werkzeug rule's placeholders: `<name>`, `<int:name>`, `<string(length=2):name>`.
+PATH_PLACEHOLDER = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+MAX_PATH_INTEGER = 2**31 - 1  # PostgreSQL's integer; SQLite's is wider
+
+
+def path_integers(url: str) -> list[str]:
+    """The names of a rule's `<int:...>` path values."""
+    return [m["name"] for m in PATH_PLACEHOLDER.finditer(url) if m["converter"] == "int"]
+
+
 # Body size limits by setting name; a route picks one with `body_limit=` (default MAX_BODY_BYTES).
 BODY_LIMIT_DEFAULTS = {"MAX_BODY_BYTES": 1024 * 1024, "MAX_IMPORT_BODY_BYTES": 128 * 1024 * 1024}
 
@@ -158,6 +177,38 @@ def json_response(status: int, body: Any, correlation_id: str | None = None) -> 
     return Response(json.dumps(body, default=str), status=status, mimetype="application/json", headers=headers)
 
 
+UNSTORABLE_TEXT = "must not contain the NUL character (\\u0000) or an unpaired surrogate"
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): valid JSON, not text a database stores
+        return False
+    return True
+
+
+def unstorable_text(value: Any, name: str = "") -> dict[str, list[str]]:
+    """Each field (dotted path) of a decoded JSON value, query or path whose text no database stores:
+    PostgreSQL refuses NUL in text and UTF-8 has no unpaired surrogate, and either was a 500."""
+    found: dict[str, list[str]] = {}
+    if isinstance(value, str):
+        if not _storable(value):
+            found[name or "_body"] = [UNSTORABLE_TEXT]
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            label = f"{name}.{key}" if name else str(key)
+            if isinstance(key, str) and not _storable(key):
+                found[name or "_body"] = [UNSTORABLE_TEXT]
+            found.update(unstorable_text(item, label))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found.update(unstorable_text(item, f"{name}.{index}" if name else str(index)))
+    return found
+
+
 def load_body(request: Request, schema: Schema) -> dict:
     """Parse and validate a JSON body; raises `ValidationError` naming each bad field, and
     `UnsupportedMediaType` (415) for a body not declared as JSON."""
@@ -174,11 +225,29 @@ def load_body(request: Request, schema: Schema) -> dict:
         raise ValidationError({"_body": [f"not valid JSON: {exc}"]}) from None
     if not isinstance(data, Mapping):
         raise ValidationError({"_body": ["the request body must be a JSON object"]})
+    unstorable = unstorable_text(data)
+    if unstorable:
+        raise ValidationError(unstorable)
     return schema.load(data)
 
 
 def load_query(request: Request, schema: Schema) -> dict:
     return schema.load(request.args.to_dict())
+
+
+def refuse_unstorable_request_text(request: Request) -> None:
+    """ValidationError naming each path value or query argument with text no database stores, and the
+    JSON body's fields, when the body is JSON (anything else is left to the route's own reading)."""
+    found = unstorable_text(dict(getattr(request, "path_values", None) or {}))
+    for key, value in request.args.items(multi=True):
+        found.update(unstorable_text({key: value}))
+    if _is_json(request.mimetype or ""):
+        try:
+            found.update(unstorable_text(json.loads(request.get_data(cache=True, as_text=True) or "null")))
+        except ValueError:
+            pass  # not JSON: load_body says so
+    if found:
+        raise ValidationError(found)
 
 
 class JsonWsgiApp(WsgiApp):
@@ -211,10 +280,23 @@ class JsonHttp(HttpRequestHandler):
     server = JsonWebServer()
 
     def __init__(self, method: str, url: str, *, allow=None, owner=None, public: bool = False,
-                 scrape: bool = False, idempotent: bool = False, body_limit: str = "MAX_BODY_BYTES", **kwargs):
+                 scrape: bool = False, idempotent: bool = False, body_limit: str = "MAX_BODY_BYTES",
+                 body: type[Schema] | Schema | None = None, query: type[Schema] | Schema | None = None,
+                 path: type[Schema] | Schema | None = None,
+                 responses: Mapping[int, str] | None = None, produces: str = "application/json",
+                 consumes: str | None = None, **kwargs):
         kwargs.setdefault("expected_exceptions", (ValidationError, HttpError, Refusal, auth.Forbidden))
         self.idempotent = idempotent
         self.body_limit = body_limit
+        self.body_schema = body() if isinstance(body, type) else body
+        self.query_schema = query() if isinstance(query, type) else query
+        self.path_schema = path() if isinstance(path, type) else path
+        # The success statuses a route answers when not just 200, and what each means (the OpenAPI document),
+        # e.g. {201: "created"}; a refusal status listed here is described with the shared error body.
+        self.responses = dict(responses or {})
+        # Media types for the document: what a success answers with, and a body that is not a JSON object.
+        self.produces = produces
+        self.consumes = consumes
         super().__init__(method, url, **kwargs)
         self.access = auth.Access.declare(allow=allow, owner=owner, public=public, scrape=scrape)
 
@@ -239,6 +321,7 @@ class JsonHttp(HttpRequestHandler):
         try:
             if not getattr(request, "authorised", False):
                 self._authorise(request)
+            self._load_declared(request)
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)
             done = Event()
@@ -248,6 +331,23 @@ class JsonHttp(HttpRequestHandler):
             return self._response(result, correlation_id)
         except Exception as exc:  # noqa: BLE001 - mapped to a JSON error below
             return self._error(exc, correlation_id, request)
+
+    def _load_declared(self, request) -> None:
+        """Load the route's declared path values, query and body, in that order (as handlers that read
+        them did): `request.path_values`, `request.query_args` and `request.command`; raises
+        ValidationError/UnsupportedMediaType."""
+        refuse_unstorable_request_text(request)
+        values = getattr(request, "path_values", None) or {}
+        declared = set(self.path_schema.fields) if self.path_schema is not None else set()
+        too_big = {name: [f"at most {MAX_PATH_INTEGER}"] for name in path_integers(self.url)
+                   if name not in declared and values.get(name, 0) > MAX_PATH_INTEGER}
+        if too_big:
+            raise ValidationError(too_big)
+        if self.path_schema is not None:
+            loaded = self.path_schema.load({name: values[name] for name in declared if name in values})
+            request.path_values = {**values, **loaded}
+        request.query_args = load_query(request, self.query_schema) if self.query_schema is not None else None
+        request.command = load_body(request, self.body_schema) if self.body_schema is not None else None
 
     # -- authentication and authorisation (before the worker is spawned) -----------------------------
     def _authentication(self):
@@ -278,6 +378,7 @@ class JsonHttp(HttpRequestHandler):
                                  f"{', '.join(sorted(access.allow))}")
         if access.owner is None or roles & auth.TRUST_STAFF:
             return
+        refuse_unstorable_request_text(request)  # the owner is looked up by these values
         with authentication.reader() as session:
             owners = access.owner(session, request, **request.path_values)
             if owners is None:

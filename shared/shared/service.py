@@ -6,6 +6,7 @@
 - `GET /ready`: 200 when its own database and the broker answer, 503 naming
   the one that does not.
 - `GET /metrics`: Prometheus text format (see `shared.metrics`).
+- `GET /openapi.json`: the OpenAPI 3 document of the service's routes (`shared.openapi`), any role.
 - `POST /ops/quiesce`: stop consuming every reliable event handler's queue (the
   queues stay bound and keep collecting), so the relay can drain the outbox
   before a handover; HTTP keeps serving. Irreversible short of a restart.
@@ -24,6 +25,7 @@ import time
 from typing import Callable
 
 from kombu import Connection
+from marshmallow import RAISE, Schema, fields, validate
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
@@ -167,6 +169,16 @@ class Authentication(DependencyProvider):
         return self._mat_of(session, urn, on) if self._mat_of is not None else None
 
 
+class AuditQuery(Schema):
+    """`GET /audit`: by object id or by person."""
+
+    class Meta:
+        unknown = RAISE
+
+    object_id = fields.String(validate=validate.Length(min=1, max=100))
+    subject = fields.String(validate=validate.Length(min=1, max=200))
+
+
 class ObservableService:
     """Base class of the four services: health, readiness and metrics endpoints."""
 
@@ -182,7 +194,7 @@ class ObservableService:
     def health(self, request):
         return {"status": "alive", "service": self.name, "operator": operator_of(self.config)["name"]}
 
-    @http("GET", "/ready", public=True)
+    @http("GET", "/ready", public=True, responses={200: "done", 503: "not ready"})
     def ready(self, request):
         problems = self.operations.problems()
         if problems:
@@ -198,21 +210,10 @@ class ObservableService:
     def ops_outbox(self, request):
         return {"service": self.name, **self.operations.outbox()}
 
-    @http("GET", "/audit", allow=(auth.OPERATIONS, auth.FINANCE))
+    @http("GET", "/audit", allow=(auth.OPERATIONS, auth.FINANCE), query=AuditQuery)
     def audit_trail(self, request):
         """The audit trail by object id (`?object_id=`) or by person (`?subject=`), newest first (500 at most)."""
-        from marshmallow import RAISE, Schema, fields, validate
-
-        class AuditQuery(Schema):
-            class Meta:
-                unknown = RAISE
-
-            object_id = fields.String(validate=validate.Length(min=1, max=100))
-            subject = fields.String(validate=validate.Length(min=1, max=200))
-
-        from shared.http import load_query
-
-        query = load_query(request, AuditQuery())
+        query = request.query_args
         table = self.authentication.audit_table
         if table is None:
             return {"entries": [], "count": 0}
@@ -220,7 +221,14 @@ class ObservableService:
             entries = audit.query(session, table, object_id=query.get("object_id"), subject=query.get("subject"))
         return {"entries": entries, "count": len(entries)}
 
-    @http("GET", "/metrics", scrape=True)
+    @http("GET", "/openapi.json", allow=tuple(auth.ANYONE))
+    def openapi_document(self, request):
+        """This service's OpenAPI 3 document, generated from its route declarations (`shared.openapi`)."""
+        from shared import openapi
+
+        return openapi.cached_document(type(self))
+
+    @http("GET", "/metrics", scrape=True, produces="text/plain")
     def prometheus_metrics(self, request):
         return Response(metrics_for(self.name).exposition(), mimetype=None,
                         headers={"Content-Type": CONTENT_TYPE_LATEST})

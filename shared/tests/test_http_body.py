@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from shared.http import UnsupportedMediaType, load_body
+from shared.http import UNSTORABLE_TEXT, UnsupportedMediaType, load_body, refuse_unstorable_request_text
 
 
 class Anything(Schema):
@@ -39,3 +39,26 @@ def test_numbers_json_does_not_have_are_a_400_on_the_body_never_a_500(body):
         load_body(request(body), Anything())
     assert list(refused.value.messages) == ["_body"]
     assert refused.value.messages["_body"][0].startswith("not valid JSON")
+
+
+@pytest.mark.parametrize("body, field", [
+    (b'{"value": "a\\u0000b"}', "value"),
+    (b'{"value": ["ok", "\\ud800"]}', "value.1"),
+    (b'{"value": {"name": "x\\u0000"}}', "value.name"),
+])
+def test_text_no_database_stores_is_a_400_naming_the_field(body, field):
+    """NUL (PostgreSQL refuses it in text) and unpaired surrogates (not UTF-8) were 500s the fuzzer found."""
+    with pytest.raises(ValidationError) as refused:
+        load_body(request(body), Anything())
+    assert refused.value.messages == {field: [UNSTORABLE_TEXT]}
+
+
+def test_path_values_and_query_arguments_are_checked_as_well():
+    req = Request(EnvironBuilder(method="GET", path="/x", query_string="code=a%00b&ok=fine").get_environ())
+    req.path_values = {"urn": "\ud800"}
+    with pytest.raises(ValidationError) as refused:
+        refuse_unstorable_request_text(req)
+    assert refused.value.messages == {"urn": [UNSTORABLE_TEXT], "code": [UNSTORABLE_TEXT]}
+    fine = Request(EnvironBuilder(method="GET", path="/x", query_string="code=Ab%C3%A9").get_environ())
+    fine.path_values = {"urn": "100001"}
+    refuse_unstorable_request_text(fine)

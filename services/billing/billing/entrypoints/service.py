@@ -17,7 +17,7 @@ from shared.auth import FINANCE, MAT_STAFF, OPERATIONS, SCHOOL_STAFF, TRUST_STAF
 from shared.batch_consumer import consumes_batch
 from shared.consumer import consumes
 from shared.fields import BoundedInteger, Pence
-from shared.http import Conflict, NotFound, RuleViolation, http, load_body, load_query
+from shared.http import Conflict, NotFound, RuleViolation, http
 from shared.jobs import JobAlreadyRunning, Jobs
 from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
 from shared.storage import Storage
@@ -45,6 +45,12 @@ class ChargeFilter(_Strict):
     urn = fields.String(validate=URN)
     payer_id = fields.String(validate=validate.Length(min=1, max=20))
     status = fields.String(validate=validate.OneOf(("unmatched", "uninvoiced", "invoiced", "netted")))
+
+
+class MatInPath(_Strict):
+    """A route's `<mat_id>`: a MAT's id, as billing stores it (at most 20 characters)."""
+
+    mat_id = fields.String(required=True, validate=validate.Length(min=1, max=20))
 
 
 class MatBilling(_Strict):
@@ -193,17 +199,17 @@ class BillingService(base.ObservableService):
         handlers.record_attendance(self.uow(), event.payload)
 
     # -- charges and payers ------------------------------------------------------------------------
-    @http("GET", "/charges", allow=(FINANCE,))
+    @http("GET", "/charges", allow=(FINANCE,), query=ChargeFilter)
     def list_charges(self, request):
-        query = load_query(request, ChargeFilter())
+        query = request.query_args
         with self.uow.read() as session:
             found = repository.find_charges(session, **query)
         return {"charges": found, "count": len(found),
                 "total_pence": sum(c["amount_pence"] * (1 if c["kind"] == "charge" else -1) for c in found)}
 
-    @http("PUT", "/mats/<string:mat_id>/billing", allow=(FINANCE,))
+    @http("PUT", "/mats/<string:mat_id>/billing", allow=(FINANCE,), body=MatBilling, path=MatInPath)
     def set_mat_billing(self, request, mat_id):
-        command = load_body(request, MatBilling())
+        command = request.command
         handlers.set_mat_billing(self.uow(), mat_id, command["pays_centrally"])
         return {"mat_id": mat_id, "pays_centrally": command["pays_centrally"]}
 
@@ -211,11 +217,11 @@ class BillingService(base.ObservableService):
     def _operator(self):
         return self.operator
 
-    @http("POST", "/billing-runs", allow=(FINANCE,), idempotent=True)
+    @http("POST", "/billing-runs", allow=(FINANCE,), idempotent=True, body=BillingRunRequest, responses={202: "accepted: the job runs on; poll its status"})
     def run_billing(self, request):
         """Start a billing run as a job: 202 with the run to poll at `GET /runs/<id>`; 422 naming `period`
         for a period of the wrong shape or frequency; 409 naming the run while one is running."""
-        command = load_body(request, BillingRunRequest())
+        command = request.command
         frequency = (self.config.get("BILLING") or {}).get("frequency", "annual")
         try:
             period = billing_period(command["period"], frequency)
@@ -237,9 +243,9 @@ class BillingService(base.ObservableService):
             raise NotFound(f"no run {run_id}", field="run_id")
         return run
 
-    @http("GET", "/invoices", allow=(FINANCE,))
+    @http("GET", "/invoices", allow=(FINANCE,), query=DocumentFilter)
     def list_documents(self, request):
-        query = load_query(request, DocumentFilter())
+        query = request.query_args
         with self.uow.read() as session:
             found = reports.document_list(session, **query)
         return {"documents": found, "count": len(found)}
@@ -254,7 +260,7 @@ class BillingService(base.ObservableService):
         return view
 
     @http("GET", "/invoices/<string:number>/document.html", allow=(FINANCE, SCHOOL_STAFF, MAT_STAFF),
-          owner=access.document_owner)
+          owner=access.document_owner, produces="text/html")
     def get_document_html(self, request, number):
         with self.uow.read() as session:
             view = reports.document_view(session, number)
@@ -262,9 +268,9 @@ class BillingService(base.ObservableService):
             raise NotFound(f"no invoice or credit note numbered {number}", field="number")
         return Response(reports.document_html(view), mimetype="text/html")
 
-    @http("POST", "/invoices/<string:number>/corrections", allow=(FINANCE,), idempotent=True)
+    @http("POST", "/invoices/<string:number>/corrections", allow=(FINANCE,), idempotent=True, body=CorrectionRequest, responses={201: "created"})
     def correct_invoice(self, request, number):
-        command = load_body(request, CorrectionRequest())
+        command = request.command
         result = handlers.correct_invoice(
             self.uow(), operator=self._operator(), number=number, reason=command["reason"],
             corrections={line["line_no"]: line["net_pence"] for line in command["lines"]},
@@ -272,32 +278,32 @@ class BillingService(base.ObservableService):
         return 201, result
 
     # -- payments and debt -------------------------------------------------------------------------
-    @http("POST", "/payments", allow=(FINANCE,), idempotent=True)
+    @http("POST", "/payments", allow=(FINANCE,), idempotent=True, body=PaymentRequest, responses={201: "created"})
     def record_payment(self, request):
-        command = load_body(request, PaymentRequest())
+        command = request.command
         result = handlers.record_payment(self.uow(), number=command["invoice_number"],
                                          amount_pence=command["amount_pence"], received_on=command["received_on"],
                                          reference=command["reference"])
         return 201, result
 
     @http("GET", "/payers/<string:kind>/<string:payer_id>/statement", allow=(FINANCE, SCHOOL_STAFF, MAT_STAFF),
-          owner=access.payer_owner)
+          owner=access.payer_owner, query=AsOf)
     def statement(self, request, kind, payer_id):
         if kind not in ("school", "mat"):
             raise NotFound(f"no payer kind {kind}: it is school or mat", field="kind")
-        query = load_query(request, AsOf())
+        query = request.query_args
         with self.uow.read() as session:
             return reports.statement(session, f"{kind}:{payer_id}", query.get("as_of"))
 
-    @http("GET", "/reports/aged-debt", allow=(FINANCE,))
+    @http("GET", "/reports/aged-debt", allow=(FINANCE,), query=AsOf)
     def aged_debt(self, request):
-        query = load_query(request, AsOf())
+        query = request.query_args
         with self.uow.read() as session:
             return reports.aged_debt(session, query.get("as_of") or business_date.today())
 
-    @http("POST", "/overdue-checks", allow=(FINANCE,))
+    @http("POST", "/overdue-checks", allow=(FINANCE,), body=OverdueCheck)
     def overdue_check(self, request):
-        command = load_body(request, OverdueCheck())
+        command = request.command
         found = handlers.check_overdue(self.uow(), command["as_of"])
         return {"as_of": command["as_of"].isoformat(), "newly_overdue": found, "count": len(found)}
 
@@ -308,27 +314,27 @@ class BillingService(base.ObservableService):
         handlers.check_overdue(self.uow(), business_date.today(), once_per_period=True)
 
     # -- reports and exports -----------------------------------------------------------------------
-    @http("GET", "/reports/sustainability", allow=(TRUST_STAFF,))
+    @http("GET", "/reports/sustainability", allow=(TRUST_STAFF,), query=AsOf)
     def sustainability(self, request):
-        query = load_query(request, AsOf())
+        query = request.query_args
         with self.uow.read() as session:
             return reports.sustainability(session, query.get("as_of") or business_date.today())
 
-    @http("GET", "/exports/invoices.csv", allow=(FINANCE,))
+    @http("GET", "/exports/invoices.csv", allow=(FINANCE,), query=DateRange, produces="text/csv")
     def export_invoices(self, request):
-        query = load_query(request, DateRange())
+        query = request.query_args
         with self.uow.read() as session:
             body = reports.invoices_csv(session, query.get("issued_from"), query.get("issued_to"))
         return Response(body, mimetype="text/csv")
 
-    @http("GET", "/exports/journal.csv", allow=(FINANCE,))
+    @http("GET", "/exports/journal.csv", allow=(FINANCE,), query=DateRange, produces="text/csv")
     def export_journal(self, request):
-        query = load_query(request, DateRange())
+        query = request.query_args
         with self.uow.read() as session:
             body = reports.journal_csv(session, query.get("issued_from"), query.get("issued_to"))
         return Response(body, mimetype="text/csv")
 
-    @http("GET", "/metrics", scrape=True)
+    @http("GET", "/metrics", scrape=True, produces="text/plain")
     def prometheus_metrics(self, request):
         """Prometheus text: the board's gauges as `BoardFigures` keeps them (a scrape never walks the books)."""
         metrics = metrics_for(self.name)

@@ -15,7 +15,7 @@ from shared.config import operator_of
 from shared.batch_consumer import consumes_batch
 from shared.consumer import consumes
 from shared.fields import BoundedDecimal, BoundedInteger, Pence
-from shared.http import Conflict, NotFound, RuleViolation, answer_for, http, load_body, load_query
+from shared.http import Conflict, NotFound, RuleViolation, answer_for, http
 from shared.storage import Storage
 
 from catalogue.adapters import access, repository
@@ -74,6 +74,12 @@ class EntitlementIn(_Strict):
     kind = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$",
                                                                  error="a kind is snake_case, e.g. included_place"))
     quantity = BoundedInteger(minimum=0, maximum=1000, required=True, strict=True)
+
+
+class EditionYear(_Strict):
+    """A route's `<int:year>`: an edition's year, as `EditionIn.year`."""
+
+    year = BoundedInteger(minimum=2000, maximum=2100, required=True)
 
 
 class EditionIn(_Strict):
@@ -234,9 +240,9 @@ class CatalogueService(base.ObservableService):
         handlers.erase_contact(self.uow(), event.payload, aggregate=event.aggregate, sequence=event.sequence)
 
     # -- offerings and editions ----------------------------------------------------------------
-    @http("POST", "/offerings", allow=(CATALOGUE_MANAGER,))
+    @http("POST", "/offerings", allow=(CATALOGUE_MANAGER,), body=PublishOffering, responses={201: "created"})
     def publish_offering(self, request):
-        command = load_body(request, PublishOffering())
+        command = request.command
         try:
             item = handlers.publish_offering(self.uow(), command, provider=operator_of(self.config)["name"])
         except REFUSALS as exc:
@@ -256,27 +262,27 @@ class CatalogueService(base.ObservableService):
             raise NotFound(f"no offering {code}", field="offering_code")
         return _offering_view(*found[0])
 
-    @http("POST", "/offerings/<string:code>/editions", allow=(CATALOGUE_MANAGER,))
+    @http("POST", "/offerings/<string:code>/editions", allow=(CATALOGUE_MANAGER,), body=EditionIn, responses={201: "created"})
     def add_edition(self, request, code):
-        command = load_body(request, EditionIn())
+        command = request.command
         try:
             edition = handlers.add_edition(self.uow(), code, command)
         except REFUSALS as exc:
             raise _refused(exc) from None
         return 201, {"offering_code": code, "year": edition.year, "on_sale": edition.on_sale}
 
-    @http("POST", "/offerings/<string:code>/editions/<int:year>/sale", allow=(CATALOGUE_MANAGER,))
+    @http("POST", "/offerings/<string:code>/editions/<int:year>/sale", allow=(CATALOGUE_MANAGER,), body=OnSale, path=EditionYear)
     def set_on_sale(self, request, code, year):
-        command = load_body(request, OnSale())
+        command = request.command
         try:
             edition = handlers.set_on_sale(self.uow(), code, year, command["on_sale"])
         except REFUSALS as exc:
             raise _refused(exc) from None
         return {"offering_code": code, "year": edition.year, "on_sale": edition.on_sale}
 
-    @http("POST", "/offerings/<string:code>/withdraw", allow=(CATALOGUE_MANAGER,))
+    @http("POST", "/offerings/<string:code>/withdraw", allow=(CATALOGUE_MANAGER,), body=Withdraw)
     def withdraw(self, request, code):
-        command = load_body(request, Withdraw())
+        command = request.command
         try:
             endings = handlers.withdraw_offering(self.uow(), code, command["effective_date"])
         except REFUSALS as exc:
@@ -285,18 +291,18 @@ class CatalogueService(base.ObservableService):
                 "subscriptions_ended": [e.subscription_id for e in endings]}
 
     # -- quotes and purchases ------------------------------------------------------------------
-    @http("GET", "/quotes", allow=(ANYONE,), owner=auth.school_in_query("urn"))
+    @http("GET", "/quotes", allow=(ANYONE,), owner=auth.school_in_query("urn"), query=QuoteQuery)
     def quote(self, request):
-        query = load_query(request, QuoteQuery())
+        query = request.query_args
         try:
             with self.uow.read() as session:
                 return handlers.quote_for(session, query, today=business_date.today())
         except REFUSALS as exc:
             raise _refused(exc) from None
 
-    @http("POST", "/subscriptions", allow=(SCHOOL_STAFF,), owner=auth.school_in_body("urn"), idempotent=True)
+    @http("POST", "/subscriptions", allow=(SCHOOL_STAFF,), owner=auth.school_in_body("urn"), idempotent=True, body=BuySubscription, responses={201: "created"})
     def buy(self, request):
-        command = {**load_body(request, BuySubscription()), "contact_id": auth.acting_contact(request)}
+        command = {**request.command, "contact_id": auth.acting_contact(request)}
         try:
             sub = handlers.buy_subscription(self.uow(), command, today=business_date.today())
         except REFUSALS as exc:
@@ -321,9 +327,9 @@ class CatalogueService(base.ObservableService):
         return repository.subscription_view(found)
 
     @http("POST", "/subscriptions/<string:subscription_id>/cancel", allow=(SCHOOL_STAFF,),
-          owner=access.subscription_owner)
+          owner=access.subscription_owner, body=Cancel)
     def cancel(self, request, subscription_id):
-        command = {**load_body(request, Cancel()), "contact_id": auth.acting_contact(request)}
+        command = {**request.command, "contact_id": auth.acting_contact(request)}
         try:
             ending = handlers.cancel_subscription(self.uow(), subscription_id, command, today=business_date.today())
         except REFUSALS as exc:
@@ -332,9 +338,9 @@ class CatalogueService(base.ObservableService):
                 "covered_until": ending.covered_until.isoformat(), "reason": ending.reason}
 
     @http("POST", "/subscriptions/<string:subscription_id>/renewal", allow=(SCHOOL_STAFF,),
-          owner=access.subscription_owner, idempotent=True)
+          owner=access.subscription_owner, idempotent=True, body=ConfirmRenewal)
     def confirm_renewal(self, request, subscription_id):
-        command = {**load_body(request, ConfirmRenewal()), "contact_id": auth.acting_contact(request)}
+        command = {**request.command, "contact_id": auth.acting_contact(request)}
         try:
             sub = handlers.confirm_renewal(self.uow(), subscription_id, command, today=business_date.today())
         except REFUSALS as exc:
@@ -342,11 +348,11 @@ class CatalogueService(base.ObservableService):
         return {"subscription_id": sub.id, "auto_renew": sub.auto_renew, "notice_date": sub.notice_date.isoformat()}
 
     # -- renewal round, views and reports ------------------------------------------------------
-    @http("POST", "/renewal-rounds", allow=(CATALOGUE_MANAGER,))
+    @http("POST", "/renewal-rounds", allow=(CATALOGUE_MANAGER,), body=RenewalRound, responses={202: "accepted: the job runs on; poll its status"})
     def renewal_round(self, request):
         """Start the renewal round as a job: 202 with the run to poll at `GET /runs/<id>` (its result is
         the round's summary); 409 naming the run while one is queued or running."""
-        command = load_body(request, RenewalRound())
+        command = request.command
         try:
             run = self.jobs.start("renewal_round", {"year": command["year"],
                                                     "uplift_percent": str(command["uplift_percent"])})
@@ -381,9 +387,9 @@ class CatalogueService(base.ObservableService):
                 "authorised_buyers": buyers, "subscriptions": subs}
 
     @http("GET", "/members/<string:urn>/renewal", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF),
-          owner=auth.school_in_path("urn"))
+          owner=auth.school_in_path("urn"), query=YearQuery)
     def renewal_view(self, request, urn):
-        query = load_query(request, YearQuery())
+        query = request.query_args
         try:
             with self.uow.read() as session:
                 return handlers.renewal_view(session, urn, query["year"])

@@ -13,7 +13,7 @@ import datetime as dt
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from werkzeug.wrappers import Response
 
-from shared.http import Conflict, NotFound, http, load_body, load_query
+from shared.http import Conflict, NotFound, http
 from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
 from shared import auth
 from shared.rpc import rpc
@@ -261,46 +261,46 @@ class MembershipService(base.ObservableService):
 
     # --- members and their lifecycle ---------------------------------------------------------------------------
 
-    @http("POST", "/members", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/members", allow=(MEMBERSHIP_OFFICER,), body=JoinSchool, responses={201: "created"})
     def join(self, request):
-        command = load_body(request, JoinSchool())
+        command = request.command
         member = _domain_errors(lambda: handlers.join_school(self.uow(), command))
         return 201, handlers.member_view(member)
 
-    @http("POST", "/applications", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/applications", allow=(MEMBERSHIP_OFFICER,), body=JoinSchool, responses={201: "created"})
     def apply(self, request):
-        command = load_body(request, JoinSchool())
+        command = request.command
         member = _domain_errors(lambda: handlers.apply_to_join(self.uow(), command))
         return 201, handlers.member_view(member)
 
-    @http("POST", "/members/<string:urn>/activation", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/members/<string:urn>/activation", allow=(MEMBERSHIP_OFFICER,), body=EffectiveDate)
     def activate(self, request, urn):
         _check_urn(urn)
-        command = load_body(request, EffectiveDate())
+        command = request.command
         member = _domain_errors(lambda: handlers.activate(self.uow(), urn, command["effective_date"]))
         return handlers.member_view(member)
 
-    @http("POST", "/members/<string:urn>/leaving", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/members/<string:urn>/leaving", allow=(MEMBERSHIP_OFFICER,), body=Leave)
     def leave(self, request, urn):
         _check_urn(urn)
-        command = load_body(request, Leave())
+        command = request.command
         member = _domain_errors(lambda: handlers.leave(self.uow(), urn, command["effective_date"], command["reason"]))
         return handlers.member_view(member)
 
-    @http("PATCH", "/members/<string:urn>", allow=(MEMBERSHIP_OFFICER,))
+    @http("PATCH", "/members/<string:urn>", allow=(MEMBERSHIP_OFFICER,), body=ChangeDetails)
     def change_details(self, request, urn):
         _check_urn(urn)
-        command = load_body(request, ChangeDetails())
+        command = request.command
         effective_date = command.pop("effective_date")
         member, changes = _domain_errors(lambda: handlers.change_details(self.uow(), urn, effective_date, command))
         view = handlers.member_view(member)
         view["changed"] = sorted(changes)
         return view
 
-    @http("POST", "/members/<string:urn>/census", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/members/<string:urn>/census", allow=(MEMBERSHIP_OFFICER,), body=Census)
     def record_census(self, request, urn):
         _check_urn(urn)
-        command = load_body(request, Census())
+        command = request.command
         member, recorded = _domain_errors(lambda: handlers.record_census(
             self.uow(), urn, command["census_date"], command["number_on_roll"]))
         return (201 if recorded else 200), {
@@ -309,10 +309,10 @@ class MembershipService(base.ObservableService):
             "old_number_on_roll": recorded.old_number_on_roll if recorded else command["number_on_roll"],
             "recorded": recorded is not None, "member": handlers.member_view(member)}
 
-    @http("POST", "/members/<string:urn>/conversion", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/members/<string:urn>/conversion", allow=(MEMBERSHIP_OFFICER,), body=Conversion, responses={201: "created"})
     def convert(self, request, urn):
         _check_urn(urn)
-        command = load_body(request, Conversion())
+        command = request.command
         conversion = _domain_errors(lambda: handlers.convert_to_academy(self.uow(), urn, command))
         return 201, {"conversion_date": conversion.conversion_date.isoformat(),
                      "predecessor": handlers.member_view(conversion.predecessor),
@@ -323,9 +323,9 @@ class MembershipService(base.ObservableService):
     def get_member_http(self, request, urn):
         return self._member(urn)
 
-    @http("GET", "/members", allow=(TRUST_STAFF, COUNCIL))
+    @http("GET", "/members", allow=(TRUST_STAFF, COUNCIL), query=MemberFilter)
     def list_members_http(self, request):
-        return self.find_members(**load_query(request, MemberFilter()))
+        return self.find_members(**request.query_args)
 
     @http("GET", "/members/<string:urn>/history", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF, COUNCIL),
           owner=auth.school_in_path("urn"))
@@ -333,9 +333,9 @@ class MembershipService(base.ObservableService):
         return self._history(urn)
 
     @http("GET", "/members/<string:urn>/mat", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF, COUNCIL),
-          owner=auth.school_in_path("urn"))
+          owner=auth.school_in_path("urn"), query=OnDate)
     def mat_on_http(self, request, urn):
-        return self._mat_on(urn, load_query(request, OnDate())["on"])
+        return self._mat_on(urn, request.query_args["on"])
 
     @http("GET", "/members/<string:urn>/lineage", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF, COUNCIL),
           owner=auth.school_in_path("urn"))
@@ -346,13 +346,15 @@ class MembershipService(base.ObservableService):
 
     # --- bulk imports --------------------------------------------------------------------------------------------
 
-    @http("POST", "/imports/schools", allow=(MEMBERSHIP_OFFICER,), body_limit="MAX_IMPORT_BODY_BYTES")
+    @http("POST", "/imports/schools", allow=(MEMBERSHIP_OFFICER,), body_limit="MAX_IMPORT_BODY_BYTES", query=SchoolImport,
+          consumes="text/csv")
     def import_schools_http(self, request):
-        options = load_query(request, SchoolImport())
+        options = request.query_args
         text = reference.decode(request.get_data())
         return self._import_schools(text, options)
 
-    @http("POST", "/imports/links", allow=(MEMBERSHIP_OFFICER,), body_limit="MAX_IMPORT_BODY_BYTES")
+    @http("POST", "/imports/links", allow=(MEMBERSHIP_OFFICER,), body_limit="MAX_IMPORT_BODY_BYTES",
+          consumes="text/csv")
     def import_links_http(self, request):
         text = reference.decode(request.get_data())
         try:
@@ -376,14 +378,14 @@ class MembershipService(base.ObservableService):
 
     # --- organisations -------------------------------------------------------------------------------------------
 
-    @http("POST", "/organisations", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/organisations", allow=(MEMBERSHIP_OFFICER,), body=Organisation, responses={201: "created"})
     def join_organisation(self, request):
-        command = load_body(request, Organisation())
+        command = request.command
         return 201, _domain_errors(lambda: handlers.join_organisation(self.uow(), command))
 
-    @http("POST", "/organisations/<string:org_id>/leaving", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/organisations/<string:org_id>/leaving", allow=(MEMBERSHIP_OFFICER,), body=Leave)
     def organisation_leaves(self, request, org_id):
-        command = load_body(request, Leave())
+        command = request.command
         return _domain_errors(lambda: handlers.organisation_leaves(self.uow(), org_id, command))
 
     @http("GET", "/organisations", allow=(TRUST_STAFF, COUNCIL))
@@ -394,37 +396,37 @@ class MembershipService(base.ObservableService):
 
     # --- contacts ------------------------------------------------------------------------------------------------
 
-    @http("POST", "/members/<string:urn>/contacts", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/members/<string:urn>/contacts", allow=(MEMBERSHIP_OFFICER,), body=NewContact, responses={201: "created"})
     def add_contact(self, request, urn):
         _check_urn(urn)
-        command = load_body(request, NewContact())
+        command = request.command
         return 201, _domain_errors(lambda: handlers.add_contact(self.uow(), urn, command))
 
     @http("GET", "/members/<string:urn>/contacts", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF),
-          owner=auth.school_in_path("urn"))
+          owner=auth.school_in_path("urn"), query=ContactFilter)
     def contacts_http(self, request, urn):
         _check_urn(urn)
         return self.contacts_by_role(urn, **{k: (v.isoformat() if isinstance(v, dt.date) else v)
-                                             for k, v in load_query(request, ContactFilter()).items()})
+                                             for k, v in request.query_args.items()})
 
-    @http("POST", "/contacts/<string:contact_id>/roles", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/contacts/<string:contact_id>/roles", allow=(MEMBERSHIP_OFFICER,), body=NewRole, responses={201: "created"})
     def add_role(self, request, contact_id):
-        command = load_body(request, NewRole())
+        command = request.command
         return 201, _domain_errors(lambda: handlers.add_role(self.uow(), contact_id, command))
 
-    @http("PATCH", "/contacts/<string:contact_id>/roles/<string:urn>/<string:role>", allow=(MEMBERSHIP_OFFICER,))
+    @http("PATCH", "/contacts/<string:contact_id>/roles/<string:urn>/<string:role>", allow=(MEMBERSHIP_OFFICER,), body=ChangeRole)
     def change_role(self, request, contact_id, urn, role):
-        command = load_body(request, ChangeRole())
+        command = request.command
         return _domain_errors(lambda: handlers.change_role(self.uow(), contact_id, urn, role, command))
 
-    @http("POST", "/contacts/<string:contact_id>/roles/<string:urn>/<string:role>/end", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/contacts/<string:contact_id>/roles/<string:urn>/<string:role>/end", allow=(MEMBERSHIP_OFFICER,), body=EndRole)
     def end_role(self, request, contact_id, urn, role):
-        command = load_body(request, EndRole())
+        command = request.command
         return _domain_errors(lambda: handlers.end_role(self.uow(), contact_id, urn, role, command))
 
-    @http("POST", "/contacts/<string:contact_id>/training", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/contacts/<string:contact_id>/training", allow=(MEMBERSHIP_OFFICER,), body=Training, responses={201: "created"})
     def record_training(self, request, contact_id):
-        command = load_body(request, Training())
+        command = request.command
         return 201, _domain_errors(lambda: handlers.record_training(self.uow(), contact_id, command,
                                                                     business_date.today()))
 
@@ -440,75 +442,75 @@ class MembershipService(base.ObservableService):
     def erase_contact(self, request, contact_id):
         return _domain_errors(lambda: handlers.erase_contact(self.uow(), contact_id))
 
-    @http("POST", "/contacts/<string:contact_id>/committees", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/contacts/<string:contact_id>/committees", allow=(MEMBERSHIP_OFFICER,), body=CommitteeAppointment, responses={201: "created"})
     def appoint_to_committee(self, request, contact_id):
-        command = load_body(request, CommitteeAppointment())
+        command = request.command
         return 201, _domain_errors(lambda: handlers.appoint_to_committee(self.uow(), contact_id, command))
 
-    @http("POST", "/committee-memberships/<int:membership_id>/end", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/committee-memberships/<int:membership_id>/end", allow=(MEMBERSHIP_OFFICER,), body=EndRole)
     def end_committee_membership(self, request, membership_id):
-        command = load_body(request, EndRole())
+        command = request.command
         return _domain_errors(lambda: handlers.end_committee_membership(self.uow(), membership_id, command))
 
     @http("GET", "/members/<string:urn>/committees", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF),
-          owner=auth.school_in_path("urn"))
+          owner=auth.school_in_path("urn"), query=CommitteeFilter)
     def committees_http(self, request, urn):
         _check_urn(urn)
-        on = load_query(request, CommitteeFilter()).get("on")
+        on = request.query_args.get("on")
         with self.uow.read() as session:
             return handlers.committees_at(session, urn, on)
 
     # --- contacts at MATs, councils and partners -----------------------------------------------------------------
 
-    @http("POST", "/organisations/<string:org_id>/contacts", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/organisations/<string:org_id>/contacts", allow=(MEMBERSHIP_OFFICER,), body=NewOrganisationContact, responses={201: "created"})
     def add_organisation_contact(self, request, org_id):
-        command = load_body(request, NewOrganisationContact())
+        command = request.command
         return 201, _domain_errors(lambda: handlers.add_organisation_contact(self.uow(), org_id, command))
 
-    @http("GET", "/organisations/<string:org_id>/contacts", allow=(TRUST_STAFF, MAT_STAFF), owner=auth.mat_in_path("org_id"))
+    @http("GET", "/organisations/<string:org_id>/contacts", allow=(TRUST_STAFF, MAT_STAFF), owner=auth.mat_in_path("org_id"), query=OrganisationContactFilter)
     def organisation_contacts_http(self, request, org_id):
-        query = load_query(request, OrganisationContactFilter())
+        query = request.query_args
         with self.uow.read() as session:
             found = repository.contacts_of_organisation(session, org_id, **query)
         return {"organisation_id": org_id, "contacts": found, "count": len(found)}
 
-    @http("POST", "/contacts/<string:contact_id>/organisation-roles", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/contacts/<string:contact_id>/organisation-roles", allow=(MEMBERSHIP_OFFICER,), body=NewOrganisationRole, responses={201: "created"})
     def add_organisation_role(self, request, contact_id):
-        command = load_body(request, NewOrganisationRole())
+        command = request.command
         return 201, _domain_errors(lambda: handlers.add_organisation_role(self.uow(), contact_id, command))
 
-    @http("POST", "/contacts/<string:contact_id>/organisation-roles/<string:org_id>/<string:role>/end", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/contacts/<string:contact_id>/organisation-roles/<string:org_id>/<string:role>/end", allow=(MEMBERSHIP_OFFICER,), body=EndRole)
     def end_organisation_role(self, request, contact_id, org_id, role):
-        command = load_body(request, EndRole())
+        command = request.command
         return _domain_errors(lambda: handlers.end_organisation_role(self.uow(), contact_id, org_id, role, command))
 
     # --- co-operative trust --------------------------------------------------------------------------------------
 
-    @http("POST", "/cooperative/participants", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/cooperative/participants", allow=(MEMBERSHIP_OFFICER,), body=TrustJoin, responses={201: "created"})
     def join_trust(self, request):
-        command = load_body(request, TrustJoin())
+        command = request.command
         return 201, _domain_errors(lambda: handlers.join_trust(self.uow(), command))
 
-    @http("POST", "/cooperative/participants/<string:party_id>/leaving", allow=(MEMBERSHIP_OFFICER,))
+    @http("POST", "/cooperative/participants/<string:party_id>/leaving", allow=(MEMBERSHIP_OFFICER,), body=TrustLeave)
     def leave_trust(self, request, party_id):
-        command = load_body(request, TrustLeave())
+        command = request.command
         return _domain_errors(lambda: handlers.leave_trust(self.uow(), party_id, command["effective_date"]))
 
-    @http("PUT", "/cooperative/participants/<string:party_id>/forum", allow=(MEMBERSHIP_OFFICER,))
+    @http("PUT", "/cooperative/participants/<string:party_id>/forum", allow=(MEMBERSHIP_OFFICER,), body=Forum)
     def forum(self, request, party_id):
-        command = load_body(request, Forum())
+        command = request.command
         return _domain_errors(lambda: handlers.set_forum(self.uow(), party_id, command["on_forum"]))
 
-    @http("PUT", "/cooperative/participants/<string:party_id>/succession", allow=(MEMBERSHIP_OFFICER,))
+    @http("PUT", "/cooperative/participants/<string:party_id>/succession", allow=(MEMBERSHIP_OFFICER,), body=Succession)
     def succession(self, request, party_id):
-        command = load_body(request, Succession())
+        command = request.command
         return _domain_errors(lambda: handlers.set_succession(self.uow(), party_id, command["successor_inherits"]))
 
-    @http("GET", "/cooperative", allow=(TRUST_STAFF, COUNCIL))
+    @http("GET", "/cooperative", allow=(TRUST_STAFF, COUNCIL), query=OnDate)
     def trust_http(self, request):
-        return self.cooperative_on(load_query(request, OnDate())["on"].isoformat())
+        return self.cooperative_on(request.query_args["on"].isoformat())
 
-    @http("GET", "/metrics", scrape=True)
+    @http("GET", "/metrics", scrape=True, produces="text/plain")
     def prometheus_metrics(self, request):
         """Prometheus text, with the board's figures: members by kind and status, open organisations."""
         registry = metrics_for(self.name)

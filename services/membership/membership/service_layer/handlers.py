@@ -268,11 +268,29 @@ class ImportReport:
                 "rejected_count": len(self.rejected), "rejected": self.rejected}
 
 
+def _csv_reader(text: str) -> csv.DictReader:
+    if "\x00" in text:
+        raise ValueError("the file contains a NUL character (\\u0000), which no CSV file has")
+    # newline="": the csv module then reads a line break inside a quoted field (and a bare \r) itself.
+    return csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+
+
+def _csv_rows(reader: csv.DictReader) -> list[tuple[int, dict]]:
+    """Every (line, row), read now, so a malformed file is a ValueError (400) before anything is written."""
+    try:
+        return [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise ValueError(f"not a readable CSV file: {exc} (line {reader.line_num})") from None
+
+
 def read_register_csv(text: str):
-    """(column map, iterator of (line, row)); raises ValueError naming missing columns."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    columns = register.column_map(reader.fieldnames or [])
-    return columns, ((reader.line_num, row) for row in reader)
+    """(column map, list of (line, row)); raises ValueError naming missing columns, or a malformed file."""
+    reader = _csv_reader(text)
+    try:
+        columns = register.column_map(reader.fieldnames or [])
+    except csv.Error as exc:
+        raise ValueError(f"not a readable CSV file: {exc} (line {reader.line_num})") from None
+    return columns, _csv_rows(reader)
 
 
 def import_schools(uow, text: str, *, known_types: set[str], census_date: dt.date, joined_on: dt.date,
@@ -375,11 +393,14 @@ def import_schools(uow, text: str, *, known_types: set[str], census_date: dt.dat
 def import_links(uow, text: str) -> lineage.LinkReport:
     """Import the register's predecessor/successor links (idempotent: a pair already held is skipped, a date
     learnt later is filled in). Reports what it could not use."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = {"URN", "LinkURN", "LinkType", "LinkEstablishedDate"} - set(reader.fieldnames or [])
+    reader = _csv_reader(text)
+    try:
+        missing = {"URN", "LinkURN", "LinkType", "LinkEstablishedDate"} - set(reader.fieldnames or [])
+    except csv.Error as exc:
+        raise ValueError(f"not a readable CSV file: {exc} (line {reader.line_num})") from None
     if missing:
         raise ValueError(f"the file has no column {', '.join(sorted(missing))}")
-    report = lineage.normalise_links(dict(row, line=reader.line_num) for row in reader)
+    report = lineage.normalise_links(dict(row, line=line) for line, row in _csv_rows(reader))
     with uow:
         uow.lock(REGISTER)
         held = repository.existing_links(uow.session)

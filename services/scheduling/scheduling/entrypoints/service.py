@@ -17,7 +17,7 @@ from shared.batch_consumer import consumes_batch
 from shared.consumer import consumes
 from shared.fields import BoundedFloat, BoundedInteger
 from shared.envelope import ReceivedEvent
-from shared.http import Conflict, HttpError, NotFound, RuleViolation, http, load_body, load_query
+from shared.http import Conflict, HttpError, NotFound, RuleViolation, http
 
 from scheduling.adapters import access, repository
 from scheduling.adapters.tables import audit_log, idempotency_keys, inbox, outbox
@@ -71,6 +71,16 @@ class Period(_Body):
     term = fields.String(required=True, validate=validate.OneOf(TERMS))
     start = fields.Date(required=True)
     end = fields.Date(required=True)
+
+
+class AcademicYear(Schema):
+    """A route's `<int:year>`: the academic year starting in it (as the catalogue's editions)."""
+    year = BoundedInteger(minimum=2000, maximum=2100, required=True)
+
+
+class LaCalendar(AcademicYear):
+    """`/calendars/<la>/<int:year>`: a local authority's name, as stored (at most 80 characters), and the year."""
+    la = fields.String(required=True, validate=validate.Length(min=1, max=80))
 
 
 class TermDatesBody(_Body):
@@ -280,42 +290,42 @@ class SchedulingService(base.ObservableService):
         with self.uow.read() as session:
             return handlers.school_open(session, _urn(urn), _day(day))
 
-    @http("PUT", "/calendars/<string:la>/<int:year>", allow=(SCHEDULER,))
+    @http("PUT", "/calendars/<string:la>/<int:year>", allow=(SCHEDULER,), body=TermDatesBody, path=LaCalendar)
     @mapped
     def put_la_term_dates(self, request, la, year):
-        body = load_body(request, TermDatesBody())
+        body = request.command
         return handlers.set_la_term_dates(self.uow(), la, year, body["periods"])
 
-    @http("PUT", "/schools/<string:urn>/term-dates/<int:year>", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"))
+    @http("PUT", "/schools/<string:urn>/term-dates/<int:year>", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"), body=TermDatesBody, path=AcademicYear)
     @mapped
     def put_school_term_dates(self, request, urn, year):
-        body = load_body(request, TermDatesBody())
+        body = request.command
         return handlers.set_school_term_dates(self.uow(), _urn(urn), year, body["periods"])
 
-    @http("PUT", "/schools/<string:urn>/inset-days/<int:year>", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"))
+    @http("PUT", "/schools/<string:urn>/inset-days/<int:year>", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"), body=InsetDaysBody, path=AcademicYear)
     @mapped
     def put_inset_days(self, request, urn, year):
-        body = load_body(request, InsetDaysBody())
+        body = request.command
         return handlers.set_inset_days(self.uow(), _urn(urn), year, body["days"])
 
-    @http("PUT", "/schools/<string:urn>/venue", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"))
+    @http("PUT", "/schools/<string:urn>/venue", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"), body=VenueBody)
     @mapped
     def put_venue(self, request, urn):
-        body = load_body(request, VenueBody())
+        body = request.command
         return handlers.set_venue_capacity(self.uow(), _urn(urn), body["capacity"])
 
     # ---------------------------------------------------------------- peer reviews
-    @http("POST", "/reviewers", allow=(SCHEDULER,))
+    @http("POST", "/reviewers", allow=(SCHEDULER,), body=ReviewerBody, responses={201: "created"})
     @mapped
     def post_reviewer(self, request):
-        body = load_body(request, ReviewerBody())
+        body = request.command
         return 201, handlers.register_reviewer(self.uow(), body["reviewer_id"], body["urn"], body["trained"],
                                                body["can_lead"], body["unavailable"], body["today"])
 
-    @http("POST", "/peer-review-cycles", allow=(SCHEDULER,))
+    @http("POST", "/peer-review-cycles", allow=(SCHEDULER,), body=CycleBody, responses={201: "created"})
     @mapped
     def post_cycle(self, request):
-        body = load_body(request, CycleBody())
+        body = request.command
         # the solver runs in a native thread so heartbeats, events and other requests go on meanwhile
         return 201, handlers.plan_cycle(self.uow(), body["cycle"], body["offering_code"], body["days"],
                                         body["team_size"], body["time_limit_seconds"], run=tpool.execute)
@@ -326,29 +336,29 @@ class SchedulingService(base.ObservableService):
         with self.uow.read() as session:
             return handlers.cycle_view(session, cycle)
 
-    @http("PUT", "/peer-reviews/<string:review_id>/report", allow=(SCHEDULER,))
+    @http("PUT", "/peer-reviews/<string:review_id>/report", allow=(SCHEDULER,), body=ReportBody)
     @mapped
     def put_report(self, request, review_id):
-        body = load_body(request, ReportBody())
+        body = request.command
         return handlers.write_report(self.uow(), review_id, body["urn"], body["report"])
 
     @http("GET", "/peer-reviews/<string:review_id>/report", allow=(SCHEDULER, SCHOOL_STAFF, MAT_STAFF),
-          owner=access.review_owner)
+          owner=access.review_owner, query=AsSchool)
     @mapped
     def get_report(self, request, review_id):
-        query = load_query(request, AsSchool())
+        query = request.query_args
         with self.uow.read() as session:
             return handlers.read_report(session, review_id, query["urn"])
 
     # ---------------------------------------------------------------- networks
-    @http("POST", "/networks", allow=(SCHEDULER,))
+    @http("POST", "/networks", allow=(SCHEDULER,), body=NetworkBody, responses={201: "created"})
     @mapped
     def post_network(self, request):
-        body = load_body(request, NetworkBody())
+        body = request.command
         return 201, handlers.create_network(self.uow(), body["name"], body["member_urns"], body["people"],
                                             body["preferred_weekday"])
 
-    @http("POST", "/networks/<string:network_id>/meetings/<int:year>", allow=(SCHEDULER,))
+    @http("POST", "/networks/<string:network_id>/meetings/<int:year>", allow=(SCHEDULER,), responses={201: "created"}, path=AcademicYear)
     @mapped
     def post_meetings(self, request, network_id, year):
         return 201, handlers.plan_meetings(self.uow(), network_id, year)
@@ -360,17 +370,17 @@ class SchedulingService(base.ObservableService):
             return handlers.network_view(session, network_id)
 
     # ---------------------------------------------------------------- coaching
-    @http("POST", "/coaching/matches", allow=(SCHEDULER,))
+    @http("POST", "/coaching/matches", allow=(SCHEDULER,), body=CoachingBody)
     @mapped
     def post_coaching(self, request):
-        body = load_body(request, CoachingBody())
+        body = request.command
         with self.uow.read() as session:
             return handlers.match_coaching(session, body["mentors"], body["leaders"])
 
-    @http("POST", "/coaching/pairs", allow=(SCHEDULER,))
+    @http("POST", "/coaching/pairs", allow=(SCHEDULER,), body=CoachingPairsBody, responses={201: "created"})
     @mapped
     def post_coaching_pairs(self, request):
-        body = load_body(request, CoachingPairsBody())
+        body = request.command
         return 201, handlers.form_coaching_pairs(self.uow(), body["mentors"], body["leaders"],
                                                  body["today"] or business_date.today())
 
@@ -380,24 +390,24 @@ class SchedulingService(base.ObservableService):
         with self.uow.read() as session:
             return handlers.coaching_pair_view(session, pair_id)
 
-    @http("POST", "/coaching/pairs/<string:pair_id>/sessions", allow=(SCHEDULER,))
+    @http("POST", "/coaching/pairs/<string:pair_id>/sessions", allow=(SCHEDULER,), body=CoachingSessionBody, responses={201: "created"})
     @mapped
     def post_coaching_session(self, request, pair_id):
-        body = load_body(request, CoachingSessionBody())
+        body = request.command
         return 201, handlers.book_coaching_session(self.uow(), pair_id, body["date"],
                                                    body["today"] or business_date.today())
 
     # ---------------------------------------------------------------- courses and bookings
-    @http("POST", "/courses", allow=(SCHEDULER,))
+    @http("POST", "/courses", allow=(SCHEDULER,), body=CourseBody, responses={201: "created"})
     @mapped
     def post_course(self, request):
-        body = load_body(request, CourseBody())
+        body = request.command
         return 201, handlers.create_course(self.uow(), body)
 
-    @http("POST", "/courses/<string:code>/sessions", allow=(SCHEDULER,))
+    @http("POST", "/courses/<string:code>/sessions", allow=(SCHEDULER,), body=SessionBody, responses={201: "created"})
     @mapped
     def post_session(self, request, code):
-        body = load_body(request, SessionBody())
+        body = request.command
         return 201, handlers.add_session(self.uow(), code, body["date"], body["capacity"], body["cutoff_days"],
                                          body["booking_cutoff_days"])
 
@@ -408,22 +418,22 @@ class SchedulingService(base.ObservableService):
             return handlers.session_view(session, session_id)
 
     @http("POST", "/sessions/<string:session_id>/bookings", allow=(SCHOOL_STAFF,),
-          owner=auth.school_in_body("urn"), idempotent=True)
+          owner=auth.school_in_body("urn"), idempotent=True, body=BookingBody, responses={201: "created"})
     @mapped
     def post_booking(self, request, session_id):
-        body = load_body(request, BookingBody())
+        body = request.command
         # The person booking is the one attending, the token's contact (never one named in the body).
         return 201, handlers.book(self.uow(), session_id, body["urn"], auth.acting_contact(request),
                                   body["booked_on"] or business_date.today())
 
-    @http("POST", "/bookings/<string:booking_id>/cancel", allow=(SCHEDULER, SCHOOL_LEADERS), owner=access.booking_owner)
+    @http("POST", "/bookings/<string:booking_id>/cancel", allow=(SCHEDULER, SCHOOL_LEADERS), owner=access.booking_owner, body=CancelBody)
     @mapped
     def post_cancel(self, request, booking_id):
-        body = load_body(request, CancelBody())
+        body = request.command
         return handlers.cancel_booking(self.uow(), booking_id, body["today"] or business_date.today())
 
-    @http("POST", "/bookings/<string:booking_id>/attendance", allow=(SCHEDULER,))
+    @http("POST", "/bookings/<string:booking_id>/attendance", allow=(SCHEDULER,), body=AttendanceBody, responses={201: "created"})
     @mapped
     def post_attendance(self, request, booking_id):
-        body = load_body(request, AttendanceBody())
+        body = request.command
         return 201, handlers.record_attendance(self.uow(), booking_id, body["attended"])
