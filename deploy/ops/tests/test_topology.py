@@ -164,3 +164,25 @@ class TestBrokerAddresses:
     def test_the_services_names_are_shareds_own(self):
         assert topology.handler_queue_name is names.handler_queue_name
         assert topology.archive_name is names.archive_name
+
+
+class _Listing:
+    """A management API stand-in answering the two listings `replication_problems` reads."""
+
+    def __init__(self, nodes, queues):
+        self.answers = {"/api/nodes": nodes, "/api/queues/v": queues}
+
+    def request(self, method, path):
+        return self.answers[path]
+
+
+def test_replication_counts_members_and_leaves_a_stream_not_yet_reported_alone():
+    document = {"queues": [{"name": "a.archive", "arguments": {"x-queue-type": "stream"}},
+                           {"name": "b.archive", "arguments": {"x-queue-type": "stream"}},
+                           {"name": "q", "arguments": {"x-queue-type": "quorum"}}]}
+    nodes = [{"name": f"rabbit-{n}", "running": True} for n in range(3)]
+    queues = [{"name": "a.archive"},  # declared a moment ago: no `members` in the listing yet
+              {"name": "b.archive", "members": ["rabbit-0", "rabbit-1", "rabbit-2"]},
+              {"name": "q", "members": ["rabbit-0"]}]
+    problems = topology.replication_problems(_Listing(nodes, queues), document, vhost="v")
+    assert problems == ["queue q has 1 replica(s), expected 3 (rabbitmq-queues grow <node> all)"]
