@@ -5,7 +5,8 @@ Failures never surface as a 500 with a traceback:
 - a body that is not JSON, or fields that fail the marshmallow schema: 400 with
   `{"error": "invalid_request", "fields": {field: [rule, ...]}}`;
 - `NotFound` 404, `Conflict` 409, `RuleViolation` 422, each with a sentence; a domain's own refusal
-  (any exception declaring its kind, see `Refusal`) answers the same way in every service;
+  (any exception declaring its kind, see `Refusal`) answers the same way in every service, and a
+  request that lost a race for a unique key 409;
 - a body over the route's size limit (`MAX_BODY_BYTES`, 1 MiB unless configured; bulk imports
   `MAX_IMPORT_BODY_BYTES`, 128 MiB): 413, checked from `Content-Length` before reading and
   while reading a body sent without one; a body that is not declared `application/json`
@@ -44,6 +45,7 @@ from typing import Any, Mapping
 
 from eventlet.event import Event
 from marshmallow import Schema, ValidationError
+from sqlalchemy.exc import IntegrityError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -131,6 +133,19 @@ class Refusal(abc.ABC):
 #: Each kind of refusal, and the error it answers with (status and code, see the classes above).
 REFUSALS: dict[str, type[HttpError]] = {"not_found": NotFound, "conflict": Conflict, "rule_broken": RuleViolation,
                                         "forbidden": NotPermitted}
+
+
+def is_lost_race(exc: Exception) -> bool:
+    """A unique key refused a row: two requests raced to write the same thing and this one lost (its whole
+    transaction rolled back). Any other integrity error is a fault, not a race."""
+    if not isinstance(exc, IntegrityError):
+        return False
+    original = getattr(exc, "orig", None)
+    return getattr(original, "pgcode", None) == "23505" or "UNIQUE constraint failed" in str(original)
+
+
+LOST_RACE = ("a concurrent request changed the same record first; nothing was written, read the current state "
+             "and retry")
 
 
 def answer_for(refusal: Exception) -> HttpError:
@@ -285,7 +300,8 @@ class JsonHttp(HttpRequestHandler):
                  path: type[Schema] | Schema | None = None,
                  responses: Mapping[int, str] | None = None, produces: str = "application/json",
                  consumes: str | None = None, **kwargs):
-        kwargs.setdefault("expected_exceptions", (ValidationError, HttpError, Refusal, auth.Forbidden))
+        kwargs.setdefault("expected_exceptions", (ValidationError, HttpError, Refusal, IntegrityError,
+                                                     auth.Forbidden))
         self.idempotent = idempotent
         self.body_limit = body_limit
         self.body_schema = body() if isinstance(body, type) else body
@@ -513,6 +529,8 @@ class JsonHttp(HttpRequestHandler):
                                        "fields": messages}, correlation_id)
         if isinstance(exc, Refusal):
             exc = answer_for(exc)
+        elif is_lost_race(exc):
+            exc = Conflict(LOST_RACE)
         if isinstance(exc, HttpError):
             return json_response(exc.status, {"error": exc.code, "message": exc.message, **exc.details},
                                  correlation_id)

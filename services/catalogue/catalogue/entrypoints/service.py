@@ -15,7 +15,7 @@ from shared.config import operator_of
 from shared.batch_consumer import consumes_batch
 from shared.consumer import consumes
 from shared.fields import BoundedDecimal, BoundedInteger, Pence
-from shared.http import Conflict, NotFound, RuleViolation, answer_for, http
+from shared.http import Conflict, NotFound, http
 from shared.storage import Storage
 
 from catalogue.adapters import access, repository
@@ -170,10 +170,6 @@ def _offering_view(item: model.Offering, editions: list[model.Edition]) -> dict:
                           "entitlements": repository.entitlements_to_json(e.entitlements)} for e in editions]}
 
 
-def _refused(exc: Exception):
-    """A refusal's HTTP error, by `shared.http`'s one table (each refusal declares its kind)."""
-    return answer_for(exc)
-
 
 def renewal_round_job(units, params: dict, control) -> dict:
     """The renewal round as a job: resumable (a second run never renews twice), judged on the UK date
@@ -182,8 +178,6 @@ def renewal_round_job(units, params: dict, control) -> dict:
                                          uplift_percent=Decimal(params["uplift_percent"]), control=control)
     return summary.as_dict()
 
-
-REFUSALS = (handlers.UnknownOffering, handlers.UnknownSubscription, model.CatalogueRuleBroken, PricingError)
 
 
 def _apply_batch(units, use_case) -> None:
@@ -243,10 +237,7 @@ class CatalogueService(base.ObservableService):
     @http("POST", "/offerings", allow=(CATALOGUE_MANAGER,), body=PublishOffering, responses={201: "created"})
     def publish_offering(self, request):
         command = request.command
-        try:
-            item = handlers.publish_offering(self.uow(), command, provider=operator_of(self.config)["name"])
-        except REFUSALS as exc:
-            raise _refused(exc) from None
+        item = handlers.publish_offering(self.uow(), command, provider=operator_of(self.config)["name"])
         return 201, {"code": item.code}
 
     @http("GET", "/offerings", allow=(ANYONE,))
@@ -265,28 +256,19 @@ class CatalogueService(base.ObservableService):
     @http("POST", "/offerings/<string:code>/editions", allow=(CATALOGUE_MANAGER,), body=EditionIn, responses={201: "created"})
     def add_edition(self, request, code):
         command = request.command
-        try:
-            edition = handlers.add_edition(self.uow(), code, command)
-        except REFUSALS as exc:
-            raise _refused(exc) from None
+        edition = handlers.add_edition(self.uow(), code, command)
         return 201, {"offering_code": code, "year": edition.year, "on_sale": edition.on_sale}
 
     @http("POST", "/offerings/<string:code>/editions/<int:year>/sale", allow=(CATALOGUE_MANAGER,), body=OnSale, path=EditionYear)
     def set_on_sale(self, request, code, year):
         command = request.command
-        try:
-            edition = handlers.set_on_sale(self.uow(), code, year, command["on_sale"])
-        except REFUSALS as exc:
-            raise _refused(exc) from None
+        edition = handlers.set_on_sale(self.uow(), code, year, command["on_sale"])
         return {"offering_code": code, "year": edition.year, "on_sale": edition.on_sale}
 
     @http("POST", "/offerings/<string:code>/withdraw", allow=(CATALOGUE_MANAGER,), body=Withdraw)
     def withdraw(self, request, code):
         command = request.command
-        try:
-            endings = handlers.withdraw_offering(self.uow(), code, command["effective_date"])
-        except REFUSALS as exc:
-            raise _refused(exc) from None
+        endings = handlers.withdraw_offering(self.uow(), code, command["effective_date"])
         return {"offering_code": code, "effective_date": command["effective_date"].isoformat(),
                 "subscriptions_ended": [e.subscription_id for e in endings]}
 
@@ -294,19 +276,13 @@ class CatalogueService(base.ObservableService):
     @http("GET", "/quotes", allow=(ANYONE,), owner=auth.school_in_query("urn"), query=QuoteQuery)
     def quote(self, request):
         query = request.query_args
-        try:
-            with self.uow.read() as session:
-                return handlers.quote_for(session, query, today=business_date.today())
-        except REFUSALS as exc:
-            raise _refused(exc) from None
+        with self.uow.read() as session:
+            return handlers.quote_for(session, query, today=business_date.today())
 
     @http("POST", "/subscriptions", allow=(SCHOOL_STAFF,), owner=auth.school_in_body("urn"), idempotent=True, body=BuySubscription, responses={201: "created"})
     def buy(self, request):
         command = {**request.command, "contact_id": auth.acting_contact(request)}
-        try:
-            sub = handlers.buy_subscription(self.uow(), command, today=business_date.today())
-        except REFUSALS as exc:
-            raise _refused(exc) from None
+        sub = handlers.buy_subscription(self.uow(), command, today=business_date.today())
         return 201, {"subscription_id": sub.id, "urn": sub.urn, "offering_code": sub.offering_code,
                      "edition_year": sub.edition_year, "payer_type": sub.payer_type,
                      "period_start": sub.period_start.isoformat(), "period_end": sub.period_end.isoformat(),
@@ -330,10 +306,7 @@ class CatalogueService(base.ObservableService):
           owner=access.subscription_owner, body=Cancel)
     def cancel(self, request, subscription_id):
         command = {**request.command, "contact_id": auth.acting_contact(request)}
-        try:
-            ending = handlers.cancel_subscription(self.uow(), subscription_id, command, today=business_date.today())
-        except REFUSALS as exc:
-            raise _refused(exc) from None
+        ending = handlers.cancel_subscription(self.uow(), subscription_id, command, today=business_date.today())
         return {"subscription_id": subscription_id, "effective_date": ending.effective_date.isoformat(),
                 "covered_until": ending.covered_until.isoformat(), "reason": ending.reason}
 
@@ -341,10 +314,7 @@ class CatalogueService(base.ObservableService):
           owner=access.subscription_owner, idempotent=True, body=ConfirmRenewal)
     def confirm_renewal(self, request, subscription_id):
         command = {**request.command, "contact_id": auth.acting_contact(request)}
-        try:
-            sub = handlers.confirm_renewal(self.uow(), subscription_id, command, today=business_date.today())
-        except REFUSALS as exc:
-            raise _refused(exc) from None
+        sub = handlers.confirm_renewal(self.uow(), subscription_id, command, today=business_date.today())
         return {"subscription_id": sub.id, "auto_renew": sub.auto_renew, "notice_date": sub.notice_date.isoformat()}
 
     # -- renewal round, views and reports ------------------------------------------------------
@@ -390,11 +360,8 @@ class CatalogueService(base.ObservableService):
           owner=auth.school_in_path("urn"), query=YearQuery)
     def renewal_view(self, request, urn):
         query = request.query_args
-        try:
-            with self.uow.read() as session:
-                return handlers.renewal_view(session, urn, query["year"])
-        except REFUSALS as exc:
-            raise _refused(exc) from None
+        with self.uow.read() as session:
+            return handlers.renewal_view(session, urn, query["year"])
 
     @http("GET", "/reports/buy-back", allow=(CATALOGUE_MANAGER, FINANCE, COUNCIL_OFFICER))
     def buy_back(self, request):

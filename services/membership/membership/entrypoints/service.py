@@ -13,7 +13,7 @@ import datetime as dt
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 from werkzeug.wrappers import Response
 
-from shared.http import Conflict, NotFound, http
+from shared.http import NotFound, http
 from shared.metrics import CONTENT_TYPE_LATEST, metrics_for
 from shared import auth
 from shared.rpc import rpc
@@ -235,16 +235,6 @@ class Succession(Strict):
     successor_inherits = fields.Boolean(required=True)
 
 
-def _domain_errors(call):
-    try:
-        return call()
-    except model.AlreadyMember as exc:
-        raise Conflict(exc.message, field=exc.field) from None
-    except model.NotAMember as exc:
-        raise NotFound(exc.message, field=exc.field) from None
-    except model.MembershipRuleBroken as exc:
-        raise ValidationError({exc.field: [exc.message]}) from None
-
 
 def _check_urn(urn: str) -> None:
     if not model.URN_PATTERN.match(urn):
@@ -264,27 +254,27 @@ class MembershipService(base.ObservableService):
     @http("POST", "/members", allow=(MEMBERSHIP_OFFICER,), body=JoinSchool, responses={201: "created"})
     def join(self, request):
         command = request.command
-        member = _domain_errors(lambda: handlers.join_school(self.uow(), command))
+        member = handlers.join_school(self.uow(), command)
         return 201, handlers.member_view(member)
 
     @http("POST", "/applications", allow=(MEMBERSHIP_OFFICER,), body=JoinSchool, responses={201: "created"})
     def apply(self, request):
         command = request.command
-        member = _domain_errors(lambda: handlers.apply_to_join(self.uow(), command))
+        member = handlers.apply_to_join(self.uow(), command)
         return 201, handlers.member_view(member)
 
     @http("POST", "/members/<string:urn>/activation", allow=(MEMBERSHIP_OFFICER,), body=EffectiveDate)
     def activate(self, request, urn):
         _check_urn(urn)
         command = request.command
-        member = _domain_errors(lambda: handlers.activate(self.uow(), urn, command["effective_date"]))
+        member = handlers.activate(self.uow(), urn, command["effective_date"])
         return handlers.member_view(member)
 
     @http("POST", "/members/<string:urn>/leaving", allow=(MEMBERSHIP_OFFICER,), body=Leave)
     def leave(self, request, urn):
         _check_urn(urn)
         command = request.command
-        member = _domain_errors(lambda: handlers.leave(self.uow(), urn, command["effective_date"], command["reason"]))
+        member = handlers.leave(self.uow(), urn, command["effective_date"], command["reason"])
         return handlers.member_view(member)
 
     @http("PATCH", "/members/<string:urn>", allow=(MEMBERSHIP_OFFICER,), body=ChangeDetails)
@@ -292,7 +282,7 @@ class MembershipService(base.ObservableService):
         _check_urn(urn)
         command = request.command
         effective_date = command.pop("effective_date")
-        member, changes = _domain_errors(lambda: handlers.change_details(self.uow(), urn, effective_date, command))
+        member, changes = handlers.change_details(self.uow(), urn, effective_date, command)
         view = handlers.member_view(member)
         view["changed"] = sorted(changes)
         return view
@@ -301,8 +291,8 @@ class MembershipService(base.ObservableService):
     def record_census(self, request, urn):
         _check_urn(urn)
         command = request.command
-        member, recorded = _domain_errors(lambda: handlers.record_census(
-            self.uow(), urn, command["census_date"], command["number_on_roll"]))
+        member, recorded = handlers.record_census(
+            self.uow(), urn, command["census_date"], command["number_on_roll"])
         return (201 if recorded else 200), {
             "urn": urn, "census_date": command["census_date"].isoformat(),
             "number_on_roll": command["number_on_roll"],
@@ -313,7 +303,7 @@ class MembershipService(base.ObservableService):
     def convert(self, request, urn):
         _check_urn(urn)
         command = request.command
-        conversion = _domain_errors(lambda: handlers.convert_to_academy(self.uow(), urn, command))
+        conversion = handlers.convert_to_academy(self.uow(), urn, command)
         return 201, {"conversion_date": conversion.conversion_date.isoformat(),
                      "predecessor": handlers.member_view(conversion.predecessor),
                      "successor": handlers.member_view(conversion.successor)}
@@ -381,12 +371,12 @@ class MembershipService(base.ObservableService):
     @http("POST", "/organisations", allow=(MEMBERSHIP_OFFICER,), body=Organisation, responses={201: "created"})
     def join_organisation(self, request):
         command = request.command
-        return 201, _domain_errors(lambda: handlers.join_organisation(self.uow(), command))
+        return 201, handlers.join_organisation(self.uow(), command)
 
     @http("POST", "/organisations/<string:org_id>/leaving", allow=(MEMBERSHIP_OFFICER,), body=Leave)
     def organisation_leaves(self, request, org_id):
         command = request.command
-        return _domain_errors(lambda: handlers.organisation_leaves(self.uow(), org_id, command))
+        return handlers.organisation_leaves(self.uow(), org_id, command)
 
     @http("GET", "/organisations", allow=(TRUST_STAFF, COUNCIL))
     def list_organisations(self, request):
@@ -400,7 +390,7 @@ class MembershipService(base.ObservableService):
     def add_contact(self, request, urn):
         _check_urn(urn)
         command = request.command
-        return 201, _domain_errors(lambda: handlers.add_contact(self.uow(), urn, command))
+        return 201, handlers.add_contact(self.uow(), urn, command)
 
     @http("GET", "/members/<string:urn>/contacts", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF),
           owner=auth.school_in_path("urn"), query=ContactFilter)
@@ -412,23 +402,23 @@ class MembershipService(base.ObservableService):
     @http("POST", "/contacts/<string:contact_id>/roles", allow=(MEMBERSHIP_OFFICER,), body=NewRole, responses={201: "created"})
     def add_role(self, request, contact_id):
         command = request.command
-        return 201, _domain_errors(lambda: handlers.add_role(self.uow(), contact_id, command))
+        return 201, handlers.add_role(self.uow(), contact_id, command)
 
     @http("PATCH", "/contacts/<string:contact_id>/roles/<string:urn>/<string:role>", allow=(MEMBERSHIP_OFFICER,), body=ChangeRole)
     def change_role(self, request, contact_id, urn, role):
         command = request.command
-        return _domain_errors(lambda: handlers.change_role(self.uow(), contact_id, urn, role, command))
+        return handlers.change_role(self.uow(), contact_id, urn, role, command)
 
     @http("POST", "/contacts/<string:contact_id>/roles/<string:urn>/<string:role>/end", allow=(MEMBERSHIP_OFFICER,), body=EndRole)
     def end_role(self, request, contact_id, urn, role):
         command = request.command
-        return _domain_errors(lambda: handlers.end_role(self.uow(), contact_id, urn, role, command))
+        return handlers.end_role(self.uow(), contact_id, urn, role, command)
 
     @http("POST", "/contacts/<string:contact_id>/training", allow=(MEMBERSHIP_OFFICER,), body=Training, responses={201: "created"})
     def record_training(self, request, contact_id):
         command = request.command
-        return 201, _domain_errors(lambda: handlers.record_training(self.uow(), contact_id, command,
-                                                                    business_date.today()))
+        return 201, handlers.record_training(self.uow(), contact_id, command,
+                                                                    business_date.today())
 
     @http("GET", "/contacts/<string:contact_id>/export", allow=(MEMBERSHIP_OFFICER,))
     def export_contact(self, request, contact_id):
@@ -440,17 +430,17 @@ class MembershipService(base.ObservableService):
 
     @http("DELETE", "/contacts/<string:contact_id>", allow=(MEMBERSHIP_OFFICER,))
     def erase_contact(self, request, contact_id):
-        return _domain_errors(lambda: handlers.erase_contact(self.uow(), contact_id))
+        return handlers.erase_contact(self.uow(), contact_id)
 
     @http("POST", "/contacts/<string:contact_id>/committees", allow=(MEMBERSHIP_OFFICER,), body=CommitteeAppointment, responses={201: "created"})
     def appoint_to_committee(self, request, contact_id):
         command = request.command
-        return 201, _domain_errors(lambda: handlers.appoint_to_committee(self.uow(), contact_id, command))
+        return 201, handlers.appoint_to_committee(self.uow(), contact_id, command)
 
     @http("POST", "/committee-memberships/<int:membership_id>/end", allow=(MEMBERSHIP_OFFICER,), body=EndRole)
     def end_committee_membership(self, request, membership_id):
         command = request.command
-        return _domain_errors(lambda: handlers.end_committee_membership(self.uow(), membership_id, command))
+        return handlers.end_committee_membership(self.uow(), membership_id, command)
 
     @http("GET", "/members/<string:urn>/committees", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF),
           owner=auth.school_in_path("urn"), query=CommitteeFilter)
@@ -465,7 +455,7 @@ class MembershipService(base.ObservableService):
     @http("POST", "/organisations/<string:org_id>/contacts", allow=(MEMBERSHIP_OFFICER,), body=NewOrganisationContact, responses={201: "created"})
     def add_organisation_contact(self, request, org_id):
         command = request.command
-        return 201, _domain_errors(lambda: handlers.add_organisation_contact(self.uow(), org_id, command))
+        return 201, handlers.add_organisation_contact(self.uow(), org_id, command)
 
     @http("GET", "/organisations/<string:org_id>/contacts", allow=(TRUST_STAFF, MAT_STAFF), owner=auth.mat_in_path("org_id"), query=OrganisationContactFilter)
     def organisation_contacts_http(self, request, org_id):
@@ -477,34 +467,34 @@ class MembershipService(base.ObservableService):
     @http("POST", "/contacts/<string:contact_id>/organisation-roles", allow=(MEMBERSHIP_OFFICER,), body=NewOrganisationRole, responses={201: "created"})
     def add_organisation_role(self, request, contact_id):
         command = request.command
-        return 201, _domain_errors(lambda: handlers.add_organisation_role(self.uow(), contact_id, command))
+        return 201, handlers.add_organisation_role(self.uow(), contact_id, command)
 
     @http("POST", "/contacts/<string:contact_id>/organisation-roles/<string:org_id>/<string:role>/end", allow=(MEMBERSHIP_OFFICER,), body=EndRole)
     def end_organisation_role(self, request, contact_id, org_id, role):
         command = request.command
-        return _domain_errors(lambda: handlers.end_organisation_role(self.uow(), contact_id, org_id, role, command))
+        return handlers.end_organisation_role(self.uow(), contact_id, org_id, role, command)
 
     # --- co-operative trust --------------------------------------------------------------------------------------
 
     @http("POST", "/cooperative/participants", allow=(MEMBERSHIP_OFFICER,), body=TrustJoin, responses={201: "created"})
     def join_trust(self, request):
         command = request.command
-        return 201, _domain_errors(lambda: handlers.join_trust(self.uow(), command))
+        return 201, handlers.join_trust(self.uow(), command)
 
     @http("POST", "/cooperative/participants/<string:party_id>/leaving", allow=(MEMBERSHIP_OFFICER,), body=TrustLeave)
     def leave_trust(self, request, party_id):
         command = request.command
-        return _domain_errors(lambda: handlers.leave_trust(self.uow(), party_id, command["effective_date"]))
+        return handlers.leave_trust(self.uow(), party_id, command["effective_date"])
 
     @http("PUT", "/cooperative/participants/<string:party_id>/forum", allow=(MEMBERSHIP_OFFICER,), body=Forum)
     def forum(self, request, party_id):
         command = request.command
-        return _domain_errors(lambda: handlers.set_forum(self.uow(), party_id, command["on_forum"]))
+        return handlers.set_forum(self.uow(), party_id, command["on_forum"])
 
     @http("PUT", "/cooperative/participants/<string:party_id>/succession", allow=(MEMBERSHIP_OFFICER,), body=Succession)
     def succession(self, request, party_id):
         command = request.command
-        return _domain_errors(lambda: handlers.set_succession(self.uow(), party_id, command["successor_inherits"]))
+        return handlers.set_succession(self.uow(), party_id, command["successor_inherits"])
 
     @http("GET", "/cooperative", allow=(TRUST_STAFF, COUNCIL), query=OnDate)
     def trust_http(self, request):

@@ -4,11 +4,9 @@ in `scheduling.domain`, every use case in `scheduling.service_layer.handlers`.""
 from __future__ import annotations
 
 import datetime as dt
-from functools import wraps
 
 from eventlet import tpool
 from marshmallow import Schema, fields, validate
-from sqlalchemy.exc import IntegrityError
 
 from shared import auth
 from shared import service as base
@@ -17,7 +15,7 @@ from shared.batch_consumer import consumes_batch
 from shared.consumer import consumes
 from shared.fields import BoundedFloat, BoundedInteger
 from shared.envelope import ReceivedEvent
-from shared.http import Conflict, HttpError, NotFound, RuleViolation, http
+from shared.http import NotFound, http
 
 from scheduling.adapters import access, repository
 from scheduling.adapters.tables import audit_log, idempotency_keys, inbox, outbox
@@ -30,32 +28,6 @@ from shared.storage import Storage
 from shared import business_date
 
 URN = validate.Regexp(r"^\d{6}$", error="a URN is 6 digits")
-
-
-class Forbidden(HttpError):
-    status = 403
-    code = "forbidden"
-
-
-def mapped(func):
-    """Turns the use cases' exceptions into the JSON errors of `shared.http`."""
-    @wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except handlers.NotKnown as exc:
-            raise NotFound(str(exc)) from None
-        except handlers.AlreadyExists as exc:
-            raise Conflict(str(exc)) from None
-        except handlers.Forbidden as exc:
-            raise Forbidden(str(exc)) from None
-        except handlers.Refused as exc:
-            raise RuleViolation(str(exc), **exc.details) from None
-        except IntegrityError:
-            # two requests raced for the same thing (a cycle, a network name, a booking); one won
-            raise Conflict("a concurrent request changed the same record first; nothing was written, "
-                           "read the current state and retry") from None
-    return wrapper
 
 
 class _Body(Schema):
@@ -285,45 +257,38 @@ class SchedulingService(base.ObservableService):
         return {"school": found, "eligibility": eligible}
 
     @http("GET", "/schools/<string:urn>/open/<string:day>", allow=(TRUST_STAFF, SCHOOL_STAFF, MAT_STAFF), owner=auth.school_in_path("urn"))
-    @mapped
     def school_open(self, request, urn, day):
         with self.uow.read() as session:
             return handlers.school_open(session, _urn(urn), _day(day))
 
     @http("PUT", "/calendars/<string:la>/<int:year>", allow=(SCHEDULER,), body=TermDatesBody, path=LaCalendar)
-    @mapped
     def put_la_term_dates(self, request, la, year):
         body = request.command
         return handlers.set_la_term_dates(self.uow(), la, year, body["periods"])
 
     @http("PUT", "/schools/<string:urn>/term-dates/<int:year>", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"), body=TermDatesBody, path=AcademicYear)
-    @mapped
     def put_school_term_dates(self, request, urn, year):
         body = request.command
         return handlers.set_school_term_dates(self.uow(), _urn(urn), year, body["periods"])
 
     @http("PUT", "/schools/<string:urn>/inset-days/<int:year>", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"), body=InsetDaysBody, path=AcademicYear)
-    @mapped
     def put_inset_days(self, request, urn, year):
         body = request.command
         return handlers.set_inset_days(self.uow(), _urn(urn), year, body["days"])
 
     @http("PUT", "/schools/<string:urn>/venue", allow=(SCHEDULER, SCHOOL_LEADERS), owner=auth.school_in_path("urn"), body=VenueBody)
-    @mapped
     def put_venue(self, request, urn):
         body = request.command
         return handlers.set_venue_capacity(self.uow(), _urn(urn), body["capacity"])
 
     # ---------------------------------------------------------------- peer reviews
     @http("POST", "/reviewers", allow=(SCHEDULER,), body=ReviewerBody, responses={201: "created"})
-    @mapped
     def post_reviewer(self, request):
         body = request.command
         return 201, handlers.register_reviewer(self.uow(), body["reviewer_id"], body["urn"], body["trained"],
                                                body["can_lead"], body["unavailable"], body["today"])
 
     @http("POST", "/peer-review-cycles", allow=(SCHEDULER,), body=CycleBody, responses={201: "created"})
-    @mapped
     def post_cycle(self, request):
         body = request.command
         # the solver runs in a native thread so heartbeats, events and other requests go on meanwhile
@@ -331,20 +296,17 @@ class SchedulingService(base.ObservableService):
                                         body["team_size"], body["time_limit_seconds"], run=tpool.execute)
 
     @http("GET", "/peer-review-cycles/<int:cycle>", allow=(SCHEDULER,))
-    @mapped
     def get_cycle(self, request, cycle):
         with self.uow.read() as session:
             return handlers.cycle_view(session, cycle)
 
     @http("PUT", "/peer-reviews/<string:review_id>/report", allow=(SCHEDULER,), body=ReportBody)
-    @mapped
     def put_report(self, request, review_id):
         body = request.command
         return handlers.write_report(self.uow(), review_id, body["urn"], body["report"])
 
     @http("GET", "/peer-reviews/<string:review_id>/report", allow=(SCHEDULER, SCHOOL_STAFF, MAT_STAFF),
           owner=access.review_owner, query=AsSchool)
-    @mapped
     def get_report(self, request, review_id):
         query = request.query_args
         with self.uow.read() as session:
@@ -352,46 +314,39 @@ class SchedulingService(base.ObservableService):
 
     # ---------------------------------------------------------------- networks
     @http("POST", "/networks", allow=(SCHEDULER,), body=NetworkBody, responses={201: "created"})
-    @mapped
     def post_network(self, request):
         body = request.command
         return 201, handlers.create_network(self.uow(), body["name"], body["member_urns"], body["people"],
                                             body["preferred_weekday"])
 
     @http("POST", "/networks/<string:network_id>/meetings/<int:year>", allow=(SCHEDULER,), responses={201: "created"}, path=AcademicYear)
-    @mapped
     def post_meetings(self, request, network_id, year):
         return 201, handlers.plan_meetings(self.uow(), network_id, year)
 
     @http("GET", "/networks/<string:network_id>", allow=(TRUST_STAFF,))
-    @mapped
     def get_network(self, request, network_id):
         with self.uow.read() as session:
             return handlers.network_view(session, network_id)
 
     # ---------------------------------------------------------------- coaching
     @http("POST", "/coaching/matches", allow=(SCHEDULER,), body=CoachingBody)
-    @mapped
     def post_coaching(self, request):
         body = request.command
         with self.uow.read() as session:
             return handlers.match_coaching(session, body["mentors"], body["leaders"])
 
     @http("POST", "/coaching/pairs", allow=(SCHEDULER,), body=CoachingPairsBody, responses={201: "created"})
-    @mapped
     def post_coaching_pairs(self, request):
         body = request.command
         return 201, handlers.form_coaching_pairs(self.uow(), body["mentors"], body["leaders"],
                                                  body["today"] or business_date.today())
 
     @http("GET", "/coaching/pairs/<string:pair_id>", allow=(SCHEDULER,))
-    @mapped
     def get_coaching_pair(self, request, pair_id):
         with self.uow.read() as session:
             return handlers.coaching_pair_view(session, pair_id)
 
     @http("POST", "/coaching/pairs/<string:pair_id>/sessions", allow=(SCHEDULER,), body=CoachingSessionBody, responses={201: "created"})
-    @mapped
     def post_coaching_session(self, request, pair_id):
         body = request.command
         return 201, handlers.book_coaching_session(self.uow(), pair_id, body["date"],
@@ -399,27 +354,23 @@ class SchedulingService(base.ObservableService):
 
     # ---------------------------------------------------------------- courses and bookings
     @http("POST", "/courses", allow=(SCHEDULER,), body=CourseBody, responses={201: "created"})
-    @mapped
     def post_course(self, request):
         body = request.command
         return 201, handlers.create_course(self.uow(), body)
 
     @http("POST", "/courses/<string:code>/sessions", allow=(SCHEDULER,), body=SessionBody, responses={201: "created"})
-    @mapped
     def post_session(self, request, code):
         body = request.command
         return 201, handlers.add_session(self.uow(), code, body["date"], body["capacity"], body["cutoff_days"],
                                          body["booking_cutoff_days"])
 
     @http("GET", "/sessions/<string:session_id>", allow=(TRUST_STAFF,))
-    @mapped
     def get_session(self, request, session_id):
         with self.uow.read() as session:
             return handlers.session_view(session, session_id)
 
     @http("POST", "/sessions/<string:session_id>/bookings", allow=(SCHOOL_STAFF,),
           owner=auth.school_in_body("urn"), idempotent=True, body=BookingBody, responses={201: "created"})
-    @mapped
     def post_booking(self, request, session_id):
         body = request.command
         # The person booking is the one attending, the token's contact (never one named in the body).
@@ -427,13 +378,11 @@ class SchedulingService(base.ObservableService):
                                   body["booked_on"] or business_date.today())
 
     @http("POST", "/bookings/<string:booking_id>/cancel", allow=(SCHEDULER, SCHOOL_LEADERS), owner=access.booking_owner, body=CancelBody)
-    @mapped
     def post_cancel(self, request, booking_id):
         body = request.command
         return handlers.cancel_booking(self.uow(), booking_id, body["today"] or business_date.today())
 
     @http("POST", "/bookings/<string:booking_id>/attendance", allow=(SCHEDULER,), body=AttendanceBody, responses={201: "created"})
-    @mapped
     def post_attendance(self, request, booking_id):
         body = request.command
         return 201, handlers.record_attendance(self.uow(), booking_id, body["attended"])
