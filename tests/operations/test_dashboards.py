@@ -20,7 +20,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.grafana import generate
-from tests.conftest import http_json
+from tests.conftest import eventually, http_json
 from tests.operations.flow import first_flow
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -187,12 +187,16 @@ def exported(text: str) -> dict[str, set[str]]:
 def test_the_rabbitmq_metrics_listed_are_what_the_broker_exports(vhost):
     """Read the broker's own endpoints (the test's vhost holds the provisioned queues and archive streams)."""
     host = vhost.management_url.split("//", 1)[1].split(":", 1)[0] if vhost.management_url else "127.0.0.1"
-    by_endpoint = {endpoint: exported(exposition(f"http://{host}:15692{endpoint}"))
-                   for endpoint in (PER_OBJECT, AGGREGATED)}
+
+    def read() -> dict:
+        return {endpoint: exported(exposition(f"http://{host}:15692{endpoint}")) for endpoint in (PER_OBJECT, AGGREGATED)}
+
+    # RabbitMQ exports a new queue's per-object samples once its metrics are first collected (every 5 s by
+    # default): until then the family is there without samples. Wait for this vhost's queues to be sampled.
+    by_endpoint = eventually(lambda: (found := read()) and {"vhost", "queue"} <= found[PER_OBJECT].get(
+        "rabbitmq_queue_messages", set()) and found, timeout=30, message="per-queue samples on /metrics/per-object")
     for name, endpoint in RABBITMQ_METRICS.items():
         assert name in by_endpoint[endpoint], f"{name} is not on RabbitMQ's {endpoint}"
-    per_queue = by_endpoint[PER_OBJECT]["rabbitmq_queue_messages"]
-    assert {"vhost", "queue"} <= per_queue, per_queue
 
 
 def drive_the_first_flow(stack) -> None:
