@@ -224,8 +224,8 @@ def unstorable_text(value: Any, name: str = "") -> dict[str, list[str]]:
     return found
 
 
-def load_body(request: Request, schema: Schema) -> dict:
-    """Parse and validate a JSON body; raises `ValidationError` naming each bad field, and
+def load_body(request: Request, schema: Schema) -> Any:
+    """Parse and validate a JSON body (a dict, or the command a `shared.commands.CommandSchema` loads into); raises `ValidationError` naming each bad field, and
     `UnsupportedMediaType` (415) for a body not declared as JSON."""
     raw = request.get_data(cache=True, as_text=True)
     if raw.strip() and not _is_json(request.mimetype):
@@ -246,7 +246,7 @@ def load_body(request: Request, schema: Schema) -> dict:
     return schema.load(data)
 
 
-def load_query(request: Request, schema: Schema) -> dict:
+def load_query(request: Request, schema: Schema) -> Any:
     return schema.load(request.args.to_dict())
 
 
