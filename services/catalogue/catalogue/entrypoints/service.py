@@ -3,9 +3,10 @@ renewal round and the demand report over HTTP; members and contacts from members
 Rules live in `catalogue.domain`, use cases in `catalogue.service_layer.handlers`."""
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
 from shared import auth
 from shared import service as base
@@ -13,6 +14,7 @@ from shared.auth import (ANYONE, CATALOGUE_MANAGER, COUNCIL_OFFICER, FINANCE, MA
                          TRUST_STAFF)
 from shared.config import operator_of
 from shared.batch_consumer import consumes_batch
+from shared.commands import CommandSchema
 from shared.consumer import consumes
 from shared.fields import BoundedDecimal, BoundedInteger, Pence
 from shared.http import Conflict, NotFound, http
@@ -25,7 +27,7 @@ from catalogue.domain.model import PHASES
 from catalogue.domain.pricing import PRICING_MODELS, SESSION_UNITS, PricingError, check_terms, terms_from_json
 from catalogue.messages import consumed
 from catalogue.messages.published import PUBLISHED
-from catalogue.service_layer import handlers
+from catalogue.service_layer import commands, handlers
 from shared import business_date
 from shared.jobs import JobAlreadyRunning, Jobs
 
@@ -35,7 +37,7 @@ MAX_PUPILS = 100_000  # more pupils than any school or band has
 MAX_RATE_PENCE = 10_000_000  # £100,000 per pupil: no real rate comes near
 
 
-class _Strict(Schema):
+class _Strict(CommandSchema):
     class Meta:
         unknown = RAISE
 
@@ -85,6 +87,8 @@ class EditionYear(_Strict):
 class EditionIn(_Strict):
     """POST /offerings/<code>/editions (and `edition` in POST /offerings)"""
 
+    command = commands.PriceEdition
+
     year = BoundedInteger(minimum=2000, maximum=2100, required=True, strict=True)
     terms = fields.Nested(Terms, required=True)
     entitlements = fields.List(fields.Nested(EntitlementIn), load_default=list)
@@ -93,6 +97,8 @@ class EditionIn(_Strict):
 
 class PublishOffering(_Strict):
     """POST /offerings"""
+
+    command = commands.PublishOffering
 
     code = fields.String(required=True, validate=validate.Regexp(CODE))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -120,6 +126,8 @@ class Withdraw(_Strict):
 class BuySubscription(_Strict):
     """POST /subscriptions"""
 
+    command = commands.BuySubscription
+
     urn = fields.String(required=True, validate=URN)
     offering_code = fields.String(required=True)
     edition_year = BoundedInteger(minimum=2000, maximum=2100, required=True, strict=True)
@@ -134,8 +142,11 @@ class ConfirmRenewal(_Strict):
     """POST /subscriptions/<id>/renewal: an empty object; the caller confirms (a contact who may commit
     the school's spending, named by their token)."""
 
+    command = commands.ConfirmRenewal
+
 
 class QuoteQuery(_Strict):
+    command = commands.Quote
     urn = fields.String(required=True, validate=URN)
     offering_code = fields.String(required=True)
     edition_year = BoundedInteger(minimum=2000, maximum=2100, required=True)
@@ -144,6 +155,8 @@ class QuoteQuery(_Strict):
 
 class Cancel(_Strict):
     """POST /subscriptions/<id>/cancel: no effective_date cancels the renewal (by the notice date)."""
+
+    command = commands.CancelSubscription
 
     reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
     effective_date = fields.Date(load_default=None, allow_none=True)
@@ -281,7 +294,7 @@ class CatalogueService(base.ObservableService):
 
     @http("POST", "/subscriptions", allow=(SCHOOL_STAFF,), owner=auth.school_in_body("urn"), idempotent=True, body=BuySubscription, responses={201: "created"})
     def buy(self, request):
-        command = {**request.command, "contact_id": auth.acting_contact(request)}
+        command = dataclasses.replace(request.command, contact_id=auth.acting_contact(request))
         sub = handlers.buy_subscription(self.uow(), command, today=business_date.today())
         return 201, {"subscription_id": sub.id, "urn": sub.urn, "offering_code": sub.offering_code,
                      "edition_year": sub.edition_year, "payer_type": sub.payer_type,
@@ -305,7 +318,7 @@ class CatalogueService(base.ObservableService):
     @http("POST", "/subscriptions/<string:subscription_id>/cancel", allow=(SCHOOL_STAFF,),
           owner=access.subscription_owner, body=Cancel)
     def cancel(self, request, subscription_id):
-        command = {**request.command, "contact_id": auth.acting_contact(request)}
+        command = dataclasses.replace(request.command, contact_id=auth.acting_contact(request))
         ending = handlers.cancel_subscription(self.uow(), subscription_id, command, today=business_date.today())
         return {"subscription_id": subscription_id, "effective_date": ending.effective_date.isoformat(),
                 "covered_until": ending.covered_until.isoformat(), "reason": ending.reason}
@@ -313,7 +326,7 @@ class CatalogueService(base.ObservableService):
     @http("POST", "/subscriptions/<string:subscription_id>/renewal", allow=(SCHOOL_STAFF,),
           owner=access.subscription_owner, idempotent=True, body=ConfirmRenewal)
     def confirm_renewal(self, request, subscription_id):
-        command = {**request.command, "contact_id": auth.acting_contact(request)}
+        command = dataclasses.replace(request.command, contact_id=auth.acting_contact(request))
         sub = handlers.confirm_renewal(self.uow(), subscription_id, command, today=business_date.today())
         return {"subscription_id": sub.id, "auto_renew": sub.auto_renew, "notice_date": sub.notice_date.isoformat()}
 

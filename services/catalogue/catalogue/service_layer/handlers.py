@@ -16,6 +16,7 @@ from shared import bulk
 from catalogue.adapters import repository
 from catalogue.adapters.tables import subscriptions
 from catalogue.domain import member_copy, model
+from catalogue.service_layer import commands
 from catalogue.domain.pricing import (PriceTerms, PricingError, check_terms, quote, terms_from_json, terms_to_json,
                                       uplifted)
 from catalogue.messages.consumed import CensusReturn, Conversion, DetailsChange, Erasure, Joining, Leaving, RoleChange
@@ -247,26 +248,26 @@ def _terms(data: dict) -> PriceTerms:
     return terms
 
 
-def _edition(code: str, data: dict) -> model.Edition:
-    return model.Edition(offering_code=code, year=data["year"], terms=_terms(data["terms"]),
-                         on_sale=data.get("on_sale", True),
+def _edition(code: str, command: commands.PriceEdition) -> model.Edition:
+    return model.Edition(offering_code=code, year=command.year, terms=_terms(command.terms),
+                         on_sale=command.on_sale,
                          entitlements=tuple(model.Entitlement(e["kind"], e["quantity"])
-                                            for e in data.get("entitlements") or ()))
+                                            for e in command.entitlements))
 
 
-def publish_offering(uow, command: dict, provider: str) -> model.Offering:
+def publish_offering(uow, command: commands.PublishOffering, provider: str) -> model.Offering:
     """Add an offering (and its first edition if given): `offering_published`, `edition_priced`."""
     with uow:
-        uow.lock(f"offering:{command['code']}")  # replicas: one change of an offering at a time
-        if repository.offering(uow.session, command["code"]) is not None:
-            raise model.Conflicting("code", f"offering {command['code']} already exists")
-        item = model.Offering(code=command["code"], name=command["name"], service_area=command["service_area"],
-                              provider=provider, vat_treatment=command["vat_treatment"],
-                              eligible_phases=tuple(command.get("eligible_phases") or ()),
-                              description=command.get("description", ""),
-                              eligible_types=tuple(command.get("eligible_establishment_types") or ()),
-                              capacity=command.get("capacity"), sold_whole=command.get("sold_whole", False))
-        edition = _edition(item.code, command["edition"]) if command.get("edition") else None
+        uow.lock(f"offering:{command.code}")  # replicas: one change of an offering at a time
+        if repository.offering(uow.session, command.code) is not None:
+            raise model.Conflicting("code", f"offering {command.code} already exists")
+        item = model.Offering(code=command.code, name=command.name, service_area=command.service_area,
+                              provider=provider, vat_treatment=command.vat_treatment,
+                              eligible_phases=tuple(command.eligible_phases),
+                              description=command.description,
+                              eligible_types=tuple(command.eligible_establishment_types),
+                              capacity=command.capacity, sold_whole=command.sold_whole)
+        edition = _edition(item.code, command.edition) if command.edition is not None else None
         if edition is not None:
             _check_bundle(uow.session, edition)
         repository.add_offering(uow.session, item)
@@ -284,7 +285,7 @@ def _check_bundle(session, edition: model.Edition) -> None:
             raise model.NotAllowed("terms.includes", f"a bundle packages existing offerings; {code} is not one")
 
 
-def add_edition(uow, offering_code: str, command: dict) -> model.Edition:
+def add_edition(uow, offering_code: str, command: commands.PriceEdition) -> model.Edition:
     """Price a new edition of an offering (`edition_priced`); an edition's price never changes once set."""
     with uow:
         uow.lock(f"offering:{offering_code}")  # replicas: one change of an offering at a time
@@ -293,8 +294,8 @@ def add_edition(uow, offering_code: str, command: dict) -> model.Edition:
             raise UnknownOffering(offering_code)
         if found.withdrawn_on is not None:
             raise model.NotAllowed("offering_code", f"{found.name} was withdrawn on {found.withdrawn_on.isoformat()}")
-        if repository.edition(uow.session, offering_code, command["year"]) is not None:
-            raise model.Conflicting("year", f"{found.name} already has a {command['year']} edition; "
+        if repository.edition(uow.session, offering_code, command.year) is not None:
+            raise model.Conflicting("year", f"{found.name} already has a {command.year} edition; "
                                             f"a sold price never changes")
         edition = _edition(offering_code, command)
         _check_bundle(uow.session, edition)
@@ -348,26 +349,26 @@ def withdraw_offering(uow, offering_code: str, effective_date: dt.date) -> list[
 
 
 # -- quotes and purchases ----------------------------------------------------------------------
-def _priced_context(session, command: dict):
-    offering = repository.offering(session, command["offering_code"])
+def _priced_context(session, command: commands.Quote | commands.BuySubscription):
+    offering = repository.offering(session, command.offering_code)
     if offering is None:
-        raise UnknownOffering(command["offering_code"])
-    edition = repository.edition(session, offering.code, command["edition_year"])
+        raise UnknownOffering(command.offering_code)
+    edition = repository.edition(session, offering.code, command.edition_year)
     if edition is None:
-        raise model.NotAllowed("edition_year", f"{offering.name} has no {command['edition_year']} edition")
-    member = repository.member(session, command["urn"])
+        raise model.NotAllowed("edition_year", f"{offering.name} has no {command.edition_year} edition")
+    member = repository.member(session, command.urn)
     if member is None:
-        raise model.NotAllowed("urn", f"URN {command['urn']} is not a member known to the catalogue")
+        raise model.NotAllowed("urn", f"URN {command.urn} is not a member known to the catalogue")
     _, start, _ = model.sla_period(edition.year, is_academy=member.is_academy, years=1)
     subscriber = repository.holds_area(session, member.urn, offering.service_area, start, other_than=offering.code)
     return offering, edition, member, subscriber
 
 
-def quote_for(session, command: dict, today: dt.date) -> dict:
+def quote_for(session, command: commands.Quote, today: dt.date) -> dict:
     """The price a named school would pay for an edition, with the census used and every step."""
     offering, edition, member, subscriber = _priced_context(session, command)
     result = quote(edition.terms, phase=member.phase, number_on_roll=member.number_on_roll,
-                   quantity=command.get("quantity", 1), subscriber=subscriber)
+                   quantity=command.quantity, subscriber=subscriber)
     payer_type, start, end = model.sla_period(edition.year, is_academy=member.is_academy, years=1)
     if member.joined_on is not None and start < member.joined_on <= end:  # as `model.buy`: a late joiner's start
         start = member.joined_on
@@ -405,16 +406,16 @@ def bundle_components(edition: model.Edition, member: model.KnownMember, price_p
     return model.bundle_components(price_pence, parts)
 
 
-def buy_subscription(uow, command: dict, today: dt.date) -> model.Subscription:
+def buy_subscription(uow, command: commands.BuySubscription, today: dt.date) -> model.Subscription:
     """A school buys an SLA; commits it and `subscription_started` together.
 
     Replicas: the school's lock (`UnitOfWork.lock`) is taken before its SLAs are read, so of two
     identical purchases at once the second sees the first's SLA and is refused as overlapping (409)."""
     with uow:
-        uow.lock(f"school:{command['urn']}")
+        uow.lock(f"school:{command.urn}")
         session = uow.session
         offering, edition, member, subscriber = _priced_context(session, command)
-        years = command.get("years", 1)
+        years = command.years
         _, start, end = model.sla_period(edition.year, is_academy=member.is_academy, years=max(1, min(years, 3)))
         if offering.capacity:
             # count the places and take one under the offering's lock: never two buyers of the last place
@@ -426,14 +427,14 @@ def buy_subscription(uow, command: dict, today: dt.date) -> model.Subscription:
                 .total_pence, offering_of=lambda code: repository.offering(session, code),
                 edition_of=lambda code: repository.edition(session, code, edition.year))
         subscription = model.buy(
-            member=member, urn=command["urn"], offering=offering, edition=edition, years=years,
-            buyer=repository.contact(session, command["contact_id"], command["urn"]),
-            contact_id=command["contact_id"], po_number=command.get("po_number"), today=today,
-            live_periods=repository.live_periods(session, command["urn"], offering.code),
-            quantity=command.get("quantity", 1), subscriber=subscriber,
+            member=member, urn=command.urn, offering=offering, edition=edition, years=years,
+            buyer=repository.contact(session, command.contact_id, command.urn),
+            contact_id=command.contact_id, po_number=command.po_number, today=today,
+            live_periods=repository.live_periods(session, command.urn, offering.code),
+            quantity=command.quantity, subscriber=subscriber,
             holders=repository.holders(session, offering.code, start, end) if offering.capacity else 0,
-            holdings=repository.school_holdings(session, command["urn"]), components=components,
-            confirm_renewal=command.get("renew", False))
+            holdings=repository.school_holdings(session, command.urn), components=components,
+            confirm_renewal=command.renew)
         repository.add_subscription(session, subscription)
         uow.publish("subscription_started", subscription_payload(subscription, member, offering),
                     aggregate=f"school:{subscription.urn}")
@@ -443,7 +444,7 @@ def buy_subscription(uow, command: dict, today: dt.date) -> model.Subscription:
     return subscription
 
 
-def cancel_subscription(uow, subscription_id: str, command: dict, today: dt.date) -> model.Ending:
+def cancel_subscription(uow, subscription_id: str, command: commands.CancelSubscription, today: dt.date) -> model.Ending:
     """Cancel an SLA's renewal (up to its notice date) or end it from a date: `subscription_cancelled`."""
     with uow:
         uow.lock(f"subscription:{subscription_id}")  # replicas: one change of an SLA at a time
@@ -451,19 +452,19 @@ def cancel_subscription(uow, subscription_id: str, command: dict, today: dt.date
         sub = repository.subscription(session, subscription_id)
         if sub is None:
             raise UnknownSubscription(subscription_id)
-        model.check_authorised(repository.contact(session, command["contact_id"], sub.urn),
-                               contact_id=command["contact_id"], urn=sub.urn)
-        ending = model.cancel(sub, effective_date=command.get("effective_date"), today=today,
-                              reason=command["reason"])
-        if command.get("effective_date") is None:
-            repository.stop_renewal(session, sub.id, today, command["reason"])
+        model.check_authorised(repository.contact(session, command.contact_id, sub.urn),
+                               contact_id=command.contact_id, urn=sub.urn)
+        ending = model.cancel(sub, effective_date=command.effective_date, today=today,
+                              reason=command.reason)
+        if command.effective_date is None:
+            repository.stop_renewal(session, sub.id, today, command.reason)
         else:
             repository.record_ending(session, ending, status="cancelled", cancelled_on=today)
         _publish_cancelled(uow, ending, today)
         # A renewal recorded before the notice date (a round run too early) is undone: the SLA does not
         # renew, so its renewal never covers anything and billing credits its whole charge.
         renewal = repository.renewal_of(session, sub.id)
-        undone = renewal and model.end_from(renewal, renewal.period_start, command["reason"])
+        undone = renewal and model.end_from(renewal, renewal.period_start, command.reason)
         if undone is not None:
             repository.record_ending(session, undone, status="cancelled", cancelled_on=today)
             _publish_cancelled(uow, undone, today)
@@ -477,7 +478,7 @@ def _publish_cancelled(uow, ending: model.Ending, today: dt.date) -> None:
                                            "reason": ending.reason}, aggregate=f"school:{ending.urn}")
 
 
-def confirm_renewal(uow, subscription_id: str, command: dict, today: dt.date) -> model.Subscription:
+def confirm_renewal(uow, subscription_id: str, command: commands.ConfirmRenewal, today: dt.date) -> model.Subscription:
     """Confirm that an SLA bought after its notice date renews: the next renewal round renews it."""
     with uow:
         uow.lock(f"subscription:{subscription_id}")  # replicas: one change of an SLA at a time
@@ -485,8 +486,8 @@ def confirm_renewal(uow, subscription_id: str, command: dict, today: dt.date) ->
         sub = repository.subscription(session, subscription_id)
         if sub is None:
             raise UnknownSubscription(subscription_id)
-        model.check_authorised(repository.contact(session, command["contact_id"], sub.urn),
-                               contact_id=command["contact_id"], urn=sub.urn)
+        model.check_authorised(repository.contact(session, command.contact_id, sub.urn),
+                               contact_id=command.contact_id, urn=sub.urn)
         confirmed = model.confirm_renewal(sub, today=today)
         repository.confirm_renewal(session, sub.id)
         uow.commit()

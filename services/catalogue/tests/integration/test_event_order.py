@@ -38,7 +38,13 @@ from catalogue.adapters.tables import contacts, erased_contacts, inbox, members,
 from catalogue.domain import model
 from catalogue.entrypoints.service import CatalogueService
 from catalogue.messages.published import PUBLISHED
-from catalogue.service_layer import handlers
+from catalogue.service_layer import commands, handlers
+
+
+def offering_command(edition: dict | None = None, **fields) -> commands.PublishOffering:
+    """A `PublishOffering` as its request schema loads it: the edition a `PriceEdition`."""
+    return commands.PublishOffering(**fields, edition=commands.PriceEdition(**edition) if edition else None)
+
 
 D = dt.date
 PRODUCER = Producer(service="catalogue", operator="test-operator", schemas=PUBLISHED)
@@ -207,18 +213,18 @@ def database(request, tmp_path_factory):
         for code, terms in (("SI-ORDER", {"model": "per_pupil", "base_fee_pence": 150000,
                                           "rate_by_phase": {"primary": Decimal("825")}}),
                             ("GOV-ORDER", {"model": "flat", "flat_fee_pence": 60000})):
-            handlers.publish_offering(unit_of_work(found), {
+            handlers.publish_offering(unit_of_work(found), offering_command(**{
                 "code": code, "name": code, "vat_treatment": "standard", "eligible_phases": ["primary"],
                 "service_area": "school_improvement" if code == "SI-ORDER" else "governance",
-                "edition": {"year": 2026, "terms": terms}}, provider="test-operator")
+                "edition": {"year": 2026, "terms": terms}}), provider="test-operator")
         found.backend = request.param
         yield found
 
 
 def buy_as_the_head(database, ids: Ids) -> None:
     for code, years in (("SI-ORDER", 2), ("GOV-ORDER", 1)):
-        handlers.buy_subscription(unit_of_work(database), {
-            "urn": ids.school, "offering_code": code, "edition_year": 2026, "contact_id": ids.head, "years": years},
+        handlers.buy_subscription(unit_of_work(database), commands.BuySubscription(
+            urn=ids.school, offering_code=code, edition_year=2026, contact_id=ids.head, years=years),
             today=D(2026, 3, 2))
 
 
@@ -324,8 +330,8 @@ class TestOneRuleAtATime:
         assert (member.status, member.left_on, member.joined_on, member.name) == (
             "left", D(2026, 8, 31), D(2024, 1, 5), f"School {urn}")
         with pytest.raises(model.NotAllowed) as refused:
-            handlers.buy_subscription(unit_of_work(database), {
-                "urn": urn, "offering_code": "GOV-ORDER", "edition_year": 2026, "contact_id": head},
+            handlers.buy_subscription(unit_of_work(database), commands.BuySubscription(
+                urn=urn, offering_code="GOV-ORDER", edition_year=2026, contact_id=head),
                 today=D(2026, 9, 1))
         assert refused.value.field == "urn"
 
@@ -340,8 +346,8 @@ class TestOneRuleAtATime:
             assert repository.authorised_buyers(session, urn) == []
             assert session.execute(sa.select(contacts.c.display_name).where(contacts.c.contact_id == head)).all() == []
         with pytest.raises(model.NotAllowed) as refused:
-            handlers.buy_subscription(unit_of_work(database), {
-                "urn": urn, "offering_code": "GOV-ORDER", "edition_year": 2026, "contact_id": head},
+            handlers.buy_subscription(unit_of_work(database), commands.BuySubscription(
+                urn=urn, offering_code="GOV-ORDER", edition_year=2026, contact_id=head),
                 today=D(2026, 3, 2))
         assert refused.value.field == "contact_id"
 
@@ -364,7 +370,7 @@ class TestOneRuleAtATime:
         deliver(database, event("census_recorded", f"school:{urn}", 2, {
             "urn": urn, "census_date": "2024-10-03", "number_on_roll": 204}))
         deliver(database, head_role(head, urn))
-        command = {"urn": urn, "offering_code": "SI-ORDER", "edition_year": 2026, "contact_id": head}
+        command = commands.BuySubscription(urn=urn, offering_code="SI-ORDER", edition_year=2026, contact_id=head)
         with database.reader() as session:
             assert repository.member(session, urn) is None
             with pytest.raises(model.NotAllowed):
@@ -382,8 +388,8 @@ class TestOneRuleAtATime:
         urn, head = str(next(_urns)), str(uuid.uuid4())
         deliver(database, joining(urn, 1))
         deliver(database, head_role(head, urn))
-        bought = handlers.buy_subscription(unit_of_work(database), {
-            "urn": urn, "offering_code": "SI-ORDER", "edition_year": 2026, "contact_id": head, "years": 2},
+        bought = handlers.buy_subscription(unit_of_work(database), commands.BuySubscription(
+            urn=urn, offering_code="SI-ORDER", edition_year=2026, contact_id=head, years=2),
             today=D(2026, 3, 2))
         deliver(database, joining(urn, 3, joined_on="2027-01-04"))
         deliver(database, event("member_left", f"school:{urn}", 2, {"urn": urn, "effective_date": "2026-12-01",

@@ -22,9 +22,15 @@ from catalogue.adapters.tables import inbox, outbox, subscriptions
 from catalogue.domain import model
 from catalogue.messages import consumed
 from catalogue.messages.published import PUBLISHED
-from catalogue.service_layer import handlers
+from catalogue.service_layer import commands, handlers
 from shared.db import Database, scratch_database
 from shared.unit_of_work import Origin, Producer, UnitOfWork
+
+
+def offering_command(edition: dict | None = None, **fields) -> commands.PublishOffering:
+    """A `PublishOffering` as its request schema loads it: the edition a `PriceEdition`."""
+    return commands.PublishOffering(**fields, edition=commands.PriceEdition(**edition) if edition else None)
+
 
 PRODUCER = Producer(service="catalogue", operator="test-operator", schemas=PUBLISHED)
 D = dt.date
@@ -71,13 +77,13 @@ def a_member_with_a_head(database) -> str:
     handlers.record_contact_role(uow(database), typed(consumed.ContactRoleChanged, {
         "contact_id": contact_id, "urn": URN, "display_name": f"Head of {URN}", "role": "head_teacher",
         "may_commit_spending": True, "active": True, "effective_date": D(2026, 1, 5)}))
-    handlers.publish_offering(uow(database), {
+    handlers.publish_offering(uow(database), offering_command(**{
         "code": "SI-CORE", "name": "School improvement core offer", "service_area": "school_improvement",
         "vat_treatment": "standard", "eligible_phases": ["primary", "secondary"], "edition": {
             "year": 2026, "terms": {"model": "per_pupil", "base_fee_pence": 150000,
                                     "rate_by_phase": {"primary": Decimal("825"), "secondary": Decimal("610")},
                                     "minimum_pence": 200000, "maximum_pence": 900000},
-            "entitlements": [{"kind": "in_house_session", "quantity": 2}]}}, provider="test-operator")
+            "entitlements": [{"kind": "in_house_session", "quantity": 2}]}}), provider="test-operator")
     return contact_id
 
 
@@ -96,13 +102,13 @@ class TestTheSamePurchaseOnTwoReplicasAtOnce:
     def test_one_sla_is_sold_and_the_other_purchase_is_refused_as_overlapping(self, replicas):
         first, second = replicas
         head = a_member_with_a_head(first)
-        command = {"urn": URN, "offering_code": "SI-CORE", "edition_year": 2026, "contact_id": head}
+        command = commands.BuySubscription(urn=URN, offering_code="SI-CORE", edition_year=2026, contact_id=head)
         ready, release = threading.Event(), threading.Event()
         outcomes = {}
 
         def buy(key, unit):
             try:
-                outcomes[key] = handlers.buy_subscription(unit, dict(command), today=D(2026, 3, 2))
+                outcomes[key] = handlers.buy_subscription(unit, command, today=D(2026, 3, 2))
             except Exception as exc:  # noqa: BLE001 - asserted below
                 outcomes[key] = exc
 

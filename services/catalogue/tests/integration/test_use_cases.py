@@ -21,7 +21,13 @@ from catalogue.adapters.tables import inbox, outbox, subscriptions
 from catalogue.domain import model
 from catalogue.messages import consumed
 from catalogue.messages.published import PUBLISHED, SubscriptionRenewedV1
-from catalogue.service_layer import handlers
+from catalogue.service_layer import commands, handlers
+
+
+def offering_command(edition: dict | None = None, **fields) -> commands.PublishOffering:
+    """A `PublishOffering` as its request schema loads it: the edition a `PriceEdition`."""
+    return commands.PublishOffering(**fields, edition=commands.PriceEdition(**edition) if edition else None)
+
 
 D = dt.date
 
@@ -72,16 +78,16 @@ OFFERINGS = {
 
 def publish_offerings(uows):
     for code, spec in OFFERINGS.items():
-        handlers.publish_offering(uows(), {
+        handlers.publish_offering(uows(), offering_command(**{
             "code": code, "name": spec["name"], "service_area": spec["service_area"], "vat_treatment": "standard",
             "eligible_phases": ["primary", "secondary"], "edition": {
-                "year": 2026, "terms": spec["terms"], "entitlements": [{"kind": "in_house_session", "quantity": 2}]}},
+                "year": 2026, "terms": spec["terms"], "entitlements": [{"kind": "in_house_session", "quantity": 2}]}}),
             provider="test-operator")
 
 
 def buy(uows, urn, contact_id, code, today=D(2026, 3, 2), **extra):
-    return handlers.buy_subscription(uows(), {"urn": urn, "offering_code": code, "edition_year": 2026,
-                                              "contact_id": contact_id, **extra}, today=today)
+    return handlers.buy_subscription(uows(), commands.BuySubscription(
+        urn=urn, offering_code=code, edition_year=2026, contact_id=contact_id, **extra), today=today)
 
 
 class TestPurchase:
@@ -217,7 +223,8 @@ class TestRenewalRound:
         cancelled = buy(uows, "120003", cancelling, "GOV-TRAIN")
         buy(uows, "120004", multi, "SI-CORE", years=3)
         academic = buy(uows, "140005", academy, "LD-COACH", quantity=2)
-        handlers.cancel_subscription(uows(), cancelled.id, {"contact_id": cancelling, "reason": "budget"},
+        handlers.cancel_subscription(uows(), cancelled.id,
+                                     commands.CancelSubscription(contact_id=cancelling, reason="budget"),
                                      today=D(2026, 12, 1))
         handlers.record_member_left(uows(), typed(consumed.MemberLeft, {
             "urn": "120002", "effective_date": D(2027, 4, 1), "reason": "closed"}))
@@ -267,7 +274,8 @@ class TestRenewalRound:
         heads = {u: join(uows, u) for u in ("130001", "130002", "130003", "130004")}
         bought = {urn: buy(uows, urn, head, "GOV-TRAIN") for urn, head in heads.items()}
         handlers.cancel_subscription(uows(), bought["130004"].id,
-                                     {"contact_id": heads["130004"], "reason": "budget"}, today=D(2026, 12, 1))
+                                     commands.CancelSubscription(contact_id=heads["130004"], reason="budget"),
+                                     today=D(2026, 12, 1))
         handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11))
         with uows.read() as session:
             report = handlers.demand_report(session)
@@ -319,7 +327,8 @@ class TestCatalogueChanges:
     def test_an_editions_price_never_changes_and_sale_can_be_paused(self, uows):
         publish_offerings(uows)
         with pytest.raises(model.Conflicting) as refused:
-            handlers.add_edition(uows(), "SI-CORE", {"year": 2026, "terms": {"model": "flat", "flat_fee_pence": 1}})
+            handlers.add_edition(uows(), "SI-CORE",
+                                 commands.PriceEdition(year=2026, terms={"model": "flat", "flat_fee_pence": 1}))
         assert refused.value.field == "year"
         handlers.set_on_sale(uows(), "SI-CORE", 2026, False)
         head = join(uows, "150003")
@@ -329,16 +338,16 @@ class TestCatalogueChanges:
 
     def test_capacity_and_the_subscriber_delegate_price(self, uows):
         publish_offerings(uows)
-        handlers.publish_offering(uows(), {
+        handlers.publish_offering(uows(), offering_command(**{
             "code": "LD-NET", "name": "Peer learning network", "service_area": "leadership_development",
             "vat_treatment": "standard", "capacity": 1, "edition": {"year": 2026, "terms": {
-                "model": "per_delegate", "subscriber_price_pence": 9000, "non_subscriber_price_pence": 15000}}},
+                "model": "per_delegate", "subscriber_price_pence": 9000, "non_subscriber_price_pence": 15000}}}),
             provider="test-operator")
         first, second = join(uows, "150004"), join(uows, "150005")
         buy(uows, "150004", first, "LD-COACH")  # same service area: a subscriber from April
         with uows.read() as session:
-            quoted = handlers.quote_for(session, {"urn": "150004", "offering_code": "LD-NET", "edition_year": 2026,
-                                                  "quantity": 3}, today=D(2026, 3, 2))
+            quoted = handlers.quote_for(session, commands.Quote(urn="150004", offering_code="LD-NET", edition_year=2026,
+                                                  quantity=3), today=D(2026, 3, 2))
         assert (quoted["subscriber"], quoted["annual_price_pence"]) == (True, 27000)
         assert buy(uows, "150004", first, "LD-NET", quantity=3).annual_price_pence == 27000
         with pytest.raises(model.OverCapacity):
@@ -368,10 +377,10 @@ def renewals_of(uows) -> set[str]:
 
 
 def publish_delegate_offering(uows, capacity=None):
-    handlers.publish_offering(uows(), {
+    handlers.publish_offering(uows(), offering_command(**{
         "code": "LD-NET", "name": "Peer learning network", "service_area": "leadership_development",
         "vat_treatment": "standard", "capacity": capacity, "edition": {"year": 2026, "terms": {
-            "model": "per_delegate", "subscriber_price_pence": 9000, "non_subscriber_price_pence": 15000}}},
+            "model": "per_delegate", "subscriber_price_pence": 9000, "non_subscriber_price_pence": 15000}}}),
         provider="test-operator")
 
 
@@ -394,7 +403,8 @@ class TestIssue14RenewalsAndNoticeDates:
         publish_offerings(uows)
         head = join(uows, "160003")
         sub = buy(uows, "160003", head, "GOV-TRAIN")
-        handlers.cancel_subscription(uows(), sub.id, {"contact_id": head, "reason": "budget"}, today=D(2026, 12, 31))
+        handlers.cancel_subscription(uows(), sub.id, commands.CancelSubscription(contact_id=head, reason="budget"),
+                                     today=D(2026, 12, 31))
         summary = handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 11))
         assert (summary.due, summary.renewed, renewals_of(uows)) == (0, 0, set())
 
@@ -408,7 +418,8 @@ class TestIssue14RenewalsAndNoticeDates:
         with uows() as uow:  # as a round run before the notice date recorded it, before this rule was kept
             repository.add_subscription(uow.session, early)
             uow.commit()
-        handlers.cancel_subscription(uows(), sub.id, {"contact_id": head, "reason": "budget"}, today=D(2026, 12, 1))
+        handlers.cancel_subscription(uows(), sub.id, commands.CancelSubscription(contact_id=head, reason="budget"),
+                                     today=D(2026, 12, 1))
         cancelled = [e["payload"] for e in events(uows, "subscription_cancelled")]
         assert [(p["subscription_id"], p["effective_date"], p["cancelled_on"]) for p in cancelled] == [
             (sub.id, "2027-04-01", "2026-12-01"), (early.id, "2027-04-01", "2026-12-01")]
@@ -438,10 +449,10 @@ class TestIssue14PurchasesOfThePast:
         assert started["annual_price_pence"] == 150000 + 210 * 825  # the annual price; billing pro-rates by days
 
     def test_an_offering_sold_only_whole_keeps_the_whole_period(self, uows):
-        handlers.publish_offering(uows(), {
+        handlers.publish_offering(uows(), offering_command(**{
             "code": "LD-PROG", "name": "Leadership programme", "service_area": "leadership_development",
             "vat_treatment": "standard", "sold_whole": True,
-            "edition": {"year": 2026, "terms": {"model": "flat", "flat_fee_pence": 120000}}}, provider="test-operator")
+            "edition": {"year": 2026, "terms": {"model": "flat", "flat_fee_pence": 120000}}}), provider="test-operator")
         head = join(uows, "160011")
         buy(uows, "160011", head, "LD-PROG", today=D(2027, 2, 28))
         started = events(uows, "subscription_started")[-1]["payload"]
@@ -456,7 +467,8 @@ class TestIssue14PurchasesOfThePast:
         assert "will not renew" in model.renewal_notice(unconfirmed)
         handlers.run_renewal_round(uows, year=2027, today=D(2027, 1, 20))
         assert renewals_of(uows) == {confirmed.id}
-        handlers.confirm_renewal(uows(), unconfirmed.id, {"contact_id": unconfirmed_head}, today=D(2027, 2, 1))
+        handlers.confirm_renewal(uows(), unconfirmed.id, commands.ConfirmRenewal(contact_id=unconfirmed_head),
+                                 today=D(2027, 2, 1))
         handlers.run_renewal_round(uows, year=2027, today=D(2027, 2, 2))
         assert renewals_of(uows) == {confirmed.id, unconfirmed.id}
 
@@ -535,15 +547,15 @@ class TestIssue14Bundles:
 
     def publish(self, uows):
         publish_offerings(uows)
-        handlers.publish_offering(uows(), {
+        handlers.publish_offering(uows(), offering_command(**{
             "code": "GOV-LAW", "name": "Governance compliance advice", "service_area": "governance",
             "vat_treatment": "exempt", "edition": {"year": 2026, "terms": {"model": "flat", "flat_fee_pence": 95000},
-                                                   "entitlements": [{"kind": "advice_call", "quantity": 4}]}},
+                                                   "entitlements": [{"kind": "advice_call", "quantity": 4}]}}),
             provider="test-operator")
-        handlers.publish_offering(uows(), {
+        handlers.publish_offering(uows(), offering_command(**{
             "code": "SI-GOV", "name": "Improvement and governance bundle", "service_area": "school_improvement",
             "vat_treatment": "standard", "edition": {"year": 2026, "terms": {
-                "model": "bundle", "bundle_price_pence": 300000, "includes": ["SI-CORE", "GOV-LAW"]}}},
+                "model": "bundle", "bundle_price_pence": 300000, "includes": ["SI-CORE", "GOV-LAW"]}}}),
             provider="test-operator")
 
     def test_a_bundle_publishes_its_components_and_renews_with_them(self, uows):
