@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 from werkzeug.wrappers import Response
 
 from shared.http import NotFound, http
@@ -19,6 +19,7 @@ from shared import auth
 from shared.rpc import rpc
 from shared import service as base
 from shared.fields import BoundedInteger
+from shared.commands import CommandSchema
 from shared.auth import COUNCIL, MAT_STAFF, MEMBERSHIP_OFFICER, SCHOOL_STAFF, TRUST_STAFF
 from shared.storage import Storage
 
@@ -28,14 +29,14 @@ from membership.dependencies import ReferenceData
 from membership.domain import contacts as people
 from membership.domain import model
 from membership.messages.published import PUBLISHED
-from membership.service_layer import handlers
+from membership.service_layer import commands, handlers
 from shared import business_date
 
 URN_RULE = validate.Regexp(r"^[0-9]{6}\Z", error="a URN is exactly 6 digits")
 POSTCODE_RULE = validate.Regexp(r"^[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}$", error="not a UK postcode")
 
 
-class Strict(Schema):
+class Strict(CommandSchema):
     class Meta:
         unknown = RAISE
 
@@ -47,6 +48,8 @@ class MatIn(Strict):
 
 class JoinSchool(Strict):
     """POST /members (and /applications): a school joins (applies to join) the partnership."""
+
+    command = commands.JoinSchool
 
     urn = fields.String(required=True)
     dfe_number = fields.String(required=True)
@@ -66,6 +69,8 @@ class EffectiveDate(Strict):
 
 
 class Leave(Strict):
+    command = commands.Leave
+
     effective_date = fields.Date(required=True)
     reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
@@ -92,6 +97,8 @@ class Census(Strict):
 
 
 class Conversion(Strict):
+    command = commands.ConvertToAcademy
+
     successor_urn = fields.String(required=True, validate=URN_RULE)
     successor_dfe_number = fields.String()
     successor_name = fields.String(validate=validate.Length(min=1, max=200))
@@ -127,6 +134,8 @@ class SchoolImport(Strict):
 
 
 class Organisation(Strict):
+    command = commands.JoinOrganisation
+
     id = fields.String(required=True, validate=validate.Length(min=1, max=20))
     kind = fields.String(required=True, validate=validate.OneOf(("mat", "council", "partner")))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -134,6 +143,8 @@ class Organisation(Strict):
 
 
 class NewContact(Strict):
+    command = commands.AddContact
+
     display_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
     role = fields.String(required=True, validate=validate.OneOf(people.ROLES))
@@ -144,6 +155,8 @@ class NewContact(Strict):
 
 
 class NewRole(Strict):
+    command = commands.AddRole
+
     urn = fields.String(required=True, validate=URN_RULE)
     role = fields.String(required=True, validate=validate.OneOf(people.ROLES))
     may_commit_spending = fields.Boolean(load_default=None, allow_none=True)
@@ -153,17 +166,23 @@ class NewRole(Strict):
 
 
 class ChangeRole(Strict):
+    command = commands.ChangeRole
+
     may_commit_spending = fields.Boolean()
     committees = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
     effective_date = fields.Date(load_default=lambda: business_date.today())
 
 
 class EndRole(Strict):
+    command = commands.EndRole
+
     effective_date = fields.Date(required=True)
     reason = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
 
 
 class Training(Strict):
+    command = commands.RecordTraining
+
     course = fields.String(required=True, validate=validate.Length(min=1, max=200))
     completed_on = fields.Date(required=True)
 
@@ -175,6 +194,8 @@ class ContactFilter(Strict):
 
 
 class NewOrganisationContact(Strict):
+    command = commands.AddOrganisationContact
+
     display_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
     role = fields.String(required=True, validate=validate.OneOf(people.ALL_ORGANISATION_ROLES))
@@ -183,6 +204,8 @@ class NewOrganisationContact(Strict):
 
 
 class NewOrganisationRole(Strict):
+    command = commands.AddOrganisationRole
+
     organisation_id = fields.String(required=True, validate=validate.Length(min=1, max=20))
     role = fields.String(required=True, validate=validate.OneOf(people.ALL_ORGANISATION_ROLES))
     may_commit_spending = fields.Boolean(load_default=None, allow_none=True)
@@ -196,6 +219,8 @@ class OrganisationContactFilter(Strict):
 
 
 class CommitteeAppointment(Strict):
+    command = commands.AppointToCommittee
+
     urn = fields.String(required=True, validate=URN_RULE)
     committee = fields.String(required=True, validate=validate.Length(min=1, max=100))
     appointing_body = fields.String(required=True, validate=validate.Length(min=1, max=100))
@@ -208,6 +233,8 @@ class CommitteeFilter(Strict):
 
 
 class TrustJoin(Strict):
+    command = commands.JoinTrust
+
     trust_role = fields.String(required=True, validate=validate.OneOf(people.TRUST_ROLES))
     urn = fields.String(validate=URN_RULE)
     id = fields.String(validate=validate.Length(min=1, max=20))
@@ -274,7 +301,7 @@ class MembershipService(base.ObservableService):
     def leave(self, request, urn):
         _check_urn(urn)
         command = request.command
-        member = handlers.leave(self.uow(), urn, command["effective_date"], command["reason"])
+        member = handlers.leave(self.uow(), urn, command.effective_date, command.reason)
         return handlers.member_view(member)
 
     @http("PATCH", "/members/<string:urn>", allow=(MEMBERSHIP_OFFICER,), body=ChangeDetails)

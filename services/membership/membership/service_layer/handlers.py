@@ -11,6 +11,7 @@ import uuid
 from membership.adapters import repository
 from membership.domain import contacts as people
 from membership.domain import lineage, model, register
+from membership.service_layer import commands
 from shared import business_date
 
 
@@ -42,15 +43,15 @@ def _snapshot(member: model.SchoolMember) -> dict:
             "census_date": member.census_date.isoformat()}
 
 
-def _new_member(uow, command: dict, *, status: str) -> model.SchoolMember:
+def _new_member(uow, command: commands.JoinSchool, *, status: str) -> model.SchoolMember:
     return model.join_school(
-        open_member=repository.open_member(uow.session, command["urn"]),
-        last_left_on=repository.last_left_on(uow.session, command["urn"]),
-        urn=command["urn"], dfe_number=command["dfe_number"], name=command["name"],
-        establishment_type=command["establishment_type"], phase=command["phase"],
-        local_authority=command["local_authority"], postcode=command["postcode"],
-        number_on_roll=command["number_on_roll"], census_date=command["census_date"],
-        joined_on=command["joined_on"], mat=_mat(command.get("mat")), status=status)
+        open_member=repository.open_member(uow.session, command.urn),
+        last_left_on=repository.last_left_on(uow.session, command.urn),
+        urn=command.urn, dfe_number=command.dfe_number, name=command.name,
+        establishment_type=command.establishment_type, phase=command.phase,
+        local_authority=command.local_authority, postcode=command.postcode,
+        number_on_roll=command.number_on_roll, census_date=command.census_date,
+        joined_on=command.joined_on, mat=_mat(command.mat), status=status)
 
 
 def _admitted(uow, member: model.SchoolMember, kind: str = "joined") -> None:
@@ -59,10 +60,10 @@ def _admitted(uow, member: model.SchoolMember, kind: str = "joined") -> None:
     uow.publish("member_joined", member_joined_payload(member), aggregate=f"school:{member.urn}")
 
 
-def join_school(uow, command: dict) -> model.SchoolMember:
+def join_school(uow, command: commands.JoinSchool) -> model.SchoolMember:
     """Admit a school (or re-admit one that left); commits the member and `member_joined` together."""
     with uow:
-        _lock_schools(uow, command["urn"])
+        _lock_schools(uow, command.urn)
         member = _new_member(uow, command, status="active")
         repository.add(uow.session, member)
         _admitted(uow, member)
@@ -70,10 +71,10 @@ def join_school(uow, command: dict) -> model.SchoolMember:
     return member
 
 
-def apply_to_join(uow, command: dict) -> model.SchoolMember:
+def apply_to_join(uow, command: commands.JoinSchool) -> model.SchoolMember:
     """Record an application; nothing is published until it is accepted."""
     with uow:
-        _lock_schools(uow, command["urn"])
+        _lock_schools(uow, command.urn)
         member = _new_member(uow, command, status="applied")
         repository.add(uow.session, member)
         repository.add_history(uow.session, [model.HistoryEntry(member.urn, member.joined_on, "applied",
@@ -170,22 +171,22 @@ def _census_payload(recorded: model.CensusRecorded) -> dict:
             "old_number_on_roll": recorded.old_number_on_roll, "number_on_roll": recorded.number_on_roll}
 
 
-def convert_to_academy(uow, urn: str, command: dict) -> model.Conversion:
+def convert_to_academy(uow, urn: str, command: commands.ConvertToAcademy) -> model.Conversion:
     """One command, one event: the maintained school closes, the academy opens (predecessor link), membership
     continuous; publishes `school_converted_to_academy` only (no member_joined / member_left)."""
     with uow:
-        _lock_schools(uow, urn, command["successor_urn"])
+        _lock_schools(uow, urn, command.successor_urn)
         predecessor = repository.open_member(uow.session, urn)
         if predecessor is None:
             raise model.NotAMember("urn", f"no open membership for URN {urn}")
         conversion = model.convert_to_academy(
-            predecessor, successor_open=repository.open_member(uow.session, command["successor_urn"]),
-            successor_urn=command["successor_urn"], successor_dfe_number=command.get("successor_dfe_number"),
-            conversion_date=command["conversion_date"], mat=_mat(command.get("mat")),
-            successor_name=command.get("successor_name"),
-            establishment_type=command.get("establishment_type") or "academy_converter",
-            phase=command.get("phase"), postcode=command.get("postcode"),
-            number_on_roll=command.get("number_on_roll"), census_date=command.get("census_date"))
+            predecessor, successor_open=repository.open_member(uow.session, command.successor_urn),
+            successor_urn=command.successor_urn, successor_dfe_number=command.successor_dfe_number,
+            conversion_date=command.conversion_date, mat=_mat(command.mat),
+            successor_name=command.successor_name,
+            establishment_type=command.establishment_type or "academy_converter",
+            phase=command.phase, postcode=command.postcode,
+            number_on_roll=command.number_on_roll, census_date=command.census_date)
         old, new = conversion.predecessor, conversion.successor
         repository.save(uow.session, old)
         repository.add(uow.session, new)
@@ -209,7 +210,7 @@ def convert_to_academy(uow, urn: str, command: dict) -> model.Conversion:
                           "number_on_roll": new.number_on_roll, "census_date": new.census_date},
             "mat": _mat_json(conversion.mat)}, aggregate=f"school:{old.urn}")
         _carry_trust_participation(uow, old.urn, new, conversion.conversion_date)
-        if command.get("carry_contacts"):
+        if command.carry_contacts:
             _carry_contacts(uow, old.urn, new.urn, conversion.conversion_date)
         uow.commit()
     return conversion
@@ -447,31 +448,31 @@ def member_view(member: model.SchoolMember) -> dict:
 
 # --- organisations (MATs, councils, partners) ----------------------------------------------------------------
 
-def join_organisation(uow, command: dict) -> dict:
+def join_organisation(uow, command: commands.JoinOrganisation) -> dict:
     with uow:
         uow.lock(REGISTER)
-        if repository.open_organisation(uow.session, command["id"]) is not None:
-            raise model.AlreadyMember("id", f"{command['id']} is already an open member")
-        repository.add_organisation(uow.session, org_id=command["id"], kind=command["kind"],
-                                    name=command["name"].strip(), joined_on=command["joined_on"])
+        if repository.open_organisation(uow.session, command.id) is not None:
+            raise model.AlreadyMember("id", f"{command.id} is already an open member")
+        repository.add_organisation(uow.session, org_id=command.id, kind=command.kind,
+                                    name=command.name.strip(), joined_on=command.joined_on)
         uow.commit()
-    return {"id": command["id"], "kind": command["kind"], "name": command["name"].strip(),
-            "joined_on": command["joined_on"].isoformat(), "left_on": None}
+    return {"id": command.id, "kind": command.kind, "name": command.name.strip(),
+            "joined_on": command.joined_on.isoformat(), "left_on": None}
 
 
-def organisation_leaves(uow, org_id: str, command: dict) -> dict:
+def organisation_leaves(uow, org_id: str, command: commands.Leave) -> dict:
     with uow:
         uow.lock(REGISTER)
         row = repository.open_organisation(uow.session, org_id)
         if row is None:
             raise model.NotAMember("id", f"no open organisation {org_id}")
-        if command["effective_date"] <= row.joined_on:
+        if command.effective_date <= row.joined_on:
             raise model.MembershipRuleBroken("effective_date", "leaving must be after joining "
                                                                f"({row.joined_on.isoformat()})")
-        repository.close_organisation(uow.session, org_id, command["effective_date"], command["reason"].strip())
+        repository.close_organisation(uow.session, org_id, command.effective_date, command.reason.strip())
         uow.commit()
     return {"id": org_id, "kind": row.kind, "name": row.name, "joined_on": row.joined_on.isoformat(),
-            "left_on": command["effective_date"].isoformat(), "left_reason": command["reason"].strip()}
+            "left_on": command.effective_date.isoformat(), "left_reason": command.reason.strip()}
 
 
 # --- contacts ------------------------------------------------------------------------------------------------
@@ -492,24 +493,24 @@ def _live_contact(uow, contact_id: str):
     return row
 
 
-def add_contact(uow, urn: str, command: dict) -> dict:
+def add_contact(uow, urn: str, command: commands.AddContact) -> dict:
     """A new person in a role at a member; publishes `contact_role_changed` (active)."""
     contact_id = str(uuid.uuid4())
     with uow:
         uow.lock(REGISTER)
         held = people.take_role(
-            contact_id=contact_id, urn=urn, role=command["role"], started_on=command["effective_date"],
-            may_commit_spending=command.get("may_commit_spending"), current_roles=[],
-            member_open=repository.member_record_on(uow.session, urn, command["effective_date"]) is not None
+            contact_id=contact_id, urn=urn, role=command.role, started_on=command.effective_date,
+            may_commit_spending=command.may_commit_spending, current_roles=[],
+            member_open=repository.member_record_on(uow.session, urn, command.effective_date) is not None
             or _active_now(uow, urn),
-            appointment_type=command.get("appointment_type"), committees=command.get("committees"))
-        repository.add_contact(uow.session, contact_id=contact_id, display_name=command["display_name"].strip(),
-                               email=command.get("email"))
+            appointment_type=command.appointment_type, committees=command.committees)
+        repository.add_contact(uow.session, contact_id=contact_id, display_name=command.display_name.strip(),
+                               email=command.email)
         repository.add_role(uow.session, held)
         _appoint_committees(uow, held, held.committees, held.started_on)
-        _role_event(uow, held, command["display_name"].strip(), held.started_on)
+        _role_event(uow, held, command.display_name.strip(), held.started_on)
         uow.commit()
-    return dict(repository.role_view(held), display_name=command["display_name"].strip(), email=command.get("email"))
+    return dict(repository.role_view(held), display_name=command.display_name.strip(), email=command.email)
 
 
 def _active_now(uow, urn: str) -> bool:
@@ -517,18 +518,18 @@ def _active_now(uow, urn: str) -> bool:
     return member is not None and member.status == "active"
 
 
-def add_role(uow, contact_id: str, command: dict) -> dict:
+def add_role(uow, contact_id: str, command: commands.AddRole) -> dict:
     with uow:
         uow.lock(REGISTER)
         row = _live_contact(uow, contact_id)
-        urn = command["urn"]
+        urn = command.urn
         held = people.take_role(
-            contact_id=contact_id, urn=urn, role=command["role"], started_on=command["effective_date"],
-            may_commit_spending=command.get("may_commit_spending"),
+            contact_id=contact_id, urn=urn, role=command.role, started_on=command.effective_date,
+            may_commit_spending=command.may_commit_spending,
             current_roles=repository.roles_of(uow.session, contact_id),
-            member_open=repository.member_record_on(uow.session, urn, command["effective_date"]) is not None
+            member_open=repository.member_record_on(uow.session, urn, command.effective_date) is not None
             or _active_now(uow, urn),
-            appointment_type=command.get("appointment_type"), committees=command.get("committees"))
+            appointment_type=command.appointment_type, committees=command.committees)
         repository.add_role(uow.session, held)
         _appoint_committees(uow, held, held.committees, held.started_on)
         _role_event(uow, held, row.display_name, held.started_on)
@@ -543,20 +544,20 @@ def _held(uow, contact_id: str, urn: str, role: str) -> people.RoleHeld:
     raise model.NotAMember("role", f"contact {contact_id} holds no active {role} role at {urn}")
 
 
-def change_role(uow, contact_id: str, urn: str, role: str, command: dict) -> dict:
+def change_role(uow, contact_id: str, urn: str, role: str, command: commands.ChangeRole) -> dict:
     """Spending authority and (governors) committees; publishes `contact_role_changed` when authority changes."""
     with uow:
         uow.lock(REGISTER)
         row = _live_contact(uow, contact_id)
         held = _held(uow, contact_id, urn, role)
         changed = held
-        if command.get("may_commit_spending") is not None:
-            changed = people.change_spending(held, may_commit_spending=command["may_commit_spending"]) or held
-        if command.get("committees") is not None:
+        if command.may_commit_spending is not None:
+            changed = people.change_spending(held, may_commit_spending=command.may_commit_spending) or held
+        if command.committees is not None:
             if role not in people.GOVERNOR_ROLES:
                 raise model.MembershipRuleBroken("committees", "committees are for governors only")
-            wanted = tuple(sorted({people.tidy_committee(c) for c in command["committees"] if c.strip()}))
-            day = command["effective_date"]
+            wanted = tuple(sorted({people.tidy_committee(c) for c in command.committees if c.strip()}))
+            day = command.effective_date
             sitting = {m.committee for m in repository.committee_memberships_of(
                 uow.session, urn=urn, contact_id=contact_id, on=day)}
             # a change of committees is dated: the ones left end and the new ones start on effective_date
@@ -565,17 +566,17 @@ def change_role(uow, contact_id: str, urn: str, role: str, command: dict) -> dic
             changed = dataclasses.replace(changed, committees=wanted)
         repository.save_role(uow.session, changed)
         if changed.may_commit_spending != held.may_commit_spending:
-            _role_event(uow, changed, row.display_name, command["effective_date"])
+            _role_event(uow, changed, row.display_name, command.effective_date)
         uow.commit()
     return dict(repository.role_view(changed), display_name=row.display_name)
 
 
-def end_role(uow, contact_id: str, urn: str, role: str, command: dict) -> dict:
+def end_role(uow, contact_id: str, urn: str, role: str, command: commands.EndRole) -> dict:
     with uow:
         uow.lock(REGISTER)
         row = _live_contact(uow, contact_id)
-        ended = people.end_role(_held(uow, contact_id, urn, role), ended_on=command["effective_date"],
-                                reason=command.get("reason"))
+        ended = people.end_role(_held(uow, contact_id, urn, role), ended_on=command.effective_date,
+                                reason=command.reason)
         repository.save_role(uow.session, ended)
         _end_committees_with_role(uow, ended, "role ended")
         _role_event(uow, ended, row.display_name, ended.ended_on)
@@ -614,30 +615,30 @@ def _end_committees_with_role(uow, ended: people.RoleHeld, reason: str) -> None:
     _end_committees(uow, ended, running, ended.ended_on, reason)
 
 
-def appoint_to_committee(uow, contact_id: str, command: dict) -> dict:
+def appoint_to_committee(uow, contact_id: str, command: commands.AppointToCommittee) -> dict:
     """A governor joins a committee for a term of office (start, optional end, appointing body)."""
     with uow:
         uow.lock(REGISTER)
         row = _live_contact(uow, contact_id)
         membership = people.appoint_to_committee(
-            contact_id=contact_id, urn=command["urn"], committee=command["committee"],
-            appointing_body=command["appointing_body"], started_on=command["started_on"],
-            ended_on=command.get("ended_on"), governor_roles=repository.roles_of(uow.session, contact_id),
-            current=repository.committee_memberships_of(uow.session, urn=command["urn"], contact_id=contact_id))
+            contact_id=contact_id, urn=command.urn, committee=command.committee,
+            appointing_body=command.appointing_body, started_on=command.started_on,
+            ended_on=command.ended_on, governor_roles=repository.roles_of(uow.session, contact_id),
+            current=repository.committee_memberships_of(uow.session, urn=command.urn, contact_id=contact_id))
         membership.id = repository.add_committee_membership(uow.session, membership)
-        _refresh_role_committees(uow, contact_id, command["urn"])
+        _refresh_role_committees(uow, contact_id, command.urn)
         uow.commit()
     return dict(repository.committee_view(membership), display_name=row.display_name)
 
 
-def end_committee_membership(uow, membership_id: int, command: dict) -> dict:
+def end_committee_membership(uow, membership_id: int, command: commands.EndRole) -> dict:
     with uow:
         uow.lock(REGISTER)
         membership = repository.committee_membership(uow.session, membership_id)
         if membership is None:
             raise model.NotAMember("membership_id", f"no committee membership {membership_id}")
-        ended = people.end_committee_membership(membership, ended_on=command["effective_date"],
-                                                reason=command.get("reason"))
+        ended = people.end_committee_membership(membership, ended_on=command.effective_date,
+                                                reason=command.reason)
         repository.save_committee_membership(uow.session, ended)
         _refresh_role_committees(uow, ended.contact_id, ended.urn)
         uow.commit()
@@ -665,16 +666,16 @@ def committees_at(session, urn: str, on: dt.date | None = None) -> dict:
             "memberships": [dict(repository.committee_view(m), display_name=names[m.contact_id]) for m in found]}
 
 
-def record_training(uow, contact_id: str, command: dict, today: dt.date) -> dict:
+def record_training(uow, contact_id: str, command: commands.RecordTraining, today: dt.date) -> dict:
     with uow:
         uow.lock(REGISTER)
         _live_contact(uow, contact_id)
         if not any(r.role in people.GOVERNOR_ROLES for r in repository.roles_of(uow.session, contact_id)):
             raise model.MembershipRuleBroken("contact_id", "training records are kept for governors")
-        course = people.check_training(course=command["course"], completed_on=command["completed_on"], today=today)
-        repository.add_training(uow.session, contact_id, course, command["completed_on"])
+        course = people.check_training(course=command.course, completed_on=command.completed_on, today=today)
+        repository.add_training(uow.session, contact_id, course, command.completed_on)
         uow.commit()
-    return {"contact_id": contact_id, "course": course, "completed_on": command["completed_on"].isoformat()}
+    return {"contact_id": contact_id, "course": course, "completed_on": command.completed_on.isoformat()}
 
 
 def export_contact(session, contact_id: str) -> dict | None:
@@ -732,39 +733,39 @@ def _organisation_role_event(uow, held: people.OrganisationRole, organisation_na
     }, aggregate=f"contact:{held.contact_id}")
 
 
-def _organisation_role(uow, *, contact_id: str, org_id: str, command: dict, current: list):
-    organisation = repository.organisation_on(uow.session, org_id, command["effective_date"])
+def _organisation_role(uow, *, contact_id: str, org_id: str, command: commands.AddOrganisationContact | commands.AddOrganisationRole, current: list):
+    organisation = repository.organisation_on(uow.session, org_id, command.effective_date)
     held = people.take_organisation_role(
         contact_id=contact_id, organisation_id=org_id,
-        organisation_kind=organisation.kind if organisation else None, role=command["role"],
-        started_on=command["effective_date"], may_commit_spending=command.get("may_commit_spending"),
+        organisation_kind=organisation.kind if organisation else None, role=command.role,
+        started_on=command.effective_date, may_commit_spending=command.may_commit_spending,
         current_roles=current)
     return held, organisation
 
 
-def add_organisation_contact(uow, org_id: str, command: dict) -> dict:
+def add_organisation_contact(uow, org_id: str, command: commands.AddOrganisationContact) -> dict:
     """A new person in a role at a MAT, council or partner; publishes `organisation_contact_role_changed`."""
     contact_id = str(uuid.uuid4())
-    display_name = command["display_name"].strip()
+    display_name = command.display_name.strip()
     with uow:
         uow.lock(REGISTER)
         held, organisation = _organisation_role(uow, contact_id=contact_id, org_id=org_id, command=command,
                                                 current=[])
         repository.add_contact(uow.session, contact_id=contact_id, display_name=display_name,
-                               email=command.get("email"))
+                               email=command.email)
         repository.add_organisation_role(uow.session, held)
-        _organisation_role_event(uow, held, organisation.name, display_name, command.get("email"), held.started_on)
+        _organisation_role_event(uow, held, organisation.name, display_name, command.email, held.started_on)
         uow.commit()
-    return dict(repository.organisation_role_view(held), display_name=display_name, email=command.get("email"))
+    return dict(repository.organisation_role_view(held), display_name=display_name, email=command.email)
 
 
-def add_organisation_role(uow, contact_id: str, command: dict) -> dict:
+def add_organisation_role(uow, contact_id: str, command: commands.AddOrganisationRole) -> dict:
     """An existing person (at a school or another organisation) takes a role at an organisation."""
     with uow:
         uow.lock(REGISTER)
         row = _live_contact(uow, contact_id)
         held, organisation = _organisation_role(
-            uow, contact_id=contact_id, org_id=command["organisation_id"], command=command,
+            uow, contact_id=contact_id, org_id=command.organisation_id, command=command,
             current=repository.organisation_roles_of(uow.session, contact_id))
         repository.add_organisation_role(uow.session, held)
         _organisation_role_event(uow, held, organisation.name, row.display_name, row.email, held.started_on)
@@ -772,7 +773,7 @@ def add_organisation_role(uow, contact_id: str, command: dict) -> dict:
     return dict(repository.organisation_role_view(held), display_name=row.display_name)
 
 
-def end_organisation_role(uow, contact_id: str, org_id: str, role: str, command: dict) -> dict:
+def end_organisation_role(uow, contact_id: str, org_id: str, role: str, command: commands.EndRole) -> dict:
     with uow:
         uow.lock(REGISTER)
         row = _live_contact(uow, contact_id)
@@ -780,7 +781,7 @@ def end_organisation_role(uow, contact_id: str, org_id: str, role: str, command:
                      if r.organisation_id == org_id and r.role == role and r.active), None)
         if held is None:
             raise model.NotAMember("role", f"contact {contact_id} holds no active {role} role at {org_id}")
-        ended = people.end_organisation_role(held, ended_on=command["effective_date"], reason=command.get("reason"))
+        ended = people.end_organisation_role(held, ended_on=command.effective_date, reason=command.reason)
         repository.save_organisation_role(uow.session, ended)
         organisation = repository.open_organisation(uow.session, org_id) or \
             repository.organisation_on(uow.session, org_id, held.started_on)
@@ -791,21 +792,21 @@ def end_organisation_role(uow, contact_id: str, org_id: str, role: str, command:
 
 # --- co-operative trust --------------------------------------------------------------------------------------
 
-def join_trust(uow, command: dict) -> dict:
+def join_trust(uow, command: commands.JoinTrust) -> dict:
     with uow:
         uow.lock(REGISTER)
-        party_id = command.get("urn") or command.get("id")
-        name = command.get("name")
+        party_id = command.urn or command.id
+        name = command.name
         is_member = False
-        if command["trust_role"] == "member":
-            record = repository.member_record_on(uow.session, party_id, command["joined_on"])
+        if command.trust_role == "member":
+            record = repository.member_record_on(uow.session, party_id, command.joined_on)
             is_member = record is not None
             name = name or (record.name if record else party_id)
-        participant = people.join_trust(party_id=party_id, name=name or party_id, trust_role=command["trust_role"],
-                                        joined_on=command["joined_on"],
+        participant = people.join_trust(party_id=party_id, name=name or party_id, trust_role=command.trust_role,
+                                        joined_on=command.joined_on,
                                         current=repository.trust_participants_all(uow.session),
                                         is_partnership_member=is_member)
-        participant = dataclasses.replace(participant, on_forum=bool(command.get("on_forum")))
+        participant = dataclasses.replace(participant, on_forum=bool(command.on_forum))
         repository.add_participant(uow.session, participant)
         uow.commit()
     return participant_view(participant)

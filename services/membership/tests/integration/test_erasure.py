@@ -6,7 +6,7 @@ import json
 from sqlalchemy import insert, select
 
 from membership.adapters.tables import audit_log, outbox
-from membership.service_layer import handlers
+from membership.service_layer import commands, handlers
 from shared.messaging_tables import utcnow
 
 D = dt.date
@@ -28,13 +28,13 @@ def _audit(stores, contact_id=None, subject="user-1"):
 
 class TestErasureReachesThePlumbing:
     def _people(self, stores):
-        handlers.join_organisation(stores(), {"id": "TR01234", "kind": "mat", "name": "Chiltern Learning Trust",
-                                              "joined_on": D(2020, 1, 1)})
-        ceo = handlers.add_organisation_contact(stores(), "TR01234", {
-            "display_name": "C. Eo", "email": "ceo@chiltern.example", "role": "ceo", "effective_date": D(2020, 4, 1)})
-        other = handlers.add_organisation_contact(stores(), "TR01234", {
-            "display_name": "F. Inance", "email": "fin@chiltern.example", "role": "finance_contact",
-            "effective_date": D(2020, 4, 1)})
+        handlers.join_organisation(stores(), commands.JoinOrganisation(id="TR01234", kind="mat", name="Chiltern Learning Trust",
+                                              joined_on=D(2020, 1, 1)))
+        ceo = handlers.add_organisation_contact(stores(), "TR01234", commands.AddOrganisationContact(
+            display_name="C. Eo", email="ceo@chiltern.example", role="ceo", effective_date=D(2020, 4, 1)))
+        other = handlers.add_organisation_contact(stores(), "TR01234", commands.AddOrganisationContact(
+            display_name="F. Inance", email="fin@chiltern.example", role="finance_contact",
+            effective_date=D(2020, 4, 1)))
         return ceo["contact_id"], other["contact_id"]
 
     def test_sent_and_unsent_outbox_bodies_lose_the_persons_name_and_email_but_keep_their_id(self, stores):
@@ -87,11 +87,11 @@ class TestEraseAgainAfterARestore:
         live = tmp_path / "membership.db"
         monkeypatch.setenv("DATABASE_URL", f"sqlite:///{live}")
         units = cli.command_units(cli.load_config(str(cli.DEFAULT_CONFIG)))
-        handlers.join_organisation(units(), {"id": "TR01234", "kind": "mat", "name": "Chiltern Learning Trust",
-                                             "joined_on": D(2020, 1, 1)})
-        people = [handlers.add_organisation_contact(units(), "TR01234", {
+        handlers.join_organisation(units(), commands.JoinOrganisation(id="TR01234", kind="mat", name="Chiltern Learning Trust",
+                                             joined_on=D(2020, 1, 1)))
+        people = [handlers.add_organisation_contact(units(), "TR01234", commands.AddOrganisationContact(**{
             "display_name": name, "email": f"{name[0].lower()}@chiltern.example", "role": role,
-            "effective_date": D(2020, 4, 1)})["contact_id"] for name, role in (("C. Eo", "ceo"),
+            "effective_date": D(2020, 4, 1)}))["contact_id"] for name, role in (("C. Eo", "ceo"),
                                                                                 ("F. Inance", "finance_contact"))]
         ceo, other = people
         units.database.dispose()

@@ -5,7 +5,7 @@ import pytest
 
 from membership.adapters import repository
 from membership.domain import model
-from membership.service_layer import handlers
+from membership.service_layer import commands, handlers
 
 D = dt.date
 TRUST = {"id": "TR01234", "name": "Chiltern Learning Trust"}
@@ -17,7 +17,7 @@ def school(**overrides):
                 postcode="HP17 8DS", number_on_roll=172, census_date=D(2019, 10, 3), joined_on=D(2020, 4, 1),
                 mat=None)
     data.update(overrides)
-    return data
+    return commands.JoinSchool(**data)
 
 
 def votes(uows, day):
@@ -27,8 +27,8 @@ def votes(uows, day):
 
 
 def convert(uows, urn="110394", successor="149876", day=D(2027, 9, 1)):
-    return handlers.convert_to_academy(uows(), urn, {"successor_urn": successor, "conversion_date": day,
-                                                     "mat": TRUST})
+    return handlers.convert_to_academy(uows(), urn, commands.ConvertToAcademy(successor_urn=successor, conversion_date=day,
+                                                     mat=TRUST))
 
 
 class TestRule7ConversionKeepsTheCooperativeVote:
@@ -36,8 +36,8 @@ class TestRule7ConversionKeepsTheCooperativeVote:
         handlers.join_school(stores(), school())
         handlers.join_school(stores(), school(urn="110395", dfe_number="825/2002", name="Other School"))
         for urn in ("110394", "110395"):
-            handlers.join_trust(stores(), {"trust_role": "member", "urn": urn, "joined_on": D(2021, 1, 1),
-                                           "on_forum": urn == "110394"})
+            handlers.join_trust(stores(), commands.JoinTrust(trust_role="member", urn=urn, joined_on=D(2021, 1, 1),
+                                           on_forum=urn == "110394"))
         convert(stores)
         assert votes(stores, D(2027, 8, 31)) == (2, ["110394", "110395"])
         assert votes(stores, D(2027, 9, 1)) == (2, ["110395", "149876"])
@@ -53,7 +53,7 @@ class TestRule7ConversionKeepsTheCooperativeVote:
 
     def test_rule_7_the_register_can_say_the_successor_does_not_inherit(self, stores):
         handlers.join_school(stores(), school())
-        handlers.join_trust(stores(), {"trust_role": "member", "urn": "110394", "joined_on": D(2021, 1, 1)})
+        handlers.join_trust(stores(), commands.JoinTrust(trust_role="member", urn="110394", joined_on=D(2021, 1, 1)))
         assert handlers.set_succession(stores(), "110394", False)["successor_inherits"] is False
         convert(stores)
         assert votes(stores, D(2027, 8, 31)) == (1, ["110394"])
@@ -121,28 +121,28 @@ class TestRule8BackdatedChange:
 
 class TestRule9ContactsAtOrganisations:
     def test_rule_9_a_mat_council_and_partner_have_contacts_in_roles_that_fit(self, stores):
-        handlers.join_organisation(stores(), {"id": "TR01234", "kind": "mat", "name": "Chiltern Learning Trust",
-                                              "joined_on": D(2020, 1, 1)})
-        handlers.join_organisation(stores(), {"id": "BC", "kind": "council", "name": "Buckinghamshire Council",
-                                              "joined_on": D(2020, 1, 1)})
-        finance = handlers.add_organisation_contact(stores(), "TR01234", {
-            "display_name": "B. Finance", "email": "finance@chiltern.example", "role": "finance_contact",
-            "effective_date": D(2026, 4, 1)})
+        handlers.join_organisation(stores(), commands.JoinOrganisation(id="TR01234", kind="mat", name="Chiltern Learning Trust",
+                                              joined_on=D(2020, 1, 1)))
+        handlers.join_organisation(stores(), commands.JoinOrganisation(id="BC", kind="council", name="Buckinghamshire Council",
+                                              joined_on=D(2020, 1, 1)))
+        finance = handlers.add_organisation_contact(stores(), "TR01234", commands.AddOrganisationContact(
+            display_name="B. Finance", email="finance@chiltern.example", role="finance_contact",
+            effective_date=D(2026, 4, 1)))
         assert finance["may_commit_spending"] is True and finance["active"] is True
         with pytest.raises(model.MembershipRuleBroken) as wrong:
-            handlers.add_organisation_contact(stores(), "BC", {"display_name": "C. Eo", "role": "ceo",
-                                                               "effective_date": D(2026, 4, 1)})
+            handlers.add_organisation_contact(stores(), "BC", commands.AddOrganisationContact(display_name="C. Eo", role="ceo",
+                                                               effective_date=D(2026, 4, 1)))
         assert wrong.value.field == "role" and "council's contact roles are finance_contact, main_contact" \
             in wrong.value.message
         with pytest.raises(model.MembershipRuleBroken) as unknown:
-            handlers.add_organisation_contact(stores(), "NOPE", {"display_name": "X", "role": "main_contact",
-                                                                 "effective_date": D(2026, 4, 1)})
+            handlers.add_organisation_contact(stores(), "NOPE", commands.AddOrganisationContact(display_name="X", role="main_contact",
+                                                                 effective_date=D(2026, 4, 1)))
         assert unknown.value.field == "organisation_id"
-        main = handlers.add_organisation_role(stores(), finance["contact_id"], {
-            "organisation_id": "BC", "role": "main_contact", "effective_date": D(2026, 5, 1)})
+        main = handlers.add_organisation_role(stores(), finance["contact_id"], commands.AddOrganisationRole(
+            organisation_id="BC", role="main_contact", effective_date=D(2026, 5, 1)))
         assert main["may_commit_spending"] is False
         handlers.end_organisation_role(stores(), finance["contact_id"], "TR01234", "finance_contact",
-                                       {"effective_date": D(2027, 4, 1)})
+                                       commands.EndRole(effective_date=D(2027, 4, 1)))
         events = stores.events("organisation_contact_role_changed")
         assert [(e["organisation_id"], e["role"], e["active"]) for e in events] == [
             ("TR01234", "finance_contact", True), ("BC", "main_contact", True), ("TR01234", "finance_contact", False)]
@@ -157,10 +157,10 @@ class TestRule9ContactsAtOrganisations:
             assert repository.contacts_of_organisation(session, "TR01234") == []
 
     def test_rule_9_erasure_covers_an_organisation_contact(self, stores):
-        handlers.join_organisation(stores(), {"id": "TR01234", "kind": "mat", "name": "Chiltern Learning Trust",
-                                              "joined_on": D(2020, 1, 1)})
-        ceo = handlers.add_organisation_contact(stores(), "TR01234", {
-            "display_name": "C. Eo", "email": "ceo@chiltern.example", "role": "ceo", "effective_date": D(2020, 4, 1)})
+        handlers.join_organisation(stores(), commands.JoinOrganisation(id="TR01234", kind="mat", name="Chiltern Learning Trust",
+                                              joined_on=D(2020, 1, 1)))
+        ceo = handlers.add_organisation_contact(stores(), "TR01234", commands.AddOrganisationContact(
+            display_name="C. Eo", email="ceo@chiltern.example", role="ceo", effective_date=D(2020, 4, 1)))
         handlers.erase_contact(stores(), ceo["contact_id"])
         assert [e["contact_id"] for e in stores.events("contact_erased")] == [ceo["contact_id"]]
         with stores.read() as session:
@@ -173,7 +173,7 @@ def governor(uows, **overrides):
     command = {"display_name": "G. Overnor", "role": "governor", "appointment_type": "parent",
                "effective_date": D(2024, 9, 1)}
     command.update(overrides)
-    return handlers.add_contact(uows(), "110394", command)
+    return handlers.add_contact(uows(), "110394", commands.AddContact(**command))
 
 
 class TestRule10CommitteeMemberships:
@@ -181,7 +181,7 @@ class TestRule10CommitteeMemberships:
         handlers.join_school(stores(), school())
         person = governor(stores, committees=["Finance"])
         handlers.change_role(stores(), person["contact_id"], "110394", "governor",
-                             {"committees": ["Curriculum"], "effective_date": D(2025, 9, 1)})
+                             commands.ChangeRole(committees=["Curriculum"], effective_date=D(2025, 9, 1)))
         with stores.read() as session:
             def on(day):
                 return [m["committee"] for m in handlers.committees_at(session, "110394", day)["memberships"]]
@@ -194,23 +194,23 @@ class TestRule10CommitteeMemberships:
     def test_rule_10_a_term_of_office_has_start_end_and_appointing_body(self, stores):
         handlers.join_school(stores(), school())
         person = governor(stores)
-        term = handlers.appoint_to_committee(stores(), person["contact_id"], {
-            "urn": "110394", "committee": "Pay and Personnel", "appointing_body": "full governing board",
-            "started_on": D(2025, 1, 1), "ended_on": D(2029, 1, 1)})
+        term = handlers.appoint_to_committee(stores(), person["contact_id"], commands.AppointToCommittee(
+            urn="110394", committee="Pay and Personnel", appointing_body="full governing board",
+            started_on=D(2025, 1, 1), ended_on=D(2029, 1, 1)))
         assert (term["appointing_body"], term["started_on"], term["ended_on"]) == (
             "full governing board", "2025-01-01", "2029-01-01")
         with pytest.raises(model.MembershipRuleBroken) as overlap:
-            handlers.appoint_to_committee(stores(), person["contact_id"], {
-                "urn": "110394", "committee": "Pay and Personnel", "appointing_body": "full governing board",
-                "started_on": D(2026, 1, 1), "ended_on": None})
+            handlers.appoint_to_committee(stores(), person["contact_id"], commands.AppointToCommittee(
+                urn="110394", committee="Pay and Personnel", appointing_body="full governing board",
+                started_on=D(2026, 1, 1), ended_on=None))
         assert overlap.value.field == "started_on"
         with pytest.raises(model.MembershipRuleBroken) as before_governor:
-            handlers.appoint_to_committee(stores(), person["contact_id"], {
-                "urn": "110394", "committee": "Audit", "appointing_body": "full governing board",
-                "started_on": D(2024, 1, 1), "ended_on": None})
+            handlers.appoint_to_committee(stores(), person["contact_id"], commands.AppointToCommittee(
+                urn="110394", committee="Audit", appointing_body="full governing board",
+                started_on=D(2024, 1, 1), ended_on=None))
         assert before_governor.value.field == "role"
         ended = handlers.end_committee_membership(stores(), term["membership_id"],
-                                                  {"effective_date": D(2027, 1, 1), "reason": "resigned"})
+                                                  commands.EndRole(effective_date=D(2027, 1, 1), reason="resigned"))
         assert ended["ended_on"] == "2027-01-01" and ended["end_reason"] == "resigned"
         with stores.read() as session:
             assert handlers.committees_at(session, "110394", D(2027, 1, 1))["memberships"] == []
@@ -220,7 +220,7 @@ class TestRule10CommitteeMemberships:
         handlers.join_school(stores(), school())
         person = governor(stores, committees=["Finance", "Audit"])
         handlers.end_role(stores(), person["contact_id"], "110394", "governor",
-                          {"effective_date": D(2026, 9, 1), "reason": "end of term"})
+                          commands.EndRole(effective_date=D(2026, 9, 1), reason="end of term"))
         with stores.read() as session:
             history = handlers.committees_at(session, "110394")["memberships"]
             assert handlers.committees_at(session, "110394", D(2026, 9, 1))["memberships"] == []

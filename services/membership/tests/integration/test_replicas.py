@@ -20,7 +20,7 @@ from membership.adapters import repository
 from membership.adapters.tables import inbox, outbox
 from membership.domain import model
 from membership.messages.published import PUBLISHED
-from membership.service_layer import handlers
+from membership.service_layer import commands, handlers
 from shared.db import Database, scratch_database
 from shared.unit_of_work import Origin, Producer, UnitOfWork
 
@@ -74,7 +74,7 @@ def school(**overrides):
                 establishment_type="community", phase="primary", local_authority="Buckinghamshire",
                 postcode="HP17 8DS", number_on_roll=172, census_date=D(2025, 10, 2), joined_on=D(2026, 4, 1), mat=None)
     data.update(overrides)
-    return data
+    return commands.JoinSchool(**data)
 
 
 def race(first_database, first, second_database, second):

@@ -6,7 +6,7 @@ import pytest
 
 from membership.adapters import reference, repository
 from membership.domain import model
-from membership.service_layer import handlers
+from membership.service_layer import commands, handlers
 
 D = dt.date
 
@@ -16,7 +16,7 @@ def school(**overrides):
                 establishment_type="community", phase="primary", local_authority="Buckinghamshire",
                 postcode="HP17 8DS", number_on_roll=172, census_date=D(2025, 10, 2), joined_on=D(2026, 4, 1), mat=None)
     data.update(overrides)
-    return data
+    return commands.JoinSchool(**data)
 
 
 TRUST = {"id": "TR01234", "name": "Chiltern Learning Trust"}
@@ -101,9 +101,9 @@ class TestCensus:
 class TestConversion:
     def test_one_event_with_predecessor_successor_mat_and_date(self, uows):
         handlers.join_school(uows(), school())
-        conversion = handlers.convert_to_academy(uows(), "110394", {
-            "successor_urn": "149876", "successor_name": "Haddenham Infant Academy", "conversion_date": D(2027, 9, 1),
-            "mat": TRUST})
+        conversion = handlers.convert_to_academy(uows(), "110394", commands.ConvertToAcademy(
+            successor_urn="149876", successor_name="Haddenham Infant Academy", conversion_date=D(2027, 9, 1),
+            mat=TRUST))
         assert conversion.successor.member_since == D(2026, 4, 1)
         events = uows.events()
         assert [e["_type"] for e in events] == ["member_joined", "school_converted_to_academy"]
@@ -123,10 +123,10 @@ class TestConversion:
 
     def test_contacts_move_to_the_academy_only_when_asked(self, uows):
         handlers.join_school(uows(), school())
-        head = handlers.add_contact(uows(), "110394", {"display_name": "A. Head", "role": "head_teacher",
-                                                       "effective_date": D(2026, 4, 1)})
-        handlers.convert_to_academy(uows(), "110394", {"successor_urn": "149876", "conversion_date": D(2027, 9, 1),
-                                                       "mat": TRUST, "carry_contacts": True})
+        head = handlers.add_contact(uows(), "110394", commands.AddContact(display_name="A. Head", role="head_teacher",
+                                                       effective_date=D(2026, 4, 1)))
+        handlers.convert_to_academy(uows(), "110394", commands.ConvertToAcademy(successor_urn="149876", conversion_date=D(2027, 9, 1),
+                                                       mat=TRUST, carry_contacts=True))
         roles = [(e["urn"], e["active"], e["may_commit_spending"], e["effective_date"])
                  for e in uows.events("contact_role_changed")]
         assert roles == [("110394", True, True, "2026-04-01"), ("110394", False, False, "2027-09-01"),
@@ -139,8 +139,8 @@ class TestConversion:
     def test_an_academy_cannot_convert(self, uows):
         handlers.join_school(uows(), school(establishment_type="academy_converter", mat=TRUST))
         with pytest.raises(model.MembershipRuleBroken) as refused:
-            handlers.convert_to_academy(uows(), "110394", {"successor_urn": "149876",
-                                                           "conversion_date": D(2027, 9, 1), "mat": TRUST})
+            handlers.convert_to_academy(uows(), "110394", commands.ConvertToAcademy(successor_urn="149876",
+                                                           conversion_date=D(2027, 9, 1), mat=TRUST))
         assert "not a maintained school" in refused.value.message
         assert [e["_type"] for e in uows.events()] == ["member_joined"]
 
