@@ -79,7 +79,7 @@ lint: install
 # on purpose run one after another on one worker (the `serial` group, conftest.py), beside the rest.
 TEST_WORKERS ?= 2
 test: install lint
-	$(BIN)/python -m pytest shared/tests deploy/ops/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rs \
+	$(BIN)/python -m pytest shared/tests deploy/ops/tests $(foreach s,$(SERVICES),services/$(s)/tests) tests -q -rfEs \
 	    -m "not long" -n $(TEST_WORKERS) --dist loadgroup
 
 # Many more fuzzed requests than make test's, new ones each run (tests/contracts/test_fuzz_http.py).

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import sqlalchemy as sa
+
 from partnership_ops import event_archive
 from tests.conftest import eventually
 
@@ -30,6 +32,26 @@ class ArchiveTap:
                 self._next_offset[producer] = event.offset + 1
         return self.seen
 
+    def drain_covering(self, event_ids, timeout: float = 60.0) -> list[dict]:
+        """Drain until every one of `event_ids` has been read (or fail after `timeout`).
+
+        A stream says nothing of where it ends: one drain stops after a short quiet spell, which a
+        busy broker can leave before it has delivered everything. Waiting for events known to be
+        published (e.g. every outbox row marked sent) gives a read that is complete up to them."""
+        wanted = set(event_ids)
+
+        def covered():
+            seen = self.drain()
+            missing = wanted - {e["event_id"] for e in seen}
+            assert not missing, f"{len(missing)} published events not read yet, e.g. {sorted(missing)[:3]}"
+            return seen
+        return eventually(covered, timeout=timeout, message="every published event read from the archive")
+
+    def drain_sent(self, *database_urls: str, timeout: float = 60.0) -> list[dict]:
+        """Drain until every event these services' outboxes have marked sent (the broker confirmed
+        it) has been read: complete up to now once the outboxes are empty."""
+        return self.drain_covering(sent_event_ids(*database_urls), timeout=timeout)
+
     def of(self, event_type: str, **where) -> list[dict]:
         """Payloads of `event_type` seen so far whose top-level fields equal `where`."""
         return [e["payload"] for e in self.drain() if e["type"] == event_type
@@ -51,3 +73,16 @@ class ArchiveTap:
 
     def close(self) -> None:
         """Nothing to release: each read opens and closes its own connection."""
+
+
+def sent_event_ids(*database_urls: str) -> set[str]:
+    """The ids of every event these databases' outboxes have marked sent."""
+    ids: set[str] = set()
+    for url in database_urls:
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as connection:
+                ids.update(connection.scalars(sa.text("SELECT event_id FROM outbox WHERE sent_at IS NOT NULL")))
+        finally:
+            engine.dispose()
+    return ids

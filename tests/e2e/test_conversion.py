@@ -180,7 +180,7 @@ class TestConversionAcrossServices:
         assert (old_member["mat"], old_member["establishment_type"]) == (MAT, "academy_converter")
 
         # exactly one conversion event over the whole run, and no join or leave for either URN
-        events = observer.drain()
+        events = observer.drain_sent(*stack.database_urls.values())
         assert len([e for e in events if e["type"] == "school_converted_to_academy"]) == 1
         assert [e["payload"]["urn"] for e in events if e["type"] == "member_joined"] == [school["urn"]]
         assert [e for e in events if e["type"] == "member_left"] == []

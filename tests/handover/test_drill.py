@@ -82,9 +82,10 @@ def appoint_head(stack, urn: str, membership: str | None = None) -> str:
     return body["contact_id"]
 
 
-def observed(amqp_uri: str) -> list[dict]:
-    """Every event published on the county's broker, from the producers' archives (no observer queue)."""
-    return ArchiveTap(amqp_uri).drain()
+def observed(amqp_uri: str, *database_urls: str) -> list[dict]:
+    """Every event published on the county's broker, from the producers' archives (no observer queue),
+    read until it holds every event the given services' outboxes have marked sent."""
+    return ArchiveTap(amqp_uri).drain_sent(*database_urls)
 
 
 def queue_depths(amqp_uri: str, queues: list[str]) -> dict[str, int]:
@@ -393,7 +394,8 @@ def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
                 document["issue_date"]) == (COUNCIL_LEGAL, "GB987654321", "2027-04-01"), document
 
     # No event lost or published twice.
-    events = observed(county)
+    events = observed(county, stack.database_urls["membership"], stack.database_urls["catalogue"], old_billing_db,
+                      council_db, old_scheduling_db, mat_db)
     ids = [e["event_id"] for e in events]
     assert len(ids) == len(set(ids)), "no event published twice"
     by_type: dict[str, list[dict]] = {}
@@ -404,8 +406,13 @@ def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
     for service, database in (("billing", council_db), ("scheduling", mat_db)):
         consumed = {(h.source, h.event_type) for h in links.handlers_of(service)}
         expected = {e["event_id"] for e in events if (e["producer"], e["type"]) in consumed}
-        handled = {event_id for (event_id,) in rows(database, "SELECT event_id FROM inbox")}
-        assert handled == expected, f"{service}: every event it consumes applied, once (the inbox holds each once)"
+
+        def all_handled(database=database, expected=expected, service=service):
+            handled = {event_id for (event_id,) in rows(database, "SELECT event_id FROM inbox")}
+            assert handled == expected, (f"{service}: every event it consumes applied, once (the inbox holds each "
+                                         f"once); missing {len(expected - handled)}, unknown {len(handled - expected)}")
+            return True
+        eventually(all_handled, timeout=30, message=f"{service} applied every event it consumes")
     charge_events: dict[str, set] = {}
     for event in by_type["charge_recorded"]:
         charge_events.setdefault(event["payload"]["charge_id"], set()).add(event["event_id"])

@@ -62,6 +62,7 @@ def test_a_billing_run_of_thousands_of_invoices_leaves_every_outbox_empty(stack_
     assert tools.count(database, "outbox", "WHERE sent_at IS NULL") == 0
     assert tools.count(database, "outbox", "WHERE attempts > 1") == 0  # nothing was returned and retried
     archived = ArchiveTap(amqp_uri, ["billing"])
+    archived.drain_sent(database)  # read up to the outbox's last event before counting
     assert archived.count("invoice_issued") == SCHOOLS
     assert archived.count("charge_recorded") == SCHOOLS
     metrics = http_json_text(f"{billing}/metrics")
