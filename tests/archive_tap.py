@@ -24,10 +24,12 @@ class ArchiveTap:
         self._next_offset = {producer: "first" for producer in self.producers}
 
     def drain(self) -> list[dict]:
-        """Read what was archived since the last call (envelopes, with the exchange they came from)."""
+        """Read what was archived since the last call (envelopes, with the exchange they came from).
+        Short waits, as it is polled: a read complete up to a point is `drain_sent`'s."""
         for producer in self.producers:
             for event in event_archive.read(self.amqp_uri, producer, start=self._next_offset[producer],
-                                            idle_seconds=0.3, timeout=60):
+                                            idle_seconds=0.3, first_delivery_seconds=0.3,
+                                            timeout=60):
                 self.seen.append({"exchange": f"{producer}.events", **json.loads(event.body)})
                 self._next_offset[producer] = event.offset + 1
         return self.seen

@@ -7,6 +7,7 @@ least-privilege users (`tests/conftest.py`).
 from __future__ import annotations
 
 import json
+import threading
 
 import pika
 import pytest
@@ -145,6 +146,21 @@ class TestArchive:
         assert count == 3
         assert [item["event_id"] for item in printed] == ids
         assert [item["offset"] for item in printed] == sorted(item["offset"] for item in printed)
+
+    def test_a_read_waits_longer_for_its_first_event_than_between_events(self, vhost):
+        # A stream has no end marker: a read ends after `idle_seconds` with nothing new. Its first event
+        # may come later than that (a busy broker still opening the stream); the read must not end
+        # first. The event is published one second into a read whose quiet spell is 0.2 s (the first wait, 5 s).
+        upstream = Upstream(vhost.amqp_uri)
+        published: list[str] = []
+        late = threading.Timer(1.0, lambda: published.append(upstream.member_joined("149701", "Late School")))
+        late.start()
+        try:
+            read = [e.envelope["event_id"] for e in event_archive.read(vhost.amqp_uri, "membership", idle_seconds=0.2,
+                                                                     timeout=30)]
+        finally:
+            late.join(30)
+        assert read == published and len(published) == 1
 
     def test_replay_resends_one_handlers_events_to_its_queue_only(self, vhost):
         upstream = Upstream(vhost.amqp_uri)

@@ -16,7 +16,10 @@ Two uses:
 
 Reading stops at the end of the stream as it was when the read started (no new event for
 `idle_seconds`), or at `until` (a time), whichever comes first, unless following; every read
-is bounded by `max_messages` and `timeout`.
+is bounded by `max_messages` and `timeout`. A stream does not say where it ends over AMQP, so
+"the end" is a quiet spell; the first delivery, which waits for the broker to open the stream's
+segments, gets a longer one (`first_delivery_seconds`) so that a busy broker does not end a
+replay before it began.
 """
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ from partnership_ops import topology
 from shared.topology import archive_name, requeue_exchange, service_of_queue
 
 STREAM_PREFETCH = 200
+#: How long a read waits for its first event before it takes the archive to be empty from `start`.
+FIRST_DELIVERY_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,9 +93,13 @@ def parse_start(text: str | None):
 
 
 def read(amqp_uri: str, producer: str, *, start="first", follow: bool = False, idle_seconds: float = 2.0,
-         timeout: float = 300.0, max_messages: int = 1_000_000,
-         until: dt.datetime | None = None) -> Iterator[ArchivedEvent]:
-    """Events of one producer's archive from `start` (see `parse_start`), in archive order."""
+         timeout: float = 300.0, max_messages: int = 1_000_000, until: dt.datetime | None = None,
+         first_delivery_seconds: float | None = None) -> Iterator[ArchivedEvent]:
+    """Events of one producer's archive from `start` (see `parse_start`), in archive order, until
+    `idle_seconds` pass without one (`first_delivery_seconds`, by default the larger of that and
+    FIRST_DELIVERY_SECONDS, before the first)."""
+    first_wait = max(idle_seconds, FIRST_DELIVERY_SECONDS) if first_delivery_seconds is None else first_delivery_seconds
+    started = time.monotonic()
     connection = pika.BlockingConnection(topology.pika_parameters(amqp_uri))
     try:
         channel = connection.channel()
@@ -107,6 +116,8 @@ def read(amqp_uri: str, producer: str, *, start="first", follow: bool = False, i
             if method is None:  # nothing new for idle_seconds: the end of the stream, unless following
                 if follow and time.monotonic() < deadline:
                     continue
+                if count == 0 and time.monotonic() - started < first_wait:
+                    continue  # the broker may still be opening the stream
                 break
             channel.basic_ack(method.delivery_tag)
             offset = int((properties.headers or {}).get("x-stream-offset", -1))
