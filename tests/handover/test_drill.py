@@ -462,9 +462,10 @@ def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
     assert known >= 5
     erased = ops("erase", "--service", "scheduling", "--database", old_scheduling_db,
                  "--archive", str(scheduling_archive))
-    assert erased["declared"] == {"audit_log": ["subject"], "contacts": ["display_name"]}
+    assert erased["declared"] == {"audit_log": ["subject"], "contacts": ["display_name"], "peer_reviews": ["report"]}
     assert [e for e in erased["erased"] if e["table"] != "audit_log"] == [
-        {"table": "contacts", "column": "display_name", "values": known, "replaced_with": None}]
+        {"table": "contacts", "column": "display_name", "values": known, "replaced_with": None},
+        {"table": "peer_reviews", "column": "report", "values": 0, "replaced_with": None}]  # no review in the drill
     assert erased["outbox_events_deleted"] >= 3 and count(old_scheduling_db, "outbox") == 0
     assert count(old_scheduling_db, "contacts", "WHERE display_name IS NOT NULL") == 0
     raw = file_bytes(old_scheduling_db)

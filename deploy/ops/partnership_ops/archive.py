@@ -53,6 +53,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from shared import __version__ as SHARED_VERSION
+from shared import idempotency
 from shared.db import Database
 
 FORMAT = "partnership-service-archive"
@@ -60,6 +61,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_CHECKSUM = "manifest.sha256"
 OUTBOX, INBOX, ALEMBIC_VERSION = "outbox", "inbox", "alembic_version"
+STORED_RESPONSES = idempotency.TABLE
 INSERT_CHUNK = 1000
 ERASED = "[erased]"
 
@@ -521,7 +523,9 @@ def erase_personal_data(service: str, database_url: str, *, archive_path: str | 
     Refused unless `archive_path` is a verified archive of this service, so the
     old operator cannot erase a function's only copy by mistake. Values in a
     nullable column become NULL, in a NOT NULL column the marker `[erased]`. The
-    outbox goes whole (its bodies copy the payloads, names included). The
+    outbox goes whole (its bodies copy the payloads, names included), and so do the
+    answers kept for retried requests (`idempotency_keys`: they can name people, and
+    retries go to the new operator now). The
     database is vacuumed afterwards so the old values do not linger in free pages.
     """
     schema = schema or ServiceSchema.of(service)
@@ -556,8 +560,12 @@ def erase_personal_data(service: str, database_url: str, *, archive_path: str | 
                                              "replaced_with": replacement})
             outbox = tables.get(OUTBOX)
             report["outbox_events_deleted"] = int(session.execute(sa.delete(outbox)).rowcount) if outbox is not None else 0
+            stored = tables.get(STORED_RESPONSES)
+            report["stored_responses_deleted"] = (int(session.execute(sa.delete(stored)).rowcount)
+                                                  if stored is not None else 0)
             session.commit()
-        report["vacuumed"] = _vacuum(database, [t["table"] for t in report["erased"]] + [OUTBOX])
+        report["vacuumed"] = _vacuum(database, [t["table"] for t in report["erased"]] + [OUTBOX]
+                                     + ([STORED_RESPONSES] if STORED_RESPONSES in tables else []))
     finally:
         database.dispose()
     report["values_erased"] = sum(e["values"] for e in report["erased"])

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from partnership_ops.archive import ServiceSchema
+from shared.idempotency import define_idempotency_table
 from shared.messaging_tables import define_messaging_tables
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -71,6 +72,7 @@ REVISION = "p001"
 def probe_metadata() -> sa.MetaData:
     metadata = sa.MetaData()
     define_messaging_tables(metadata)
+    define_idempotency_table(metadata)  # stored answers to retried requests, which can name people
     sa.Table(
         "schools", metadata,
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),

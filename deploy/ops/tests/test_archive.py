@@ -47,6 +47,11 @@ def fill(schema, url: str) -> dict:
                 body=json.dumps({"n": index, "name": NAMES[index % 3]}), created_at=dt.datetime(2026, 1, 1, 0, 0, index),
                 next_attempt_at=dt.datetime(2026, 1, 1), attempts=index % 2,
                 sent_at=dt.datetime(2026, 1, 2) if index <= 2 else None))
+        for index, name in enumerate(NAMES[:2]):  # answers kept for retried requests, a person's name in each
+            session.execute(tables["idempotency_keys"].insert().values(
+                key=f"key-{index}", fingerprint="f" * 64, route="POST /visits", status=201,
+                content_type="application/json", body=json.dumps({"visitor_name": f"Visitor {name}"}),
+                created_at=dt.datetime(2026, 1, 4), completed_at=dt.datetime(2026, 1, 4)))
         for index in range(4):
             session.execute(tables["inbox"].insert().values(event_id=str(uuid.uuid4()), event_type="member_joined",
                                                             producer="membership", handled_at=dt.datetime(2026, 1, 3)))
@@ -92,7 +97,7 @@ class TestRoundTrip:
         manifest = archive.export_service("probe", source_url, first, operator={"name": "bucks-learning-trust"},
                                           schema=schema)
         assert manifest["alembic_revision"] == schema.head()
-        assert manifest["row_counts"] == {"event_sequences": 0, "inbox": 4, "outbox": 3, "schools": 3,
+        assert manifest["row_counts"] == {"event_sequences": 0, "idempotency_keys": 2, "inbox": 4, "outbox": 3, "schools": 3,
                                                                 "visits": 3}
         assert manifest["operator"] == {"name": "bucks-learning-trust"}
         kinds = {c["name"]: c["kind"] for c in next(t for t in manifest["tables"] if t["name"] == "schools")["columns"]}
@@ -102,7 +107,7 @@ class TestRoundTrip:
                          "terms": "json", "logo": "binary", "notes": "string"}
 
         report = archive.import_service("probe", target_url, first, schema=schema)
-        assert report["rows_loaded"] == {"event_sequences": 0, "inbox": 4, "outbox": 3, "schools": 3,
+        assert report["rows_loaded"] == {"event_sequences": 0, "idempotency_keys": 2, "inbox": 4, "outbox": 3, "schools": 3,
                                                                 "visits": 3}
         assert (report["archive_revision"], report["migrated_to"]) == (schema.head(), schema.head())
         assert report["from_operator"] == "bucks-learning-trust"
@@ -257,6 +262,7 @@ class TestErase:
         assert report["skipped"] == []
         assert report["declared"] == {"schools": ["head_teacher", "name"], "visits": ["visitor_name"]}
         assert report["outbox_events_deleted"] == 5 and report["values_erased"] == 8 and report["vacuumed"]
+        assert report["stored_responses_deleted"] == 2 and not dump(url, "idempotency_keys", "key")
         assert {r[2] for r in dump(url, "schools", "id")} == {"[erased]"}
         assert {r[2] for r in dump(url, "visits", "id")} == {"[erased]"}
         assert [r[3] for r in dump(url, "schools", "id")] == [None, None, None]

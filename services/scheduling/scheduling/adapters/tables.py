@@ -266,6 +266,7 @@ diary = sa.Table(
 
 
 # Personal data this service holds (`partnership-ops erase` clears exactly these after a
-# handover): contacts' display names (copied from `contact_role_changed`). Schools and
-# networks are organisations; bookings, reviewers and networks hold only contact ids.
-PERSONAL_DATA = {"audit_log": AUDIT_PERSONAL_COLUMNS, "contacts": ["display_name"]}
+# handover): contacts' display names (copied from `contact_role_changed`) and peer-review
+# reports, free text that names the people a review met (the new operator keeps them).
+# Schools and networks are organisations; bookings, reviewers and networks hold only contact ids.
+PERSONAL_DATA = {"audit_log": AUDIT_PERSONAL_COLUMNS, "contacts": ["display_name"], "peer_reviews": ["report"]}
