@@ -20,7 +20,10 @@ nameko 2.14.1 acks a message whose handler raised (it is lost) or, with
   threads, never in nameko's consumer thread; held messages count towards
   prefetch only, not towards the queue's delivery limit (only redeliveries
   do). On stop or a kill they stay unacked and go back to the queue with the
-  consumer's connection;
+  consumer's connection, and so does a message that reaches a handler already
+  stopping: handing it back at once would have the broker push it straight back
+  to the consumer still being cancelled, each time counting towards the delivery
+  limit, until a healthy event was dead-lettered by a graceful stop;
 - on a permanent failure, parks a copy in the service's delay queue for the
   next backoff step (attempt count in `x-attempt`) and acks the original, so
   the messages behind it keep flowing; after the last step the copy goes to
@@ -171,6 +174,11 @@ class ReliableEventHandler(EventHandler):
         self._setup_recovery(events_settings(self.container.config))
         self._quiesced = False
         self._stopped = False
+        # Fault injection for the tests only (FAULTS.delay_consumer_cancel_seconds): a stopping handler
+        # waits before cancelling its consumer, as the last of many handlers' cancellations does on a
+        # busy broker, so that messages keep reaching it after it stopped.
+        self._cancel_delay = float((self.container.config.get("FAULTS") or {}).get("delay_consumer_cancel_seconds")
+                                   or 0)
 
     # -- quiescing (handover: stop consuming while the relay drains) ------------------------------
     @property
@@ -194,6 +202,8 @@ class ReliableEventHandler(EventHandler):
     def stop(self):
         self._stopped = True
         self._stop_waiting()
+        if self._cancel_delay:
+            time.sleep(self._cancel_delay)  # FAULTS only (green under eventlet)
         if not self.quiesced:  # a quiesced handler is already unregistered (twice would fail)
             super().stop()
 
@@ -219,10 +229,13 @@ class ReliableEventHandler(EventHandler):
     # -- receiving ----------------------------------------------------------------------------
     def handle_message(self, body, message):
         """Runs in its own green thread (nameko spawns one per message), so it may wait. A message
-        that reaches a handler already stopped (its consumer was still being cancelled) goes back
-        to the queue untouched: the service is shutting down and must not start work."""
+        that reaches a handler already stopped (its consumer was still being cancelled) is left
+        unacked: the service is shutting down and must not start work, and the broker takes the
+        message back once, when the consumer's connection closes. (Requeuing it here had the broker
+        push it straight back to the same consumer, over and over until the cancellation went
+        through, each time counting towards the queue's delivery limit: a handover's SIGTERM
+        dead-lettered a healthy event.)"""
         if self._stopped:
-            self.queue_consumer.requeue_message(message)
             return
         try:
             envelope = Envelope.from_dict(body)

@@ -97,6 +97,23 @@ def queue_depths(amqp_uri: str, queues: list[str]) -> dict[str, int]:
         connection.close()
 
 
+def waiting_for(service: str, missing: list[dict]) -> dict:
+    """Depths of the queues an event the service never applied could wait in, on both brokers."""
+    kinds = {(e["producer"], e["type"]) for e in missing}
+    queues = [h.queue for h in links.handlers_of(service) if (h.source, h.event_type) in kinds]
+    found = {}
+    for name, uri in (("county", CURRENT_BROKERS.get("county")), ("new", CURRENT_BROKERS.get(service))):
+        if uri:
+            try:
+                found[name] = queue_depths(uri, queues + [f"{q}.dead" for q in queues])
+            except Exception as exc:  # noqa: BLE001 - a diagnosis, not the assertion
+                found[name] = repr(exc)
+    return found
+
+
+CURRENT_BROKERS: dict[str, str] = {}  # "county" and, per moved service, the broker it moved to
+
+
 def shovel_plugin_enabled() -> bool:
     result = subprocess.run(["rabbitmq-plugins", "list", "-e", "-m"], capture_output=True, text=True, timeout=60)
     return "rabbitmq_shovel" in result.stdout.split()
@@ -231,6 +248,7 @@ def test_billing_to_the_council_and_scheduling_to_a_mat_lose_and_duplicate_nothi
 
 def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
     county = stack.amqp_uri
+    CURRENT_BROKERS.update({"county": county, "billing": county, "scheduling": mat_vhost.amqp_uri})
     stack.start()
     logs = tmp_path / "logs"
     pids = {name: stack.processes[name].process.pid for name in ("membership", "catalogue")}
@@ -409,8 +427,11 @@ def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
 
         def all_handled(database=database, expected=expected, service=service):
             handled = {event_id for (event_id,) in rows(database, "SELECT event_id FROM inbox")}
-            assert handled == expected, (f"{service}: every event it consumes applied, once (the inbox holds each "
-                                         f"once); missing {len(expected - handled)}, unknown {len(handled - expected)}")
+            missing = [e for e in events if e["event_id"] in expected - handled]
+            assert handled == expected, (
+                f"{service}: every event it consumes applied, once (the inbox holds each once); missing "
+                f"{[(e['event_id'], e['type'], e['occurred_at']) for e in missing]}, unknown {handled - expected}; "
+                f"where they wait: {waiting_for(service, missing)}")
             return True
         eventually(all_handled, timeout=30, message=f"{service} applied every event it consumes")
     charge_events: dict[str, set] = {}

@@ -3,10 +3,12 @@ pushes a known number of events through real service processes on the real broke
 asserts exact counts at the end (every effect once, none lost, none duplicated)."""
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 
+import pika
 import pytest
 
 from deploy.local import provision_broker
@@ -15,6 +17,7 @@ from partnership_ops.topology import Management
 from tests import factories
 from tests.conftest import (TEST_BROKER_PASSWORDS, TEST_TOPOLOGY_SETTINGS, TEST_USER_PREFIX, eventually,
                             http_json)
+from shared.topology import routing_key
 from tests.reliability import tools
 
 CATALOGUE_MEMBER_QUEUE = "evt-membership-member_joined--catalogue.on_member_joined"
@@ -231,3 +234,61 @@ def http_json_text(url: str) -> str:
     from tests.conftest import scrape
 
     return scrape(url.removesuffix("/metrics"))
+
+
+class TestGracefulStop:
+    def test_events_arriving_while_a_consumer_stops_wait_for_the_next_instance(self, stack_factory,
+                                                                               sqlite_databases):
+        # A stopping handler must not take work, but nor may it hand a message back to a broker that
+        # pushes it straight back at the same consumer (its cancellation still under way): each return
+        # counts towards the quorum queue's delivery limit (5 here), and past it the event is
+        # dead-lettered although nothing was wrong with it (found in the handover drill, where the old
+        # scheduling's SIGTERM dead-lettered a contact_role_changed). Events keep coming through the
+        # SIGTERM; each handler waits a second before cancelling its consumer, as the last of many
+        # handlers' cancellations does on a busy broker.
+        stack = stack_factory(sqlite_databases, {"FAULT_DELAY_CONSUMER_CANCEL_SECONDS": "1"}).start("catalogue")
+        catalogue_db = stack.database_urls["catalogue"]
+        published: list[str] = []
+        stop_publishing = threading.Event()
+
+        def publish():
+            connection = pika.BlockingConnection(tools.pika_parameters(stack.amqp_uri))
+            try:
+                channel = connection.channel()
+                channel.confirm_delivery()
+                for index in range(3000):  # bounded, whatever happens
+                    if stop_publishing.is_set():
+                        return
+                    urn = str(170000 + index)
+                    event = tools.envelope("member_joined", {
+                        "urn": urn, "dfe_number": f"825/{index % 9000 + 1000}", "name": f"School {urn}",
+                        "kind": "school", "establishment_type": "community", "phase": "primary",
+                        "is_academy": False, "mat": None, "local_authority": "Buckinghamshire",
+                        "postcode": "HP19 8FF", "number_on_roll": 210, "census_date": "2025-10-02",
+                        "joined_on": "2020-09-01"}, producer="membership")
+                    channel.basic_publish("membership.events", routing_key("member_joined", 1), json.dumps(event),
+                                          pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                                               message_id=event["event_id"], type="member_joined"),
+                                          mandatory=True)
+                    published.append(urn)
+            finally:
+                connection.close()
+
+        publisher = threading.Thread(target=publish, daemon=True)
+        publisher.start()
+        try:
+            eventually(lambda: tools.count(catalogue_db, "members") >= 20, message="catalogue applying events")
+            stack.processes["catalogue"].stop()  # SIGTERM while events keep arriving
+            assert stack.processes["catalogue"].process.returncode == 0, "stopped cleanly, not killed"
+            before = len(published)
+            eventually(lambda: len(published) >= before + 50, message="events published after the stop")
+        finally:
+            stop_publishing.set()
+            publisher.join(60)
+        dead = f"{CATALOGUE_MEMBER_QUEUE}.dead"
+        assert tools.queue_depth(stack.amqp_uri, dead) == 0, (
+            f"events dead-lettered by a graceful stop: {[h.get('x-death') or h for h, _ in tools.queue_messages(stack.amqp_uri, dead)][:3]}")
+        stack.start("catalogue")
+        eventually(lambda: tools.count(catalogue_db, "members") == len(published), timeout=120,
+                   message="every event applied by the next instance")
+        assert tools.count(catalogue_db, "inbox") == len(published)
