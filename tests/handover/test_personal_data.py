@@ -18,7 +18,8 @@ PEOPLE = {
     # the people invoices are addressed to (from membership's contact events), and their name on documents
     "billing": AUDIT | {("contacts", "display_name"), ("contacts", "email"), ("documents", "contact_name"),
                         ("documents", "contact_email")},
-    "scheduling": AUDIT | {("contacts", "display_name")},
+    # peer-review reports are free text that names the people a review met
+    "scheduling": AUDIT | {("contacts", "display_name"), ("peer_reviews", "report")},
 }
 # Organisations' names: erasing them would destroy business records, not personal data.
 ORGANISATIONS = {("members", "name"), ("members", "mat_name"), ("member_affiliations", "name"),

@@ -109,10 +109,14 @@ def test_the_node_leading_the_queues_dies_mid_stream_and_nothing_is_lost_or_appl
     assert stack.processes["membership"].amqp_uri.count(";") == REPLICAS - 1  # the services got all three nodes
 
     # Replication factor 3: every quorum queue and every archive stream of the vhost has a replica on each node.
-    queues = cluster.queues(vhost.name)
-    replicated = [q for q in queues if q.get("type") in ("quorum", "stream")]
-    assert {q["name"] for q in replicated} >= {"membership.events.archive", "catalogue.events.archive"}
-    assert {q["name"]: len(q.get("members") or []) for q in replicated} == {q["name"]: REPLICAS for q in replicated}
+    # (The management API lists a new stream's members only with its first statistics, some seconds on.)
+    def all_replicated():
+        replicated = [q for q in cluster.queues(vhost.name) if q.get("type") in ("quorum", "stream")]
+        assert {q["name"] for q in replicated} >= {"membership.events.archive", "catalogue.events.archive"}
+        members = {q["name"]: len(q.get("members") or []) for q in replicated}
+        assert members == {name: REPLICAS for name in members}, members
+        return True
+    eventually(all_replicated, timeout=60, message=f"every quorum queue and stream on {REPLICAS} nodes")
     document = deploy_topology.document(TEST_TOPOLOGY_SETTINGS, user_prefix=TEST_USER_PREFIX,
                                         consumers=["membership", *CONSUMERS])
     assert topology.replication_problems(cluster.management(), document, vhost=vhost.name) == []
