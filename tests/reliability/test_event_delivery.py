@@ -243,52 +243,58 @@ class TestGracefulStop:
         # pushes it straight back at the same consumer (its cancellation still under way): each return
         # counts towards the quorum queue's delivery limit (5 here), and past it the event is
         # dead-lettered although nothing was wrong with it (found in the handover drill, where the old
-        # scheduling's SIGTERM dead-lettered a contact_role_changed). Events keep coming through the
-        # SIGTERM; each handler waits a second before cancelling its consumer, as the last of many
-        # handlers' cancellations does on a busy broker.
+        # scheduling's SIGTERM dead-lettered a contact_role_changed). Each handler here waits a second
+        # before cancelling its consumer, as the last of many handlers' cancellations does on a busy
+        # broker, and events are published once the SIGTERM is being handled.
         stack = stack_factory(sqlite_databases, {"FAULT_DELAY_CONSUMER_CANCEL_SECONDS": "1"}).start("catalogue")
-        catalogue_db = stack.database_urls["catalogue"]
-        published: list[str] = []
-        stop_publishing = threading.Event()
-
-        def publish():
-            connection = pika.BlockingConnection(tools.pika_parameters(stack.amqp_uri))
-            try:
-                channel = connection.channel()
-                channel.confirm_delivery()
-                for index in range(3000):  # bounded, whatever happens
-                    if stop_publishing.is_set():
-                        return
-                    urn = str(170000 + index)
-                    event = tools.envelope("member_joined", {
-                        "urn": urn, "dfe_number": f"825/{index % 9000 + 1000}", "name": f"School {urn}",
-                        "kind": "school", "establishment_type": "community", "phase": "primary",
-                        "is_academy": False, "mat": None, "local_authority": "Buckinghamshire",
-                        "postcode": "HP19 8FF", "number_on_roll": 210, "census_date": "2025-10-02",
-                        "joined_on": "2020-09-01"}, producer="membership")
-                    channel.basic_publish("membership.events", routing_key("member_joined", 1), json.dumps(event),
-                                          pika.BasicProperties(content_type="application/json", delivery_mode=2,
-                                                               message_id=event["event_id"], type="member_joined"),
-                                          mandatory=True)
-                    published.append(urn)
-            finally:
-                connection.close()
-
-        publisher = threading.Thread(target=publish, daemon=True)
-        publisher.start()
+        catalogue, catalogue_db = stack.processes["catalogue"], stack.database_urls["catalogue"]
+        publisher = MemberJoinedPublisher(stack.amqp_uri)
         try:
+            publisher.publish(30)
             eventually(lambda: tools.count(catalogue_db, "members") >= 20, message="catalogue applying events")
-            stack.processes["catalogue"].stop()  # SIGTERM while events keep arriving
-            assert stack.processes["catalogue"].process.returncode == 0, "stopped cleanly, not killed"
-            before = len(published)
-            eventually(lambda: len(published) >= before + 50, message="events published after the stop")
+            stopping = threading.Thread(target=catalogue.stop, daemon=True)  # SIGTERM, then wait for the exit
+            stopping.start()
+            eventually(lambda: "stopping services" in catalogue.log_path.read_text(errors="replace"),
+                       message="catalogue handling the SIGTERM")
+            publisher.publish(200)  # while its handlers stop
+            stopping.join(60)
         finally:
-            stop_publishing.set()
-            publisher.join(60)
+            publisher.close()
+        assert catalogue.process.returncode == 0, "stopped cleanly, not killed"
         dead = f"{CATALOGUE_MEMBER_QUEUE}.dead"
         assert tools.queue_depth(stack.amqp_uri, dead) == 0, (
-            f"events dead-lettered by a graceful stop: {[h.get('x-death') or h for h, _ in tools.queue_messages(stack.amqp_uri, dead)][:3]}")
+            "events dead-lettered by a graceful stop: "
+            f"{[h.get('x-death') or h for h, _ in tools.queue_messages(stack.amqp_uri, dead)][:3]}")
         stack.start("catalogue")
-        eventually(lambda: tools.count(catalogue_db, "members") == len(published), timeout=120,
+        eventually(lambda: tools.count(catalogue_db, "members") == len(publisher.published), timeout=120,
                    message="every event applied by the next instance")
-        assert tools.count(catalogue_db, "inbox") == len(published)
+        assert tools.count(catalogue_db, "inbox") == len(publisher.published) == 230
+
+
+class MemberJoinedPublisher:
+    """membership's `member_joined` for new URNs, published as the relay does (persistent, confirmed)."""
+
+    def __init__(self, amqp_uri: str):
+        self.connection = pika.BlockingConnection(tools.pika_parameters(amqp_uri))
+        self.channel = self.connection.channel()
+        self.channel.confirm_delivery()
+        self.published: list[str] = []
+
+    def publish(self, count: int) -> None:
+        for _ in range(count):
+            index = len(self.published)
+            urn = str(170000 + index)
+            event = tools.envelope("member_joined", {
+                "urn": urn, "dfe_number": f"825/{1000 + index}", "name": f"School {urn}", "kind": "school",
+                "establishment_type": "community", "phase": "primary", "is_academy": False, "mat": None,
+                "local_authority": "Buckinghamshire", "postcode": "HP19 8FF", "number_on_roll": 210,
+                "census_date": "2025-10-02", "joined_on": "2020-09-01"}, producer="membership")
+            self.channel.basic_publish("membership.events", routing_key("member_joined", 1), json.dumps(event),
+                                       pika.BasicProperties(content_type="application/json", delivery_mode=2,
+                                                            message_id=event["event_id"], type="member_joined"),
+                                       mandatory=True)
+            self.published.append(urn)
+
+    def close(self) -> None:
+        if self.connection.is_open:
+            self.connection.close()
