@@ -97,21 +97,17 @@ def queue_depths(amqp_uri: str, queues: list[str]) -> dict[str, int]:
         connection.close()
 
 
-def waiting_for(service: str, missing: list[dict]) -> dict:
-    """Depths of the queues an event the service never applied could wait in, on both brokers."""
+def waiting_for(service: str, missing: list[dict], brokers: dict[str, str]) -> dict:
+    """Depths of the queues an event the service never applied could wait in, on each broker given."""
     kinds = {(e["producer"], e["type"]) for e in missing}
     queues = [h.queue for h in links.handlers_of(service) if (h.source, h.event_type) in kinds]
     found = {}
-    for name, uri in (("county", CURRENT_BROKERS.get("county")), ("new", CURRENT_BROKERS.get(service))):
-        if uri:
-            try:
-                found[name] = queue_depths(uri, queues + [f"{q}.dead" for q in queues])
-            except Exception as exc:  # noqa: BLE001 - a diagnosis, not the assertion
-                found[name] = repr(exc)
+    for name, uri in brokers.items():
+        try:
+            found[name] = queue_depths(uri, queues + [f"{q}.dead" for q in queues])
+        except Exception as exc:  # noqa: BLE001 - a diagnosis, not the assertion
+            found[name] = repr(exc)
     return found
-
-
-CURRENT_BROKERS: dict[str, str] = {}  # "county" and, per moved service, the broker it moved to
 
 
 def shovel_plugin_enabled() -> bool:
@@ -248,7 +244,6 @@ def test_billing_to_the_council_and_scheduling_to_a_mat_lose_and_duplicate_nothi
 
 def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
     county = stack.amqp_uri
-    CURRENT_BROKERS.update({"county": county, "billing": county, "scheduling": mat_vhost.amqp_uri})
     stack.start()
     logs = tmp_path / "logs"
     pids = {name: stack.processes[name].process.pid for name in ("membership", "catalogue")}
@@ -421,7 +416,7 @@ def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
         by_type.setdefault(event["type"], []).append(event)
     assert len(by_type["member_joined"]) == len(joined) and len(by_type["subscription_started"]) == len(bought)
     assert len(by_type["attendance_recorded"]) == len(attendances)
-    for service, database in (("billing", council_db), ("scheduling", mat_db)):
+    for service, database, new_broker in (("billing", council_db, county), ("scheduling", mat_db, mat_vhost.amqp_uri)):
         consumed = {(h.source, h.event_type) for h in links.handlers_of(service)}
         expected = {e["event_id"] for e in events if (e["producer"], e["type"]) in consumed}
 
@@ -431,7 +426,7 @@ def _drill(stack, tmp_path, mat_vhost, sqlite, postgresql):
             assert handled == expected, (
                 f"{service}: every event it consumes applied, once (the inbox holds each once); missing "
                 f"{[(e['event_id'], e['type'], e['occurred_at']) for e in missing]}, unknown {handled - expected}; "
-                f"where they wait: {waiting_for(service, missing)}")
+                f"where they wait: {waiting_for(service, missing, {'county': county, 'new': new_broker})}")
             return True
         eventually(all_handled, timeout=30, message=f"{service} applied every event it consumes")
     charge_events: dict[str, set] = {}
